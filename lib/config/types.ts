@@ -1,0 +1,167 @@
+/**
+ * The validated, defaulted shape of Burrow's configuration. The YAML key names
+ * are the contract (see the README's config reference); these types hold them
+ * after parsing, with durations in milliseconds and sizes in bytes.
+ *
+ * @module
+ */
+
+import type { Secret } from "../util/secret.ts";
+
+/** Log output settings shared by both sides. */
+export interface LogConfig {
+  /** Lowest level written. Default `info`. */
+  level: "debug" | "info" | "warn" | "error";
+  /** `json` lines, or `text` for people. Default: `text` on a terminal, else `json`. */
+  format: "json" | "text";
+  /** Also append log lines to this file. Default: none (stderr only). */
+  file?: string;
+}
+
+/** The seed's ReconnectConfig. */
+export interface ReconnectConfig {
+  /** Attempts before giving up; 0 retries forever. Default 0. */
+  max_retries: number;
+  /** First delay in ms. Default 1000 (`1s`). */
+  initial_delay: number;
+  /** Upper bound of the delay in ms. Default 30000 (`30s`). */
+  max_delay: number;
+  /** Multiplier per attempt. Default 2. */
+  backoff_factor: number;
+  /** Randomise each delay (full jitter between delay/2 and delay). Default true. */
+  enable_jitter: boolean;
+}
+
+/** `server.tls`. All paths optional: none → a generated self-signed certificate. */
+export interface ServerTlsConfig {
+  cert_file?: string;
+  key_file?: string;
+  /** Mutual TLS: client certificates must be signed by this CA (a later issue). */
+  client_ca_file?: string;
+}
+
+/** `server.auth`. */
+export interface ServerAuthConfig {
+  method: "token";
+  /** Shared token; env `BURROW_TOKEN` overrides. Required. */
+  token: Secret;
+}
+
+/** `server.limits`. */
+export interface ServerLimitsConfig {
+  /** Default 10. */
+  max_tunnels_per_client: number;
+  /** Bytes per second per tunnel and direction; 0 = unlimited. Default 0. */
+  max_bandwidth: number;
+}
+
+/** `server.admin`. */
+export interface AdminConfig {
+  bind_addr: string;
+  bind_port: number;
+}
+
+/** `server.storage`. */
+export interface StorageConfig {
+  /** PostgreSQL URL; env `DATABASE_URL` overrides. */
+  url?: Secret;
+  /** Data directory (embedded database, generated certificate). Default `./burrow-data`. */
+  data_dir: string;
+}
+
+/** The seed's alert rule form. */
+export interface AlertRule {
+  name: string;
+  condition: string;
+  /** ms */
+  duration: number;
+  severity: "critical" | "warning" | "info";
+}
+
+/** Everything under `server:`. */
+export interface ServerConfig {
+  /** Default `0.0.0.0`. */
+  bind_addr: string;
+  /** Default 7000; 0 picks a free port (logged). */
+  bind_port: number;
+  /** Default 1000. */
+  max_clients: number;
+  tls: ServerTlsConfig;
+  auth: ServerAuthConfig;
+  limits: ServerLimitsConfig;
+  /** Ranges a tunnel may listen on, e.g. `"2000-3000,3306"`; empty = any port. */
+  allow_ports: Array<[number, number]>;
+  vhost_http_port?: number;
+  vhost_https_port?: number;
+  subdomain_host?: string;
+  admin: AdminConfig;
+  storage: StorageConfig;
+  log: LogConfig;
+  /** Heartbeat interval in ms the server asks clients to use. Default 10000. */
+  heartbeat_interval: number;
+  /** A session with no heartbeat for this long (ms) is closed. Default 30000. */
+  heartbeat_timeout: number;
+  alerts: AlertRule[];
+}
+
+/** `client.tls`. */
+export interface ClientTlsConfig {
+  ca_file?: string;
+  cert_file?: string;
+  key_file?: string;
+  /** Accept any server certificate. Only when set explicitly. Default false. */
+  insecure_skip_verify: boolean;
+}
+
+/** Health check of a tunnel's local service (load balancing issue). */
+export interface HealthCheckConfig {
+  type: "tcp" | "http";
+  path?: string;
+  /** ms */
+  interval: number;
+  /** ms */
+  timeout: number;
+  max_failed: number;
+}
+
+/** One entry of `client.tunnels`. */
+export interface TunnelConfig {
+  name: string;
+  type: "tcp" | "udp" | "http" | "https";
+  /** Default `127.0.0.1`. */
+  local_addr: string;
+  local_port: number;
+  /** 0 asks the server to choose. Default 0 for tcp/udp. */
+  remote_port?: number;
+  /** `domain` in YAML is folded into this list. */
+  custom_domains?: string[];
+  subdomain?: string;
+  custom_headers?: Record<string, string>;
+  /** ms, udp only. Default 30000. */
+  session_timeout?: number;
+  allow_ips?: string[];
+  deny_ips?: string[];
+  compression?: "none" | "gzip";
+  group?: string;
+  group_key?: Secret;
+  load_balance?: "round_robin" | "least_connections";
+  weight?: number;
+  health_check?: HealthCheckConfig;
+}
+
+/** Everything under `client:`. */
+export interface ClientConfig {
+  server_addr: string;
+  /** Default 7000. */
+  server_port: number;
+  /** Env `BURROW_TOKEN` overrides. Required. */
+  auth_token: Secret;
+  /** `sha256:` followed by 64 hex digits (colons allowed). */
+  server_fingerprint?: string;
+  tls: ClientTlsConfig;
+  reconnect: ReconnectConfig;
+  log: LogConfig;
+  /** A stable id for this client; default derived from hostname + config path. */
+  client_id?: string;
+  tunnels: TunnelConfig[];
+}

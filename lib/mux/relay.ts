@@ -1,0 +1,121 @@
+/**
+ * Copies bytes both ways between a connection and a mux stream, keeping
+ * half-close: EOF on one side becomes FIN on the other, and a reset aborts
+ * both. Reads use a manual loop over reused buffers that start small and
+ * grow only while reads fill them, so an idle connection costs little.
+ *
+ * @module
+ */
+
+import { HEADER_SIZE } from "../protocol/mod.ts";
+import type { MuxStream } from "./stream.ts";
+
+/** The connection side of a relay (`Deno.TcpConn` fits). */
+export interface RelayConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void> | void;
+  close(): void;
+}
+
+/** Options of {@linkcode relay}. */
+export interface RelayOptions {
+  /** First read buffer in bytes. Default 4 KiB. */
+  initialBuffer?: number;
+  /** Largest read buffer in bytes (keep ≤ the mux's frame size). Default 64 KiB. */
+  maxBuffer?: number;
+}
+
+/** What a finished relay moved, and why it ended if not cleanly. */
+export interface RelayResult {
+  /** Bytes read from the connection and sent on the stream. */
+  sent: number;
+  /** Bytes received on the stream and written to the connection. */
+  received: number;
+  /** The first error on either side, if any. */
+  error?: Error;
+}
+
+function safeClose(conn: RelayConn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
+
+/**
+ * Relays until both directions are finished or one side fails.
+ *
+ * @example
+ * ```ts ignore
+ * const result = await relay(tcpConn, stream);
+ * console.log(result.sent, result.received);
+ * ```
+ */
+export async function relay(
+  conn: RelayConn,
+  stream: MuxStream,
+  options: RelayOptions = {},
+): Promise<RelayResult> {
+  const result: RelayResult = { sent: 0, received: 0 };
+  let closed = false;
+  const fail = (error: unknown, resetStream: boolean) => {
+    if (!result.error) result.error = error instanceof Error ? error : new Error(String(error));
+    if (resetStream) stream.reset(result.error.message);
+    if (!closed) {
+      closed = true;
+      safeClose(conn);
+    }
+  };
+
+  const up = async () => {
+    const max = options.maxBuffer ?? 64 * 1024;
+    let size = Math.min(options.initialBuffer ?? 4096, max);
+    const slots: Array<Uint8Array | null> = [null, null];
+    const inflight: Array<Promise<void> | null> = [null, null];
+    let i = 0;
+    try {
+      for (;;) {
+        if (inflight[i]) await inflight[i];
+        let buf = slots[i];
+        if (!buf || buf.length < HEADER_SIZE + size) {
+          buf = slots[i] = new Uint8Array(HEADER_SIZE + size);
+        }
+        const n = await conn.read(buf.subarray(HEADER_SIZE));
+        if (n === null) break;
+        if (n === 0) continue;
+        result.sent += n;
+        const p = stream.writeFrame(buf, n);
+        p.catch(() => {});
+        inflight[i] = p;
+        if (n === size && size < max) size = Math.min(size * 2, max);
+        i ^= 1;
+      }
+      for (const p of inflight) if (p) await p;
+      stream.closeWrite();
+    } catch (error) {
+      if (!closed) fail(error, !stream.isReset);
+    }
+  };
+
+  const down = async () => {
+    try {
+      for (;;) {
+        const chunk = await stream.read();
+        if (chunk === null) break;
+        let off = 0;
+        while (off < chunk.length) off += await conn.write(chunk.subarray(off));
+        result.received += chunk.length;
+      }
+      if (!closed) await conn.closeWrite();
+    } catch (error) {
+      if (!closed) fail(error, !stream.isReset);
+    }
+  };
+
+  await Promise.all([up(), down()]);
+  if (!closed) {
+    closed = true;
+    safeClose(conn);
+  }
+  return result;
+}

@@ -1,0 +1,272 @@
+/**
+ * One data stream of a {@linkcode Mux}: ordered bytes each way with its own
+ * credit-based flow control, half-close (FIN) and reset.
+ *
+ * @module
+ */
+
+import { HEADER_SIZE } from "../protocol/mod.ts";
+
+/** The part of the multiplexer a stream talks to. */
+export interface StreamHost {
+  /** Enqueues a data frame built in place in `frame`; resolves once written. */
+  sendData(stream: MuxStream, frame: Uint8Array, length: number): Promise<void>;
+  /** Grants the peer `increment` more bytes on `stream`. */
+  sendWindow(stream: MuxStream, increment: number): void;
+  sendFin(stream: MuxStream): void;
+  sendReset(stream: MuxStream, reason: string): void;
+  /** Called once both directions are finished. */
+  release(stream: MuxStream): void;
+  /** Smoothed round-trip time in ms, 0 when not yet measured. */
+  readonly rtt: number;
+  readonly maxFrameData: number;
+  readonly maxWindow: number;
+}
+
+/** Raised by `read`/`write` once the stream was reset by either side. */
+export class StreamResetError extends Error {
+  /** Creates the error. */
+  constructor(reason: string) {
+    super(reason);
+    this.name = "StreamResetError";
+  }
+}
+
+/**
+ * A bidirectional stream. Obtain one from `Mux.open` or the mux's `onStream`.
+ *
+ * @example
+ * ```ts ignore
+ * const stream = mux.open({ tunnel: "ssh" });
+ * await stream.write(new TextEncoder().encode("hello"));
+ * await stream.closeWrite();
+ * for (let chunk; (chunk = await stream.read()) !== null;) console.log(chunk.length);
+ * ```
+ */
+export class MuxStream {
+  /** Stream id: odd when opened by the client side, even by the server side. */
+  readonly id: number;
+  /** Metadata sent with the open (JSON). */
+  readonly meta: Record<string, unknown>;
+
+  #host: StreamHost;
+  // Receive side.
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #buffered = 0;
+  #readWaiter: (() => void) | null = null;
+  #remoteFin = false;
+  #window: number;
+  #granted: number;
+  #consumed = 0;
+  #received = 0;
+  #lastGrantAt = 0;
+  // Send side.
+  #credit: number;
+  #creditWaiter: (() => void) | null = null;
+  #localFin = false;
+  #reset: StreamResetError | null = null;
+  #readDone = false;
+  #released = false;
+
+  /** Used by the multiplexer only. */
+  constructor(id: number, meta: Record<string, unknown>, host: StreamHost, window: number) {
+    this.id = id;
+    this.meta = meta;
+    this.#host = host;
+    this.#window = window;
+    this.#granted = window;
+    this.#credit = window;
+  }
+
+  /** Bytes received and not yet read. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** The current receive window (grows with measured throughput). */
+  get window(): number {
+    return this.#window;
+  }
+
+  /** Whether the stream was reset. */
+  get isReset(): boolean {
+    return this.#reset !== null;
+  }
+
+  /**
+   * Next chunk of data, or `null` after the peer's FIN.
+   *
+   * @throws {StreamResetError} when the stream was reset.
+   */
+  async read(): Promise<Uint8Array | null> {
+    while (this.#head === this.#chunks.length) {
+      if (this.#reset) throw this.#reset;
+      if (this.#remoteFin) {
+        if (!this.#readDone) {
+          this.#readDone = true;
+          this.#maybeRelease();
+        }
+        return null;
+      }
+      await new Promise<void>((resolve) => (this.#readWaiter = resolve));
+    }
+    if (this.#reset) throw this.#reset;
+    const chunk = this.#chunks[this.#head]!;
+    this.#chunks[this.#head++] = EMPTY;
+    if (this.#head === this.#chunks.length) {
+      this.#chunks.length = 0;
+      this.#head = 0;
+    }
+    this.#buffered -= chunk.length;
+    this.#consumed += chunk.length;
+    this.#grant();
+    return chunk;
+  }
+
+  /**
+   * Sends a frame prepared in place: `frame` holds {@linkcode HEADER_SIZE}
+   * free bytes followed by `length` bytes of payload. Resolves once the
+   * bytes are on the wire, so the caller may reuse `frame`.
+   */
+  async writeFrame(frame: Uint8Array, length: number): Promise<void> {
+    let offset = 0;
+    while (offset < length) {
+      const n = await this.#takeCredit(length - offset);
+      if (offset === 0 && n === length) {
+        return await this.#host.sendData(this, frame, length);
+      }
+      // Credit or frame size splits the payload: copy this piece out.
+      const piece = new Uint8Array(HEADER_SIZE + n);
+      piece.set(frame.subarray(HEADER_SIZE + offset, HEADER_SIZE + offset + n), HEADER_SIZE);
+      await this.#host.sendData(this, piece, n);
+      offset += n;
+    }
+  }
+
+  /** Sends `data` (copied into frames); resolves once written. */
+  async write(data: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < data.length) {
+      const n = await this.#takeCredit(data.length - offset);
+      const frame = new Uint8Array(HEADER_SIZE + n);
+      frame.set(data.subarray(offset, offset + n), HEADER_SIZE);
+      await this.#host.sendData(this, frame, n);
+      offset += n;
+    }
+  }
+
+  /** Half-closes: the peer reads `null` after the data already sent. Safe to call twice. */
+  closeWrite(): void {
+    if (this.#localFin || this.#reset) return;
+    this.#localFin = true;
+    this.#host.sendFin(this);
+    this.#maybeRelease();
+  }
+
+  /** Aborts both directions and tells the peer why. Safe to call twice. */
+  reset(reason = "reset"): void {
+    if (this.#reset) return;
+    this.#host.sendReset(this, reason);
+    this.#abort(new StreamResetError(reason));
+  }
+
+  // ---- called by the multiplexer ----
+
+  /** @internal Data arrived; `false` when it exceeds the granted window. */
+  onData(payload: Uint8Array): boolean {
+    if (this.#reset || this.#remoteFin) return true; // late data after our reset: drop
+    this.#received += payload.length;
+    if (this.#received > this.#granted) return false;
+    this.#chunks.push(payload.slice());
+    this.#buffered += payload.length;
+    this.#wakeReader();
+    return true;
+  }
+
+  /** @internal */
+  onWindow(increment: number): void {
+    this.#credit += increment;
+    const waiter = this.#creditWaiter;
+    this.#creditWaiter = null;
+    waiter?.();
+  }
+
+  /** @internal */
+  onFin(): void {
+    this.#remoteFin = true;
+    this.#wakeReader();
+  }
+
+  /** @internal The peer reset the stream, or the connection ended. */
+  onReset(reason: string): void {
+    this.#abort(new StreamResetError(reason));
+  }
+
+  #abort(error: StreamResetError): void {
+    if (this.#reset) return;
+    this.#reset = error;
+    this.#chunks.length = 0;
+    this.#head = 0;
+    this.#buffered = 0;
+    this.#wakeReader();
+    const waiter = this.#creditWaiter;
+    this.#creditWaiter = null;
+    waiter?.();
+    this.#release();
+  }
+
+  #wakeReader(): void {
+    const waiter = this.#readWaiter;
+    this.#readWaiter = null;
+    waiter?.();
+  }
+
+  async #takeCredit(wanted: number): Promise<number> {
+    for (;;) {
+      if (this.#reset) throw this.#reset;
+      if (this.#localFin) throw new StreamResetError("Write after closeWrite");
+      if (this.#credit > 0) {
+        const n = Math.min(wanted, this.#credit, this.#host.maxFrameData);
+        this.#credit -= n;
+        return n;
+      }
+      await new Promise<void>((resolve) => (this.#creditWaiter = resolve));
+    }
+  }
+
+  /**
+   * Sends a window update once half the window is consumed. When updates
+   * follow each other faster than two round trips, the window limits the
+   * throughput: double it (up to the host's maximum).
+   */
+  #grant(): void {
+    if (this.#remoteFin) return;
+    const unannounced = this.#consumed + this.#window - this.#granted;
+    if (unannounced < this.#window / 2) return;
+    const now = performance.now();
+    const rtt = this.#host.rtt;
+    if (
+      rtt > 0 && this.#lastGrantAt > 0 && now - this.#lastGrantAt < 2 * rtt &&
+      this.#window < this.#host.maxWindow
+    ) {
+      this.#window = Math.min(this.#window * 2, this.#host.maxWindow);
+    }
+    this.#lastGrantAt = now;
+    const increment = this.#consumed + this.#window - this.#granted;
+    this.#granted += increment;
+    this.#host.sendWindow(this, increment);
+  }
+
+  #maybeRelease(): void {
+    if (this.#localFin && this.#readDone) this.#release();
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#host.release(this);
+  }
+}
+
+const EMPTY = new Uint8Array(0);

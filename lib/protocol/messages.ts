@@ -1,0 +1,236 @@
+/**
+ * The control message catalog: JSON objects carried in `Control` frames on
+ * stream 0, in the seed's shape (`type`, `action`, `tunnel_id`, `config`).
+ *
+ * Session start: client `hello` → server `hello` (or `error`) → client `auth`
+ * → server `ack` (or `error`). Then the client sends `control` messages with
+ * `action: create_tunnel | destroy_tunnel`, the server answers each with a
+ * `tunnel_status`, and both sides exchange `heartbeat`s. Graceful shutdown is
+ * the multiplexer's `GoAway` frame, which carries its reason.
+ *
+ * @example
+ * ```ts
+ * import { decodeControl, encodeControl } from "./messages.ts";
+ * const bytes = encodeControl({ type: "heartbeat", timestamp: 1, status: "online" });
+ * console.assert(decodeControl(bytes).type === "heartbeat");
+ * ```
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./frame.ts";
+
+/** The protocol version this build speaks. */
+export const PROTOCOL_VERSION = 1;
+/** The oldest peer version this build still accepts. */
+export const MIN_PROTOCOL_VERSION = 1;
+
+/** First message of each side. */
+export interface HelloMessage {
+  type: "hello";
+  /** Newest protocol version the sender speaks. */
+  version: number;
+  /** Oldest protocol version the sender accepts. */
+  min_version: number;
+  /** e.g. `burrow/0.1.0`. */
+  software: string;
+  /** Client only: stable id of this client instance. */
+  client_id?: string;
+}
+
+/** Client credentials. */
+export interface AuthMessage {
+  type: "auth";
+  method: "token";
+  token: string;
+}
+
+/** Server's acceptance of `auth`. */
+export interface AckMessage {
+  type: "ack";
+  session_id: string;
+  /** Milliseconds between heartbeats the server expects. */
+  heartbeat_interval: number;
+}
+
+/** A refusal; `code` is stable, `message` is for people. */
+export interface ErrorMessage {
+  type: "error";
+  code: "version_mismatch" | "auth_failed" | "bad_request" | "limit" | "server_busy";
+  message: string;
+}
+
+/** Tunnel settings a client asks for, as in the seed's `config`. */
+export interface TunnelRequest {
+  protocol: "tcp" | "udp" | "http" | "https";
+  local_port: number;
+  remote_port?: number;
+  domain?: string;
+  custom_domains?: string[];
+  subdomain?: string;
+  [key: string]: unknown;
+}
+
+/** The seed's control message. */
+export interface ControlMessage {
+  type: "control";
+  action: "create_tunnel" | "destroy_tunnel";
+  tunnel_id: string;
+  config?: TunnelRequest;
+}
+
+/** Server's answer to `create_tunnel` / `destroy_tunnel`, or a later change. */
+export interface TunnelStatusMessage {
+  type: "tunnel_status";
+  tunnel_id: string;
+  status: "active" | "failed" | "closed";
+  remote_port?: number;
+  public_addr?: string;
+  error?: string;
+}
+
+/** The seed's heartbeat; the server echoes the client's `timestamp` (Unix ms). */
+export interface HeartbeatMessage {
+  type: "heartbeat";
+  timestamp: number;
+  status: "online" | "draining";
+}
+
+/** Every control message. */
+export type Message =
+  | HelloMessage
+  | AuthMessage
+  | AckMessage
+  | ErrorMessage
+  | ControlMessage
+  | TunnelStatusMessage
+  | HeartbeatMessage;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes a message as UTF-8 JSON. */
+export function encodeControl(message: Message): Uint8Array {
+  return encoder.encode(JSON.stringify(message));
+}
+
+type Shape = Record<string, "string" | "number" | "boolean" | "object" | "string?" | "number?">;
+
+const SHAPES: Record<Message["type"], Shape> = {
+  hello: { version: "number", min_version: "number", software: "string", client_id: "string?" },
+  auth: { method: "string", token: "string" },
+  ack: { session_id: "string", heartbeat_interval: "number" },
+  error: { code: "string", message: "string" },
+  control: { action: "string", tunnel_id: "string" },
+  tunnel_status: {
+    tunnel_id: "string",
+    status: "string",
+    remote_port: "number?",
+    public_addr: "string?",
+    error: "string?",
+  },
+  heartbeat: { timestamp: "number", status: "string" },
+};
+
+const ENUMS: Record<string, readonly string[]> = {
+  "auth.method": ["token"],
+  "control.action": ["create_tunnel", "destroy_tunnel", "heartbeat"],
+  "tunnel_status.status": ["active", "failed", "closed"],
+  "heartbeat.status": ["online", "draining"],
+  "error.code": ["version_mismatch", "auth_failed", "bad_request", "limit", "server_busy"],
+};
+
+/**
+ * Decodes and checks one control message. The seed's `{type: "control",
+ * action: "heartbeat"}` form is accepted as a heartbeat.
+ *
+ * @throws {ProtocolError} on invalid UTF-8 or JSON, an unknown type, or a
+ * missing or mistyped field; the message names the field.
+ */
+export function decodeControl(bytes: Uint8Array): Message {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new ProtocolError("Control message is not valid UTF-8 JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("Control message must be a JSON object");
+  }
+  const obj = value as Record<string, unknown>;
+  const type = obj.type;
+  if (typeof type !== "string" || !Object.hasOwn(SHAPES, type)) {
+    throw new ProtocolError(`Unknown control message type ${JSON.stringify(type)}`);
+  }
+  if (type === "control" && obj.action === "heartbeat") {
+    return {
+      type: "heartbeat",
+      timestamp: typeof obj.timestamp === "number" ? obj.timestamp : Date.now(),
+      status: "online",
+    };
+  }
+  for (const [field, kind] of Object.entries(SHAPES[type as Message["type"]])) {
+    const v = obj[field];
+    const optional = kind.endsWith("?");
+    if (v === undefined && optional) continue;
+    if (typeof v !== kind.replace("?", "")) {
+      throw new ProtocolError(
+        `Control message "${type}": field "${field}" must be a ${kind.replace("?", "")}`,
+      );
+    }
+    const allowed = ENUMS[`${type}.${field}`];
+    if (allowed && !allowed.includes(v as string)) {
+      throw new ProtocolError(
+        `Control message "${type}": field "${field}" must be one of ${allowed.join(", ")}`,
+      );
+    }
+  }
+  if (type === "control" && obj.action === "create_tunnel") {
+    const config = obj.config;
+    if (typeof config !== "object" || config === null || Array.isArray(config)) {
+      throw new ProtocolError(`Control message "control": create_tunnel needs a "config" object`);
+    }
+    const c = config as Record<string, unknown>;
+    if (!["tcp", "udp", "http", "https"].includes(c.protocol as string)) {
+      throw new ProtocolError(
+        `Control message "control": config.protocol must be one of tcp, udp, http, https`,
+      );
+    }
+    for (const port of ["local_port", "remote_port"]) {
+      const p = c[port];
+      if (p === undefined && port === "remote_port") continue;
+      if (typeof p !== "number" || !Number.isInteger(p) || p < 0 || p > 65535) {
+        throw new ProtocolError(
+          `Control message "control": config.${port} must be an integer 0-65535`,
+        );
+      }
+    }
+  }
+  return obj as unknown as Message;
+}
+
+/**
+ * Checks a peer's `hello` against this build; returns the version to speak
+ * or an error text that tells the user which side to upgrade.
+ */
+export function negotiateVersion(
+  peer: Pick<HelloMessage, "version" | "min_version" | "software">,
+  peerRole: "client" | "server",
+): { version: number } | { error: string } {
+  const version = Math.min(peer.version, PROTOCOL_VERSION);
+  if (version < MIN_PROTOCOL_VERSION) {
+    const upgrade = peerRole === "client" ? "burrow (the client)" : "burrowd (the server)";
+    return {
+      error: `Protocol version ${peer.version} of ${peer.software} is too old; ` +
+        `this side needs at least ${MIN_PROTOCOL_VERSION}: upgrade ${upgrade}`,
+    };
+  }
+  if (version < peer.min_version) {
+    const upgrade = peerRole === "client" ? "burrowd (the server)" : "burrow (the client)";
+    return {
+      error: `${peer.software} needs protocol version ${peer.min_version} or newer, ` +
+        `this side speaks ${PROTOCOL_VERSION}: upgrade ${upgrade}`,
+    };
+  }
+  return { version };
+}

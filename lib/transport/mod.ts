@@ -1,0 +1,15 @@
+/**
+ * Dial and listen for the control channel (TLS 1.3 over TCP) and an
+ * in-memory pipe for tests.
+ *
+ * @example
+ * ```ts
+ * import { normalizeFingerprint } from "./mod.ts";
+ * console.assert(normalizeFingerprint("AB:CD") === "sha256:abcd");
+ * ```
+ *
+ * @module
+ */
+
+export * from "./tls.ts";
+export * from "./memory.ts";
