@@ -164,7 +164,10 @@ export class Mux implements StreamHost {
     this.#nextId += 2;
     const stream = new MuxStream(id, meta, this, this.#initialWindow);
     this.#streams.set(id, stream);
-    this.#enqueue(this.#data, this.#frame(FrameType.Open, id, encoder.encode(JSON.stringify(meta))));
+    this.#enqueue(
+      this.#data,
+      this.#frame(FrameType.Open, id, encoder.encode(JSON.stringify(meta))),
+    );
     return stream;
   }
 
@@ -337,7 +340,9 @@ export class Mux implements StreamHost {
   // ---- reading ----
 
   async #readLoop(): Promise<void> {
-    const frames = new FrameDecoder({ maxPayload: this.#options.maxPayload ?? DEFAULT_MAX_PAYLOAD });
+    const frames = new FrameDecoder({
+      maxPayload: this.#options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+    });
     try {
       for (;;) {
         const n = await this.#conn.read(frames.writable(32 * 1024));

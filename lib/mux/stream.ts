@@ -64,6 +64,8 @@ export class MuxStream {
   // Send side.
   #credit: number;
   #creditWaiter: (() => void) | null = null;
+  #writeTail: Promise<void> = Promise.resolve();
+  #queuedWrites = 0;
   #localFin = false;
   #reset: StreamResetError | null = null;
   #readDone = false;
@@ -127,33 +129,54 @@ export class MuxStream {
   /**
    * Sends a frame prepared in place: `frame` holds {@linkcode HEADER_SIZE}
    * free bytes followed by `length` bytes of payload. Resolves once the
-   * bytes are on the wire, so the caller may reuse `frame`.
+   * bytes are on the wire, so the caller may reuse `frame`. Calls may
+   * overlap; their bytes go out in call order.
    */
-  async writeFrame(frame: Uint8Array, length: number): Promise<void> {
-    let offset = 0;
-    while (offset < length) {
-      const n = await this.#takeCredit(length - offset);
-      if (offset === 0 && n === length) {
-        return await this.#host.sendData(this, frame, length);
-      }
-      // Credit or frame size splits the payload: copy this piece out.
-      const piece = new Uint8Array(HEADER_SIZE + n);
-      piece.set(frame.subarray(HEADER_SIZE + offset, HEADER_SIZE + offset + n), HEADER_SIZE);
-      await this.#host.sendData(this, piece, n);
-      offset += n;
+  writeFrame(frame: Uint8Array, length: number): Promise<void> {
+    if (
+      this.#queuedWrites === 0 && this.#credit >= length && length <= this.#host.maxFrameData &&
+      !this.#reset && !this.#localFin
+    ) {
+      this.#credit -= length;
+      return this.#host.sendData(this, frame, length);
     }
+    // Wait for credit behind any earlier write, so order is kept.
+    this.#queuedWrites++;
+    let written: Promise<void> = Promise.resolve();
+    const queued = this.#writeTail.then(async () => {
+      try {
+        written = (await this.#sendPieces(frame, length)).written;
+      } finally {
+        this.#queuedWrites--;
+      }
+    });
+    this.#writeTail = queued.catch(() => {});
+    return queued.then(() => written);
   }
 
   /** Sends `data` (copied into frames); resolves once written. */
-  async write(data: Uint8Array): Promise<void> {
+  write(data: Uint8Array): Promise<void> {
+    const frame = new Uint8Array(HEADER_SIZE + data.length);
+    frame.set(data, HEADER_SIZE);
+    return this.writeFrame(frame, data.length);
+  }
+
+  /** Enqueues `length` bytes as frames as credit allows; `written` settles with the last one. */
+  async #sendPieces(frame: Uint8Array, length: number): Promise<{ written: Promise<void> }> {
     let offset = 0;
-    while (offset < data.length) {
-      const n = await this.#takeCredit(data.length - offset);
-      const frame = new Uint8Array(HEADER_SIZE + n);
-      frame.set(data.subarray(offset, offset + n), HEADER_SIZE);
-      await this.#host.sendData(this, frame, n);
+    let last: Promise<void> = Promise.resolve();
+    while (offset < length) {
+      const n = await this.#takeCredit(length - offset);
+      if (offset === 0 && n === length) {
+        return { written: this.#host.sendData(this, frame, length) };
+      }
+      const piece = new Uint8Array(HEADER_SIZE + n);
+      piece.set(frame.subarray(HEADER_SIZE + offset, HEADER_SIZE + offset + n), HEADER_SIZE);
+      last = this.#host.sendData(this, piece, n);
+      last.catch(() => {});
       offset += n;
     }
+    return { written: last };
   }
 
   /** Half-closes: the peer reads `null` after the data already sent. Safe to call twice. */

@@ -173,9 +173,11 @@ export function decodeControl(bytes: Uint8Array): Message {
     const v = obj[field];
     const optional = kind.endsWith("?");
     if (v === undefined && optional) continue;
-    if (typeof v !== kind.replace("?", "")) {
+    const expected = kind.replace("?", "");
+    const actual: string = typeof v;
+    if (actual !== expected) {
       throw new ProtocolError(
-        `Control message "${type}": field "${field}" must be a ${kind.replace("?", "")}`,
+        `Control message "${type}": field "${field}" must be a ${expected}`,
       );
     }
     const allowed = ENUMS[`${type}.${field}`];

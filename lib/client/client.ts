@@ -1,0 +1,352 @@
+/**
+ * The Burrow client: keeps one control connection to the server, registers
+ * its tunnels, serves each incoming stream by dialing the local service, and
+ * reconnects with backoff when the connection is lost.
+ *
+ * @module
+ */
+
+import type { ClientConfig, TunnelConfig } from "../config/types.ts";
+import { Mux, type MuxStream, relay } from "../mux/mod.ts";
+import {
+  decodeControl,
+  encodeControl,
+  type Message,
+  MIN_PROTOCOL_VERSION,
+  negotiateVersion,
+  PROTOCOL_VERSION,
+  ProtocolError,
+} from "../protocol/mod.ts";
+import { CertificateError, dialTls } from "../transport/mod.ts";
+import { Backoff, sleep } from "../util/backoff.ts";
+import { type Logger, nullLogger } from "../util/logger.ts";
+import { VERSION } from "../util/version.ts";
+
+/** The server refused our credentials; retrying will not help. */
+export class AuthenticationError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "AuthenticationError";
+  }
+}
+
+/** A refusal that retrying cannot fix (version mismatch, bad certificate pin). */
+export class FatalClientError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "FatalClientError";
+  }
+}
+
+/** State of one tunnel as last reported by the server. */
+export interface TunnelState {
+  name: string;
+  status: "pending" | "active" | "failed";
+  remotePort?: number;
+  publicAddr?: string;
+  error?: string;
+}
+
+/** Options of {@linkcode BurrowClient}. */
+export interface BurrowClientOptions {
+  logger?: Logger;
+  /** Called whenever a tunnel's state changes (quick mode prints the URL). */
+  onTunnel?: (state: TunnelState) => void;
+}
+
+const HANDSHAKE_TIMEOUT = 10_000;
+const LOCAL_DIAL_TIMEOUT = 5_000;
+
+/**
+ * A client that runs until its signal aborts.
+ *
+ * @example
+ * ```ts ignore
+ * const controller = new AbortController();
+ * await new BurrowClient(config, { logger }).run(controller.signal);
+ * ```
+ */
+export class BurrowClient {
+  #config: ClientConfig;
+  #log: Logger;
+  #onTunnel: ((state: TunnelState) => void) | undefined;
+  #tunnels: Map<string, TunnelConfig>;
+  #states = new Map<string, TunnelState>();
+  /** Tunnels whose local service is known to be down (logged once per outage). */
+  #localDown = new Set<string>();
+  #rtt = 0;
+  #heartbeatInterval = 10_000;
+  /** Stable for this process, so a reconnect replaces its own stale session. */
+  #clientId: string;
+
+  /** Creates a client; nothing happens until {@linkcode BurrowClient.run}. */
+  constructor(config: ClientConfig, options: BurrowClientOptions = {}) {
+    this.#config = config;
+    this.#log = (options.logger ?? nullLogger).child("client");
+    this.#onTunnel = options.onTunnel;
+    this.#tunnels = new Map(config.tunnels.map((t) => [t.name, t]));
+    this.#clientId = config.client_id ?? `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`;
+  }
+
+  /** Tunnel states as last reported. */
+  get tunnels(): TunnelState[] {
+    return [...this.#states.values()];
+  }
+
+  /** Last heartbeat round trip in ms (0 before the first). */
+  get rtt(): number {
+    return this.#rtt;
+  }
+
+  /**
+   * Connects and serves until `signal` aborts; reconnects per
+   * `client.reconnect`.
+   *
+   * @throws {AuthenticationError} when the server refuses the token.
+   * @throws {FatalClientError} on a version mismatch or certificate mismatch.
+   * @throws {Error} when `reconnect.max_retries` attempts have failed.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const backoff = new Backoff(this.#config.reconnect);
+    const server = `${this.#config.server_addr}:${this.#config.server_port}`;
+    while (!signal.aborted) {
+      let error: Error;
+      try {
+        error = await this.#session(signal, () => backoff.reset());
+      } catch (e) {
+        if (e instanceof AuthenticationError || e instanceof FatalClientError) throw e;
+        error = e as Error;
+      }
+      if (signal.aborted) return;
+      const delay = backoff.next();
+      if (delay === null) {
+        throw new Error(
+          `Giving up after ${this.#config.reconnect.max_retries} attempts to reach ${server}: ${error.message}`,
+        );
+      }
+      this.#log.info("reconnecting", {
+        server,
+        attempt: backoff.attempt,
+        delay_ms: delay,
+        error: error.message,
+      });
+      await sleep(delay, signal);
+    }
+  }
+
+  /** One connection: returns the error that ended it. */
+  async #session(signal: AbortSignal, onConnected: () => void): Promise<Error> {
+    const config = this.#config;
+    const server = `${config.server_addr}:${config.server_port}`;
+    let conn: Deno.TlsConn;
+    try {
+      conn = await dialTls({
+        hostname: config.server_addr,
+        port: config.server_port,
+        caCerts: config.tls.ca_file ? [await Deno.readTextFile(config.tls.ca_file)] : undefined,
+        fingerprint: config.server_fingerprint,
+        insecure: config.tls.insecure_skip_verify,
+        signal,
+      });
+    } catch (error) {
+      if (error instanceof CertificateError) throw new FatalClientError(error.message);
+      throw error;
+    }
+    const mux = new Mux(conn, {
+      role: "client",
+      onStream: (stream) => this.#serveStream(stream),
+      onGoAway: (reason) => this.#log.info("server going away", { reason }),
+    });
+    const abort = () => mux.close(new Error("Client stopped"));
+    signal.addEventListener("abort", abort, { once: true });
+    let heartbeat: ReturnType<typeof setInterval> | undefined;
+    try {
+      const sessionId = await this.#handshake(mux);
+      onConnected();
+      this.#log.info("connected", { server, session_id: sessionId });
+      for (const tunnel of this.#tunnels.values()) this.#requestTunnel(mux, tunnel);
+
+      let lastSeen = performance.now();
+      const interval = this.#heartbeatInterval;
+      heartbeat = setInterval(() => {
+        if (performance.now() - lastSeen > interval * 3) {
+          mux.close(new Error(`No answer from the server for ${Math.round(interval * 3 / 1000)}s`));
+          return;
+        }
+        send(mux, { type: "heartbeat", timestamp: Date.now(), status: "online" });
+      }, interval);
+
+      for (;;) {
+        const bytes = await mux.recvControl();
+        if (bytes === null) break;
+        lastSeen = performance.now();
+        this.#onControl(decodeControl(bytes));
+      }
+      return (await mux.closed) ?? new Error("Connection closed");
+    } catch (error) {
+      mux.close(error as Error);
+      throw error;
+    } finally {
+      clearInterval(heartbeat);
+      signal.removeEventListener("abort", abort);
+      mux.close();
+      for (const state of this.#states.values()) state.status = "pending";
+      if (!signal.aborted) {
+        this.#log.warn("disconnected", { server, error: (await mux.closed)?.message });
+      }
+    }
+  }
+
+  async #handshake(mux: Mux): Promise<string> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const receive = async (): Promise<Message> => {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`Server did not answer within ${HANDSHAKE_TIMEOUT / 1000}s`)),
+          HANDSHAKE_TIMEOUT,
+        );
+      });
+      try {
+        const bytes = await Promise.race([mux.recvControl(), timeout]);
+        if (bytes === null) throw (await mux.closed) ?? new Error("Connection closed");
+        const message = decodeControl(bytes);
+        if (message.type === "error") {
+          if (message.code === "auth_failed") {
+            this.#log.error("authentication failed", { reason: message.message });
+            throw new AuthenticationError(message.message);
+          }
+          if (message.code === "version_mismatch") throw new FatalClientError(message.message);
+          throw new Error(message.message);
+        }
+        return message;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    send(mux, {
+      type: "hello",
+      version: PROTOCOL_VERSION,
+      min_version: MIN_PROTOCOL_VERSION,
+      software: `burrow/${VERSION}`,
+      client_id: this.#clientId,
+    });
+    const hello = await receive();
+    if (hello.type !== "hello") throw new ProtocolError(`Expected "hello", got "${hello.type}"`);
+    const agreed = negotiateVersion(hello, "server");
+    if ("error" in agreed) throw new FatalClientError(agreed.error);
+    send(mux, { type: "auth", method: "token", token: this.#config.auth_token.reveal() });
+    const ack = await receive();
+    if (ack.type !== "ack") throw new ProtocolError(`Expected "ack", got "${ack.type}"`);
+    this.#heartbeatInterval = ack.heartbeat_interval;
+    return ack.session_id;
+  }
+
+  #requestTunnel(mux: Mux, tunnel: TunnelConfig): void {
+    this.#setState({ name: tunnel.name, status: "pending" });
+    send(mux, {
+      type: "control",
+      action: "create_tunnel",
+      tunnel_id: tunnel.name,
+      config: {
+        protocol: tunnel.type,
+        local_port: tunnel.local_port,
+        remote_port: tunnel.remote_port ?? 0,
+      },
+    });
+  }
+
+  #onControl(message: Message): void {
+    switch (message.type) {
+      case "heartbeat":
+        this.#rtt = Math.max(0, Date.now() - message.timestamp);
+        return;
+      case "tunnel_status": {
+        const tunnel = this.#tunnels.get(message.tunnel_id);
+        if (!tunnel) return;
+        if (message.status === "active") {
+          const publicAddr = `${this.#config.server_addr}:${message.remote_port}`;
+          this.#setState({
+            name: tunnel.name,
+            status: "active",
+            remotePort: message.remote_port!,
+            publicAddr,
+          });
+          this.#log.info("tunnel ready", {
+            tunnel: tunnel.name,
+            type: tunnel.type,
+            remote_port: message.remote_port,
+            public_addr: publicAddr,
+            local: `${tunnel.local_addr}:${tunnel.local_port}`,
+          });
+        } else if (message.status === "failed") {
+          const reason = message.error ?? "refused by the server";
+          this.#setState({ name: tunnel.name, status: "failed", error: reason });
+          this.#log.error("tunnel failed", { tunnel: tunnel.name, reason });
+        }
+        return;
+      }
+      default:
+        throw new ProtocolError(`Unexpected "${message.type}" message from the server`);
+    }
+  }
+
+  #setState(state: TunnelState): void {
+    this.#states.set(state.name, state);
+    this.#onTunnel?.(state);
+  }
+
+  async #serveStream(stream: MuxStream): Promise<void> {
+    const name = String(stream.meta.tunnel ?? "");
+    const tunnel = this.#tunnels.get(name);
+    if (!tunnel) {
+      stream.reset(`Unknown tunnel "${name}"`);
+      return;
+    }
+    let local: Deno.TcpConn;
+    try {
+      local = await dialLocal(tunnel.local_addr, tunnel.local_port);
+    } catch (error) {
+      const message = `local service ${tunnel.local_addr}:${tunnel.local_port} unavailable: ${
+        (error as Error).message
+      }`;
+      stream.reset(message);
+      if (!this.#localDown.has(name)) {
+        this.#localDown.add(name);
+        this.#log.error("local service unavailable", { tunnel: name, error: message });
+      }
+      return;
+    }
+    if (this.#localDown.delete(name)) {
+      this.#log.info("local service restored", { tunnel: name });
+    }
+    local.setNoDelay(true);
+    const result = await relay(local, stream, { maxBuffer: 64 * 1024 });
+    if (result.error && this.#log.enabled("debug")) {
+      this.#log.debug("stream ended with error", { tunnel: name, error: result.error });
+    }
+  }
+}
+
+function send(mux: Mux, message: Message): void {
+  mux.sendControl(encodeControl(message));
+}
+
+async function dialLocal(hostname: string, port: number): Promise<Deno.TcpConn> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const connecting = Deno.connect({ hostname, port });
+  try {
+    return await Promise.race([
+      connecting,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          connecting.then((c) => c.close(), () => {});
+          reject(new Error(`connect timed out after ${LOCAL_DIAL_TIMEOUT / 1000}s`));
+        }, LOCAL_DIAL_TIMEOUT);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * The Burrow client (`burrow`): control loop with reconnect, and the local
+ * side of every tunnel.
+ *
+ * @example
+ * ```ts ignore
+ * import { BurrowClient } from "./mod.ts";
+ * await new BurrowClient(config).run(AbortSignal.timeout(60_000));
+ * ```
+ *
+ * @module
+ */
+
+export * from "./client.ts";

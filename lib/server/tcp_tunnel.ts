@@ -1,0 +1,158 @@
+/**
+ * A TCP tunnel on the server: a public listener whose every connection is
+ * carried as its own mux stream to the client that owns the tunnel.
+ *
+ * @module
+ */
+
+import { type Mux, relay } from "../mux/mod.ts";
+import type { Logger } from "../util/logger.ts";
+
+/** Options of {@linkcode TcpTunnel.listen}. */
+export interface TcpTunnelOptions {
+  /** Tunnel name as the client declared it. */
+  name: string;
+  /** Public listen address. */
+  hostname: string;
+  /** Public port; 0 picks a free one. */
+  port: number;
+  /** The owning session's multiplexer. */
+  mux: Mux;
+  logger: Logger;
+}
+
+/** Why a tunnel could not be opened, in words for both logs. */
+export class TunnelError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TunnelError";
+  }
+}
+
+function addrText(addr: Deno.Addr): string {
+  if (addr.transport !== "tcp" && addr.transport !== "udp") return addr.transport;
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+/** A listening TCP tunnel. */
+export class TcpTunnel {
+  readonly name: string;
+  readonly port: number;
+  #listener: Deno.TcpListener;
+  #mux: Mux;
+  #log: Logger;
+  #conns = new Set<Deno.TcpConn>();
+  #closed = false;
+  #accepting: Promise<void>;
+  #connections = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+
+  private constructor(options: TcpTunnelOptions, listener: Deno.TcpListener) {
+    this.name = options.name;
+    this.#listener = listener;
+    this.port = (listener.addr as Deno.NetAddr).port;
+    this.#mux = options.mux;
+    this.#log = options.logger;
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /**
+   * Listens on the public port.
+   *
+   * @throws {TunnelError} when the port is taken or cannot be bound.
+   */
+  static listen(options: TcpTunnelOptions): TcpTunnel {
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname: options.hostname, port: options.port });
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) {
+        throw new TunnelError(`Port ${options.port} is already in use`);
+      }
+      if (error instanceof Deno.errors.PermissionDenied) {
+        throw new TunnelError(`Port ${options.port} needs privileges this server lacks`);
+      }
+      throw new TunnelError(`Cannot listen on port ${options.port}: ${(error as Error).message}`);
+    }
+    return new TcpTunnel(options, listener);
+  }
+
+  /** Public connections open now. */
+  get activeConnections(): number {
+    return this.#conns.size;
+  }
+
+  /** Totals since the tunnel opened: connections, bytes from visitors, bytes to visitors. */
+  get stats(): { connections: number; bytesIn: number; bytesOut: number } {
+    return { connections: this.#connections, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (error) {
+        if (this.#closed) return;
+        this.#log.warn("accept failed", { tunnel: this.name, error });
+        continue;
+      }
+      this.#serve(conn);
+    }
+  }
+
+  async #serve(conn: Deno.TcpConn): Promise<void> {
+    const remote = addrText(conn.remoteAddr);
+    if (this.#closed || this.#mux.isClosed || this.#mux.peerGoingAway) {
+      conn.close();
+      return;
+    }
+    conn.setNoDelay(true);
+    this.#conns.add(conn);
+    this.#connections++;
+    const started = performance.now();
+    try {
+      const stream = this.#mux.open({ tunnel: this.name, remote });
+      const result = await relay(conn, stream, { maxBuffer: this.#mux.maxFrameData });
+      this.#bytesIn += result.sent;
+      this.#bytesOut += result.received;
+      this.#log.debug("connection closed", {
+        tunnel: this.name,
+        remote,
+        bytes_in: result.sent,
+        bytes_out: result.received,
+        duration_ms: Math.round(performance.now() - started),
+        error: result.error?.message,
+      });
+    } catch (error) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      this.#log.debug("connection failed", { tunnel: this.name, remote, error });
+    } finally {
+      this.#conns.delete(conn);
+    }
+  }
+
+  /** Stops accepting; with `dropConnections`, also closes open public connections. */
+  async close(dropConnections = true): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        this.#listener.close();
+      } catch { /* closed */ }
+    }
+    await this.#accepting;
+    if (dropConnections) {
+      for (const conn of this.#conns) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+    }
+  }
+}
