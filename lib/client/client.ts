@@ -192,7 +192,9 @@ export class BurrowClient {
       clearInterval(heartbeat);
       signal.removeEventListener("abort", abort);
       mux.close();
-      for (const state of this.#states.values()) state.status = "pending";
+      for (const state of [...this.#states.values()]) {
+        if (state.status !== "pending") this.#setState({ name: state.name, status: "pending" });
+      }
       if (!signal.aborted) {
         this.#log.warn("disconnected", { server, error: (await mux.closed)?.message });
       }
@@ -322,7 +324,7 @@ export class BurrowClient {
       this.#log.info("local service restored", { tunnel: name });
     }
     local.setNoDelay(true);
-    const result = await relay(local, stream, { maxBuffer: 64 * 1024 });
+    const result = await relay(local, stream, { maxBuffer: 128 * 1024 });
     if (result.error && this.#log.enabled("debug")) {
       this.#log.debug("stream ended with error", { tunnel: name, error: result.error });
     }

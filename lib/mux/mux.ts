@@ -15,6 +15,7 @@ import {
   writeHeader,
 } from "../protocol/mod.ts";
 import { MuxStream, type StreamHost } from "./stream.ts";
+import { BufferPool } from "./_pool.ts";
 
 /** The byte pipe a mux runs over: a `Deno.Conn`, a TLS connection, a memory pipe. */
 export interface Duplex {
@@ -43,6 +44,15 @@ export interface MuxOptions {
   pingInterval?: number;
   /** Most control messages queued unread before the peer is cut off. Default 1024. */
   maxQueuedControl?: number;
+}
+
+/** The peer ended the connection cleanly (EOF between frames). */
+export class PeerClosedError extends Error {
+  /** Creates the error. */
+  constructor() {
+    super("Connection closed by peer");
+    this.name = "PeerClosedError";
+  }
 }
 
 interface Pending {
@@ -84,6 +94,8 @@ const LARGE_FRAME = 16 * 1024;
 export class Mux implements StreamHost {
   readonly maxFrameData: number;
   readonly maxWindow: number;
+  /** @internal */
+  readonly pool: BufferPool = new BufferPool();
 
   #conn: Duplex;
   #options: MuxOptions;
@@ -115,7 +127,7 @@ export class Mux implements StreamHost {
     this.#options = options;
     this.#initialWindow = options.initialWindow ?? 256 * 1024;
     this.maxWindow = options.maxWindow ?? 16 * 1024 * 1024;
-    this.maxFrameData = options.maxFrameData ?? 64 * 1024;
+    this.maxFrameData = options.maxFrameData ?? 128 * 1024;
     this.#nextId = options.role === "client" ? 1 : 2;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#readLoop();
@@ -350,7 +362,7 @@ export class Mux implements StreamHost {
           if (frames.pending > 0) {
             throw new ProtocolError(`Connection ended inside a frame (${frames.pending} bytes)`);
           }
-          this.close(new Error("Connection closed by peer"));
+          this.close(new PeerClosedError());
           return;
         }
         this.#bytesIn += n;

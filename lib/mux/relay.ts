@@ -100,7 +100,7 @@ export async function relay(
   const down = async () => {
     try {
       for (;;) {
-        const chunk = await stream.read();
+        const chunk = await stream.readBorrowed();
         if (chunk === null) break;
         let off = 0;
         while (off < chunk.length) off += await conn.write(chunk.subarray(off));

@@ -6,6 +6,7 @@
  */
 
 import { HEADER_SIZE } from "../protocol/mod.ts";
+import { type BufferPool, POOL_THRESHOLD } from "./_pool.ts";
 
 /** The part of the multiplexer a stream talks to. */
 export interface StreamHost {
@@ -21,6 +22,8 @@ export interface StreamHost {
   readonly rtt: number;
   readonly maxFrameData: number;
   readonly maxWindow: number;
+  /** Receive buffers shared by the streams of one connection. */
+  readonly pool: BufferPool;
 }
 
 /** Raised by `read`/`write` once the stream was reset by either side. */
@@ -52,6 +55,7 @@ export class MuxStream {
   #host: StreamHost;
   // Receive side.
   #chunks: Uint8Array[] = [];
+  #borrowed: Uint8Array | null = null;
   #head = 0;
   #buffered = 0;
   #readWaiter: (() => void) | null = null;
@@ -97,11 +101,29 @@ export class MuxStream {
   }
 
   /**
-   * Next chunk of data, or `null` after the peer's FIN.
+   * Next chunk of data, or `null` after the peer's FIN. The chunk is the
+   * caller's to keep.
    *
    * @throws {StreamResetError} when the stream was reset.
    */
   async read(): Promise<Uint8Array | null> {
+    const chunk = await this.readBorrowed();
+    if (chunk === null || chunk.buffer.byteLength <= POOL_THRESHOLD) return chunk;
+    this.#borrowed = null;
+    const owned = chunk.slice();
+    this.#host.pool.release(chunk);
+    return owned;
+  }
+
+  /**
+   * Like {@linkcode MuxStream.read}, without a copy: the chunk is valid only
+   * until the next `read` or `readBorrowed` call, when its buffer is reused.
+   */
+  async readBorrowed(): Promise<Uint8Array | null> {
+    if (this.#borrowed) {
+      this.#host.pool.release(this.#borrowed);
+      this.#borrowed = null;
+    }
     while (this.#head === this.#chunks.length) {
       if (this.#reset) throw this.#reset;
       if (this.#remoteFin) {
@@ -123,6 +145,7 @@ export class MuxStream {
     this.#buffered -= chunk.length;
     this.#consumed += chunk.length;
     this.#grant();
+    this.#borrowed = chunk;
     return chunk;
   }
 
@@ -201,7 +224,14 @@ export class MuxStream {
     if (this.#reset || this.#remoteFin) return true; // late data after our reset: drop
     this.#received += payload.length;
     if (this.#received > this.#granted) return false;
-    this.#chunks.push(payload.slice());
+    let copy: Uint8Array;
+    if (payload.length > POOL_THRESHOLD) {
+      copy = this.#host.pool.acquire(payload.length).subarray(0, payload.length);
+      copy.set(payload);
+    } else {
+      copy = payload.slice();
+    }
+    this.#chunks.push(copy);
     this.#buffered += payload.length;
     this.#wakeReader();
     return true;
@@ -229,6 +259,9 @@ export class MuxStream {
   #abort(error: StreamResetError): void {
     if (this.#reset) return;
     this.#reset = error;
+    for (let i = this.#head; i < this.#chunks.length; i++) {
+      this.#host.pool.release(this.#chunks[i]!);
+    }
     this.#chunks.length = 0;
     this.#head = 0;
     this.#buffered = 0;

@@ -6,7 +6,7 @@
  */
 
 import type { ServerConfig } from "../config/types.ts";
-import { type Duplex, Mux } from "../mux/mod.ts";
+import { type Duplex, Mux, PeerClosedError } from "../mux/mod.ts";
 import {
   decodeControl,
   encodeControl,
@@ -91,7 +91,11 @@ export class ClientSession {
       if (cause instanceof ProtocolError) {
         this.#log.warn("protocol error", { ...fields, error: cause.message });
       } else if (!registered && cause && !this.#refused) {
-        this.#log.warn("connection failed before login", { ...fields, error: cause.message });
+        // Pinning clients fetch the certificate on a connection they close at once.
+        const level = cause instanceof PeerClosedError && this.mux.bytes.in === 0
+          ? "debug"
+          : "warn";
+        this.#log[level]("connection failed before login", { ...fields, error: cause.message });
       }
       if (registered) {
         this.#host.unregister(this);

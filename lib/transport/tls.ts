@@ -177,7 +177,7 @@ function fetchPeerCertificate(options: DialOptions, timeout: number): Promise<X5
     socket.once("secureConnect", () => {
       clearTimeout(timer);
       const cert = socket.getPeerX509Certificate();
-      socket.destroy();
+      socket.end();
       if (cert) resolve(cert);
       else reject(new CertificateError("Server presented no certificate"));
     });

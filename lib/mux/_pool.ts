@@ -1,0 +1,44 @@
+/**
+ * Reusable receive buffers for large data payloads, so a busy stream does
+ * not allocate (and fault in) a fresh buffer per frame.
+ *
+ * Buffers come in power-of-two classes from 16 KiB to 128 KiB; a payload
+ * takes the smallest class that fits, so a buffer is at most twice its
+ * payload and buffered memory stays within twice the flow-control window.
+ *
+ * @module
+ */
+
+const MIN_CLASS = 16 * 1024;
+const CLASSES = 4; // 16, 32, 64, 128 KiB
+const KEEP_PER_CLASS = 16;
+
+/** Payloads at or below this size are copied into exact-size buffers. */
+export const POOL_THRESHOLD = 8 * 1024;
+
+function classOf(size: number): number {
+  let c = 0;
+  while (c < CLASSES && MIN_CLASS << c < size) c++;
+  return c;
+}
+
+/** A free list per size class. */
+export class BufferPool {
+  #free: Uint8Array[][] = Array.from({ length: CLASSES }, () => []);
+
+  /** A buffer of at least `size` bytes (exactly `size` when larger than every class). */
+  acquire(size: number): Uint8Array {
+    const c = classOf(size);
+    if (c >= CLASSES) return new Uint8Array(size);
+    return this.#free[c]!.pop() ?? new Uint8Array(MIN_CLASS << c);
+  }
+
+  /** Returns the whole buffer under `view`, if it is one of ours. */
+  release(view: Uint8Array): void {
+    const size = view.buffer.byteLength;
+    const c = classOf(size);
+    if (c >= CLASSES || MIN_CLASS << c !== size) return;
+    const list = this.#free[c]!;
+    if (list.length < KEEP_PER_CLASS) list.push(new Uint8Array(view.buffer as ArrayBuffer));
+  }
+}

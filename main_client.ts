@@ -1,0 +1,189 @@
+/**
+ * `burrow`: the Burrow client. Runs the tunnels of a config file, or one
+ * tunnel given on the command line (`burrow tcp 3306 --server host:7000`),
+ * until SIGINT/SIGTERM.
+ *
+ * Exit codes: 0 after a clean shutdown, 1 on a fatal error, 2 on a usage or
+ * configuration error, 3 when the server refuses the token.
+ *
+ * @module
+ */
+
+import { Command, CommanderError } from "commander";
+import {
+  type ClientConfig,
+  clientConfigFromObject,
+  ConfigError,
+  loadClientConfig,
+} from "./lib/config/mod.ts";
+import { AuthenticationError, BurrowClient, type TunnelState } from "./lib/client/mod.ts";
+import { createLogger } from "./lib/util/logger.ts";
+import { VERSION } from "./lib/util/version.ts";
+
+interface CommonFlags {
+  logLevel?: "debug" | "info" | "warn" | "error";
+  logFormat?: "json" | "text";
+}
+
+interface TcpFlags extends CommonFlags {
+  server?: string;
+  token?: string;
+  remotePort: string;
+  localAddr: string;
+  name: string;
+  fingerprint?: string;
+  caFile?: string;
+  insecureSkipVerify?: boolean;
+}
+
+function logOverrides(flags: CommonFlags): Record<string, unknown> | undefined {
+  const log: Record<string, unknown> = {};
+  if (flags.logLevel) log.level = flags.logLevel;
+  if (flags.logFormat) log.format = flags.logFormat;
+  return Object.keys(log).length ? log : undefined;
+}
+
+function splitHostPort(text: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
+  if (!match) throw new ConfigError([`--server: expected HOST or HOST:PORT, got "${text}"`]);
+  return { host: match[1]!.replace(/^\[|\]$/g, ""), port: match[2] ? Number(match[2]) : 7000 };
+}
+
+async function run(config: ClientConfig, quick: boolean): Promise<number> {
+  const logger = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+    ...(config.log.file ? { file: config.log.file } : {}),
+  });
+  const onTunnel = quick
+    ? (state: TunnelState) => {
+      if (state.status === "active") {
+        const tunnel = config.tunnels.find((t) => t.name === state.name)!;
+        console.log(
+          `Forwarding  tcp://${state.publicAddr} -> ${tunnel.local_addr}:${tunnel.local_port}`,
+        );
+      }
+    }
+    : undefined;
+  const client = new BurrowClient(config, { logger, ...(onTunnel ? { onTunnel } : {}) });
+  const controller = new AbortController();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  let signalled = 0;
+  const onSignal = () => {
+    if (++signalled > 1) Deno.exit(1);
+    logger.child("client").info("stopping");
+    controller.abort();
+  };
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  try {
+    await client.run(controller.signal);
+    logger.child("client").info("stopped");
+    return 0;
+  } catch (error) {
+    if (error instanceof AuthenticationError) {
+      console.error(
+        `burrow: authentication failed: ${error.message} (check auth_token / BURROW_TOKEN)`,
+      );
+      return 3;
+    }
+    logger.child("client").error("fatal", { error: (error as Error).message });
+    console.error(`burrow: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  }
+}
+
+function program(exit: (code: number) => void): Command {
+  const cmd = new Command("burrow")
+    .description(
+      "Burrow tunnel client: publishes local services through a burrowd server.",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show this help")
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `
+Environment:
+  BURROW_TOKEN    token for the server (overrides client.auth_token / --token)
+
+Examples:
+  burrow --config client.yaml
+  burrow tcp 22 --remote-port 2222 --server tunnel.example.com:7000 --token s3cret \\
+      --fingerprint sha256:0123…
+
+Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
+3 authentication failed.`,
+    );
+
+  cmd.command("run", { isDefault: true })
+    .description("run the tunnels of a config file (the default command)")
+    .requiredOption("-c, --config <file>", "client YAML config")
+    .option("--log-level <level>", "debug, info, warn or error")
+    .option("--log-format <format>", "json or text")
+    .action(async (flags: CommonFlags & { config: string }) => {
+      const log = logOverrides(flags);
+      const config = await loadClientConfig(flags.config, log ? { client: { log } } : undefined);
+      exit(await run(config, false));
+    });
+
+  cmd.command("tcp")
+    .description("publish one local TCP port, ngrok style")
+    .argument("<local_port>", "local port to publish")
+    .option("-s, --server <host:port>", "burrowd address (default port 7000)")
+    .option("-t, --token <token>", "token; prefer BURROW_TOKEN")
+    .option("-r, --remote-port <port>", "public port on the server, 0 = server picks", "0")
+    .option("--local-addr <addr>", "local address", "127.0.0.1")
+    .option("--name <name>", "tunnel name", "tcp")
+    .option("--fingerprint <sha256>", "pin the server certificate (burrowd prints it)")
+    .option("--ca-file <file>", "verify the server against this CA")
+    .option("--insecure-skip-verify", "accept any server certificate (not recommended)")
+    .option("--log-level <level>", "debug, info, warn or error")
+    .option("--log-format <format>", "json or text")
+    .action(async (localPort: string, flags: TcpFlags) => {
+      if (!flags.server) throw new ConfigError(["--server: required (HOST:PORT of burrowd)"]);
+      const { host, port } = splitHostPort(flags.server);
+      const tls: Record<string, unknown> = {};
+      if (flags.caFile) tls.ca_file = flags.caFile;
+      if (flags.insecureSkipVerify) tls.insecure_skip_verify = true;
+      const client: Record<string, unknown> = {
+        server_addr: host,
+        server_port: port,
+        tls,
+        tunnels: [{
+          name: flags.name,
+          type: "tcp",
+          local_addr: flags.localAddr,
+          local_port: Number(localPort),
+          remote_port: Number(flags.remotePort),
+        }],
+      };
+      if (flags.token !== undefined) client.auth_token = flags.token;
+      if (flags.fingerprint) client.server_fingerprint = flags.fingerprint;
+      const log = logOverrides(flags);
+      if (log) client.log = log;
+      exit(await run(clientConfigFromObject({ client }, "command line"), true));
+    });
+  return cmd;
+}
+
+async function main(): Promise<void> {
+  let code = 0;
+  try {
+    await program((c) => (code = c)).parseAsync(Deno.args, { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      code = error.exitCode === 0 ? 0 : 2;
+    } else if (error instanceof ConfigError) {
+      console.error(`burrow: ${error.message}`);
+      code = 2;
+    } else {
+      console.error(`burrow: ${(error as Error).message}`);
+      code = 1;
+    }
+  }
+  Deno.exit(code);
+}
+
+if (import.meta.main) await main();

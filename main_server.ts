@@ -1,0 +1,155 @@
+/**
+ * `burrowd`: the Burrow server. Parses arguments, loads the configuration,
+ * runs the server until SIGINT/SIGTERM, then shuts down gracefully.
+ *
+ * Exit codes: 0 after a clean shutdown, 1 on a fatal error, 2 on a usage or
+ * configuration error.
+ *
+ * @module
+ */
+
+import { Command, CommanderError, Option } from "commander";
+import { ConfigError, loadServerConfig, type ServerOverrides } from "./lib/config/mod.ts";
+import { BurrowServer } from "./lib/server/mod.ts";
+import { loadServerCertificate } from "./lib/transport/mod.ts";
+import { createLogger } from "./lib/util/logger.ts";
+import { VERSION } from "./lib/util/version.ts";
+
+interface RunFlags {
+  config?: string;
+  bindAddr?: string;
+  bindPort?: string;
+  token?: string;
+  dataDir?: string;
+  logLevel?: "debug" | "info" | "warn" | "error";
+  logFormat?: "json" | "text";
+}
+
+function overridesFrom(flags: RunFlags): ServerOverrides {
+  const server: Record<string, unknown> = {};
+  if (flags.bindAddr !== undefined) server.bind_addr = flags.bindAddr;
+  if (flags.bindPort !== undefined) server.bind_port = Number(flags.bindPort);
+  if (flags.token !== undefined) server.auth = { method: "token", token: flags.token };
+  if (flags.dataDir !== undefined) server.storage = { data_dir: flags.dataDir };
+  const log: Record<string, unknown> = {};
+  if (flags.logLevel) log.level = flags.logLevel;
+  if (flags.logFormat) log.format = flags.logFormat;
+  if (Object.keys(log).length) server.log = log;
+  return { server } as ServerOverrides;
+}
+
+async function run(flags: RunFlags): Promise<number> {
+  const config = await loadServerConfig(flags.config, overridesFrom(flags));
+  const logger = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+    ...(config.log.file ? { file: config.log.file } : {}),
+  });
+  const server = await BurrowServer.start(config, { logger });
+  if (Deno.stderr.isTerminal()) {
+    console.error(
+      `\nburrowd ${VERSION} is listening on ${config.bind_addr}:${server.port}\n` +
+        `Clients pin this server with:\n  server_fingerprint: "${server.fingerprint}"\n`,
+    );
+  }
+  const stop = Promise.withResolvers<string>();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  let signalled = 0;
+  const onSignal = (name: string) => () => {
+    signalled++;
+    if (signalled > 1) {
+      logger.warn("second signal: exiting at once", { signal: name });
+      Deno.exit(1);
+    }
+    stop.resolve(name);
+  };
+  const handlers = signals.map((s) => [s, onSignal(s)] as const);
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  const signal = await stop.promise;
+  logger.child("server").info("signal received", { signal });
+  await server.shutdown();
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  return 0;
+}
+
+async function printFingerprint(flags: { config?: string; dataDir?: string }): Promise<number> {
+  const config = await loadServerConfig(
+    flags.config,
+    overridesFrom({ ...flags, token: "unused" }),
+  );
+  const cert = await loadServerCertificate({
+    certFile: config.tls.cert_file,
+    keyFile: config.tls.key_file,
+    dataDir: config.storage.data_dir,
+    names: [Deno.hostname()],
+  });
+  console.log(cert.fingerprint);
+  return 0;
+}
+
+function program(exit: (code: number) => void): Command {
+  const cmd = new Command("burrowd")
+    .description(
+      "Burrow tunnel server: accepts burrow clients on the control port and publishes their " +
+        "local services on public ports.",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show this help")
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `
+Environment:
+  BURROW_TOKEN    shared client token (overrides server.auth.token)
+  DATABASE_URL    PostgreSQL URL (overrides server.storage.url)
+
+Examples:
+  burrowd --token s3cret                  run with defaults, certificate in ./burrow-data
+  burrowd --config server.yaml            run from a config file
+  burrowd fingerprint                     print the certificate fingerprint for clients
+
+Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
+    );
+
+  cmd.command("run", { isDefault: true })
+    .description("run the server (the default command)")
+    .option("-c, --config <file>", "server YAML config")
+    .option("--bind-addr <addr>", "control channel and tunnel listen address (server.bind_addr)")
+    .option("--bind-port <port>", "control channel port, 0 = any free port (server.bind_port)")
+    .option("--token <token>", "shared client token (server.auth.token); prefer BURROW_TOKEN")
+    .option("--data-dir <dir>", "data directory (server.storage.data_dir)")
+    .addOption(
+      new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]),
+    )
+    .addOption(new Option("--log-format <format>", "log format").choices(["json", "text"]))
+    .action(async (flags: RunFlags) => exit(await run(flags)));
+
+  cmd.command("fingerprint")
+    .description("print the SHA-256 fingerprint clients pin (creates the certificate if needed)")
+    .option("-c, --config <file>", "server YAML config")
+    .option("--data-dir <dir>", "data directory (server.storage.data_dir)")
+    .action(async (flags: { config?: string; dataDir?: string }) =>
+      exit(await printFingerprint(flags))
+    );
+  return cmd;
+}
+
+async function main(): Promise<void> {
+  let code = 0;
+  try {
+    await program((c) => (code = c)).parseAsync(Deno.args, { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      code = error.exitCode === 0 ? 0 : 2;
+    } else if (error instanceof ConfigError) {
+      console.error(`burrowd: ${error.message}`);
+      code = 2;
+    } else {
+      console.error(`burrowd: ${(error as Error).message}`);
+      code = 1;
+    }
+  }
+  Deno.exit(code);
+}
+
+if (import.meta.main) await main();
