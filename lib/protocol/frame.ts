@@ -200,7 +200,10 @@ export class FrameDecoder {
   #reserve(more: number): void {
     if (this.#buf.length - this.#end >= more) return;
     const used = this.#end - this.#start;
-    if (this.#buf.length - used >= more && this.#start > 0) {
+    // Compact only when the bytes to move are few next to the space won;
+    // otherwise grow, so a large frame arriving in small reads is not
+    // copied again on every read.
+    if (this.#buf.length - used >= more && this.#start >= used) {
       this.#buf.copyWithin(0, this.#start, this.#end);
     } else {
       const grown = new Uint8Array(Math.max(this.#buf.length * 2, used + more));

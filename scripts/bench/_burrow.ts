@@ -1,0 +1,105 @@
+/**
+ * Burrow's server and client as real processes: `deno run main_server.ts` /
+ * `main_client.ts`, or the compiled binaries named by `BURROWD_BIN` /
+ * `BURROW_BIN`, each waited on through its JSON log lines.
+ *
+ * @module
+ */
+
+import { type Proc, spawn } from "./_procs.ts";
+
+const READY_MS = 60_000;
+
+/** YAML text of `value` (JSON is YAML 1.2 flow style; no YAML library needed). */
+function yaml(value: unknown): string {
+  return JSON.stringify(value, null, 2) + "\n";
+}
+const TOKEN = "bench-token-0123456789abcdef";
+
+/** One TCP tunnel to declare in the client's configuration. */
+export interface BenchTunnel {
+  name: string;
+  localPort: number;
+}
+
+/** A running Burrow server and client. */
+export interface Burrow extends AsyncDisposable {
+  server: Proc;
+  client: Proc;
+  /** Tunnel name → public port on the server. */
+  remotePorts: Map<string, number>;
+}
+
+function command(envVar: string, main: string, config: string): [string, string[]] {
+  const bin = Deno.env.get(envVar);
+  if (bin) return [bin, ["--config", config]];
+  const path = new URL(`../../${main}`, import.meta.url).pathname;
+  return [Deno.execPath(), ["run", "-A", "--unstable-net", path, "--config", config]];
+}
+
+/** Starts the server, then the client with `tunnels`, and waits until all are ready. */
+export async function startBurrow(dir: string, tunnels: BenchTunnel[]): Promise<Burrow> {
+  const serverConfig = `${dir}/server.yaml`;
+  await Deno.writeTextFile(
+    serverConfig,
+    yaml({
+      server: {
+        bind_addr: "127.0.0.1",
+        bind_port: 0,
+        auth: { method: "token", token: TOKEN },
+        storage: { data_dir: `${dir}/data` },
+        log: { level: "info", format: "json" },
+      },
+    }),
+  );
+  const [serverBin, serverArgs] = command("BURROWD_BIN", "main_server.ts", serverConfig);
+  const server = spawn("burrowd", serverBin, { args: serverArgs });
+  let client: Proc | undefined;
+  try {
+    const listening = await server.waitForJson({ msg: "control channel listening" }, READY_MS);
+    const clientConfig = `${dir}/client.yaml`;
+    await Deno.writeTextFile(
+      clientConfig,
+      yaml({
+        client: {
+          server_addr: "127.0.0.1",
+          server_port: listening.port,
+          auth_token: TOKEN,
+          server_fingerprint: listening.fingerprint,
+          log: { format: "json" },
+          tunnels: tunnels.map((t) => ({
+            name: t.name,
+            type: "tcp",
+            local_addr: "127.0.0.1",
+            local_port: t.localPort,
+            remote_port: 0,
+          })),
+        },
+      }),
+    );
+    const [clientBin, clientArgs] = command("BURROW_BIN", "main_client.ts", clientConfig);
+    client = spawn("burrow", clientBin, { args: clientArgs });
+    const remotePorts = new Map<string, number>();
+    for (const tunnel of tunnels) {
+      const ready = await client.waitForJson(
+        { msg: "tunnel ready", tunnel: tunnel.name },
+        READY_MS,
+      );
+      remotePorts.set(tunnel.name, Number(ready.remote_port));
+    }
+    const c = client;
+    return {
+      server,
+      client: c,
+      remotePorts,
+      async [Symbol.asyncDispose]() {
+        await c.stop();
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    await client?.stop();
+    await server.stop();
+    throw error;
+  }
+}
