@@ -11,7 +11,7 @@
  * @module
  */
 
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { clientConfigFromObject, ConfigError, serverConfigFromObject } from "./schema.ts";
 import type { ClientConfig, ServerConfig } from "./types.ts";
 
@@ -43,11 +43,12 @@ export async function readYaml(path: string): Promise<unknown> {
     }
     throw new ConfigError([(error as Error).message], `config file "${path}"`);
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   if (doc.errors.length) {
     throw new ConfigError(
       doc.errors.map((e) => {
-        const at = e.linePos?.[0];
+        const at = lines.linePos(e.pos[0]);
         return `${at ? `line ${at.line}, column ${at.col}: ` : ""}${e.message.split("\n")[0]}`;
       }),
       `YAML in "${path}"`,

@@ -1,0 +1,196 @@
+import assert from "node:assert/strict";
+import { parse } from "yaml";
+import { clientConfigFromObject, ConfigError, serverConfigFromObject } from "./schema.ts";
+import { loadClientConfig, loadServerConfig } from "./load.ts";
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error("Expected a ConfigError");
+}
+
+function withoutEnv<T>(fn: () => T): T {
+  const saved = { t: Deno.env.get("BURROW_TOKEN"), d: Deno.env.get("DATABASE_URL") };
+  Deno.env.delete("BURROW_TOKEN");
+  Deno.env.delete("DATABASE_URL");
+  try {
+    return fn();
+  } finally {
+    if (saved.t !== undefined) Deno.env.set("BURROW_TOKEN", saved.t);
+    if (saved.d !== undefined) Deno.env.set("DATABASE_URL", saved.d);
+  }
+}
+
+const SEED_SERVER = `
+server:
+  bind_port: 7000
+  bind_addr: 0.0.0.0
+  max_clients: 1000
+  tls:
+    cert_file: server.crt
+    key_file: server.key
+  auth:
+    method: token
+    token: "your-auth-token"
+  limits:
+    max_tunnels_per_client: 10
+    max_bandwidth: "100MB"
+`;
+
+const SEED_CLIENT = `
+client:
+  server_addr: tunnel.example.com
+  server_port: 7000
+  auth_token: "your-auth-token"
+  tunnels:
+    - name: web
+      type: http
+      local_port: 8080
+      remote_port: 80
+      custom_domains: [app.example.com]
+    - name: ssh
+      type: tcp
+      local_port: 22
+      remote_port: 2222
+`;
+
+Deno.test("the seed's server YAML loads key for key", () => {
+  const c = withoutEnv(() => serverConfigFromObject(parse(SEED_SERVER)));
+  assert.equal(c.bind_port, 7000);
+  assert.equal(c.bind_addr, "0.0.0.0");
+  assert.equal(c.max_clients, 1000);
+  assert.equal(c.tls.cert_file, "server.crt");
+  assert.equal(c.auth.method, "token");
+  assert.equal(c.auth.token.reveal(), "your-auth-token");
+  assert.equal(c.limits.max_tunnels_per_client, 10);
+  assert.equal(c.limits.max_bandwidth, 100_000_000);
+  assert.equal(c.heartbeat_timeout, 30_000);
+  assert.equal(c.storage.data_dir, "./burrow-data");
+});
+
+Deno.test("the seed's client YAML and DESIGN.md's full tunnel list load", () => {
+  const c = withoutEnv(() => clientConfigFromObject(parse(SEED_CLIENT)));
+  assert.equal(c.server_addr, "tunnel.example.com");
+  assert.equal(c.tunnels[1]!.local_addr, "127.0.0.1");
+  assert.equal(c.reconnect.max_retries, 0);
+  const full = withoutEnv(() =>
+    clientConfigFromObject(parse(`
+client:
+  server_addr: tunnel.example.com
+  server_port: 7000
+  auth_token: "t"
+  server_fingerprint: "sha256:${"AB:".repeat(31)}AB"
+  tls: {ca_file: ca.crt, cert_file: c.crt, key_file: c.key, insecure_skip_verify: false}
+  reconnect: {max_retries: 0, initial_delay: 1s, max_delay: 30s, backoff_factor: 2, enable_jitter: true}
+  tunnels:
+    - {name: web, type: http, local_port: 8080, custom_domains: [app.example.com], subdomain: app,
+       custom_headers: {Host: myapp.local}}
+    - {name: ssh, type: tcp, local_addr: 127.0.0.1, local_port: 22, remote_port: 2222}
+    - {name: dns, type: udp, local_port: 53, remote_port: 5353, session_timeout: 30s}
+    - {name: db, type: tcp, local_port: 5432, remote_port: 15432,
+       allow_ips: ["10.0.0.0/8"], deny_ips: ["10.9.0.0/16"], compression: gzip,
+       group: pg, group_key: "k", load_balance: round_robin, weight: 1,
+       health_check: {type: tcp, interval: 10s, timeout: 3s, max_failed: 3}}
+    - {name: legacy, type: http, local_port: 8081, domain: old.example.com}
+`))
+  );
+  assert.equal(full.server_fingerprint, "sha256:" + "ab".repeat(32));
+  assert.equal(full.tunnels[2]!.session_timeout, 30_000);
+  assert.deepEqual(full.tunnels[4]!.custom_domains, ["old.example.com"]);
+  assert.equal(full.tunnels[3]!.health_check!.interval, 10_000);
+});
+
+Deno.test("every problem is reported with its YAML path", () => {
+  const server = withoutEnv(() =>
+    problems(() =>
+      serverConfigFromObject({
+        server: { bind_port: "abc", limts: {}, allow_ports: "3000-2000", heartbeat_interval: "5x" },
+      })
+    )
+  );
+  assert.ok(
+    server.includes('server.bind_port: expected an integer 0-65535, got "abc"'),
+    server.join("\n"),
+  );
+  assert.ok(server.includes('server.limts: unknown key (did you mean "limits"?)'));
+  assert.ok(server.some((p) => p.startsWith("server.allow_ports: Port range")));
+  assert.ok(server.some((p) => p.startsWith('server.heartbeat_interval: Invalid duration "5x"')));
+
+  const client = withoutEnv(() =>
+    problems(() =>
+      clientConfigFromObject({
+        client: {
+          server_port: 99999,
+          server_fingerprint: "md5:abc",
+          tunnels: [
+            { name: "a", type: "tcp", local_port: 1, remote_port: 5000 },
+            { name: "a", type: "tpc", local_port: 1 },
+          ],
+        },
+      })
+    )
+  );
+  assert.ok(client.includes("client.server_addr: required"), client.join("\n"));
+  assert.ok(client.includes("client.server_port: expected an integer 1-65535, got 99999"));
+  assert.ok(client.some((p) => p.startsWith('client.server_fingerprint: expected "sha256:"')));
+  assert.ok(
+    client.includes('client.tunnels[1].type: expected one of tcp, udp, http, https, got "tpc"'),
+  );
+});
+
+Deno.test("duplicates, missing tokens and http tunnels without a domain are refused", () => {
+  const p = withoutEnv(() =>
+    problems(() =>
+      clientConfigFromObject({
+        client: {
+          server_addr: "x",
+          tunnels: [
+            { name: "a", type: "tcp", local_port: 1, remote_port: 5000 },
+            { name: "a", type: "tcp", local_port: 2, remote_port: 5000 },
+            { name: "w", type: "http", local_port: 80 },
+          ],
+        },
+      })
+    )
+  );
+  assert.ok(p.includes("client.auth_token: required (or set BURROW_TOKEN)"), p.join("\n"));
+  assert.ok(p.includes('client.tunnels[1].name: "a" is used twice'));
+  assert.ok(p.includes('client.tunnels[1].remote_port: 5000 is also used by "a"'));
+  assert.ok(p.some((x) => x.startsWith("client.tunnels[2]: http tunnels need")));
+  const s = withoutEnv(() => problems(() => serverConfigFromObject({ server: {} })));
+  assert.deepEqual(s, ["server.auth.token: required (or set BURROW_TOKEN)"]);
+});
+
+Deno.test("BURROW_TOKEN overrides the file; secrets never print", () => {
+  Deno.env.set("BURROW_TOKEN", "from-env");
+  try {
+    const c = serverConfigFromObject({ server: { auth: { token: "from-file" } } });
+    assert.equal(c.auth.token.reveal(), "from-env");
+    assert.ok(!JSON.stringify(c).includes("from-env"));
+    assert.ok(!Deno.inspect(c, { depth: 10 }).includes("from-env"));
+  } finally {
+    Deno.env.delete("BURROW_TOKEN");
+  }
+});
+
+Deno.test("files: missing file, YAML syntax error with line, overrides on top", async () => {
+  await assert.rejects(() => loadServerConfig("/nonexistent/burrow.yaml"), /not found/);
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/bad.yaml`, "server:\n  bind_port: [1,\n");
+    await assert.rejects(() => loadServerConfig(`${dir}/bad.yaml`), /line \d+, column \d+/);
+    await Deno.writeTextFile(`${dir}/c.yaml`, SEED_CLIENT);
+    await assert.rejects(() => loadServerConfig(`${dir}/c.yaml`), /no "server:" section/);
+    const c = await withoutEnv(() =>
+      loadClientConfig(`${dir}/c.yaml`, { client: { server_port: 7100 } })
+    );
+    assert.equal(c.server_port, 7100);
+    assert.equal(c.server_addr, "tunnel.example.com");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
