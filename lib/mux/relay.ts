@@ -20,7 +20,7 @@ export interface RelayConn {
 
 /** Options of {@linkcode relay}. */
 export interface RelayOptions {
-  /** First read buffer in bytes. Default 2 KiB. */
+  /** First read buffer in bytes. Default 1 KiB. */
   initialBuffer?: number;
   /** Largest read buffer in bytes (keep ≤ the mux's frame size). Default 64 KiB. */
   maxBuffer?: number;
@@ -69,7 +69,7 @@ export async function relay(
 
   const up = async () => {
     const max = options.maxBuffer ?? 64 * 1024;
-    let size = Math.min(options.initialBuffer ?? 2048, max);
+    let size = Math.min(options.initialBuffer ?? 1024, max);
     const slots: Array<Uint8Array | null> = [null, null];
     const inflight: Array<Promise<void> | null> = [null, null];
     let i = 0;
