@@ -9,7 +9,7 @@
  * @module
  */
 
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import {
   type ClientConfig,
   clientConfigFromObject,
@@ -18,6 +18,7 @@ import {
 } from "./lib/config/mod.ts";
 import { AuthenticationError, BurrowClient, type TunnelState } from "./lib/client/mod.ts";
 import { createLogger } from "./lib/util/logger.ts";
+import { onShutdownSignals, runProgram } from "./lib/util/cli.ts";
 import { VERSION } from "./lib/util/version.ts";
 
 interface CommonFlags {
@@ -67,14 +68,10 @@ async function run(config: ClientConfig, quick: boolean): Promise<number> {
     : undefined;
   const client = new BurrowClient(config, { logger, ...(onTunnel ? { onTunnel } : {}) });
   const controller = new AbortController();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  let signalled = 0;
-  const onSignal = () => {
-    if (++signalled > 1) Deno.exit(1);
-    logger.child("client").info("stopping");
+  const removeSignals = onShutdownSignals((signal) => {
+    logger.child("client").info("stopping", { signal });
     controller.abort();
-  };
-  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  });
   try {
     await client.run(controller.signal);
     logger.child("client").info("stopped");
@@ -90,7 +87,7 @@ async function run(config: ClientConfig, quick: boolean): Promise<number> {
     console.error(`burrow: ${(error as Error).message}`);
     return 1;
   } finally {
-    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    removeSignals();
   }
 }
 
@@ -168,22 +165,4 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
   return cmd;
 }
 
-async function main(): Promise<void> {
-  let code = 0;
-  try {
-    await program((c) => (code = c)).parseAsync(Deno.args, { from: "user" });
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      code = error.exitCode === 0 ? 0 : 2;
-    } else if (error instanceof ConfigError) {
-      console.error(`burrow: ${error.message}`);
-      code = 2;
-    } else {
-      console.error(`burrow: ${(error as Error).message}`);
-      code = 1;
-    }
-  }
-  Deno.exit(code);
-}
-
-if (import.meta.main) await main();
+if (import.meta.main) await runProgram("burrow", program, ConfigError);

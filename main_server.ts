@@ -8,11 +8,12 @@
  * @module
  */
 
-import { Command, CommanderError, Option } from "commander";
+import { Command, Option } from "commander";
 import { ConfigError, loadServerConfig, type ServerOverrides } from "./lib/config/mod.ts";
 import { BurrowServer } from "./lib/server/mod.ts";
 import { loadServerCertificate } from "./lib/transport/mod.ts";
 import { createLogger } from "./lib/util/logger.ts";
+import { onShutdownSignals, runProgram } from "./lib/util/cli.ts";
 import { VERSION } from "./lib/util/version.ts";
 
 interface RunFlags {
@@ -53,22 +54,11 @@ async function run(flags: RunFlags): Promise<number> {
     );
   }
   const stop = Promise.withResolvers<string>();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  let signalled = 0;
-  const onSignal = (name: string) => () => {
-    signalled++;
-    if (signalled > 1) {
-      logger.warn("second signal: exiting at once", { signal: name });
-      Deno.exit(1);
-    }
-    stop.resolve(name);
-  };
-  const handlers = signals.map((s) => [s, onSignal(s)] as const);
-  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  const removeSignals = onShutdownSignals(stop.resolve);
   const signal = await stop.promise;
   logger.child("server").info("signal received", { signal });
   await server.shutdown();
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  removeSignals();
   return 0;
 }
 
@@ -134,22 +124,4 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   return cmd;
 }
 
-async function main(): Promise<void> {
-  let code = 0;
-  try {
-    await program((c) => (code = c)).parseAsync(Deno.args, { from: "user" });
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      code = error.exitCode === 0 ? 0 : 2;
-    } else if (error instanceof ConfigError) {
-      console.error(`burrowd: ${error.message}`);
-      code = 2;
-    } else {
-      console.error(`burrowd: ${(error as Error).message}`);
-      code = 1;
-    }
-  }
-  Deno.exit(code);
-}
-
-if (import.meta.main) await main();
+if (import.meta.main) await runProgram("burrowd", program, ConfigError);

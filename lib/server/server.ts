@@ -7,6 +7,7 @@
 
 import type { ServerConfig } from "../config/types.ts";
 import { loadServerCertificate } from "../transport/mod.ts";
+import { formatAddr } from "../util/cli.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
 import { VERSION } from "../util/version.ts";
 import { ClientSession, type SessionHost } from "./session.ts";
@@ -15,12 +16,6 @@ import { ClientSession, type SessionHost } from "./session.ts";
 export interface BurrowServerOptions {
   /** Default: drops everything. */
   logger?: Logger;
-}
-
-function addrText(addr: Deno.NetAddr): string {
-  return addr.hostname.includes(":")
-    ? `[${addr.hostname}]:${addr.port}`
-    : `${addr.hostname}:${addr.port}`;
 }
 
 /**
@@ -155,7 +150,7 @@ export class BurrowServer implements SessionHost {
         conn.close();
         continue;
       }
-      const session = new ClientSession(conn, addrText(conn.remoteAddr), this);
+      const session = new ClientSession(conn, formatAddr(conn.remoteAddr), this);
       this.#running.set(session, session.run().finally(() => this.#running.delete(session)));
     }
   }

@@ -6,6 +6,7 @@
  */
 
 import { type Mux, relay } from "../mux/mod.ts";
+import { formatAddr } from "../util/cli.ts";
 import type { Logger } from "../util/logger.ts";
 
 /** Options of {@linkcode TcpTunnel.listen}. */
@@ -28,13 +29,6 @@ export class TunnelError extends Error {
     super(message);
     this.name = "TunnelError";
   }
-}
-
-function addrText(addr: Deno.Addr): string {
-  if (addr.transport !== "tcp" && addr.transport !== "udp") return addr.transport;
-  return addr.hostname.includes(":")
-    ? `[${addr.hostname}]:${addr.port}`
-    : `${addr.hostname}:${addr.port}`;
 }
 
 /** A listening TCP tunnel. */
@@ -106,7 +100,7 @@ export class TcpTunnel {
   }
 
   async #serve(conn: Deno.TcpConn): Promise<void> {
-    const remote = addrText(conn.remoteAddr);
+    const remote = formatAddr(conn.remoteAddr);
     if (this.#closed || this.#mux.isClosed || this.#mux.peerGoingAway) {
       conn.close();
       return;
