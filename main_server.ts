@@ -50,7 +50,11 @@ async function run(flags: RunFlags): Promise<number> {
   if (Deno.stderr.isTerminal()) {
     console.error(
       `\nburrowd ${VERSION} is listening on ${config.bind_addr}:${server.port}\n` +
-        `Clients pin this server with:\n  server_fingerprint: "${server.fingerprint}"\n`,
+        `Clients pin this server with:\n  server_fingerprint: "${server.fingerprint}"\n` +
+        (config.auth.token
+          ? ""
+          : `and log in with the token in ${config.storage.data_dir}/token:\n` +
+            `  auth_token: "${server.token.reveal()}"\n`),
     );
   }
   const stop = Promise.withResolvers<string>();

@@ -410,3 +410,28 @@ Deno.test("graceful shutdown lets the client reconnect to a new server on the sa
     await Deno.remove(h1.dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("with no token configured, burrowd generates one, keeps it, and never logs it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-it-" });
+  const { logger, events } = capture();
+  const saved = Deno.env.get("BURROW_TOKEN");
+  Deno.env.delete("BURROW_TOKEN");
+  try {
+    const config = serverConfigFromObject({
+      server: { bind_addr: "127.0.0.1", bind_port: 0, storage: { data_dir: dir } },
+    });
+    const first = await BurrowServer.start(config, { logger });
+    const token = first.token.reveal();
+    await first.shutdown(0);
+    assert.ok(token.length >= 40);
+    assert.equal((await Deno.stat(`${dir}/token`)).mode! & 0o777, 0o600);
+    const again = await BurrowServer.start(config, { logger });
+    assert.equal(again.token.reveal(), token);
+    await again.shutdown(0);
+    assert.ok(!JSON.stringify(events).includes(token));
+    assert.ok(events.some((e) => e.msg === "generated a client token"));
+  } finally {
+    if (saved !== undefined) Deno.env.set("BURROW_TOKEN", saved);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

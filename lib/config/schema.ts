@@ -324,9 +324,6 @@ export function serverConfigFromObject(
   if (token) config.auth.token = new Secret(token);
   const url = env("DATABASE_URL");
   if (url) config.storage.url = new Secret(url);
-  if (!config.auth.token) {
-    problems.push("server.auth.token: required (or set BURROW_TOKEN)");
-  }
   if ((config.tls.cert_file === undefined) !== (config.tls.key_file === undefined)) {
     problems.push("server.tls: cert_file and key_file go together");
   }

@@ -43,8 +43,11 @@ export interface ServerTlsConfig {
 /** `server.auth`. */
 export interface ServerAuthConfig {
   method: "token";
-  /** Shared token; env `BURROW_TOKEN` overrides. Required. */
-  token: Secret;
+  /**
+   * Shared token; env `BURROW_TOKEN` overrides. When neither is set, burrowd
+   * generates one and keeps it in `<data_dir>/token`.
+   */
+  token?: Secret;
 }
 
 /** `server.limits`. */

@@ -5,12 +5,35 @@
  * @module
  */
 
+import { join } from "node:path";
 import type { ServerConfig } from "../config/types.ts";
 import { loadServerCertificate } from "../transport/mod.ts";
 import { formatAddr } from "../util/cli.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
+import { Secret } from "../util/secret.ts";
 import { VERSION } from "../util/version.ts";
 import { ClientSession, type SessionHost } from "./session.ts";
+
+/**
+ * The token in `<dataDir>/token`, generated (32 random bytes, base64url)
+ * when absent. The token itself is never logged, only where it is kept.
+ */
+export async function loadOrCreateToken(dataDir: string, logger: Logger): Promise<Secret> {
+  const path = join(dataDir, "token");
+  try {
+    const text = (await Deno.readTextFile(path)).trim();
+    if (text) return new Secret(text);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const token = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
+  logger.info("generated a client token", { file: path });
+  return new Secret(token);
+}
 
 /** Options of {@linkcode BurrowServer.start}. */
 export interface BurrowServerOptions {
@@ -32,6 +55,8 @@ export class BurrowServer implements SessionHost {
   readonly logger: Logger;
   /** `sha256:` fingerprint of the control channel's certificate. */
   readonly fingerprint: string;
+  /** The shared client token (configured, or generated in the data directory). */
+  readonly token: Secret;
 
   #listener: Deno.TlsListener;
   #sessions = new Set<ClientSession>();
@@ -47,8 +72,10 @@ export class BurrowServer implements SessionHost {
     logger: Logger,
     listener: Deno.TlsListener,
     fingerprint: string,
+    token: Secret,
   ) {
     this.config = config;
+    this.token = token;
     this.logger = logger;
     this.#listener = listener;
     this.fingerprint = fingerprint;
@@ -73,6 +100,7 @@ export class BurrowServer implements SessionHost {
         fingerprint: tls.fingerprint,
       });
     }
+    const token = config.auth.token ?? await loadOrCreateToken(config.storage.data_dir, logger);
     let listener: Deno.TlsListener;
     try {
       listener = Deno.listenTls({
@@ -90,7 +118,7 @@ export class BurrowServer implements SessionHost {
       }
       throw error;
     }
-    const server = new BurrowServer(config, logger, listener, tls.fingerprint);
+    const server = new BurrowServer(config, logger, listener, tls.fingerprint, token);
     logger.info("control channel listening", {
       addr: config.bind_addr,
       port: server.port,

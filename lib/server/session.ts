@@ -19,6 +19,7 @@ import {
   type TunnelStatusMessage,
 } from "../protocol/mod.ts";
 import type { Logger } from "../util/logger.ts";
+import type { Secret } from "../util/secret.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
@@ -28,6 +29,8 @@ import { TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
 export interface SessionHost {
   readonly config: ServerConfig;
   readonly logger: Logger;
+  /** The shared client token. */
+  readonly token: Secret;
   /** Records an authenticated session; closes an older one with the same client id. */
   register(session: ClientSession): void;
   unregister(session: ClientSession): void;
@@ -172,7 +175,7 @@ export class ClientSession {
       if (auth.type !== "auth") {
         throw new ProtocolError(`Expected "auth" after "hello", got "${auth.type}"`);
       }
-      const expected = this.#host.config.auth.token.reveal();
+      const expected = this.#host.token.reveal();
       if (!(await timingSafeEqualText(auth.token, expected))) {
         this.#log.warn("authentication failed", { remote: this.remote, client_id: this.clientId });
         return await this.#refuse("auth_failed", "authentication failed: invalid token");
