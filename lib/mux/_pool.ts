@@ -11,7 +11,8 @@
 
 const MIN_CLASS = 16 * 1024;
 const CLASSES = 4; // 16, 32, 64, 128 KiB
-const KEEP_PER_CLASS = 16;
+/** Bytes of free buffers kept per class (a busy 8-stream transfer needs ~3 MiB). */
+const KEEP_BYTES_PER_CLASS = 4 * 1024 * 1024;
 
 /** Payloads at or below this size are copied into exact-size buffers. */
 export const POOL_THRESHOLD = 8 * 1024;
@@ -39,6 +40,8 @@ export class BufferPool {
     const c = classOf(size);
     if (c >= CLASSES || MIN_CLASS << c !== size) return;
     const list = this.#free[c]!;
-    if (list.length < KEEP_PER_CLASS) list.push(new Uint8Array(view.buffer as ArrayBuffer));
+    if ((list.length + 1) * size <= KEEP_BYTES_PER_CLASS) {
+      list.push(new Uint8Array(view.buffer as ArrayBuffer));
+    }
   }
 }
