@@ -336,18 +336,15 @@ function send(mux: Mux, message: Message): void {
 }
 
 async function dialLocal(hostname: string, port: number): Promise<Deno.TcpConn> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const connecting = Deno.connect({ hostname, port });
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), LOCAL_DIAL_TIMEOUT);
   try {
-    return await Promise.race([
-      connecting,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          connecting.then((c) => c.close(), () => {});
-          reject(new Error(`connect timed out after ${LOCAL_DIAL_TIMEOUT / 1000}s`));
-        }, LOCAL_DIAL_TIMEOUT);
-      }),
-    ]);
+    return await Deno.connect({ hostname, port, signal: timeout.signal });
+  } catch (error) {
+    if (timeout.signal.aborted) {
+      throw new Error(`connect timed out after ${LOCAL_DIAL_TIMEOUT / 1000}s`);
+    }
+    throw error;
   } finally {
     clearTimeout(timer);
   }

@@ -105,12 +105,13 @@ export class TcpTunnel {
       conn.close();
       return;
     }
-    conn.setNoDelay(true);
     this.#conns.add(conn);
     this.#connections++;
     const started = performance.now();
     try {
+      // Open first: the client starts dialing its local service sooner.
       const stream = this.#mux.open({ tunnel: this.name, remote });
+      conn.setNoDelay(true);
       const result = await relay(conn, stream, { maxBuffer: this.#mux.maxFrameData });
       this.#bytesIn += result.sent;
       this.#bytesOut += result.received;
