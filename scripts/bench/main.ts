@@ -527,12 +527,14 @@ async function main(): Promise<number> {
       stack.disposeAsync().finally(() => Deno.exit(130));
     };
     Deno.addSignalListener("SIGINT", stopOnSignal);
+    Deno.addSignalListener("SIGTERM", stopOnSignal);
     try {
       const routes = await setUp(stack, dir.path, results.errors);
       progress(`routes up: ${routes.map((r) => r.label).join(", ")}`);
       await measureAll(routes, settings, results);
     } finally {
       Deno.removeSignalListener("SIGINT", stopOnSignal);
+      Deno.removeSignalListener("SIGTERM", stopOnSignal);
       progress("stopping processes");
     }
   }
