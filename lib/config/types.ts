@@ -34,7 +34,9 @@ export interface ReconnectConfig {
 
 /** `server.tls`. All paths optional: none → a generated self-signed certificate. */
 export interface ServerTlsConfig {
+  /** PEM certificate file. */
   cert_file?: string;
+  /** PEM private key file. */
   key_file?: string;
   /** Mutual TLS: client certificates must be signed by this CA (a later issue). */
   client_ca_file?: string;
@@ -42,6 +44,7 @@ export interface ServerTlsConfig {
 
 /** `server.auth`. */
 export interface ServerAuthConfig {
+  /** Authentication method; only `token` so far. */
   method: "token";
   /**
    * Shared token; env `BURROW_TOKEN` overrides. When neither is set, burrowd
@@ -60,7 +63,9 @@ export interface ServerLimitsConfig {
 
 /** `server.admin`. */
 export interface AdminConfig {
+  /** Listen address. */
   bind_addr: string;
+  /** Listen port. */
   bind_port: number;
 }
 
@@ -74,10 +79,13 @@ export interface StorageConfig {
 
 /** The seed's alert rule form. */
 export interface AlertRule {
+  /** Name, unique within its list. */
   name: string;
+  /** Expression over the exported metrics, e.g. `avg_latency > 1000ms`. */
   condition: string;
   /** ms */
   duration: number;
+  /** How urgent a firing alert is. */
   severity: "critical" | "warning" | "info";
 }
 
@@ -89,28 +97,41 @@ export interface ServerConfig {
   bind_port: number;
   /** Default 1000. */
   max_clients: number;
+  /** TLS settings. */
   tls: ServerTlsConfig;
+  /** Client authentication. */
   auth: ServerAuthConfig;
+  /** Resource limits. */
   limits: ServerLimitsConfig;
   /** Ranges a tunnel may listen on, e.g. `"2000-3000,3306"`; empty = any port. */
   allow_ports: Array<[number, number]>;
+  /** Public HTTP port for http tunnels. */
   vhost_http_port?: number;
+  /** Public HTTPS port for https tunnels. */
   vhost_https_port?: number;
+  /** Domain under which tunnels get subdomains. */
   subdomain_host?: string;
+  /** Admin API listener. */
   admin: AdminConfig;
+  /** Storage settings. */
   storage: StorageConfig;
+  /** Log settings. */
   log: LogConfig;
   /** Heartbeat interval in ms the server asks clients to use. Default 10000. */
   heartbeat_interval: number;
   /** A session with no heartbeat for this long (ms) is closed. Default 30000. */
   heartbeat_timeout: number;
+  /** Alert rules in the seed's form. */
   alerts: AlertRule[];
 }
 
 /** `client.tls`. */
 export interface ClientTlsConfig {
+  /** PEM CA file to verify the server against. */
   ca_file?: string;
+  /** PEM certificate file. */
   cert_file?: string;
+  /** PEM private key file. */
   key_file?: string;
   /** Accept any server certificate. Only when set explicitly. Default false. */
   insecure_skip_verify: boolean;
@@ -118,42 +139,59 @@ export interface ClientTlsConfig {
 
 /** Health check of a tunnel's local service (load balancing issue). */
 export interface HealthCheckConfig {
+  /** `tcp` connects to the service; `http` expects a 2xx/3xx from `path`. */
   type: "tcp" | "http";
+  /** HTTP path probed by `http` checks. */
   path?: string;
   /** ms */
   interval: number;
   /** ms */
   timeout: number;
+  /** Consecutive failures before the service counts as down. */
   max_failed: number;
 }
 
 /** One entry of `client.tunnels`. */
 export interface TunnelConfig {
+  /** Name, unique within its list. */
   name: string;
+  /** Tunnel type. */
   type: "tcp" | "udp" | "http" | "https";
   /** Default `127.0.0.1`. */
   local_addr: string;
+  /** Port of the local service. */
   local_port: number;
   /** 0 asks the server to choose. Default 0 for tcp/udp. */
   remote_port?: number;
   /** `domain` in YAML is folded into this list. */
   custom_domains?: string[];
+  /** Label under `server.subdomain_host`. */
   subdomain?: string;
+  /** Request headers set on the way to the local service. */
   custom_headers?: Record<string, string>;
   /** ms, udp only. Default 30000. */
   session_timeout?: number;
+  /** Visitor CIDRs allowed; empty allows all. */
   allow_ips?: string[];
+  /** Visitor CIDRs refused. */
   deny_ips?: string[];
+  /** Compress the data streams. */
   compression?: "none" | "gzip";
+  /** Load-balancing group shared with other clients. */
   group?: string;
+  /** Secret that lets a tunnel join its group. */
   group_key?: Secret;
+  /** How a group spreads connections. */
   load_balance?: "round_robin" | "least_connections";
+  /** Share of a group's connections (weighted round robin). */
   weight?: number;
+  /** Probe of the local service. */
   health_check?: HealthCheckConfig;
 }
 
 /** Everything under `client:`. */
 export interface ClientConfig {
+  /** burrowd host name or address. */
   server_addr: string;
   /** Default 7000. */
   server_port: number;
@@ -161,10 +199,14 @@ export interface ClientConfig {
   auth_token: Secret;
   /** `sha256:` followed by 64 hex digits (colons allowed). */
   server_fingerprint?: string;
+  /** TLS settings. */
   tls: ClientTlsConfig;
+  /** Reconnect backoff (the seed's ReconnectConfig). */
   reconnect: ReconnectConfig;
+  /** Log settings. */
   log: LogConfig;
   /** A stable id for this client; default derived from hostname + config path. */
   client_id?: string;
+  /** Tunnels this client publishes. */
   tunnels: TunnelConfig[];
 }

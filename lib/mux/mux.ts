@@ -19,8 +19,11 @@ import { BufferPool } from "./_pool.ts";
 
 /** The byte pipe a mux runs over: a `Deno.Conn`, a TLS connection, a memory pipe. */
 export interface Duplex {
+  /** Reads into `p`; resolves with the count, or `null` at end of stream. */
   read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; resolves with the count written. */
   write(p: Uint8Array): Promise<number>;
+  /** Closes both directions. */
   close(): void;
 }
 
@@ -92,7 +95,9 @@ const LARGE_FRAME = 16 * 1024;
  * ```
  */
 export class Mux implements StreamHost {
+  /** Largest data payload per frame in bytes. */
   readonly maxFrameData: number;
+  /** Largest receive window per stream in bytes. */
   readonly maxWindow: number;
   /** @internal */
   readonly pool: BufferPool = new BufferPool();

@@ -12,9 +12,13 @@ import type { MuxStream } from "./stream.ts";
 
 /** The connection side of a relay (`Deno.TcpConn` fits). */
 export interface RelayConn {
+  /** Reads into `p`; resolves with the count, or `null` at end of stream. */
   read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; resolves with the count written. */
   write(p: Uint8Array): Promise<number>;
+  /** Ends writing; the peer reads end of stream. */
   closeWrite(): Promise<void> | void;
+  /** Closes both directions. */
   close(): void;
 }
 

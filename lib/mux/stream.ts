@@ -14,13 +14,17 @@ export interface StreamHost {
   sendData(stream: MuxStream, frame: Uint8Array, length: number): Promise<void>;
   /** Grants the peer `increment` more bytes on `stream`. */
   sendWindow(stream: MuxStream, increment: number): void;
+  /** Queues a FIN after the stream's data. */
   sendFin(stream: MuxStream): void;
+  /** Queues a reset with its reason. */
   sendReset(stream: MuxStream, reason: string): void;
   /** Called once both directions are finished. */
   release(stream: MuxStream): void;
   /** Smoothed round-trip time in ms, 0 when not yet measured. */
   readonly rtt: number;
+  /** Largest data payload per frame in bytes. */
   readonly maxFrameData: number;
+  /** Largest receive window per stream in bytes. */
   readonly maxWindow: number;
   /** Receive buffers shared by the streams of one connection. */
   readonly pool: BufferPool;

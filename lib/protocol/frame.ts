@@ -69,8 +69,11 @@ export class ProtocolError extends Error {
 
 /** One decoded frame. `payload` is a view valid until the next `push`. */
 export interface Frame {
+  /** Kind of check or tunnel. */
   type: FrameType;
+  /** Stream the frame belongs to (0: connection-level). */
   streamId: number;
+  /** Frame payload (a view). */
   payload: Uint8Array;
 }
 
@@ -78,7 +81,9 @@ export interface Frame {
 export function writeHeader(
   target: Uint8Array,
   offset: number,
+  /** Kind of check or tunnel. */
   type: FrameType,
+  /** Stream the frame belongs to (0: connection-level). */
   streamId: number,
   length: number,
 ): void {
@@ -92,7 +97,9 @@ export function writeHeader(
 /** Encodes a whole frame into a new buffer. */
 export function encodeFrame(
   type: FrameType,
+  /** Stream the frame belongs to (0: connection-level). */
   streamId: number,
+  /** Frame payload (a view). */
   payload: Uint8Array = new Uint8Array(0),
 ): Uint8Array {
   const out = new Uint8Array(HEADER_SIZE + payload.length);

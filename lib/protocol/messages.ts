@@ -27,6 +27,7 @@ export const MIN_PROTOCOL_VERSION = 1;
 
 /** First message of each side. */
 export interface HelloMessage {
+  /** Kind of check or tunnel. */
   type: "hello";
   /** Newest protocol version the sender speaks. */
   version: number;
@@ -40,14 +41,19 @@ export interface HelloMessage {
 
 /** Client credentials. */
 export interface AuthMessage {
+  /** Kind of check or tunnel. */
   type: "auth";
+  /** Authentication method; only `token` so far. */
   method: "token";
+  /** The shared token. */
   token: string;
 }
 
 /** Server's acceptance of `auth`. */
 export interface AckMessage {
+  /** Kind of check or tunnel. */
   type: "ack";
+  /** Id of the new session. */
   session_id: string;
   /** Milliseconds between heartbeats the server expects. */
   heartbeat_interval: number;
@@ -55,44 +61,67 @@ export interface AckMessage {
 
 /** A refusal; `code` is stable, `message` is for people. */
 export interface ErrorMessage {
+  /** Kind of check or tunnel. */
   type: "error";
+  /** Stable machine-readable reason. */
   code: "version_mismatch" | "auth_failed" | "bad_request" | "limit" | "server_busy";
+  /** Explanation for people. */
   message: string;
 }
 
 /** Tunnel settings a client asks for, as in the seed's `config`. */
 export interface TunnelRequest {
+  /** Tunnel type. */
   protocol: "tcp" | "udp" | "http" | "https";
+  /** Port of the local service. */
   local_port: number;
+  /** Public port; 0 lets the server choose. */
   remote_port?: number;
+  /** The seed's single custom domain. */
   domain?: string;
+  /** Domains routed to this tunnel. */
   custom_domains?: string[];
+  /** Label under `server.subdomain_host`. */
   subdomain?: string;
+  /** Settings of later tunnel types, passed through. */
   [key: string]: unknown;
 }
 
 /** The seed's control message. */
 export interface ControlMessage {
+  /** Kind of check or tunnel. */
   type: "control";
+  /** What to do with the tunnel. */
   action: "create_tunnel" | "destroy_tunnel";
+  /** Tunnel name. */
   tunnel_id: string;
+  /** Tunnel settings for `create_tunnel`. */
   config?: TunnelRequest;
 }
 
 /** Server's answer to `create_tunnel` / `destroy_tunnel`, or a later change. */
 export interface TunnelStatusMessage {
+  /** Kind of check or tunnel. */
   type: "tunnel_status";
+  /** Tunnel name. */
   tunnel_id: string;
+  /** State being reported. */
   status: "active" | "failed" | "closed";
+  /** Public port; 0 lets the server choose. */
   remote_port?: number;
+  /** Public address for visitors. */
   public_addr?: string;
+  /** Why the tunnel failed. */
   error?: string;
 }
 
 /** The seed's heartbeat; the server echoes the client's `timestamp` (Unix ms). */
 export interface HeartbeatMessage {
+  /** Kind of check or tunnel. */
   type: "heartbeat";
+  /** Sender clock in Unix milliseconds (echoed back). */
   timestamp: number;
+  /** State being reported. */
   status: "online" | "draining";
 }
 
@@ -118,15 +147,22 @@ type Shape = Record<string, "string" | "number" | "boolean" | "object" | "string
 
 const SHAPES: Record<Message["type"], Shape> = {
   hello: { version: "number", min_version: "number", software: "string", client_id: "string?" },
+  /** Client authentication. */
   auth: { method: "string", token: "string" },
   ack: { session_id: "string", heartbeat_interval: "number" },
+  /** Why the tunnel failed. */
   error: { code: "string", message: "string" },
   control: { action: "string", tunnel_id: "string" },
   tunnel_status: {
+    /** Tunnel name. */
     tunnel_id: "string",
+    /** State being reported. */
     status: "string",
+    /** Public port; 0 lets the server choose. */
     remote_port: "number?",
+    /** Public address for visitors. */
     public_addr: "string?",
+    /** Why the tunnel failed. */
     error: "string?",
   },
   heartbeat: { timestamp: "number", status: "string" },
@@ -164,8 +200,11 @@ export function decodeControl(bytes: Uint8Array): Message {
   }
   if (type === "control" && obj.action === "heartbeat") {
     return {
+      /** Kind of check or tunnel. */
       type: "heartbeat",
+      /** Sender clock in Unix milliseconds (echoed back). */
       timestamp: typeof obj.timestamp === "number" ? obj.timestamp : Date.now(),
+      /** State being reported. */
       status: "online",
     };
   }
@@ -223,6 +262,7 @@ export function negotiateVersion(
   if (version < MIN_PROTOCOL_VERSION) {
     const upgrade = peerRole === "client" ? "burrow (the client)" : "burrowd (the server)";
     return {
+      /** Why the tunnel failed. */
       error: `Protocol version ${peer.version} of ${peer.software} is too old; ` +
         `this side needs at least ${MIN_PROTOCOL_VERSION}: upgrade ${upgrade}`,
     };
@@ -230,6 +270,7 @@ export function negotiateVersion(
   if (version < peer.min_version) {
     const upgrade = peerRole === "client" ? "burrowd (the server)" : "burrow (the client)";
     return {
+      /** Why the tunnel failed. */
       error: `${peer.software} needs protocol version ${peer.min_version} or newer, ` +
         `this side speaks ${PROTOCOL_VERSION}: upgrade ${upgrade}`,
     };

@@ -12,4 +12,4 @@
  */
 
 export { BurrowServer, type BurrowServerOptions } from "./server.ts";
-export type { ClientSession } from "./session.ts";
+export type { ClientSession, SessionHost } from "./session.ts";

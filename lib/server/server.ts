@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import type { ServerConfig } from "../config/types.ts";
 import { loadServerCertificate } from "../transport/mod.ts";
-import { formatAddr } from "../util/cli.ts";
+import { formatAddr } from "../util/net.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
 import { VERSION } from "../util/version.ts";
@@ -51,7 +51,9 @@ export interface BurrowServerOptions {
  * ```
  */
 export class BurrowServer implements SessionHost {
+  /** The validated server configuration. */
   readonly config: ServerConfig;
+  /** Where the server logs. */
   readonly logger: Logger;
   /** `sha256:` fingerprint of the control channel's certificate. */
   readonly fingerprint: string;

@@ -27,12 +27,15 @@ import { TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
 
 /** What a session needs from its server. */
 export interface SessionHost {
+  /** The validated server configuration. */
   readonly config: ServerConfig;
+  /** Where the server logs. */
   readonly logger: Logger;
   /** The shared client token. */
   readonly token: Secret;
   /** Records an authenticated session; closes an older one with the same client id. */
   register(session: ClientSession): void;
+  /** Forgets a session that ended. */
   unregister(session: ClientSession): void;
   /** Whether another client may log in now (max_clients). */
   hasRoom(): boolean;
@@ -43,10 +46,15 @@ const HANDSHAKE_TIMEOUT = 10_000;
 
 /** A connected client. */
 export class ClientSession {
+  /** The client's `host:port`. */
   readonly remote: string;
+  /** Id given to the client in `ack`. */
   readonly sessionId: string = crypto.randomUUID();
+  /** The client's stable id from `hello` (empty before it). */
   clientId = "";
+  /** Open tunnels by name. */
   readonly tunnels = new Map<string, TcpTunnel>();
+  /** The multiplexed control connection. */
   readonly mux: Mux;
 
   #host: SessionHost;

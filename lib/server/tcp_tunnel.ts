@@ -6,7 +6,7 @@
  */
 
 import { type Mux, relay } from "../mux/mod.ts";
-import { formatAddr } from "../util/cli.ts";
+import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
 
 /** Options of {@linkcode TcpTunnel.listen}. */
@@ -33,7 +33,9 @@ export class TunnelError extends Error {
 
 /** A listening TCP tunnel. */
 export class TcpTunnel {
+  /** Tunnel name as the client declared it. */
   readonly name: string;
+  /** The public port (the real one when 0 was asked). */
   readonly port: number;
   #listener: Deno.TcpListener;
   #mux: Mux;

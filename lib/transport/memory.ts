@@ -18,10 +18,13 @@
 
 /** One end of a {@linkcode memoryPipe}. */
 export interface MemoryConn {
+  /** Reads into `p`; resolves with the count, or `null` at end of stream. */
   read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; resolves with the count written. */
   write(p: Uint8Array): Promise<number>;
   /** Ends this side's writing; the peer reads `null` after the data. */
   closeWrite(): void;
+  /** Closes both directions. */
   close(): void;
 }
 
@@ -96,6 +99,7 @@ export function memoryPipe(options: MemoryPipeOptions = {}): [MemoryConn, Memory
         outbox.ended = true;
         outbox.wake();
       },
+      /** Closes both directions. */
       close: closeAll,
     };
   }

@@ -15,7 +15,9 @@ import { join } from "node:path";
 
 /** A certificate chain and key in PEM, with the leaf's fingerprint. */
 export interface CertifiedKey {
+  /** PEM certificate chain. */
   cert: string;
+  /** PEM private key. */
   key: string;
   /** `sha256:` + 64 lowercase hex digits of the leaf certificate's DER. */
   fingerprint: string;
@@ -25,7 +27,9 @@ export interface CertifiedKey {
 
 /** Options of {@linkcode loadServerCertificate}. */
 export interface ServerCertificateOptions {
+  /** Certificate file, if configured. */
   certFile?: string | undefined;
+  /** Key file, if configured. */
   keyFile?: string | undefined;
   /** Where a generated certificate is kept (`<dataDir>/tls/`). */
   dataDir: string;
@@ -110,6 +114,7 @@ export async function generateSelfSigned(names: string[]): Promise<{ cert: strin
   const now = Date.now();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: [...serial].map((b) => b.toString(16).padStart(2, "0")).join(""),
+    /** Name, unique within its list. */
     name: `CN=${GENERATED_CERT_NAME}`,
     notBefore: new Date(now - 24 * 3600_000),
     notAfter: new Date(now + 3650 * 24 * 3600_000),
@@ -121,6 +126,7 @@ export async function generateSelfSigned(names: string[]): Promise<{ cert: strin
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
       new x509.SubjectAlternativeNameExtension(
         [...sans].map((value) => ({
+          /** Kind of check or tunnel. */
           type: IPV4.test(value) || value.includes(":") ? "ip" as const : "dns" as const,
           value,
         })),
@@ -129,14 +135,18 @@ export async function generateSelfSigned(names: string[]): Promise<{ cert: strin
   });
   const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
   return {
+    /** PEM certificate chain. */
     cert: certificate.toString("pem") + "\n",
+    /** PEM private key. */
     key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") + "\n",
   };
 }
 
 /** How the client checks the server. Exactly one applies, in this order. */
 export interface DialOptions {
+  /** Server host name or address. */
   hostname: string;
+  /** Port. */
   port: number;
   /** PEM of CA certificates to verify against. */
   caCerts?: string[] | undefined;
@@ -146,6 +156,7 @@ export interface DialOptions {
   insecure?: boolean | undefined;
   /** Milliseconds for TCP connect plus TLS handshake. Default 10000. */
   timeout?: number;
+  /** Aborts the dial. */
   signal?: AbortSignal | undefined;
 }
 
@@ -163,6 +174,7 @@ function fetchPeerCertificate(options: DialOptions, timeout: number): Promise<X5
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host: options.hostname,
+      /** Port. */
       port: options.port,
       servername: IPV4.test(options.hostname) || options.hostname.includes(":")
         ? undefined

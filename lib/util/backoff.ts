@@ -19,8 +19,11 @@
 export interface BackoffOptions {
   /** Attempts before giving up; 0 = never give up. */
   max_retries: number;
+  /** First delay in ms. */
   initial_delay: number;
+  /** Largest delay in ms. */
   max_delay: number;
+  /** Multiplier per attempt. */
   backoff_factor: number;
   /** Each delay is drawn uniformly from [delay/2, delay]. */
   enable_jitter: boolean;

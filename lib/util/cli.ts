@@ -16,6 +16,7 @@ import { type Command, CommanderError } from "commander";
 
 /** An error that is the user's to fix (bad config or flags): exit code 2. */
 export interface UsageErrorClass {
+  /** Constructs the error class. */
   new (...args: never[]): Error;
 }
 
@@ -61,12 +62,4 @@ export function onShutdownSignals(onStop: (signal: string) => void): () => void 
   return () => {
     for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   };
-}
-
-/** `host:port`, with IPv6 hosts in brackets. */
-export function formatAddr(addr: Deno.Addr): string {
-  if (addr.transport !== "tcp" && addr.transport !== "udp") return addr.transport;
-  return addr.hostname.includes(":")
-    ? `[${addr.hostname}]:${addr.port}`
-    : `${addr.hostname}:${addr.port}`;
 }

@@ -25,9 +25,13 @@ export type LogFields = Record<string, unknown>;
 
 /** What the server and client log through. */
 export interface Logger {
+  /** Logs at debug level. */
   debug(msg: string, fields?: LogFields): void;
+  /** Logs at info level. */
   info(msg: string, fields?: LogFields): void;
+  /** Logs at warn level. */
   warn(msg: string, fields?: LogFields): void;
+  /** Logs at error level. */
   error(msg: string, fields?: LogFields): void;
   /** A logger whose events carry `component`. */
   child(component: string): Logger;

@@ -1,0 +1,21 @@
+/**
+ * Small shared pieces: logging, masked secrets, backoff, the seed's units,
+ * address formatting, constant-time comparison and the build version. The
+ * mains' CLI helpers live in `cli.ts`, outside this public face.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration, Secret } from "./mod.ts";
+ * console.assert(parseDuration("2m") === 120_000 && String(new Secret("x")) === "***");
+ * ```
+ *
+ * @module
+ */
+
+export * from "./backoff.ts";
+export * from "./logger.ts";
+export * from "./net.ts";
+export * from "./secret.ts";
+export * from "./timing_safe.ts";
+export * from "./units.ts";
+export * from "./version.ts";
