@@ -238,6 +238,26 @@ Deno.test("wrong token: AuthenticationError, and the token is never logged", asy
   assert.ok(!all.includes(TOKEN));
 });
 
+Deno.test("with retry_auth_failures the client keeps retrying a refused token", async () => {
+  await using h = await startServer();
+  await using c = startClient(h, [{ name: "x", type: "tcp", local_port: 1 }], {
+    auth_token: "rotated-away",
+    reconnect: {
+      max_retries: 0,
+      initial_delay: "20ms",
+      max_delay: "50ms",
+      backoff_factor: 2,
+      enable_jitter: false,
+      retry_auth_failures: true,
+    },
+  });
+  await until(
+    "three refusals",
+    () => h.events.filter((e) => e.msg === "authentication failed").length >= 3,
+  );
+  assert.ok(c.events.some((e) => e.msg === "reconnecting"));
+});
+
 Deno.test("pinned fingerprint mismatch is refused before any credential is sent", async () => {
   await using h = await startServer();
   const c = startClient(h, [{ name: "x", type: "tcp", local_port: 1 }], {

@@ -110,7 +110,8 @@ export class BurrowClient {
    * Connects and serves until `signal` aborts; reconnects per
    * `client.reconnect`.
    *
-   * @throws {AuthenticationError} when the server refuses the token.
+   * @throws {AuthenticationError} when the server refuses the token (unless
+   * `reconnect.retry_auth_failures` is set).
    * @throws {FatalClientError} on a version mismatch or certificate mismatch.
    * @throws {Error} when `reconnect.max_retries` attempts have failed.
    */
@@ -122,7 +123,10 @@ export class BurrowClient {
       try {
         error = await this.#session(signal, () => backoff.reset());
       } catch (e) {
-        if (e instanceof AuthenticationError || e instanceof FatalClientError) throw e;
+        if (e instanceof FatalClientError) throw e;
+        if (e instanceof AuthenticationError && !this.#config.reconnect.retry_auth_failures) {
+          throw e;
+        }
         error = e as Error;
       }
       if (signal.aborted) return;

@@ -275,6 +275,7 @@ const clientSchema = object({
       max_delay: f(duration, 30_000),
       backoff_factor: f(num(1), 2),
       enable_jitter: f(bool, true),
+      retry_auth_failures: f(bool, false),
     }),
     undefined,
   ),
@@ -354,6 +355,7 @@ export function clientConfigFromObject(
     max_delay: 30_000,
     backoff_factor: 2,
     enable_jitter: true,
+    retry_auth_failures: false,
   };
   const token = env("BURROW_TOKEN");
   if (token) config.auth_token = new Secret(token);

@@ -30,6 +30,11 @@ export interface ReconnectConfig {
   backoff_factor: number;
   /** Randomise each delay (full jitter between delay/2 and delay). Default true. */
   enable_jitter: boolean;
+  /**
+   * Keep retrying when the server refuses the token (e.g. while it is being
+   * rotated) instead of exiting with code 3. Default false.
+   */
+  retry_auth_failures: boolean;
 }
 
 /** `server.tls`. All paths optional: none → a generated self-signed certificate. */
