@@ -1,0 +1,280 @@
+// One conformance suite, run against both backends: PGlite in a temp dir and
+// PostgreSQL in a throwaway database.
+
+import { assert, assertEquals, assertRejects } from "../../tests/_assert.ts";
+import { havePostgres, throwawayDatabase } from "../../tests/_db.ts";
+import { nullLogger } from "../util/logger.ts";
+import { Secret } from "../util/secret.ts";
+import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
+import { loadMigrations, migrate, MigrationError } from "./migrate.ts";
+import type { ConfigChange } from "./models.ts";
+import { DataDirLockedError } from "./pglite.ts";
+import { Store } from "./store.ts";
+
+async function waitFor<T>(what: string, fn: () => T | undefined, ms = 5000): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = fn();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
+  await t.step("migrations are idempotent and recorded", async () => {
+    const again = await migrate(store.db);
+    assertEquals(again.applied, []);
+    const rows = await store.db.query<{ version: number }>(
+      "select version from schema_migrations order by version",
+    );
+    assertEquals(rows.map((r) => r.version), (await loadMigrations()).map((m) => m.version));
+  });
+
+  await t.step("a newer schema is refused with a clear message", async () => {
+    const newest = (await loadMigrations()).at(-1)!.version;
+    await store.db.query(
+      "insert into schema_migrations (version, name, checksum) values ($1, 'future.sql', 'x')",
+      [newest + 1],
+    );
+    const error = await assertRejects(() => migrate(store.db), MigrationError);
+    assert(error.message.includes("upgrade burrowd"), error.message);
+    await store.db.query("delete from schema_migrations where version = $1", [newest + 1]);
+  });
+
+  const changes: ConfigChange[] = [];
+  const unlisten = await store.listenConfig((c) => changes.push(c));
+
+  await t.step("users", async () => {
+    const alice = await store.users.add("alice");
+    assertEquals(alice.name, "alice");
+    assertEquals(alice.disabled, false);
+    assert(alice.created_at instanceof Date);
+    await assertRejects(() => store.users.add("alice"), ConflictError, "already exists");
+    await assertRejects(() => store.users.add("bad name!"), ValidationError, "invalid");
+    const admin = await store.users.ensure("admin", { admin: true });
+    assertEquals((await store.users.ensure("admin")).id, admin.id);
+    assertEquals((await store.users.list()).map((u) => u.name), ["admin", "alice"]);
+    assertEquals((await store.users.setDisabled("alice", true)).disabled, true);
+    await store.users.setDisabled("alice", false);
+    await assertRejects(() => store.users.setDisabled("nobody", true), NotFoundError);
+    await waitFor("user notification", () => changes.find((c) => c.table === "users"));
+  });
+
+  await t.step("api keys and signing keys", async () => {
+    const alice = (await store.users.byName("alice"))!;
+    const expires = new Date(Date.now() + 86_400_000);
+    const key = await store.apiKeys.add("jti-1", alice.id, ["tunnel"], expires);
+    assertEquals(key.scopes, ["tunnel"]);
+    const found = (await store.apiKeys.withUser("jti-1"))!;
+    assertEquals(found.user.name, "alice");
+    assertEquals(found.key.expires_at?.getTime(), expires.getTime());
+    assertEquals(found.key.revoked_at, null);
+    assertEquals(await store.apiKeys.withUser("nope"), null);
+    await store.apiKeys.touch(["jti-1"]);
+    assert((await store.apiKeys.revoke("jti-1")).revoked_at instanceof Date);
+    await assertRejects(() => store.apiKeys.revoke("nope"), NotFoundError);
+    assertEquals((await store.apiKeys.list(alice.id)).map((k) => k.user_name), ["alice"]);
+    await waitFor("api key notification", () => changes.find((c) => c.table === "api_keys"));
+    await store.signingKeys.add("k1", "HS256", "c2VjcmV0");
+    assertEquals((await store.signingKeys.active()).map((k) => k.kid), ["k1"]);
+    await store.signingKeys.retire("k1");
+    assertEquals(await store.signingKeys.active(), []);
+  });
+
+  await t.step("tunnels: create, conflicts, update, delete, notifications", async () => {
+    const alice = (await store.users.byName("alice"))!;
+    const admin = (await store.users.byName("admin"))!;
+    changes.length = 0;
+    const ssh = await store.tunnels.create(alice.id, {
+      name: "ssh",
+      type: "tcp",
+      local_port: 22,
+      remote_port: 2222,
+    });
+    assertEquals([ssh.source, ssh.local_addr, ssh.enabled, ssh.status], [
+      "api",
+      "127.0.0.1",
+      true,
+      "offline",
+    ]);
+    const inserted = await waitFor("insert notification", () =>
+      changes.find((c) => c.table === "tunnels" && c.op === "insert"));
+    assertEquals([inserted.id, inserted.user_id], [ssh.id, alice.id]);
+
+    await assertRejects(
+      () => store.tunnels.create(admin.id, { name: "x", type: "tcp", local_port: 1, remote_port: 2222 }),
+      ConflictError,
+      `Port 2222 is already taken by user "alice"'s tunnel "ssh"`,
+    );
+    // UDP ports are a separate space.
+    await store.tunnels.create(admin.id, { name: "dns", type: "udp", local_port: 53, remote_port: 2222 });
+    await assertRejects(
+      () => store.tunnels.create(alice.id, { name: "ssh", type: "tcp", local_port: 1 }),
+      ConflictError,
+      "already exists",
+    );
+    await assertRejects(
+      () => store.tunnels.create(alice.id, { name: "t", type: "tcp", local_port: 70000 }),
+      ValidationError,
+      "local_port",
+    );
+    await assertRejects(
+      () => store.tunnels.create(alice.id, { name: "t", type: "ftp" as "tcp", local_port: 1 }),
+      ValidationError,
+      "type",
+    );
+    await store.tunnels.create(alice.id, {
+      name: "web",
+      type: "http",
+      local_port: 8080,
+      custom_domains: ["app.example.com"],
+    });
+    await assertRejects(
+      () =>
+        store.tunnels.create(admin.id, {
+          name: "web2",
+          type: "http",
+          local_port: 80,
+          custom_domains: ["app.example.com"],
+        }),
+      ConflictError,
+      "domain",
+    );
+
+    changes.length = 0;
+    // Status writes notify nobody; definition changes do.
+    await store.tunnels.setStatus(ssh.id, "active", 2222, null);
+    const moved = await store.tunnels.update(ssh.id, { remote_port: 2223 });
+    assertEquals([moved.remote_port, moved.status, moved.active_port], [2223, "active", 2222]);
+    await waitFor("update notification", () => changes.find((c) => c.op === "update"));
+    assertEquals(changes.length, 1);
+    await assertRejects(() => store.tunnels.update(9_999_999, {}), NotFoundError);
+    assertEquals(await store.tunnels.remove(ssh.id), true);
+    assertEquals(await store.tunnels.remove(ssh.id), false);
+    await waitFor("delete notification", () => changes.find((c) => c.op === "delete"));
+    assertEquals((await store.tunnels.managedFor(alice.id)).map((t) => t.name), ["web"]);
+  });
+
+  await t.step("tunnels declared by clients", async () => {
+    const alice = (await store.users.byName("alice"))!;
+    const admin = (await store.users.byName("admin"))!;
+    const db = await store.tunnels.recordDeclared(alice.id, "laptop", {
+      name: "db",
+      type: "tcp",
+      local_port: 5432,
+      remote_port: 15432,
+    });
+    assertEquals([db.source, db.client_id], ["client", "laptop"]);
+    // Declaring it again (a reconnect) keeps the row.
+    const again = await store.tunnels.recordDeclared(alice.id, "laptop", {
+      name: "db",
+      type: "tcp",
+      local_port: 5432,
+      remote_port: 15432,
+    });
+    assertEquals(again.id, db.id);
+    await assertRejects(
+      () => store.tunnels.recordDeclared(admin.id, "x", { name: "db", type: "tcp", local_port: 1, remote_port: 15432 }),
+      ConflictError,
+      "Port 15432",
+    );
+    await assertRejects(
+      () => store.tunnels.recordDeclared(alice.id, "laptop", { name: "web", type: "http", local_port: 1 }),
+      ConflictError,
+      "managed on the server",
+    );
+    await store.tunnels.update(db.id, { enabled: false });
+    await assertRejects(
+      () => store.tunnels.recordDeclared(alice.id, "laptop", { name: "db", type: "tcp", local_port: 5432 }),
+      ConflictError,
+      "disabled",
+    );
+  });
+
+  await t.step("sessions are written in batches", async () => {
+    const alice = (await store.users.byName("alice"))!;
+    const before = store.queries;
+    const now = new Date();
+    for (let i = 0; i < 200; i++) {
+      store.sessionOpened({
+        id: `s${i}`,
+        user_id: alice.id,
+        client_id: `c${i}`,
+        remote_addr: "127.0.0.1:1",
+        client_version: "burrow/test",
+        node: "node-a",
+        connected_at: now,
+      });
+      store.sessionBeat({ id: `s${i}`, at: now, rtt_ms: 1.5, bytes_in: i, bytes_out: 2 * i });
+    }
+    store.sessionClosed("s0", "test");
+    await store.flush();
+    assert(store.queries - before <= 3, `${store.queries - before} queries for 200 sessions`);
+    assertEquals(store.pendingWrites, 0);
+    const s7 = (await store.sessions.get("s7"))!;
+    assertEquals([s7.bytes_in, s7.bytes_out, s7.rtt_ms, s7.disconnected_at], [7, 14, 1.5, null]);
+    assertEquals((await store.sessions.get("s0"))!.close_reason, "test");
+    assertEquals((await store.sessions.list({ open: true })).length, 199);
+    assertEquals(await store.sessions.closeLeftovers("node-a", "restart"), 199);
+  });
+
+  await t.step("metrics, logs and alerts", async () => {
+    const alice = (await store.users.byName("alice"))!;
+    const web = (await store.tunnels.byName(alice.id, "web"))!;
+    const at = new Date("2026-01-01T00:00:30Z");
+    store.addMetrics(web.id, { bytes_in: 10, connections: 1 }, at);
+    store.addMetrics(web.id, { bytes_in: 5, errors: 1, latency_ms_sum: 3, latency_count: 1 }, at);
+    store.addLog({ level: "info", kind: "access", tunnel_id: web.id, session_id: null, message: "hi" });
+    await store.flush();
+    store.addMetrics(web.id, { bytes_out: 7 }, at);
+    await store.flush();
+    const [m] = await store.metrics.list(web.id);
+    assertEquals(
+      [m!.bucket.toISOString(), m!.bytes_in, m!.bytes_out, m!.connections, m!.errors],
+      ["2026-01-01T00:00:00.000Z", 15, 7, 1, 1],
+    );
+    const [log] = await store.logs.list({ kind: "access" });
+    assertEquals([log!.message, log!.tunnel_id], ["hi", web.id]);
+    const alert = await store.alerts.fire("latency", "warning", "slow", { tunnel: "web" });
+    assertEquals((await store.alerts.list({ firing: true })).map((a) => a.id), [alert.id]);
+    await store.alerts.resolve(alert.id);
+    assertEquals(await store.alerts.list({ firing: true }), []);
+  });
+
+  await unlisten();
+}
+
+Deno.test("store conformance: PGlite", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-store-" });
+  try {
+    const store = await Store.open({ data_dir: dir }, { logger: nullLogger, flushInterval: 60_000 });
+    try {
+      await conformance(t, store);
+      await t.step("a second opener of the directory is refused", async () => {
+        const error = await assertRejects(
+          () => Store.open({ data_dir: dir }, { logger: nullLogger }),
+          DataDirLockedError,
+        );
+        assert(error.message.includes("in use by another burrowd"), error.message);
+      });
+    } finally {
+      await store.close();
+    }
+    // Reopening after close works and keeps the data.
+    await using reopened = await Store.open({ data_dir: dir }, { logger: nullLogger });
+    assertEquals((await reopened.users.list()).map((u) => u.name), ["admin", "alice"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("store conformance: PostgreSQL", async (t) => {
+  if (!(await havePostgres())) return;
+  await using database = await throwawayDatabase();
+  await using store = await Store.open(
+    { data_dir: "unused", url: new Secret(database.url) },
+    { logger: nullLogger, flushInterval: 60_000 },
+  );
+  await conformance(t, store);
+});
