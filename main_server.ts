@@ -9,8 +9,16 @@
  */
 
 import { Command, Option } from "commander";
-import { ConfigError, loadServerConfig, type ServerOverrides } from "./lib/config/mod.ts";
+import { TokenError, TokenService } from "./lib/auth/mod.ts";
+import {
+  ConfigError,
+  loadServerConfig,
+  type ServerConfig,
+  type ServerOverrides,
+} from "./lib/config/mod.ts";
 import { BurrowServer } from "./lib/server/mod.ts";
+import { ConflictError, NotFoundError, Store, ValidationError } from "./lib/storage/mod.ts";
+import { parseDuration } from "./lib/util/units.ts";
 import { loadServerCertificate } from "./lib/transport/mod.ts";
 import { createLogger } from "./lib/util/logger.ts";
 import { onShutdownSignals, runProgram } from "./lib/util/cli.ts";
@@ -46,7 +54,14 @@ async function run(flags: RunFlags): Promise<number> {
     format: config.log.format,
     ...(config.log.file ? { file: config.log.file } : {}),
   });
-  const server = await BurrowServer.start(config, { logger });
+  const store = await Store.open(config.storage, { logger: logger.child("storage") });
+  let server: BurrowServer;
+  try {
+    server = await BurrowServer.start(config, { logger, store });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   if (Deno.stderr.isTerminal()) {
     console.error(
       `\nburrowd ${VERSION} is listening on ${config.bind_addr}:${server.port}\n` +
@@ -62,8 +77,48 @@ async function run(flags: RunFlags): Promise<number> {
   const signal = await stop.promise;
   logger.child("server").info("signal received", { signal });
   await server.shutdown();
+  await store.close();
   removeSignals();
   return 0;
+}
+
+interface AdminFlags {
+  config?: string;
+  dataDir?: string;
+}
+
+/** Opens the configured database for one administrative command, quietly. */
+async function withStore(
+  flags: AdminFlags,
+  fn: (store: Store, config: ServerConfig) => Promise<number>,
+): Promise<number> {
+  const config = await loadServerConfig(flags.config, overridesFrom({ ...flags, token: "unused" }));
+  const logger = createLogger({ level: "warn", format: "text" });
+  const store = await Store.open(config.storage, { logger: logger.child("storage") });
+  try {
+    return await fn(store, config);
+  } catch (error) {
+    if (
+      error instanceof NotFoundError || error instanceof ConflictError ||
+      error instanceof ValidationError || error instanceof TokenError
+    ) {
+      console.error(`burrowd: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  } finally {
+    await store.close();
+  }
+}
+
+function table(rows: Array<Record<string, unknown>>): string {
+  if (!rows.length) return "(none)";
+  const keys = Object.keys(rows[0]!);
+  const text = (v: unknown) =>
+    v === null || v === undefined ? "-" : v instanceof Date ? v.toISOString() : String(v);
+  const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => text(r[k]).length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(keys), ...rows.map((r) => line(keys.map((k) => text(r[k]))))].join("\n");
 }
 
 async function printFingerprint(flags: { config?: string; dataDir?: string }): Promise<number> {
@@ -101,6 +156,10 @@ Examples:
   burrowd --token s3cret                  run with defaults, certificate in ./burrow-data
   burrowd --config server.yaml            run from a config file
   burrowd fingerprint                     print the certificate fingerprint for clients
+  burrowd user add alice                  add a user
+  burrowd token issue alice --ttl 30d     issue alice a client token (printed once)
+  burrowd token revoke <id>               revoke a token; its sessions are closed
+  burrowd migrate                         apply database migrations and exit
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     );
@@ -124,6 +183,143 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     .option("--data-dir <dir>", "data directory (server.storage.data_dir)")
     .action(async (flags: { config?: string; dataDir?: string }) =>
       exit(await printFingerprint(flags))
+    );
+  const dbOptions = (c: Command) =>
+    c.option("-c, --config <file>", "server YAML config")
+      .option(
+        "--data-dir <dir>",
+        "data directory of the embedded database (server.storage.data_dir)",
+      );
+
+  dbOptions(
+    cmd.command("migrate").description(
+      "apply pending database migrations and exit (burrowd also does this at start)",
+    ),
+  ).action(async (flags: AdminFlags) =>
+    exit(
+      await withStore(flags, async (store) => {
+        const [row] = await store.db.query<{ version: number; name: string }>(
+          "select version, name from schema_migrations order by version desc limit 1",
+        );
+        console.log(
+          `schema at version ${row?.version ?? 0} (${row?.name ?? "empty"}) on ${store.kind}`,
+        );
+        return 0;
+      }),
+    )
+  );
+
+  const user = cmd.command("user").description("manage users (they own tunnels and tokens)");
+  dbOptions(user.command("add <name>").description("add a user"))
+    .option("--admin", "the user may use the admin API and issue admin tokens")
+    .action(async (name: string, flags: AdminFlags & { admin?: boolean }) =>
+      exit(
+        await withStore(flags, async (store) => {
+          const u = await store.users.add(name, { admin: flags.admin ?? false });
+          console.log(`added user ${u.name} (id ${u.id}${u.is_admin ? ", admin" : ""})`);
+          return 0;
+        }),
+      )
+    );
+  dbOptions(user.command("list").description("list users"))
+    .action(async (flags: AdminFlags) =>
+      exit(
+        await withStore(flags, async (store) => {
+          console.log(table(
+            (await store.users.list()).map((u) => ({
+              id: u.id,
+              name: u.name,
+              admin: u.is_admin,
+              disabled: u.disabled,
+              created: u.created_at,
+            })),
+          ));
+          return 0;
+        }),
+      )
+    );
+  for (const [verb, disabled] of [["disable", true], ["enable", false]] as const) {
+    dbOptions(
+      user.command(`${verb} <name>`).description(
+        disabled
+          ? "disable a user: its sessions are closed, its tokens refused"
+          : "re-enable a user",
+      ),
+    ).action(async (name: string, flags: AdminFlags) =>
+      exit(
+        await withStore(flags, async (store) => {
+          await store.users.setDisabled(name, disabled);
+          console.log(`${verb}d user ${name}`);
+          return 0;
+        }),
+      )
+    );
+  }
+
+  const token = cmd.command("token").description("manage client tokens (JWT)");
+  dbOptions(token.command("issue <user>").description("issue a token; it is printed once"))
+    .option("--ttl <duration>", "lifetime, e.g. 30d, 12h; default: never expires")
+    .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
+    .action(async (name: string, flags: AdminFlags & { ttl?: string; scope: string }) =>
+      exit(
+        await withStore(flags, async (store) => {
+          let ttlMs: number | null = null;
+          if (flags.ttl !== undefined) {
+            try {
+              ttlMs = parseDuration(flags.ttl);
+            } catch (error) {
+              throw new ValidationError(`--ttl: ${(error as Error).message}`);
+            }
+            if (ttlMs <= 0) throw new ValidationError("--ttl must be positive");
+          }
+          const tokens = await TokenService.create(store, createLogger({ level: "warn" }));
+          const issued = await tokens.issue(name, {
+            ttlMs,
+            scopes: flags.scope.split(",").map((s) => s.trim()).filter(Boolean),
+          });
+          console.error(
+            `issued token ${issued.id} for ${name}, ` +
+              (issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : "never expires"),
+          );
+          console.log(issued.token);
+          return 0;
+        }),
+      )
+    );
+  dbOptions(token.command("revoke <id>").description("revoke a token; sessions using it close"))
+    .action(async (id: string, flags: AdminFlags) =>
+      exit(
+        await withStore(flags, async (store) => {
+          await store.apiKeys.revoke(id);
+          console.log(`revoked token ${id}`);
+          return 0;
+        }),
+      )
+    );
+  dbOptions(token.command("list [user]").description("list tokens (never their secret)"))
+    .action(async (name: string | undefined, flags: AdminFlags) =>
+      exit(
+        await withStore(flags, async (store) => {
+          let userId: number | undefined;
+          if (name !== undefined) {
+            const u = await store.users.byName(name);
+            if (!u) throw new NotFoundError(`No user "${name}"`);
+            userId = u.id;
+          }
+          console.log(table(
+            (await store.apiKeys.list(userId)).map((k) => ({
+              id: k.id,
+              user: k.user_name,
+              scopes: k.scopes.join(","),
+              created: k.created_at,
+              expires: k.expires_at,
+              revoked: k.revoked_at,
+              last_used: k.last_used_at,
+            })),
+          ));
+          return 0;
+        }),
+      )
     );
   return cmd;
 }

@@ -23,10 +23,16 @@ export async function assertRejects<E extends Error>(
     await fn();
   } catch (error) {
     if (!(error instanceof type)) {
-      throw new Error(`Expected ${type.name}, got ${error instanceof Error ? error.name : typeof error}: ${error}`);
+      throw new Error(
+        `Expected ${type.name}, got ${
+          error instanceof Error ? error.name : typeof error
+        }: ${error}`,
+      );
     }
     if (includes && !error.message.includes(includes)) {
-      throw new Error(`Expected the message to include ${JSON.stringify(includes)}: ${error.message}`);
+      throw new Error(
+        `Expected the message to include ${JSON.stringify(includes)}: ${error.message}`,
+      );
     }
     return error;
   }

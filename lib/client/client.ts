@@ -16,6 +16,7 @@ import {
   negotiateVersion,
   PROTOCOL_VERSION,
   ProtocolError,
+  type PushedTunnel,
 } from "../protocol/mod.ts";
 import { CertificateError, dialTls } from "../transport/mod.ts";
 import { Backoff, sleep } from "../util/backoff.ts";
@@ -44,8 +45,10 @@ export class FatalClientError extends Error {
 export interface TunnelState {
   /** Name, unique within its list. */
   name: string;
-  /** State being reported. */
-  status: "pending" | "active" | "failed";
+  /** State being reported: `closed` when the server removed it. */
+  status: "pending" | "active" | "failed" | "closed";
+  /** Defined in the server's database rather than in this client's config. */
+  managed?: boolean;
   /** Public port on the server. */
   remotePort?: number;
   /** Public address visitors use. */
@@ -79,6 +82,8 @@ export class BurrowClient {
   #log: Logger;
   #onTunnel: ((state: TunnelState) => void) | undefined;
   #tunnels: Map<string, TunnelConfig>;
+  /** Tunnels the server manages in its database, as last pushed. */
+  #managed = new Map<string, TunnelConfig & { remotePort?: number }>();
   #states = new Map<string, TunnelState>();
   /** Tunnels whose local service is known to be down (logged once per outage). */
   #localDown = new Set<string>();
@@ -320,12 +325,77 @@ export class BurrowClient {
           const reason = message.error ?? "refused by the server";
           this.#setState({ name: tunnel.name, status: "failed", error: reason });
           this.#log.error("tunnel failed", { tunnel: tunnel.name, reason });
+        } else if (message.status === "closed") {
+          const reason = message.error ?? "closed by the server";
+          this.#setState({ name: tunnel.name, status: "closed", error: reason });
+          this.#log.warn("tunnel closed by server", { tunnel: tunnel.name, reason });
         }
         return;
       }
+      case "config_push":
+        this.#applyPush(message.tunnels);
+        return;
       default:
         throw new ProtocolError(`Unexpected "${message.type}" message from the server`);
     }
+  }
+
+  /** Takes the server's complete list of managed tunnels for this client. */
+  #applyPush(tunnels: PushedTunnel[]): void {
+    const next = new Map<string, TunnelConfig & { remotePort?: number }>();
+    for (const t of tunnels) {
+      if (this.#tunnels.has(t.name)) {
+        this.#log.warn("ignored a pushed tunnel that shadows a configured one", { tunnel: t.name });
+        continue;
+      }
+      const previous = this.#managed.get(t.name);
+      const config = {
+        name: t.name,
+        type: t.type,
+        local_addr: t.local_addr,
+        local_port: t.local_port,
+        ...(t.remote_port !== undefined
+          ? { remote_port: t.remote_port, remotePort: t.remote_port }
+          : {}),
+      } as TunnelConfig & { remotePort?: number };
+      next.set(t.name, config);
+      const local = `${t.local_addr}:${t.local_port}`;
+      const before = this.#states.get(t.name);
+      if (t.status === "active") {
+        const publicAddr = `${this.#config.server_addr}:${t.remote_port}`;
+        const unchanged = before?.status === "active" && before.remotePort === t.remote_port &&
+          previous && `${previous.local_addr}:${previous.local_port}` === local;
+        this.#setState({
+          name: t.name,
+          status: "active",
+          managed: true,
+          remotePort: t.remote_port!,
+          publicAddr,
+        });
+        if (!unchanged) {
+          this.#log.info("tunnel ready", {
+            tunnel: t.name,
+            type: t.type,
+            remote_port: t.remote_port,
+            public_addr: publicAddr,
+            local,
+            managed: true,
+          });
+        }
+      } else {
+        const reason = t.error ?? "refused by the server";
+        if (before?.status !== "failed" || before.error !== reason) {
+          this.#log.error("tunnel failed", { tunnel: t.name, reason, managed: true });
+        }
+        this.#setState({ name: t.name, status: "failed", managed: true, error: reason });
+      }
+    }
+    for (const name of this.#managed.keys()) {
+      if (next.has(name)) continue;
+      this.#setState({ name, status: "closed", managed: true, error: "removed on the server" });
+      this.#log.info("tunnel removed", { tunnel: name, managed: true });
+    }
+    this.#managed = next;
   }
 
   #setState(state: TunnelState): void {
@@ -335,7 +405,7 @@ export class BurrowClient {
 
   async #serveStream(stream: MuxStream): Promise<void> {
     const name = String(stream.meta.tunnel ?? "");
-    const tunnel = this.#tunnels.get(name);
+    const tunnel = this.#tunnels.get(name) ?? this.#managed.get(name);
     if (!tunnel) {
       stream.reset(`Unknown tunnel "${name}"`);
       return;

@@ -64,7 +64,13 @@ export interface ErrorMessage {
   /** Kind of check or tunnel. */
   type: "error";
   /** Stable machine-readable reason. */
-  code: "version_mismatch" | "auth_failed" | "bad_request" | "limit" | "server_busy";
+  code:
+    | "version_mismatch"
+    | "auth_failed"
+    | "bad_request"
+    | "limit"
+    | "server_busy"
+    | "unavailable";
   /** Explanation for people. */
   message: string;
 }
@@ -125,6 +131,36 @@ export interface HeartbeatMessage {
   status: "online" | "draining";
 }
 
+/** A tunnel managed on the server, as pushed to the client that serves it. */
+export interface PushedTunnel {
+  /** Tunnel name (unique per user). */
+  name: string;
+  /** Tunnel kind. */
+  type: "tcp" | "udp" | "http" | "https";
+  /** Local service host the client dials. */
+  local_addr: string;
+  /** Local service port (0 when the row has none; such a tunnel is failed). */
+  local_port: number;
+  /** Public port, when active. */
+  remote_port?: number;
+  /** Whether the server serves it now. */
+  status: "active" | "failed";
+  /** Why it failed. */
+  error?: string;
+}
+
+/**
+ * Server → client: the complete list of database-managed tunnels this client
+ * serves now. Sent after login and after every change; tunnels missing from
+ * the list are gone.
+ */
+export interface ConfigPushMessage {
+  /** Message kind. */
+  type: "config_push";
+  /** Every managed tunnel of this client. */
+  tunnels: PushedTunnel[];
+}
+
 /** Every control message. */
 export type Message =
   | HelloMessage
@@ -133,7 +169,8 @@ export type Message =
   | ErrorMessage
   | ControlMessage
   | TunnelStatusMessage
-  | HeartbeatMessage;
+  | HeartbeatMessage
+  | ConfigPushMessage;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -166,6 +203,7 @@ const SHAPES: Record<Message["type"], Shape> = {
     error: "string?",
   },
   heartbeat: { timestamp: "number", status: "string" },
+  config_push: { tunnels: "object" },
 };
 
 const ENUMS: Record<string, readonly string[]> = {
@@ -173,7 +211,14 @@ const ENUMS: Record<string, readonly string[]> = {
   "control.action": ["create_tunnel", "destroy_tunnel", "heartbeat"],
   "tunnel_status.status": ["active", "failed", "closed"],
   "heartbeat.status": ["online", "draining"],
-  "error.code": ["version_mismatch", "auth_failed", "bad_request", "limit", "server_busy"],
+  "error.code": [
+    "version_mismatch",
+    "auth_failed",
+    "bad_request",
+    "limit",
+    "server_busy",
+    "unavailable",
+  ],
 };
 
 /**
@@ -247,7 +292,39 @@ export function decodeControl(bytes: Uint8Array): Message {
       }
     }
   }
+  if (type === "config_push") checkPushedTunnels(obj.tunnels);
   return obj as unknown as Message;
+}
+
+function checkPushedTunnels(tunnels: unknown): void {
+  const bad = (what: string) => {
+    throw new ProtocolError(`Control message "config_push": ${what}`);
+  };
+  if (!Array.isArray(tunnels)) bad(`field "tunnels" must be an array`);
+  for (const [i, t] of (tunnels as unknown[]).entries()) {
+    if (typeof t !== "object" || t === null || Array.isArray(t)) {
+      bad(`tunnels[${i}] must be an object`);
+    }
+    const o = t as Record<string, unknown>;
+    if (typeof o.name !== "string" || !o.name) bad(`tunnels[${i}].name must be a non-empty string`);
+    if (!["tcp", "udp", "http", "https"].includes(o.type as string)) {
+      bad(`tunnels[${i}].type must be one of tcp, udp, http, https`);
+    }
+    if (typeof o.local_addr !== "string") bad(`tunnels[${i}].local_addr must be a string`);
+    const lp = o.local_port;
+    if (typeof lp !== "number" || !Number.isInteger(lp) || lp < 0 || lp > 65535) {
+      bad(`tunnels[${i}].local_port must be an integer 0-65535`);
+    }
+    if (o.status !== "active" && o.status !== "failed") {
+      bad(`tunnels[${i}].status must be active or failed`);
+    }
+    if (o.remote_port !== undefined && typeof o.remote_port !== "number") {
+      bad(`tunnels[${i}].remote_port must be a number`);
+    }
+    if (o.error !== undefined && typeof o.error !== "string") {
+      bad(`tunnels[${i}].error must be a string`);
+    }
+  }
 }
 
 /**

@@ -19,6 +19,29 @@ Deno.test("every message type round trips", () => {
     { type: "control", action: "destroy_tunnel", tunnel_id: "web" },
     { type: "tunnel_status", tunnel_id: "web", status: "active", remote_port: 80 },
     { type: "heartbeat", timestamp: 1640995200, status: "online" },
+    { type: "error", code: "unavailable", message: "database unreachable" },
+    {
+      type: "config_push",
+      tunnels: [
+        {
+          name: "ssh",
+          type: "tcp",
+          local_addr: "127.0.0.1",
+          local_port: 22,
+          remote_port: 2222,
+          status: "active",
+        },
+        {
+          name: "db",
+          type: "tcp",
+          local_addr: "::1",
+          local_port: 5432,
+          status: "failed",
+          error: "x",
+        },
+      ],
+    },
+    { type: "config_push", tunnels: [] },
   ];
   for (const m of messages) assert.deepEqual(decodeControl(encodeControl(m)), m);
 });
@@ -68,6 +91,20 @@ Deno.test("malformed control messages are rejected with the field named", () => 
       /config.protocol must be one of/,
     ],
   ];
+  const push = (t: unknown) => enc({ type: "config_push", tunnels: t });
+  const good = { name: "a", type: "tcp", local_addr: "127.0.0.1", local_port: 1, status: "active" };
+  cases.push(
+    [enc({ type: "config_push" }), /field "tunnels" must be a object/],
+    [push({}), /"tunnels" must be an array/],
+    [push([1]), /tunnels\[0\] must be an object/],
+    [push([{ ...good, name: "" }]), /tunnels\[0\].name/],
+    [push([good, { ...good, type: "ftp" }]), /tunnels\[1\].type/],
+    [push([{ ...good, local_addr: 1 }]), /local_addr/],
+    [push([{ ...good, local_port: -1 }]), /local_port must be an integer 0-65535/],
+    [push([{ ...good, status: "maybe" }]), /status must be active or failed/],
+    [push([{ ...good, remote_port: "80" }]), /remote_port must be a number/],
+    [push([{ ...good, error: 5 }]), /error must be a string/],
+  );
   for (const port of [-1, 65536, 1.5, "80"]) {
     cases.push([
       enc({

@@ -6,13 +6,30 @@
  */
 
 import { join } from "node:path";
+import { looksLikeJwt, TokenError, TokenService } from "../auth/mod.ts";
 import type { ServerConfig } from "../config/types.ts";
+import type { TunnelRequest } from "../protocol/mod.ts";
+import {
+  type ConfigChange,
+  ConflictError,
+  DatabaseUnavailableError,
+  LruCache,
+  type Store,
+  type TunnelRow,
+  type User,
+  ValidationError,
+} from "../storage/mod.ts";
 import { loadServerCertificate } from "../transport/mod.ts";
 import { formatAddr } from "../util/net.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
+import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { VERSION } from "../util/version.ts";
-import { ClientSession, type SessionHost } from "./session.ts";
+import { type AuthResult, ClientSession, type SessionHost } from "./session.ts";
+import { type ConnectionEvent, type TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+
+/** Most access events per second written to the `logs` table; the rest are counted. */
+const ACCESS_LOG_PER_SECOND = 100;
 
 /**
  * The token in `<dataDir>/token`, generated (32 random bytes, base64url)
@@ -39,6 +56,13 @@ export async function loadOrCreateToken(dataDir: string, logger: Logger): Promis
 export interface BurrowServerOptions {
   /** Default: drops everything. */
   logger?: Logger;
+  /**
+   * The database (users, tokens, tunnels, sessions, metrics, logs). Without
+   * one the server accepts only the shared token and records nothing.
+   */
+  store?: Store;
+  /** Name of this node in `sessions.node`. Default: the host name. */
+  node?: string;
 }
 
 /**
@@ -59,6 +83,12 @@ export class BurrowServer implements SessionHost {
   readonly fingerprint: string;
   /** The shared client token (configured, or generated in the data directory). */
   readonly token: Secret;
+  /** The database, when the server has one. */
+  readonly store: Store | null;
+  /** User tokens, when the server has a database. */
+  readonly tokens: TokenService | null;
+  /** This node's name. */
+  readonly node: string;
 
   #listener: Deno.TlsListener;
   #sessions = new Set<ClientSession>();
@@ -68,6 +98,11 @@ export class BurrowServer implements SessionHost {
   #accepting: Promise<void>;
   #stopping = false;
   #stopped: Promise<void> | null = null;
+  #admin: User | null;
+  #unlisten: (() => Promise<void>) | null = null;
+  /** user id → its database-managed tunnels, served from here while the database is down. */
+  #managed = new LruCache<number, TunnelRow[]>({ max: 10_000, ttl: 60_000 });
+  #accessWindow = { second: 0, written: 0, suppressed: 0 };
 
   private constructor(
     config: ServerConfig,
@@ -75,10 +110,15 @@ export class BurrowServer implements SessionHost {
     listener: Deno.TlsListener,
     fingerprint: string,
     token: Secret,
+    options: { store: Store | null; tokens: TokenService | null; admin: User | null; node: string },
   ) {
     this.config = config;
     this.token = token;
     this.logger = logger;
+    this.store = options.store;
+    this.tokens = options.tokens;
+    this.#admin = options.admin;
+    this.node = options.node;
     this.#listener = listener;
     this.fingerprint = fingerprint;
     this.#accepting = this.#acceptLoop();
@@ -103,6 +143,18 @@ export class BurrowServer implements SessionHost {
       });
     }
     const token = config.auth.token ?? await loadOrCreateToken(config.storage.data_dir, logger);
+    const store = options.store ?? null;
+    const node = options.node ?? Deno.hostname();
+    let tokens: TokenService | null = null;
+    let admin: User | null = null;
+    if (store) {
+      admin = await store.users.ensure("admin", { admin: true });
+      tokens = await TokenService.create(store, logger);
+      const leftovers = await store.sessions.closeLeftovers(node, "server restarted");
+      if (leftovers) {
+        logger.info("closed sessions left open by a previous run", { count: leftovers });
+      }
+    }
     let listener: Deno.TlsListener;
     try {
       listener = Deno.listenTls({
@@ -120,7 +172,16 @@ export class BurrowServer implements SessionHost {
       }
       throw error;
     }
-    const server = new BurrowServer(config, logger, listener, tls.fingerprint, token);
+    const server = new BurrowServer(config, logger, listener, tls.fingerprint, token, {
+      store,
+      tokens,
+      admin,
+      node,
+    });
+    if (store) {
+      server.#unlisten = await store.listenConfig((change) => server.#onConfigChange(change));
+      store.onRecover(() => server.#onConfigChange({ table: "*", op: "resync" }));
+    }
     logger.info("control channel listening", {
       addr: config.bind_addr,
       port: server.port,
@@ -146,6 +207,40 @@ export class BurrowServer implements SessionHost {
   }
 
   /** @internal */
+  async authenticate(token: string): Promise<AuthResult> {
+    if (await timingSafeEqualText(token, this.token.reveal())) {
+      return {
+        ok: true,
+        principal: { userId: this.#admin?.id ?? null, userName: "admin", tokenId: null },
+      };
+    }
+    if (!this.tokens || !looksLikeJwt(token)) {
+      return { ok: false, code: "auth_failed", message: "invalid token" };
+    }
+    try {
+      const who = await this.tokens.verify(token, "tunnel");
+      this.store!.run((s) => s.apiKeys.touch([who.tokenId])).catch(() => {});
+      return {
+        ok: true,
+        principal: { userId: who.user.id, userName: who.user.name, tokenId: who.tokenId },
+      };
+    } catch (error) {
+      if (error instanceof TokenError) {
+        return { ok: false, code: "auth_failed", message: error.message };
+      }
+      if (error instanceof DatabaseUnavailableError) {
+        return {
+          ok: false,
+          code: "unavailable",
+          message: "The server cannot check this token now: its database is unreachable. " +
+            "Retrying.",
+        };
+      }
+      throw error;
+    }
+  }
+
+  /** @internal */
   register(session: ClientSession): void {
     const previous = this.#byClient.get(session.clientId);
     if (previous) {
@@ -157,12 +252,244 @@ export class BurrowServer implements SessionHost {
     }
     this.#byClient.set(session.clientId, session);
     this.#sessions.add(session);
+    this.store?.sessionOpened({
+      id: session.sessionId,
+      user_id: session.principal?.userId ?? null,
+      client_id: session.clientId,
+      remote_addr: session.remote,
+      client_version: session.software,
+      node: this.node,
+      connected_at: session.connectedAt,
+    });
+    const userId = session.principal?.userId;
+    if (userId != null) this.#syncUser(userId);
   }
 
   /** @internal */
-  unregister(session: ClientSession): void {
+  unregister(session: ClientSession, reason: string): void {
     this.#sessions.delete(session);
     if (this.#byClient.get(session.clientId) === session) this.#byClient.delete(session.clientId);
+    this.store?.sessionClosed(session.sessionId, reason, this.#beat(session));
+    // Tunnels of this user not bound to one client move to its next newest session.
+    const userId = session.principal?.userId;
+    if (userId != null && !this.#stopping) this.#syncUser(userId);
+  }
+
+  #beat(session: ClientSession) {
+    const bytes = session.mux.bytes;
+    return {
+      id: session.sessionId,
+      at: new Date(),
+      rtt_ms: session.mux.rtt || null,
+      bytes_in: bytes.in,
+      bytes_out: bytes.out,
+    };
+  }
+
+  /** @internal */
+  onHeartbeat(session: ClientSession): void {
+    // Batched: the store writes every session's latest beat in one query per flush.
+    this.store?.sessionBeat(this.#beat(session));
+  }
+
+  /** @internal */
+  async recordTunnel(
+    session: ClientSession,
+    name: string,
+    request: TunnelRequest,
+  ): Promise<number | null> {
+    const userId = session.principal?.userId;
+    if (!this.store || userId == null) return null;
+    try {
+      const row = await this.store.run((s) =>
+        s.tunnels.recordDeclared(userId, session.clientId, {
+          name,
+          type: request.protocol,
+          local_port: request.local_port,
+          remote_port: request.remote_port ?? 0,
+          ...(request.custom_domains ? { custom_domains: request.custom_domains } : {}),
+          ...(request.subdomain ? { subdomain: request.subdomain } : {}),
+        })
+      );
+      return row.id;
+    } catch (error) {
+      if (error instanceof ConflictError || error instanceof ValidationError) {
+        throw new TunnelError(error.message);
+      }
+      if (error instanceof DatabaseUnavailableError) {
+        this.logger.warn("tunnel not recorded: database unavailable", {
+          tunnel: name,
+          client_id: session.clientId,
+        });
+        return null;
+      }
+      throw error;
+    }
+  }
+
+  /** @internal */
+  tunnelStatus(
+    tunnel: TcpTunnel,
+    status: "offline" | "active" | "failed",
+    error: string | null,
+  ): void {
+    const id = tunnel.dbId;
+    if (!this.store || id == null) return;
+    const port = status === "active" ? tunnel.port : null;
+    this.store.run((s) => s.tunnels.setStatus(id, status, port, error)).catch((e) => {
+      if (!(e instanceof DatabaseUnavailableError)) {
+        this.logger.warn("could not record tunnel status", { tunnel: tunnel.name, error: e });
+      }
+    });
+  }
+
+  /** @internal */
+  onConnection(session: ClientSession, tunnel: TcpTunnel, event: ConnectionEvent): void {
+    const store = this.store;
+    if (!store || tunnel.dbId == null) return;
+    store.addMetrics(tunnel.dbId, {
+      bytes_in: event.bytesIn,
+      bytes_out: event.bytesOut,
+      connections: 1,
+      errors: event.error ? 1 : 0,
+    });
+    // Access events are capped per second so a connection flood cannot flood the database.
+    const second = Math.floor(Date.now() / 1000);
+    const w = this.#accessWindow;
+    if (w.second !== second) {
+      if (w.suppressed) {
+        store.addLog({
+          level: "warn",
+          kind: "event",
+          tunnel_id: null,
+          session_id: null,
+          message: "access events suppressed",
+          fields: { count: w.suppressed, limit_per_second: ACCESS_LOG_PER_SECOND },
+        });
+      }
+      this.#accessWindow = { second, written: 0, suppressed: 0 };
+    }
+    if (this.#accessWindow.written >= ACCESS_LOG_PER_SECOND) {
+      this.#accessWindow.suppressed++;
+      return;
+    }
+    this.#accessWindow.written++;
+    store.addLog({
+      level: event.error ? "warn" : "info",
+      kind: event.error ? "error" : "access",
+      tunnel_id: tunnel.dbId,
+      session_id: session.sessionId,
+      message: event.error ? "connection failed" : "connection",
+      fields: {
+        remote: event.remote,
+        bytes_in: event.bytesIn,
+        bytes_out: event.bytesOut,
+        duration_ms: Math.round(event.durationMs),
+        ...(event.error ? { error: event.error } : {}),
+      },
+    });
+  }
+
+  // ---- database-managed tunnels ----
+
+  #sessionsOf(userId: number): ClientSession[] {
+    return [...this.#sessions].filter((s) => s.principal?.userId === userId && !s.mux.isClosed);
+  }
+
+  /** Re-reads a user's managed tunnels and hands each session the ones it serves. */
+  async #syncUser(userId: number): Promise<void> {
+    const sessions = this.#sessionsOf(userId);
+    if (!sessions.length || !this.store) return;
+    let rows: TunnelRow[];
+    try {
+      rows = await this.store.run((s) => s.tunnels.managedFor(userId));
+      this.#managed.set(userId, rows);
+    } catch (error) {
+      // Keep serving what we had.
+      const stale = this.#managed.getStale(userId);
+      if (!(error instanceof DatabaseUnavailableError)) {
+        this.logger.error("loading managed tunnels failed", { user_id: userId, error });
+      }
+      if (!stale) return;
+      rows = stale;
+    }
+    // A tunnel bound to a client id goes to that client; an unbound one to the newest session.
+    const newest = sessions.reduce((a, b) => (b.connectedAt >= a.connectedAt ? b : a));
+    await Promise.all(
+      sessions.map((session) =>
+        session.applyManaged(
+          rows.filter((r) =>
+            r.client_id === session.clientId || (r.client_id === null && session === newest)
+          ),
+        )
+      ),
+    );
+  }
+
+  async #onConfigChange(change: ConfigChange): Promise<void> {
+    this.tokens?.invalidate(change);
+    if (change.table === "*") {
+      const users = new Set(
+        [...this.#sessions].map((s) => s.principal?.userId).filter((id) => id != null),
+      );
+      for (const id of users) await this.#syncUser(id as number);
+      return;
+    }
+    const userId = change.user_id;
+    if (change.table === "users" && typeof change.id === "number") {
+      const user = change.op === "delete"
+        ? null
+        : await this.store!.run((s) => s.users.byId(change.id as number)).catch(() => undefined);
+      if (user === undefined) return;
+      if (!user || user.disabled) {
+        for (const session of this.#sessionsOf(change.id)) {
+          this.logger.info("closing session of a disabled user", {
+            client_id: session.clientId,
+            user: session.principal?.userName,
+          });
+          session.close(`User "${session.principal?.userName}" was disabled`);
+        }
+      }
+      return;
+    }
+    if (change.table === "api_keys" && typeof change.id === "string") {
+      const key = change.op === "delete"
+        ? null
+        : await this.store!.run((s) => s.apiKeys.withUser(change.id as string)).catch(() =>
+          undefined
+        );
+      if (key === undefined) return;
+      if (!key || key.key.revoked_at) {
+        for (const session of this.#sessions) {
+          if (session.principal?.tokenId !== change.id) continue;
+          this.logger.info("closing session of a revoked token", { client_id: session.clientId });
+          session.close("The token of this session was revoked");
+        }
+      }
+      return;
+    }
+    if (change.table !== "tunnels" || userId == null) return;
+    if (change.source === "client" && typeof change.id === "number") {
+      // A tunnel a client declared was disabled, deleted or changed in the database.
+      const row = change.op === "delete"
+        ? null
+        : await this.store!.run((s) => s.tunnels.get(change.id as number)).catch(() => undefined);
+      if (row === undefined) return;
+      if (!row || !row.enabled) {
+        for (const session of this.#sessionsOf(userId)) {
+          for (const tunnel of session.tunnels.values()) {
+            if (tunnel.dbId !== change.id || tunnel.managed) continue;
+            await session.revokeTunnel(
+              tunnel.name,
+              row ? "disabled on the server" : "deleted on the server",
+            );
+          }
+        }
+      }
+      return;
+    }
+    this.#managed.delete(userId);
+    await this.#syncUser(userId);
   }
 
   async #acceptLoop(): Promise<void> {
@@ -219,6 +546,8 @@ export class BurrowServer implements SessionHost {
       session.close("Server shut down");
     }
     await Promise.all(this.#running.values());
+    await this.#unlisten?.().catch(() => {});
+    await this.store?.flush().catch(() => {});
     this.logger.info("stopped");
   }
 

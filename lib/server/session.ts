@@ -15,15 +15,30 @@ import {
   MIN_PROTOCOL_VERSION,
   negotiateVersion,
   ProtocolError,
+  type PushedTunnel,
   type TunnelRequest,
   type TunnelStatusMessage,
 } from "../protocol/mod.ts";
+import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
-import type { Secret } from "../util/secret.ts";
-import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
-import { TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+
+/** Who a session logged in as. */
+export interface Principal {
+  /** The user's row id; `null` when the server runs without a database. */
+  userId: number | null;
+  /** The user's name (`admin` for the shared token). */
+  userName: string;
+  /** The user token's id; `null` for the shared token. */
+  tokenId: string | null;
+}
+
+/** The outcome of checking a client's credentials. */
+export type AuthResult =
+  | { ok: true; principal: Principal }
+  | { ok: false; code: "auth_failed" | "unavailable"; message: string };
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -31,14 +46,40 @@ export interface SessionHost {
   readonly config: ServerConfig;
   /** Where the server logs. */
   readonly logger: Logger;
-  /** The shared client token. */
-  readonly token: Secret;
+  /** Checks a client's token (shared token or user token). */
+  authenticate(token: string): Promise<AuthResult>;
   /** Records an authenticated session; closes an older one with the same client id. */
   register(session: ClientSession): void;
   /** Forgets a session that ended. */
-  unregister(session: ClientSession): void;
+  unregister(session: ClientSession, reason: string): void;
   /** Whether another client may log in now (max_clients). */
   hasRoom(): boolean;
+  /** A heartbeat arrived. */
+  onHeartbeat(session: ClientSession): void;
+  /**
+   * Records a tunnel the client declared; resolves with its row id (`null`
+   * when there is no database to record it in).
+   *
+   * @throws {TunnelError} when the database refuses it (conflict, disabled).
+   */
+  recordTunnel(
+    session: ClientSession,
+    name: string,
+    request: TunnelRequest,
+  ): Promise<number | null>;
+  /** A tunnel's state changed. */
+  tunnelStatus(
+    tunnel: TcpTunnel,
+    status: "offline" | "active" | "failed",
+    error: string | null,
+  ): void;
+  /** A public connection through one of this session's tunnels ended. */
+  onConnection(session: ClientSession, tunnel: TcpTunnel, event: ConnectionEvent): void;
+}
+
+/** What decides whether a managed tunnel must be re-opened after a change. */
+function listenSignature(row: TunnelRow): string {
+  return `${row.name}|${row.type}|${row.remote_port ?? 0}`;
 }
 
 /** Milliseconds a new connection has to complete hello and auth. */
@@ -52,6 +93,12 @@ export class ClientSession {
   readonly sessionId: string = crypto.randomUUID();
   /** The client's stable id from `hello` (empty before it). */
   clientId = "";
+  /** The client's software from `hello`, e.g. `burrow/0.1.0`. */
+  software = "";
+  /** Who logged in (set by the handshake). */
+  principal: Principal | null = null;
+  /** When the session was authenticated. */
+  connectedAt: Date = new Date();
   /** Open tunnels by name. */
   readonly tunnels = new Map<string, TcpTunnel>();
   /** The multiplexed control connection. */
@@ -61,6 +108,7 @@ export class ClientSession {
   #log: Logger;
   #lastSeen = performance.now();
   #refused = false;
+  #managedQueue: Promise<void> = Promise.resolve();
 
   /** Wraps an accepted control connection. */
   constructor(conn: Duplex, remote: string, host: SessionHost) {
@@ -73,6 +121,7 @@ export class ClientSession {
   /** Runs the session to its end; never throws. */
   async run(): Promise<void> {
     let registered = false;
+    let reason = "closed";
     let watchdog: ReturnType<typeof setInterval> | undefined;
     try {
       if (!(await this.#handshake())) return;
@@ -95,9 +144,13 @@ export class ClientSession {
     } finally {
       clearInterval(watchdog);
       this.mux.close();
-      for (const tunnel of this.tunnels.values()) await tunnel.close();
+      for (const tunnel of this.tunnels.values()) {
+        await tunnel.close();
+        this.#host.tunnelStatus(tunnel, "offline", null);
+      }
       this.tunnels.clear();
       const cause = await this.mux.closed;
+      reason = cause?.message ?? "closed";
       const fields = { remote: this.remote, client_id: this.clientId || undefined };
       if (cause instanceof ProtocolError) {
         this.#log.warn("protocol error", { ...fields, error: cause.message });
@@ -109,11 +162,12 @@ export class ClientSession {
         this.#log[level]("connection failed before login", { ...fields, error: cause.message });
       }
       if (registered) {
-        this.#host.unregister(this);
+        this.#host.unregister(this, reason);
         this.#log.info("session closed", {
           client_id: this.clientId,
           session_id: this.sessionId,
-          reason: cause?.message ?? "closed",
+          user: this.principal?.userName,
+          reason,
         });
       }
     }
@@ -177,17 +231,30 @@ export class ClientSession {
         software: `burrowd/${VERSION}`,
       });
       this.clientId = hello.client_id ?? this.sessionId;
+      this.software = hello.software;
       const auth = await Promise.race([this.#receive(), timedOut]);
       if (auth === "timeout") return this.#timedOut();
       if (auth === null) return false;
       if (auth.type !== "auth") {
         throw new ProtocolError(`Expected "auth" after "hello", got "${auth.type}"`);
       }
-      const expected = this.#host.token.reveal();
-      if (!(await timingSafeEqualText(auth.token, expected))) {
-        this.#log.warn("authentication failed", { remote: this.remote, client_id: this.clientId });
-        return await this.#refuse("auth_failed", "authentication failed: invalid token");
+      const result = await this.#host.authenticate(auth.token);
+      if (!result.ok) {
+        if (result.code === "auth_failed") {
+          this.#log.warn("authentication failed", {
+            remote: this.remote,
+            client_id: this.clientId,
+            reason: result.message,
+          });
+          return await this.#refuse("auth_failed", `authentication failed: ${result.message}`);
+        }
+        this.#log.warn("login refused: database unavailable", {
+          remote: this.remote,
+          client_id: this.clientId,
+        });
+        return await this.#refuse("unavailable", result.message);
       }
+      this.principal = result.principal;
       if (!this.#host.hasRoom()) {
         this.#log.warn("client refused: server full", {
           remote: this.remote,
@@ -216,10 +283,11 @@ export class ClientSession {
       switch (message.type) {
         case "heartbeat":
           this.#send({ type: "heartbeat", timestamp: message.timestamp, status: "online" });
+          this.#host.onHeartbeat(this);
           break;
         case "control":
           if (message.action === "create_tunnel") {
-            this.#send(this.#createTunnel(message.tunnel_id, message.config!));
+            this.#send(await this.#createTunnel(message.tunnel_id, message.config!));
           } else {
             await this.#destroyTunnel(message.tunnel_id);
           }
@@ -230,7 +298,7 @@ export class ClientSession {
     }
   }
 
-  #createTunnel(name: string, request: TunnelRequest): TunnelStatusMessage {
+  async #createTunnel(name: string, request: TunnelRequest): Promise<TunnelStatusMessage> {
     const fail = (reason: string): TunnelStatusMessage => {
       this.#log.warn("tunnel refused", { tunnel: name, client_id: this.clientId, reason });
       return { type: "tunnel_status", tunnel_id: name, status: "failed", error: reason };
@@ -240,52 +308,154 @@ export class ClientSession {
       return fail(`Tunnel type "${request.protocol}" is not supported by this server yet`);
     }
     if (this.tunnels.has(name)) return fail(`Tunnel "${name}" already exists in this session`);
-    if (this.tunnels.size >= config.limits.max_tunnels_per_client) {
+    const declared = [...this.tunnels.values()].filter((t) => !t.managed).length;
+    if (declared >= config.limits.max_tunnels_per_client) {
       return fail(
         `Limit of ${config.limits.max_tunnels_per_client} tunnels per client reached ` +
           `(server.limits.max_tunnels_per_client)`,
       );
     }
-    const requested = request.remote_port ?? 0;
+    let dbId: number | null;
+    try {
+      dbId = await this.#host.recordTunnel(this, name, request);
+    } catch (error) {
+      if (error instanceof TunnelError) return fail(error.message);
+      throw error;
+    }
+    const opened = this.#listen(name, request.remote_port ?? 0);
+    if (typeof opened === "string") {
+      this.#host.tunnelStatus({ dbId, name } as TcpTunnel, "failed", opened);
+      return fail(opened);
+    }
+    opened.dbId = dbId;
+    this.tunnels.set(name, opened);
+    this.#host.tunnelStatus(opened, "active", null);
+    this.#log.info("tunnel opened", {
+      tunnel: name,
+      type: "tcp",
+      client_id: this.clientId,
+      remote_port: opened.port,
+    });
+    return { type: "tunnel_status", tunnel_id: name, status: "active", remote_port: opened.port };
+  }
+
+  /** Opens a public TCP listener, or returns why it cannot. */
+  #listen(name: string, requested: number): TcpTunnel | string {
+    const config = this.#host.config;
     if (requested !== 0 && !portAllowed(requested, config.allow_ports)) {
-      return fail(
-        `Port ${requested} is not allowed on this server (allowed: ${
-          formatPortRanges(config.allow_ports)
-        })`,
-      );
+      return `Port ${requested} is not allowed on this server (allowed: ${
+        formatPortRanges(config.allow_ports)
+      })`;
     }
     const candidates = requested !== 0 ? [requested] : candidatePorts(config.allow_ports);
-    let tunnel: TcpTunnel | undefined;
     let lastError: Error | undefined;
     for (const port of candidates) {
       try {
-        tunnel = TcpTunnel.listen({
+        const tunnel: TcpTunnel = TcpTunnel.listen({
           name,
           hostname: config.bind_addr,
           port,
           mux: this.mux,
           logger: this.#log,
+          onConnection: (event) => this.#host.onConnection(this, tunnel, event),
         });
-        break;
+        return tunnel;
       } catch (error) {
         lastError = error as Error;
       }
     }
-    if (!tunnel) {
-      return fail(
-        requested === 0 && config.allow_ports.length
-          ? `No free port in ${formatPortRanges(config.allow_ports)}`
-          : (lastError instanceof TunnelError ? lastError.message : String(lastError)),
-      );
-    }
-    this.tunnels.set(name, tunnel);
-    this.#log.info("tunnel opened", {
-      tunnel: name,
-      type: "tcp",
-      client_id: this.clientId,
-      remote_port: tunnel.port,
+    return requested === 0 && config.allow_ports.length
+      ? `No free port in ${formatPortRanges(config.allow_ports)}`
+      : (lastError instanceof TunnelError ? lastError.message : String(lastError));
+  }
+
+  /**
+   * Serves exactly `rows` (database-managed tunnels of this client): opens
+   * new ones, re-opens those whose public side changed, closes the rest, then
+   * pushes the complete list to the client. Calls are serialised.
+   */
+  applyManaged(rows: TunnelRow[]): Promise<void> {
+    this.#managedQueue = this.#managedQueue.then(() => this.#applyManaged(rows)).catch((error) => {
+      this.#log.error("applying managed tunnels failed", { client_id: this.clientId, error });
     });
-    return { type: "tunnel_status", tunnel_id: name, status: "active", remote_port: tunnel.port };
+    return this.#managedQueue;
+  }
+
+  async #applyManaged(rows: TunnelRow[]): Promise<void> {
+    if (this.mux.isClosed) return;
+    const wanted = new Map(rows.map((r) => [r.id, r]));
+    for (const [name, tunnel] of [...this.tunnels]) {
+      if (!tunnel.managed) continue;
+      const row = wanted.get(tunnel.dbId!);
+      if (row && listenSignature(row) === listenSignature(tunnel.managed)) {
+        tunnel.managed = row;
+        continue;
+      }
+      this.tunnels.delete(name);
+      await tunnel.close();
+      if (row) this.#host.tunnelStatus(tunnel, "offline", null);
+      this.#log.info("tunnel closed", {
+        tunnel: name,
+        client_id: this.clientId,
+        reason: row ? "changed on the server" : "removed or disabled on the server",
+      });
+    }
+    const pushed: PushedTunnel[] = [];
+    for (const row of rows) {
+      const base = {
+        name: row.name,
+        type: row.type,
+        local_addr: row.local_addr,
+        local_port: row.local_port ?? 0,
+      };
+      const current = [...this.tunnels.values()].find((t) => t.managed && t.dbId === row.id);
+      if (current) {
+        pushed.push({ ...base, status: "active", remote_port: current.port });
+        continue;
+      }
+      let error: string | null = null;
+      if (row.type !== "tcp") {
+        error = `Tunnel type "${row.type}" is not supported by this server yet`;
+      } else if (!row.local_port) error = "Tunnel has no local_port";
+      else if (this.tunnels.has(row.name)) {
+        error = `Tunnel "${row.name}" already exists in this session`;
+      }
+      const opened = error ? error : this.#listen(row.name, row.remote_port ?? 0);
+      if (typeof opened === "string") {
+        this.#log.warn("tunnel refused", {
+          tunnel: row.name,
+          client_id: this.clientId,
+          reason: opened,
+        });
+        this.#host.tunnelStatus({ dbId: row.id, name: row.name } as TcpTunnel, "failed", opened);
+        pushed.push({ ...base, status: "failed", error: opened });
+        continue;
+      }
+      opened.dbId = row.id;
+      opened.managed = row;
+      this.tunnels.set(row.name, opened);
+      this.#host.tunnelStatus(opened, "active", null);
+      this.#log.info("tunnel opened", {
+        tunnel: row.name,
+        type: row.type,
+        client_id: this.clientId,
+        remote_port: opened.port,
+        managed: true,
+      });
+      pushed.push({ ...base, status: "active", remote_port: opened.port });
+    }
+    this.#send({ type: "config_push", tunnels: pushed });
+  }
+
+  /** Closes a client-declared tunnel the database disabled or deleted, telling the client why. */
+  async revokeTunnel(name: string, reason: string): Promise<void> {
+    const tunnel = this.tunnels.get(name);
+    if (!tunnel || tunnel.managed) return;
+    this.tunnels.delete(name);
+    await tunnel.close();
+    this.#host.tunnelStatus(tunnel, "offline", reason);
+    this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId, reason });
+    this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed", error: reason });
   }
 
   async #destroyTunnel(name: string): Promise<void> {
@@ -299,8 +469,18 @@ export class ClientSession {
       });
       return;
     }
+    if (tunnel.managed) {
+      this.#send({
+        type: "tunnel_status",
+        tunnel_id: name,
+        status: "failed",
+        error: `Tunnel "${name}" is managed on the server and cannot be closed by the client`,
+      });
+      return;
+    }
     this.tunnels.delete(name);
     await tunnel.close();
+    this.#host.tunnelStatus(tunnel, "offline", null);
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed" });
   }

@@ -8,6 +8,7 @@
 import { type Mux, relay } from "../mux/mod.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
+import type { TunnelRow } from "../storage/models.ts";
 
 /** Options of {@linkcode TcpTunnel.listen}. */
 export interface TcpTunnelOptions {
@@ -20,6 +21,24 @@ export interface TcpTunnelOptions {
   /** The owning session's multiplexer. */
   mux: Mux;
   logger: Logger;
+  /** Called when each public connection ends. */
+  onConnection?: ((event: ConnectionEvent) => void) | undefined;
+}
+
+/** One finished public connection. */
+export interface ConnectionEvent {
+  /** Tunnel name. */
+  tunnel: string;
+  /** Visitor `host:port`. */
+  remote: string;
+  /** Bytes from the visitor. */
+  bytesIn: number;
+  /** Bytes to the visitor. */
+  bytesOut: number;
+  /** How long it lasted in ms. */
+  durationMs: number;
+  /** Why it ended, if not cleanly (e.g. the local service refused). */
+  error?: string | undefined;
 }
 
 /** Why a tunnel could not be opened, in words for both logs. */
@@ -37,9 +56,14 @@ export class TcpTunnel {
   readonly name: string;
   /** The public port (the real one when 0 was asked). */
   readonly port: number;
+  /** Its row in the database, when recorded there. */
+  dbId: number | null = null;
+  /** The database row of a server-managed tunnel; `null` when the client declared it. */
+  managed: TunnelRow | null = null;
   #listener: Deno.TcpListener;
   #mux: Mux;
   #log: Logger;
+  #onConnection: ((event: ConnectionEvent) => void) | undefined;
   #conns = new Set<Deno.TcpConn>();
   #closed = false;
   #accepting: Promise<void>;
@@ -53,6 +77,7 @@ export class TcpTunnel {
     this.port = (listener.addr as Deno.NetAddr).port;
     this.#mux = options.mux;
     this.#log = options.logger;
+    this.#onConnection = options.onConnection;
     this.#accepting = this.#acceptLoop();
   }
 
@@ -117,12 +142,21 @@ export class TcpTunnel {
       const result = await relay(conn, stream, { maxBuffer: this.#mux.maxFrameData });
       this.#bytesIn += result.sent;
       this.#bytesOut += result.received;
+      const durationMs = performance.now() - started;
       this.#log.debug("connection closed", {
         tunnel: this.name,
         remote,
         bytes_in: result.sent,
         bytes_out: result.received,
-        duration_ms: Math.round(performance.now() - started),
+        duration_ms: Math.round(durationMs),
+        error: result.error?.message,
+      });
+      this.#onConnection?.({
+        tunnel: this.name,
+        remote,
+        bytesIn: result.sent,
+        bytesOut: result.received,
+        durationMs,
         error: result.error?.message,
       });
     } catch (error) {
@@ -130,6 +164,14 @@ export class TcpTunnel {
         conn.close();
       } catch { /* closed */ }
       this.#log.debug("connection failed", { tunnel: this.name, remote, error });
+      this.#onConnection?.({
+        tunnel: this.name,
+        remote,
+        bytesIn: 0,
+        bytesOut: 0,
+        durationMs: performance.now() - started,
+        error: error instanceof Error ? error.message : String(error),
+      });
     } finally {
       this.#conns.delete(conn);
     }

@@ -537,7 +537,10 @@ function validateTunnel(t: TunnelInput): void {
     throw new ValidationError(`A ${t.type} tunnel needs local_port`);
   }
   for (const d of t.custom_domains ?? []) {
-    if (typeof d !== "string" || !/^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(d)) {
+    if (
+      typeof d !== "string" ||
+      !/^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(d)
+    ) {
       throw new ValidationError(`Custom domain ${JSON.stringify(d)} is not a valid host name`);
     }
   }

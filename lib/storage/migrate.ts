@@ -54,13 +54,20 @@ export async function loadMigrations(dir: URL | string = SQL_DIR): Promise<Migra
     const match = /^(\d+)_[\w-]+\.sql$/.exec(entry.name);
     if (!entry.isFile || !match) continue;
     const sql = await Deno.readTextFile(new URL(entry.name, dir));
-    found.push({ version: Number(match[1]), name: entry.name, sql, checksum: await sha256Hex(sql) });
+    found.push({
+      version: Number(match[1]),
+      name: entry.name,
+      sql,
+      checksum: await sha256Hex(sql),
+    });
   }
   found.sort((a, b) => a.version - b.version);
   for (let i = 1; i < found.length; i++) {
     if (found[i]!.version === found[i - 1]!.version) {
       throw new MigrationError(
-        `Two migrations share version ${found[i]!.version}: ${found[i - 1]!.name}, ${found[i]!.name}`,
+        `Two migrations share version ${found[i]!.version}: ${found[i - 1]!.name}, ${
+          found[i]!.name
+        }`,
       );
     }
   }

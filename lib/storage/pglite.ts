@@ -17,7 +17,8 @@ import type { Logger } from "../util/logger.ts";
 import type { Database, Queryable } from "./db.ts";
 
 /** The PGlite release in use: blank clusters are cached per release. */
-const PGLITE_VERSION = /pglite[@/](\d[\w.-]*)/.exec(import.meta.resolve("@electric-sql/pglite"))?.[1];
+const PGLITE_VERSION = /pglite[@/](\d[\w.-]*)/.exec(import.meta.resolve("@electric-sql/pglite"))
+  ?.[1];
 
 /** Another process holds the data directory. */
 export class DataDirLockedError extends Error {

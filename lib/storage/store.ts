@@ -105,7 +105,10 @@ export class Store {
     this.metrics = new MetricsDao(db);
     this.logs = new LogsDao(db);
     this.alerts = new AlertsDao(db);
-    this.#flushTimer = setInterval(() => this.flush().catch(() => {}), options.flushInterval ?? 5000);
+    this.#flushTimer = setInterval(
+      () => this.flush().catch(() => {}),
+      options.flushInterval ?? 5000,
+    );
   }
 
   /**
@@ -262,7 +265,9 @@ export class Store {
   }
 
   /** Queues a log event; the oldest are dropped (and counted) past 10,000 unsent. */
-  addLog(event: Omit<LogInput, "at" | "fields"> & { at?: Date; fields?: LogInput["fields"] }): void {
+  addLog(
+    event: Omit<LogInput, "at" | "fields"> & { at?: Date; fields?: LogInput["fields"] },
+  ): void {
     if (this.#logs.length >= MAX_PENDING_LOGS) {
       this.#logs.shift();
       this.#droppedLogs++;

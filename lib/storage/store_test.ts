@@ -98,17 +98,30 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
       true,
       "offline",
     ]);
-    const inserted = await waitFor("insert notification", () =>
-      changes.find((c) => c.table === "tunnels" && c.op === "insert"));
+    const inserted = await waitFor(
+      "insert notification",
+      () => changes.find((c) => c.table === "tunnels" && c.op === "insert"),
+    );
     assertEquals([inserted.id, inserted.user_id], [ssh.id, alice.id]);
 
     await assertRejects(
-      () => store.tunnels.create(admin.id, { name: "x", type: "tcp", local_port: 1, remote_port: 2222 }),
+      () =>
+        store.tunnels.create(admin.id, {
+          name: "x",
+          type: "tcp",
+          local_port: 1,
+          remote_port: 2222,
+        }),
       ConflictError,
       `Port 2222 is already taken by user "alice"'s tunnel "ssh"`,
     );
     // UDP ports are a separate space.
-    await store.tunnels.create(admin.id, { name: "dns", type: "udp", local_port: 53, remote_port: 2222 });
+    await store.tunnels.create(admin.id, {
+      name: "dns",
+      type: "udp",
+      local_port: 53,
+      remote_port: 2222,
+    });
     await assertRejects(
       () => store.tunnels.create(alice.id, { name: "ssh", type: "tcp", local_port: 1 }),
       ConflictError,
@@ -175,18 +188,34 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
     });
     assertEquals(again.id, db.id);
     await assertRejects(
-      () => store.tunnels.recordDeclared(admin.id, "x", { name: "db", type: "tcp", local_port: 1, remote_port: 15432 }),
+      () =>
+        store.tunnels.recordDeclared(admin.id, "x", {
+          name: "db",
+          type: "tcp",
+          local_port: 1,
+          remote_port: 15432,
+        }),
       ConflictError,
       "Port 15432",
     );
     await assertRejects(
-      () => store.tunnels.recordDeclared(alice.id, "laptop", { name: "web", type: "http", local_port: 1 }),
+      () =>
+        store.tunnels.recordDeclared(alice.id, "laptop", {
+          name: "web",
+          type: "http",
+          local_port: 1,
+        }),
       ConflictError,
       "managed on the server",
     );
     await store.tunnels.update(db.id, { enabled: false });
     await assertRejects(
-      () => store.tunnels.recordDeclared(alice.id, "laptop", { name: "db", type: "tcp", local_port: 5432 }),
+      () =>
+        store.tunnels.recordDeclared(alice.id, "laptop", {
+          name: "db",
+          type: "tcp",
+          local_port: 5432,
+        }),
       ConflictError,
       "disabled",
     );
@@ -225,7 +254,13 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
     const at = new Date("2026-01-01T00:00:30Z");
     store.addMetrics(web.id, { bytes_in: 10, connections: 1 }, at);
     store.addMetrics(web.id, { bytes_in: 5, errors: 1, latency_ms_sum: 3, latency_count: 1 }, at);
-    store.addLog({ level: "info", kind: "access", tunnel_id: web.id, session_id: null, message: "hi" });
+    store.addLog({
+      level: "info",
+      kind: "access",
+      tunnel_id: web.id,
+      session_id: null,
+      message: "hi",
+    });
     await store.flush();
     store.addMetrics(web.id, { bytes_out: 7 }, at);
     await store.flush();
@@ -248,7 +283,10 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
 Deno.test("store conformance: PGlite", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-store-" });
   try {
-    const store = await Store.open({ data_dir: dir }, { logger: nullLogger, flushInterval: 60_000 });
+    const store = await Store.open({ data_dir: dir }, {
+      logger: nullLogger,
+      flushInterval: 60_000,
+    });
     try {
       await conformance(t, store);
       await t.step("a second opener of the directory is refused", async () => {

@@ -1,0 +1,235 @@
+/**
+ * User tokens: JWTs (HS256, `npm:jose`) signed with a key kept in the
+ * database (generated on first start), one `api_keys` row per token so a
+ * token can be listed and revoked. Verification is served from a cache
+ * (token id → user) that config notifications invalidate, so logins keep
+ * working from cache while the database is briefly down.
+ *
+ * @module
+ */
+
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { LruCache } from "../storage/cache.ts";
+import { DatabaseUnavailableError } from "../storage/db.ts";
+import { NotFoundError } from "../storage/daos.ts";
+import type { ApiKey, ConfigChange, SigningKey, User } from "../storage/models.ts";
+import type { Store } from "../storage/store.ts";
+import type { Logger } from "../util/logger.ts";
+
+/** Token scopes. `tunnel`: connect a client; `admin`: the admin API. */
+export const SCOPES = ["tunnel", "admin"] as const;
+/** One scope. */
+export type Scope = typeof SCOPES[number];
+
+/** The token was refused; the message says why (never echoes the token). */
+export class TokenError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TokenError";
+  }
+}
+
+/** Who a verified token belongs to. */
+export interface TokenIdentity {
+  /** The owner. */
+  user: User;
+  /** The token's id (`jti`, the `api_keys` row). */
+  tokenId: string;
+  /** What the token may do. */
+  scopes: string[];
+}
+
+/** A freshly issued token. */
+export interface IssuedToken {
+  /** The JWT to hand to the user (shown once). */
+  token: string;
+  /** Its id, for `burrowd token revoke`. */
+  id: string;
+  /** Expiry, or `null`. */
+  expiresAt: Date | null;
+}
+
+const ISSUER = "burrowd";
+const ALG = "HS256";
+
+function b64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
+function unb64url(text: string): Uint8Array {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
+}
+
+/** Whether `token` has the shape of a JWT (three base64url parts). */
+export function looksLikeJwt(token: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token);
+}
+
+interface CachedKey {
+  key: ApiKey;
+  user: User;
+}
+
+/**
+ * Issues and verifies user tokens.
+ *
+ * @example
+ * ```ts ignore
+ * const tokens = await TokenService.create(store, logger);
+ * const { token } = await tokens.issue("alice", { ttlMs: 30 * 86_400_000 });
+ * const who = await tokens.verify(token);
+ * ```
+ */
+export class TokenService {
+  #store: Store;
+  #log: Logger;
+  #keys = new Map<string, { key: Uint8Array; row: SigningKey }>();
+  #cache = new LruCache<string, CachedKey>({ max: 10_000, ttl: 5 * 60_000 });
+
+  private constructor(store: Store, logger: Logger) {
+    this.#store = store;
+    this.#log = logger;
+  }
+
+  /** Loads the signing keys, generating the first one when there is none. */
+  static async create(store: Store, logger: Logger): Promise<TokenService> {
+    const service = new TokenService(store, logger);
+    await service.#loadKeys();
+    if (service.#keys.size === 0) {
+      await store.signingKeys.add(
+        b64url(crypto.getRandomValues(new Uint8Array(8))),
+        ALG,
+        b64url(crypto.getRandomValues(new Uint8Array(32))),
+      );
+      await service.#loadKeys();
+      logger.info("generated a token signing key");
+    }
+    return service;
+  }
+
+  /** The token-id cache (hit/miss counters are exported as metrics). */
+  get cache(): LruCache<string, CachedKey> {
+    return this.#cache;
+  }
+
+  async #loadKeys(): Promise<void> {
+    const rows = await this.#store.signingKeys.active();
+    this.#keys = new Map(rows.map((row) => [row.kid, { key: unb64url(row.secret), row }]));
+  }
+
+  /**
+   * Issues a token for user `userName`.
+   *
+   * @throws {NotFoundError} for an unknown user; {@link TokenError} for a disabled one or a bad scope.
+   */
+  async issue(
+    userName: string,
+    options: { ttlMs?: number | null; scopes?: string[] } = {},
+  ): Promise<IssuedToken> {
+    const user = await this.#store.users.byName(userName);
+    if (!user) {
+      throw new NotFoundError(`No user "${userName}" (add it with: burrowd user add ${userName})`);
+    }
+    if (user.disabled) throw new TokenError(`User "${userName}" is disabled`);
+    const scopes = options.scopes?.length ? [...new Set(options.scopes)] : ["tunnel"];
+    for (const s of scopes) {
+      if (!(SCOPES as readonly string[]).includes(s)) {
+        throw new TokenError(`Unknown scope "${s}"; scopes are ${SCOPES.join(", ")}`);
+      }
+    }
+    if (scopes.includes("admin") && !user.is_admin) {
+      throw new TokenError(
+        `User "${userName}" is not an administrator: cannot issue scope "admin"`,
+      );
+    }
+    const [kid, signing] = [...this.#keys.entries()][0]!;
+    const id = crypto.randomUUID();
+    const now = Math.floor(Date.now() / 1000);
+    const expiresAt = options.ttlMs ? new Date((now * 1000) + options.ttlMs) : null;
+    await this.#store.apiKeys.add(id, user.id, scopes, expiresAt);
+    const jwt = new SignJWT({ scope: scopes.join(" "), uid: user.id })
+      .setProtectedHeader({ alg: ALG, kid, typ: "JWT" })
+      .setIssuer(ISSUER)
+      .setSubject(user.name)
+      .setJti(id)
+      .setIssuedAt(now);
+    if (expiresAt) jwt.setExpirationTime(Math.floor(expiresAt.getTime() / 1000));
+    return { token: await jwt.sign(signing.key), id, expiresAt };
+  }
+
+  /**
+   * Checks a token: signature, expiry, revocation, owner enabled, and (when
+   * given) a required scope.
+   *
+   * @throws {TokenError} with the reason; {@link DatabaseUnavailableError}
+   * when the answer needs the database and it is down.
+   */
+  async verify(token: string, requiredScope?: Scope): Promise<TokenIdentity> {
+    let kid: string | undefined;
+    try {
+      kid = decodeProtectedHeader(token).kid;
+    } catch {
+      throw new TokenError("token is malformed");
+    }
+    if (!kid) throw new TokenError("token has no key id");
+    let signing = this.#keys.get(kid);
+    if (!signing) {
+      // Perhaps rotated on another node.
+      await this.#store.run(() => this.#loadKeys());
+      signing = this.#keys.get(kid);
+      if (!signing) throw new TokenError("token was signed by an unknown or retired key");
+    }
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, signing.key, { issuer: ISSUER, algorithms: [ALG] }));
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw new TokenError("token has expired");
+      throw new TokenError("token signature or claims are invalid");
+    }
+    const id = payload.jti;
+    if (!id) throw new TokenError("token has no id");
+    let entry = this.#cache.get(id);
+    if (!entry) {
+      try {
+        const found = await this.#store.run((s) => s.apiKeys.withUser(id));
+        if (!found) throw new TokenError("token is not known to this server");
+        entry = found;
+        this.#cache.set(id, entry);
+      } catch (error) {
+        // While the database is down, a token seen before still logs in.
+        const stale = error instanceof DatabaseUnavailableError
+          ? this.#cache.getStale(id)
+          : undefined;
+        if (!stale) throw error;
+        entry = stale;
+      }
+    }
+    const { key, user } = entry;
+    if (key.revoked_at) throw new TokenError("token has been revoked");
+    if (key.expires_at && key.expires_at.getTime() <= Date.now()) {
+      throw new TokenError("token has expired");
+    }
+    if (user.disabled) throw new TokenError(`user "${user.name}" is disabled`);
+    if (requiredScope && !key.scopes.includes(requiredScope) && !key.scopes.includes("admin")) {
+      throw new TokenError(`token lacks the "${requiredScope}" scope`);
+    }
+    return { user, tokenId: id, scopes: key.scopes };
+  }
+
+  /** Drops cached entries a config change makes stale. */
+  invalidate(change: ConfigChange): void {
+    if (change.table === "*") {
+      this.#cache.clear();
+      this.#loadKeys().catch((error) =>
+        this.#log.debug("reloading signing keys failed", { error })
+      );
+    } else if (change.table === "api_keys" && typeof change.id === "string") {
+      this.#cache.delete(change.id);
+    } else if (change.table === "users") {
+      this.#cache.deleteWhere((_, v) => v.user.id === change.id);
+    }
+  }
+}
