@@ -33,6 +33,7 @@ export class Proc implements AsyncDisposable {
   readonly status: Promise<Deno.CommandStatus>;
   readonly stdout: Promise<string>;
   #pumps: Promise<void>;
+  #exited = false;
 
   constructor(which: "server" | "client", args: string[], env: Record<string, string> = {}) {
     const bin = Deno.env.get(which === "server" ? "BURROWD_BIN" : "BURROW_BIN");
@@ -48,6 +49,7 @@ export class Proc implements AsyncDisposable {
       });
     this.child = command.spawn();
     this.status = this.child.status;
+    this.status.then(() => (this.#exited = true));
     this.stdout = new Response(this.child.stdout).text();
     this.#pumps = this.#follow(this.child.stderr);
   }
@@ -78,8 +80,14 @@ export class Proc implements AsyncDisposable {
     for (;;) {
       const found = this.events.slice(from).find(match);
       if (found) return found;
-      if (performance.now() > deadline) {
-        throw new Error(`Timed out; last log lines:\n${this.lines.slice(-30).join("\n")}`);
+      if (performance.now() > deadline || this.#exited) {
+        if (this.#exited) await this.#pumps;
+        const found = this.events.slice(from).find(match);
+        if (found) return found;
+        throw new Error(
+          `${this.#exited ? "Process exited" : "Timed out"}; last log lines:\n` +
+            this.lines.slice(-30).join("\n"),
+        );
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -121,8 +129,11 @@ export async function startServer(
   bind_addr: 127.0.0.1
   bind_port: ${port}
   auth: {method: token, token: "${token}"}
-  storage: {data_dir: "${dir}/data"}
-  log: {level: info, format: json}
+${
+      extra.includes("storage:")
+        ? ""
+        : `  storage: {data_dir: "${dir}/data"}\n`
+    }  log: {level: info, format: json}
 ${extra}`,
   );
   const proc = new Proc("server", ["--config", path]);
@@ -138,6 +149,8 @@ export async function startClient(
     token: string;
     fingerprint: string;
     tunnels: Array<{ name: string; local_port: number; remote_port?: number }>;
+    /** More YAML under `client:` (indented by two spaces). */
+    extra?: string;
   },
 ): Promise<Proc> {
   const path = `${dir}/client-${crypto.randomUUID().slice(0, 6)}.yaml`;
@@ -154,9 +167,8 @@ export async function startClient(
   server_fingerprint: "${options.fingerprint}"
   reconnect: {max_retries: 0, initial_delay: 100ms, max_delay: 1s, backoff_factor: 2, enable_jitter: false}
   log: {level: info, format: json}
-  tunnels:
-${tunnels}
-`,
+  tunnels:${tunnels ? "\n" + tunnels : " []"}
+${options.extra ?? ""}`,
   );
   return new Proc("client", ["--config", path]);
 }
@@ -222,4 +234,48 @@ export async function echo(conn: Deno.TcpConn): Promise<void> {
 export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+/** Runs a one-shot command of burrowd (`user add …`) and returns its output. */
+export async function runServerCommand(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const bin = Deno.env.get("BURROWD_BIN");
+  const command = bin
+    ? new Deno.Command(bin, { args, cwd: ROOT, stdout: "piped", stderr: "piped" })
+    : new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--unstable-net", `${ROOT}main_server.ts`, ...args],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    });
+  const out = await command.output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** Whether a TCP connection to `port` is refused (nothing listens). */
+export async function refused(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return false;
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) return true;
+    throw error;
+  }
+}
+
+/** Sends `text` through `port` and returns what comes back (an echo service). */
+export async function echoThrough(port: number, text: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeAll(conn, new TextEncoder().encode(text));
+    await conn.closeWrite();
+    let got = "";
+    const buf = new Uint8Array(4096);
+    for (let n; (n = await conn.read(buf)) !== null;) got += decoder.decode(buf.subarray(0, n));
+    return got;
+  } finally {
+    conn.close();
+  }
 }

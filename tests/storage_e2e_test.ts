@@ -1,0 +1,333 @@
+// The database-backed server end to end: real burrowd and burrow processes,
+// the local PostgreSQL (a throwaway database per test) or embedded PGlite.
+
+import postgres from "postgres";
+import { assert, assertEquals } from "./_assert.ts";
+import { havePostgres, throwawayDatabase } from "./_db.ts";
+import {
+  echo,
+  echoThrough,
+  freePort,
+  localService,
+  Proc,
+  refused,
+  runServerCommand,
+  startClient,
+  startServer,
+  tunnelPort,
+} from "./_procs.ts";
+
+const TOKEN = "storage-e2e-shared-token";
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000) {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = await fn().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+Deno.test("user tokens: issue, log in, tunnel recorded under the user, revoke", async () => {
+  if (!(await havePostgres())) return;
+  await using db = await throwawayDatabase();
+  const dir = await Deno.makeTempDir({ prefix: "burrow-e2e-" });
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    const extra = `  storage: {url: "${db.url}", data_dir: "${dir}/data"}`;
+    const server = await startServer(dir, TOKEN, 0, extra);
+    await using _s = server.proc;
+    const cfg = `${dir}/server.yaml`;
+
+    const add = await runServerCommand(["user", "add", "alice", "-c", cfg]);
+    assertEquals(add.code, 0, add.stderr);
+    const dup = await runServerCommand(["user", "add", "alice", "-c", cfg]);
+    assertEquals(dup.code, 2);
+    assert(dup.stderr.includes(`User "alice" already exists`), dup.stderr);
+    const issued = await runServerCommand(["token", "issue", "alice", "--ttl", "30d", "-c", cfg]);
+    assertEquals(issued.code, 0, issued.stderr);
+    const jwt = issued.stdout.trim();
+    assertEquals(jwt.split(".").length, 3);
+    const tokenId = /issued token (\S+)/.exec(issued.stderr)![1]!;
+    const badScope = await runServerCommand([
+      "token",
+      "issue",
+      "alice",
+      "--scope",
+      "admin",
+      "-c",
+      cfg,
+    ]);
+    assertEquals(badScope.code, 2);
+    assert(badScope.stderr.includes("not an administrator"), badScope.stderr);
+
+    await using service = localService(echo);
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: jwt,
+      fingerprint: server.fingerprint,
+      tunnels: [{ name: "web", local_port: service.port }],
+    });
+    const port = await tunnelPort(client, "web");
+    assertEquals(await echoThrough(port, "hello alice"), "hello alice");
+    const opened = await server.proc.waitFor((e) => e.msg === "session opened");
+    const [row] = await sql`select t.source, t.status, t.active_port, u.name
+      from tunnels t join users u on u.id = t.user_id where t.name = 'web'`;
+    assertEquals({ ...row }, {
+      source: "client",
+      status: "active",
+      active_port: port,
+      name: "alice",
+    });
+    const listed = await runServerCommand(["token", "list", "alice", "-c", cfg]);
+    assert(listed.stdout.includes(tokenId) && !listed.stdout.includes(jwt), listed.stdout);
+
+    // The session row is written (batched) with its user.
+    await eventually("session row", async () => {
+      const [s] =
+        await sql`select s.client_id, u.name from sessions s join users u on u.id = s.user_id
+        where s.id = ${opened.session_id as string}`;
+      return s;
+    });
+
+    const revoke = await runServerCommand(["token", "revoke", tokenId, "-c", cfg]);
+    assertEquals(revoke.code, 0, revoke.stderr);
+    await server.proc.waitFor((e) => e.msg === "closing session of a revoked token");
+    await client.waitFor((e) => e.msg === "authentication failed");
+    assertEquals((await client.status).code, 3);
+    assert(!server.proc.lines.some((l) => l.includes(jwt)), "the token must never be logged");
+    await server.proc.waitFor((e) =>
+      e.msg === "authentication failed" && String(e.reason).includes("revoked")
+    );
+  } finally {
+    await sql.end({ timeout: 1 });
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("live change: a tunnel inserted, moved and deleted in SQL reaches the client at once", async () => {
+  if (!(await havePostgres())) return;
+  await using db = await throwawayDatabase();
+  const dir = await Deno.makeTempDir({ prefix: "burrow-e2e-" });
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    const server = await startServer(
+      dir,
+      TOKEN,
+      0,
+      `  storage: {url: "${db.url}", data_dir: "${dir}/data"}`,
+    );
+    await using _s = server.proc;
+    await using service = localService(echo);
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [],
+    });
+    await client.waitFor((e) => e.msg === "connected");
+    await client.waitFor((e) => e.msg === "connected");
+
+    // Insert: the shared token logs in as the built-in admin user.
+    let from = client.events.length;
+    const t0 = performance.now();
+    const [inserted] = await sql`insert into tunnels (user_id, name, type, local_port, remote_port)
+      values ((select id from users where name = 'admin'), 'live', 'tcp', ${service.port}, 0)
+      returning id`;
+    const port1 = await tunnelPort(client, "live", from);
+    assertEquals(await echoThrough(port1, "inserted"), "inserted");
+    const insertMs = performance.now() - t0;
+    console.log(`insert → traffic through the new port: ${insertMs.toFixed(0)} ms`);
+    assert(insertMs < 5000, `took ${insertMs} ms`);
+
+    // Move it to another port.
+    const port2 = freePort();
+    from = client.events.length;
+    const t1 = performance.now();
+    await sql`update tunnels set remote_port = ${port2} where id = ${inserted!.id}`;
+    assertEquals(await tunnelPort(client, "live", from), port2);
+    assertEquals(await echoThrough(port2, "moved"), "moved");
+    console.log(
+      `update → traffic through the moved port: ${(performance.now() - t1).toFixed(0)} ms`,
+    );
+    assert(await refused(port1), "the old port must be closed");
+    const [status] = await sql`select status, active_port from tunnels where id = ${inserted!.id}`;
+    assertEquals({ ...status }, { status: "active", active_port: port2 });
+
+    // Delete it.
+    from = client.events.length;
+    await sql`delete from tunnels where id = ${inserted!.id}`;
+    await client.waitFor((e) => e.msg === "tunnel removed" && e.tunnel === "live", 10_000, from);
+    assert(await refused(port2), "the port must be closed after delete");
+
+    // A port owned by another user's tunnel is refused with the owner named.
+    await sql`insert into users (name) values ('bob')`;
+    const taken = freePort();
+    await sql`insert into tunnels (user_id, name, type, local_port, remote_port)
+      values ((select id from users where name = 'bob'), 'bobs', 'tcp', 1, ${taken})`;
+    await using clash = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [{ name: "mine", local_port: service.port, remote_port: taken }],
+    });
+    const failed = await clash.waitFor((e) => e.msg === "tunnel failed" && e.tunnel === "mine");
+    assert(String(failed.reason).includes(`user "bob"'s tunnel "bobs"`), String(failed.reason));
+  } finally {
+    await sql.end({ timeout: 1 });
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A TCP proxy in front of PostgreSQL that the test can cut and restore. */
+function pgProxy(target: number) {
+  let listener: Deno.TcpListener | null = null;
+  const conns = new Set<Deno.Conn>();
+  const port = freePort();
+  const pipe = async (a: Deno.Conn, b: Deno.Conn) => {
+    try {
+      await a.readable.pipeTo(b.writable);
+    } catch { /* cut */ }
+  };
+  const up = () => {
+    listener = Deno.listen({ hostname: "127.0.0.1", port });
+    (async () => {
+      for await (const c of listener!) {
+        const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target }).catch(() =>
+          null
+        );
+        if (!upstream) {
+          c.close();
+          continue;
+        }
+        conns.add(c);
+        conns.add(upstream);
+        Promise.all([pipe(c, upstream), pipe(upstream, c)]).finally(() => {
+          conns.delete(c);
+          conns.delete(upstream);
+        });
+      }
+    })().catch(() => {});
+  };
+  const down = () => {
+    listener?.close();
+    listener = null;
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    conns.clear();
+  };
+  up();
+  return { port, up, down };
+}
+
+Deno.test("database outage: tunnels keep serving, logins needing it fail clearly, writes resume", async () => {
+  if (!(await havePostgres())) return;
+  await using db = await throwawayDatabase();
+  const dir = await Deno.makeTempDir({ prefix: "burrow-e2e-" });
+  const proxy = pgProxy(5432);
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    const viaProxy = new URL(db.url);
+    viaProxy.port = String(proxy.port);
+    const server = await startServer(
+      dir,
+      TOKEN,
+      0,
+      `  storage: {url: "${viaProxy}", data_dir: "${dir}/data"}
+  heartbeat_interval: 500ms
+  heartbeat_timeout: 5s`,
+    );
+    await using _s = server.proc;
+    const cfg = `${dir}/server.yaml`;
+    assertEquals((await runServerCommand(["user", "add", "carol", "-c", cfg])).code, 0);
+    const jwt = (await runServerCommand(["token", "issue", "carol", "-c", cfg])).stdout.trim();
+
+    await using service = localService(echo);
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [{ name: "db-outage", local_port: service.port }],
+    });
+    const port = await tunnelPort(client, "db-outage");
+    assertEquals(await echoThrough(port, "before"), "before");
+
+    proxy.down();
+    // The next batched write notices.
+    await server.proc.waitFor((e) => e.msg === "database unavailable", 20_000);
+    for (let i = 0; i < 20; i++) {
+      assertEquals(await echoThrough(port, `during ${i}`), `during ${i}`);
+    }
+
+    // A token the server has never seen needs the database: refused with a clear reason.
+    await using carol = await startClient(dir, {
+      port: server.port,
+      token: jwt,
+      fingerprint: server.fingerprint,
+      tunnels: [],
+    });
+    const refusedLogin = await carol.waitFor((e) => e.msg === "reconnecting");
+    assert(
+      String(refusedLogin.error ?? "").includes("database is unreachable"),
+      JSON.stringify(refusedLogin),
+    );
+    await carol.stop();
+
+    // A shared-token client logs in during the outage; its session row is written after recovery.
+    await using late = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [],
+    });
+    await late.waitFor((e) => e.msg === "connected");
+    const lateSession = await server.proc.waitFor((e) =>
+      e.msg === "session opened" &&
+      server.proc.events.filter((x) => x.msg === "session opened").length >= 2
+    );
+    void lateSession;
+    const sessionIds = server.proc.events.filter((e) => e.msg === "session opened").map((e) =>
+      e.session_id as string
+    );
+
+    proxy.up();
+    await server.proc.waitFor((e) => e.msg === "database reconnected", 20_000);
+    await eventually("sessions written after recovery", async () => {
+      const rows = await sql`select id from sessions where id = any(${sessionIds})`;
+      return rows.length === sessionIds.length ? rows : undefined;
+    }, 15_000);
+    await eventually("metrics of the outage written", async () => {
+      const [m] = await sql`select sum(connections)::int as n from metrics`;
+      return (m?.n ?? 0) >= 21 ? m : undefined;
+    }, 15_000);
+    assertEquals(await echoThrough(port, "after"), "after");
+  } finally {
+    proxy.down();
+    await sql.end({ timeout: 1 });
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("embedded database: a second burrowd on the same data directory refuses to start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-e2e-" });
+  try {
+    const first = await startServer(dir, TOKEN);
+    await using _f = first.proc;
+    const second = new Proc("server", ["--config", `${dir}/server.yaml`, "--bind-port", "0"]);
+    const code = (await second.status).code;
+    await second.stop();
+    assertEquals(code, 1);
+    const text = second.lines.join("\n");
+    assert(text.includes("is in use by another burrowd"), text);
+    // Administrative commands say the same instead of corrupting it.
+    const add = await runServerCommand(["user", "add", "dave", "-c", `${dir}/server.yaml`]);
+    assertEquals(add.code, 1);
+    assert(add.stderr.includes("in use by another burrowd"), add.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
