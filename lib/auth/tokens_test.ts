@@ -1,0 +1,95 @@
+import { assert, assertEquals, assertRejects } from "../../tests/_assert.ts";
+import { DatabaseUnavailableError, NotFoundError, Store } from "../storage/mod.ts";
+import { nullLogger } from "../util/logger.ts";
+import { looksLikeJwt, TokenError, TokenService } from "./tokens.ts";
+
+Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled users, outages", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-tokens-" });
+  const store = await Store.open({ data_dir: dir }, { logger: nullLogger, flushInterval: 60_000 });
+  try {
+    await store.users.add("alice");
+    await store.users.add("root", { admin: true });
+    const tokens = await TokenService.create(store, nullLogger);
+    assertEquals((await store.signingKeys.active()).length, 1, "a key is generated once");
+    await TokenService.create(store, nullLogger);
+    assertEquals((await store.signingKeys.active()).length, 1);
+
+    await t.step("a fresh token verifies and names its user", async () => {
+      const issued = await tokens.issue("alice", { ttlMs: 60_000 });
+      assert(looksLikeJwt(issued.token));
+      const who = await tokens.verify(issued.token, "tunnel");
+      assertEquals([who.user.name, who.tokenId, who.scopes], ["alice", issued.id, ["tunnel"]]);
+    });
+
+    await t.step("refusals say why", async () => {
+      await assertRejects(() => tokens.issue("nobody"), NotFoundError, "burrowd user add nobody");
+      await assertRejects(
+        () => tokens.issue("alice", { scopes: ["admin"] }),
+        TokenError,
+        "not an administrator",
+      );
+      await assertRejects(
+        () => tokens.issue("alice", { scopes: ["root"] }),
+        TokenError,
+        "Unknown scope",
+      );
+      const plain = await tokens.issue("alice");
+      await assertRejects(
+        () => tokens.verify(plain.token, "admin"),
+        TokenError,
+        `lacks the "admin" scope`,
+      );
+      const admin = await tokens.issue("root", { scopes: ["admin"] });
+      assertEquals(
+        (await tokens.verify(admin.token, "tunnel")).user.name,
+        "root",
+        "admin implies tunnel",
+      );
+      await assertRejects(() => tokens.verify("x.y.z"), TokenError, "malformed");
+      const [h, p, s] = plain.token.split(".");
+      const forged = `${h}.${p}.${s!.slice(0, -2)}${s!.endsWith("A") ? "BB" : "AA"}`;
+      await assertRejects(() => tokens.verify(forged), TokenError, "signature");
+      const expired = await tokens.issue("alice", { ttlMs: 1 });
+      await new Promise((r) => setTimeout(r, 1100));
+      await assertRejects(() => tokens.verify(expired.token), TokenError, "expired");
+    });
+
+    await t.step("revocation and disabling take effect through the notifications", async () => {
+      const issued = await tokens.issue("alice");
+      await tokens.verify(issued.token); // cached now
+      await store.apiKeys.revoke(issued.id);
+      tokens.invalidate({ table: "api_keys", op: "update", id: issued.id });
+      await assertRejects(() => tokens.verify(issued.token), TokenError, "revoked");
+      const other = await tokens.issue("alice");
+      await tokens.verify(other.token);
+      const alice = await store.users.setDisabled("alice", true);
+      tokens.invalidate({ table: "users", op: "update", id: alice.id });
+      await assertRejects(() => tokens.verify(other.token), TokenError, "disabled");
+      await store.users.setDisabled("alice", false);
+      tokens.invalidate({ table: "users", op: "update", id: alice.id });
+    });
+
+    await t.step(
+      "while the database is down, known tokens log in and unknown ones wait",
+      async () => {
+        const known = await tokens.issue("alice");
+        await tokens.verify(known.token);
+        const unknown = await tokens.issue("alice");
+        const realQuery = store.db.query;
+        store.db.query = () =>
+          Promise.reject(Object.assign(new Error("gone"), { code: "ECONNREFUSED" }));
+        try {
+          // Expire the cache entry: a stale one still serves during the outage.
+          tokens.cache.set(known.id, tokens.cache.getStale(known.id)!, -1);
+          assertEquals((await tokens.verify(known.token)).user.name, "alice");
+          await assertRejects(() => tokens.verify(unknown.token), DatabaseUnavailableError);
+        } finally {
+          store.db.query = realQuery;
+        }
+      },
+    );
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
