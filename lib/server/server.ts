@@ -262,7 +262,12 @@ export class BurrowServer implements SessionHost {
       connected_at: session.connectedAt,
     });
     const userId = session.principal?.userId;
-    if (userId != null) this.#syncUser(userId);
+    if (userId != null) {
+      // The newcomer takes the user's unbound tunnels from the previous newest session.
+      const previous = this.#newestOf(userId, session);
+      const affected = previous?.hasManagedTunnels ? [session, previous] : [session];
+      this.#syncUser(userId, affected);
+    }
   }
 
   /** @internal */
@@ -272,7 +277,10 @@ export class BurrowServer implements SessionHost {
     this.store?.sessionClosed(session.sessionId, reason, this.#beat(session));
     // Tunnels of this user not bound to one client move to its next newest session.
     const userId = session.principal?.userId;
-    if (userId != null && !this.#stopping) this.#syncUser(userId);
+    if (userId != null && !this.#stopping && session.hasManagedTunnels) {
+      const next = this.#newestOf(userId, session);
+      if (next) this.#syncUser(userId, [next]);
+    }
   }
 
   #beat(session: ClientSession) {
@@ -396,33 +404,50 @@ export class BurrowServer implements SessionHost {
     return [...this.#sessions].filter((s) => s.principal?.userId === userId && !s.mux.isClosed);
   }
 
-  /** Re-reads a user's managed tunnels and hands each session the ones it serves. */
-  async #syncUser(userId: number): Promise<void> {
-    const sessions = this.#sessionsOf(userId);
-    if (!sessions.length || !this.store) return;
-    let rows: TunnelRow[];
+  /** The user's managed tunnels: cached (invalidated by notifications), else read. */
+  async #managedRows(userId: number): Promise<TunnelRow[] | null> {
+    const cached = this.#managed.get(userId);
+    if (cached) return cached;
     try {
-      rows = await this.store.run((s) => s.tunnels.managedFor(userId));
+      const rows = await this.store!.run((s) => s.tunnels.managedFor(userId));
       this.#managed.set(userId, rows);
+      return rows;
     } catch (error) {
-      // Keep serving what we had.
-      const stale = this.#managed.getStale(userId);
       if (!(error instanceof DatabaseUnavailableError)) {
         this.logger.error("loading managed tunnels failed", { user_id: userId, error });
       }
-      if (!stale) return;
-      rows = stale;
+      // Keep serving what we had.
+      return this.#managed.getStale(userId) ?? null;
     }
-    // A tunnel bound to a client id goes to that client; an unbound one to the newest session.
+  }
+
+  /**
+   * Hands sessions of a user the managed tunnels they serve: one bound to a
+   * client id goes to that client, an unbound one to the user's newest
+   * session. `only` limits the work to the sessions a login or logout affects.
+   */
+  async #syncUser(userId: number, only?: ClientSession[]): Promise<void> {
+    const sessions = this.#sessionsOf(userId);
+    if (!sessions.length || !this.store) return;
+    const rows = await this.#managedRows(userId);
+    if (!rows) return;
     const newest = sessions.reduce((a, b) => (b.connectedAt >= a.connectedAt ? b : a));
+    const targets = only ? sessions.filter((s) => only.includes(s)) : sessions;
     await Promise.all(
-      sessions.map((session) =>
+      targets.map((session) =>
         session.applyManaged(
           rows.filter((r) =>
             r.client_id === session.clientId || (r.client_id === null && session === newest)
           ),
         )
       ),
+    );
+  }
+
+  #newestOf(userId: number, except?: ClientSession): ClientSession | undefined {
+    return this.#sessionsOf(userId).filter((s) => s !== except).reduce<ClientSession | undefined>(
+      (a, b) => (!a || b.connectedAt >= a.connectedAt ? b : a),
+      undefined,
     );
   }
 

@@ -109,6 +109,8 @@ export class ClientSession {
   #lastSeen = performance.now();
   #refused = false;
   #managedQueue: Promise<void> = Promise.resolve();
+  #lastPush = "[]";
+  #servedManaged = false;
 
   /** Wraps an accepted control connection. */
   constructor(conn: Duplex, remote: string, host: SessionHost) {
@@ -369,6 +371,11 @@ export class ClientSession {
       : (lastError instanceof TunnelError ? lastError.message : String(lastError));
   }
 
+  /** Whether the session serves (or was told of) database-managed tunnels. */
+  get hasManagedTunnels(): boolean {
+    return this.#servedManaged;
+  }
+
   /**
    * Serves exactly `rows` (database-managed tunnels of this client): opens
    * new ones, re-opens those whose public side changed, closes the rest, then
@@ -444,6 +451,11 @@ export class ClientSession {
       });
       pushed.push({ ...base, status: "active", remote_port: opened.port });
     }
+    // Pushed only when it changed (a login of a user without managed tunnels sends nothing).
+    const text = JSON.stringify(pushed);
+    if (text === this.#lastPush) return;
+    this.#lastPush = text;
+    this.#servedManaged = pushed.length > 0;
     this.#send({ type: "config_push", tunnels: pushed });
   }
 

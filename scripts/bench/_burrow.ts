@@ -28,6 +28,20 @@ export interface Burrow extends AsyncDisposable {
   client: Proc;
   /** Tunnel name → public port on the server. */
   remotePorts: Map<string, number>;
+  /** The control port. */
+  controlPort: number;
+  /** The server's certificate fingerprint. */
+  fingerprint: string;
+  /** The shared token. */
+  token: string;
+}
+
+/** Options of {@linkcode startBurrow}. */
+export interface StartBurrowOptions {
+  /** PostgreSQL URL; default: the embedded database in the data directory. */
+  databaseUrl?: string;
+  /** More keys under `server:`. */
+  server?: Record<string, unknown>;
 }
 
 function command(envVar: string, main: string, config: string): [string, string[]] {
@@ -38,7 +52,11 @@ function command(envVar: string, main: string, config: string): [string, string[
 }
 
 /** Starts the server, then the client with `tunnels`, and waits until all are ready. */
-export async function startBurrow(dir: string, tunnels: BenchTunnel[]): Promise<Burrow> {
+export async function startBurrow(
+  dir: string,
+  tunnels: BenchTunnel[],
+  options: StartBurrowOptions = {},
+): Promise<Burrow> {
   const serverConfig = `${dir}/server.yaml`;
   await Deno.writeTextFile(
     serverConfig,
@@ -47,8 +65,12 @@ export async function startBurrow(dir: string, tunnels: BenchTunnel[]): Promise<
         bind_addr: "127.0.0.1",
         bind_port: 0,
         auth: { method: "token", token: TOKEN },
-        storage: { data_dir: `${dir}/data` },
+        storage: {
+          data_dir: `${dir}/data`,
+          ...(options.databaseUrl ? { url: options.databaseUrl } : {}),
+        },
         log: { level: "info", format: "json" },
+        ...options.server,
       },
     }),
   );
@@ -92,6 +114,9 @@ export async function startBurrow(dir: string, tunnels: BenchTunnel[]): Promise<
       server,
       client: c,
       remotePorts,
+      controlPort: Number(listening.port),
+      fingerprint: String(listening.fingerprint),
+      token: TOKEN,
       async [Symbol.asyncDispose]() {
         await c.stop();
         await server.stop();

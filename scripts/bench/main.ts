@@ -42,6 +42,7 @@ import {
   verdict,
 } from "./_report.ts";
 import { startSshd, startSshTunnel } from "./_ssh.ts";
+import { storageBench, type StorageResults } from "./_storage.ts";
 
 /** How long and how often each measurement runs. */
 interface Settings {
@@ -59,6 +60,10 @@ interface Settings {
   rateWorkers: number;
   rateSeconds: number;
   memoryConnections: number;
+  /** Simulated idle clients for the database-load row. */
+  idleClients: number;
+  /** Seconds their database load is counted. */
+  idleSeconds: number;
 }
 
 const FULL: Settings = {
@@ -71,6 +76,8 @@ const FULL: Settings = {
   rateWorkers: 32,
   rateSeconds: 5,
   memoryConnections: 1_000,
+  idleClients: 1_000,
+  idleSeconds: 30,
 };
 
 const QUICK: Settings = {
@@ -83,6 +90,8 @@ const QUICK: Settings = {
   rateWorkers: 32,
   rateSeconds: 1,
   memoryConnections: 1_000,
+  idleClients: 100,
+  idleSeconds: 5,
 };
 
 const AES_GCM = "aes128-gcm@openssh.com";
@@ -126,6 +135,7 @@ interface Results {
   firstByte: PerRoute<LatencySummary>;
   rate: PerRoute<RateResult>;
   memory: PerRoute<MemoryResult>;
+  storage?: StorageResults;
   errors: string[];
 }
 
@@ -473,6 +483,38 @@ function rows(r: Results): Row[] {
   return out;
 }
 
+function storageRows(r: Results): Row[] {
+  const st = r.storage;
+  if (!st) return [];
+  const fb = st.firstByte;
+  const out: Row[] = [];
+  for (const key of ["p50", "p99"] as const) {
+    for (const [label, value] of [["PGlite", fb.pglite], ["PostgreSQL", fb.postgres]] as const) {
+      out.push({
+        metric: `connect-to-first-byte ${key}, µs, ${label}`,
+        direct: "—",
+        ssh: "—",
+        burrow: num(value?.[key], 0),
+        vsSsh: "—",
+        vsDirect: "—",
+        target: "report",
+        met: "—",
+      });
+    }
+  }
+  out.push({
+    metric: `DB queries/s, ${st.idle?.clients ?? r.settings.idleClients} idle clients (PostgreSQL)`,
+    direct: "—",
+    ssh: "—",
+    burrow: num(st.idle?.queriesPerSecond, 2),
+    vsSsh: "—",
+    vsDirect: "—",
+    target: "≤ 20/s",
+    met: st.idle ? verdict(st.idle.queriesPerSecond <= 20) : "—",
+  });
+  return out;
+}
+
 function describeSettings(s: Settings): string {
   return [
     `method:  iperf3 -t ${s.seconds}, median of ${s.runs} interleaved run(s); ` +
@@ -492,20 +534,27 @@ async function main(): Promise<number> {
     options: {
       quick: { type: "boolean", default: false },
       json: { type: "string" },
+      only: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(
-      "Usage: deno task bench [--quick] [--json FILE]\n\n" +
+      "Usage: deno task bench [--quick] [--json FILE] [--only tunnel|storage]\n\n" +
         "  --quick      one 1 s run of each measurement (smoke test)\n" +
-        "  --json FILE  also write the raw results as JSON\n\n" +
+        "  --json FILE  also write the raw results as JSON\n" +
+        "  --only PART  just the tunnel rows, or just the storage rows\n\n" +
         "Measures Burrow against a direct connection and `ssh -R` on 127.0.0.1.\n" +
         "BURROWD_BIN / BURROW_BIN select compiled binaries instead of the sources.",
     );
     return 0;
   }
   const settings = values.quick ? QUICK : FULL;
+  if (values.only !== undefined && !["tunnel", "storage"].includes(values.only)) {
+    console.error(`bench: --only must be "tunnel" or "storage", not "${values.only}"`);
+    return 2;
+  }
+  const only = values.only as "tunnel" | "storage" | undefined;
   const results: Results = {
     machine: await describeMachine(),
     settings,
@@ -529,9 +578,30 @@ async function main(): Promise<number> {
     Deno.addSignalListener("SIGINT", stopOnSignal);
     Deno.addSignalListener("SIGTERM", stopOnSignal);
     try {
-      const routes = await setUp(stack, dir.path, results.errors);
-      progress(`routes up: ${routes.map((r) => r.label).join(", ")}`);
-      await measureAll(routes, settings, results);
+      if (only === "storage") {
+        const services = stack.use(spawn("services", Deno.execPath(), {
+          args: ["run", "--allow-net", new URL("./_services.ts", import.meta.url).pathname],
+          stdinPipe: true,
+        }));
+        const ports = JSON.parse(
+          await services.waitForLine((l) => l.startsWith("{"), 30_000, "services listening"),
+        ) as { greet: number };
+        results.storage = await storageBench(
+          dir.path,
+          settings,
+          ports.greet,
+          progress,
+          results.errors,
+        );
+      } else {
+        const routes = await setUp(stack, dir.path, results.errors);
+        progress(`routes up: ${routes.map((r) => r.label).join(", ")}`);
+        await measureAll(routes, settings, results);
+        if (only !== "tunnel") {
+          const greet = routes.find((r) => r.key === "direct")!.greet;
+          results.storage = await storageBench(dir.path, settings, greet, progress, results.errors);
+        }
+      }
     } finally {
       Deno.removeSignalListener("SIGINT", stopOnSignal);
       Deno.removeSignalListener("SIGTERM", stopOnSignal);
@@ -539,12 +609,19 @@ async function main(): Promise<number> {
     }
   }
 
-  const table = [
-    formatMachine(results.machine),
-    describeSettings(settings),
-    "",
-    formatTable(rows(results)),
-  ].join("\n");
+  const parts = [formatMachine(results.machine), describeSettings(settings)];
+  if (only !== "storage") parts.push("", formatTable(rows(results)));
+  if (results.storage) {
+    parts.push(
+      "",
+      "Storage: Burrow with the embedded database and with PostgreSQL; " +
+        `${settings.firstByteCount} sequential connect-to-first-byte each; ` +
+        `${settings.idleClients} idle clients (heartbeat 10 s), transactions counted ` +
+        `over ${settings.idleSeconds} s from pg_stat_database:`,
+      formatTable(storageRows(results)),
+    );
+  }
+  const table = parts.join("\n");
   console.log(table);
   if (results.errors.length) {
     console.log(`\nFailures (${results.errors.length}):`);
