@@ -100,6 +100,27 @@ Deno.test("user tokens: issue, log in, tunnel recorded under the user, revoke", 
     await server.proc.waitFor((e) =>
       e.msg === "authentication failed" && String(e.reason).includes("revoked")
     );
+    // Warnings and errors are also in the logs table (batched).
+    await eventually("the refusal in the logs table", async () => {
+      const [l] = await sql`select fields->>'reason' as reason from logs
+        where kind = 'error' and message = 'authentication failed'`;
+      return l;
+    });
+
+    // Disabling the user closes its sessions and refuses its other tokens.
+    const second = (await runServerCommand(["token", "issue", "alice", "-c", cfg])).stdout.trim();
+    await using again = await startClient(dir, {
+      port: server.port,
+      token: second,
+      fingerprint: server.fingerprint,
+      tunnels: [],
+    });
+    await again.waitFor((e) => e.msg === "connected");
+    assertEquals((await runServerCommand(["user", "disable", "alice", "-c", cfg])).code, 0);
+    await server.proc.waitFor((e) => e.msg === "closing session of a disabled user");
+    const failed = await again.waitFor((e) => e.msg === "authentication failed");
+    assert(String(failed.reason).includes("disabled"), String(failed.reason));
+    assertEquals((await again.status).code, 3);
   } finally {
     await sql.end({ timeout: 1 });
     await Deno.remove(dir, { recursive: true });

@@ -14,6 +14,7 @@ import {
   ConflictError,
   DatabaseUnavailableError,
   LruCache,
+  recordingLogger,
   type Store,
   type TunnelRow,
   type User,
@@ -129,7 +130,9 @@ export class BurrowServer implements SessionHost {
     config: ServerConfig,
     options: BurrowServerOptions = {},
   ): Promise<BurrowServer> {
-    const logger = (options.logger ?? nullLogger).child("server");
+    const base = (options.logger ?? nullLogger).child("server");
+    // Warnings and errors also go to the database's logs table.
+    const logger = options.store ? recordingLogger(base, options.store, "server") : base;
     const tls = await loadServerCertificate({
       certFile: config.tls.cert_file,
       keyFile: config.tls.key_file,

@@ -21,3 +21,4 @@ export * from "./models.ts";
 export * from "./pglite.ts";
 export * from "./postgres.ts";
 export * from "./store.ts";
+export * from "./log_sink.ts";
