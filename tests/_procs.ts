@@ -148,7 +148,7 @@ export async function startClient(
     port: number;
     token: string;
     fingerprint: string;
-    tunnels: Array<{ name: string; local_port: number; remote_port?: number }>;
+    tunnels: Array<{ name: string; local_port: number; remote_port?: number; yaml?: string }>;
     /** More YAML under `client:` (indented by two spaces). */
     extra?: string;
   },
@@ -156,7 +156,7 @@ export async function startClient(
   const path = `${dir}/client-${crypto.randomUUID().slice(0, 6)}.yaml`;
   const tunnels = options.tunnels.map((t) =>
     `    - {name: ${t.name}, type: tcp, local_addr: 127.0.0.1, local_port: ${t.local_port}, ` +
-    `remote_port: ${t.remote_port ?? 0}}`
+    `remote_port: ${t.remote_port ?? 0}${t.yaml ? `, ${t.yaml}` : ""}}`
   ).join("\n");
   await Deno.writeTextFile(
     path,

@@ -68,8 +68,11 @@ export function looksLikeJwt(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token);
 }
 
-interface CachedKey {
+/** A token id's cached answer: the key row and its owner. */
+export interface CachedKey {
+  /** The `api_keys` row. */
   key: ApiKey;
+  /** Its owner. */
   user: User;
 }
 

@@ -20,6 +20,7 @@ import {
 } from "../protocol/mod.ts";
 import { CertificateError, dialTls } from "../transport/mod.ts";
 import { Backoff, sleep } from "../util/backoff.ts";
+import { type HealthChange, watchHealth } from "./health.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
 import { VERSION } from "../util/version.ts";
 
@@ -85,6 +86,10 @@ export class BurrowClient {
   /** Tunnels the server manages in its database, as last pushed. */
   #managed = new Map<string, TunnelConfig & { remotePort?: number }>();
   #states = new Map<string, TunnelState>();
+  /** Last health-check result per tunnel (only tunnels with `health_check`). */
+  #health = new Map<string, HealthChange>();
+  /** The current connection, for messages sent outside the control loop. */
+  #mux: Mux | null = null;
   /** Tunnels whose local service is known to be down (logged once per outage). */
   #localDown = new Set<string>();
   #rtt = 0;
@@ -121,8 +126,21 @@ export class BurrowClient {
    * @throws {Error} when `reconnect.max_retries` attempts have failed.
    */
   async run(signal: AbortSignal): Promise<void> {
+    const checks = new AbortController();
+    const stopChecks = () => checks.abort();
+    signal.addEventListener("abort", stopChecks, { once: true });
+    try {
+      await this.#run(signal, checks.signal);
+    } finally {
+      checks.abort();
+      signal.removeEventListener("abort", stopChecks);
+    }
+  }
+
+  async #run(signal: AbortSignal, checks: AbortSignal): Promise<void> {
     const backoff = new Backoff(this.#config.reconnect);
     const server = `${this.#config.server_addr}:${this.#config.server_port}`;
+    this.#startHealthChecks(checks);
     while (!signal.aborted) {
       let error: Error;
       try {
@@ -186,6 +204,7 @@ export class BurrowClient {
     try {
       const sessionId = await this.#handshake(mux);
       onConnected();
+      this.#mux = mux;
       this.#log.info("connected", { server, session_id: sessionId });
       for (const tunnel of this.#tunnels.values()) this.#requestTunnel(mux, tunnel);
 
@@ -288,8 +307,51 @@ export class BurrowClient {
         local_port: tunnel.local_port,
         /** Public port; 0 lets the server choose. */
         remote_port: tunnel.remote_port ?? 0,
+        ...(tunnel.group !== undefined
+          ? {
+            group: tunnel.group,
+            group_key: tunnel.group_key?.reveal() ?? "",
+            load_balance: tunnel.load_balance ?? "round_robin",
+            weight: tunnel.weight ?? 1,
+          }
+          : {}),
       },
     });
+    const health = this.#health.get(tunnel.name);
+    if (health && !health.healthy) {
+      send(mux, {
+        type: "tunnel_health",
+        tunnel_id: tunnel.name,
+        healthy: false,
+        reason: health.reason,
+      });
+    }
+  }
+
+  /** Runs the configured health checks for as long as the client runs. */
+  #startHealthChecks(signal: AbortSignal): void {
+    for (const tunnel of this.#tunnels.values()) {
+      const check = tunnel.health_check;
+      if (!check) continue;
+      watchHealth(check, tunnel.local_addr, tunnel.local_port, (change) => {
+        this.#health.set(tunnel.name, change);
+        this.#log[change.healthy ? "info" : "warn"](
+          change.healthy ? "local service healthy" : "local service unhealthy",
+          { tunnel: tunnel.name, reason: change.reason },
+        );
+        const mux = this.#mux;
+        if (mux && !mux.isClosed) {
+          send(mux, {
+            type: "tunnel_health",
+            tunnel_id: tunnel.name,
+            healthy: change.healthy,
+            reason: change.reason,
+          });
+        }
+      }, signal).catch((error) =>
+        this.#log.error("health check failed", { tunnel: tunnel.name, error })
+      );
+    }
   }
 
   #onControl(message: Message): void {

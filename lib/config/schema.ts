@@ -377,6 +377,17 @@ export function clientConfigFromObject(
       tunnel.custom_domains = [...(tunnel.custom_domains ?? []), tunnel.domain];
       delete tunnel.domain;
     }
+    if (tunnel.group !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(tunnel.group)) {
+      problems.push(`${path}.group: use 1-64 letters, digits, "_", "." or "-"`);
+    }
+    if (tunnel.group !== undefined && tunnel.group_key === undefined) {
+      problems.push(`${path}.group_key: required with group (the secret members share)`);
+    }
+    if (tunnel.group === undefined) {
+      for (const key of ["group_key", "load_balance", "weight"] as const) {
+        if (tunnel[key] !== undefined) problems.push(`${path}.${key}: only meaningful with group`);
+      }
+    }
     if (tunnel.type === "tcp" || tunnel.type === "udp") {
       tunnel.remote_port ??= 0;
       const key = tunnel.remote_port + (tunnel.type === "udp" ? 65536 : 0);

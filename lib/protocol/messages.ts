@@ -89,6 +89,14 @@ export interface TunnelRequest {
   custom_domains?: string[];
   /** Label under `server.subdomain_host`. */
   subdomain?: string;
+  /** Load-balancing group (shared with other clients' tunnels). */
+  group?: string;
+  /** The group's shared secret. */
+  group_key?: string;
+  /** How the group spreads connections. */
+  load_balance?: string;
+  /** This member's share. */
+  weight?: number;
   /** Settings of later tunnel types, passed through. */
   [key: string]: unknown;
 }
@@ -161,6 +169,18 @@ export interface ConfigPushMessage {
   tunnels: PushedTunnel[];
 }
 
+/** Client → server: the local service behind a tunnel passed or failed its health check. */
+export interface TunnelHealthMessage {
+  /** Message kind. */
+  type: "tunnel_health";
+  /** Tunnel name. */
+  tunnel_id: string;
+  /** Whether the local service answers. */
+  healthy: boolean;
+  /** What the last check saw. */
+  reason?: string;
+}
+
 /** Every control message. */
 export type Message =
   | HelloMessage
@@ -170,7 +190,8 @@ export type Message =
   | ControlMessage
   | TunnelStatusMessage
   | HeartbeatMessage
-  | ConfigPushMessage;
+  | ConfigPushMessage
+  | TunnelHealthMessage;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -180,7 +201,10 @@ export function encodeControl(message: Message): Uint8Array {
   return encoder.encode(JSON.stringify(message));
 }
 
-type Shape = Record<string, "string" | "number" | "boolean" | "object" | "string?" | "number?">;
+type Shape = Record<
+  string,
+  "string" | "number" | "boolean" | "object" | "string?" | "number?"
+>;
 
 const SHAPES: Record<Message["type"], Shape> = {
   hello: { version: "number", min_version: "number", software: "string", client_id: "string?" },
@@ -204,6 +228,7 @@ const SHAPES: Record<Message["type"], Shape> = {
   },
   heartbeat: { timestamp: "number", status: "string" },
   config_push: { tunnels: "object" },
+  tunnel_health: { tunnel_id: "string", healthy: "boolean", reason: "string?" },
 };
 
 const ENUMS: Record<string, readonly string[]> = {

@@ -42,6 +42,8 @@ Deno.test("every message type round trips", () => {
       ],
     },
     { type: "config_push", tunnels: [] },
+    { type: "tunnel_health", tunnel_id: "web", healthy: false, reason: "3 checks failed" },
+    { type: "tunnel_health", tunnel_id: "web", healthy: true },
   ];
   for (const m of messages) assert.deepEqual(decodeControl(encodeControl(m)), m);
 });
@@ -104,6 +106,7 @@ Deno.test("malformed control messages are rejected with the field named", () => 
     [push([{ ...good, status: "maybe" }]), /status must be active or failed/],
     [push([{ ...good, remote_port: "80" }]), /remote_port must be a number/],
     [push([{ ...good, error: 5 }]), /error must be a string/],
+    [enc({ type: "tunnel_health", tunnel_id: "x", healthy: "yes" }), /"healthy" must be a boolean/],
   );
   for (const port of [-1, 65536, 1.5, "80"]) {
     cases.push([

@@ -12,4 +12,13 @@
  */
 
 export { BurrowServer, type BurrowServerOptions } from "./server.ts";
-export type { ClientSession, SessionHost } from "./session.ts";
+export type {
+  AuthResult,
+  ClientSession,
+  Principal,
+  SessionHost,
+  SessionTunnel,
+} from "./session.ts";
+export type { ConnectionEvent, RouteTarget, TcpTunnel, TcpTunnelOptions } from "./tcp_tunnel.ts";
+export { type GroupMember, GroupRegistry, type JoinRequest, type TunnelGroup } from "./group.ts";
+export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";

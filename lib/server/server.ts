@@ -26,8 +26,9 @@ import { type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { VERSION } from "../util/version.ts";
-import { type AuthResult, ClientSession, type SessionHost } from "./session.ts";
-import { type ConnectionEvent, type TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+import { GroupRegistry } from "./group.ts";
+import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
+import { type ConnectionEvent, TunnelError } from "./tcp_tunnel.ts";
 
 /** Most access events per second written to the `logs` table; the rest are counted. */
 const ACCESS_LOG_PER_SECOND = 100;
@@ -90,6 +91,8 @@ export class BurrowServer implements SessionHost {
   readonly tokens: TokenService | null;
   /** This node's name. */
   readonly node: string;
+  /** Load-balancing groups. */
+  readonly groups: GroupRegistry;
 
   #listener: Deno.TlsListener;
   #sessions = new Set<ClientSession>();
@@ -120,6 +123,7 @@ export class BurrowServer implements SessionHost {
     this.tokens = options.tokens;
     this.#admin = options.admin;
     this.node = options.node;
+    this.groups = new GroupRegistry(logger);
     this.#listener = listener;
     this.fingerprint = fingerprint;
     this.#accepting = this.#acceptLoop();
@@ -320,6 +324,16 @@ export class BurrowServer implements SessionHost {
           remote_port: request.remote_port ?? 0,
           ...(request.custom_domains ? { custom_domains: request.custom_domains } : {}),
           ...(request.subdomain ? { subdomain: request.subdomain } : {}),
+          ...(typeof request.group === "string"
+            ? {
+              group: request.group,
+              options: {
+                group: request.group,
+                load_balance: request.load_balance ?? "round_robin",
+                weight: request.weight ?? 1,
+              },
+            }
+            : {}),
         })
       );
       return row.id;
@@ -340,7 +354,7 @@ export class BurrowServer implements SessionHost {
 
   /** @internal */
   tunnelStatus(
-    tunnel: TcpTunnel,
+    tunnel: Pick<SessionTunnel, "dbId" | "name" | "port">,
     status: "offline" | "active" | "failed",
     error: string | null,
   ): void {
@@ -355,7 +369,11 @@ export class BurrowServer implements SessionHost {
   }
 
   /** @internal */
-  onConnection(session: ClientSession, tunnel: TcpTunnel, event: ConnectionEvent): void {
+  onConnection(
+    session: ClientSession,
+    tunnel: Pick<SessionTunnel, "dbId" | "name">,
+    event: ConnectionEvent,
+  ): void {
     const store = this.store;
     if (!store || tunnel.dbId == null) return;
     store.addMetrics(tunnel.dbId, {

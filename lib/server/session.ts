@@ -23,7 +23,12 @@ import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
 import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
-import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+import type { Strategy } from "./balancer.ts";
+import { type GroupMember, GroupRegistry } from "./group.ts";
+import { type ConnectionEvent, type RouteTarget, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+
+/** A tunnel a session holds: its own listener, or its membership in a group. */
+export type SessionTunnel = TcpTunnel | GroupMember;
 
 /** Who a session logged in as. */
 export interface Principal {
@@ -46,6 +51,8 @@ export interface SessionHost {
   readonly config: ServerConfig;
   /** Where the server logs. */
   readonly logger: Logger;
+  /** Load-balancing groups of the whole server. */
+  readonly groups: GroupRegistry;
   /** Checks a client's token (shared token or user token). */
   authenticate(token: string): Promise<AuthResult>;
   /** Records an authenticated session; closes an older one with the same client id. */
@@ -69,12 +76,16 @@ export interface SessionHost {
   ): Promise<number | null>;
   /** A tunnel's state changed. */
   tunnelStatus(
-    tunnel: TcpTunnel,
+    tunnel: Pick<SessionTunnel, "dbId" | "name" | "port">,
     status: "offline" | "active" | "failed",
     error: string | null,
   ): void;
   /** A public connection through one of this session's tunnels ended. */
-  onConnection(session: ClientSession, tunnel: TcpTunnel, event: ConnectionEvent): void;
+  onConnection(
+    session: ClientSession,
+    tunnel: Pick<SessionTunnel, "dbId" | "name">,
+    event: ConnectionEvent,
+  ): void;
 }
 
 /** What decides whether a managed tunnel must be re-opened after a change. */
@@ -100,7 +111,7 @@ export class ClientSession {
   /** When the session was authenticated. */
   connectedAt: Date = new Date();
   /** Open tunnels by name. */
-  readonly tunnels = new Map<string, TcpTunnel>();
+  readonly tunnels = new Map<string, SessionTunnel>();
   /** The multiplexed control connection. */
   readonly mux: Mux;
 
@@ -294,6 +305,28 @@ export class ClientSession {
             await this.#destroyTunnel(message.tunnel_id);
           }
           break;
+        case "tunnel_health": {
+          const tunnel = this.tunnels.get(message.tunnel_id);
+          if (!tunnel) break;
+          if ("group" in tunnel) {
+            if (tunnel.healthy !== message.healthy) {
+              tunnel.healthy = message.healthy;
+              this.#log.info(message.healthy ? "group member healthy" : "group member unhealthy", {
+                group: tunnel.group.name,
+                tunnel: tunnel.name,
+                client_id: this.clientId,
+                reason: message.reason,
+              });
+            }
+          } else {
+            this.#log.info(message.healthy ? "local service healthy" : "local service unhealthy", {
+              tunnel: tunnel.name,
+              client_id: this.clientId,
+              reason: message.reason,
+            });
+          }
+          break;
+        }
         default:
           throw new ProtocolError(`Unexpected "${message.type}" message from a client`);
       }
@@ -324,9 +357,11 @@ export class ClientSession {
       if (error instanceof TunnelError) return fail(error.message);
       throw error;
     }
-    const opened = this.#listen(name, request.remote_port ?? 0);
+    const opened = request.group !== undefined
+      ? await this.#joinGroup(name, request)
+      : this.#listen(name, request.remote_port ?? 0);
     if (typeof opened === "string") {
-      this.#host.tunnelStatus({ dbId, name } as TcpTunnel, "failed", opened);
+      this.#host.tunnelStatus({ dbId, name, port: 0 }, "failed", opened);
       return fail(opened);
     }
     opened.dbId = dbId;
@@ -337,12 +372,44 @@ export class ClientSession {
       type: "tcp",
       client_id: this.clientId,
       remote_port: opened.port,
+      ...("group" in opened ? { group: opened.group.name } : {}),
     });
     return { type: "tunnel_status", tunnel_id: name, status: "active", remote_port: opened.port };
   }
 
+  /** Joins (or founds) the load-balancing group the request names. */
+  async #joinGroup(name: string, request: TunnelRequest): Promise<GroupMember | string> {
+    const group = request.group;
+    const key = request.group_key;
+    const strategy = request.load_balance ?? "round_robin";
+    const weight = request.weight ?? 1;
+    if (typeof group !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(group)) {
+      return `Group name ${JSON.stringify(group)} is invalid`;
+    }
+    if (typeof key !== "string" || !key) return `Group "${group}" needs a group_key`;
+    if (strategy !== "round_robin" && strategy !== "least_connections") {
+      return `load_balance must be round_robin or least_connections, not ${
+        JSON.stringify(strategy)
+      }`;
+    }
+    if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000) {
+      return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
+    }
+    return await this.#host.groups.join({
+      group,
+      key,
+      strategy: strategy as Strategy,
+      weight,
+      port: request.remote_port ?? 0,
+      tunnelName: name,
+      clientId: this.clientId,
+      mux: this.mux,
+      onConnection: (member, event) => this.#host.onConnection(this, member, event),
+    }, (route) => this.#listen(name, request.remote_port ?? 0, route));
+  }
+
   /** Opens a public TCP listener, or returns why it cannot. */
-  #listen(name: string, requested: number): TcpTunnel | string {
+  #listen(name: string, requested: number, route?: () => RouteTarget | null): TcpTunnel | string {
     const config = this.#host.config;
     if (requested !== 0 && !portAllowed(requested, config.allow_ports)) {
       return `Port ${requested} is not allowed on this server (allowed: ${
@@ -353,6 +420,16 @@ export class ClientSession {
     let lastError: Error | undefined;
     for (const port of candidates) {
       try {
+        if (route) {
+          // A group's listener: each connection reports through its member.
+          return TcpTunnel.listen({
+            name,
+            hostname: config.bind_addr,
+            port,
+            route,
+            logger: this.#log,
+          });
+        }
         const tunnel: TcpTunnel = TcpTunnel.listen({
           name,
           hostname: config.bind_addr,
@@ -434,7 +511,7 @@ export class ClientSession {
           client_id: this.clientId,
           reason: opened,
         });
-        this.#host.tunnelStatus({ dbId: row.id, name: row.name } as TcpTunnel, "failed", opened);
+        this.#host.tunnelStatus({ dbId: row.id, name: row.name, port: 0 }, "failed", opened);
         pushed.push({ ...base, status: "failed", error: opened });
         continue;
       }

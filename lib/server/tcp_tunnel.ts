@@ -18,11 +18,29 @@ export interface TcpTunnelOptions {
   hostname: string;
   /** Public port; 0 picks a free one. */
   port: number;
-  /** The owning session's multiplexer. */
-  mux: Mux;
+  /** The owning session's multiplexer (unless `route` picks one per connection). */
+  mux?: Mux;
+  /**
+   * Chooses where each public connection goes (load-balancing groups);
+   * `null` refuses it. Default: `mux`, under this tunnel's name.
+   */
+  route?: () => RouteTarget | null;
+  /** Where connection events are logged. */
   logger: Logger;
   /** Called when each public connection ends. */
   onConnection?: ((event: ConnectionEvent) => void) | undefined;
+}
+
+/** Where one public connection is carried. */
+export interface RouteTarget {
+  /** The client connection that carries it. */
+  mux: Mux;
+  /** The tunnel name the client knows. */
+  name: string;
+  /** Called with the public connection once it is accepted (to drop it later). */
+  attach?(conn: Deno.TcpConn): void;
+  /** Called when the connection ends, with its totals. */
+  done?(event: ConnectionEvent): void;
 }
 
 /** One finished public connection. */
@@ -61,7 +79,7 @@ export class TcpTunnel {
   /** The database row of a server-managed tunnel; `null` when the client declared it. */
   managed: TunnelRow | null = null;
   #listener: Deno.TcpListener;
-  #mux: Mux;
+  #route: () => RouteTarget | null;
   #log: Logger;
   #onConnection: ((event: ConnectionEvent) => void) | undefined;
   #conns = new Set<Deno.TcpConn>();
@@ -75,7 +93,9 @@ export class TcpTunnel {
     this.name = options.name;
     this.#listener = listener;
     this.port = (listener.addr as Deno.NetAddr).port;
-    this.#mux = options.mux;
+    const mux = options.mux;
+    const fixed = mux ? { mux, name: options.name } : null;
+    this.#route = options.route ?? (() => fixed);
     this.#log = options.logger;
     this.#onConnection = options.onConnection;
     this.#accepting = this.#acceptLoop();
@@ -128,18 +148,24 @@ export class TcpTunnel {
 
   async #serve(conn: Deno.TcpConn): Promise<void> {
     const remote = formatAddr(conn.remoteAddr);
-    if (this.#closed || this.#mux.isClosed || this.#mux.peerGoingAway) {
+    const target = this.#closed ? null : this.#route();
+    if (!target || target.mux.isClosed || target.mux.peerGoingAway) {
+      if (!target && !this.#closed) {
+        this.#log.warn("connection refused: no healthy member", { tunnel: this.name, remote });
+      }
       conn.close();
       return;
     }
     this.#conns.add(conn);
     this.#connections++;
+    target.attach?.(conn);
     const started = performance.now();
+    let event: ConnectionEvent;
     try {
       // Open first: the client starts dialing its local service sooner.
-      const stream = this.#mux.open({ tunnel: this.name, remote });
+      const stream = target.mux.open({ tunnel: target.name, remote });
       conn.setNoDelay(true);
-      const result = await relay(conn, stream, { maxBuffer: this.#mux.maxFrameData });
+      const result = await relay(conn, stream, { maxBuffer: target.mux.maxFrameData });
       this.#bytesIn += result.sent;
       this.#bytesOut += result.received;
       const durationMs = performance.now() - started;
@@ -151,30 +177,32 @@ export class TcpTunnel {
         duration_ms: Math.round(durationMs),
         error: result.error?.message,
       });
-      this.#onConnection?.({
-        tunnel: this.name,
+      event = {
+        tunnel: target.name,
         remote,
         bytesIn: result.sent,
         bytesOut: result.received,
         durationMs,
         error: result.error?.message,
-      });
+      };
     } catch (error) {
       try {
         conn.close();
       } catch { /* closed */ }
       this.#log.debug("connection failed", { tunnel: this.name, remote, error });
-      this.#onConnection?.({
-        tunnel: this.name,
+      event = {
+        tunnel: target.name,
         remote,
         bytesIn: 0,
         bytesOut: 0,
         durationMs: performance.now() - started,
         error: error instanceof Error ? error.message : String(error),
-      });
+      };
     } finally {
       this.#conns.delete(conn);
     }
+    target.done?.(event);
+    this.#onConnection?.(event);
   }
 
   /** Stops accepting; with `dropConnections`, also closes open public connections. */

@@ -23,6 +23,8 @@ export interface LruCacheOptions {
 }
 
 /**
+ * Least-recently-used cache with a time to live per entry.
+ *
  * @example
  * ```ts
  * import { LruCache } from "./cache.ts";

@@ -263,6 +263,10 @@ export interface DeclaredTunnel {
   custom_domains?: string[];
   /** Label under `server.subdomain_host`. */
   subdomain?: string;
+  /** Load-balancing group: members share the public port. */
+  group?: string;
+  /** Recorded in `options` (group, load_balance, weight). */
+  options?: Record<string, unknown>;
 }
 
 /** `tunnels`. */
@@ -315,6 +319,7 @@ export class TunnelsDao {
       name: string;
     },
     exceptId: number | null,
+    group: string | null = null,
   ): Promise<void> {
     const rows = await this.#db.query<
       { name: string; owner: string; user_id: number; remote_port: number | null; what: string }
@@ -326,7 +331,8 @@ export class TunnelsDao {
                    else 'domain' end as what
          from tunnels t join users u on u.id = t.user_id
         where t.enabled and t.id <> coalesce($1::bigint, -1)
-          and (($2::int > 0 and t.remote_port = $2::int and (t.type = 'udp') = ($3::text = 'udp'))
+          and (($2::int > 0 and t.remote_port = $2::int and (t.type = 'udp') = ($3::text = 'udp')
+                and ($6::text is null or (t.options->>'group') is distinct from $6::text))
                or t.custom_domains ?| array(select jsonb_array_elements_text($4::text::jsonb))
                or ($5::text is not null and t.subdomain = $5::text))
         limit 1`,
@@ -336,6 +342,7 @@ export class TunnelsDao {
         t.type,
         json(t.custom_domains ?? []),
         t.subdomain ?? null,
+        group,
       ],
     );
     const clash = rows[0];
@@ -465,16 +472,17 @@ export class TunnelsDao {
       subdomain: t.subdomain ?? null,
     };
     validateTunnel(input);
-    await this.checkConflicts(userId, input, existing?.id ?? null);
+    await this.checkConflicts(userId, input, existing?.id ?? null, t.group ?? null);
     try {
       const [row] = await this.#db.query<TunnelRow>(
         `insert into tunnels (user_id, name, type, source, client_id, local_addr, local_port,
-                              remote_port, custom_domains, subdomain)
-         values ($1, $2, $3, 'client', $4, $5, $6, $7, $8::text::jsonb, $9)
+                              remote_port, custom_domains, subdomain, options)
+         values ($1, $2, $3, 'client', $4, $5, $6, $7, $8::text::jsonb, $9, $10::text::jsonb)
          on conflict (user_id, name) do update set
            type = excluded.type, client_id = excluded.client_id, local_addr = excluded.local_addr,
            local_port = excluded.local_port, remote_port = excluded.remote_port,
            custom_domains = excluded.custom_domains, subdomain = excluded.subdomain,
+           options = excluded.options,
            updated_at = case when (tunnels.type, tunnels.client_id, tunnels.local_addr,
                                    tunnels.local_port, tunnels.remote_port,
                                    tunnels.custom_domains, tunnels.subdomain)
@@ -495,6 +503,7 @@ export class TunnelsDao {
           input.remote_port,
           json(input.custom_domains),
           input.subdomain,
+          json(t.options ?? {}),
         ],
       );
       if (!row) {

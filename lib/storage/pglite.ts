@@ -35,6 +35,7 @@ export class DataDirLockedError extends Error {
 
 /** Options of {@linkcode openPglite}. */
 export interface PgliteOptions {
+  /** Where progress and problems are logged. */
   logger: Logger;
   /** Where blank clusters are cached; default `$BURROW_CACHE_DIR`, `$XDG_CACHE_HOME/burrow` or `~/.cache/burrow`. */
   cacheDir?: string | null | undefined;

@@ -15,6 +15,7 @@ export interface PostgresOptions {
   max?: number;
   /** Seconds to wait for a connection. Default 5. */
   connectTimeout?: number;
+  /** Where progress and problems are logged. */
   logger: Logger;
 }
 

@@ -30,6 +30,7 @@ import { openPostgres } from "./postgres.ts";
 
 /** Options of {@linkcode Store.open}. */
 export interface StoreOptions {
+  /** Where progress and problems are logged. */
   logger: Logger;
   /** Milliseconds between flushes of batched writes. Default 5000. */
   flushInterval?: number;
@@ -47,6 +48,8 @@ const MAX_PENDING_LOGS = 10_000;
 const MAX_PENDING_METRICS = 100_000;
 
 /**
+ * The database with its DAOs, batched writers, outage tracking and change feed.
+ *
  * @example
  * ```ts ignore
  * await using store = await Store.open({ data_dir: "./burrow-data" }, { logger });

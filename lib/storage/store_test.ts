@@ -208,6 +208,29 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
       ConflictError,
       "managed on the server",
     );
+    // Members of one load-balancing group share a port; nobody else may take it.
+    const member = (user: number, name: string) =>
+      store.tunnels.recordDeclared(user, name, {
+        name,
+        type: "tcp",
+        local_port: 80,
+        remote_port: 18080,
+        group: "pool",
+        options: { group: "pool", load_balance: "round_robin", weight: 1 },
+      });
+    await member(alice.id, "pool-a");
+    await member(admin.id, "pool-b");
+    await assertRejects(
+      () =>
+        store.tunnels.recordDeclared(admin.id, "x", {
+          name: "solo",
+          type: "tcp",
+          local_port: 1,
+          remote_port: 18080,
+        }),
+      ConflictError,
+      "Port 18080",
+    );
     await store.tunnels.update(db.id, { enabled: false });
     await assertRejects(
       () =>

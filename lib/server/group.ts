@@ -1,0 +1,258 @@
+/**
+ * Load-balancing groups: tunnels with the same `group` and `group_key` from
+ * different clients share one public port. The first member opens the
+ * listener, the last one leaving closes it; each connection goes to the
+ * member the {@linkcode Balancer} picks.
+ *
+ * @module
+ */
+
+import type { Mux } from "../mux/mod.ts";
+import type { TunnelRow } from "../storage/models.ts";
+import type { Logger } from "../util/logger.ts";
+import { timingSafeEqualText } from "../util/timing_safe.ts";
+import { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
+import type { ConnectionEvent, TcpTunnel } from "./tcp_tunnel.ts";
+
+/** What a tunnel asks for to join (or found) a group. */
+export interface JoinRequest {
+  /** Group name. */
+  group: string;
+  /** The members' shared secret. */
+  key: string;
+  /** Strategy; the first member's choice holds. */
+  strategy: Strategy;
+  /** Share of connections. */
+  weight: number;
+  /** Public port asked for; 0: the group's (or any, for the first member). */
+  port: number;
+  /** The member's tunnel name (what its client knows). */
+  tunnelName: string;
+  /** The member's client id (for logs). */
+  clientId: string;
+  /** The member's client connection. */
+  mux: Mux;
+  /** Called when each of the member's connections ends. */
+  onConnection: (member: GroupMember, event: ConnectionEvent) => void;
+}
+
+/** A tunnel's membership in a group; closes like a tunnel. */
+export class GroupMember implements BalancerMember {
+  /** The member's tunnel name. */
+  readonly name: string;
+  /** The member's client id. */
+  readonly clientId: string;
+  /** Share of connections. */
+  readonly weight: number;
+  /** Connections open through this member now. */
+  active = 0;
+  /** Taken out of rotation while its client reports the local service down. */
+  healthy = true;
+  /** Connections carried so far. */
+  connections = 0;
+  /** Its row in the database, when recorded. */
+  dbId: number | null = null;
+  /** Group members are always declared by clients. */
+  managed: TunnelRow | null = null;
+  /** @internal */
+  readonly conns = new Set<Deno.TcpConn>();
+  /** @internal */
+  readonly mux: Mux;
+  /** The group it belongs to. */
+  readonly group: TunnelGroup;
+
+  /** @internal */
+  constructor(group: TunnelGroup, request: JoinRequest) {
+    this.group = group;
+    this.name = request.tunnelName;
+    this.clientId = request.clientId;
+    this.weight = request.weight;
+    this.mux = request.mux;
+  }
+
+  /** The group's public port. */
+  get port(): number {
+    return this.group.port;
+  }
+
+  /** Connections open through this member now. */
+  get activeConnections(): number {
+    return this.active;
+  }
+
+  /** Leaves the group; with `dropConnections`, also closes this member's open connections. */
+  close(dropConnections = true): Promise<void> {
+    return this.group.leave(this, dropConnections);
+  }
+}
+
+/** A group with its shared listener. */
+export class TunnelGroup {
+  /** Group name. */
+  readonly name: string;
+  /** The balancer over the members. */
+  readonly balancer: Balancer<GroupMember>;
+  #key: string;
+  #listener: TcpTunnel | null = null;
+  #registry: GroupRegistry;
+  #log: Logger;
+
+  /** @internal */
+  constructor(name: string, key: string, strategy: Strategy, registry: GroupRegistry, log: Logger) {
+    this.name = name;
+    this.#key = key;
+    this.balancer = new Balancer(strategy);
+    this.#registry = registry;
+    this.#log = log;
+  }
+
+  /** The shared public port. */
+  get port(): number {
+    return this.#listener?.port ?? 0;
+  }
+
+  /** @internal */
+  setListener(listener: TcpTunnel): void {
+    this.#listener = listener;
+  }
+
+  /** @internal */
+  keyMatches(key: string): Promise<boolean> {
+    return timingSafeEqualText(key, this.#key);
+  }
+
+  /** @internal */
+  route():
+    | { mux: Mux; name: string; attach(c: Deno.TcpConn): void; done(e: ConnectionEvent): void }
+    | null {
+    // A member whose connection just died (not yet removed) is passed over.
+    let member = this.balancer.pick();
+    for (let i = 0; member && (member.mux.isClosed || member.mux.peerGoingAway); i++) {
+      if (i >= this.balancer.members.length) return null;
+      member = this.balancer.pick();
+    }
+    if (!member) return null;
+    member.active++;
+    member.connections++;
+    let conn: Deno.TcpConn | null = null;
+    return {
+      mux: member.mux,
+      name: member.name,
+      attach: (c) => {
+        conn = c;
+        member.conns.add(c);
+      },
+      done: (event) => {
+        member.active--;
+        if (conn) member.conns.delete(conn);
+        this.#registry.onConnection(member, event);
+      },
+    };
+  }
+
+  /** @internal */
+  async leave(member: GroupMember, dropConnections: boolean): Promise<void> {
+    if (!this.balancer.remove(member)) return;
+    if (dropConnections) {
+      for (const c of member.conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    }
+    this.#log.info("group member left", {
+      group: this.name,
+      tunnel: member.name,
+      client_id: member.clientId,
+      members: this.balancer.members.length,
+    });
+    if (this.balancer.members.length === 0) {
+      this.#registry.forget(this);
+      const listener = this.#listener;
+      this.#listener = null;
+      await listener?.close(dropConnections);
+      this.#log.info("group closed", { group: this.name });
+    }
+  }
+}
+
+/** Every group on this server, by name. */
+export class GroupRegistry {
+  #groups = new Map<string, TunnelGroup>();
+  #log: Logger;
+  #onConnection = new WeakMap<GroupMember, JoinRequest["onConnection"]>();
+
+  /** An empty registry. */
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** Groups by name. */
+  get groups(): ReadonlyMap<string, TunnelGroup> {
+    return this.#groups;
+  }
+
+  /**
+   * Adds a member, founding the group (and opening its listener through
+   * `listen`) when it is the first. Resolves with the member, or with the
+   * reason it was refused.
+   */
+  async join(
+    request: JoinRequest,
+    listen: (route: () => ReturnType<TunnelGroup["route"]>) => TcpTunnel | string,
+  ): Promise<GroupMember | string> {
+    let group = this.#groups.get(request.group);
+    if (group) {
+      if (!(await group.keyMatches(request.key))) {
+        return `Wrong group_key for group "${request.group}"`;
+      }
+      // The group may have closed while the key was compared.
+      if (this.#groups.get(request.group) !== group) return this.join(request, listen);
+      if (request.port !== 0 && request.port !== group.port) {
+        return `Group "${request.group}" listens on port ${group.port}; set remote_port to ` +
+          `${group.port} or 0 to join it`;
+      }
+      if (request.strategy !== group.balancer.strategy) {
+        this.#log.warn("group member asks for another strategy; the group's holds", {
+          group: request.group,
+          tunnel: request.tunnelName,
+          asked: request.strategy,
+          strategy: group.balancer.strategy,
+        });
+      }
+    } else {
+      group = new TunnelGroup(request.group, request.key, request.strategy, this, this.#log);
+      const founded = group;
+      const listener = listen(() => founded.route());
+      if (typeof listener === "string") return listener;
+      group.setListener(listener);
+      this.#groups.set(request.group, group);
+      this.#log.info("group opened", {
+        group: request.group,
+        port: listener.port,
+        strategy: request.strategy,
+      });
+    }
+    const member = new GroupMember(group, request);
+    this.#onConnection.set(member, request.onConnection);
+    group.balancer.add(member);
+    this.#log.info("group member joined", {
+      group: request.group,
+      tunnel: request.tunnelName,
+      client_id: request.clientId,
+      weight: request.weight,
+      members: group.balancer.members.length,
+    });
+    return member;
+  }
+
+  /** @internal */
+  forget(group: TunnelGroup): void {
+    if (this.#groups.get(group.name) === group) this.#groups.delete(group.name);
+  }
+
+  /** @internal */
+  onConnection(member: GroupMember, event: ConnectionEvent): void {
+    this.#onConnection.get(member)?.(member, event);
+  }
+}
