@@ -160,6 +160,8 @@ Examples:
   burrowd token issue alice --ttl 30d     issue alice a client token (printed once)
   burrowd token revoke <id>               revoke a token; its sessions are closed
   burrowd migrate                         apply database migrations and exit
+  burrowd tunnel list                     tunnels, owners, state and traffic (last 24h)
+  burrowd group list                      load-balancing groups and each member's share
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     );
@@ -321,7 +323,74 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
         }),
       )
     );
+  const tunnel = cmd.command("tunnel").description("show tunnels recorded in the database");
+  dbOptions(tunnel.command("list").description("every tunnel with its owner, state and traffic"))
+    .option("--since <duration>", "traffic over this period, e.g. 1h, 7d", "24h")
+    .action(async (flags: AdminFlags & { since: string }) =>
+      exit(
+        await withStore(flags, async (store) => {
+          const since = new Date(Date.now() - parseSince(flags.since));
+          console.log(table(
+            (await store.tunnels.overview(since)).map((t) => ({
+              id: t.id,
+              user: t.user_name,
+              name: t.name,
+              type: t.type,
+              source: t.source,
+              group: (t.options.group as string | undefined) ?? null,
+              local: t.local_port ? `${t.local_addr}:${t.local_port}` : null,
+              port: t.active_port ?? (t.remote_port || null),
+              status: t.enabled ? t.status : "disabled",
+              conns: t.total_connections,
+              bytes_in: t.total_bytes_in,
+              bytes_out: t.total_bytes_out,
+            })),
+          ));
+          return 0;
+        }),
+      )
+    );
+  const group = cmd.command("group").description("show load-balancing groups");
+  dbOptions(group.command("list").description("groups, their members and each member's share"))
+    .option("--since <duration>", "traffic over this period, e.g. 1h, 7d", "24h")
+    .action(async (flags: AdminFlags & { since: string }) =>
+      exit(
+        await withStore(flags, async (store) => {
+          const since = new Date(Date.now() - parseSince(flags.since));
+          const members = (await store.tunnels.overview(since)).filter((t) => t.options.group);
+          const totals = new Map<string, number>();
+          for (const m of members) {
+            const g = String(m.options.group);
+            totals.set(g, (totals.get(g) ?? 0) + m.total_connections);
+          }
+          console.log(table(members.map((m) => {
+            const g = String(m.options.group);
+            const total = totals.get(g) ?? 0;
+            return {
+              group: g,
+              member: m.name,
+              user: m.user_name,
+              client: m.client_id,
+              strategy: (m.options.load_balance as string | undefined) ?? "round_robin",
+              weight: (m.options.weight as number | undefined) ?? 1,
+              status: m.enabled ? m.status : "disabled",
+              conns: m.total_connections,
+              share: total ? `${(100 * m.total_connections / total).toFixed(1)}%` : "-",
+            };
+          })));
+          return 0;
+        }),
+      )
+    );
   return cmd;
+}
+
+function parseSince(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    throw new ValidationError(`--since: ${(error as Error).message}`);
+  }
 }
 
 if (import.meta.main) await runProgram("burrowd", program, ConfigError);

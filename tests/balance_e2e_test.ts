@@ -6,6 +6,7 @@ import {
   freePort,
   localService,
   type Proc,
+  runServerCommand,
   startClient,
   startServer,
   tunnelPort,
@@ -100,11 +101,23 @@ async function withGroup(
 }
 
 Deno.test("round robin: 300 connections spread 100/100/100", async () => {
-  await withGroup([{ name: "A" }, { name: "B" }, { name: "C" }], async ({ port, server }) => {
+  await withGroup([{ name: "A" }, { name: "B" }, { name: "C" }], async ({ port, server, dir }) => {
     await server.waitFor((e) => e.msg === "group member joined" && e.members === 3);
     const counts = await tally(port, 300);
     for (const name of ["A", "B", "C"]) {
       assert(Math.abs((counts[name] ?? 0) - 100) <= 1, JSON.stringify(counts));
+    }
+    // The database shows the group, its members and their shares (after a clean stop).
+    assertEquals(await server.stop("SIGTERM"), 0);
+    const listed = await runServerCommand(["group", "list", "-c", `${dir}/server.yaml`]);
+    assertEquals(listed.code, 0, listed.stderr);
+    for (const name of ["A", "B", "C"]) {
+      assert(
+        new RegExp(`pool\\s+member-${name}\\s.*\\s(99|100|101)\\s+3[23]\\.\\d%`).test(
+          listed.stdout,
+        ),
+        listed.stdout,
+      );
     }
   });
 });

@@ -269,6 +269,18 @@ export interface DeclaredTunnel {
   options?: Record<string, unknown>;
 }
 
+/** Traffic totals of a tunnel over a period. */
+export interface TunnelTotals {
+  /** Connections carried. */
+  total_connections: number;
+  /** Bytes from visitors. */
+  total_bytes_in: number;
+  /** Bytes to visitors. */
+  total_bytes_out: number;
+  /** Failed connections. */
+  total_errors: number;
+}
+
 /** `tunnels`. */
 export class TunnelsDao {
   #db: Queryable;
@@ -282,6 +294,27 @@ export class TunnelsDao {
     return this.#db.query<TunnelRow>(
       "select * from tunnels where ($1::bigint is null or user_id = $1) order by user_id, name",
       [userId ?? null],
+    );
+  }
+
+  /**
+   * Tunnels with their owner and traffic totals since `since` (from
+   * `metrics`): what `burrowd tunnel list` and `burrowd group list` show.
+   */
+  overview(
+    since: Date = new Date(0),
+  ): Promise<Array<TunnelRow & TunnelTotals & { user_name: string }>> {
+    return this.#db.query(
+      `select t.*, u.name as user_name,
+              coalesce(sum(m.connections), 0)::int as total_connections,
+              coalesce(sum(m.bytes_in), 0)::bigint as total_bytes_in,
+              coalesce(sum(m.bytes_out), 0)::bigint as total_bytes_out,
+              coalesce(sum(m.errors), 0)::int as total_errors
+         from tunnels t join users u on u.id = t.user_id
+         left join metrics m on m.tunnel_id = t.id and m.bucket >= $1
+        group by t.id, u.name
+        order by t.options->>'group' nulls first, u.name, t.name`,
+      [since],
     );
   }
 
