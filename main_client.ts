@@ -61,7 +61,7 @@ async function run(config: ClientConfig, quick: boolean): Promise<number> {
       if (state.status === "active") {
         const tunnel = config.tunnels.find((t) => t.name === state.name)!;
         console.log(
-          `Forwarding  tcp://${state.publicAddr} -> ${tunnel.local_addr}:${tunnel.local_port}`,
+          `Forwarding  ${tunnel.type}://${state.publicAddr} -> ${tunnel.local_addr}:${tunnel.local_port}`,
         );
       }
     }
@@ -125,43 +125,45 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
       exit(await run(config, false));
     });
 
-  cmd.command("tcp")
-    .description("publish one local TCP port, ngrok style")
-    .argument("<local_port>", "local port to publish")
-    .option("-s, --server <host:port>", "burrowd address (default port 7000)")
-    .option("-t, --token <token>", "token; prefer BURROW_TOKEN")
-    .option("-r, --remote-port <port>", "public port on the server, 0 = server picks", "0")
-    .option("--local-addr <addr>", "local address", "127.0.0.1")
-    .option("--name <name>", "tunnel name", "tcp")
-    .option("--fingerprint <sha256>", "pin the server certificate (burrowd prints it)")
-    .option("--ca-file <file>", "verify the server against this CA")
-    .option("--insecure-skip-verify", "accept any server certificate (not recommended)")
-    .option("--log-level <level>", "debug, info, warn or error")
-    .option("--log-format <format>", "json or text")
-    .action(async (localPort: string, flags: TcpFlags) => {
-      if (!flags.server) throw new ConfigError(["--server: required (HOST:PORT of burrowd)"]);
-      const { host, port } = splitHostPort(flags.server);
-      const tls: Record<string, unknown> = {};
-      if (flags.caFile) tls.ca_file = flags.caFile;
-      if (flags.insecureSkipVerify) tls.insecure_skip_verify = true;
-      const client: Record<string, unknown> = {
-        server_addr: host,
-        server_port: port,
-        tls,
-        tunnels: [{
-          name: flags.name,
-          type: "tcp",
-          local_addr: flags.localAddr,
-          local_port: Number(localPort),
-          remote_port: Number(flags.remotePort),
-        }],
-      };
-      if (flags.token !== undefined) client.auth_token = flags.token;
-      if (flags.fingerprint) client.server_fingerprint = flags.fingerprint;
-      const log = logOverrides(flags);
-      if (log) client.log = log;
-      exit(await run(clientConfigFromObject({ client }, "command line"), true));
-    });
+  for (const type of ["tcp", "udp"] as const) {
+    cmd.command(type)
+      .description(`publish one local ${type.toUpperCase()} port, ngrok style`)
+      .argument("<local_port>", "local port to publish")
+      .option("-s, --server <host:port>", "burrowd address (default port 7000)")
+      .option("-t, --token <token>", "token; prefer BURROW_TOKEN")
+      .option("-r, --remote-port <port>", "public port on the server, 0 = server picks", "0")
+      .option("--local-addr <addr>", "local address", "127.0.0.1")
+      .option("--name <name>", "tunnel name", type)
+      .option("--fingerprint <sha256>", "pin the server certificate (burrowd prints it)")
+      .option("--ca-file <file>", "verify the server against this CA")
+      .option("--insecure-skip-verify", "accept any server certificate (not recommended)")
+      .option("--log-level <level>", "debug, info, warn or error")
+      .option("--log-format <format>", "json or text")
+      .action(async (localPort: string, flags: TcpFlags) => {
+        if (!flags.server) throw new ConfigError(["--server: required (HOST:PORT of burrowd)"]);
+        const { host, port } = splitHostPort(flags.server);
+        const tls: Record<string, unknown> = {};
+        if (flags.caFile) tls.ca_file = flags.caFile;
+        if (flags.insecureSkipVerify) tls.insecure_skip_verify = true;
+        const client: Record<string, unknown> = {
+          server_addr: host,
+          server_port: port,
+          tls,
+          tunnels: [{
+            name: flags.name,
+            type,
+            local_addr: flags.localAddr,
+            local_port: Number(localPort),
+            remote_port: Number(flags.remotePort),
+          }],
+        };
+        if (flags.token !== undefined) client.auth_token = flags.token;
+        if (flags.fingerprint) client.server_fingerprint = flags.fingerprint;
+        const log = logOverrides(flags);
+        if (log) client.log = log;
+        exit(await run(clientConfigFromObject({ client }, "command line"), true));
+      });
+  }
   return cmd;
 }
 

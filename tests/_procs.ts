@@ -148,14 +148,24 @@ export async function startClient(
     port: number;
     token: string;
     fingerprint: string;
-    tunnels: Array<{ name: string; local_port: number; remote_port?: number; yaml?: string }>;
+    tunnels: Array<
+      {
+        name: string;
+        local_port: number;
+        remote_port?: number;
+        yaml?: string;
+        type?: "tcp" | "udp";
+      }
+    >;
     /** More YAML under `client:` (indented by two spaces). */
     extra?: string;
   },
 ): Promise<Proc> {
   const path = `${dir}/client-${crypto.randomUUID().slice(0, 6)}.yaml`;
   const tunnels = options.tunnels.map((t) =>
-    `    - {name: ${t.name}, type: tcp, local_addr: 127.0.0.1, local_port: ${t.local_port}, ` +
+    `    - {name: ${t.name}, type: ${
+      t.type ?? "tcp"
+    }, local_addr: 127.0.0.1, local_port: ${t.local_port}, ` +
     `remote_port: ${t.remote_port ?? 0}${t.yaml ? `, ${t.yaml}` : ""}}`
   ).join("\n");
   await Deno.writeTextFile(

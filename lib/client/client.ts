@@ -7,7 +7,14 @@
  */
 
 import type { ClientConfig, TunnelConfig } from "../config/types.ts";
-import { Mux, type MuxStream, relay } from "../mux/mod.ts";
+import {
+  DatagramWriter,
+  MAX_DATAGRAM,
+  Mux,
+  type MuxStream,
+  readDatagrams,
+  relay,
+} from "../mux/mod.ts";
 import {
   decodeControl,
   encodeControl,
@@ -307,6 +314,7 @@ export class BurrowClient {
         local_port: tunnel.local_port,
         /** Public port; 0 lets the server choose. */
         remote_port: tunnel.remote_port ?? 0,
+        ...(tunnel.type === "udp" ? { session_timeout: tunnel.session_timeout ?? 30_000 } : {}),
         ...(tunnel.group !== undefined
           ? {
             group: tunnel.group,
@@ -472,6 +480,7 @@ export class BurrowClient {
       stream.reset(`Unknown tunnel "${name}"`);
       return;
     }
+    if (tunnel.type === "udp") return this.#serveUdp(stream, tunnel);
     let local: Deno.TcpConn;
     try {
       local = await dialLocal(tunnel.local_addr, tunnel.local_port);
@@ -493,6 +502,56 @@ export class BurrowClient {
     const result = await relay(local, stream, { maxBuffer: 128 * 1024 });
     if (result.error && this.#log.enabled("debug")) {
       this.#log.debug("stream ended with error", { tunnel: name, error: result.error });
+    }
+  }
+
+  /**
+   * One visitor's UDP session: datagrams from the stream go to the local
+   * service from a socket of their own, its replies come back on the stream.
+   */
+  async #serveUdp(stream: MuxStream, tunnel: TunnelConfig): Promise<void> {
+    const target: Deno.NetAddr = {
+      transport: "udp",
+      hostname: tunnel.local_addr,
+      port: tunnel.local_port,
+    };
+    let socket: Deno.DatagramConn;
+    try {
+      socket = Deno.listenDatagram({
+        transport: "udp",
+        hostname: tunnel.local_addr.includes(":") ? "::" : "0.0.0.0",
+        port: 0,
+      });
+    } catch (error) {
+      stream.reset(`cannot open a UDP socket: ${(error as Error).message}`);
+      this.#log.error("local service unavailable", { tunnel: tunnel.name, error });
+      return;
+    }
+    const writer = new DatagramWriter(stream);
+    const replies = (async () => {
+      const buf = new Uint8Array(MAX_DATAGRAM + 1);
+      for (;;) {
+        const [data] = await socket.receive(buf);
+        writer.send(data);
+      }
+    })().catch(() => {});
+    try {
+      for await (const datagram of readDatagrams(stream)) {
+        await socket.send(datagram, target).catch((error) => {
+          if (!this.#localDown.has(tunnel.name)) {
+            this.#localDown.add(tunnel.name);
+            this.#log.error("local service unavailable", { tunnel: tunnel.name, error });
+          }
+        });
+      }
+    } catch (error) {
+      if (this.#log.enabled("debug")) {
+        this.#log.debug("udp session ended with error", { tunnel: tunnel.name, error });
+      }
+    } finally {
+      socket.close();
+      await replies;
+      stream.closeWrite();
     }
   }
 }

@@ -19,3 +19,4 @@ export * from "./mux.ts";
 export * from "./stream.ts";
 export * from "./relay.ts";
 export type { BufferPool } from "./_pool.ts";
+export * from "./datagram.ts";

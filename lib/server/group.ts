@@ -12,12 +12,22 @@ import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
-import type { ConnectionEvent, TcpTunnel } from "./tcp_tunnel.ts";
+import type { ConnectionEvent } from "./tcp_tunnel.ts";
+
+/** The shared public side of a group: a TCP listener or a UDP socket. */
+export interface GroupListener {
+  /** The public port. */
+  readonly port: number;
+  /** Stops it; with `dropConnections`, also ends open connections. */
+  close(dropConnections?: boolean): Promise<void>;
+}
 
 /** What a tunnel asks for to join (or found) a group. */
 export interface JoinRequest {
-  /** Group name. */
+  /** Group name (TCP and UDP groups are separate spaces). */
   group: string;
+  /** Tunnel type of the members. */
+  type: "tcp" | "udp";
   /** The members' shared secret. */
   key: string;
   /** Strategy; the first member's choice holds. */
@@ -90,16 +100,26 @@ export class GroupMember implements BalancerMember {
 export class TunnelGroup {
   /** Group name. */
   readonly name: string;
+  /** Registry key: type and name. */
+  readonly key: string;
   /** The balancer over the members. */
   readonly balancer: Balancer<GroupMember>;
   #key: string;
-  #listener: TcpTunnel | null = null;
+  #listener: GroupListener | null = null;
   #registry: GroupRegistry;
   #log: Logger;
 
   /** @internal */
-  constructor(name: string, key: string, strategy: Strategy, registry: GroupRegistry, log: Logger) {
+  constructor(
+    name: string,
+    type: string,
+    key: string,
+    strategy: Strategy,
+    registry: GroupRegistry,
+    log: Logger,
+  ) {
     this.name = name;
+    this.key = `${type}:${name}`;
     this.#key = key;
     this.balancer = new Balancer(strategy);
     this.#registry = registry;
@@ -112,7 +132,7 @@ export class TunnelGroup {
   }
 
   /** @internal */
-  setListener(listener: TcpTunnel): void {
+  setListener(listener: GroupListener): void {
     this.#listener = listener;
   }
 
@@ -187,7 +207,7 @@ export class GroupRegistry {
     this.#log = log;
   }
 
-  /** Groups by name. */
+  /** Groups by `type:name`. */
   get groups(): ReadonlyMap<string, TunnelGroup> {
     return this.#groups;
   }
@@ -199,15 +219,16 @@ export class GroupRegistry {
    */
   async join(
     request: JoinRequest,
-    listen: (route: () => ReturnType<TunnelGroup["route"]>) => TcpTunnel | string,
+    listen: (route: () => ReturnType<TunnelGroup["route"]>) => GroupListener | string,
   ): Promise<GroupMember | string> {
-    let group = this.#groups.get(request.group);
+    const registryKey = `${request.type}:${request.group}`;
+    let group = this.#groups.get(registryKey);
     if (group) {
       if (!(await group.keyMatches(request.key))) {
         return `Wrong group_key for group "${request.group}"`;
       }
       // The group may have closed while the key was compared.
-      if (this.#groups.get(request.group) !== group) return this.join(request, listen);
+      if (this.#groups.get(registryKey) !== group) return this.join(request, listen);
       if (request.port !== 0 && request.port !== group.port) {
         return `Group "${request.group}" listens on port ${group.port}; set remote_port to ` +
           `${group.port} or 0 to join it`;
@@ -221,12 +242,19 @@ export class GroupRegistry {
         });
       }
     } else {
-      group = new TunnelGroup(request.group, request.key, request.strategy, this, this.#log);
+      group = new TunnelGroup(
+        request.group,
+        request.type,
+        request.key,
+        request.strategy,
+        this,
+        this.#log,
+      );
       const founded = group;
       const listener = listen(() => founded.route());
       if (typeof listener === "string") return listener;
       group.setListener(listener);
-      this.#groups.set(request.group, group);
+      this.#groups.set(registryKey, group);
       this.#log.info("group opened", {
         group: request.group,
         port: listener.port,
@@ -248,7 +276,7 @@ export class GroupRegistry {
 
   /** @internal */
   forget(group: TunnelGroup): void {
-    if (this.#groups.get(group.name) === group) this.#groups.delete(group.name);
+    if (this.#groups.get(group.key) === group) this.#groups.delete(group.key);
   }
 
   /** @internal */

@@ -20,5 +20,12 @@ export type {
   SessionTunnel,
 } from "./session.ts";
 export type { ConnectionEvent, RouteTarget, TcpTunnel, TcpTunnelOptions } from "./tcp_tunnel.ts";
-export { type GroupMember, GroupRegistry, type JoinRequest, type TunnelGroup } from "./group.ts";
+export {
+  type GroupListener,
+  type GroupMember,
+  GroupRegistry,
+  type JoinRequest,
+  type TunnelGroup,
+} from "./group.ts";
+export type { UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
 export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";

@@ -26,9 +26,13 @@ import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
 import type { Strategy } from "./balancer.ts";
 import { type GroupMember, GroupRegistry } from "./group.ts";
 import { type ConnectionEvent, type RouteTarget, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+import { UdpTunnel } from "./udp_tunnel.ts";
 
-/** A tunnel a session holds: its own listener, or its membership in a group. */
-export type SessionTunnel = TcpTunnel | GroupMember;
+/** A tunnel a session holds: its own listener or socket, or its membership in a group. */
+export type SessionTunnel = TcpTunnel | UdpTunnel | GroupMember;
+
+/** Default `session_timeout` of UDP tunnels (the seed's 30 s). */
+const UDP_SESSION_TIMEOUT = 30_000;
 
 /** Who a session logged in as. */
 export interface Principal {
@@ -339,8 +343,14 @@ export class ClientSession {
       return { type: "tunnel_status", tunnel_id: name, status: "failed", error: reason };
     };
     const config = this.#host.config;
-    if (request.protocol !== "tcp") {
+    if (request.protocol !== "tcp" && request.protocol !== "udp") {
       return fail(`Tunnel type "${request.protocol}" is not supported by this server yet`);
+    }
+    const timeout = request.session_timeout ?? UDP_SESSION_TIMEOUT;
+    if (typeof timeout !== "number" || !(timeout >= 100 && timeout <= 86_400_000)) {
+      return fail(
+        `session_timeout must be between 100 ms and 1 day, not ${JSON.stringify(timeout)}`,
+      );
     }
     if (this.tunnels.has(name)) return fail(`Tunnel "${name}" already exists in this session`);
     const declared = [...this.tunnels.values()].filter((t) => !t.managed).length;
@@ -359,6 +369,8 @@ export class ClientSession {
     }
     const opened = request.group !== undefined
       ? await this.#joinGroup(name, request)
+      : request.protocol === "udp"
+      ? this.#listenUdp(name, request.remote_port ?? 0, timeout as number)
       : this.#listen(name, request.remote_port ?? 0);
     if (typeof opened === "string") {
       this.#host.tunnelStatus({ dbId, name, port: 0 }, "failed", opened);
@@ -369,7 +381,7 @@ export class ClientSession {
     this.#host.tunnelStatus(opened, "active", null);
     this.#log.info("tunnel opened", {
       tunnel: name,
-      type: "tcp",
+      type: request.protocol,
       client_id: this.clientId,
       remote_port: opened.port,
       ...("group" in opened ? { group: opened.group.name } : {}),
@@ -395,17 +407,63 @@ export class ClientSession {
     if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000) {
       return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
     }
-    return await this.#host.groups.join({
-      group,
-      key,
-      strategy: strategy as Strategy,
-      weight,
-      port: request.remote_port ?? 0,
-      tunnelName: name,
-      clientId: this.clientId,
-      mux: this.mux,
-      onConnection: (member, event) => this.#host.onConnection(this, member, event),
-    }, (route) => this.#listen(name, request.remote_port ?? 0, route));
+    const type = request.protocol === "udp" ? "udp" : "tcp";
+    const timeout = (request.session_timeout as number | undefined) ?? UDP_SESSION_TIMEOUT;
+    return await this.#host.groups.join(
+      {
+        group,
+        type,
+        key,
+        strategy: strategy as Strategy,
+        weight,
+        port: request.remote_port ?? 0,
+        tunnelName: name,
+        clientId: this.clientId,
+        mux: this.mux,
+        onConnection: (member, event) => this.#host.onConnection(this, member, event),
+      },
+      (route) =>
+        type === "udp"
+          ? this.#listenUdp(name, request.remote_port ?? 0, timeout, route)
+          : this.#listen(name, request.remote_port ?? 0, route),
+    );
+  }
+
+  /** Binds a public UDP port, or returns why it cannot. */
+  #listenUdp(
+    name: string,
+    requested: number,
+    sessionTimeout: number,
+    route?: () => RouteTarget | null,
+  ): UdpTunnel | string {
+    const config = this.#host.config;
+    if (requested !== 0 && !portAllowed(requested, config.allow_ports)) {
+      return `Port ${requested} is not allowed on this server (allowed: ${
+        formatPortRanges(config.allow_ports)
+      })`;
+    }
+    const candidates = requested !== 0 ? [requested] : candidatePorts(config.allow_ports);
+    let lastError: Error | undefined;
+    for (const port of candidates) {
+      try {
+        const fixed = { mux: this.mux, name };
+        const tunnel: UdpTunnel = UdpTunnel.listen({
+          name,
+          hostname: config.bind_addr,
+          port,
+          route: route ?? (() => fixed),
+          sessionTimeout,
+          logger: this.#log,
+          onSession: route ? undefined : (event) => this.#host.onConnection(this, tunnel, event),
+        });
+        return tunnel;
+      } catch (error) {
+        lastError = error as Error;
+      }
+    }
+    return requested === 0 && config.allow_ports.length
+      ? `No free port in ${formatPortRanges(config.allow_ports)}`
+      : (lastError instanceof TunnelError ? lastError.message : String(lastError));
   }
 
   /** Opens a public TCP listener, or returns why it cannot. */
@@ -498,13 +556,18 @@ export class ClientSession {
         continue;
       }
       let error: string | null = null;
-      if (row.type !== "tcp") {
+      if (row.type !== "tcp" && row.type !== "udp") {
         error = `Tunnel type "${row.type}" is not supported by this server yet`;
       } else if (!row.local_port) error = "Tunnel has no local_port";
       else if (this.tunnels.has(row.name)) {
         error = `Tunnel "${row.name}" already exists in this session`;
       }
-      const opened = error ? error : this.#listen(row.name, row.remote_port ?? 0);
+      const timeout = Number(row.options.session_timeout ?? UDP_SESSION_TIMEOUT);
+      const opened = error
+        ? error
+        : row.type === "udp"
+        ? this.#listenUdp(row.name, row.remote_port ?? 0, timeout)
+        : this.#listen(row.name, row.remote_port ?? 0);
       if (typeof opened === "string") {
         this.#log.warn("tunnel refused", {
           tunnel: row.name,

@@ -1,0 +1,199 @@
+// UDP tunnels end to end: real burrowd and burrow, dig against dnsmasq,
+// datagram boundaries, many peers, idle expiry, a UDP load-balancing group.
+
+import { assert, assertEquals } from "./_assert.ts";
+import { freePort, haveTool, startClient, startServer, tunnelPort } from "./_procs.ts";
+
+const TOKEN = "udp-e2e-token";
+
+/** A local UDP echo service that records the source of every datagram. */
+function udpEcho(tag = "") {
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const sources: string[] = [];
+  const loop = (async () => {
+    const buf = new Uint8Array(65_536);
+    for (;;) {
+      const [data, addr] = await socket.receive(buf);
+      const from = addr as Deno.NetAddr;
+      sources.push(`${from.hostname}:${from.port}`);
+      const reply = tag ? new Uint8Array([...new TextEncoder().encode(tag), ...data]) : data;
+      await socket.send(reply, addr);
+    }
+  })().catch(() => {});
+  return {
+    port: (socket.addr as Deno.NetAddr).port,
+    sources,
+    async [Symbol.asyncDispose]() {
+      socket.close();
+      await loop;
+    },
+  };
+}
+
+/** Sends `payload` to the tunnel from a fresh socket (or `socket`) and waits for one reply. */
+async function ask(
+  port: number,
+  payload: Uint8Array,
+  socket?: Deno.DatagramConn,
+  timeoutMs = 3000,
+): Promise<Uint8Array> {
+  const own = socket ?? Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port };
+    const buf = new Uint8Array(65_536);
+    // UDP may lose the first datagram while the session is set up: retry a few times.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await own.send(payload, to);
+      const timer = new Promise<null>((r) => setTimeout(() => r(null), timeoutMs / 5));
+      const got = await Promise.race([own.receive(buf).then(([d]) => d.slice()), timer]);
+      if (got) return got;
+    }
+    throw new Error("no reply");
+  } finally {
+    if (!socket) own.close();
+  }
+}
+
+async function withUdp(
+  tunnels: Array<{ name: string; local_port: number; yaml?: string }>,
+  body: (
+    ports: Map<string, number>,
+    ctx: { dir: string; port: number; fingerprint: string },
+  ) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-udp-" });
+  try {
+    const server = await startServer(dir, TOKEN);
+    await using _s = server.proc;
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: tunnels.map((t) => ({ ...t, type: "udp" as const })),
+    });
+    const ports = new Map<string, number>();
+    for (const t of tunnels) ports.set(t.name, await tunnelPort(client, t.name));
+    await body(ports, { dir, port: server.port, fingerprint: server.fingerprint });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("dig through a UDP tunnel to a local dnsmasq", async () => {
+  if (!haveTool("dig") || !haveTool("dnsmasq")) return;
+  const dnsPort = freePort();
+  const dnsmasq = new Deno.Command("dnsmasq", {
+    args: [
+      "--no-daemon",
+      "--keep-in-foreground",
+      `--port=${dnsPort}`,
+      "--listen-address=127.0.0.1",
+      "--bind-interfaces",
+      "--no-resolv",
+      "--no-hosts",
+      "--address=/burrow.test/10.9.8.7",
+      "--pid-file=",
+      "--user=root",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    await withUdp([{ name: "dns", local_port: dnsPort }], async (ports) => {
+      const out = await new Deno.Command("dig", {
+        args: [
+          "@127.0.0.1",
+          "-p",
+          String(ports.get("dns")),
+          "burrow.test",
+          "A",
+          "+short",
+          "+tries=3",
+          "+time=2",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(new TextDecoder().decode(out.stdout).trim(), "10.9.8.7");
+    });
+  } finally {
+    dnsmasq.kill("SIGTERM");
+    await dnsmasq.status;
+    await dnsmasq.stderr.cancel().catch(() => {});
+  }
+});
+
+Deno.test("datagram boundaries, 100 concurrent peers and idle expiry through a UDP tunnel", async () => {
+  await using echo = udpEcho();
+  await withUdp(
+    [{ name: "echo", local_port: echo.port, yaml: "session_timeout: 500ms" }],
+    async (ports) => {
+      const port = ports.get("echo")!;
+      // 1 byte and the largest IPv4 UDP payload arrive whole.
+      assertEquals(await ask(port, new Uint8Array([42])), new Uint8Array([42]));
+      const big = crypto.getRandomValues(new Uint8Array(65_507));
+      assertEquals(await ask(port, big), big);
+
+      // 100 peers at once, each gets its own replies.
+      const replies = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+        const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+        try {
+          const a = await ask(port, new TextEncoder().encode(`peer-${i}-a`), socket);
+          const b = await ask(port, new TextEncoder().encode(`peer-${i}-b`), socket);
+          return new TextDecoder().decode(a) + "," + new TextDecoder().decode(b);
+        } finally {
+          socket.close();
+        }
+      }));
+      replies.forEach((r, i) => assertEquals(r, `peer-${i}-a,peer-${i}-b`));
+
+      // A session idle past session_timeout expires: the next datagram of the
+      // same peer arrives at the local service from a new socket.
+      const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      try {
+        await ask(port, new TextEncoder().encode("first"), socket);
+        const firstSource = echo.sources.at(-1);
+        await ask(port, new TextEncoder().encode("second"), socket);
+        assertEquals(echo.sources.at(-1), firstSource, "same session while active");
+        await new Promise((r) => setTimeout(r, 1500));
+        await ask(port, new TextEncoder().encode("third"), socket);
+        assert(echo.sources.at(-1) !== firstSource, "a new session after expiry");
+      } finally {
+        socket.close();
+      }
+    },
+  );
+});
+
+Deno.test("a UDP load-balancing group spreads visitor sessions across clients", async () => {
+  await using a = udpEcho("A:");
+  await using b = udpEcho("B:");
+  await withUdp(
+    [{ name: "ua", local_port: a.port, yaml: `group: upool, group_key: "k"` }],
+    async (ports, ctx) => {
+      const port = ports.get("ua")!;
+      await using second = await startClient(ctx.dir, {
+        port: ctx.port,
+        token: TOKEN,
+        fingerprint: ctx.fingerprint,
+        tunnels: [{
+          name: "ub",
+          type: "udp",
+          local_port: b.port,
+          remote_port: port,
+          yaml: `group: upool, group_key: "k"`,
+        }],
+      });
+      assertEquals(await tunnelPort(second, "ub"), port);
+      const seen: Record<string, number> = {};
+      for (let i = 0; i < 20; i++) {
+        const reply = new TextDecoder().decode(await ask(port, new TextEncoder().encode(`v${i}`)));
+        const member = reply.slice(0, 1);
+        assertEquals(reply.slice(2), `v${i}`);
+        seen[member] = (seen[member] ?? 0) + 1;
+      }
+      assertEquals(seen, { A: 10, B: 10 });
+    },
+  );
+});
