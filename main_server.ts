@@ -16,7 +16,7 @@ import {
   type ServerConfig,
   type ServerOverrides,
 } from "./lib/config/mod.ts";
-import { BurrowServer } from "./lib/server/mod.ts";
+import { BurrowServer, startAdmin } from "./lib/server/mod.ts";
 import { ConflictError, NotFoundError, Store, ValidationError } from "./lib/storage/mod.ts";
 import { parseDuration } from "./lib/util/units.ts";
 import { loadServerCertificate } from "./lib/transport/mod.ts";
@@ -62,6 +62,14 @@ async function run(flags: RunFlags): Promise<number> {
     await store.close();
     throw error;
   }
+  let admin;
+  try {
+    admin = startAdmin(server, config.admin, logger);
+  } catch (error) {
+    await server.shutdown(0);
+    await store.close();
+    throw error;
+  }
   if (Deno.stderr.isTerminal()) {
     console.error(
       `\nburrowd ${VERSION} is listening on ${config.bind_addr}:${server.port}\n` +
@@ -77,6 +85,7 @@ async function run(flags: RunFlags): Promise<number> {
   const signal = await stop.promise;
   logger.child("server").info("signal received", { signal });
   await server.shutdown();
+  await admin.close();
   await store.close();
   removeSignals();
   return 0;
@@ -186,6 +195,30 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     .action(async (flags: { config?: string; dataDir?: string }) =>
       exit(await printFingerprint(flags))
     );
+  cmd.command("healthcheck")
+    .description("exit 0 when the running burrowd answers on its admin port (/healthz), else 1")
+    .option("-c, --config <file>", "server YAML config (for server.admin)")
+    .option("--url <url>", "check this URL instead, e.g. http://127.0.0.1:7500/readyz")
+    .action(async (flags: { config?: string; url?: string }) => {
+      let url = flags.url;
+      if (!url) {
+        const config = await loadServerConfig(flags.config, overridesFrom({ token: "unused" }));
+        const host = ["0.0.0.0", "::", ""].includes(config.admin.bind_addr)
+          ? "127.0.0.1"
+          : config.admin.bind_addr;
+        url = `http://${host.includes(":") ? `[${host}]` : host}:${config.admin.bind_port}/healthz`;
+      }
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+        const body = await response.text();
+        console.log(`${response.status} ${body.trim()}`);
+        exit(response.ok ? 0 : 1);
+      } catch (error) {
+        console.error(`burrowd healthcheck: ${url}: ${(error as Error).message}`);
+        exit(1);
+      }
+    });
+
   const dbOptions = (c: Command) =>
     c.option("-c, --config <file>", "server YAML config")
       .option(

@@ -129,10 +129,8 @@ export async function startServer(
   bind_addr: 127.0.0.1
   bind_port: ${port}
   auth: {method: token, token: "${token}"}
-${
-      extra.includes("storage:")
-        ? ""
-        : `  storage: {data_dir: "${dir}/data"}\n`
+${extra.includes("storage:") ? "" : `  storage: {data_dir: "${dir}/data"}\n`}${
+      extra.includes("admin:") ? "" : "  admin: {bind_addr: 127.0.0.1, bind_port: 0}\n"
     }  log: {level: info, format: json}
 ${extra}`,
   );

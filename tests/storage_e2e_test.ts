@@ -276,10 +276,32 @@ Deno.test("database outage: tunnels keep serving, logins needing it fail clearly
     });
     const port = await tunnelPort(client, "db-outage");
     assertEquals(await echoThrough(port, "before"), "before");
+    const admin = (await server.proc.waitFor((e) => e.msg === "admin listening")).port as number;
+    const readyz = async () => {
+      const r = await fetch(`http://127.0.0.1:${admin}/readyz`);
+      return { status: r.status, body: await r.json() };
+    };
+    assertEquals((await readyz()).status, 200);
+    const health = await runServerCommand([
+      "healthcheck",
+      "--url",
+      `http://127.0.0.1:${admin}/healthz`,
+    ]);
+    assertEquals(health.code, 0, health.stderr);
 
     proxy.down();
     // The next batched write notices.
     await server.proc.waitFor((e) => e.msg === "database unavailable", 20_000);
+    assertEquals(await readyz(), {
+      status: 503,
+      body: { status: "not ready", checks: { control_listener: "ok", database: "unreachable" } },
+    });
+    const notReady = await runServerCommand([
+      "healthcheck",
+      "--url",
+      `http://127.0.0.1:${admin}/readyz`,
+    ]);
+    assertEquals(notReady.code, 1);
     for (let i = 0; i < 20; i++) {
       assertEquals(await echoThrough(port, `during ${i}`), `during ${i}`);
     }
@@ -317,6 +339,7 @@ Deno.test("database outage: tunnels keep serving, logins needing it fail clearly
 
     proxy.up();
     await server.proc.waitFor((e) => e.msg === "database reconnected", 20_000);
+    assertEquals((await readyz()).status, 200);
     await eventually("sessions written after recovery", async () => {
       const rows = await sql`select id from sessions where id = any(${sessionIds})`;
       return rows.length === sessionIds.length ? rows : undefined;

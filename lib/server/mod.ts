@@ -29,3 +29,4 @@ export {
 } from "./group.ts";
 export type { UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
 export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
+export { type AdminServer, readiness, startAdmin } from "./admin.ts";

@@ -203,6 +203,11 @@ export class BurrowServer implements SessionHost {
     return (this.#listener.addr as Deno.NetAddr).port;
   }
 
+  /** Whether the control listener accepts connections. */
+  get listening(): boolean {
+    return !this.#stopping;
+  }
+
   /** Connected, authenticated sessions. */
   get sessions(): ReadonlySet<ClientSession> {
     return this.#sessions;

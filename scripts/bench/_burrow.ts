@@ -70,6 +70,7 @@ export async function startBurrow(
           ...(options.databaseUrl ? { url: options.databaseUrl } : {}),
         },
         log: { level: "info", format: "json" },
+        admin: { bind_addr: "127.0.0.1", bind_port: 0 },
         ...options.server,
       },
     }),

@@ -1,0 +1,95 @@
+/**
+ * The admin port (`server.admin`, default 127.0.0.1:7500): `/healthz` (the
+ * process answers) and `/readyz` (control listener up and database
+ * reachable), used by container health checks and load balancers.
+ *
+ * @module
+ */
+
+import type { AdminConfig } from "../config/types.ts";
+import type { Logger } from "../util/logger.ts";
+import type { BurrowServer } from "./server.ts";
+
+/** A running admin listener. */
+export interface AdminServer {
+  /** The bound port (the real one when 0 was asked). */
+  readonly port: number;
+  /** Stops listening. */
+  close(): Promise<void>;
+}
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body) + "\n", {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
+  });
+}
+
+/** Readiness of `server`: what is not ready, if anything. */
+export function readiness(
+  server: BurrowServer,
+): { ready: boolean; checks: Record<string, string> } {
+  const checks: Record<string, string> = {
+    control_listener: server.listening ? "ok" : "not listening",
+    database: !server.store ? "none" : server.store.available ? "ok" : "unreachable",
+  };
+  return { ready: Object.values(checks).every((v) => v === "ok" || v === "none"), checks };
+}
+
+/**
+ * Starts the admin listener.
+ *
+ * @throws {Error} naming `server.admin.bind_port` when the port is taken.
+ */
+export function startAdmin(server: BurrowServer, config: AdminConfig, logger: Logger): AdminServer {
+  const log = logger.child("admin");
+  const ready = Promise.withResolvers<number>();
+  let http: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    http = Deno.serve({
+      hostname: config.bind_addr,
+      port: config.bind_port,
+      onListen: (addr) => ready.resolve(addr.port),
+      onError: (error) => {
+        log.error("admin request failed", { error });
+        return json(500, { error: "internal error" });
+      },
+    }, (request) => {
+      const url = new URL(request.url);
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return json(405, { error: `${request.method} is not allowed here` });
+      }
+      switch (url.pathname) {
+        case "/healthz":
+          return json(200, { status: "ok" });
+        case "/readyz": {
+          const { ready, checks } = readiness(server);
+          return json(ready ? 200 : 503, { status: ready ? "ready" : "not ready", checks });
+        }
+        default:
+          return json(404, { error: `No such endpoint: ${url.pathname}` });
+      }
+    });
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `Admin port ${config.bind_addr}:${config.bind_port} is already in use ` +
+          `(server.admin.bind_port; 0 picks a free one)`,
+      );
+    }
+    throw error;
+  }
+  let port = config.bind_port;
+  ready.promise.then((p) => {
+    port = p;
+    log.info("admin listening", { addr: config.bind_addr, port: p });
+  });
+  return {
+    get port() {
+      return port;
+    },
+    async close() {
+      await http.shutdown();
+    },
+  };
+}
