@@ -26,6 +26,8 @@ import { VERSION } from "./lib/util/version.ts";
 
 interface RunFlags {
   config?: string;
+  adminAddr?: string;
+  adminPort?: string;
   bindAddr?: string;
   bindPort?: string;
   token?: string;
@@ -40,6 +42,12 @@ function overridesFrom(flags: RunFlags): ServerOverrides {
   if (flags.bindPort !== undefined) server.bind_port = Number(flags.bindPort);
   if (flags.token !== undefined) server.auth = { method: "token", token: flags.token };
   if (flags.dataDir !== undefined) server.storage = { data_dir: flags.dataDir };
+  if (flags.adminAddr !== undefined || flags.adminPort !== undefined) {
+    const admin: Record<string, unknown> = {};
+    if (flags.adminAddr !== undefined) admin.bind_addr = flags.adminAddr;
+    if (flags.adminPort !== undefined) admin.bind_port = Number(flags.adminPort);
+    server.admin = admin;
+  }
   const log: Record<string, unknown> = {};
   if (flags.logLevel) log.level = flags.logLevel;
   if (flags.logFormat) log.format = flags.logFormat;
@@ -182,6 +190,8 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     .option("--bind-port <port>", "control channel port, 0 = any free port (server.bind_port)")
     .option("--token <token>", "shared client token (server.auth.token); prefer BURROW_TOKEN")
     .option("--data-dir <dir>", "data directory (server.storage.data_dir)")
+    .option("--admin-addr <addr>", "admin listen address (server.admin.bind_addr)")
+    .option("--admin-port <port>", "admin port, 0 = any free port (server.admin.bind_port)")
     .addOption(
       new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]),
     )

@@ -37,7 +37,19 @@ export class ConfigError extends Error {
 
 type Problems = string[];
 /** Checks one value; returns `undefined` after recording a problem. */
-type Check<T> = (value: unknown, path: string, problems: Problems) => T | undefined;
+type Check<T> = ((value: unknown, path: string, problems: Problems) => T | undefined) & {
+  /** What the value must be, for the generated reference. */
+  what?: string;
+  /** The keys of a mapping. */
+  fields?: Record<string, Field>;
+  /** The item check of a list. */
+  item?: Check<unknown>;
+};
+
+function tag<T>(check: Check<T>, what: string): Check<T> {
+  check.what = what;
+  return check;
+}
 
 function describe(value: unknown): string {
   if (value === null) return "null";
@@ -51,24 +63,44 @@ function fail(problems: Problems, path: string, expected: string, value: unknown
   return undefined;
 }
 
-const str = (pattern?: RegExp, what = "a string"): Check<string> => (v, path, p) =>
-  typeof v === "string" && v !== "" && (!pattern || pattern.test(v)) ? v : fail(p, path, what, v);
+const str = (pattern?: RegExp, what = "a string"): Check<string> =>
+  tag(
+    (v, path, p) =>
+      typeof v === "string" && v !== "" && (!pattern || pattern.test(v))
+        ? v
+        : fail(p, path, what, v),
+    pattern ? what.replace(/^an? /, "") : "string",
+  );
 
-const int = (min: number, max: number): Check<number> => (v, path, p) =>
-  typeof v === "number" && Number.isInteger(v) && v >= min && v <= max
-    ? v
-    : fail(p, path, `an integer ${min}-${max}`, v);
+const int = (min: number, max: number): Check<number> =>
+  tag(
+    (v, path, p) =>
+      typeof v === "number" && Number.isInteger(v) && v >= min && v <= max
+        ? v
+        : fail(p, path, `an integer ${min}-${max}`, v),
+    `integer ${min}-${max}`,
+  );
 
-const num = (min: number): Check<number> => (v, path, p) =>
-  typeof v === "number" && Number.isFinite(v) && v >= min
-    ? v
-    : fail(p, path, `a number >= ${min}`, v);
+const num = (min: number): Check<number> =>
+  tag(
+    (v, path, p) =>
+      typeof v === "number" && Number.isFinite(v) && v >= min
+        ? v
+        : fail(p, path, `a number >= ${min}`, v),
+    `number ≥ ${min}`,
+  );
 
-const bool: Check<boolean> = (v, path, p) =>
-  typeof v === "boolean" ? v : fail(p, path, "true or false", v);
+const bool: Check<boolean> = tag(
+  (v, path, p) => typeof v === "boolean" ? v : fail(p, path, "true or false", v),
+  "boolean",
+);
 
-const oneOf = <T extends string>(...values: T[]): Check<T> => (v, path, p) =>
-  values.includes(v as T) ? v as T : fail(p, path, `one of ${values.join(", ")}`, v);
+const oneOf = <T extends string>(...values: T[]): Check<T> =>
+  tag(
+    (v, path, p) =>
+      values.includes(v as T) ? v as T : fail(p, path, `one of ${values.join(", ")}`, v),
+    values.map((x) => `\`${x}\``).join(" \\| "),
+  );
 
 function converted<T>(convert: (v: string | number) => T, what: string): Check<T> {
   return (v, path, p) => {
@@ -82,19 +114,29 @@ function converted<T>(convert: (v: string | number) => T, what: string): Check<T
   };
 }
 
-const duration = converted(parseDuration, 'a duration such as "30s"');
-const size = converted(parseSize, 'a size such as "100MB"');
-const portRanges = converted(parsePortRanges, 'port ranges such as "2000-3000,3306"');
-const secret: Check<Secret> = (v, path, p) =>
-  typeof v === "string" && v !== "" ? new Secret(v) : fail(p, path, "a non-empty string", v);
+const duration = tag(converted(parseDuration, 'a duration such as "30s"'), "duration");
+const size = tag(converted(parseSize, 'a size such as "100MB"'), "size");
+const portRanges = tag(
+  converted(parsePortRanges, 'port ranges such as "2000-3000,3306"'),
+  "port ranges",
+);
+const secret: Check<Secret> = tag(
+  (v, path, p) =>
+    typeof v === "string" && v !== "" ? new Secret(v) : fail(p, path, "a non-empty string", v),
+  "secret string",
+);
 
-const list = <T>(item: Check<T>): Check<T[]> => (v, path, p) => {
-  if (!Array.isArray(v)) return fail(p, path, "a list", v);
-  const out = v.map((x, i) => item(x, `${path}[${i}]`, p));
-  return out.every((x) => x !== undefined) ? out as T[] : undefined;
+const list = <T>(item: Check<T>): Check<T[]> => {
+  const check: Check<T[]> = tag((v, path, p) => {
+    if (!Array.isArray(v)) return fail(p, path, "a list", v);
+    const out = v.map((x, i) => item(x, `${path}[${i}]`, p));
+    return out.every((x) => x !== undefined) ? out as T[] : undefined;
+  }, `list of ${item.what ?? "values"}`);
+  check.item = item as Check<unknown>;
+  return check;
 };
 
-const stringMap: Check<Record<string, string>> = (v, path, p) => {
+const stringMap: Check<Record<string, string>> = tag((v, path, p) => {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return fail(p, path, "a mapping", v);
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(v)) {
@@ -102,12 +144,16 @@ const stringMap: Check<Record<string, string>> = (v, path, p) => {
     else out[k] = x;
   }
   return out;
-};
+}, "mapping of strings");
 
 interface Field {
   check: Check<unknown>;
   default?: unknown;
   required?: boolean;
+  /** One line for the generated reference. */
+  doc?: string;
+  /** The default as users write it (e.g. `30s`), when the stored form differs. */
+  shown?: string;
 }
 
 function editDistance(a: string, b: string): number {
@@ -126,7 +172,7 @@ function editDistance(a: string, b: string): number {
 
 /** A mapping with known keys; unknown keys are errors with a did-you-mean. */
 function object(fields: Record<string, Field>): Check<Record<string, unknown>> {
-  return (v, path, p) => {
+  const check: Check<Record<string, unknown>> = (v, path, p) => {
     const value = v ?? {};
     if (typeof value !== "object" || Array.isArray(value)) return fail(p, path, "a mapping", v);
     const input = value as Record<string, unknown>;
@@ -158,13 +204,24 @@ function object(fields: Record<string, Field>): Check<Record<string, unknown>> {
     }
     return ok ? out : undefined;
   };
+  check.what = "mapping";
+  check.fields = fields;
+  return check;
 }
 
-const f = (check: Check<unknown>, defaultValue?: unknown): Field => ({
+/** An optional key: its check, default, one line of documentation, and the default as written. */
+const f = (check: Check<unknown>, defaultValue?: unknown, doc?: string, shown?: string): Field => ({
   check,
   default: defaultValue,
+  ...(doc ? { doc } : {}),
+  ...(shown ? { shown } : {}),
 });
-const req = (check: Check<unknown>): Field => ({ check, required: true });
+/** A required key. */
+const req = (check: Check<unknown>, doc?: string): Field => ({
+  check,
+  required: true,
+  ...(doc ? { doc } : {}),
+});
 
 const defaultFormat = (): "json" | "text" => {
   try {
@@ -176,113 +233,244 @@ const defaultFormat = (): "json" | "text" => {
 
 const logFields = () =>
   object({
-    level: f(oneOf("debug", "info", "warn", "error"), "info"),
-    format: f(oneOf("json", "text"), defaultFormat()),
-    file: f(str()),
+    level: f(oneOf("debug", "info", "warn", "error"), "info", "lowest level written"),
+    format: f(
+      oneOf("json", "text"),
+      defaultFormat(),
+      "JSON lines, or text for people",
+      "`text` on a terminal, else `json`",
+    ),
+    file: f(str(), undefined, "also append log lines to this file"),
   });
 
 const PORT = int(0, 65535);
 const NAME = str(/^[A-Za-z0-9_.-]+$/, "a name of letters, digits, _ . or -");
 
 const serverSchema = object({
-  bind_addr: f(str(), "0.0.0.0"),
-  bind_port: f(PORT, 7000),
-  max_clients: f(int(1, 1_000_000), 1000),
-  tls: f(object({ cert_file: f(str()), key_file: f(str()), client_ca_file: f(str()) }), {}),
-  auth: f(object({ method: f(oneOf("token"), "token"), token: f(secret) }), { method: "token" }),
+  bind_addr: f(str(), "0.0.0.0", "address of the control channel and of tunnel ports"),
+  bind_port: f(PORT, 7000, "control channel port; `0` picks a free one (logged)"),
+  max_clients: f(
+    int(1, 1_000_000),
+    1000,
+    "connected clients at most; more are refused with `server_busy`",
+  ),
+  tls: f(
+    object({
+      cert_file: f(str(), undefined, "PEM certificate; none: self-signed in `<data_dir>/tls/`"),
+      key_file: f(str(), undefined, "PEM private key of `cert_file`"),
+      client_ca_file: f(str(), undefined, "mutual TLS: client certificates must chain to it"),
+    }),
+    {},
+  ),
+  auth: f(
+    object({
+      method: f(oneOf("token"), "token", "how clients authenticate"),
+      token: f(
+        secret,
+        undefined,
+        "shared (admin) token; env `BURROW_TOKEN` overrides; none: generated into " +
+          "`<data_dir>/token`",
+        "generated",
+      ),
+    }),
+    { method: "token" },
+  ),
   limits: f(
     object({
-      max_tunnels_per_client: f(int(1, 100_000), 10),
-      max_bandwidth: f(size, 0),
+      max_tunnels_per_client: f(int(1, 100_000), 10, "tunnels one session may declare"),
+      max_bandwidth: f(
+        size,
+        0,
+        'bytes per second per tunnel and direction, e.g. `"100MB"` (enforced with the ' +
+          "security work)",
+        "unlimited",
+      ),
     }),
     { max_tunnels_per_client: 10, max_bandwidth: 0 },
   ),
-  allow_ports: f(portRanges, []),
-  vhost_http_port: f(int(1, 65535)),
-  vhost_https_port: f(int(1, 65535)),
-  subdomain_host: f(str()),
-  admin: f(object({ bind_addr: f(str(), "127.0.0.1"), bind_port: f(PORT, 7500) }), {
-    bind_addr: "127.0.0.1",
-    bind_port: 7500,
-  }),
-  storage: f(object({ url: f(secret), data_dir: f(str(), "./burrow-data") }), {
-    data_dir: "./burrow-data",
-  }),
+  allow_ports: f(portRanges, [], 'ports tunnels may take, e.g. `"2000-3000,3306"`', "any"),
+  vhost_http_port: f(int(1, 65535), undefined, "public port of HTTP tunnels (HTTP work)"),
+  vhost_https_port: f(int(1, 65535), undefined, "public port of HTTPS tunnels (HTTP work)"),
+  subdomain_host: f(str(), undefined, "domain under which tunnels get subdomains (HTTP work)"),
+  admin: f(
+    object({
+      bind_addr: f(str(), "127.0.0.1", "admin listener address"),
+      bind_port: f(PORT, 7500, "admin port: `/healthz`, `/readyz`; `0` picks a free one"),
+    }),
+    { bind_addr: "127.0.0.1", bind_port: 7500 },
+  ),
+  storage: f(
+    object({
+      url: f(
+        secret,
+        undefined,
+        "PostgreSQL URL, used instead of the embedded database; env `DATABASE_URL` overrides",
+      ),
+      data_dir: f(
+        str(),
+        "./burrow-data",
+        "embedded database (`db/`), certificate (`tls/`), generated token",
+      ),
+    }),
+    { data_dir: "./burrow-data" },
+  ),
   log: f(logFields(), undefined),
-  heartbeat_interval: f(duration, 10_000),
-  heartbeat_timeout: f(duration, 30_000),
+  heartbeat_interval: f(duration, 10_000, "how often clients send heartbeats", "10s"),
+  heartbeat_timeout: f(duration, 30_000, "a session silent this long is closed", "30s"),
   alerts: f(
     list(object({
-      name: req(NAME),
-      condition: req(str()),
-      duration: f(duration, 0),
-      severity: f(oneOf("critical", "warning", "info"), "warning"),
+      name: req(NAME, "rule name, unique"),
+      condition: req(str(), "expression over the metrics, e.g. `avg_latency > 1000ms`"),
+      duration: f(duration, 0, "how long the condition must hold before firing", "0s"),
+      severity: f(oneOf("critical", "warning", "info"), "warning", "how urgent"),
     })),
     [],
+    undefined,
   ),
 });
 
 const healthCheck = object({
-  type: f(oneOf("tcp", "http"), "tcp"),
-  path: f(str()),
-  interval: f(duration, 10_000),
-  timeout: f(duration, 3_000),
-  max_failed: f(int(1, 1000), 3),
+  type: f(oneOf("tcp", "http"), "tcp", "`tcp`: connect; `http`: GET `path`, 2xx/3xx is healthy"),
+  path: f(str(), undefined, "path of the HTTP check", "/"),
+  interval: f(duration, 10_000, "time between checks", "10s"),
+  timeout: f(duration, 3_000, "time one check may take", "3s"),
+  max_failed: f(int(1, 1000), 3, "failures in a row before the service counts as down"),
 });
 
 const tunnelSchema = object({
-  name: req(NAME),
-  type: req(oneOf("tcp", "udp", "http", "https")),
-  local_addr: f(str(), "127.0.0.1"),
-  local_port: req(int(1, 65535)),
-  remote_port: f(PORT),
-  domain: f(str()),
-  custom_domains: f(list(str())),
-  subdomain: f(str(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, "a DNS label")),
-  custom_headers: f(stringMap),
-  session_timeout: f(duration),
-  allow_ips: f(list(str())),
-  deny_ips: f(list(str())),
-  compression: f(oneOf("none", "gzip")),
-  group: f(str()),
-  group_key: f(secret),
-  load_balance: f(oneOf("round_robin", "least_connections")),
-  weight: f(int(1, 1000)),
-  health_check: f(healthCheck),
+  name: req(NAME, "unique per client (and per user on the server)"),
+  type: req(oneOf("tcp", "udp", "http", "https"), "tunnel type (`http`, `https`: HTTP work)"),
+  local_addr: f(str(), "127.0.0.1", "local service address"),
+  local_port: req(int(1, 65535), "local service port"),
+  remote_port: f(PORT, undefined, "public port on the server; `0`: the server picks", "0"),
+  domain: f(str(), undefined, "the seed's single domain; same as `custom_domains: [domain]`"),
+  custom_domains: f(list(str()), undefined, "host names routed to an HTTP(S) tunnel"),
+  subdomain: f(
+    str(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, "a DNS label"),
+    undefined,
+    "label under `server.subdomain_host`",
+  ),
+  custom_headers: f(stringMap, undefined, "request headers set on the way to the service"),
+  session_timeout: f(duration, undefined, "UDP: a visitor session silent this long expires", "30s"),
+  allow_ips: f(list(str()), undefined, "visitor CIDRs allowed (security work)"),
+  deny_ips: f(list(str()), undefined, "visitor CIDRs refused (security work)"),
+  compression: f(oneOf("none", "gzip"), undefined, "compress the data streams (HTTP work)"),
+  group: f(str(), undefined, "load-balancing group: members share the public port"),
+  group_key: f(secret, undefined, "the group's shared secret; required with `group`"),
+  load_balance: f(
+    oneOf("round_robin", "least_connections"),
+    undefined,
+    "how the group spreads connections; its first member decides",
+    "`round_robin`",
+  ),
+  weight: f(int(1, 1000), undefined, "share of the group's connections", "1"),
+  health_check: f(healthCheck, undefined, "probe of the local service (see below)"),
 });
 
 const clientSchema = object({
-  server_addr: req(str()),
-  server_port: f(int(1, 65535), 7000),
-  auth_token: f(secret),
-  server_fingerprint: f(str(
-    /^sha256:([0-9a-f]{64}|([0-9a-f]{2}:){31}[0-9a-f]{2})$/i,
-    '"sha256:" followed by 64 hex digits',
-  )),
+  server_addr: req(str(), "burrowd host name or address"),
+  server_port: f(int(1, 65535), 7000, "burrowd control port"),
+  auth_token: f(
+    secret,
+    undefined,
+    "shared token or a user token (`burrowd token issue`); env `BURROW_TOKEN` overrides",
+    "required",
+  ),
+  server_fingerprint: f(
+    str(
+      /^sha256:([0-9a-f]{64}|([0-9a-f]{2}:){31}[0-9a-f]{2})$/i,
+      '"sha256:" followed by 64 hex digits',
+    ),
+    undefined,
+    "pin the server certificate (`burrowd fingerprint` prints it)",
+  ),
   tls: f(
     object({
-      ca_file: f(str()),
-      cert_file: f(str()),
-      key_file: f(str()),
-      insecure_skip_verify: f(bool, false),
+      ca_file: f(str(), undefined, "verify the server against this CA instead"),
+      cert_file: f(str(), undefined, "client certificate for mutual TLS"),
+      key_file: f(str(), undefined, "key of `cert_file`"),
+      insecure_skip_verify: f(bool, false, "accept any certificate; only when set explicitly"),
     }),
     { insecure_skip_verify: false },
   ),
   reconnect: f(
     object({
-      max_retries: f(int(0, 1_000_000), 0),
-      initial_delay: f(duration, 1000),
-      max_delay: f(duration, 30_000),
-      backoff_factor: f(num(1), 2),
-      enable_jitter: f(bool, true),
-      retry_auth_failures: f(bool, false),
+      max_retries: f(int(0, 1_000_000), 0, "attempts before giving up; `0` retries forever"),
+      initial_delay: f(duration, 1000, "first delay", "1s"),
+      max_delay: f(duration, 30_000, "delay cap", "30s"),
+      backoff_factor: f(num(1), 2, "multiplier per attempt"),
+      enable_jitter: f(bool, true, "draw each delay from [delay/2, delay]"),
+      retry_auth_failures: f(
+        bool,
+        false,
+        "keep retrying a refused token instead of exiting with code 3",
+      ),
     }),
     undefined,
   ),
   log: f(logFields(), undefined),
-  client_id: f(str()),
-  tunnels: f(list(tunnelSchema), []),
+  client_id: f(
+    str(),
+    undefined,
+    "stable id; a reconnecting client replaces its own stale session",
+    "host name + random",
+  ),
+  tunnels: f(list(tunnelSchema), [], "the tunnels to open"),
 });
+
+/** One row of the generated configuration reference. */
+export interface ReferenceRow {
+  /** YAML path below `server:` or `client:`, e.g. `tls.cert_file`, `tunnels[].name`. */
+  key: string;
+  /** What the value must be. */
+  type: string;
+  /** Default as users write it, `required`, or `—`. */
+  default: string;
+  /** What it does. */
+  doc: string;
+}
+
+function shownDefault(field: Field): string {
+  if (field.shown) {
+    // Values (`30s`, `/`) in code font; words (`generated`, `any`) as they are.
+    return /^[\d./]/.test(field.shown) ? `\`${field.shown}\`` : field.shown;
+  }
+  if (field.required) return "required";
+  const v = field.default;
+  if (v === undefined || typeof v === "object") return "—";
+  return `\`${String(v)}\``;
+}
+
+function walk(check: Check<unknown>, prefix: string, rows: ReferenceRow[]): void {
+  for (const [key, field] of Object.entries(check.fields ?? {})) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const inner = field.check;
+    if (inner.fields) {
+      walk(inner, path, rows);
+      continue;
+    }
+    if (inner.item?.fields) {
+      walk(inner.item, `${path}[]`, rows);
+      continue;
+    }
+    rows.push({
+      key: path,
+      type: inner.what ?? "",
+      default: shownDefault(field),
+      doc: field.doc ?? "",
+    });
+  }
+}
+
+/**
+ * The configuration reference of `server:` or `client:`, generated from the
+ * same schema that validates it (the README's tables come from here).
+ */
+export function configReference(section: "server" | "client"): ReferenceRow[] {
+  const rows: ReferenceRow[] = [];
+  walk(section === "server" ? serverSchema : clientSchema, "", rows);
+  return rows;
+}
 
 function section(doc: unknown, key: "server" | "client", source: string): unknown {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {

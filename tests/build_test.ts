@@ -1,0 +1,41 @@
+// The release script: what it can verify without Deno's download host.
+
+import { assert, assertEquals } from "./_assert.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+async function build(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}scripts/build.ts`, ...args],
+    cwd: ROOT,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+}
+
+Deno.test("build --check-only verifies the graph and lists the embedded files", async () => {
+  const { code, text } = await build(["--check-only"]);
+  assertEquals(code, 0, text);
+  for (
+    const file of ["sql/001_init.sql", "sql/002_group_ports.sql", "pglite.wasm", "pglite.data"]
+  ) {
+    assert(text.includes(file), `${file} missing from:\n${text}`);
+  }
+  assert(text.includes("nothing compiled"), text);
+});
+
+Deno.test("build refuses bad input with clear messages", async () => {
+  const bad = await build(["--target", "sparc-sun-solaris"]);
+  assertEquals(bad.code, 2);
+  assert(bad.text.includes("unknown target sparc-sun-solaris"), bad.text);
+  const flag = await build(["--frobnicate"]);
+  assertEquals(flag.code, 2);
+  const missing = await build(["--target", "x86_64-unknown-linux-gnu"], {
+    DENORT_BIN: "/nonexistent/denort",
+  });
+  assertEquals(missing.code, 1);
+  assert(missing.text.includes("DENORT_BIN=/nonexistent/denort does not exist"), missing.text);
+});
