@@ -39,3 +39,42 @@ Deno.test("build refuses bad input with clear messages", async () => {
   assertEquals(missing.code, 1);
   assert(missing.text.includes("DENORT_BIN=/nonexistent/denort does not exist"), missing.text);
 });
+
+Deno.test("deno install -g gives working burrowd and burrow commands", async () => {
+  const root = await Deno.makeTempDir({ prefix: "burrow-install-" });
+  try {
+    for (const [name, main] of [["burrowd", "main_server.ts"], ["burrow", "main_client.ts"]]) {
+      const install = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "install",
+          "-g",
+          "-f",
+          "--root",
+          root,
+          "-n",
+          name!,
+          "--config",
+          `${ROOT}deno.json`,
+          "--allow-net",
+          "--allow-read",
+          "--allow-write",
+          "--allow-env",
+          "--allow-sys",
+          "--unstable-net",
+          `${ROOT}${main}`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(install.code, 0, new TextDecoder().decode(install.stderr));
+      const version = await new Deno.Command(`${root}/bin/${name}`, {
+        args: ["--version"],
+        stdout: "piped",
+      }).output();
+      const meta = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+      assertEquals(new TextDecoder().decode(version.stdout).trim(), meta.version);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
