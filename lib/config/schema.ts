@@ -295,9 +295,18 @@ const serverSchema = object({
   admin: f(
     object({
       bind_addr: f(str(), "127.0.0.1", "admin listener address"),
-      bind_port: f(PORT, 7500, "admin port: `/healthz`, `/readyz`; `0` picks a free one"),
+      bind_port: f(
+        PORT,
+        7500,
+        "admin port: REST API `/api/v1`, `/metrics`, `/healthz`, `/readyz`; `0` picks a free one",
+      ),
+      cors_origins: f(
+        list(str()),
+        [],
+        "browser origins allowed to call the API (the front end), e.g. `https://console.example.com`",
+      ),
     }),
-    { bind_addr: "127.0.0.1", bind_port: 7500 },
+    { bind_addr: "127.0.0.1", bind_port: 7500, cors_origins: [] },
   ),
   storage: f(
     object({
@@ -326,6 +335,24 @@ const serverSchema = object({
     })),
     [],
     undefined,
+  ),
+  alerting: f(
+    object({
+      webhook_url: f(
+        str(/^https?:\/\/\S+$/, "an http(s) URL"),
+        undefined,
+        "POST firing and resolved alerts here (Alertmanager webhook JSON); retried with backoff",
+      ),
+      evaluate_every: f(duration, 5_000, "how often alert rules are evaluated", "5s"),
+      window: f(duration, 60_000, "window of `avg_latency` and `error_rate`", "1m"),
+      default_rules: f(
+        bool,
+        true,
+        "add the seed's `tunnel_down`, `high_latency`, `high_error_rate` unless `alerts` " +
+          "defines a rule of the same name",
+      ),
+    }),
+    { evaluate_every: 5_000, window: 60_000, default_rules: true },
   ),
 });
 

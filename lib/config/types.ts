@@ -72,6 +72,8 @@ export interface AdminConfig {
   bind_addr: string;
   /** Listen port. */
   bind_port: number;
+  /** Origins allowed by CORS. */
+  cors_origins: string[];
 }
 
 /** `server.storage`. */
@@ -92,6 +94,18 @@ export interface AlertRule {
   duration: number;
   /** How urgent a firing alert is. */
   severity: "critical" | "warning" | "info";
+}
+
+/** `server.alerting`: how rules run and where they notify. */
+export interface AlertingConfig {
+  /** Alertmanager-style webhook receiver. */
+  webhook_url?: string;
+  /** ms between evaluations. Default 5000. */
+  evaluate_every: number;
+  /** ms window of rates and averages. Default 60000. */
+  window: number;
+  /** Add the seed's three rules. Default true. */
+  default_rules: boolean;
 }
 
 /** Everything under `server:`. */
@@ -128,6 +142,8 @@ export interface ServerConfig {
   heartbeat_timeout: number;
   /** Alert rules in the seed's form. */
   alerts: AlertRule[];
+  /** How alert rules run and notify. */
+  alerting: AlertingConfig;
 }
 
 /** `client.tls`. */

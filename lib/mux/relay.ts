@@ -28,6 +28,13 @@ export interface RelayOptions {
   initialBuffer?: number;
   /** Largest read buffer in bytes (keep ≤ the mux's frame size). Default 64 KiB. */
   maxBuffer?: number;
+  /**
+   * The result object to fill in; its `sent` and `received` grow while the
+   * relay runs, so callers can read live totals.
+   */
+  result?: RelayResult;
+  /** Called once, when the first byte from the stream has been written to the connection. */
+  onFirstByte?: () => void;
 }
 
 /** What a finished relay moved, and why it ended if not cleanly. */
@@ -38,6 +45,12 @@ export interface RelayResult {
   received: number;
   /** The first error on either side, if any. */
   error?: Error;
+  /**
+   * Where it came from: `stream` (the peer reset the stream, e.g. its local
+   * service refused) or `conn` (this side's connection failed, e.g. the
+   * visitor went away mid-transfer).
+   */
+  errorSide?: "stream" | "conn";
 }
 
 function safeClose(conn: RelayConn): void {
@@ -60,10 +73,13 @@ export async function relay(
   stream: MuxStream,
   options: RelayOptions = {},
 ): Promise<RelayResult> {
-  const result: RelayResult = { sent: 0, received: 0 };
+  const result: RelayResult = options.result ?? { sent: 0, received: 0 };
   let closed = false;
   const fail = (error: unknown, resetStream: boolean) => {
-    if (!result.error) result.error = error instanceof Error ? error : new Error(String(error));
+    if (!result.error) {
+      result.error = error instanceof Error ? error : new Error(String(error));
+      result.errorSide = resetStream ? "conn" : "stream";
+    }
     if (resetStream) stream.reset(result.error.message);
     if (!closed) {
       closed = true;
@@ -108,6 +124,7 @@ export async function relay(
         if (chunk === null) break;
         let off = 0;
         while (off < chunk.length) off += await conn.write(chunk.subarray(off));
+        if (result.received === 0 && options.onFirstByte) options.onFirstByte();
         result.received += chunk.length;
       }
       if (!closed) await conn.closeWrite();

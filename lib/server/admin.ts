@@ -1,10 +1,13 @@
 /**
  * The admin port (`server.admin`, default 127.0.0.1:7500): `/healthz` (the
- * process answers) and `/readyz` (control listener up and database
- * reachable), used by container health checks and load balancers.
+ * process answers), `/readyz` (control listener up and database reachable),
+ * `/metrics` (Prometheus text) and the REST API under `/api/v1`, with CORS
+ * for the origins in `server.admin.cors_origins`.
  *
  * @module
  */
+
+import { AdminApi } from "./api.ts";
 
 import type { AdminConfig } from "../config/types.ts";
 import type { Logger } from "../util/logger.ts";
@@ -43,6 +46,15 @@ export function readiness(
  */
 export function startAdmin(server: BurrowServer, config: AdminConfig, logger: Logger): AdminServer {
   const log = logger.child("admin");
+  const api = new AdminApi(server, log);
+  const origins = new Set(config.cors_origins ?? []);
+  const cors = (request: Request, response: Response): Response => {
+    const origin = request.headers.get("origin");
+    if (!origin || !origins.has(origin)) return response;
+    response.headers.set("access-control-allow-origin", origin);
+    response.headers.set("vary", "origin");
+    return response;
+  };
   const ready = Promise.withResolvers<number>();
   let http: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -54,12 +66,33 @@ export function startAdmin(server: BurrowServer, config: AdminConfig, logger: Lo
         log.error("admin request failed", { error });
         return json(500, { error: "internal error" });
       },
-    }, (request) => {
+    }, async (request) => {
       const url = new URL(request.url);
+      if (url.pathname === "/api/v1" || url.pathname.startsWith("/api/v1/")) {
+        if (request.method === "OPTIONS") {
+          const origin = request.headers.get("origin");
+          if (!origin || !origins.has(origin)) return new Response(null, { status: 403 });
+          return new Response(null, {
+            status: 204,
+            headers: {
+              "access-control-allow-origin": origin,
+              "access-control-allow-methods": "GET, POST, PATCH, DELETE, OPTIONS",
+              "access-control-allow-headers": "authorization, content-type",
+              "access-control-max-age": "600",
+              vary: "origin",
+            },
+          });
+        }
+        return cors(request, await api.handle(request, url));
+      }
       if (request.method !== "GET" && request.method !== "HEAD") {
         return json(405, { error: `${request.method} is not allowed here` });
       }
       switch (url.pathname) {
+        case "/metrics":
+          return new Response(await server.metrics.render(), {
+            headers: { "content-type": server.metrics.contentType },
+          });
         case "/healthz":
           return json(200, { status: "ok" });
         case "/readyz": {

@@ -12,7 +12,7 @@ import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
-import type { ConnectionEvent } from "./tcp_tunnel.ts";
+import type { ConnectionEvent, LiveTransfer } from "./tcp_tunnel.ts";
 
 /** The shared public side of a group: a TCP listener or a UDP socket. */
 export interface GroupListener {
@@ -44,6 +44,8 @@ export interface JoinRequest {
   mux: Mux;
   /** Called when each of the member's connections ends. */
   onConnection: (member: GroupMember, event: ConnectionEvent) => void;
+  /** Called with ms from accept to first byte back, per connection of the member. */
+  onFirstByte?: (member: GroupMember, ms: number) => void;
 }
 
 /** A tunnel's membership in a group; closes like a tunnel. */
@@ -66,6 +68,8 @@ export class GroupMember implements BalancerMember {
   managed: TunnelRow | null = null;
   /** @internal */
   readonly conns = new Set<Deno.TcpConn>();
+  /** Live totals of this member's open connections. */
+  readonly liveTransfers = new Set<LiveTransfer>();
   /** @internal */
   readonly mux: Mux;
   /** The group it belongs to. */
@@ -142,9 +146,13 @@ export class TunnelGroup {
   }
 
   /** @internal */
-  route():
-    | { mux: Mux; name: string; attach(c: Deno.TcpConn): void; done(e: ConnectionEvent): void }
-    | null {
+  route(): {
+    mux: Mux;
+    name: string;
+    attach(c: Deno.TcpConn, live: LiveTransfer): void;
+    done(e: ConnectionEvent): void;
+    firstByte(ms: number): void;
+  } | null {
     // A member whose connection just died (not yet removed) is passed over.
     let member = this.balancer.pick();
     for (let i = 0; member && (member.mux.isClosed || member.mux.peerGoingAway); i++) {
@@ -155,18 +163,23 @@ export class TunnelGroup {
     member.active++;
     member.connections++;
     let conn: Deno.TcpConn | null = null;
+    let transfer: LiveTransfer | null = null;
     return {
       mux: member.mux,
       name: member.name,
-      attach: (c) => {
+      attach: (c, live) => {
         conn = c;
+        transfer = live;
         member.conns.add(c);
+        member.liveTransfers.add(live);
       },
       done: (event) => {
         member.active--;
         if (conn) member.conns.delete(conn);
+        if (transfer) member.liveTransfers.delete(transfer);
         this.#registry.onConnection(member, event);
       },
+      firstByte: (ms) => this.#registry.onFirstByte(member, ms),
     };
   }
 
@@ -201,6 +214,7 @@ export class GroupRegistry {
   #groups = new Map<string, TunnelGroup>();
   #log: Logger;
   #onConnection = new WeakMap<GroupMember, JoinRequest["onConnection"]>();
+  #onFirstByte = new WeakMap<GroupMember, NonNullable<JoinRequest["onFirstByte"]>>();
 
   /** An empty registry. */
   constructor(log: Logger) {
@@ -263,6 +277,7 @@ export class GroupRegistry {
     }
     const member = new GroupMember(group, request);
     this.#onConnection.set(member, request.onConnection);
+    if (request.onFirstByte) this.#onFirstByte.set(member, request.onFirstByte);
     group.balancer.add(member);
     this.#log.info("group member joined", {
       group: request.group,
@@ -277,6 +292,11 @@ export class GroupRegistry {
   /** @internal */
   forget(group: TunnelGroup): void {
     if (this.#groups.get(group.key) === group) this.#groups.delete(group.key);
+  }
+
+  /** @internal */
+  onFirstByte(member: GroupMember, ms: number): void {
+    this.#onFirstByte.get(member)?.(member, ms);
   }
 
   /** @internal */

@@ -19,7 +19,13 @@ export type {
   SessionHost,
   SessionTunnel,
 } from "./session.ts";
-export type { ConnectionEvent, RouteTarget, TcpTunnel, TcpTunnelOptions } from "./tcp_tunnel.ts";
+export type {
+  ConnectionEvent,
+  LiveTransfer,
+  RouteTarget,
+  TcpTunnel,
+  TcpTunnelOptions,
+} from "./tcp_tunnel.ts";
 export {
   type GroupListener,
   type GroupMember,
@@ -30,3 +36,4 @@ export {
 export type { UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
 export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
 export { type AdminServer, readiness, startAdmin } from "./admin.ts";
+export { AdminApi, ApiError, openApiDocument } from "./api.ts";

@@ -26,6 +26,16 @@ import { type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { VERSION } from "../util/version.ts";
+import {
+  AlertEngine,
+  type AlertRuleSpec,
+  DEFAULT_RULES,
+  logNotifier,
+  type Notifier,
+  ServerMetrics,
+  TunnelStats,
+  webhookNotifier,
+} from "../monitor/mod.ts";
 import { GroupRegistry } from "./group.ts";
 import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
 import { type ConnectionEvent, TunnelError } from "./tcp_tunnel.ts";
@@ -93,6 +103,12 @@ export class BurrowServer implements SessionHost {
   readonly node: string;
   /** Load-balancing groups. */
   readonly groups: GroupRegistry;
+  /** Prometheus metrics. */
+  readonly metrics: ServerMetrics;
+  /** Per-tunnel state and windows. */
+  readonly stats: TunnelStats;
+  /** The alert rules engine. */
+  readonly alerts: AlertEngine;
 
   #listener: Deno.TlsListener;
   #sessions = new Set<ClientSession>();
@@ -114,7 +130,13 @@ export class BurrowServer implements SessionHost {
     listener: Deno.TlsListener,
     fingerprint: string,
     token: Secret,
-    options: { store: Store | null; tokens: TokenService | null; admin: User | null; node: string },
+    options: {
+      store: Store | null;
+      tokens: TokenService | null;
+      admin: User | null;
+      node: string;
+      alerts: (stats: TunnelStats) => AlertEngine;
+    },
   ) {
     this.config = config;
     this.token = token;
@@ -124,6 +146,10 @@ export class BurrowServer implements SessionHost {
     this.#admin = options.admin;
     this.node = options.node;
     this.groups = new GroupRegistry(logger);
+    this.stats = new TunnelStats({ windowMs: config.alerting.window });
+    this.metrics = new ServerMetrics();
+    this.alerts = options.alerts(this.stats);
+    this.#bindMetrics();
     this.#listener = listener;
     this.fingerprint = fingerprint;
     this.#accepting = this.#acceptLoop();
@@ -179,12 +205,36 @@ export class BurrowServer implements SessionHost {
       }
       throw error;
     }
-    const server = new BurrowServer(config, logger, listener, tls.fingerprint, token, {
-      store,
-      tokens,
-      admin,
-      node,
-    });
+    const rules: AlertRuleSpec[] = config.alerts.map((r) => ({ ...r }));
+    if (config.alerting.default_rules) {
+      for (const d of DEFAULT_RULES) if (!rules.some((r) => r.name === d.name)) rules.push(d);
+    }
+    const notifiers: Notifier[] = [logNotifier(logger.child("alerts"))];
+    if (config.alerting.webhook_url) {
+      notifiers.push(webhookNotifier(config.alerting.webhook_url, logger.child("alerts")));
+    }
+    let server: BurrowServer;
+    try {
+      server = new BurrowServer(config, logger, listener, tls.fingerprint, token, {
+        store,
+        tokens,
+        admin,
+        node,
+        alerts: (stats) =>
+          new AlertEngine({
+            rules,
+            stats,
+            store,
+            notifiers,
+            logger: logger.child("alerts"),
+            intervalMs: config.alerting.evaluate_every,
+          }),
+      });
+    } catch (error) {
+      listener.close();
+      throw error;
+    }
+    server.alerts.start();
     if (store) {
       server.#unlisten = await store.listenConfig((change) => server.#onConfigChange(change));
       store.onRecover(() => server.#onConfigChange({ table: "*", op: "resync" }));
@@ -220,6 +270,16 @@ export class BurrowServer implements SessionHost {
 
   /** @internal */
   async authenticate(token: string): Promise<AuthResult> {
+    const result = await this.#authenticate(token);
+    if (result.ok) this.metrics.login("ok");
+    else {
+      this.metrics.login(result.code);
+      this.metrics.error(result.code);
+    }
+    return result;
+  }
+
+  async #authenticate(token: string): Promise<AuthResult> {
     if (await timingSafeEqualText(token, this.token.reveal())) {
       return {
         ok: true,
@@ -306,8 +366,59 @@ export class BurrowServer implements SessionHost {
     };
   }
 
+  #bindMetrics(): void {
+    this.metrics.bind({
+      sessions: () =>
+        [...this.#sessions].map((s) => ({
+          user: s.principal?.userName ?? "admin",
+          tunnels: [...s.tunnels.values()].map((t) => ({
+            name: t.name,
+            type: tunnelType(t),
+            activeConnections: t.activeConnections,
+            liveTransfers: t.liveTransfers,
+          })),
+        })),
+      caches: () => ({
+        tokens: this.tokens ? this.tokens.cache : { hits: 0, misses: 0 },
+        managed_tunnels: this.#managed,
+      }),
+      database: () =>
+        this.store
+          ? {
+            available: this.store.available,
+            pendingWrites: this.store.pendingWrites,
+            queries: this.store.queries,
+          }
+          : null,
+      alerts: () => {
+        const severity = new Map(this.alerts.rules.map((r) => [r.name, r.severity]));
+        return this.alerts.active.map((a) => ({
+          state: a.state,
+          severity: severity.get(a.rule) ?? "",
+        }));
+      },
+    });
+  }
+
+  /** @internal */
+  countError(kind: string): void {
+    this.metrics.error(kind);
+  }
+
+  /** @internal */
+  onFirstByte(
+    session: ClientSession,
+    tunnel: Pick<SessionTunnel, "name">,
+    type: string,
+    ms: number,
+  ): void {
+    this.metrics.firstByte(type, ms);
+    this.stats.recordLatency(session.principal?.userName ?? "admin", tunnel.name, ms);
+  }
+
   /** @internal */
   onHeartbeat(session: ClientSession): void {
+    this.metrics.heartbeat(session.mux.rtt);
     // Batched: the store writes every session's latest beat in one query per flush.
     this.store?.sessionBeat(this.#beat(session));
   }
@@ -359,10 +470,20 @@ export class BurrowServer implements SessionHost {
 
   /** @internal */
   tunnelStatus(
+    session: ClientSession,
     tunnel: Pick<SessionTunnel, "dbId" | "name" | "port">,
     status: "offline" | "active" | "failed",
     error: string | null,
+    gone = false,
   ): void {
+    const user = session.principal?.userName ?? "admin";
+    if (status === "active") {
+      this.stats.connected(user, tunnel.name, tunnelType(tunnel));
+    } else if (gone) {
+      this.stats.forget(user, tunnel.name);
+    } else {
+      this.stats.disconnected(user, tunnel.name);
+    }
     const id = tunnel.dbId;
     if (!this.store || id == null) return;
     const port = status === "active" ? tunnel.port : null;
@@ -379,6 +500,16 @@ export class BurrowServer implements SessionHost {
     tunnel: Pick<SessionTunnel, "dbId" | "name">,
     event: ConnectionEvent,
   ): void {
+    const user = session.principal?.userName ?? "admin";
+    this.metrics.connectionEnded(
+      user,
+      tunnel.name,
+      !!event.error,
+      event.transfer,
+      event.bytesIn,
+      event.bytesOut,
+    );
+    this.stats.recordConnection(user, tunnel.name, !!event.error);
     const store = this.store;
     if (!store || tunnel.dbId == null) return;
     store.addMetrics(tunnel.dbId, {
@@ -597,6 +728,7 @@ export class BurrowServer implements SessionHost {
       session.close("Server shut down");
     }
     await Promise.all(this.#running.values());
+    await this.alerts.stop();
     await this.#unlisten?.().catch(() => {});
     await this.store?.flush().catch(() => {});
     this.logger.info("stopped");
@@ -606,4 +738,10 @@ export class BurrowServer implements SessionHost {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown(0);
   }
+}
+
+/** `tcp` or `udp` for a tunnel object (a group member reports its listener's type). */
+function tunnelType(tunnel: object): string {
+  if ("group" in tunnel) return (tunnel as { group: { key: string } }).group.key.split(":")[0]!;
+  return tunnel.constructor?.name === "UdpTunnel" ? "udp" : "tcp";
 }

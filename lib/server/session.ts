@@ -80,10 +80,21 @@ export interface SessionHost {
   ): Promise<number | null>;
   /** A tunnel's state changed. */
   tunnelStatus(
+    session: ClientSession,
     tunnel: Pick<SessionTunnel, "dbId" | "name" | "port">,
     status: "offline" | "active" | "failed",
     error: string | null,
+    gone?: boolean,
   ): void;
+  /** The first byte of a public connection came back `ms` after it was accepted. */
+  onFirstByte(
+    session: ClientSession,
+    tunnel: Pick<SessionTunnel, "name">,
+    type: string,
+    ms: number,
+  ): void;
+  /** Counts an error of `kind` (metrics). */
+  countError(kind: string): void;
   /** A public connection through one of this session's tunnels ended. */
   onConnection(
     session: ClientSession,
@@ -163,7 +174,7 @@ export class ClientSession {
       this.mux.close();
       for (const tunnel of this.tunnels.values()) {
         await tunnel.close();
-        this.#host.tunnelStatus(tunnel, "offline", null);
+        this.#host.tunnelStatus(this, tunnel, "offline", null);
       }
       this.tunnels.clear();
       const cause = await this.mux.closed;
@@ -171,6 +182,7 @@ export class ClientSession {
       const fields = { remote: this.remote, client_id: this.clientId || undefined };
       if (cause instanceof ProtocolError) {
         this.#log.warn("protocol error", { ...fields, error: cause.message });
+        this.#host.countError("protocol_error");
       } else if (!registered && cause && !this.#refused) {
         // Pinning clients fetch the certificate on a connection they close at once.
         const level = cause instanceof PeerClosedError && this.mux.bytes.in === 0
@@ -340,6 +352,7 @@ export class ClientSession {
   async #createTunnel(name: string, request: TunnelRequest): Promise<TunnelStatusMessage> {
     const fail = (reason: string): TunnelStatusMessage => {
       this.#log.warn("tunnel refused", { tunnel: name, client_id: this.clientId, reason });
+      this.#host.countError("tunnel_refused");
       return { type: "tunnel_status", tunnel_id: name, status: "failed", error: reason };
     };
     const config = this.#host.config;
@@ -373,12 +386,12 @@ export class ClientSession {
       ? this.#listenUdp(name, request.remote_port ?? 0, timeout as number)
       : this.#listen(name, request.remote_port ?? 0);
     if (typeof opened === "string") {
-      this.#host.tunnelStatus({ dbId, name, port: 0 }, "failed", opened);
+      this.#host.tunnelStatus(this, { dbId, name, port: 0 }, "failed", opened, true);
       return fail(opened);
     }
     opened.dbId = dbId;
     this.tunnels.set(name, opened);
-    this.#host.tunnelStatus(opened, "active", null);
+    this.#host.tunnelStatus(this, opened, "active", null);
     this.#log.info("tunnel opened", {
       tunnel: name,
       type: request.protocol,
@@ -421,6 +434,7 @@ export class ClientSession {
         clientId: this.clientId,
         mux: this.mux,
         onConnection: (member, event) => this.#host.onConnection(this, member, event),
+        onFirstByte: (member, ms) => this.#host.onFirstByte(this, member, type, ms),
       },
       (route) =>
         type === "udp"
@@ -495,6 +509,7 @@ export class ClientSession {
           mux: this.mux,
           logger: this.#log,
           onConnection: (event) => this.#host.onConnection(this, tunnel, event),
+          onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, "tcp", ms),
         });
         return tunnel;
       } catch (error) {
@@ -535,7 +550,7 @@ export class ClientSession {
       }
       this.tunnels.delete(name);
       await tunnel.close();
-      if (row) this.#host.tunnelStatus(tunnel, "offline", null);
+      this.#host.tunnelStatus(this, tunnel, "offline", null, true);
       this.#log.info("tunnel closed", {
         tunnel: name,
         client_id: this.clientId,
@@ -574,14 +589,20 @@ export class ClientSession {
           client_id: this.clientId,
           reason: opened,
         });
-        this.#host.tunnelStatus({ dbId: row.id, name: row.name, port: 0 }, "failed", opened);
+        this.#host.tunnelStatus(
+          this,
+          { dbId: row.id, name: row.name, port: 0 },
+          "failed",
+          opened,
+          true,
+        );
         pushed.push({ ...base, status: "failed", error: opened });
         continue;
       }
       opened.dbId = row.id;
       opened.managed = row;
       this.tunnels.set(row.name, opened);
-      this.#host.tunnelStatus(opened, "active", null);
+      this.#host.tunnelStatus(this, opened, "active", null);
       this.#log.info("tunnel opened", {
         tunnel: row.name,
         type: row.type,
@@ -605,7 +626,7 @@ export class ClientSession {
     if (!tunnel || tunnel.managed) return;
     this.tunnels.delete(name);
     await tunnel.close();
-    this.#host.tunnelStatus(tunnel, "offline", reason);
+    this.#host.tunnelStatus(this, tunnel, "offline", reason, true);
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId, reason });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed", error: reason });
   }
@@ -632,7 +653,7 @@ export class ClientSession {
     }
     this.tunnels.delete(name);
     await tunnel.close();
-    this.#host.tunnelStatus(tunnel, "offline", null);
+    this.#host.tunnelStatus(this, tunnel, "offline", null, true);
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed" });
   }

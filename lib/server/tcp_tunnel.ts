@@ -29,6 +29,8 @@ export interface TcpTunnelOptions {
   logger: Logger;
   /** Called when each public connection ends. */
   onConnection?: ((event: ConnectionEvent) => void) | undefined;
+  /** Called with ms from accept to the first byte back, per connection. */
+  onFirstByte?: ((ms: number) => void) | undefined;
 }
 
 /** Where one public connection is carried. */
@@ -37,10 +39,12 @@ export interface RouteTarget {
   mux: Mux;
   /** The tunnel name the client knows. */
   name: string;
-  /** Called with the public connection once it is accepted (to drop it later). */
-  attach?(conn: Deno.TcpConn): void;
+  /** Called with the public connection once it is accepted (to drop it later) and its live totals. */
+  attach?(conn: Deno.TcpConn, live: LiveTransfer): void;
   /** Called when the connection ends, with its totals. */
   done?(event: ConnectionEvent): void;
+  /** Called when the first byte comes back, with ms since the connection was accepted. */
+  firstByte?(ms: number): void;
 }
 
 /** One finished public connection. */
@@ -57,6 +61,16 @@ export interface ConnectionEvent {
   durationMs: number;
   /** Why it ended, if not cleanly (e.g. the local service refused). */
   error?: string | undefined;
+  /** The live totals object of this connection (identity for live byte accounting). */
+  transfer?: LiveTransfer | undefined;
+}
+
+/** Bytes moved so far by one open connection or UDP session; grows while it runs. */
+export interface LiveTransfer {
+  /** Bytes from the visitor so far. */
+  sent: number;
+  /** Bytes to the visitor so far. */
+  received: number;
 }
 
 /** Why a tunnel could not be opened, in words for both logs. */
@@ -82,6 +96,8 @@ export class TcpTunnel {
   #route: () => RouteTarget | null;
   #log: Logger;
   #onConnection: ((event: ConnectionEvent) => void) | undefined;
+  #onFirstByte: ((ms: number) => void) | undefined;
+  #live = new Set<LiveTransfer>();
   #conns = new Set<Deno.TcpConn>();
   #closed = false;
   #accepting: Promise<void>;
@@ -98,6 +114,7 @@ export class TcpTunnel {
     this.#route = options.route ?? (() => fixed);
     this.#log = options.logger;
     this.#onConnection = options.onConnection;
+    this.#onFirstByte = options.onFirstByte;
     this.#accepting = this.#acceptLoop();
   }
 
@@ -120,6 +137,11 @@ export class TcpTunnel {
       throw new TunnelError(`Cannot listen on port ${options.port}: ${(error as Error).message}`);
     }
     return new TcpTunnel(options, listener);
+  }
+
+  /** Live totals of the connections open now. */
+  get liveTransfers(): Iterable<LiveTransfer> {
+    return this.#live;
   }
 
   /** Public connections open now. */
@@ -158,14 +180,21 @@ export class TcpTunnel {
     }
     this.#conns.add(conn);
     this.#connections++;
-    target.attach?.(conn);
     const started = performance.now();
+    const live: LiveTransfer = { sent: 0, received: 0 };
+    this.#live.add(live);
+    target.attach?.(conn, live);
     let event: ConnectionEvent;
     try {
       // Open first: the client starts dialing its local service sooner.
       const stream = target.mux.open({ tunnel: target.name, remote });
       conn.setNoDelay(true);
-      const result = await relay(conn, stream, { maxBuffer: target.mux.maxFrameData });
+      const firstByte = target.firstByte ?? this.#onFirstByte;
+      const result = await relay(conn, stream, {
+        maxBuffer: target.mux.maxFrameData,
+        result: live,
+        ...(firstByte ? { onFirstByte: () => firstByte(performance.now() - started) } : {}),
+      });
       this.#bytesIn += result.sent;
       this.#bytesOut += result.received;
       const durationMs = performance.now() - started;
@@ -183,7 +212,9 @@ export class TcpTunnel {
         bytesIn: result.sent,
         bytesOut: result.received,
         durationMs,
-        error: result.error?.message,
+        // A visitor leaving mid-transfer is not the tunnel's failure; a reset from the client is.
+        error: result.errorSide === "stream" ? result.error?.message : undefined,
+        transfer: live,
       };
     } catch (error) {
       try {
@@ -197,9 +228,11 @@ export class TcpTunnel {
         bytesOut: 0,
         durationMs: performance.now() - started,
         error: error instanceof Error ? error.message : String(error),
+        transfer: live,
       };
     } finally {
       this.#conns.delete(conn);
+      this.#live.delete(live);
     }
     target.done?.(event);
     this.#onConnection?.(event);

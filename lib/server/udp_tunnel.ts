@@ -10,7 +10,7 @@ import { DatagramWriter, MAX_DATAGRAM, type MuxStream, readDatagrams } from "../
 import type { TunnelRow } from "../storage/models.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
-import type { ConnectionEvent, RouteTarget } from "./tcp_tunnel.ts";
+import type { ConnectionEvent, LiveTransfer, RouteTarget } from "./tcp_tunnel.ts";
 import { TunnelError } from "./tcp_tunnel.ts";
 
 /** Options of {@linkcode UdpTunnel.listen}. */
@@ -40,6 +40,7 @@ interface Peer {
   lastSeen: number;
   started: number;
   bytesOut: number;
+  live: LiveTransfer;
 }
 
 /** A listening UDP tunnel. */
@@ -96,6 +97,11 @@ export class UdpTunnel {
     return new UdpTunnel(options, socket);
   }
 
+  /** Live totals of the visitor sessions open now. */
+  get liveTransfers(): Iterable<LiveTransfer> {
+    return [...this.#peers.values()].map((p) => p.live);
+  }
+
   /** Visitor sessions open now. */
   get activeConnections(): number {
     return this.#peers.size;
@@ -130,7 +136,7 @@ export class UdpTunnel {
         }
       }
       peer.lastSeen = performance.now();
-      peer.writer.send(data); // copied into its frame at once
+      if (peer.writer.send(data)) peer.live.sent += data.length; // copied into its frame at once
     }
   }
 
@@ -153,6 +159,7 @@ export class UdpTunnel {
       lastSeen: now,
       started: now,
       bytesOut: 0,
+      live: { sent: 0, received: 0 },
     };
     this.#peers.set(key, peer);
     this.#replies(peer);
@@ -166,6 +173,7 @@ export class UdpTunnel {
       for await (const datagram of readDatagrams(peer.stream)) {
         peer.lastSeen = performance.now();
         peer.bytesOut += datagram.length;
+        peer.live.received += datagram.length;
         await this.#socket.send(datagram, peer.addr).catch(() => {});
       }
     } catch (e) {
@@ -184,6 +192,7 @@ export class UdpTunnel {
       bytesOut: peer.bytesOut,
       durationMs: performance.now() - peer.started,
       error,
+      transfer: peer.live,
     };
     this.#options.logger.debug("udp session closed", {
       tunnel: this.name,

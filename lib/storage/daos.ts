@@ -793,35 +793,71 @@ export class AlertsDao {
     this.#db = db;
   }
 
-  /** Records a firing alert. */
+  /** Records an alert whose condition started to hold (`pending`) or fires at once. */
   async fire(
     rule: string,
     severity: AlertRow["severity"],
     message: string,
     labels: Record<string, unknown> = {},
+    state: "pending" | "firing" = "firing",
   ): Promise<AlertRow> {
     const [row] = await this.#db.query<AlertRow>(
-      `insert into alerts (rule, severity, state, message, labels)
-       values ($1, $2, 'firing', $3, $4::text::jsonb) returning *`,
-      [rule, severity, message, json(labels)],
+      `insert into alerts (rule, severity, state, message, labels, fired_at)
+       values ($1, $2, $3, $4, $5::text::jsonb, case when $3 = 'firing' then now() end)
+       returning *`,
+      [rule, severity, state, message, json(labels)],
     );
     return row!;
+  }
+
+  /** A pending alert's duration passed: it fires. */
+  async firing(id: number, message?: string): Promise<void> {
+    await this.#db.query(
+      `update alerts set state = 'firing', fired_at = now(), message = coalesce($2, message)
+        where id = $1 and state = 'pending'`,
+      [id, message ?? null],
+    );
   }
 
   /** Marks an alert resolved. */
   async resolve(id: number): Promise<void> {
     await this.#db.query(
-      "update alerts set state = 'resolved', resolved_at = now() where id = $1 and state = 'firing'",
+      "update alerts set state = 'resolved', resolved_at = now() where id = $1 and state <> 'resolved'",
       [id],
     );
   }
 
-  /** Alerts, newest first; only firing ones when asked. */
-  list(options: { firing?: boolean; limit?: number } = {}): Promise<AlertRow[]> {
+  /** Deletes a pending alert whose condition stopped holding before it fired. */
+  async discard(id: number): Promise<void> {
+    await this.#db.query("delete from alerts where id = $1 and state = 'pending'", [id]);
+  }
+
+  /**
+   * Silences an alert's notifications until `until`.
+   *
+   * @throws {NotFoundError} when there is no such alert.
+   */
+  async silence(id: number, until: Date): Promise<AlertRow> {
+    const [row] = await this.#db.query<AlertRow>(
+      "update alerts set silenced_until = $2 where id = $1 returning *",
+      [id, until],
+    );
+    if (!row) throw new NotFoundError(`No alert with id ${id}`);
+    return row;
+  }
+
+  /** One alert. */
+  async get(id: number): Promise<AlertRow | null> {
+    const [row] = await this.#db.query<AlertRow>("select * from alerts where id = $1", [id]);
+    return row ?? null;
+  }
+
+  /** Alerts, newest first; only unresolved ones when asked. */
+  list(options: { firing?: boolean; limit?: number; offset?: number } = {}): Promise<AlertRow[]> {
     return this.#db.query<AlertRow>(
       `select * from alerts where (not $1::boolean or state = 'firing')
-        order by started_at desc, id desc limit $2`,
-      [options.firing ?? false, options.limit ?? 100],
+        order by started_at desc, id desc limit $2 offset $3`,
+      [options.firing ?? false, options.limit ?? 100, options.offset ?? 0],
     );
   }
 }

@@ -195,8 +195,8 @@ export interface AlertRow {
   rule: string;
   /** How urgent. */
   severity: "critical" | "warning" | "info";
-  /** Firing until resolved. */
-  state: "firing" | "resolved";
+  /** Pending while the condition holds for less than the rule's duration, then firing, then resolved. */
+  state: "pending" | "firing" | "resolved";
   /** Explanation. */
   message: string;
   /** Extra labels (tunnel, node, …). */
@@ -205,6 +205,10 @@ export interface AlertRow {
   started_at: Date;
   /** When it resolved. */
   resolved_at: Date | null;
+  /** When it turned from pending to firing. */
+  fired_at: Date | null;
+  /** Notifications suppressed until then. */
+  silenced_until: Date | null;
 }
 
 /** A change announced on `burrow_config`. */
