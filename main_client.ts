@@ -55,6 +55,9 @@ async function run(config: ClientConfig, quick: boolean): Promise<number> {
     level: config.log.level,
     format: config.log.format,
     ...(config.log.file ? { file: config.log.file } : {}),
+    levels: config.log.levels,
+    errorFile: config.log.error_file,
+    rotate: { maxSize: config.log.max_size, maxFiles: config.log.max_files },
   });
   const onTunnel = quick
     ? (state: TunnelState) => {

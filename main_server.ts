@@ -61,6 +61,9 @@ async function run(flags: RunFlags): Promise<number> {
     level: config.log.level,
     format: config.log.format,
     ...(config.log.file ? { file: config.log.file } : {}),
+    levels: config.log.levels,
+    errorFile: config.log.error_file,
+    rotate: { maxSize: config.log.max_size, maxFiles: config.log.max_files },
   });
   const store = await Store.open(config.storage, { logger: logger.child("storage") });
   let server: BurrowServer;

@@ -87,6 +87,7 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
       storage: { data_dir: dir },
       admin: { bind_addr: "127.0.0.1", bind_port: 0, cors_origins: ["https://console.example"] },
       alerting: { evaluate_every: "100ms", window: "5s" },
+      log: { level: "warn", format: "json", access_file: `${dir}/access.log` },
       alerts: [{
         name: "tunnel_down",
         condition: 'tunnel_status == "disconnected"',
@@ -243,6 +244,17 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
           const m = await call("GET", `/tunnels/${tunnelId}/metrics?since=1h`);
           return m.body.items.length > 0;
         });
+        const access = Deno.readTextFileSync(`${dir}/access.log`).trim().split("\n").map((l) =>
+          JSON.parse(l)
+        );
+        const line = access.find((a) => a.tunnel === "api-made")!;
+        assertEquals([line.user, line.type, line.bytes_in, line.bytes_out, line.status], [
+          "dave",
+          "tcp",
+          4,
+          4,
+          "ok",
+        ]);
         assertEquals((await call("DELETE", `/tunnels/${tunnelId}`)).status, 204);
         await until("managed tunnel deleted", () => states.get("api-made")?.status === "closed");
         assertEquals((await call("DELETE", `/tunnels/${tunnelId}`)).status, 404);

@@ -241,7 +241,34 @@ const logFields = () =>
       "`text` on a terminal, else `json`",
     ),
     file: f(str(), undefined, "also append log lines to this file"),
+    levels: f(
+      levelMap,
+      undefined,
+      "per-component levels, e.g. `{storage: warn, alerts: debug}`",
+    ),
+    error_file: f(str(), undefined, "also append warnings and errors to this file"),
+    access_file: f(
+      str(),
+      undefined,
+      "one JSON line per TCP connection / UDP session (tunnel, user, remote, bytes, duration, " +
+        "status); without it access events are debug lines of the main log",
+    ),
+    max_size: f(size, 100_000_000, "rotate a log file when it reaches this size", "100MB"),
+    max_files: f(int(1, 1000), 5, "rotated files kept per log file (`file.1` … `file.N`)"),
   });
+
+const levelMap: Check<Record<string, string>> = tag((v, path, p) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return fail(p, path, "a mapping", v);
+  const out: Record<string, string> = {};
+  let ok = true;
+  for (const [k, x] of Object.entries(v)) {
+    if (!["debug", "info", "warn", "error"].includes(x as string)) {
+      fail(p, `${path}.${k}`, "one of debug, info, warn, error", x);
+      ok = false;
+    } else out[k] = x as string;
+  }
+  return ok ? out : undefined;
+}, "mapping of component → level");
 
 const PORT = int(0, 65535);
 const NAME = str(/^[A-Za-z0-9_.-]+$/, "a name of letters, digits, _ . or -");

@@ -16,6 +16,16 @@ export interface LogConfig {
   format: "json" | "text";
   /** Also append log lines to this file. Default: none (stderr only). */
   file?: string;
+  /** Per-component levels. */
+  levels?: Record<string, "debug" | "info" | "warn" | "error">;
+  /** Also append warnings and errors to this file. */
+  error_file?: string;
+  /** Access log file (JSON lines). */
+  access_file?: string;
+  /** Rotate log files at this many bytes. Default 100 MB. */
+  max_size: number;
+  /** Rotated files kept. Default 5. */
+  max_files: number;
 }
 
 /** The seed's ReconnectConfig. */

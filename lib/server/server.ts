@@ -22,7 +22,7 @@ import {
 } from "../storage/mod.ts";
 import { loadServerCertificate } from "../transport/mod.ts";
 import { formatAddr } from "../util/net.ts";
-import { type Logger, nullLogger } from "../util/logger.ts";
+import { type AccessEvent, accessLog, type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { VERSION } from "../util/version.ts";
@@ -123,6 +123,7 @@ export class BurrowServer implements SessionHost {
   /** user id → its database-managed tunnels, served from here while the database is down. */
   #managed = new LruCache<number, TunnelRow[]>({ max: 10_000, ttl: 60_000 });
   #accessWindow = { second: 0, written: 0, suppressed: 0 };
+  #access: (event: AccessEvent) => void;
 
   private constructor(
     config: ServerConfig,
@@ -146,6 +147,10 @@ export class BurrowServer implements SessionHost {
     this.#admin = options.admin;
     this.node = options.node;
     this.groups = new GroupRegistry(logger);
+    this.#access = accessLog(config.log.access_file, logger.child("access"), {
+      maxSize: config.log.max_size,
+      maxFiles: config.log.max_files,
+    });
     this.stats = new TunnelStats({ windowMs: config.alerting.window });
     this.metrics = new ServerMetrics();
     this.alerts = options.alerts(this.stats);
@@ -510,6 +515,17 @@ export class BurrowServer implements SessionHost {
       event.bytesOut,
     );
     this.stats.recordConnection(user, tunnel.name, !!event.error);
+    this.#access({
+      tunnel: tunnel.name,
+      user,
+      type: tunnelType(tunnel),
+      remote: event.remote,
+      bytes_in: event.bytesIn,
+      bytes_out: event.bytesOut,
+      duration_ms: Math.round(event.durationMs),
+      status: event.error ? "error" : "ok",
+      error: event.error,
+    });
     const store = this.store;
     if (!store || tunnel.dbId == null) return;
     store.addMetrics(tunnel.dbId, {

@@ -198,14 +198,6 @@ export class TcpTunnel {
       this.#bytesIn += result.sent;
       this.#bytesOut += result.received;
       const durationMs = performance.now() - started;
-      this.#log.debug("connection closed", {
-        tunnel: this.name,
-        remote,
-        bytes_in: result.sent,
-        bytes_out: result.received,
-        duration_ms: Math.round(durationMs),
-        error: result.error?.message,
-      });
       event = {
         tunnel: target.name,
         remote,

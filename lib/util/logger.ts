@@ -51,6 +51,67 @@ export interface LoggerOptions {
   sink?: (line: string) => void;
   /** Component of the root logger. Default `main`. */
   component?: string;
+  /** Levels by component, overriding `level`. */
+  levels?: Record<string, LogLevel> | undefined;
+  /** Also append warnings and errors to this file. */
+  errorFile?: string | undefined;
+  /** Rotation of the files: size in bytes and files kept. Default 100 MB, 5. */
+  rotate?: { maxSize: number; maxFiles: number } | undefined;
+}
+
+/**
+ * An append-only log file rotated by size: at `maxSize` bytes it becomes
+ * `path.1` (older ones shift to `.2` … `.maxFiles`, the oldest is deleted)
+ * and a new `path` is started.
+ */
+export class RotatingFile {
+  readonly path: string;
+  #file: Deno.FsFile;
+  #size: number;
+  #maxSize: number;
+  #maxFiles: number;
+
+  /** Opens (appending to) `path`. */
+  constructor(path: string, options: { maxSize: number; maxFiles: number }) {
+    this.path = path;
+    this.#maxSize = options.maxSize;
+    this.#maxFiles = options.maxFiles;
+    this.#file = Deno.openSync(path, { append: true, create: true });
+    this.#size = this.#file.statSync().size;
+  }
+
+  /** Appends one line (a newline is added). */
+  writeLine(line: string): void {
+    const bytes = encoder.encode(line + "\n");
+    if (this.#size > 0 && this.#size + bytes.length > this.#maxSize) this.#rotate();
+    let off = 0;
+    while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+    this.#size += bytes.length;
+  }
+
+  #rotate(): void {
+    this.#file.close();
+    for (let i = this.#maxFiles - 1; i >= 1; i--) {
+      try {
+        Deno.renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+      } catch { /* not there yet */ }
+    }
+    try {
+      Deno.renameSync(this.path, `${this.path}.1`);
+    } catch { /* removed from outside */ }
+    try {
+      Deno.removeSync(`${this.path}.${this.#maxFiles + 1}`);
+    } catch { /* none */ }
+    this.#file = Deno.openSync(this.path, { append: true, create: true });
+    this.#size = 0;
+  }
+
+  /** Closes the file. */
+  close(): void {
+    try {
+      this.#file.close();
+    } catch { /* closed */ }
+  }
 }
 
 const encoder = new TextEncoder();
@@ -74,20 +135,23 @@ function textValue(v: unknown): string {
 /** Creates the root logger. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = RANK[options.level ?? "info"];
+  const levels = options.levels ?? {};
+  const minOf = (component: string) => {
+    const level = levels[component];
+    return level ? RANK[level] : min;
+  };
   const format = options.format ??
     (Deno.stderr.isTerminal() ? "text" : "json");
+  const rotate = options.rotate ?? { maxSize: 100_000_000, maxFiles: 5 };
   const sinks: Array<(line: string) => void> = [options.sink ?? stderrSink];
   if (options.file) {
-    const file = Deno.openSync(options.file, { append: true, create: true });
-    sinks.push((line) => {
-      const bytes = encoder.encode(line + "\n");
-      let off = 0;
-      while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
-    });
+    const file = new RotatingFile(options.file, rotate);
+    sinks.push((line) => file.writeLine(line));
   }
+  const errorFile = options.errorFile ? new RotatingFile(options.errorFile, rotate) : null;
 
   function emit(level: LogLevel, component: string, msg: string, fields?: LogFields) {
-    if (RANK[level] < min) return;
+    if (RANK[level] < minOf(component)) return;
     const ts = new Date().toISOString();
     let line: string;
     if (format === "json") {
@@ -107,6 +171,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       }
     }
     for (const sink of sinks) sink(line);
+    if (errorFile && RANK[level] >= RANK.warn) errorFile.writeLine(line);
   }
 
   function make(component: string): Logger {
@@ -116,7 +181,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       warn: (m, f) => emit("warn", component, m, f),
       error: (m, f) => emit("error", component, m, f),
       child: (c) => make(c),
-      enabled: (level) => RANK[level] >= min,
+      enabled: (level) => RANK[level] >= minOf(component),
     };
   }
   return make(options.component ?? "main");
@@ -135,3 +200,51 @@ export const nullLogger: Logger = {
     return false;
   },
 };
+
+/** One access event: a finished TCP connection or UDP session. */
+export interface AccessEvent {
+  /** Tunnel name. */
+  tunnel: string;
+  /** Owner of the tunnel. */
+  user: string;
+  /** `tcp` or `udp`. */
+  type: string;
+  /** Visitor `host:port`. */
+  remote: string;
+  /** Bytes from the visitor. */
+  bytes_in: number;
+  /** Bytes to the visitor. */
+  bytes_out: number;
+  /** How long it lasted. */
+  duration_ms: number;
+  /** `ok`, or `error` with `error` set. */
+  status: "ok" | "error";
+  /** Why it failed. */
+  error?: string | undefined;
+}
+
+/**
+ * Where access events go: a rotated JSON-lines file when `path` is set,
+ * else debug lines of `fallback`.
+ */
+export function accessLog(
+  path: string | undefined,
+  fallback: Logger,
+  rotate: { maxSize: number; maxFiles: number } = { maxSize: 100_000_000, maxFiles: 5 },
+): (event: AccessEvent) => void {
+  if (!path) {
+    return (event) => {
+      if (fallback.enabled("debug")) fallback.debug("access", { ...event });
+    };
+  }
+  const file = new RotatingFile(path, rotate);
+  return (event) => {
+    const line: Record<string, unknown> = {
+      ts: new Date().toISOString(),
+      level: "info",
+      msg: "access",
+    };
+    for (const [k, v] of Object.entries(event)) if (v !== undefined) line[k] = v;
+    file.writeLine(JSON.stringify(line));
+  };
+}
