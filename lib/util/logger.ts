@@ -65,6 +65,7 @@ export interface LoggerOptions {
  * and a new `path` is started.
  */
 export class RotatingFile {
+  /** The current file (rotated ones add `.1` … `.N`). */
   readonly path: string;
   #file: Deno.FsFile;
   #size: number;
