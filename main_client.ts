@@ -16,7 +16,17 @@ import {
   ConfigError,
   loadClientConfig,
 } from "./lib/config/mod.ts";
-import { AuthenticationError, BurrowClient, type TunnelState } from "./lib/client/mod.ts";
+import {
+  AuthenticationError,
+  BurrowClient,
+  fetchStatus,
+  formatStatus,
+  liveStatusLine,
+  readStatuses,
+  startStatusEndpoint,
+  type StatusEndpoint,
+  type TunnelState,
+} from "./lib/client/mod.ts";
 import { createLogger } from "./lib/util/logger.ts";
 import { onShutdownSignals, runProgram } from "./lib/util/cli.ts";
 import { VERSION } from "./lib/util/version.ts";
@@ -70,6 +80,18 @@ async function run(config: ClientConfig, quick: boolean): Promise<number> {
     }
     : undefined;
   const client = new BurrowClient(config, { logger, ...(onTunnel ? { onTunnel } : {}) });
+  let status: StatusEndpoint | null = null;
+  try {
+    status = await startStatusEndpoint(client, config.status, logger.child("client"));
+  } catch (error) {
+    logger.child("client").warn("status endpoint not started; burrow status cannot see this client", {
+      addr: `${config.status.bind_addr}:${config.status.bind_port}`,
+      error,
+    });
+  }
+  const stopLine = Deno.stdout.isTerminal() && Deno.env.get("BURROW_NO_STATUS_LINE") === undefined
+    ? liveStatusLine(client)
+    : null;
   const controller = new AbortController();
   const removeSignals = onShutdownSignals((signal) => {
     logger.child("client").info("stopping", { signal });
@@ -91,7 +113,22 @@ async function run(config: ClientConfig, quick: boolean): Promise<number> {
     return 1;
   } finally {
     removeSignals();
+    stopLine?.();
+    await status?.close();
   }
+}
+
+async function showStatus(flags: { url?: string; json?: boolean }): Promise<number> {
+  const found = flags.url
+    ? [{ url: flags.url, status: await fetchStatus(flags.url) }]
+    : await readStatuses();
+  if (!found.length) {
+    console.error("burrow status: no running burrow client found on this machine (or pass --url)");
+    return 1;
+  }
+  if (flags.json) console.log(JSON.stringify(found.map((f) => f.status), null, 2));
+  else console.log(found.map((f) => formatStatus(f.status)).join("\n\n"));
+  return 0;
 }
 
 function program(exit: (code: number) => void): Command {
@@ -126,6 +163,19 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
       const log = logOverrides(flags);
       const config = await loadClientConfig(flags.config, log ? { client: { log } } : undefined);
       exit(await run(config, false));
+    });
+
+  cmd.command("status")
+    .description("show the tunnels, traffic and RTT of the burrow clients running on this machine")
+    .option("--url <url>", "read this client's status endpoint, e.g. http://127.0.0.1:41234/status")
+    .option("--json", "print JSON instead of a table")
+    .action(async (flags: { url?: string; json?: boolean }) => {
+      try {
+        exit(await showStatus(flags));
+      } catch (error) {
+        console.error(`burrow status: ${(error as Error).message}`);
+        exit(1);
+      }
     });
 
   for (const type of ["tcp", "udp"] as const) {

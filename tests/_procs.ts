@@ -157,6 +157,8 @@ export async function startClient(
     >;
     /** More YAML under `client:` (indented by two spaces). */
     extra?: string;
+    /** Environment of the process. */
+    env?: Record<string, string>;
   },
 ): Promise<Proc> {
   const path = `${dir}/client-${crypto.randomUUID().slice(0, 6)}.yaml`;
@@ -178,7 +180,7 @@ export async function startClient(
   tunnels:${tunnels ? "\n" + tunnels : " []"}
 ${options.extra ?? ""}`,
   );
-  return new Proc("client", ["--config", path]);
+  return new Proc("client", ["--config", path], options.env ?? {});
 }
 
 /** Waits for the client's "tunnel ready" of `name` after event index `from`. */
@@ -286,4 +288,23 @@ export async function echoThrough(port: number, text: string): Promise<string> {
   } finally {
     conn.close();
   }
+}
+
+/** Runs a one-shot command of burrow (`status …`) and returns its output. */
+export async function runClientCommand(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const bin = Deno.env.get("BURROW_BIN");
+  const command = bin
+    ? new Deno.Command(bin, { args, cwd: ROOT, env, stdout: "piped", stderr: "piped" })
+    : new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--unstable-net", `${ROOT}main_client.ts`, ...args],
+      cwd: ROOT,
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    });
+  const out = await command.output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }

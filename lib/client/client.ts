@@ -73,6 +73,40 @@ export interface BurrowClientOptions {
   onTunnel?: (state: TunnelState) => void;
 }
 
+interface Traffic {
+  bytesIn: number;
+  bytesOut: number;
+  connections: number;
+  active: number;
+  live: Set<{ sent: number; received: number }>;
+}
+
+/** A client's state as `burrow status` shows it. */
+export interface ClientStatus {
+  /** This client's id. */
+  client_id: string;
+  /** `host:port` of burrowd. */
+  server: string;
+  /** Whether the control connection is up. */
+  connected: boolean;
+  /** Last heartbeat round trip. */
+  rtt_ms: number | null;
+  /** Every tunnel. */
+  tunnels: Array<{
+    name: string;
+    type: string;
+    status: TunnelState["status"];
+    public_addr: string | null;
+    local: string | null;
+    managed: boolean;
+    error: string | null;
+    connections: number;
+    active_connections: number;
+    bytes_in: number;
+    bytes_out: number;
+  }>;
+}
+
 const HANDSHAKE_TIMEOUT = 10_000;
 const LOCAL_DIAL_TIMEOUT = 5_000;
 
@@ -93,6 +127,8 @@ export class BurrowClient {
   /** Tunnels the server manages in its database, as last pushed. */
   #managed = new Map<string, TunnelConfig & { remotePort?: number }>();
   #states = new Map<string, TunnelState>();
+  /** Traffic per tunnel name. */
+  #traffic = new Map<string, Traffic>();
   /** Last health-check result per tunnel (only tunnels with `health_check`). */
   #health = new Map<string, HealthChange>();
   /** The current connection, for messages sent outside the control loop. */
@@ -116,6 +152,52 @@ export class BurrowClient {
   /** Tunnel states as last reported. */
   get tunnels(): TunnelState[] {
     return [...this.#states.values()];
+  }
+
+  #trafficOf(name: string): Traffic {
+    let t = this.#traffic.get(name);
+    if (!t) {
+      t = { bytesIn: 0, bytesOut: 0, connections: 0, active: 0, live: new Set() };
+      this.#traffic.set(name, t);
+    }
+    return t;
+  }
+
+  /**
+   * What `burrow status` shows: each tunnel's state, public address, local
+   * service, traffic so far (visitors → service `bytes_in`, service →
+   * visitors `bytes_out`, including connections still open) and the RTT.
+   */
+  status(): ClientStatus {
+    const tunnels = [...this.#states.values()].map((s) => {
+      const config = this.#tunnels.get(s.name) ?? this.#managed.get(s.name);
+      const t = this.#trafficOf(s.name);
+      let bytesIn = t.bytesIn, bytesOut = t.bytesOut;
+      for (const live of t.live) {
+        bytesIn += live.received;
+        bytesOut += live.sent;
+      }
+      return {
+        name: s.name,
+        type: config?.type ?? "tcp",
+        status: s.status,
+        public_addr: s.publicAddr ?? null,
+        local: config ? `${config.local_addr}:${config.local_port}` : null,
+        managed: s.managed ?? false,
+        error: s.error ?? null,
+        connections: t.connections,
+        active_connections: t.active,
+        bytes_in: bytesIn,
+        bytes_out: bytesOut,
+      };
+    });
+    return {
+      client_id: this.#clientId,
+      server: `${this.#config.server_addr}:${this.#config.server_port}`,
+      connected: this.#mux !== null && !this.#mux.isClosed,
+      rtt_ms: this.#rtt || null,
+      tunnels,
+    };
   }
 
   /** Last heartbeat round trip in ms (0 before the first). */
@@ -499,7 +581,17 @@ export class BurrowClient {
       this.#log.info("local service restored", { tunnel: name });
     }
     local.setNoDelay(true);
-    const result = await relay(local, stream, { maxBuffer: 128 * 1024 });
+    const traffic = this.#trafficOf(name);
+    const live = { sent: 0, received: 0 };
+    traffic.live.add(live);
+    traffic.active++;
+    const result = await relay(local, stream, { maxBuffer: 128 * 1024, result: live });
+    traffic.live.delete(live);
+    traffic.active--;
+    traffic.connections++;
+    // From the service's side: sent = to visitors, received = from visitors.
+    traffic.bytesOut += live.sent;
+    traffic.bytesIn += live.received;
     if (result.error && this.#log.enabled("debug")) {
       this.#log.debug("stream ended with error", { tunnel: name, error: result.error });
     }

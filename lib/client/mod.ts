@@ -12,3 +12,4 @@
  */
 
 export * from "./client.ts";
+export * from "./status.ts";

@@ -470,6 +470,13 @@ const clientSchema = object({
     "host name + random",
   ),
   tunnels: f(list(tunnelSchema), [], "the tunnels to open"),
+  status: f(
+    object({
+      bind_addr: f(str(), "127.0.0.1", "address of the local status endpoint `burrow status` reads"),
+      bind_port: f(PORT, 0, "its port; `0` picks one and records it for `burrow status`"),
+    }),
+    { bind_addr: "127.0.0.1", bind_port: 0 },
+  ),
 });
 
 /** One row of the generated configuration reference. */

@@ -238,6 +238,8 @@ export interface ClientConfig {
   log: LogConfig;
   /** A stable id for this client; default derived from hostname + config path. */
   client_id?: string;
+  /** The local status endpoint. */
+  status: { bind_addr: string; bind_port: number };
   /** Tunnels this client publishes. */
   tunnels: TunnelConfig[];
 }
