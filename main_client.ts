@@ -84,10 +84,13 @@ async function run(config: ClientConfig, quick: boolean): Promise<number> {
   try {
     status = await startStatusEndpoint(client, config.status, logger.child("client"));
   } catch (error) {
-    logger.child("client").warn("status endpoint not started; burrow status cannot see this client", {
-      addr: `${config.status.bind_addr}:${config.status.bind_port}`,
-      error,
-    });
+    logger.child("client").warn(
+      "status endpoint not started; burrow status cannot see this client",
+      {
+        addr: `${config.status.bind_addr}:${config.status.bind_port}`,
+        error,
+      },
+    );
   }
   const stopLine = Deno.stdout.isTerminal() && Deno.env.get("BURROW_NO_STATUS_LINE") === undefined
     ? liveStatusLine(client)

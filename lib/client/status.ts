@@ -111,7 +111,8 @@ export function formatBytes(n: number): string {
 
 /** `burrow status` output for one client. */
 export function formatStatus(s: ClientStatus): string {
-  const head = `client ${s.client_id} → ${s.server}: ${s.connected ? "connected" : "reconnecting"}` +
+  const head =
+    `client ${s.client_id} → ${s.server}: ${s.connected ? "connected" : "reconnecting"}` +
     (s.rtt_ms !== null ? `, rtt ${s.rtt_ms} ms` : "");
   const rows = s.tunnels.map((t) => [
     t.name,

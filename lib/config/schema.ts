@@ -351,6 +351,7 @@ const serverSchema = object({
     { data_dir: "./burrow-data" },
   ),
   log: f(logFields(), undefined),
+  metrics: f(bool, true, "collect Prometheus metrics (served at `/metrics` on the admin port)"),
   heartbeat_interval: f(duration, 10_000, "how often clients send heartbeats", "10s"),
   heartbeat_timeout: f(duration, 30_000, "a session silent this long is closed", "30s"),
   alerts: f(
@@ -472,7 +473,11 @@ const clientSchema = object({
   tunnels: f(list(tunnelSchema), [], "the tunnels to open"),
   status: f(
     object({
-      bind_addr: f(str(), "127.0.0.1", "address of the local status endpoint `burrow status` reads"),
+      bind_addr: f(
+        str(),
+        "127.0.0.1",
+        "address of the local status endpoint `burrow status` reads",
+      ),
       bind_port: f(PORT, 0, "its port; `0` picks one and records it for `burrow status`"),
     }),
     { bind_addr: "127.0.0.1", bind_port: 0 },

@@ -152,6 +152,8 @@ export interface ServerConfig {
   heartbeat_timeout: number;
   /** Alert rules in the seed's form. */
   alerts: AlertRule[];
+  /** Collect Prometheus metrics. Default true. */
+  metrics: boolean;
   /** How alert rules run and notify. */
   alerting: AlertingConfig;
 }

@@ -90,6 +90,9 @@ export function startAdmin(server: BurrowServer, config: AdminConfig, logger: Lo
       }
       switch (url.pathname) {
         case "/metrics":
+          if (!server.config.metrics) {
+            return json(404, { error: "Metrics are off (server.metrics: false)" });
+          }
           return new Response(await server.metrics.render(), {
             headers: { "content-type": server.metrics.contentType },
           });

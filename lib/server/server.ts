@@ -417,13 +417,13 @@ export class BurrowServer implements SessionHost {
     type: string,
     ms: number,
   ): void {
-    this.metrics.firstByte(type, ms);
+    if (this.config.metrics) this.metrics.firstByte(type, ms);
     this.stats.recordLatency(session.principal?.userName ?? "admin", tunnel.name, ms);
   }
 
   /** @internal */
   onHeartbeat(session: ClientSession): void {
-    this.metrics.heartbeat(session.mux.rtt);
+    if (this.config.metrics) this.metrics.heartbeat(session.mux.rtt);
     // Batched: the store writes every session's latest beat in one query per flush.
     this.store?.sessionBeat(this.#beat(session));
   }
@@ -506,14 +506,16 @@ export class BurrowServer implements SessionHost {
     event: ConnectionEvent,
   ): void {
     const user = session.principal?.userName ?? "admin";
-    this.metrics.connectionEnded(
-      user,
-      tunnel.name,
-      !!event.error,
-      event.transfer,
-      event.bytesIn,
-      event.bytesOut,
-    );
+    if (this.config.metrics) {
+      this.metrics.connectionEnded(
+        user,
+        tunnel.name,
+        !!event.error,
+        event.transfer,
+        event.bytesIn,
+        event.bytesOut,
+      );
+    }
     this.stats.recordConnection(user, tunnel.name, !!event.error);
     this.#access({
       tunnel: tunnel.name,

@@ -43,6 +43,7 @@ import {
 } from "./_report.ts";
 import { startSshd, startSshTunnel } from "./_ssh.ts";
 import { storageBench, type StorageResults } from "./_storage.ts";
+import { monitoringBench, type MonitoringResults } from "./_monitoring.ts";
 
 /** How long and how often each measurement runs. */
 interface Settings {
@@ -136,6 +137,7 @@ interface Results {
   rate: PerRoute<RateResult>;
   memory: PerRoute<MemoryResult>;
   storage?: StorageResults;
+  monitoring?: MonitoringResults;
   errors: string[];
 }
 
@@ -515,6 +517,25 @@ function storageRows(r: Results): Row[] {
   return out;
 }
 
+function monitoringRows(r: Results): Row[] {
+  const m = r.monitoring;
+  if (!m) return [];
+  const row = (metric: string, off?: number, on?: number, digits = 2): Row => ({
+    metric,
+    direct: "—",
+    ssh: num(off, digits),
+    burrow: num(on, digits),
+    vsSsh: ratio(on, off),
+    vsDirect: "—",
+    target: "on ≥ 0.9× off",
+    met: off !== undefined && on !== undefined ? verdict(on / off >= 0.9) : "—",
+  });
+  return [
+    row("TCP 1 stream, Gbit/s (monitoring off vs on)", m.throughput?.off, m.throughput?.on),
+    row("new connections/s (monitoring off vs on)", m.rate?.off, m.rate?.on, 0),
+  ];
+}
+
 function describeSettings(s: Settings): string {
   return [
     `method:  iperf3 -t ${s.seconds}, median of ${s.runs} interleaved run(s); ` +
@@ -540,21 +561,23 @@ async function main(): Promise<number> {
   });
   if (values.help) {
     console.log(
-      "Usage: deno task bench [--quick] [--json FILE] [--only tunnel|storage]\n\n" +
+      "Usage: deno task bench [--quick] [--json FILE] [--only tunnel|storage|monitoring]\n\n" +
         "  --quick      one 1 s run of each measurement (smoke test)\n" +
         "  --json FILE  also write the raw results as JSON\n" +
-        "  --only PART  just the tunnel rows, or just the storage rows\n\n" +
+        "  --only PART  just the tunnel, storage or monitoring rows\n\n" +
         "Measures Burrow against a direct connection and `ssh -R` on 127.0.0.1.\n" +
         "BURROWD_BIN / BURROW_BIN select compiled binaries instead of the sources.",
     );
     return 0;
   }
   const settings = values.quick ? QUICK : FULL;
-  if (values.only !== undefined && !["tunnel", "storage"].includes(values.only)) {
-    console.error(`bench: --only must be "tunnel" or "storage", not "${values.only}"`);
+  if (values.only !== undefined && !["tunnel", "storage", "monitoring"].includes(values.only)) {
+    console.error(
+      `bench: --only must be "tunnel", "storage" or "monitoring", not "${values.only}"`,
+    );
     return 2;
   }
-  const only = values.only as "tunnel" | "storage" | undefined;
+  const only = values.only as "tunnel" | "storage" | "monitoring" | undefined;
   const results: Results = {
     machine: await describeMachine(),
     settings,
@@ -578,7 +601,7 @@ async function main(): Promise<number> {
     Deno.addSignalListener("SIGINT", stopOnSignal);
     Deno.addSignalListener("SIGTERM", stopOnSignal);
     try {
-      if (only === "storage") {
+      if (only === "storage" || only === "monitoring") {
         const services = stack.use(spawn("services", Deno.execPath(), {
           args: ["run", "--allow-net", new URL("./_services.ts", import.meta.url).pathname],
           stdinPipe: true,
@@ -586,13 +609,23 @@ async function main(): Promise<number> {
         const ports = JSON.parse(
           await services.waitForLine((l) => l.startsWith("{"), 30_000, "services listening"),
         ) as { greet: number };
-        results.storage = await storageBench(
-          dir.path,
-          settings,
-          ports.greet,
-          progress,
-          results.errors,
-        );
+        if (only === "storage") {
+          results.storage = await storageBench(
+            dir.path,
+            settings,
+            ports.greet,
+            progress,
+            results.errors,
+          );
+        } else {
+          results.monitoring = await monitoringBench(
+            dir.path,
+            settings,
+            ports.greet,
+            progress,
+            results.errors,
+          );
+        }
       } else {
         const routes = await setUp(stack, dir.path, results.errors);
         progress(`routes up: ${routes.map((r) => r.label).join(", ")}`);
@@ -600,6 +633,13 @@ async function main(): Promise<number> {
         if (only !== "tunnel") {
           const greet = routes.find((r) => r.key === "direct")!.greet;
           results.storage = await storageBench(dir.path, settings, greet, progress, results.errors);
+          results.monitoring = await monitoringBench(
+            dir.path,
+            settings,
+            greet,
+            progress,
+            results.errors,
+          );
         }
       }
     } finally {
@@ -619,6 +659,18 @@ async function main(): Promise<number> {
         `${settings.idleClients} idle clients (heartbeat 10 s), transactions counted ` +
         `over ${settings.idleSeconds} s from pg_stat_database:`,
       formatTable(storageRows(results)),
+    );
+  }
+  if (results.monitoring) {
+    parts.push(
+      "",
+      "Monitoring cost: Burrow with metrics off and no access log (ssh -R column) against metrics " +
+        "on and an access log file (Burrow column), interleaved runs" +
+        (results.monitoring.accessLines !== undefined
+          ? ` (${results.monitoring.accessLines} access lines written)`
+          : "") +
+        ":",
+      formatTable(monitoringRows(results)),
     );
   }
   const table = parts.join("\n");
