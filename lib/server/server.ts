@@ -490,6 +490,25 @@ export class BurrowServer implements SessionHost {
       this.stats.disconnected(user, tunnel.name);
     }
     const id = tunnel.dbId;
+    // Status changes are events in the logs table.
+    this.store?.addLog({
+      level: status === "failed" ? "warn" : "info",
+      kind: "event",
+      tunnel_id: id,
+      session_id: session.sessionId,
+      message: status === "active"
+        ? "tunnel connected"
+        : gone
+        ? (status === "failed" ? "tunnel refused" : "tunnel removed")
+        : "tunnel disconnected",
+      fields: {
+        tunnel: tunnel.name,
+        user,
+        client_id: session.clientId,
+        ...(status === "active" ? { port: tunnel.port } : {}),
+        ...(error ? { error } : {}),
+      },
+    });
     if (!this.store || id == null) return;
     const port = status === "active" ? tunnel.port : null;
     this.store.run((s) => s.tunnels.setStatus(id, status, port, error)).catch((e) => {

@@ -650,7 +650,7 @@ async function main(): Promise<number> {
   }
 
   const parts = [formatMachine(results.machine), describeSettings(settings)];
-  if (only !== "storage") parts.push("", formatTable(rows(results)));
+  if (only === undefined || only === "tunnel") parts.push("", formatTable(rows(results)));
   if (results.storage) {
     parts.push(
       "",
