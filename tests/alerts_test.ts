@@ -301,3 +301,72 @@ Deno.test("high_latency and high_error_rate fire on real traffic and resolve whe
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("end-to-end probes: a tunnel with probe: true is probed; failures and recovery are logged", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-probe-" });
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger({
+    level: "info",
+    format: "json",
+    sink: (l) => lines.push(JSON.parse(l)),
+  });
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close();
+  const server = await BurrowServer.start(
+    serverConfigFromObject({
+      server: {
+        bind_addr: "127.0.0.1",
+        bind_port: 0,
+        auth: { method: "token", token: "t" },
+        storage: { data_dir: dir },
+        alerting: { probe_interval: "150ms", default_rules: false },
+      },
+    }),
+    { logger },
+  );
+  const controller = new AbortController();
+  const states = new Map<string, TunnelState>();
+  const done = new BurrowClient(
+    clientConfigFromObject({
+      client: {
+        server_addr: "127.0.0.1",
+        server_port: server.port,
+        auth_token: "t",
+        server_fingerprint: server.fingerprint,
+        tunnels: [
+          { name: "watched", type: "tcp", local_port: port, probe: true },
+          { name: "unwatched", type: "tcp", local_port: port },
+        ],
+      },
+    }),
+    { logger: quiet, onTunnel: (s) => states.set(s.name, { ...s }) },
+  ).run(controller.signal);
+  let service: Deno.TcpListener | null = null;
+  try {
+    await until("probe failure", () => lines.some((l) => l.msg === "tunnel probe failed"));
+    const failed = lines.find((l) => l.msg === "tunnel probe failed")!;
+    assertEquals(failed.tunnel, "watched");
+    assert(String(failed.reason).includes("unavailable"), String(failed.reason));
+    const stats = server.stats.snapshot().find((s) => s.name === "watched")!;
+    assert(stats.errors >= 1, JSON.stringify(stats));
+    assertEquals(server.stats.snapshot().find((s) => s.name === "unwatched")!.errors, 0);
+    service = Deno.listen({ hostname: "127.0.0.1", port });
+    const loop = (async () => {
+      for await (const c of service!) c.close();
+    })().catch(() => {});
+    await until("probe recovery", () => lines.some((l) => l.msg === "tunnel probe recovered"));
+    assertEquals(
+      lines.filter((l) => l.msg === "tunnel probe failed").length,
+      1,
+      "logged once per outage",
+    );
+    void loop;
+  } finally {
+    controller.abort();
+    await done.catch(() => {});
+    await server.shutdown(0);
+    service?.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -397,6 +397,7 @@ export class BurrowClient {
         /** Public port; 0 lets the server choose. */
         remote_port: tunnel.remote_port ?? 0,
         ...(tunnel.type === "udp" ? { session_timeout: tunnel.session_timeout ?? 30_000 } : {}),
+        ...(tunnel.probe ? { probe: true } : {}),
         ...(tunnel.group !== undefined
           ? {
             group: tunnel.group,
@@ -581,7 +582,7 @@ export class BurrowClient {
       this.#log.info("local service restored", { tunnel: name });
     }
     local.setNoDelay(true);
-    const traffic = this.#trafficOf(name);
+    const traffic = stream.meta.probe === true ? this.#trafficOf("\0probe") : this.#trafficOf(name);
     const live = { sent: 0, received: 0 };
     traffic.live.add(live);
     traffic.active++;

@@ -373,6 +373,12 @@ const serverSchema = object({
       ),
       evaluate_every: f(duration, 5_000, "how often alert rules are evaluated", "5s"),
       window: f(duration, 60_000, "window of `avg_latency` and `error_rate`", "1m"),
+      probe_interval: f(
+        duration,
+        30_000,
+        "how often tunnels with `probe: true` are probed end to end (a failure counts as an error)",
+        "30s",
+      ),
       default_rules: f(
         bool,
         true,
@@ -380,7 +386,7 @@ const serverSchema = object({
           "defines a rule of the same name",
       ),
     }),
-    { evaluate_every: 5_000, window: 60_000, default_rules: true },
+    { evaluate_every: 5_000, window: 60_000, default_rules: true, probe_interval: 30_000 },
   ),
 });
 
@@ -420,6 +426,12 @@ const tunnelSchema = object({
   ),
   weight: f(int(1, 1000), undefined, "share of the group's connections", "1"),
   health_check: f(healthCheck, undefined, "probe of the local service (see below)"),
+  probe: f(
+    bool,
+    undefined,
+    "let the server probe this tunnel end to end every `server.alerting.probe_interval`",
+    "false",
+  ),
 });
 
 const clientSchema = object({

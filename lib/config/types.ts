@@ -116,6 +116,8 @@ export interface AlertingConfig {
   window: number;
   /** Add the seed's three rules. Default true. */
   default_rules: boolean;
+  /** ms between end-to-end probes of tunnels with `probe: true`. Default 30000. */
+  probe_interval: number;
 }
 
 /** Everything under `server:`. */
@@ -220,6 +222,8 @@ export interface TunnelConfig {
   weight?: number;
   /** Probe of the local service. */
   health_check?: HealthCheckConfig;
+  /** Let the server probe the tunnel end to end. */
+  probe?: boolean;
 }
 
 /** Everything under `client:`. */

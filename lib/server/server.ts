@@ -37,8 +37,9 @@ import {
   webhookNotifier,
 } from "../monitor/mod.ts";
 import { GroupRegistry } from "./group.ts";
+import { probeTunnel } from "./prober.ts";
 import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
-import { type ConnectionEvent, TunnelError } from "./tcp_tunnel.ts";
+import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
 
 /** Most access events per second written to the `logs` table; the rest are counted. */
 const ACCESS_LOG_PER_SECOND = 100;
@@ -124,6 +125,7 @@ export class BurrowServer implements SessionHost {
   #managed = new LruCache<number, TunnelRow[]>({ max: 10_000, ttl: 60_000 });
   #accessWindow = { second: 0, written: 0, suppressed: 0 };
   #access: (event: AccessEvent) => void;
+  #prober: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     config: ServerConfig,
@@ -240,6 +242,7 @@ export class BurrowServer implements SessionHost {
       throw error;
     }
     server.alerts.start();
+    server.#prober = setInterval(() => server.#probeAll(), config.alerting.probe_interval);
     if (store) {
       server.#unlisten = await store.listenConfig((change) => server.#onConfigChange(change));
       store.onRecover(() => server.#onConfigChange({ table: "*", op: "resync" }));
@@ -403,6 +406,34 @@ export class BurrowServer implements SessionHost {
         }));
       },
     });
+  }
+
+  /** Probes every tunnel that asked for it (`probe: true`), end to end. */
+  async #probeAll(): Promise<void> {
+    for (const session of [...this.#sessions]) {
+      const user = session.principal?.userName ?? "admin";
+      for (const tunnel of [...session.tunnels.values()]) {
+        if (!(tunnel instanceof TcpTunnel) || !tunnel.probe) continue;
+        const failure = await probeTunnel(session.mux, tunnel.name, 3000);
+        if (session.mux.isClosed || session.tunnels.get(tunnel.name) !== tunnel) continue;
+        this.stats.recordConnection(user, tunnel.name, failure !== null);
+        if (failure !== null) this.metrics.error("probe_failed");
+        if ((failure !== null) === tunnel.probeFailing) continue;
+        tunnel.probeFailing = failure !== null;
+        const fields = { tunnel: tunnel.name, user, client_id: session.clientId };
+        if (failure !== null) {
+          this.logger.warn("tunnel probe failed", { ...fields, reason: failure });
+        } else this.logger.info("tunnel probe recovered", fields);
+        this.store?.addLog({
+          level: failure ? "warn" : "info",
+          kind: "event",
+          tunnel_id: tunnel.dbId,
+          session_id: session.sessionId,
+          message: failure ? "tunnel probe failed" : "tunnel probe recovered",
+          fields: { ...fields, ...(failure ? { reason: failure } : {}) },
+        });
+      }
+    }
   }
 
   /** @internal */
@@ -743,6 +774,7 @@ export class BurrowServer implements SessionHost {
 
   async #shutdown(graceMs: number): Promise<void> {
     this.#stopping = true;
+    clearInterval(this.#prober);
     this.logger.info("shutting down", { sessions: this.#sessions.size, grace_ms: graceMs });
     try {
       this.#listener.close();

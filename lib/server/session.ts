@@ -390,6 +390,7 @@ export class ClientSession {
       return fail(opened);
     }
     opened.dbId = dbId;
+    if (request.probe === true && opened instanceof TcpTunnel) opened.probe = true;
     this.tunnels.set(name, opened);
     this.#host.tunnelStatus(this, opened, "active", null);
     this.#log.info("tunnel opened", {

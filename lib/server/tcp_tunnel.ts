@@ -90,6 +90,10 @@ export class TcpTunnel {
   readonly port: number;
   /** Its row in the database, when recorded there. */
   dbId: number | null = null;
+  /** Probed end to end by the server. */
+  probe = false;
+  /** The last probe failed (state changes are logged once). */
+  probeFailing = false;
   /** The database row of a server-managed tunnel; `null` when the client declared it. */
   managed: TunnelRow | null = null;
   #listener: Deno.TcpListener;
