@@ -347,8 +347,15 @@ const serverSchema = object({
         "./burrow-data",
         "embedded database (`db/`), certificate (`tls/`), generated token",
       ),
+      retention: f(
+        duration,
+        30 * 86_400_000,
+        "metrics, logs, resolved alerts and closed sessions older than this are deleted " +
+          "(hourly); `0` keeps everything",
+        "30d",
+      ),
     }),
-    { data_dir: "./burrow-data" },
+    { data_dir: "./burrow-data", retention: 30 * 86_400_000 },
   ),
   log: f(logFields(), undefined),
   metrics: f(bool, true, "collect Prometheus metrics (served at `/metrics` on the admin port)"),

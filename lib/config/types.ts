@@ -92,6 +92,8 @@ export interface StorageConfig {
   url?: Secret;
   /** Data directory (embedded database, generated certificate). Default `./burrow-data`. */
   data_dir: string;
+  /** ms of history kept; 0 keeps everything. Default 30 days. */
+  retention?: number;
 }
 
 /** The seed's alert rule form. */

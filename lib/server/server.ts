@@ -126,6 +126,7 @@ export class BurrowServer implements SessionHost {
   #accessWindow = { second: 0, written: 0, suppressed: 0 };
   #access: (event: AccessEvent) => void;
   #prober: ReturnType<typeof setInterval> | undefined;
+  #pruner: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     config: ServerConfig,
@@ -243,6 +244,11 @@ export class BurrowServer implements SessionHost {
     }
     server.alerts.start();
     server.#prober = setInterval(() => server.#probeAll(), config.alerting.probe_interval);
+    if (store && (config.storage.retention ?? 0) > 0) {
+      const prune = () => server.#prune();
+      server.#pruner = setInterval(prune, 3_600_000);
+      prune();
+    }
     if (store) {
       server.#unlisten = await store.listenConfig((change) => server.#onConfigChange(change));
       store.onRecover(() => server.#onConfigChange({ table: "*", op: "resync" }));
@@ -406,6 +412,22 @@ export class BurrowServer implements SessionHost {
         }));
       },
     });
+  }
+
+  /** Deletes history older than `server.storage.retention`. */
+  async #prune(): Promise<void> {
+    const retention = this.config.storage.retention ?? 0;
+    if (!this.store || retention <= 0) return;
+    try {
+      const deleted = await this.store.prune(new Date(Date.now() - retention));
+      if (Object.values(deleted).some((n) => n > 0)) {
+        this.logger.info("pruned history past retention", { ...deleted, retention_ms: retention });
+      }
+    } catch (error) {
+      if (!(error instanceof DatabaseUnavailableError)) {
+        this.logger.warn("pruning history failed", { error });
+      }
+    }
   }
 
   /** Probes every tunnel that asked for it (`probe: true`), end to end. */
@@ -775,6 +797,7 @@ export class BurrowServer implements SessionHost {
   async #shutdown(graceMs: number): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#prober);
+    clearInterval(this.#pruner);
     this.logger.info("shutting down", { sessions: this.#sessions.size, grace_ms: graceMs });
     try {
       this.#listener.close();

@@ -339,6 +339,26 @@ export class Store {
     }
   }
 
+  /**
+   * Deletes history older than `before`: metric buckets, log events,
+   * resolved alerts and closed sessions. Returns what was deleted.
+   */
+  async prune(before: Date): Promise<Record<string, number>> {
+    return await this.run(async (s) => {
+      const count = async (sql: string) => (await s.db.query(sql, [before])).length;
+      return {
+        metrics: await count("delete from metrics where bucket < $1 returning 1"),
+        logs: await count("delete from logs where at < $1 returning 1"),
+        alerts: await count(
+          "delete from alerts where state = 'resolved' and resolved_at < $1 returning 1",
+        ),
+        sessions: await count(
+          "delete from sessions where disconnected_at is not null and disconnected_at < $1 returning 1",
+        ),
+      };
+    });
+  }
+
   // ---- outage handling ----
 
   #markDown(error: unknown): void {

@@ -298,6 +298,15 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
     assertEquals((await store.alerts.list({ firing: true })).map((a) => a.id), [alert.id]);
     await store.alerts.resolve(alert.id);
     assertEquals(await store.alerts.list({ firing: true }), []);
+    // Retention: everything above is older than "now + 1 day".
+    const future = new Date(Date.now() + 86_400_000);
+    const deleted = await store.prune(future);
+    assert(
+      deleted.metrics! >= 1 && deleted.logs! >= 1 && deleted.alerts === 1,
+      JSON.stringify(deleted),
+    );
+    assertEquals(await store.metrics.list(web.id), []);
+    assertEquals(await store.prune(new Date(0)), { metrics: 0, logs: 0, alerts: 0, sessions: 0 });
   });
 
   await unlisten();
