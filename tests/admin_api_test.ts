@@ -323,13 +323,15 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
           );
         });
         // Status changes are events in the logs table.
-      await until("status events in the logs table", async () => {
-        await store.flush();
-        const events = await store.logs.list({ kind: "event", limit: 1000 });
-        return events.some((e) => e.message === "tunnel disconnected" && e.fields.tunnel === "declared") &&
-          events.some((e) => e.message === "tunnel connected" && e.fields.user === "dave");
-      });
-      const stats = await call("GET", "/stats");
+        await until("status events in the logs table", async () => {
+          await store.flush();
+          const events = await store.logs.list({ kind: "event", limit: 1000 });
+          return events.some((e) =>
+            e.message === "tunnel disconnected" && e.fields.tunnel === "declared"
+          ) &&
+            events.some((e) => e.message === "tunnel connected" && e.fields.user === "dave");
+        });
+        const stats = await call("GET", "/stats");
         assertEquals(
           stats.body.items.find((s: { key: string }) => s.key === "dave/declared").status,
           "disconnected",

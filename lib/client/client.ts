@@ -398,6 +398,8 @@ export class BurrowClient {
         remote_port: tunnel.remote_port ?? 0,
         ...(tunnel.type === "udp" ? { session_timeout: tunnel.session_timeout ?? 30_000 } : {}),
         ...(tunnel.probe ? { probe: true } : {}),
+        ...(tunnel.allow_ips?.length ? { allow_ips: tunnel.allow_ips } : {}),
+        ...(tunnel.deny_ips?.length ? { deny_ips: tunnel.deny_ips } : {}),
         ...(tunnel.group !== undefined
           ? {
             group: tunnel.group,

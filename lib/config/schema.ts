@@ -16,6 +16,7 @@
 
 import { Secret } from "../util/secret.ts";
 import { parseDuration, parsePortRanges, parseSize } from "../util/units.ts";
+import { parseCidr } from "../util/cidr.ts";
 import type { ClientConfig, LogConfig, ServerConfig, TunnelConfig } from "./types.ts";
 
 /** One or more problems in a configuration, each with its YAML path. */
@@ -115,6 +116,13 @@ function converted<T>(convert: (v: string | number) => T, what: string): Check<T
 }
 
 const duration = tag(converted(parseDuration, 'a duration such as "30s"'), "duration");
+const cidr = tag(
+  converted((v) => {
+    parseCidr(String(v));
+    return String(v);
+  }, 'an IP address or CIDR block such as "10.0.0.0/8"'),
+  "CIDR",
+);
 const size = tag(converted(parseSize, 'a size such as "100MB"'), "size");
 const portRanges = tag(
   converted(parsePortRanges, 'port ranges such as "2000-3000,3306"'),
@@ -316,6 +324,16 @@ const serverSchema = object({
     { max_tunnels_per_client: 10, max_bandwidth: 0 },
   ),
   allow_ports: f(portRanges, [], 'ports tunnels may take, e.g. `"2000-3000,3306"`', "any"),
+  allow_ips: f(
+    list(cidr),
+    [],
+    "client addresses allowed on the control port (CIDR); empty allows all",
+  ),
+  deny_ips: f(
+    list(cidr),
+    [],
+    "client addresses refused on the control port; wins over `allow_ips`",
+  ),
   vhost_http_port: f(int(1, 65535), undefined, "public port of HTTP tunnels (HTTP work)"),
   vhost_https_port: f(int(1, 65535), undefined, "public port of HTTPS tunnels (HTTP work)"),
   subdomain_host: f(str(), undefined, "domain under which tunnels get subdomains (HTTP work)"),
@@ -420,8 +438,12 @@ const tunnelSchema = object({
   ),
   custom_headers: f(stringMap, undefined, "request headers set on the way to the service"),
   session_timeout: f(duration, undefined, "UDP: a visitor session silent this long expires", "30s"),
-  allow_ips: f(list(str()), undefined, "visitor CIDRs allowed (security work)"),
-  deny_ips: f(list(str()), undefined, "visitor CIDRs refused (security work)"),
+  allow_ips: f(
+    list(cidr),
+    undefined,
+    "visitor addresses allowed (CIDR, IPv4 or IPv6); others are dropped before any byte reaches the client",
+  ),
+  deny_ips: f(list(cidr), undefined, "visitor addresses refused; wins over `allow_ips`"),
   compression: f(oneOf("none", "gzip"), undefined, "compress the data streams (HTTP work)"),
   group: f(str(), undefined, "load-balancing group: members share the public port"),
   group_key: f(secret, undefined, "the group's shared secret; required with `group`"),

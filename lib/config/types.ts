@@ -136,6 +136,10 @@ export interface ServerConfig {
   auth: ServerAuthConfig;
   /** Resource limits. */
   limits: ServerLimitsConfig;
+  /** Client addresses allowed on the control port; empty allows all. */
+  allow_ips: string[];
+  /** Client addresses refused on the control port. */
+  deny_ips: string[];
   /** Ranges a tunnel may listen on, e.g. `"2000-3000,3306"`; empty = any port. */
   allow_ports: Array<[number, number]>;
   /** Public HTTP port for http tunnels. */

@@ -25,6 +25,7 @@ import { formatAddr } from "../util/net.ts";
 import { type AccessEvent, accessLog, type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
+import { IpPolicy } from "../util/cidr.ts";
 import { VERSION } from "../util/version.ts";
 import {
   AlertEngine,
@@ -126,6 +127,8 @@ export class BurrowServer implements SessionHost {
   #accessWindow = { second: 0, written: 0, suppressed: 0 };
   #access: (event: AccessEvent) => void;
   #prober: ReturnType<typeof setInterval> | undefined;
+  #controlPolicy: IpPolicy;
+  #controlDenied = 0;
   #pruner: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
@@ -150,6 +153,7 @@ export class BurrowServer implements SessionHost {
     this.#admin = options.admin;
     this.node = options.node;
     this.groups = new GroupRegistry(logger);
+    this.#controlPolicy = IpPolicy.parse(config.allow_ips, config.deny_ips);
     this.#access = accessLog(config.log.access_file, logger.child("access"), {
       maxSize: config.log.max_size,
       maxFiles: config.log.max_files,
@@ -777,6 +781,19 @@ export class BurrowServer implements SessionHost {
       }
       if (this.#stopping) {
         conn.close();
+        continue;
+      }
+      const from = (conn.remoteAddr as Deno.NetAddr).hostname;
+      if (!this.#controlPolicy.allows(from)) {
+        // Closed before the TLS handshake: the client learns nothing.
+        conn.close();
+        this.metrics.error("client_denied");
+        if (++this.#controlDenied === 1 || this.#controlDenied % 1000 === 0) {
+          this.logger.warn("control connection refused by IP policy", {
+            remote: formatAddr(conn.remoteAddr),
+            refused_so_far: this.#controlDenied,
+          });
+        }
         continue;
       }
       const session = new ClientSession(conn, formatAddr(conn.remoteAddr), this);

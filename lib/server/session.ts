@@ -21,6 +21,7 @@ import {
 } from "../protocol/mod.ts";
 import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
+import { IpPolicy } from "../util/cidr.ts";
 import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
 import type { Strategy } from "./balancer.ts";
@@ -101,6 +102,22 @@ export interface SessionHost {
     tunnel: Pick<SessionTunnel, "dbId" | "name">,
     event: ConnectionEvent,
   ): void;
+}
+
+/**
+ * The visitor policy of a tunnel request.
+ *
+ * @throws {Error} naming a bad block or a list that is not a list of strings.
+ */
+function policyOf(allow: unknown, deny: unknown): IpPolicy {
+  const strings = (v: unknown, name: string): string[] => {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+      throw new Error(`${name} must be a list of IP addresses or CIDR blocks`);
+    }
+    return v as string[];
+  };
+  return IpPolicy.parse(strings(allow, "allow_ips"), strings(deny, "deny_ips"));
 }
 
 /** What decides whether a managed tunnel must be re-opened after a change. */
@@ -380,11 +397,17 @@ export class ClientSession {
       if (error instanceof TunnelError) return fail(error.message);
       throw error;
     }
+    let policy: IpPolicy;
+    try {
+      policy = policyOf(request.allow_ips, request.deny_ips);
+    } catch (error) {
+      return fail((error as Error).message);
+    }
     const opened = request.group !== undefined
-      ? await this.#joinGroup(name, request)
+      ? await this.#joinGroup(name, request, policy)
       : request.protocol === "udp"
-      ? this.#listenUdp(name, request.remote_port ?? 0, timeout as number)
-      : this.#listen(name, request.remote_port ?? 0);
+      ? this.#listenUdp(name, request.remote_port ?? 0, timeout as number, undefined, policy)
+      : this.#listen(name, request.remote_port ?? 0, undefined, policy);
     if (typeof opened === "string") {
       this.#host.tunnelStatus(this, { dbId, name, port: 0 }, "failed", opened, true);
       return fail(opened);
@@ -404,7 +427,11 @@ export class ClientSession {
   }
 
   /** Joins (or founds) the load-balancing group the request names. */
-  async #joinGroup(name: string, request: TunnelRequest): Promise<GroupMember | string> {
+  async #joinGroup(
+    name: string,
+    request: TunnelRequest,
+    policy: IpPolicy,
+  ): Promise<GroupMember | string> {
     const group = request.group;
     const key = request.group_key;
     const strategy = request.load_balance ?? "round_robin";
@@ -439,8 +466,8 @@ export class ClientSession {
       },
       (route) =>
         type === "udp"
-          ? this.#listenUdp(name, request.remote_port ?? 0, timeout, route)
-          : this.#listen(name, request.remote_port ?? 0, route),
+          ? this.#listenUdp(name, request.remote_port ?? 0, timeout, route, policy)
+          : this.#listen(name, request.remote_port ?? 0, route, policy),
     );
   }
 
@@ -450,6 +477,7 @@ export class ClientSession {
     requested: number,
     sessionTimeout: number,
     route?: () => RouteTarget | null,
+    policy?: IpPolicy,
   ): UdpTunnel | string {
     const config = this.#host.config;
     if (requested !== 0 && !portAllowed(requested, config.allow_ports)) {
@@ -469,6 +497,8 @@ export class ClientSession {
           route: route ?? (() => fixed),
           sessionTimeout,
           logger: this.#log,
+          policy,
+          onDenied: () => this.#host.countError("visitor_denied"),
           onSession: route ? undefined : (event) => this.#host.onConnection(this, tunnel, event),
         });
         return tunnel;
@@ -482,7 +512,12 @@ export class ClientSession {
   }
 
   /** Opens a public TCP listener, or returns why it cannot. */
-  #listen(name: string, requested: number, route?: () => RouteTarget | null): TcpTunnel | string {
+  #listen(
+    name: string,
+    requested: number,
+    route?: () => RouteTarget | null,
+    policy?: IpPolicy,
+  ): TcpTunnel | string {
     const config = this.#host.config;
     if (requested !== 0 && !portAllowed(requested, config.allow_ports)) {
       return `Port ${requested} is not allowed on this server (allowed: ${
@@ -501,6 +536,8 @@ export class ClientSession {
             port,
             route,
             logger: this.#log,
+            policy,
+            onDenied: () => this.#host.countError("visitor_denied"),
           });
         }
         const tunnel: TcpTunnel = TcpTunnel.listen({
@@ -509,6 +546,8 @@ export class ClientSession {
           port,
           mux: this.mux,
           logger: this.#log,
+          policy,
+          onDenied: () => this.#host.countError("visitor_denied"),
           onConnection: (event) => this.#host.onConnection(this, tunnel, event),
           onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, "tcp", ms),
         });
@@ -579,11 +618,17 @@ export class ClientSession {
         error = `Tunnel "${row.name}" already exists in this session`;
       }
       const timeout = Number(row.options.session_timeout ?? UDP_SESSION_TIMEOUT);
+      let policy: IpPolicy | undefined;
+      try {
+        policy = policyOf(row.options.allow_ips, row.options.deny_ips);
+      } catch (e) {
+        error ??= (e as Error).message;
+      }
       const opened = error
         ? error
         : row.type === "udp"
-        ? this.#listenUdp(row.name, row.remote_port ?? 0, timeout)
-        : this.#listen(row.name, row.remote_port ?? 0);
+        ? this.#listenUdp(row.name, row.remote_port ?? 0, timeout, undefined, policy)
+        : this.#listen(row.name, row.remote_port ?? 0, undefined, policy);
       if (typeof opened === "string") {
         this.#log.warn("tunnel refused", {
           tunnel: row.name,

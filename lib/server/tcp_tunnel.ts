@@ -8,6 +8,7 @@
 import { type Mux, relay } from "../mux/mod.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
+import type { IpPolicy } from "../util/cidr.ts";
 import type { TunnelRow } from "../storage/models.ts";
 
 /** Options of {@linkcode TcpTunnel.listen}. */
@@ -31,6 +32,10 @@ export interface TcpTunnelOptions {
   onConnection?: ((event: ConnectionEvent) => void) | undefined;
   /** Called with ms from accept to the first byte back, per connection. */
   onFirstByte?: ((ms: number) => void) | undefined;
+  /** Visitors allowed; others are closed before anything reaches the client. */
+  policy?: IpPolicy | undefined;
+  /** Called for each visitor the policy refused. */
+  onDenied?: (() => void) | undefined;
 }
 
 /** Where one public connection is carried. */
@@ -101,6 +106,9 @@ export class TcpTunnel {
   #log: Logger;
   #onConnection: ((event: ConnectionEvent) => void) | undefined;
   #onFirstByte: ((ms: number) => void) | undefined;
+  #policy: IpPolicy | undefined;
+  #onDenied: (() => void) | undefined;
+  #denied = 0;
   #live = new Set<LiveTransfer>();
   #conns = new Set<Deno.TcpConn>();
   #closed = false;
@@ -119,6 +127,8 @@ export class TcpTunnel {
     this.#log = options.logger;
     this.#onConnection = options.onConnection;
     this.#onFirstByte = options.onFirstByte;
+    this.#policy = options.policy?.empty ? undefined : options.policy;
+    this.#onDenied = options.onDenied;
     this.#accepting = this.#acceptLoop();
   }
 
@@ -174,6 +184,20 @@ export class TcpTunnel {
 
   async #serve(conn: Deno.TcpConn): Promise<void> {
     const remote = formatAddr(conn.remoteAddr);
+    if (this.#policy && !this.#policy.allows((conn.remoteAddr as Deno.NetAddr).hostname)) {
+      // Dropped before a stream is opened: nothing reaches the client.
+      conn.close();
+      this.#denied++;
+      this.#onDenied?.();
+      if (this.#denied === 1 || this.#denied % 1000 === 0) {
+        this.#log.warn("visitor refused by IP policy", {
+          tunnel: this.name,
+          remote,
+          refused_so_far: this.#denied,
+        });
+      }
+      return;
+    }
     const target = this.#closed ? null : this.#route();
     if (!target || target.mux.isClosed || target.mux.peerGoingAway) {
       if (!target && !this.#closed) {

@@ -10,6 +10,7 @@ import { DatagramWriter, MAX_DATAGRAM, type MuxStream, readDatagrams } from "../
 import type { TunnelRow } from "../storage/models.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
+import type { IpPolicy } from "../util/cidr.ts";
 import type { ConnectionEvent, LiveTransfer, RouteTarget } from "./tcp_tunnel.ts";
 import { TunnelError } from "./tcp_tunnel.ts";
 
@@ -29,6 +30,10 @@ export interface UdpTunnelOptions {
   logger: Logger;
   /** Called when each visitor session ends. */
   onSession?: ((event: ConnectionEvent) => void) | undefined;
+  /** Visitors allowed; datagrams of others are dropped. */
+  policy?: IpPolicy | undefined;
+  /** Called for each datagram the policy refused. */
+  onDenied?: (() => void) | undefined;
 }
 
 interface Peer {
@@ -60,6 +65,7 @@ export class UdpTunnel {
   #receiving: Promise<void>;
   #sweeper: ReturnType<typeof setInterval>;
   #dropped = 0;
+  #denied = 0;
 
   private constructor(options: UdpTunnelOptions, socket: Deno.DatagramConn) {
     this.name = options.name;
@@ -126,6 +132,19 @@ export class UdpTunnel {
         continue;
       }
       const from = addr as Deno.NetAddr;
+      const policy = this.#options.policy;
+      if (policy && !policy.empty && !policy.allows(from.hostname)) {
+        this.#denied++;
+        this.#options.onDenied?.();
+        if (this.#denied === 1 || this.#denied % 1000 === 0) {
+          this.#options.logger.warn("visitor refused by IP policy", {
+            tunnel: this.name,
+            remote: formatAddr(from),
+            refused_so_far: this.#denied,
+          });
+        }
+        continue;
+      }
       const key = formatAddr(from);
       let peer = this.#peers.get(key);
       if (!peer || peer.stream.isReset) {

@@ -19,3 +19,4 @@ export * from "./secret.ts";
 export * from "./timing_safe.ts";
 export * from "./units.ts";
 export * from "./version.ts";
+export * from "./cidr.ts";

@@ -1,0 +1,160 @@
+// Access control from outside, with real processes: visitors from a denied
+// address (127.0.0.2, a second loopback address) never reach the client;
+// clients from a denied address never reach the handshake.
+
+import net from "node:net";
+import { assert, assertEquals } from "./_assert.ts";
+import { localService, Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
+
+const TOKEN = "security-e2e-token";
+
+/** Connects from `from` and returns what arrives before the server closes (or null on refusal). */
+function visitFrom(from: string, port: number, timeoutMs = 3000): Promise<string | null> {
+  return new Promise((resolve) => {
+    let got = "";
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(got);
+    }, timeoutMs);
+    socket.on("data", (d) => {
+      got += d.toString();
+      if (got.length >= 5) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(got);
+      }
+    });
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve(got || null);
+    });
+    socket.on("error", () => {});
+  });
+}
+
+Deno.test("per-tunnel deny_ips / allow_ips: refused visitors never reach the client", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
+  try {
+    let accepted = 0;
+    await using service = localService(async (conn) => {
+      accepted++;
+      await conn.write(new TextEncoder().encode("hello"));
+    });
+    const server = await startServer(dir, TOKEN);
+    await using _s = server.proc;
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [
+        { name: "deny", local_port: service.port, yaml: `deny_ips: ["127.0.0.2"]` },
+        { name: "allow", local_port: service.port, yaml: `allow_ips: ["127.0.0.1/32", "::1"]` },
+      ],
+    });
+    const deny = await tunnelPort(client, "deny");
+    const allow = await tunnelPort(client, "allow");
+    assertEquals(await visitFrom("127.0.0.1", deny), "hello");
+    assertEquals(await visitFrom("127.0.0.1", allow), "hello");
+    assertEquals(accepted, 2);
+    assertEquals(await visitFrom("127.0.0.2", deny), null);
+    assertEquals(await visitFrom("127.0.0.2", allow), null);
+    assertEquals(accepted, 2, "a refused visitor must not reach the local service");
+    const refused = await server.proc.waitFor((e) => e.msg === "visitor refused by IP policy");
+    assert(String(refused.remote).startsWith("127.0.0.2:"), String(refused.remote));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("per-tunnel deny_ips on UDP drops the datagrams of refused visitors", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
+  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  let seen = 0;
+  const loop = (async () => {
+    const buf = new Uint8Array(2048);
+    for (;;) {
+      const [data, addr] = await echo.receive(buf);
+      seen++;
+      await echo.send(data, addr);
+    }
+  })().catch(() => {});
+  try {
+    const server = await startServer(dir, TOKEN);
+    await using _s = server.proc;
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [{
+        name: "dns",
+        type: "udp",
+        local_port: (echo.addr as Deno.NetAddr).port,
+        yaml: `deny_ips: ["127.0.0.2"]`,
+      }],
+    });
+    const port = await tunnelPort(client, "dns");
+    const ask = async (from: string) => {
+      const s = Deno.listenDatagram({ transport: "udp", hostname: from, port: 0 });
+      try {
+        for (let i = 0; i < 3; i++) {
+          await s.send(new TextEncoder().encode("q"), {
+            transport: "udp",
+            hostname: "127.0.0.1",
+            port,
+          });
+          const reply = await Promise.race([
+            s.receive().then(([d]) => new TextDecoder().decode(d)),
+            new Promise<null>((r) => setTimeout(() => r(null), 400)),
+          ]);
+          if (reply) return reply;
+        }
+        return null;
+      } finally {
+        s.close();
+      }
+    };
+    assertEquals(await ask("127.0.0.1"), "q");
+    const before = seen;
+    assertEquals(await ask("127.0.0.2"), null);
+    assertEquals(seen, before, "no datagram of a refused visitor reaches the service");
+  } finally {
+    echo.close();
+    await loop;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("server deny_ips refuses control connections before the handshake; bad CIDRs are config errors", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
+  try {
+    const server = await startServer(dir, TOKEN, 0, `  deny_ips: ["127.0.0.0/8"]`);
+    await using _s = server.proc;
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [],
+    });
+    await server.proc.waitFor((e) => e.msg === "control connection refused by IP policy");
+    const retry = await client.waitFor((e) => e.msg === "reconnecting");
+    assert(retry.attempt as number >= 1);
+    assertEquals(client.events.some((e) => e.msg === "connected"), false);
+
+    const path = `${dir}/bad.yaml`;
+    await Deno.writeTextFile(
+      path,
+      `client:\n  server_addr: 127.0.0.1\n  auth_token: x\n  tunnels:\n    - {name: t, type: tcp, local_port: 1, deny_ips: ["10.0.0.0/40"]}\n`,
+    );
+    const bad = new Proc("client", ["--config", path]);
+    assertEquals((await bad.status).code, 2);
+    await bad.stop();
+    assert(
+      bad.lines.join("\n").includes("client.tunnels[0].deny_ips[0]") &&
+        bad.lines.join("\n").includes("prefix length"),
+      bad.lines.join("\n"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
