@@ -158,3 +158,67 @@ Deno.test("server deny_ips refuses control connections before the handshake; bad
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("limits: a push against a 1 MB/s max_bandwidth is paced to it; max_connections_per_tunnel refuses extras", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
+  try {
+    let received = 0;
+    let firstAt = 0;
+    await using sink = localService(async (conn) => {
+      const buf = new Uint8Array(64 * 1024);
+      for (let n; (n = await conn.read(buf)) !== null;) {
+        if (!firstAt) firstAt = performance.now();
+        received += n;
+      }
+    });
+    const server = await startServer(
+      dir,
+      TOKEN,
+      0,
+      `  limits: {max_bandwidth: "1MB", max_connections_per_tunnel: 2}`,
+    );
+    await using _s = server.proc;
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [{ name: "limited", local_port: sink.port }],
+    });
+    const port = await tunnelPort(client, "limited");
+
+    // As fast as loopback allows, for 3 seconds.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const chunk = new Uint8Array(64 * 1024);
+    const started = performance.now();
+    const stop = setTimeout(() => conn.close(), 3000);
+    let sent = 0;
+    try {
+      while (performance.now() - started < 3000) sent += await conn.write(chunk);
+    } catch { /* closed at the deadline */ }
+    clearTimeout(stop);
+    const seconds = (performance.now() - (firstAt || started)) / 1000;
+    const rate = received / seconds;
+    console.log(
+      `pushed ${sent} bytes in 3 s; the service got ${received} (${(rate / 1e6).toFixed(2)} MB/s)`,
+    );
+    assert(rate <= 1.3e6, `${rate} B/s exceeds the 1 MB/s limit`);
+    assert(rate >= 0.5e6, `${rate} B/s: the limit paces far below its rate`);
+    await server.proc.waitFor((e) => e.msg === "bandwidth limit reached" && e.tunnel === "limited");
+
+    // Two open connections at most.
+    const held = [
+      await Deno.connect({ hostname: "127.0.0.1", port }),
+      await Deno.connect({ hostname: "127.0.0.1", port }),
+    ];
+    await new Promise((r) => setTimeout(r, 200));
+    const third = await Deno.connect({ hostname: "127.0.0.1", port });
+    const n = await third.read(new Uint8Array(1)).catch(() => null);
+    assertEquals(n, null, "the third connection is closed at once");
+    third.close();
+    for (const c of held) c.close();
+    const limit = await server.proc.waitFor((e) => e.msg === "connection limit reached");
+    assertEquals(limit.max_connections, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

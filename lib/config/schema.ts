@@ -313,15 +313,20 @@ const serverSchema = object({
   limits: f(
     object({
       max_tunnels_per_client: f(int(1, 100_000), 10, "tunnels one session may declare"),
+      max_connections_per_tunnel: f(
+        int(0, 10_000_000),
+        0,
+        "open public connections (or UDP sessions) per tunnel; more are refused; `0`: unlimited",
+      ),
       max_bandwidth: f(
         size,
         0,
-        'bytes per second per tunnel and direction, e.g. `"100MB"` (enforced with the ' +
-          "security work)",
+        'bytes per second per tunnel and direction, e.g. `"100MB"` (TCP is paced, UDP datagrams ' +
+          "over it are dropped)",
         "unlimited",
       ),
     }),
-    { max_tunnels_per_client: 10, max_bandwidth: 0 },
+    { max_tunnels_per_client: 10, max_bandwidth: 0, max_connections_per_tunnel: 0 },
   ),
   allow_ports: f(portRanges, [], 'ports tunnels may take, e.g. `"2000-3000,3306"`', "any"),
   allow_ips: f(

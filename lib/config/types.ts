@@ -74,6 +74,8 @@ export interface ServerLimitsConfig {
   max_tunnels_per_client: number;
   /** Bytes per second per tunnel and direction; 0 = unlimited. Default 0. */
   max_bandwidth: number;
+  /** Open connections per tunnel; 0 = unlimited. Default 0. */
+  max_connections_per_tunnel: number;
 }
 
 /** `server.admin`. */

@@ -104,6 +104,12 @@ export class ServerMetrics {
     labelNames: ["cache", "result"] as const,
     registers: [this.registry],
   });
+  readonly #limits = new client.Counter({
+    name: "burrow_limit_hits_total",
+    help: "Times a limit held back or refused traffic (bandwidth, connections)",
+    labelNames: ["limit"] as const,
+    registers: [this.registry],
+  });
   readonly #queries = new client.Counter({
     name: "burrow_db_queries_total",
     help: "Database queries issued (batched writes count once per batch)",
@@ -270,6 +276,11 @@ export class ServerMetrics {
   /** Counts an error of `kind`. */
   error(kind: string): void {
     this.#errors.inc({ kind });
+  }
+
+  /** Counts a limit hit. */
+  limitHit(limit: string): void {
+    this.#limits.inc({ limit });
   }
 
   /** Counts a login attempt. */

@@ -35,6 +35,10 @@ export interface RelayOptions {
   result?: RelayResult;
   /** Called once, when the first byte from the stream has been written to the connection. */
   onFirstByte?: () => void;
+  /** Paces bytes read from the connection (bandwidth limit). */
+  throttleUp?: { take(n: number): Promise<void> } | undefined;
+  /** Paces bytes written to the connection (bandwidth limit). */
+  throttleDown?: { take(n: number): Promise<void> } | undefined;
 }
 
 /** What a finished relay moved, and why it ended if not cleanly. */
@@ -103,6 +107,7 @@ export async function relay(
         const n = await conn.read(buf.subarray(HEADER_SIZE));
         if (n === null) break;
         if (n === 0) continue;
+        if (options.throttleUp) await options.throttleUp.take(n);
         result.sent += n;
         const p = stream.writeFrame(buf, n);
         p.catch(() => {});
@@ -122,6 +127,7 @@ export async function relay(
       for (;;) {
         const chunk = await stream.readBorrowed();
         if (chunk === null) break;
+        if (options.throttleDown) await options.throttleDown.take(chunk.length);
         let off = 0;
         while (off < chunk.length) off += await conn.write(chunk.subarray(off));
         if (result.received === 0 && options.onFirstByte) options.onFirstByte();

@@ -33,7 +33,12 @@ const VALID: Message[] = [
   { type: "auth", method: "token", token: "t" },
   { type: "ack", session_id: "s", heartbeat_interval: 10000 },
   { type: "error", code: "auth_failed", message: "no" },
-  { type: "control", action: "create_tunnel", tunnel_id: "w", config: { protocol: "tcp", local_port: 80 } },
+  {
+    type: "control",
+    action: "create_tunnel",
+    tunnel_id: "w",
+    config: { protocol: "tcp", local_port: 80 },
+  },
   { type: "tunnel_status", tunnel_id: "w", status: "active", remote_port: 1 },
   { type: "heartbeat", timestamp: 1, status: "online" },
   {
@@ -69,7 +74,9 @@ function validFrames(next: () => number): Uint8Array {
   for (let i = 0; i < n; i++) {
     const type = 1 + Math.floor(next() * 9) as FrameType;
     const len = Math.floor(next() * 64);
-    parts.push(encodeFrame(type, Math.floor(next() * 8), crypto.getRandomValues(new Uint8Array(len))));
+    parts.push(
+      encodeFrame(type, Math.floor(next() * 8), crypto.getRandomValues(new Uint8Array(len))),
+    );
   }
   const total = parts.reduce((s, p) => s + p.length, 0);
   const out = new Uint8Array(total);
@@ -113,14 +120,21 @@ Deno.test(`fuzz: control messages, ${CASES} cases (seed ${SEED})`, () => {
   for (let i = 0; i < CASES; i++) {
     const base = encodeControl(VALID[Math.floor(next() * VALID.length)]!);
     const input = next() < 0.2
-      ? encoder.encode(JSON.stringify({ type: ["hello", "auth", "config_push", 5, null][Math.floor(next() * 5)], x: next() }))
+      ? encoder.encode(
+        JSON.stringify({
+          type: ["hello", "auth", "config_push", 5, null][Math.floor(next() * 5)],
+          x: next(),
+        }),
+      )
       : mutate(base, next);
     try {
       decodeControl(input);
       ok++;
     } catch (error) {
       if (!(error instanceof ProtocolError)) {
-        throw new Error(`case ${i} (seed ${SEED}) threw ${error}: ${new TextDecoder().decode(input)}`);
+        throw new Error(
+          `case ${i} (seed ${SEED}) threw ${error}: ${new TextDecoder().decode(input)}`,
+        );
       }
       rejected++;
     }

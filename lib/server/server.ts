@@ -462,6 +462,28 @@ export class BurrowServer implements SessionHost {
     }
   }
 
+  #limitLogged = new Set<string>();
+
+  /** @internal */
+  countLimit(kind: "bandwidth" | "connections", session: ClientSession, tunnel: string): void {
+    if (this.config.metrics) this.metrics.limitHit(kind);
+    const user = session.principal?.userName ?? "admin";
+    const key = `${kind}|${user}/${tunnel}`;
+    if (this.#limitLogged.has(key)) return;
+    this.#limitLogged.add(key);
+    this.logger.warn(
+      kind === "bandwidth" ? "bandwidth limit reached" : "connection limit reached",
+      {
+        tunnel,
+        user,
+        client_id: session.clientId,
+        ...(kind === "bandwidth"
+          ? { bytes_per_second: this.config.limits.max_bandwidth }
+          : { max_connections: this.config.limits.max_connections_per_tunnel }),
+      },
+    );
+  }
+
   /** @internal */
   countError(kind: string): void {
     this.metrics.error(kind);

@@ -22,6 +22,7 @@ import {
 import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
 import { IpPolicy } from "../util/cidr.ts";
+import { TokenBucket } from "../util/rate.ts";
 import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
 import type { Strategy } from "./balancer.ts";
@@ -96,6 +97,8 @@ export interface SessionHost {
   ): void;
   /** Counts an error of `kind` (metrics). */
   countError(kind: string): void;
+  /** A limit held back or dropped traffic of a tunnel (logged once per tunnel, counted always). */
+  countLimit(kind: "bandwidth" | "connections", session: ClientSession, tunnel: string): void;
   /** A public connection through one of this session's tunnels ended. */
   onConnection(
     session: ClientSession,
@@ -471,6 +474,14 @@ export class ClientSession {
     );
   }
 
+  /** The bandwidth limit of a new tunnel (`server.limits.max_bandwidth`), if any. */
+  #bandwidth(name: string): { in: TokenBucket; out: TokenBucket } | undefined {
+    const rate = this.#host.config.limits.max_bandwidth;
+    if (!(rate > 0)) return undefined;
+    void name;
+    return { in: new TokenBucket(rate), out: new TokenBucket(rate) };
+  }
+
   /** Binds a public UDP port, or returns why it cannot. */
   #listenUdp(
     name: string,
@@ -499,6 +510,10 @@ export class ClientSession {
           logger: this.#log,
           policy,
           onDenied: () => this.#host.countError("visitor_denied"),
+          limit: this.#bandwidth(name),
+          onLimit: () => this.#host.countLimit("bandwidth", this, name),
+          maxConnections: this.#host.config.limits.max_connections_per_tunnel,
+          onConnectionLimit: () => this.#host.countLimit("connections", this, name),
           onSession: route ? undefined : (event) => this.#host.onConnection(this, tunnel, event),
         });
         return tunnel;
@@ -538,6 +553,10 @@ export class ClientSession {
             logger: this.#log,
             policy,
             onDenied: () => this.#host.countError("visitor_denied"),
+            limit: this.#bandwidth(name),
+            onLimit: () => this.#host.countLimit("bandwidth", this, name),
+            maxConnections: this.#host.config.limits.max_connections_per_tunnel,
+            onConnectionLimit: () => this.#host.countLimit("connections", this, name),
           });
         }
         const tunnel: TcpTunnel = TcpTunnel.listen({
@@ -548,6 +567,10 @@ export class ClientSession {
           logger: this.#log,
           policy,
           onDenied: () => this.#host.countError("visitor_denied"),
+          limit: this.#bandwidth(name),
+          onLimit: () => this.#host.countLimit("bandwidth", this, name),
+          maxConnections: this.#host.config.limits.max_connections_per_tunnel,
+          onConnectionLimit: () => this.#host.countLimit("connections", this, name),
           onConnection: (event) => this.#host.onConnection(this, tunnel, event),
           onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, "tcp", ms),
         });

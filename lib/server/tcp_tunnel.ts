@@ -9,6 +9,7 @@ import { type Mux, relay } from "../mux/mod.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
 import type { IpPolicy } from "../util/cidr.ts";
+import type { TokenBucket } from "../util/rate.ts";
 import type { TunnelRow } from "../storage/models.ts";
 
 /** Options of {@linkcode TcpTunnel.listen}. */
@@ -36,6 +37,14 @@ export interface TcpTunnelOptions {
   policy?: IpPolicy | undefined;
   /** Called for each visitor the policy refused. */
   onDenied?: (() => void) | undefined;
+  /** Bandwidth limit of the whole tunnel, per direction (from / to visitors). */
+  limit?: { in: TokenBucket; out: TokenBucket } | undefined;
+  /** Called when the bandwidth limit held traffic back (once per connection that hit it). */
+  onLimit?: (() => void) | undefined;
+  /** Most open public connections; more are closed at once. 0 or absent: unlimited. */
+  maxConnections?: number | undefined;
+  /** Called for each connection refused by `maxConnections`. */
+  onConnectionLimit?: (() => void) | undefined;
 }
 
 /** Where one public connection is carried. */
@@ -109,6 +118,10 @@ export class TcpTunnel {
   #policy: IpPolicy | undefined;
   #onDenied: (() => void) | undefined;
   #denied = 0;
+  #limit: { in: TokenBucket; out: TokenBucket } | undefined;
+  #onLimit: (() => void) | undefined;
+  #maxConnections: number;
+  #onConnectionLimit: (() => void) | undefined;
   #live = new Set<LiveTransfer>();
   #conns = new Set<Deno.TcpConn>();
   #closed = false;
@@ -129,6 +142,10 @@ export class TcpTunnel {
     this.#onFirstByte = options.onFirstByte;
     this.#policy = options.policy?.empty ? undefined : options.policy;
     this.#onDenied = options.onDenied;
+    this.#limit = options.limit;
+    this.#onLimit = options.onLimit;
+    this.#maxConnections = options.maxConnections ?? 0;
+    this.#onConnectionLimit = options.onConnectionLimit;
     this.#accepting = this.#acceptLoop();
   }
 
@@ -198,6 +215,11 @@ export class TcpTunnel {
       }
       return;
     }
+    if (this.#maxConnections > 0 && this.#conns.size >= this.#maxConnections) {
+      conn.close();
+      this.#onConnectionLimit?.();
+      return;
+    }
     const target = this.#closed ? null : this.#route();
     if (!target || target.mux.isClosed || target.mux.peerGoingAway) {
       if (!target && !this.#closed) {
@@ -218,14 +240,19 @@ export class TcpTunnel {
       const stream = target.mux.open({ tunnel: target.name, remote });
       conn.setNoDelay(true);
       const firstByte = target.firstByte ?? this.#onFirstByte;
+      const limit = this.#limit;
+      const throttledBefore = limit ? limit.in.throttled + limit.out.throttled : 0;
       const result = await relay(conn, stream, {
         maxBuffer: target.mux.maxFrameData,
         result: live,
+        throttleUp: limit?.in,
+        throttleDown: limit?.out,
         ...(firstByte ? { onFirstByte: () => firstByte(performance.now() - started) } : {}),
       });
       this.#bytesIn += result.sent;
       this.#bytesOut += result.received;
       const durationMs = performance.now() - started;
+      if (limit && limit.in.throttled + limit.out.throttled > throttledBefore) this.#onLimit?.();
       event = {
         tunnel: target.name,
         remote,

@@ -11,6 +11,7 @@ import type { TunnelRow } from "../storage/models.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
 import type { IpPolicy } from "../util/cidr.ts";
+import type { TokenBucket } from "../util/rate.ts";
 import type { ConnectionEvent, LiveTransfer, RouteTarget } from "./tcp_tunnel.ts";
 import { TunnelError } from "./tcp_tunnel.ts";
 
@@ -34,6 +35,14 @@ export interface UdpTunnelOptions {
   policy?: IpPolicy | undefined;
   /** Called for each datagram the policy refused. */
   onDenied?: (() => void) | undefined;
+  /** Bandwidth limit per direction; datagrams over it are dropped. */
+  limit?: { in: TokenBucket; out: TokenBucket } | undefined;
+  /** Called when the limit dropped a datagram. */
+  onLimit?: (() => void) | undefined;
+  /** Most visitor sessions at once; datagrams of new visitors beyond it are dropped. */
+  maxConnections?: number | undefined;
+  /** Called for each datagram dropped by `maxConnections`. */
+  onConnectionLimit?: (() => void) | undefined;
 }
 
 interface Peer {
@@ -147,6 +156,12 @@ export class UdpTunnel {
       }
       const key = formatAddr(from);
       let peer = this.#peers.get(key);
+      const max = this.#options.maxConnections ?? 0;
+      if (!peer && max > 0 && this.#peers.size >= max) {
+        this.#dropped++;
+        this.#options.onConnectionLimit?.();
+        continue;
+      }
       if (!peer || peer.stream.isReset) {
         peer = this.#open(key, from) ?? undefined;
         if (!peer) {
@@ -155,6 +170,11 @@ export class UdpTunnel {
         }
       }
       peer.lastSeen = performance.now();
+      if (this.#options.limit && !this.#options.limit.in.tryTake(data.length)) {
+        this.#dropped++;
+        this.#options.onLimit?.();
+        continue;
+      }
       if (peer.writer.send(data)) peer.live.sent += data.length; // copied into its frame at once
     }
   }
@@ -191,6 +211,11 @@ export class UdpTunnel {
     try {
       for await (const datagram of readDatagrams(peer.stream)) {
         peer.lastSeen = performance.now();
+        if (this.#options.limit && !this.#options.limit.out.tryTake(datagram.length)) {
+          this.#dropped++;
+          this.#options.onLimit?.();
+          continue;
+        }
         peer.bytesOut += datagram.length;
         peer.live.received += datagram.length;
         await this.#socket.send(datagram, peer.addr).catch(() => {});

@@ -20,3 +20,4 @@ export * from "./timing_safe.ts";
 export * from "./units.ts";
 export * from "./version.ts";
 export * from "./cidr.ts";
+export * from "./rate.ts";
