@@ -5,6 +5,7 @@
 import net from "node:net";
 import { assert, assertEquals } from "./_assert.ts";
 import { localService, Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
+import { dialTls } from "../lib/transport/mod.ts";
 
 const TOKEN = "security-e2e-token";
 
@@ -218,6 +219,61 @@ Deno.test("limits: a push against a 1 MB/s max_bandwidth is paced to it; max_con
     for (const c of held) c.close();
     const limit = await server.proc.waitFor((e) => e.msg === "connection limit reached");
     assertEquals(limit.max_connections, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("abuse: repeated wrong tokens from one address get slower; a silent connection is closed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
+  try {
+    const server = await startServer(dir, TOKEN, 0, `  handshake_timeout: 1s`);
+    await using _s = server.proc;
+    const attempt = async (token: string) => {
+      const started = performance.now();
+      await using c = await startClient(dir, {
+        port: server.port,
+        token,
+        fingerprint: server.fingerprint,
+        tunnels: [],
+      });
+      const code = (await c.status).code;
+      return { code, ms: performance.now() - started };
+    };
+    const times: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await attempt("guess-" + i);
+      assertEquals(r.code, 3);
+      times.push(r.ms);
+    }
+    // The sixth attempt waits 100+200+400+800+1600 ms worth of growth: at least 1.6 s of delay.
+    assert(times[5]! - times[0]! >= 1200, `attempt times ${times.map(Math.round).join(", ")} ms`);
+    await server.proc.waitFor((e) => e.msg === "repeated failed logins: slowing this address down");
+
+    // Slowloris on the control port: complete TLS, then say nothing.
+    const silent = await dialTls({
+      hostname: "127.0.0.1",
+      port: server.port,
+      fingerprint: server.fingerprint,
+    });
+    const started = performance.now();
+    const drained = (async () => {
+      const buf = new Uint8Array(1024);
+      while ((await silent.read(buf).catch(() => null)) !== null) { /* the server's ping */ }
+      return "closed" as const;
+    })();
+    const outcome = await Promise.race([
+      drained,
+      new Promise<"hang">((r) => setTimeout(() => r("hang"), 8000)),
+    ]);
+    silent.close();
+    assertEquals(outcome, "closed", "the server closes a connection that does not log in");
+    const waited = performance.now() - started;
+    assert(waited >= 900, `closed after ${waited} ms (handshake_timeout 1s)`);
+    await server.proc.waitFor((e) =>
+      e.msg === "connection failed before login" &&
+      String(e.error).includes("Handshake not completed")
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -383,6 +383,12 @@ const serverSchema = object({
   log: f(logFields(), undefined),
   metrics: f(bool, true, "collect Prometheus metrics (served at `/metrics` on the admin port)"),
   heartbeat_interval: f(duration, 10_000, "how often clients send heartbeats", "10s"),
+  handshake_timeout: f(
+    duration,
+    10_000,
+    "a new control connection must log in within this (slow or silent ones are closed)",
+    "10s",
+  ),
   heartbeat_timeout: f(duration, 30_000, "a session silent this long is closed", "30s"),
   alerts: f(
     list(object({

@@ -164,6 +164,8 @@ export interface ServerConfig {
   alerts: AlertRule[];
   /** Collect Prometheus metrics. Default true. */
   metrics: boolean;
+  /** ms a new control connection has to log in. Default 10000. */
+  handshake_timeout?: number;
   /** How alert rules run and notify. */
   alerting: AlertingConfig;
 }

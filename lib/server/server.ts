@@ -39,6 +39,7 @@ import {
 } from "../monitor/mod.ts";
 import { GroupRegistry } from "./group.ts";
 import { probeTunnel } from "./prober.ts";
+import { LoginLimiter } from "./login_limiter.ts";
 import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
 import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
 
@@ -286,13 +287,29 @@ export class BurrowServer implements SessionHost {
     return this.#sessions.size < this.config.max_clients;
   }
 
+  #logins = new LoginLimiter();
+
   /** @internal */
-  async authenticate(token: string): Promise<AuthResult> {
+  async authenticate(token: string, address: string): Promise<AuthResult> {
+    const delay = this.#logins.delayFor(address);
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const result = await this.#authenticate(token);
-    if (result.ok) this.metrics.login("ok");
-    else {
+    if (result.ok) {
+      this.#logins.succeeded(address);
+      this.metrics.login("ok");
+    } else {
       this.metrics.login(result.code);
       this.metrics.error(result.code);
+      if (result.code === "auth_failed") {
+        const count = this.#logins.failed(address);
+        if (count === 5 || count % 50 === 0) {
+          this.logger.warn("repeated failed logins: slowing this address down", {
+            remote: address,
+            failures: count,
+            next_delay_ms: this.#logins.delayFor(address),
+          });
+        }
+      }
     }
     return result;
   }

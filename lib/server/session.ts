@@ -59,8 +59,8 @@ export interface SessionHost {
   readonly logger: Logger;
   /** Load-balancing groups of the whole server. */
   readonly groups: GroupRegistry;
-  /** Checks a client's token (shared token or user token). */
-  authenticate(token: string): Promise<AuthResult>;
+  /** Checks a client's token (shared token or user token) from `address`, slowing repeated failures. */
+  authenticate(token: string, address: string): Promise<AuthResult>;
   /** Records an authenticated session; closes an older one with the same client id. */
   register(session: ClientSession): void;
   /** Forgets a session that ended. */
@@ -129,12 +129,14 @@ function listenSignature(row: TunnelRow): string {
 }
 
 /** Milliseconds a new connection has to complete hello and auth. */
-const HANDSHAKE_TIMEOUT = 10_000;
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 
 /** A connected client. */
 export class ClientSession {
   /** The client's `host:port`. */
   readonly remote: string;
+  /** The client's address without the port. */
+  readonly remoteHost: string;
   /** Id given to the client in `ack`. */
   readonly sessionId: string = crypto.randomUUID();
   /** The client's stable id from `hello` (empty before it). */
@@ -155,12 +157,18 @@ export class ClientSession {
   #lastSeen = performance.now();
   #refused = false;
   #managedQueue: Promise<void> = Promise.resolve();
+  get #handshakeTimeout(): number {
+    return this.#host.config.handshake_timeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  }
   #lastPush = "[]";
   #servedManaged = false;
 
   /** Wraps an accepted control connection. */
   constructor(conn: Duplex, remote: string, host: SessionHost) {
     this.remote = remote;
+    this.remoteHost = remote.startsWith("[")
+      ? remote.slice(1, remote.indexOf("]"))
+      : remote.slice(0, remote.lastIndexOf(":")) || remote;
     this.#host = host;
     this.#log = host.logger;
     this.mux = new Mux(conn, { role: "server", pingInterval: host.config.heartbeat_interval });
@@ -245,7 +253,7 @@ export class ClientSession {
   }
 
   #timedOut(): false {
-    this.close(`Handshake not completed within ${HANDSHAKE_TIMEOUT / 1000}s`);
+    this.close(`Handshake not completed within ${this.#handshakeTimeout / 1000}s`);
     return false;
   }
 
@@ -259,7 +267,7 @@ export class ClientSession {
   async #handshake(): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), HANDSHAKE_TIMEOUT);
+      timer = setTimeout(() => resolve("timeout"), this.#handshakeTimeout);
     });
     try {
       const hello = await Promise.race([this.#receive(), timedOut]);
@@ -287,7 +295,7 @@ export class ClientSession {
       if (auth.type !== "auth") {
         throw new ProtocolError(`Expected "auth" after "hello", got "${auth.type}"`);
       }
-      const result = await this.#host.authenticate(auth.token);
+      const result = await this.#host.authenticate(auth.token, this.remoteHost);
       if (!result.ok) {
         if (result.code === "auth_failed") {
           this.#log.warn("authentication failed", {
