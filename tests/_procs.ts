@@ -131,7 +131,7 @@ export async function startServer(
   auth: {method: token, token: "${token}"}
 ${extra.includes("storage:") ? "" : `  storage: {data_dir: "${dir}/data"}\n`}${
       extra.includes("admin:") ? "" : "  admin: {bind_addr: 127.0.0.1, bind_port: 0}\n"
-    }  log: {level: info, format: json}
+    }${extra.includes("  log:") ? "" : "  log: {level: info, format: json}"}
 ${extra}`,
   );
   const proc = new Proc("server", ["--config", path]);
@@ -176,8 +176,9 @@ export async function startClient(
   auth_token: "${options.token}"
   server_fingerprint: "${options.fingerprint}"
   reconnect: {max_retries: 0, initial_delay: 100ms, max_delay: 1s, backoff_factor: 2, enable_jitter: false}
-  log: {level: info, format: json}
-  tunnels:${tunnels ? "\n" + tunnels : " []"}
+${options.extra?.includes("  log:") ? "" : "  log: {level: info, format: json}\n"}  tunnels:${
+      tunnels ? "\n" + tunnels : " []"
+    }
 ${options.extra ?? ""}`,
   );
   return new Proc("client", ["--config", path], options.env ?? {});
