@@ -334,7 +334,38 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
         }),
       )
     );
-  dbOptions(token.command("revoke <id>").description("revoke a token; sessions using it close"))
+  const key = cmd.command("key").description("manage API keys (random secrets stored hashed)");
+  dbOptions(key.command("create <user>").description("create an API key; it is printed once"))
+    .option("--ttl <duration>", "lifetime, e.g. 90d; default: never expires")
+    .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
+    .action(async (name: string, flags: AdminFlags & { ttl?: string; scope: string }) =>
+      exit(
+        await withStore(flags, async (store) => {
+          let ttlMs: number | null = null;
+          if (flags.ttl !== undefined) {
+            try {
+              ttlMs = parseDuration(flags.ttl);
+            } catch (error) {
+              throw new ValidationError(`--ttl: ${(error as Error).message}`);
+            }
+          }
+          const tokens = await TokenService.create(store, createLogger({ level: "warn" }));
+          const created = await tokens.createApiKey(name, {
+            ttlMs,
+            scopes: flags.scope.split(",").map((s) => s.trim()).filter(Boolean),
+          });
+          console.error(
+            `created API key ${created.id} for ${name} (revoke with: burrowd token revoke ${created.id})`,
+          );
+          console.log(created.token);
+          return 0;
+        }),
+      )
+    );
+
+  dbOptions(
+    token.command("revoke <id>").description("revoke a token or API key; sessions using it close"),
+  )
     .action(async (id: string, flags: AdminFlags) =>
       exit(
         await withStore(flags, async (store) => {
@@ -357,6 +388,7 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
           console.log(table(
             (await store.apiKeys.list(userId)).map((k) => ({
               id: k.id,
+              kind: k.kind,
               user: k.user_name,
               scopes: k.scopes.join(","),
               created: k.created_at,

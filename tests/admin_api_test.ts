@@ -150,6 +150,18 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
       const adminToken =
         (await call("POST", "/tokens", { user: "ops", scopes: ["admin"] })).body.token;
       assertEquals((await call("GET", "/users", undefined, adminToken)).status, 200);
+      const apiKey = await call("POST", "/keys", { user: "ops", scopes: ["admin"], ttl: "1d" });
+      assertEquals(apiKey.status, 201);
+      assert(apiKey.body.key.startsWith("bk_"));
+      assertEquals((await call("GET", "/users", undefined, apiKey.body.key)).status, 200);
+      const listed = await call("GET", "/tokens?user=ops");
+      assertEquals(listed.body.items.map((k: { kind: string }) => k.kind).sort(), ["jwt", "key"]);
+      assert(
+        !JSON.stringify(listed.body).includes(apiKey.body.key.split("_")[2]),
+        "no secret listed",
+      );
+      assertEquals((await call("DELETE", `/tokens/${apiKey.body.id}`)).status, 204);
+      assertEquals((await call("GET", "/users", undefined, apiKey.body.key)).status, 401);
       await call("POST", "/users", { name: "carol" });
       const plain = (await call("POST", "/tokens", { user: "carol" })).body.token;
       const denied = await call("GET", "/users", undefined, plain);

@@ -46,6 +46,11 @@ Deno.test("no secret appears in logs, errors, command output or the admin API", 
     const issued = await runServerCommand(["token", "issue", "erin", "-c", cfg]);
     const jwt = issued.stdout.trim();
     outputs.push(issued.stderr); // its stdout is the token itself, printed once on purpose
+    const keyed = await runServerCommand(["key", "create", "erin", "-c", cfg]);
+    assertEquals(keyed.code, 0, keyed.stderr);
+    const apiKey = keyed.stdout.trim();
+    outputs.push(keyed.stderr);
+    outputs.push((await runServerCommand(["token", "list", "-c", cfg])).stdout);
 
     await using service = localService(echo);
     await using client = await startClient(dir, {
@@ -57,6 +62,14 @@ Deno.test("no secret appears in logs, errors, command output or the admin API", 
     });
     const port = await tunnelPort(client, "web");
     assertEquals(await echoThrough(port, "data"), "data");
+    await using keyClient = await startClient(dir, {
+      port: server.port,
+      token: apiKey,
+      fingerprint: server.fingerprint,
+      tunnels: [],
+    });
+    await keyClient.waitFor((e) => e.msg === "connected");
+    outputs.push(...keyClient.lines);
     await using wrong = await startClient(dir, {
       port: server.port,
       token: SHARED + "x",
@@ -102,6 +115,8 @@ Deno.test("no secret appears in logs, errors, command output or the admin API", 
       "shared token": SHARED,
       "user token": jwt,
       "user token signature": jwt.split(".")[2]!,
+      "API key": apiKey,
+      "API key secret": apiKey.split("_")[2]!,
       "database password": DB_PASSWORD,
       "token signing key": key!.secret,
       "TLS private key": tlsKey.slice(0, 40),

@@ -15,6 +15,7 @@ import { NotFoundError } from "../storage/daos.ts";
 import type { ApiKey, ConfigChange, SigningKey, User } from "../storage/models.ts";
 import type { Store } from "../storage/store.ts";
 import type { Logger } from "../util/logger.ts";
+import { timingSafeEqualText } from "../util/timing_safe.ts";
 
 /** Token scopes. `tunnel`: connect a client; `admin`: the admin API. */
 export const SCOPES = ["tunnel", "admin"] as const;
@@ -66,6 +67,29 @@ function unb64url(text: string): Uint8Array {
 /** Whether `token` has the shape of a JWT (three base64url parts). */
 export function looksLikeJwt(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token);
+}
+
+const API_KEY = /^bk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+
+/** Whether `token` has the shape of an API key (`bk_<prefix>_<secret>`). */
+export function looksLikeApiKey(token: string): boolean {
+  return API_KEY.test(token);
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function randomAlnum(n: number): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const out: string[] = [];
+  while (out.length < n) {
+    for (const b of crypto.getRandomValues(new Uint8Array(n * 2))) {
+      if (b < 248 && out.length < n) out.push(alphabet[b % 62]!); // 248 = 4 × 62: no bias
+    }
+  }
+  return out.join("");
 }
 
 /** A token id's cached answer: the key row and its owner. */
@@ -132,22 +156,7 @@ export class TokenService {
     userName: string,
     options: { ttlMs?: number | null; scopes?: string[] } = {},
   ): Promise<IssuedToken> {
-    const user = await this.#store.users.byName(userName);
-    if (!user) {
-      throw new NotFoundError(`No user "${userName}" (add it with: burrowd user add ${userName})`);
-    }
-    if (user.disabled) throw new TokenError(`User "${userName}" is disabled`);
-    const scopes = options.scopes?.length ? [...new Set(options.scopes)] : ["tunnel"];
-    for (const s of scopes) {
-      if (!(SCOPES as readonly string[]).includes(s)) {
-        throw new TokenError(`Unknown scope "${s}"; scopes are ${SCOPES.join(", ")}`);
-      }
-    }
-    if (scopes.includes("admin") && !user.is_admin) {
-      throw new TokenError(
-        `User "${userName}" is not an administrator: cannot issue scope "admin"`,
-      );
-    }
+    const { user, scopes } = await this.#checkIssue(userName, options.scopes);
     const [kid, signing] = [...this.#keys.entries()][0]!;
     const id = crypto.randomUUID();
     const now = Math.floor(Date.now() / 1000);
@@ -164,13 +173,58 @@ export class TokenService {
   }
 
   /**
-   * Checks a token: signature, expiry, revocation, owner enabled, and (when
-   * given) a required scope.
+   * Creates an API key for `userName`: a random secret shown once and kept
+   * only as its SHA-256. Same scopes, expiry and revocation as tokens.
+   *
+   * @throws {NotFoundError} for an unknown user; {@link TokenError} for a disabled one or a bad scope.
+   */
+  async createApiKey(
+    userName: string,
+    options: { ttlMs?: number | null; scopes?: string[] } = {},
+  ): Promise<IssuedToken> {
+    const { user, scopes } = await this.#checkIssue(userName, options.scopes);
+    const prefix = randomAlnum(12);
+    const key = `bk_${prefix}_${b64url(crypto.getRandomValues(new Uint8Array(32)))}`;
+    const id = `key_${prefix}`;
+    const expiresAt = options.ttlMs ? new Date(Date.now() + options.ttlMs) : null;
+    await this.#store.apiKeys.add(id, user.id, scopes, expiresAt, {
+      secretHash: await sha256Hex(key),
+    });
+    return { token: key, id, expiresAt };
+  }
+
+  async #checkIssue(
+    userName: string,
+    requested?: string[],
+  ): Promise<{ user: User; scopes: string[] }> {
+    const user = await this.#store.users.byName(userName);
+    if (!user) {
+      throw new NotFoundError(`No user "${userName}" (add it with: burrowd user add ${userName})`);
+    }
+    if (user.disabled) throw new TokenError(`User "${userName}" is disabled`);
+    const scopes = requested?.length ? [...new Set(requested)] : ["tunnel"];
+    for (const s of scopes) {
+      if (!(SCOPES as readonly string[]).includes(s)) {
+        throw new TokenError(`Unknown scope "${s}"; scopes are ${SCOPES.join(", ")}`);
+      }
+    }
+    if (scopes.includes("admin") && !user.is_admin) {
+      throw new TokenError(
+        `User "${userName}" is not an administrator: cannot issue scope "admin"`,
+      );
+    }
+    return { user, scopes };
+  }
+
+  /**
+   * Checks a token (JWT or API key): signature or secret, expiry,
+   * revocation, owner enabled, and (when given) a required scope.
    *
    * @throws {TokenError} with the reason; {@link DatabaseUnavailableError}
    * when the answer needs the database and it is down.
    */
   async verify(token: string, requiredScope?: Scope): Promise<TokenIdentity> {
+    if (token.startsWith("bk_")) return await this.#verifyApiKey(token, requiredScope);
     let kid: string | undefined;
     try {
       kid = decodeProtectedHeader(token).kid;
@@ -194,6 +248,25 @@ export class TokenService {
     }
     const id = payload.jti;
     if (!id) throw new TokenError("token has no id");
+    return await this.#check(id, requiredScope);
+  }
+
+  async #verifyApiKey(token: string, requiredScope?: Scope): Promise<TokenIdentity> {
+    const m = API_KEY.exec(token);
+    if (!m) throw new TokenError("API key is malformed");
+    const id = `key_${m[1]}`;
+    const identity = await this.#check(id, requiredScope, async (key) => {
+      const hash = await sha256Hex(token);
+      return key.secret_hash !== null && await timingSafeEqualText(hash, key.secret_hash);
+    });
+    return identity;
+  }
+
+  async #check(
+    id: string,
+    requiredScope: Scope | undefined,
+    matches?: (key: ApiKey) => Promise<boolean>,
+  ): Promise<TokenIdentity> {
     let entry = this.#cache.get(id);
     if (!entry) {
       try {
@@ -211,6 +284,8 @@ export class TokenService {
       }
     }
     const { key, user } = entry;
+    if (matches && !(await matches(key))) throw new TokenError("API key is not valid");
+    if (!matches && key.kind === "key") throw new TokenError("token is not known to this server");
     if (key.revoked_at) throw new TokenError("token has been revoked");
     if (key.expires_at && key.expires_at.getTime() <= Date.now()) {
       throw new TokenError("token has expired");

@@ -69,6 +69,31 @@ Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled user
       tokens.invalidate({ table: "users", op: "update", id: alice.id });
     });
 
+    await t.step("API keys: shown once, stored hashed, verified, revoked", async () => {
+      const created = await tokens.createApiKey("root", { scopes: ["admin"], ttlMs: 3_600_000 });
+      assert(created.token.startsWith("bk_") && created.id.startsWith("key_"), created.token);
+      const who = await tokens.verify(created.token, "admin");
+      assertEquals([who.user.name, who.tokenId, who.scopes], ["root", created.id, ["admin"]]);
+      const [row] = await store.db.query<{ secret_hash: string; kind: string }>(
+        "select secret_hash, kind from api_keys where id = $1",
+        [created.id],
+      );
+      assertEquals(row!.kind, "key");
+      assertEquals(row!.secret_hash.length, 64);
+      const dump = JSON.stringify(await store.db.query("select * from api_keys"));
+      assert(!dump.includes(created.token.split("_")[2]!), "the secret is not stored");
+      // Same prefix, another secret.
+      const forged = created.token.slice(0, -4) +
+        (created.token.endsWith("AAAA") ? "BBBB" : "AAAA");
+      await assertRejects(() => tokens.verify(forged), TokenError, "not valid");
+      await assertRejects(() => tokens.verify("bk_short_x"), TokenError, "malformed");
+      const plain = await tokens.createApiKey("alice");
+      await assertRejects(() => tokens.verify(plain.token, "admin"), TokenError, "scope");
+      await store.apiKeys.revoke(plain.id);
+      tokens.invalidate({ table: "api_keys", op: "update", id: plain.id });
+      await assertRejects(() => tokens.verify(plain.token), TokenError, "revoked");
+    });
+
     await t.step(
       "while the database is down, known tokens log in and unknown ones wait",
       async () => {

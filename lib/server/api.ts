@@ -301,6 +301,27 @@ export class AdminApi {
       );
       return json(201, { id: issued.id, token: issued.token, expires_at: issued.expiresAt });
     });
+    this.#route("POST", "/keys", async ({ body }) => {
+      const b = await body();
+      allowOnly(b, ["user", "ttl", "scopes"]);
+      const user = field<string>(b, "user", "string", true)!;
+      const ttl = field<string>(b, "ttl", "string");
+      const scopes = field<string[]>(b, "scopes", "array");
+      let ttlMs: number | null = null;
+      if (ttl !== undefined) {
+        try {
+          ttlMs = parseDuration(ttl);
+        } catch (error) {
+          throw new ApiError(400, "bad_request", `Field "ttl": ${(error as Error).message}`);
+        }
+      }
+      const tokens = server.tokens;
+      if (!tokens) throw new ApiError(503, "unavailable", "This server runs without a database");
+      const issued = await this.#store().run(() =>
+        tokens.createApiKey(user, { ttlMs, ...(scopes ? { scopes: scopes.map(String) } : {}) })
+      );
+      return json(201, { id: issued.id, key: issued.token, expires_at: issued.expiresAt });
+    });
     this.#route("DELETE", "/tokens/{id}", async ({ params }) => {
       await this.#store().run((s) => s.apiKeys.revoke(params.id!));
       return json(204, null);
@@ -545,6 +566,30 @@ export function openApiDocument(): Record<string, unknown> {
           responses: ok(ref("IssuedToken"), "201", "Created"),
         },
       },
+      "/keys": {
+        post: {
+          summary: "Create an API key; the key is returned once and stored only as a hash",
+          requestBody: body({
+            type: "object",
+            required: ["user"],
+            properties: {
+              user: { type: "string" },
+              ttl: { type: "string", examples: ["90d"] },
+              scopes: { type: "array", items: { enum: ["tunnel", "admin"] } },
+            },
+            additionalProperties: false,
+          }),
+          responses: ok(
+            {
+              type: "object",
+              required: ["id", "key", "expires_at"],
+              properties: { id: { type: "string" }, key: { type: "string" }, expires_at: dateTime },
+            },
+            "201",
+            "Created",
+          ),
+        },
+      },
       "/tokens/{id}": {
         parameters: [pathId("id")],
         delete: {
@@ -667,9 +712,10 @@ export function openApiDocument(): Record<string, unknown> {
         },
         Token: {
           type: "object",
-          required: ["id", "user_id", "user_name", "scopes", "created_at"],
+          required: ["id", "user_id", "user_name", "scopes", "created_at", "kind"],
           properties: {
             id: { type: "string" },
+            kind: { enum: ["jwt", "key"] },
             user_id: { type: "integer" },
             user_name: { type: "string" },
             scopes: { type: "array", items: { type: "string" } },

@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { looksLikeJwt, TokenError, TokenService } from "../auth/mod.ts";
+import { looksLikeApiKey, looksLikeJwt, TokenError, TokenService } from "../auth/mod.ts";
 import type { ServerConfig } from "../config/types.ts";
 import type { TunnelRequest } from "../protocol/mod.ts";
 import {
@@ -321,7 +321,7 @@ export class BurrowServer implements SessionHost {
         principal: { userId: this.#admin?.id ?? null, userName: "admin", tokenId: null },
       };
     }
-    if (!this.tokens || !looksLikeJwt(token)) {
+    if (!this.tokens || !(looksLikeJwt(token) || looksLikeApiKey(token))) {
       return { ok: false, code: "auth_failed", message: "invalid token" };
     }
     try {

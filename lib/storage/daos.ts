@@ -180,12 +180,18 @@ export class ApiKeysDao {
     this.#db = db;
   }
 
-  /** Records an issued token. */
-  async add(id: string, userId: number, scopes: string[], expiresAt: Date | null): Promise<ApiKey> {
+  /** Records an issued token (a JWT's id, or an API key's id and secret hash). */
+  async add(
+    id: string,
+    userId: number,
+    scopes: string[],
+    expiresAt: Date | null,
+    key?: { secretHash: string },
+  ): Promise<ApiKey> {
     const [row] = await this.#db.query<ApiKey>(
-      "insert into api_keys (id, user_id, scopes, expires_at) values ($1, $2, $3::text::jsonb, $4) " +
-        "returning *",
-      [id, userId, json(scopes), expiresAt],
+      "insert into api_keys (id, user_id, scopes, expires_at, kind, secret_hash) " +
+        "values ($1, $2, $3::text::jsonb, $4, $5, $6) returning *",
+      [id, userId, json(scopes), expiresAt, key ? "key" : "jwt", key?.secretHash ?? null],
     );
     return row!;
   }
@@ -212,9 +218,10 @@ export class ApiKeysDao {
   }
 
   /** Tokens, newest first, optionally of one user. */
-  list(userId?: number): Promise<Array<ApiKey & { user_name: string }>> {
+  list(userId?: number): Promise<Array<Omit<ApiKey, "secret_hash"> & { user_name: string }>> {
     return this.#db.query(
-      "select k.*, u.name as user_name from api_keys k join users u on u.id = k.user_id " +
+      "select k.id, k.user_id, k.scopes, k.created_at, k.expires_at, k.revoked_at, " +
+        "k.last_used_at, k.kind, u.name as user_name from api_keys k join users u on u.id = k.user_id " +
         "where ($1::bigint is null or k.user_id = $1) order by k.created_at desc",
       [userId ?? null],
     );

@@ -34,6 +34,10 @@ export interface ApiKey {
   revoked_at: Date | null;
   /** Last successful login with it. */
   last_used_at: Date | null;
+  /** `jwt` (signed token) or `key` (random API key, stored hashed). */
+  kind: "jwt" | "key";
+  /** SHA-256 (hex) of an API key; `null` for JWTs. */
+  secret_hash: string | null;
 }
 
 /** A key that signs user tokens. */
