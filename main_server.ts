@@ -286,6 +286,43 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
         }),
       )
     );
+  dbOptions(
+    user.command("set <name>").description(
+      "set a user's policy: client ids, port ranges and addresses it may use",
+    ),
+  )
+    .option(
+      "--clients <ids>",
+      "comma-separated client ids allowed to log in as the user ('' = any)",
+    )
+    .option(
+      "--ports <ranges>",
+      "port ranges its tunnels may take, e.g. 2000-2100 ('' = the server's)",
+    )
+    .option("--allow-ips <cidrs>", "comma-separated addresses its clients may connect from")
+    .option("--deny-ips <cidrs>", "comma-separated addresses its clients may not connect from")
+    .action(async (
+      name: string,
+      flags: AdminFlags & { clients?: string; ports?: string; allowIps?: string; denyIps?: string },
+    ) =>
+      exit(
+        await withStore(flags, async (store) => {
+          const list = (v: string) => v.split(",").map((x) => x.trim()).filter(Boolean);
+          const policy: Parameters<Store["users"]["setPolicy"]>[1] = {};
+          if (flags.clients !== undefined) policy.allowed_clients = list(flags.clients);
+          if (flags.ports !== undefined) policy.allow_ports = flags.ports || null;
+          if (flags.allowIps !== undefined) policy.allow_ips = list(flags.allowIps);
+          if (flags.denyIps !== undefined) policy.deny_ips = list(flags.denyIps);
+          const u = await store.users.setPolicy(name, policy);
+          console.log(
+            `user ${u.name}: clients ${u.allowed_clients.join(",") || "any"}, ports ${
+              u.allow_ports ?? "server's"
+            }, allow ${u.allow_ips.join(",") || "any"}, deny ${u.deny_ips.join(",") || "none"}`,
+          );
+          return 0;
+        }),
+      )
+    );
   for (const [verb, disabled] of [["disable", true], ["enable", false]] as const) {
     dbOptions(
       user.command(`${verb} <name>`).description(

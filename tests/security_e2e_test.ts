@@ -4,7 +4,14 @@
 
 import net from "node:net";
 import { assert, assertEquals } from "./_assert.ts";
-import { localService, Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
+import {
+  localService,
+  Proc,
+  runServerCommand,
+  startClient,
+  startServer,
+  tunnelPort,
+} from "./_procs.ts";
 import { dialTls } from "../lib/transport/mod.ts";
 
 const TOKEN = "security-e2e-token";
@@ -274,6 +281,64 @@ Deno.test("abuse: repeated wrong tokens from one address get slower; a silent co
       e.msg === "connection failed before login" &&
       String(e.error).includes("Handshake not completed")
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("per-user policy: allowed client ids, port ranges and source addresses", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
+  try {
+    // Set up users while no server holds the embedded database.
+    await Deno.writeTextFile(
+      `${dir}/server.yaml`,
+      `server:\n  storage: {data_dir: "${dir}/data"}\n`,
+    );
+    const cli = (...args: string[]) => runServerCommand([...args, "-c", `${dir}/server.yaml`]);
+    assertEquals((await cli("user", "add", "frank")).code, 0);
+    assertEquals((await cli("user", "add", "gina")).code, 0);
+    const set = await cli("user", "set", "frank", "--clients", "laptop", "--ports", "18000-18010");
+    assertEquals(set.code, 0, set.stderr);
+    assert(set.stdout.includes("clients laptop, ports 18000-18010"), set.stdout);
+    assertEquals((await cli("user", "set", "gina", "--deny-ips", "127.0.0.0/8")).code, 0);
+    const badPorts = await cli("user", "set", "frank", "--ports", "99999");
+    assertEquals(badPorts.code, 2);
+    const frank = (await cli("token", "issue", "frank")).stdout.trim();
+    const gina = (await cli("token", "issue", "gina")).stdout.trim();
+
+    const server = await startServer(dir, TOKEN, 0, `  storage: {data_dir: "${dir}/data"}`);
+    await using _s = server.proc;
+    const client = (
+      token: string,
+      clientId: string,
+      tunnels: Array<{ name: string; local_port: number; remote_port?: number }>,
+    ) =>
+      startClient(dir, {
+        port: server.port,
+        token,
+        fingerprint: server.fingerprint,
+        tunnels,
+        extra: `  client_id: ${clientId}`,
+      });
+    await using stranger = await client(frank, "desktop", []);
+    const refused = await stranger.waitFor((e) => e.msg === "authentication failed");
+    assert(
+      String(refused.reason).includes(`client id "desktop" may not log in as user "frank"`),
+      String(refused.reason),
+    );
+
+    await using laptop = await client(frank, "laptop", [
+      { name: "inside", local_port: 1 },
+      { name: "outside", local_port: 1, remote_port: 19000 },
+    ]);
+    const port = await tunnelPort(laptop, "inside");
+    assert(port >= 18000 && port <= 18010, `port ${port} outside the user's range`);
+    const failed = await laptop.waitFor((e) => e.msg === "tunnel failed" && e.tunnel === "outside");
+    assert(String(failed.reason).includes(`not allowed for user "frank"`), String(failed.reason));
+
+    await using fromLoopback = await client(gina, "g", []);
+    const denied = await fromLoopback.waitFor((e) => e.msg === "authentication failed");
+    assert(String(denied.reason).includes(`may not log in as user "gina"`), String(denied.reason));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

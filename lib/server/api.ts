@@ -263,9 +263,26 @@ export class AdminApi {
     });
     this.#route("PATCH", "/users/{name}", async ({ params, body }) => {
       const b = await body();
-      allowOnly(b, ["disabled"]);
-      const disabled = field<boolean>(b, "disabled", "boolean", true)!;
-      return json(200, await this.#store().run((s) => s.users.setDisabled(params.name!, disabled)));
+      allowOnly(b, ["disabled", "allowed_clients", "allow_ports", "allow_ips", "deny_ips"]);
+      const disabled = field<boolean>(b, "disabled", "boolean");
+      const policy: Parameters<Store["users"]["setPolicy"]>[1] = {};
+      const clients = field<string[]>(b, "allowed_clients", "array");
+      if (clients) policy.allowed_clients = clients.map(String);
+      if (b.allow_ports === null) policy.allow_ports = null;
+      else {
+        const ports = field<string>(b, "allow_ports", "string");
+        if (ports !== undefined) policy.allow_ports = ports;
+      }
+      const allow = field<string[]>(b, "allow_ips", "array");
+      if (allow) policy.allow_ips = allow.map(String);
+      const deny = field<string[]>(b, "deny_ips", "array");
+      if (deny) policy.deny_ips = deny.map(String);
+      const store = this.#store();
+      let user = await store.run((s) => s.users.setPolicy(params.name!, policy));
+      if (disabled !== undefined) {
+        user = await store.run((s) => s.users.setDisabled(params.name!, disabled));
+      }
+      return json(200, user);
     });
 
     // ---- tokens
@@ -535,11 +552,16 @@ export function openApiDocument(): Record<string, unknown> {
         parameters: [pathId("name")],
         get: { summary: "One user", responses: ok(ref("User")) },
         patch: {
-          summary: "Disable or enable a user (its sessions close when disabled)",
+          summary: "Disable or enable a user (its sessions close when disabled), or set its policy",
           requestBody: body({
             type: "object",
-            required: ["disabled"],
-            properties: { disabled: { type: "boolean" } },
+            properties: {
+              disabled: { type: "boolean" },
+              allowed_clients: { type: "array", items: { type: "string" } },
+              allow_ports: { type: ["string", "null"], examples: ["2000-2100,2222"] },
+              allow_ips: { type: "array", items: { type: "string" } },
+              deny_ips: { type: "array", items: { type: "string" } },
+            },
             additionalProperties: false,
           }),
           responses: ok(ref("User")),
@@ -707,6 +729,10 @@ export function openApiDocument(): Record<string, unknown> {
             name: { type: "string" },
             is_admin: { type: "boolean" },
             disabled: { type: "boolean" },
+            allowed_clients: { type: "array", items: { type: "string" } },
+            allow_ports: { type: ["string", "null"] },
+            allow_ips: { type: "array", items: { type: "string" } },
+            deny_ips: { type: "array", items: { type: "string" } },
             created_at: { type: "string", format: "date-time" },
           },
         },

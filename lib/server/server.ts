@@ -26,6 +26,7 @@ import { type AccessEvent, accessLog, type Logger, nullLogger } from "../util/lo
 import { Secret } from "../util/secret.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { IpPolicy } from "../util/cidr.ts";
+import { parsePortRanges } from "../util/units.ts";
 import { VERSION } from "../util/version.ts";
 import {
   AlertEngine,
@@ -290,10 +291,10 @@ export class BurrowServer implements SessionHost {
   #logins = new LoginLimiter();
 
   /** @internal */
-  async authenticate(token: string, address: string): Promise<AuthResult> {
+  async authenticate(token: string, address: string, clientId: string): Promise<AuthResult> {
     const delay = this.#logins.delayFor(address);
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    const result = await this.#authenticate(token);
+    const result = await this.#authenticate(token, address, clientId);
     if (result.ok) {
       this.#logins.succeeded(address);
       this.metrics.login("ok");
@@ -314,7 +315,7 @@ export class BurrowServer implements SessionHost {
     return result;
   }
 
-  async #authenticate(token: string): Promise<AuthResult> {
+  async #authenticate(token: string, address: string, clientId: string): Promise<AuthResult> {
     if (await timingSafeEqualText(token, this.token.reveal())) {
       return {
         ok: true,
@@ -326,10 +327,31 @@ export class BurrowServer implements SessionHost {
     }
     try {
       const who = await this.tokens.verify(token, "tunnel");
+      const user = who.user;
+      const clients = user.allowed_clients ?? [];
+      if (clients.length && !clients.includes(clientId)) {
+        return {
+          ok: false,
+          code: "auth_failed",
+          message: `client id "${clientId}" may not log in as user "${user.name}"`,
+        };
+      }
+      if (!IpPolicy.parse(user.allow_ips ?? [], user.deny_ips ?? []).allows(address)) {
+        return {
+          ok: false,
+          code: "auth_failed",
+          message: `address ${address} may not log in as user "${user.name}"`,
+        };
+      }
       this.store!.run((s) => s.apiKeys.touch([who.tokenId])).catch(() => {});
       return {
         ok: true,
-        principal: { userId: who.user.id, userName: who.user.name, tokenId: who.tokenId },
+        principal: {
+          userId: user.id,
+          userName: user.name,
+          tokenId: who.tokenId,
+          allowPorts: user.allow_ports ? parsePortRanges(user.allow_ports) : null,
+        },
       };
     } catch (error) {
       if (error instanceof TokenError) {

@@ -44,6 +44,8 @@ export interface Principal {
   userName: string;
   /** The user token's id; `null` for the shared token. */
   tokenId: string | null;
+  /** Port ranges the user's tunnels may take (on top of `server.allow_ports`); `null`: any. */
+  allowPorts?: Array<[number, number]> | null;
 }
 
 /** The outcome of checking a client's credentials. */
@@ -59,8 +61,11 @@ export interface SessionHost {
   readonly logger: Logger;
   /** Load-balancing groups of the whole server. */
   readonly groups: GroupRegistry;
-  /** Checks a client's token (shared token or user token) from `address`, slowing repeated failures. */
-  authenticate(token: string, address: string): Promise<AuthResult>;
+  /**
+   * Checks a client's token (shared token, user token or API key) from
+   * `address` for client id `clientId`, slowing repeated failures.
+   */
+  authenticate(token: string, address: string, clientId: string): Promise<AuthResult>;
   /** Records an authenticated session; closes an older one with the same client id. */
   register(session: ClientSession): void;
   /** Forgets a session that ended. */
@@ -295,7 +300,7 @@ export class ClientSession {
       if (auth.type !== "auth") {
         throw new ProtocolError(`Expected "auth" after "hello", got "${auth.type}"`);
       }
-      const result = await this.#host.authenticate(auth.token, this.remoteHost);
+      const result = await this.#host.authenticate(auth.token, this.remoteHost, this.clientId);
       if (!result.ok) {
         if (result.code === "auth_failed") {
           this.#log.warn("authentication failed", {
@@ -482,6 +487,33 @@ export class ClientSession {
     );
   }
 
+  /**
+   * The ports a tunnel asking for `requested` may try, within the server's
+   * `allow_ports` and the user's; or why it may not.
+   */
+  #checkPort(requested: number): number[] | string {
+    const config = this.#host.config;
+    const mine = this.principal?.allowPorts ?? null;
+    if (requested !== 0) {
+      if (!portAllowed(requested, config.allow_ports)) {
+        return `Port ${requested} is not allowed on this server (allowed: ${
+          formatPortRanges(config.allow_ports)
+        })`;
+      }
+      if (mine && !portAllowed(requested, mine)) {
+        return `Port ${requested} is not allowed for user "${this.principal!.userName}" ` +
+          `(allowed: ${formatPortRanges(mine)})`;
+      }
+      return [requested];
+    }
+    if (!mine) return candidatePorts(config.allow_ports);
+    const ports = candidatePorts(mine).filter((p) => portAllowed(p, config.allow_ports));
+    return ports.length
+      ? ports
+      : `No port is allowed both for user "${this.principal!.userName}" ` +
+        `(${formatPortRanges(mine)}) and on this server (${formatPortRanges(config.allow_ports)})`;
+  }
+
   /** The bandwidth limit of a new tunnel (`server.limits.max_bandwidth`), if any. */
   #bandwidth(name: string): { in: TokenBucket; out: TokenBucket } | undefined {
     const rate = this.#host.config.limits.max_bandwidth;
@@ -499,12 +531,9 @@ export class ClientSession {
     policy?: IpPolicy,
   ): UdpTunnel | string {
     const config = this.#host.config;
-    if (requested !== 0 && !portAllowed(requested, config.allow_ports)) {
-      return `Port ${requested} is not allowed on this server (allowed: ${
-        formatPortRanges(config.allow_ports)
-      })`;
-    }
-    const candidates = requested !== 0 ? [requested] : candidatePorts(config.allow_ports);
+    const checked = this.#checkPort(requested);
+    if (typeof checked === "string") return checked;
+    const candidates = checked;
     let lastError: Error | undefined;
     for (const port of candidates) {
       try {
@@ -542,12 +571,9 @@ export class ClientSession {
     policy?: IpPolicy,
   ): TcpTunnel | string {
     const config = this.#host.config;
-    if (requested !== 0 && !portAllowed(requested, config.allow_ports)) {
-      return `Port ${requested} is not allowed on this server (allowed: ${
-        formatPortRanges(config.allow_ports)
-      })`;
-    }
-    const candidates = requested !== 0 ? [requested] : candidatePorts(config.allow_ports);
+    const checked = this.#checkPort(requested);
+    if (typeof checked === "string") return checked;
+    const candidates = checked;
     let lastError: Error | undefined;
     for (const port of candidates) {
       try {

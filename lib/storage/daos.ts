@@ -8,6 +8,8 @@
  */
 
 import type { Queryable } from "./db.ts";
+import { parseCidr } from "../util/cidr.ts";
+import { parsePortRanges } from "../util/units.ts";
 import type {
   AlertRow,
   ApiKey,
@@ -123,6 +125,56 @@ export class UsersDao {
   /** Every user, by name. */
   list(): Promise<User[]> {
     return this.#db.query<User>("select * from users order by name");
+  }
+
+  /**
+   * Sets a user's policy; fields left out keep their value.
+   *
+   * @throws {NotFoundError} when there is no such user; {@link ValidationError} on bad values.
+   */
+  async setPolicy(
+    name: string,
+    policy: {
+      allowed_clients?: string[];
+      allow_ports?: string | null;
+      allow_ips?: string[];
+      deny_ips?: string[];
+    },
+  ): Promise<User> {
+    if (policy.allow_ports) {
+      try {
+        parsePortRanges(policy.allow_ports);
+      } catch (error) {
+        throw new ValidationError(`allow_ports: ${(error as Error).message}`);
+      }
+    }
+    for (const key of ["allow_ips", "deny_ips"] as const) {
+      for (const block of policy[key] ?? []) {
+        try {
+          parseCidr(block);
+        } catch (error) {
+          throw new ValidationError(`${key}: ${(error as Error).message}`);
+        }
+      }
+    }
+    const [row] = await this.#db.query<User>(
+      `update users set
+         allowed_clients = coalesce($2::text::jsonb, allowed_clients),
+         allow_ports = case when $3::boolean then $4::text else allow_ports end,
+         allow_ips = coalesce($5::text::jsonb, allow_ips),
+         deny_ips = coalesce($6::text::jsonb, deny_ips)
+       where name = $1 returning *`,
+      [
+        name,
+        policy.allowed_clients ? json(policy.allowed_clients) : null,
+        policy.allow_ports !== undefined,
+        policy.allow_ports || null,
+        policy.allow_ips ? json(policy.allow_ips) : null,
+        policy.deny_ips ? json(policy.deny_ips) : null,
+      ],
+    );
+    if (!row) throw new NotFoundError(`No user "${name}"`);
+    return row;
   }
 
   /**

@@ -14,6 +14,14 @@ export interface User {
   is_admin: boolean;
   /** Disabled users cannot log in; their sessions are closed. */
   disabled: boolean;
+  /** Client ids allowed to log in as this user; empty: any. */
+  allowed_clients: string[];
+  /** Port ranges (`"2000-2100,2222"`) the user's tunnels may take; `null`: the server's. */
+  allow_ports: string | null;
+  /** Addresses the user's clients may connect from; empty: any. */
+  allow_ips: string[];
+  /** Addresses the user's clients may not connect from. */
+  deny_ips: string[];
   /** When the user was added. */
   created_at: Date;
 }
