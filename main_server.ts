@@ -93,8 +93,16 @@ async function run(flags: RunFlags): Promise<number> {
   }
   const stop = Promise.withResolvers<string>();
   const removeSignals = onShutdownSignals(stop.resolve);
+  // SIGHUP: pick up new certificate files for new connections, keep the sessions.
+  const reload = () => {
+    server.reloadCertificate().catch((error) =>
+      logger.child("server").error("certificate reload failed", { error })
+    );
+  };
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", reload);
   const signal = await stop.promise;
   logger.child("server").info("signal received", { signal });
+  if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", reload);
   await server.shutdown();
   await admin.close();
   await store.close();

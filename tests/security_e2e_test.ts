@@ -12,7 +12,8 @@ import {
   startServer,
   tunnelPort,
 } from "./_procs.ts";
-import { dialTls } from "../lib/transport/mod.ts";
+import { dialTls, generateSelfSigned } from "../lib/transport/mod.ts";
+import { createCa } from "./_pki.ts";
 
 const TOKEN = "security-e2e-token";
 
@@ -339,6 +340,125 @@ Deno.test("per-user policy: allowed client ids, port ranges and source addresses
     await using fromLoopback = await client(gina, "g", []);
     const denied = await fromLoopback.waitFor((e) => e.msg === "authentication failed");
     assert(String(denied.reason).includes(`may not log in as user "gina"`), String(denied.reason));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("mutual TLS: only clients with a certificate from server.tls.client_ca_file get in; TLS 1.3 only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-mtls-" });
+  try {
+    const ca = await createCa("Burrow test CA");
+    const rogue = await createCa("Rogue CA");
+    await Deno.writeTextFile(`${dir}/ca.pem`, ca.cert);
+    for (
+      const [name, pair] of [["good", await ca.issueClient("laptop")], [
+        "rogue",
+        await rogue.issueClient("x"),
+      ]] as const
+    ) {
+      await Deno.writeTextFile(`${dir}/${name}.crt`, pair.cert);
+      await Deno.writeTextFile(`${dir}/${name}.key`, pair.key);
+    }
+    const server = await startServer(dir, TOKEN, 0, `  tls: {client_ca_file: "${dir}/ca.pem"}`);
+    await using _s = server.proc;
+    await server.proc.waitFor((e) => e.msg === "mutual TLS on the control port");
+    await using service = localService(async (conn) => {
+      await conn.write(new TextEncoder().encode("hello"));
+    });
+    const withCert = (name: string | null) =>
+      startClient(dir, {
+        port: server.port,
+        token: TOKEN,
+        fingerprint: server.fingerprint,
+        tunnels: [{ name: "web", local_port: service.port }],
+        extra: name
+          ? `  tls: {cert_file: "${dir}/${name}.crt", key_file: "${dir}/${name}.key"}`
+          : "",
+      });
+
+    await using good = await withCert("good");
+    const port = await tunnelPort(good, "web");
+    assertEquals(await visitFrom("127.0.0.1", port), "hello");
+
+    await using without = await withCert(null);
+    assertEquals((await without.status).code, 1);
+    assert(
+      without.lines.join("\n").includes("requires a client certificate"),
+      without.lines.join("\n"),
+    );
+    await using rogueClient = await withCert("rogue");
+    await rogueClient.waitFor((e) => e.msg === "reconnecting");
+    assertEquals(rogueClient.events.some((e) => e.msg === "connected"), false);
+    await server.proc.waitFor((e) => e.msg === "client certificate refused");
+
+    // TLS 1.2 is refused outright.
+    const tls12 = await new Deno.Command("openssl", {
+      args: [
+        "s_client",
+        "-connect",
+        `127.0.0.1:${server.port}`,
+        "-tls1_2",
+        "-cert",
+        `${dir}/good.crt`,
+        "-key",
+        `${dir}/good.key`,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(tls12.stdout) + new TextDecoder().decode(tls12.stderr);
+    // No cipher agreed: the TLS 1.2 handshake was refused.
+    assert(text.includes("Cipher is (NONE)"), text.slice(0, 800));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("certificate rotation: SIGHUP serves new certificate files to new clients without dropping sessions", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-rotate-" });
+  try {
+    const first = await generateSelfSigned([]);
+    const second = await generateSelfSigned([]);
+    await Deno.writeTextFile(`${dir}/server.crt`, first.cert);
+    await Deno.writeTextFile(`${dir}/server.key`, first.key);
+    const server = await startServer(
+      dir,
+      TOKEN,
+      0,
+      `  tls: {cert_file: "${dir}/server.crt", key_file: "${dir}/server.key"}`,
+    );
+    await using _s = server.proc;
+    await using service = localService(async (conn) => {
+      await conn.write(new TextEncoder().encode("hello"));
+    });
+    const client = (fingerprint: string) =>
+      startClient(dir, {
+        port: server.port,
+        token: TOKEN,
+        fingerprint,
+        tunnels: [{ name: `t${crypto.randomUUID().slice(0, 6)}`, local_port: service.port }],
+      });
+    await using old = await client(server.fingerprint);
+    await old.waitFor((e) => e.msg === "tunnel ready");
+
+    await Deno.writeTextFile(`${dir}/server.crt`, second.cert);
+    await Deno.writeTextFile(`${dir}/server.key`, second.key);
+    server.proc.child.kill("SIGHUP");
+    const reloaded = await server.proc.waitFor((e) => e.msg === "certificate reloaded");
+    assertEquals(reloaded.changed, true);
+    const newPrint = String(reloaded.fingerprint);
+    assert(newPrint !== server.fingerprint);
+
+    await using fresh = await client(newPrint);
+    await fresh.waitFor((e) => e.msg === "tunnel ready");
+    await using stale = await client(server.fingerprint);
+    assertEquals((await stale.status).code, 1, "a client pinned to the old certificate is refused");
+    // The first client's session survived the reload.
+    assertEquals(server.proc.events.some((e) => e.msg === "session closed"), false);
+    const port = (old.events.find((e) => e.msg === "tunnel ready")!).remote_port as number;
+    assertEquals(await visitFrom("127.0.0.1", port), "hello");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

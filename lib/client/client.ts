@@ -241,6 +241,13 @@ export class BurrowClient {
         }
         error = e as Error;
       }
+      if (/CertificateRequired|certificate required/i.test(error.message)) {
+        // Retrying cannot help: the server wants a client certificate we do not send.
+        throw new FatalClientError(
+          `The server requires a client certificate (${error.message}): set ` +
+            `client.tls.cert_file and client.tls.key_file to a certificate signed by its CA`,
+        );
+      }
       if (signal.aborted) return;
       const delay = backoff.next();
       if (delay === null) {
@@ -276,6 +283,7 @@ export class BurrowClient {
         fingerprint: config.server_fingerprint,
         /** Accept any certificate. */
         insecure: config.tls.insecure_skip_verify,
+        clientCert: await this.#clientCertificate(),
         signal,
       });
     } catch (error) {
@@ -418,6 +426,20 @@ export class BurrowClient {
         healthy: false,
         reason: health.reason,
       });
+    }
+  }
+
+  /** The client certificate for mutual TLS (`client.tls.cert_file`/`key_file`), read once. */
+  async #clientCertificate(): Promise<{ cert: string; key: string } | undefined> {
+    const { cert_file, key_file } = this.#config.tls;
+    if (!cert_file && !key_file) return undefined;
+    if (!cert_file || !key_file) {
+      throw new FatalClientError("client.tls.cert_file and client.tls.key_file go together");
+    }
+    try {
+      return { cert: await Deno.readTextFile(cert_file), key: await Deno.readTextFile(key_file) };
+    } catch (error) {
+      throw new FatalClientError(`Cannot read the client certificate: ${(error as Error).message}`);
     }
   }
 

@@ -457,6 +457,12 @@ export class AdminApi {
         url,
       ));
 
+    // ---- TLS
+    this.#route("POST", "/tls/reload", async () => {
+      const fingerprint = await server.reloadCertificate();
+      return json(200, { fingerprint });
+    });
+
     // ---- alerts
     this.#route("GET", "/alerts", async ({ url }) => {
       const state = url.searchParams.get("state");
@@ -678,6 +684,16 @@ export function openApiDocument(): Record<string, unknown> {
           summary: "Load-balancing groups",
           parameters: paging,
           responses: ok(listOf("Group")),
+        },
+      },
+      "/tls/reload": {
+        post: {
+          summary: "Re-read the control certificate for new connections (like SIGHUP)",
+          responses: ok({
+            type: "object",
+            required: ["fingerprint"],
+            properties: { fingerprint: { type: "string" } },
+          }),
         },
       },
       "/alerts": {

@@ -20,7 +20,8 @@ import {
   type User,
   ValidationError,
 } from "../storage/mod.ts";
-import { loadServerCertificate } from "../transport/mod.ts";
+import { listenMutualTls, loadServerCertificate } from "../transport/mod.ts";
+import type { Duplex } from "../mux/mod.ts";
 import { formatAddr } from "../util/net.ts";
 import { type AccessEvent, accessLog, type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
@@ -95,8 +96,12 @@ export class BurrowServer implements SessionHost {
   readonly config: ServerConfig;
   /** Where the server logs. */
   readonly logger: Logger;
-  /** `sha256:` fingerprint of the control channel's certificate. */
-  readonly fingerprint: string;
+  #fingerprint: string;
+
+  /** `sha256:` fingerprint of the control channel's certificate (the current one after a reload). */
+  get fingerprint(): string {
+    return this.#fingerprint;
+  }
   /** The shared client token (configured, or generated in the data directory). */
   readonly token: Secret;
   /** The database, when the server has one. */
@@ -114,7 +119,7 @@ export class BurrowServer implements SessionHost {
   /** The alert rules engine. */
   readonly alerts: AlertEngine;
 
-  #listener: Deno.TlsListener;
+  #listener: ControlListener;
   #sessions = new Set<ClientSession>();
   #byClient = new Map<string, ClientSession>();
   /** Every connection's session, authenticated or still in its handshake. */
@@ -136,7 +141,7 @@ export class BurrowServer implements SessionHost {
   private constructor(
     config: ServerConfig,
     logger: Logger,
-    listener: Deno.TlsListener,
+    listener: ControlListener,
     fingerprint: string,
     token: Secret,
     options: {
@@ -165,7 +170,7 @@ export class BurrowServer implements SessionHost {
     this.alerts = options.alerts(this.stats);
     this.#bindMetrics();
     this.#listener = listener;
-    this.fingerprint = fingerprint;
+    this.#fingerprint = fingerprint;
     this.#accepting = this.#acceptLoop();
   }
 
@@ -202,23 +207,9 @@ export class BurrowServer implements SessionHost {
         logger.info("closed sessions left open by a previous run", { count: leftovers });
       }
     }
-    let listener: Deno.TlsListener;
-    try {
-      listener = Deno.listenTls({
-        hostname: config.bind_addr,
-        port: config.bind_port,
-        cert: tls.cert,
-        key: tls.key,
-      });
-    } catch (error) {
-      if (error instanceof Deno.errors.AddrInUse) {
-        throw new Error(
-          `Control port ${config.bind_addr}:${config.bind_port} is already in use ` +
-            `(server.bind_port): is another burrowd running?`,
-        );
-      }
-      throw error;
-    }
+    const listener = config.tls.client_ca_file
+      ? await mutualListener(config, tls, logger)
+      : denoListener(config, tls);
     const rules: AlertRuleSpec[] = config.alerts.map((r) => ({ ...r }));
     if (config.alerting.default_rules) {
       for (const d of DEFAULT_RULES) if (!rules.some((r) => r.name === d.name)) rules.push(d);
@@ -270,7 +261,31 @@ export class BurrowServer implements SessionHost {
 
   /** The control port (the real one when `bind_port` was 0). */
   get port(): number {
-    return (this.#listener.addr as Deno.NetAddr).port;
+    return this.#listener.port;
+  }
+
+  /**
+   * Re-reads the certificate (`server.tls.cert_file`/`key_file`, or the
+   * generated one) for new control connections; established sessions carry
+   * on. Returns the new fingerprint.
+   */
+  async reloadCertificate(): Promise<string> {
+    const config = this.config;
+    const tls = await loadServerCertificate({
+      certFile: config.tls.cert_file,
+      keyFile: config.tls.key_file,
+      dataDir: config.storage.data_dir,
+      names: [Deno.hostname()],
+    });
+    await this.#listener.reload(tls.cert, tls.key);
+    const previous = this.#fingerprint;
+    this.#fingerprint = tls.fingerprint;
+    this.logger.info("certificate reloaded", {
+      fingerprint: tls.fingerprint,
+      changed: previous !== tls.fingerprint,
+      sessions: this.#sessions.size,
+    });
+    return tls.fingerprint;
   }
 
   /** Whether the control listener accepts connections. */
@@ -831,7 +846,7 @@ export class BurrowServer implements SessionHost {
 
   async #acceptLoop(): Promise<void> {
     for (;;) {
-      let conn: Deno.TlsConn;
+      let conn: Duplex & { remoteAddr: Deno.Addr };
       try {
         conn = await this.#listener.accept();
       } catch (error) {
@@ -914,4 +929,125 @@ export class BurrowServer implements SessionHost {
 function tunnelType(tunnel: object): string {
   if ("group" in tunnel) return (tunnel as { group: { key: string } }).group.key.split(":")[0]!;
   return tunnel.constructor?.name === "UdpTunnel" ? "udp" : "tcp";
+}
+
+/** The control port: Deno's TLS (fast), or node:tls for mutual TLS. */
+interface ControlListener {
+  /** The bound port. */
+  readonly port: number;
+  /** The next connection. */
+  accept(): Promise<Duplex & { remoteAddr: Deno.Addr }>;
+  /** Uses a new certificate for new connections; established ones carry on. */
+  reload(cert: string, key: string): Promise<void>;
+  /** Stops accepting. */
+  close(): void;
+}
+
+function denoListener(
+  config: ServerConfig,
+  initial: { cert: string; key: string },
+): ControlListener {
+  let tls = initial;
+  let listener: Deno.TlsListener;
+  try {
+    listener = Deno.listenTls({
+      hostname: config.bind_addr,
+      port: config.bind_port,
+      cert: tls.cert,
+      key: tls.key,
+    });
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `Control port ${config.bind_addr}:${config.bind_port} is already in use ` +
+          `(server.bind_port): is another burrowd running?`,
+      );
+    }
+    throw error;
+  }
+  const port = (listener.addr as Deno.NetAddr).port;
+  let closed = false;
+  let reloading: Promise<unknown> | null = null;
+  return {
+    port,
+    async accept() {
+      for (;;) {
+        const current = listener;
+        try {
+          return await current.accept();
+        } catch (error) {
+          // A reload swapped the listener under us: accept from the new one.
+          if (reloading) await reloading.catch(() => {});
+          if (!closed && current !== listener) continue;
+          throw error;
+        }
+      }
+    },
+    async reload(cert, key) {
+      // Deno.listenTls cannot change its certificate: close and listen again on the
+      // same port. Accepted connections are not affected by closing the listener; the
+      // port is free once the pending accept has been cancelled, a moment later.
+      const listen = async (c: string, k: string) => {
+        for (let attempt = 0;; attempt++) {
+          try {
+            return Deno.listenTls({ hostname: config.bind_addr, port, cert: c, key: k });
+          } catch (error) {
+            if (!(error instanceof Deno.errors.AddrInUse) || attempt >= 100) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        }
+      };
+      const swap = (async () => {
+        listener.close();
+        try {
+          listener = await listen(cert, key);
+        } catch (error) {
+          // Keep serving with the previous certificate rather than not at all.
+          listener = await listen(tls.cert, tls.key);
+          throw error;
+        }
+        tls = { cert, key };
+      })();
+      reloading = swap;
+      try {
+        await swap;
+      } finally {
+        reloading = null;
+      }
+    },
+    close() {
+      closed = true;
+      listener.close();
+    },
+  };
+}
+
+async function mutualListener(
+  config: ServerConfig,
+  tls: { cert: string; key: string },
+  logger: Logger,
+): Promise<ControlListener> {
+  const file = config.tls.client_ca_file!;
+  let ca: string;
+  try {
+    ca = await Deno.readTextFile(file);
+  } catch (error) {
+    throw new Error(`server.tls.client_ca_file: cannot read ${file}: ${(error as Error).message}`);
+  }
+  const listener = await listenMutualTls({
+    hostname: config.bind_addr,
+    port: config.bind_port,
+    cert: tls.cert,
+    key: tls.key,
+    ca,
+    onHandshakeError: (remote, error) =>
+      logger.warn("client certificate refused", { remote, error: error.message }),
+  });
+  logger.info("mutual TLS on the control port", { client_ca_file: file, min_version: "TLSv1.3" });
+  return {
+    port: listener.port,
+    accept: () => listener.accept(),
+    reload: (cert, key) => Promise.resolve(listener.setCertificate(cert, key)),
+    close: () => listener.close(),
+  };
 }

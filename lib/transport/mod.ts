@@ -13,3 +13,4 @@
 
 export * from "./tls.ts";
 export * from "./memory.ts";
+export * from "./node_tls.ts";

@@ -156,6 +156,8 @@ export interface DialOptions {
   insecure?: boolean | undefined;
   /** Milliseconds for TCP connect plus TLS handshake. Default 10000. */
   timeout?: number;
+  /** Client certificate and key (PEM) for servers that require mutual TLS. */
+  clientCert?: { cert: string; key: string } | undefined;
   /** Aborts the dial. */
   signal?: AbortSignal | undefined;
 }
@@ -181,6 +183,7 @@ function fetchPeerCertificate(options: DialOptions, timeout: number): Promise<X5
         : options.hostname,
       rejectUnauthorized: false,
       minVersion: "TLSv1.3",
+      ...(options.clientCert ? { cert: options.clientCert.cert, key: options.clientCert.key } : {}),
     });
     const timer = setTimeout(() => {
       socket.destroy();
@@ -240,6 +243,36 @@ export async function dialTls(options: DialOptions): Promise<Deno.TlsConn> {
     caCerts = [peer.toString()];
     skipHostname = true;
     hostname = GENERATED_CERT_NAME;
+  }
+  if (options.clientCert) {
+    // Deno.startTls cannot present a client certificate; connectTls can.
+    let conn: Deno.TlsConn | undefined;
+    try {
+      conn = await withTimeout(
+        Deno.connectTls({
+          hostname: options.hostname,
+          port: options.port,
+          ...(caCerts ? { caCerts } : {}),
+          ...(skipHostname ? { unsafelyDisableHostnameVerification: true } : {}),
+          cert: options.clientCert.cert,
+          key: options.clientCert.key,
+        }),
+        timeout,
+        `Connecting to ${options.hostname}:${options.port}`,
+        () => {},
+      );
+      await withTimeout(conn.handshake(), timeout, "TLS handshake", () => conn?.close());
+      return conn;
+    } catch (error) {
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+      const message = (error as Error).message;
+      if (/CertificateRequired|certificate/i.test(message)) {
+        throw new CertificateError(`TLS handshake failed: ${message}`);
+      }
+      throw error;
+    }
   }
   const tcp = await withTimeout(
     Deno.connect({ hostname: options.hostname, port: options.port }),

@@ -1,0 +1,71 @@
+/** A throwaway certificate authority for mutual-TLS tests. */
+
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+
+const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+
+async function pem(keys: CryptoKeyPair): Promise<string> {
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  return x509.PemConverter.encode(pkcs8, "PRIVATE KEY") + "\n";
+}
+
+function serial(): string {
+  const s = crypto.getRandomValues(new Uint8Array(16));
+  s[0]! &= 0x7f;
+  return [...s].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A CA that can sign client certificates. */
+export interface TestCa {
+  /** PEM certificate of the CA. */
+  cert: string;
+  /** Issues a client certificate for `cn`. */
+  issueClient(cn: string): Promise<{ cert: string; key: string }>;
+}
+
+/** Creates a CA named `name`. */
+export async function createCa(name: string): Promise<TestCa> {
+  const keys = await crypto.subtle.generateKey(ALG, true, ["sign", "verify"]) as CryptoKeyPair;
+  const now = Date.now();
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${name}`,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 86_400_000),
+    signingAlgorithm: ALG,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+    ],
+  });
+  return {
+    cert: ca.toString("pem") + "\n",
+    async issueClient(cn) {
+      const leafKeys = await crypto.subtle.generateKey(ALG, true, [
+        "sign",
+        "verify",
+      ]) as CryptoKeyPair;
+      const leaf = await x509.X509CertificateGenerator.create({
+        serialNumber: serial(),
+        subject: `CN=${cn}`,
+        issuer: ca.subject,
+        notBefore: new Date(now - 3600_000),
+        notAfter: new Date(now + 86_400_000),
+        signingAlgorithm: ALG,
+        publicKey: leafKeys.publicKey,
+        signingKey: keys.privateKey,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+        ],
+      });
+      return { cert: leaf.toString("pem") + "\n", key: await pem(leafKeys) };
+    },
+  };
+}
