@@ -34,7 +34,9 @@ export interface NodeTlsListener {
 
 /** Options of {@linkcode listenMutualTls}. */
 export interface MutualTlsOptions {
+  /** Listen address. */
   hostname: string;
+  /** Listen port; 0 picks one. */
   port: number;
   /** PEM server certificate chain. */
   cert: string;
