@@ -463,3 +463,30 @@ Deno.test("certificate rotation: SIGHUP serves new certificate files to new clie
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("tls.min_version 1.3: TLS 1.2 clients are refused, Burrow clients connect", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-tls13-" });
+  try {
+    const server = await startServer(dir, TOKEN, 0, `  tls: {min_version: "1.3"}`);
+    await using _s = server.proc;
+    await server.proc.waitFor((e) => e.msg === "TLS 1.3 only on the control port");
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [],
+    });
+    await client.waitFor((e) => e.msg === "connected");
+    const out = await new Deno.Command("openssl", {
+      args: ["s_client", "-connect", `127.0.0.1:${server.port}`, "-tls1_2"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert(text.includes("Cipher is (NONE)"), text.slice(0, 800));
+    await server.proc.waitFor((e) => e.msg === "TLS handshake refused");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

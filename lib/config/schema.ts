@@ -293,7 +293,17 @@ const serverSchema = object({
     object({
       cert_file: f(str(), undefined, "PEM certificate; none: self-signed in `<data_dir>/tls/`"),
       key_file: f(str(), undefined, "PEM private key of `cert_file`"),
-      client_ca_file: f(str(), undefined, "mutual TLS: client certificates must chain to it"),
+      client_ca_file: f(
+        str(),
+        undefined,
+        "mutual TLS: client certificates must chain to it (implies TLS 1.3 only)",
+      ),
+      min_version: f(
+        oneOf("1.2", "1.3"),
+        "1.2",
+        "oldest TLS version accepted on the control port; `1.3` uses node:tls (measured ~5% " +
+          "slower for one stream, ~25% for eight)",
+      ),
     }),
     {},
   ),

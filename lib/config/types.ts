@@ -53,8 +53,10 @@ export interface ServerTlsConfig {
   cert_file?: string;
   /** PEM private key file. */
   key_file?: string;
-  /** Mutual TLS: client certificates must be signed by this CA (a later issue). */
+  /** Mutual TLS: client certificates must be signed by this CA. */
   client_ca_file?: string;
+  /** Oldest TLS version on the control port. Default `1.2`. */
+  min_version?: "1.2" | "1.3";
 }
 
 /** `server.auth`. */

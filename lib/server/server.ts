@@ -207,8 +207,8 @@ export class BurrowServer implements SessionHost {
         logger.info("closed sessions left open by a previous run", { count: leftovers });
       }
     }
-    const listener = config.tls.client_ca_file
-      ? await mutualListener(config, tls, logger)
+    const listener = config.tls.client_ca_file || config.tls.min_version === "1.3"
+      ? await nodeListener(config, tls, logger)
       : denoListener(config, tls);
     const rules: AlertRuleSpec[] = config.alerts.map((r) => ({ ...r }));
     if (config.alerting.default_rules) {
@@ -1022,17 +1022,22 @@ function denoListener(
   };
 }
 
-async function mutualListener(
+/** node:tls: TLS 1.3 only, and mutual TLS when a client CA is configured. */
+async function nodeListener(
   config: ServerConfig,
   tls: { cert: string; key: string },
   logger: Logger,
 ): Promise<ControlListener> {
-  const file = config.tls.client_ca_file!;
-  let ca: string;
-  try {
-    ca = await Deno.readTextFile(file);
-  } catch (error) {
-    throw new Error(`server.tls.client_ca_file: cannot read ${file}: ${(error as Error).message}`);
+  const file = config.tls.client_ca_file;
+  let ca: string | undefined;
+  if (file) {
+    try {
+      ca = await Deno.readTextFile(file);
+    } catch (error) {
+      throw new Error(
+        `server.tls.client_ca_file: cannot read ${file}: ${(error as Error).message}`,
+      );
+    }
   }
   const listener = await listenMutualTls({
     hostname: config.bind_addr,
@@ -1041,9 +1046,14 @@ async function mutualListener(
     key: tls.key,
     ca,
     onHandshakeError: (remote, error) =>
-      logger.warn("client certificate refused", { remote, error: error.message }),
+      logger.warn(file ? "client certificate refused" : "TLS handshake refused", {
+        remote,
+        error: error.message,
+      }),
   });
-  logger.info("mutual TLS on the control port", { client_ca_file: file, min_version: "TLSv1.3" });
+  if (file) {
+    logger.info("mutual TLS on the control port", { client_ca_file: file, min_version: "TLSv1.3" });
+  } else logger.info("TLS 1.3 only on the control port");
   return {
     port: listener.port,
     accept: () => listener.accept(),

@@ -42,8 +42,8 @@ export interface MutualTlsOptions {
   cert: string;
   /** PEM server key. */
   key: string;
-  /** PEM CA(s) client certificates must chain to. */
-  ca: string;
+  /** PEM CA(s) client certificates must chain to; without it no client certificate is asked for. */
+  ca?: string | undefined;
   /** Called when a handshake fails (no certificate, wrong CA, old TLS). */
   onHandshakeError: (remote: string, error: Error) => void;
 }
@@ -128,12 +128,11 @@ export async function listenMutualTls(options: MutualTlsOptions): Promise<NodeTl
   const ready: NodeTlsConn[] = [];
   let acceptor: ((conn: NodeTlsConn | null) => void) | null = null;
   let closed = false;
+  const mutual = options.ca !== undefined;
   const server = tls.createServer({
     cert: options.cert,
     key: options.key,
-    ca: [options.ca],
-    requestCert: true,
-    rejectUnauthorized: true,
+    ...(mutual ? { ca: [options.ca!], requestCert: true, rejectUnauthorized: true } : {}),
     minVersion: "TLSv1.3",
     handshakeTimeout: 10_000,
   }, (socket) => {
@@ -165,7 +164,12 @@ export async function listenMutualTls(options: MutualTlsOptions): Promise<NodeTl
   return {
     port: (server.address() as { port: number }).port,
     setCertificate(cert, key) {
-      server.setSecureContext({ cert, key, ca: [options.ca], minVersion: "TLSv1.3" });
+      server.setSecureContext({
+        cert,
+        key,
+        ...(mutual ? { ca: [options.ca!] } : {}),
+        minVersion: "TLSv1.3",
+      });
     },
     async accept() {
       const next = ready.shift();
