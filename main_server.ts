@@ -379,6 +379,51 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
         }),
       )
     );
+  const signing = cmd.command("signing-key").description(
+    "manage the keys that sign user tokens (Ed25519; public halves at /.well-known/jwks.json)",
+  );
+  dbOptions(signing.command("list").description("active signing keys, newest (signing) first"))
+    .action(async (flags: AdminFlags) =>
+      exit(
+        await withStore(flags, async (store) => {
+          console.log(table(
+            (await store.signingKeys.active()).map((k, i) => ({
+              kid: k.kid,
+              alg: k.alg,
+              created: k.created_at,
+              role: i === 0 ? "signs and verifies" : "verifies",
+            })),
+          ));
+          return 0;
+        }),
+      )
+    );
+  dbOptions(
+    signing.command("rotate").description("add a new signing key; older tokens keep working"),
+  )
+    .action(async (flags: AdminFlags) =>
+      exit(
+        await withStore(flags, async (store) => {
+          const tokens = await TokenService.create(store, createLogger({ level: "warn" }));
+          console.log(`new signing key ${await tokens.rotate()}`);
+          return 0;
+        }),
+      )
+    );
+  dbOptions(
+    signing.command("retire <kid>").description("retire a key: tokens it signed stop working"),
+  )
+    .action(async (kid: string, flags: AdminFlags) =>
+      exit(
+        await withStore(flags, async (store) => {
+          const tokens = await TokenService.create(store, createLogger({ level: "warn" }));
+          await tokens.retire(kid);
+          console.log(`retired signing key ${kid}`);
+          return 0;
+        }),
+      )
+    );
+
   const key = cmd.command("key").description("manage API keys (random secrets stored hashed)");
   dbOptions(key.command("create <user>").description("create an API key; it is printed once"))
     .option("--ttl <duration>", "lifetime, e.g. 90d; default: never expires")

@@ -157,7 +157,7 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
       const listed = await call("GET", "/tokens?user=ops");
       assertEquals(listed.body.items.map((k: { kind: string }) => k.kind).sort(), ["jwt", "key"]);
       assert(
-        !JSON.stringify(listed.body).includes(apiKey.body.key.split("_")[2]),
+        !JSON.stringify(listed.body).includes(apiKey.body.key.slice(16)),
         "no secret listed",
       );
       assertEquals((await call("DELETE", `/tokens/${apiKey.body.id}`)).status, 204);
@@ -361,6 +361,21 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
         });
       },
     );
+
+    await t.step("JWKS: the public halves of the signing keys", async () => {
+      const jwks = await (await fetch(`http://127.0.0.1:${admin.port}/.well-known/jwks.json`))
+        .json();
+      assert(jwks.keys.length >= 1);
+      for (const k of jwks.keys) {
+        assertEquals([k.kty, k.crv, k.alg, k.use, k.d], [
+          "OKP",
+          "Ed25519",
+          "EdDSA",
+          "sig",
+          undefined,
+        ]);
+      }
+    });
 
     await t.step("CORS for the configured front-end origin only", async () => {
       const pre = await fetch(`${base}/users`, {

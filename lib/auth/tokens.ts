@@ -8,7 +8,16 @@
  * @module
  */
 
-import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import {
+  decodeProtectedHeader,
+  errors as joseErrors,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+  jwtVerify,
+  SignJWT,
+} from "jose";
 import { LruCache } from "../storage/cache.ts";
 import { DatabaseUnavailableError } from "../storage/db.ts";
 import { NotFoundError } from "../storage/daos.ts";
@@ -52,7 +61,8 @@ export interface IssuedToken {
 }
 
 const ISSUER = "burrowd";
-const ALG = "HS256";
+/** Algorithm of new signing keys: Ed25519, so the public half can be published (JWKS). */
+const ALG = "EdDSA";
 
 function b64url(bytes: Uint8Array): string {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
@@ -113,7 +123,10 @@ export interface CachedKey {
 export class TokenService {
   #store: Store;
   #log: Logger;
-  #keys = new Map<string, { key: Uint8Array; row: SigningKey }>();
+  #keys = new Map<
+    string,
+    { sign: CryptoKey | Uint8Array; verify: CryptoKey | Uint8Array; row: SigningKey; jwk?: JWK }
+  >();
   #cache = new LruCache<string, CachedKey>({ max: 10_000, ttl: 5 * 60_000 });
 
   private constructor(store: Store, logger: Logger) {
@@ -126,15 +139,49 @@ export class TokenService {
     const service = new TokenService(store, logger);
     await service.#loadKeys();
     if (service.#keys.size === 0) {
-      await store.signingKeys.add(
-        b64url(crypto.getRandomValues(new Uint8Array(8))),
-        ALG,
-        b64url(crypto.getRandomValues(new Uint8Array(32))),
-      );
-      await service.#loadKeys();
-      logger.info("generated a token signing key");
+      const kid = await service.rotate();
+      logger.info("generated a token signing key", { kid, alg: ALG });
     }
     return service;
+  }
+
+  /**
+   * Adds a new Ed25519 signing key; new tokens are signed with it, tokens of
+   * older keys keep verifying until those keys are retired. Returns its `kid`.
+   */
+  async rotate(): Promise<string> {
+    const { privateKey } = await generateKeyPair(ALG, { crv: "Ed25519", extractable: true });
+    const jwk = await exportJWK(privateKey);
+    const kid = b64url(crypto.getRandomValues(new Uint8Array(8)));
+    await this.#store.signingKeys.add(kid, ALG, JSON.stringify(jwk));
+    await this.#loadKeys();
+    return kid;
+  }
+
+  /**
+   * Retires a signing key: tokens it signed stop verifying.
+   *
+   * @throws {TokenError} for the only remaining key (rotate first).
+   */
+  async retire(kid: string): Promise<void> {
+    await this.#loadKeys();
+    if (!this.#keys.has(kid)) throw new TokenError(`No active signing key "${kid}"`);
+    if (this.#keys.size === 1) {
+      throw new TokenError(`"${kid}" is the only signing key: rotate first, then retire it`);
+    }
+    await this.#store.signingKeys.retire(kid);
+    await this.#loadKeys();
+  }
+
+  /** The public keys that verify tokens, as a JWK Set (HS256 keys are secret and left out). */
+  jwks(): { keys: JWK[] } {
+    const keys: JWK[] = [];
+    for (const [kid, k] of this.#keys) {
+      if (!k.jwk) continue;
+      const { d: _secret, ...pub } = k.jwk;
+      keys.push({ ...pub, kid, alg: k.row.alg, use: "sig" });
+    }
+    return { keys };
   }
 
   /** The token-id cache (hit/miss counters are exported as metrics). */
@@ -144,7 +191,26 @@ export class TokenService {
 
   async #loadKeys(): Promise<void> {
     const rows = await this.#store.signingKeys.active();
-    this.#keys = new Map(rows.map((row) => [row.kid, { key: unb64url(row.secret), row }]));
+    const keys = new Map<
+      string,
+      { sign: CryptoKey | Uint8Array; verify: CryptoKey | Uint8Array; row: SigningKey; jwk?: JWK }
+    >();
+    for (const row of rows) {
+      if (row.alg === "HS256") {
+        const secret = unb64url(row.secret);
+        keys.set(row.kid, { sign: secret, verify: secret, row });
+      } else {
+        const jwk = JSON.parse(row.secret) as JWK;
+        const { d: _secret, ...pub } = jwk;
+        keys.set(row.kid, {
+          sign: await importJWK(jwk, row.alg) as CryptoKey,
+          verify: await importJWK(pub, row.alg) as CryptoKey,
+          row,
+          jwk,
+        });
+      }
+    }
+    this.#keys = keys;
   }
 
   /**
@@ -163,13 +229,13 @@ export class TokenService {
     const expiresAt = options.ttlMs ? new Date((now * 1000) + options.ttlMs) : null;
     await this.#store.apiKeys.add(id, user.id, scopes, expiresAt);
     const jwt = new SignJWT({ scope: scopes.join(" "), uid: user.id })
-      .setProtectedHeader({ alg: ALG, kid, typ: "JWT" })
+      .setProtectedHeader({ alg: signing.row.alg, kid, typ: "JWT" })
       .setIssuer(ISSUER)
       .setSubject(user.name)
       .setJti(id)
       .setIssuedAt(now);
     if (expiresAt) jwt.setExpirationTime(Math.floor(expiresAt.getTime() / 1000));
-    return { token: await jwt.sign(signing.key), id, expiresAt };
+    return { token: await jwt.sign(signing.sign), id, expiresAt };
   }
 
   /**
@@ -241,7 +307,10 @@ export class TokenService {
     }
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, signing.key, { issuer: ISSUER, algorithms: [ALG] }));
+      ({ payload } = await jwtVerify(token, signing.verify, {
+        issuer: ISSUER,
+        algorithms: [signing.row.alg],
+      }));
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw new TokenError("token has expired");
       throw new TokenError("token signature or claims are invalid");

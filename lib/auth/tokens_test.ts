@@ -47,12 +47,46 @@ Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled user
       );
       await assertRejects(() => tokens.verify("x.y.z"), TokenError, "malformed");
       const [h, p, s] = plain.token.split(".");
-      const forged = `${h}.${p}.${s!.slice(0, -2)}${s!.endsWith("A") ? "BB" : "AA"}`;
+      // Flip one character in the middle of the signature (the last ones may be padding bits).
+      const flipped = s!.slice(0, 10) + (s![10] === "A" ? "B" : "A") + s!.slice(11);
+      const forged = `${h}.${p}.${flipped}`;
       await assertRejects(() => tokens.verify(forged), TokenError, "signature");
       const expired = await tokens.issue("alice", { ttlMs: 1 });
       await new Promise((r) => setTimeout(r, 1100));
       await assertRejects(() => tokens.verify(expired.token), TokenError, "expired");
     });
+
+    await t.step(
+      "signing keys: Ed25519, rotation keeps old tokens, retirement ends them, JWKS",
+      async () => {
+        const before = await tokens.issue("alice");
+        const kid1 = decodeKid(before.token);
+        const kid2 = await tokens.rotate();
+        const after = await tokens.issue("alice");
+        assertEquals(decodeKid(after.token), kid2, "new tokens use the newest key");
+        const header = after.token.split(".")[0]!.replace(/-/g, "+").replace(/_/g, "/");
+        assertEquals(
+          JSON.parse(atob(header + "=".repeat((4 - header.length % 4) % 4))).alg,
+          "EdDSA",
+        );
+        assertEquals(
+          (await tokens.verify(before.token)).user.name,
+          "alice",
+          "old tokens still verify",
+        );
+        const jwks = tokens.jwks();
+        assertEquals(jwks.keys.map((k) => k.kid).sort(), [kid1, kid2].sort());
+        for (const k of jwks.keys) assertEquals([k.kty, k.crv, k.d], ["OKP", "Ed25519", undefined]);
+        await tokens.retire(kid1);
+        await assertRejects(
+          () => tokens.verify(before.token),
+          TokenError,
+          "unknown or retired key",
+        );
+        assertEquals((await tokens.verify(after.token)).user.name, "alice");
+        await assertRejects(() => tokens.retire(kid2), TokenError, "only signing key");
+      },
+    );
 
     await t.step("revocation and disabling take effect through the notifications", async () => {
       const issued = await tokens.issue("alice");
@@ -81,7 +115,7 @@ Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled user
       assertEquals(row!.kind, "key");
       assertEquals(row!.secret_hash.length, 64);
       const dump = JSON.stringify(await store.db.query("select * from api_keys"));
-      assert(!dump.includes(created.token.split("_")[2]!), "the secret is not stored");
+      assert(!dump.includes(created.token.slice(16)), "the secret is not stored");
       // Same prefix, another secret.
       const forged = created.token.slice(0, -4) +
         (created.token.endsWith("AAAA") ? "BBBB" : "AAAA");
@@ -118,3 +152,8 @@ Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled user
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+function decodeKid(jwt: string): string {
+  const header = jwt.split(".")[0]!.replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(header + "=".repeat((4 - header.length % 4) % 4))).kid;
+}

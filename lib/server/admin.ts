@@ -89,6 +89,9 @@ export function startAdmin(server: BurrowServer, config: AdminConfig, logger: Lo
         return json(405, { error: `${request.method} is not allowed here` });
       }
       switch (url.pathname) {
+        case "/.well-known/jwks.json":
+          // Public halves of the token signing keys, for services that verify Burrow tokens.
+          return json(200, server.tokens ? server.tokens.jwks() : { keys: [] });
         case "/metrics":
           if (!server.config.metrics) {
             return json(404, { error: "Metrics are off (server.metrics: false)" });
