@@ -26,6 +26,24 @@ import type { Store } from "../storage/store.ts";
 import type { Logger } from "../util/logger.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 
+/** The public half of a signing key, as published in the JWK Set. */
+export interface PublicJwk {
+  /** Key type (`OKP`). */
+  kty: string;
+  /** Curve (`Ed25519`). */
+  crv?: string;
+  /** Public key. */
+  x?: string;
+  /** Key id, as in token headers. */
+  kid: string;
+  /** Algorithm (`EdDSA`). */
+  alg: string;
+  /** `sig`. */
+  use: string;
+  /** Never present: private keys are not published. */
+  d?: undefined;
+}
+
 /** Token scopes. `tunnel`: connect a client; `admin`: the admin API. */
 export const SCOPES = ["tunnel", "admin"] as const;
 /** One scope. */
@@ -174,12 +192,12 @@ export class TokenService {
   }
 
   /** The public keys that verify tokens, as a JWK Set (HS256 keys are secret and left out). */
-  jwks(): { keys: JWK[] } {
-    const keys: JWK[] = [];
+  jwks(): { keys: PublicJwk[] } {
+    const keys: PublicJwk[] = [];
     for (const [kid, k] of this.#keys) {
       if (!k.jwk) continue;
       const { d: _secret, ...pub } = k.jwk;
-      keys.push({ ...pub, kid, alg: k.row.alg, use: "sig" });
+      keys.push({ ...pub, kid, alg: k.row.alg, use: "sig" } as PublicJwk);
     }
     return { keys };
   }
