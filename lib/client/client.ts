@@ -259,7 +259,6 @@ export class BurrowClient {
         server,
         attempt: backoff.attempt,
         delay_ms: delay,
-        /** Why the tunnel failed. */
         error: error.message,
       });
       await sleep(delay, signal);
@@ -273,15 +272,10 @@ export class BurrowClient {
     let conn: Deno.TlsConn;
     try {
       conn = await dialTls({
-        /** Server host name or address. */
         hostname: config.server_addr,
-        /** Port. */
         port: config.server_port,
-        /** PEM CA certificates to verify against. */
         caCerts: config.tls.ca_file ? [await Deno.readTextFile(config.tls.ca_file)] : undefined,
-        /** Pinned `sha256:` fingerprint. */
         fingerprint: config.server_fingerprint,
-        /** Accept any certificate. */
         insecure: config.tls.insecure_skip_verify,
         clientCert: await this.#clientCertificate(),
         signal,
@@ -365,15 +359,10 @@ export class BurrowClient {
       }
     };
     send(mux, {
-      /** Kind of check or tunnel. */
       type: "hello",
-      /** Newest protocol version the sender speaks. */
       version: PROTOCOL_VERSION,
-      /** Oldest protocol version the sender accepts. */
       min_version: MIN_PROTOCOL_VERSION,
-      /** Sender software and version, e.g. `burrow/0.1.0`. */
       software: `burrow/${VERSION}`,
-      /** Stable id of the client instance. */
       client_id: this.#clientId,
     });
     const hello = await receive();
@@ -390,19 +379,12 @@ export class BurrowClient {
   #requestTunnel(mux: Mux, tunnel: TunnelConfig): void {
     this.#setState({ name: tunnel.name, status: "pending" });
     send(mux, {
-      /** Kind of check or tunnel. */
       type: "control",
-      /** What to do with the tunnel. */
       action: "create_tunnel",
-      /** Tunnel name. */
       tunnel_id: tunnel.name,
-      /** Tunnel settings for `create_tunnel`. */
       config: {
-        /** Tunnel type. */
         protocol: tunnel.type,
-        /** Port of the local service. */
         local_port: tunnel.local_port,
-        /** Public port; 0 lets the server choose. */
         remote_port: tunnel.remote_port ?? 0,
         ...(tunnel.type === "udp" ? { session_timeout: tunnel.session_timeout ?? 30_000 } : {}),
         ...(tunnel.probe ? { probe: true } : {}),
@@ -480,21 +462,15 @@ export class BurrowClient {
         if (message.status === "active") {
           const publicAddr = `${this.#config.server_addr}:${message.remote_port}`;
           this.#setState({
-            /** Name, unique within its list. */
             name: tunnel.name,
-            /** State being reported. */
             status: "active",
-            /** Public port on the server. */
             remotePort: message.remote_port!,
             publicAddr,
           });
           this.#log.info("tunnel ready", {
             tunnel: tunnel.name,
-            /** Kind of check or tunnel. */
             type: tunnel.type,
-            /** Public port; 0 lets the server choose. */
             remote_port: message.remote_port,
-            /** Public address for visitors. */
             public_addr: publicAddr,
             local: `${tunnel.local_addr}:${tunnel.local_port}`,
           });

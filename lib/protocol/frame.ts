@@ -69,7 +69,7 @@ export class ProtocolError extends Error {
 
 /** One decoded frame. `payload` is a view valid until the next `push`. */
 export interface Frame {
-  /** Kind of check or tunnel. */
+  /** Frame type. */
   type: FrameType;
   /** Stream the frame belongs to (0: connection-level). */
   streamId: number;
@@ -81,7 +81,7 @@ export interface Frame {
 export function writeHeader(
   target: Uint8Array,
   offset: number,
-  /** Kind of check or tunnel. */
+  /** Frame type. */
   type: FrameType,
   /** Stream the frame belongs to (0: connection-level). */
   streamId: number,

@@ -27,7 +27,7 @@ export const MIN_PROTOCOL_VERSION = 1;
 
 /** First message of each side. */
 export interface HelloMessage {
-  /** Kind of check or tunnel. */
+  /** Message kind. */
   type: "hello";
   /** Newest protocol version the sender speaks. */
   version: number;
@@ -41,7 +41,7 @@ export interface HelloMessage {
 
 /** Client credentials. */
 export interface AuthMessage {
-  /** Kind of check or tunnel. */
+  /** Message kind. */
   type: "auth";
   /** Authentication method; only `token` so far. */
   method: "token";
@@ -51,7 +51,7 @@ export interface AuthMessage {
 
 /** Server's acceptance of `auth`. */
 export interface AckMessage {
-  /** Kind of check or tunnel. */
+  /** Message kind. */
   type: "ack";
   /** Id of the new session. */
   session_id: string;
@@ -61,7 +61,7 @@ export interface AckMessage {
 
 /** A refusal; `code` is stable, `message` is for people. */
 export interface ErrorMessage {
-  /** Kind of check or tunnel. */
+  /** Message kind. */
   type: "error";
   /** Stable machine-readable reason. */
   code:
@@ -103,7 +103,7 @@ export interface TunnelRequest {
 
 /** The seed's control message. */
 export interface ControlMessage {
-  /** Kind of check or tunnel. */
+  /** Message kind. */
   type: "control";
   /** What to do with the tunnel. */
   action: "create_tunnel" | "destroy_tunnel";
@@ -115,7 +115,7 @@ export interface ControlMessage {
 
 /** Server's answer to `create_tunnel` / `destroy_tunnel`, or a later change. */
 export interface TunnelStatusMessage {
-  /** Kind of check or tunnel. */
+  /** Message kind. */
   type: "tunnel_status";
   /** Tunnel name. */
   tunnel_id: string;
@@ -131,7 +131,7 @@ export interface TunnelStatusMessage {
 
 /** The seed's heartbeat; the server echoes the client's `timestamp` (Unix ms). */
 export interface HeartbeatMessage {
-  /** Kind of check or tunnel. */
+  /** Message kind. */
   type: "heartbeat";
   /** Sender clock in Unix milliseconds (echoed back). */
   timestamp: number;
@@ -208,22 +208,15 @@ type Shape = Record<
 
 const SHAPES: Record<Message["type"], Shape> = {
   hello: { version: "number", min_version: "number", software: "string", client_id: "string?" },
-  /** Client authentication. */
   auth: { method: "string", token: "string" },
   ack: { session_id: "string", heartbeat_interval: "number" },
-  /** Why the tunnel failed. */
   error: { code: "string", message: "string" },
   control: { action: "string", tunnel_id: "string" },
   tunnel_status: {
-    /** Tunnel name. */
     tunnel_id: "string",
-    /** State being reported. */
     status: "string",
-    /** Public port; 0 lets the server choose. */
     remote_port: "number?",
-    /** Public address for visitors. */
     public_addr: "string?",
-    /** Why the tunnel failed. */
     error: "string?",
   },
   heartbeat: { timestamp: "number", status: "string" },
@@ -270,11 +263,8 @@ export function decodeControl(bytes: Uint8Array): Message {
   }
   if (type === "control" && obj.action === "heartbeat") {
     return {
-      /** Kind of check or tunnel. */
       type: "heartbeat",
-      /** Sender clock in Unix milliseconds (echoed back). */
       timestamp: typeof obj.timestamp === "number" ? obj.timestamp : Date.now(),
-      /** State being reported. */
       status: "online",
     };
   }
@@ -364,7 +354,6 @@ export function negotiateVersion(
   if (version < MIN_PROTOCOL_VERSION) {
     const upgrade = peerRole === "client" ? "burrow (the client)" : "burrowd (the server)";
     return {
-      /** Why the tunnel failed. */
       error: `Protocol version ${peer.version} of ${peer.software} is too old; ` +
         `this side needs at least ${MIN_PROTOCOL_VERSION}: upgrade ${upgrade}`,
     };
@@ -372,7 +361,6 @@ export function negotiateVersion(
   if (version < peer.min_version) {
     const upgrade = peerRole === "client" ? "burrowd (the server)" : "burrow (the client)";
     return {
-      /** Why the tunnel failed. */
       error: `${peer.software} needs protocol version ${peer.min_version} or newer, ` +
         `this side speaks ${PROTOCOL_VERSION}: upgrade ${upgrade}`,
     };

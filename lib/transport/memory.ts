@@ -99,7 +99,6 @@ export function memoryPipe(options: MemoryPipeOptions = {}): [MemoryConn, Memory
         outbox.ended = true;
         outbox.wake();
       },
-      /** Closes both directions. */
       close: closeAll,
     };
   }

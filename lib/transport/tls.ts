@@ -114,7 +114,6 @@ export async function generateSelfSigned(names: string[]): Promise<{ cert: strin
   const now = Date.now();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: [...serial].map((b) => b.toString(16).padStart(2, "0")).join(""),
-    /** Name, unique within its list. */
     name: `CN=${GENERATED_CERT_NAME}`,
     notBefore: new Date(now - 24 * 3600_000),
     notAfter: new Date(now + 3650 * 24 * 3600_000),
@@ -126,7 +125,6 @@ export async function generateSelfSigned(names: string[]): Promise<{ cert: strin
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
       new x509.SubjectAlternativeNameExtension(
         [...sans].map((value) => ({
-          /** Kind of check or tunnel. */
           type: IPV4.test(value) || value.includes(":") ? "ip" as const : "dns" as const,
           value,
         })),
@@ -135,9 +133,7 @@ export async function generateSelfSigned(names: string[]): Promise<{ cert: strin
   });
   const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
   return {
-    /** PEM certificate chain. */
     cert: certificate.toString("pem") + "\n",
-    /** PEM private key. */
     key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") + "\n",
   };
 }
@@ -176,7 +172,6 @@ function fetchPeerCertificate(options: DialOptions, timeout: number): Promise<X5
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host: options.hostname,
-      /** Port. */
       port: options.port,
       servername: IPV4.test(options.hostname) || options.hostname.includes(":")
         ? undefined
