@@ -18,7 +18,7 @@ import {
 } from "./lib/config/mod.ts";
 import { BurrowServer, startAdmin } from "./lib/server/mod.ts";
 import { ConflictError, NotFoundError, Store, ValidationError } from "./lib/storage/mod.ts";
-import { parseDuration } from "./lib/util/units.ts";
+import { parseDuration, parseSize } from "./lib/util/units.ts";
 import { loadServerCertificate } from "./lib/transport/mod.ts";
 import { createLogger } from "./lib/util/logger.ts";
 import { onShutdownSignals, runProgram } from "./lib/util/cli.ts";
@@ -309,9 +309,19 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     )
     .option("--allow-ips <cidrs>", "comma-separated addresses its clients may connect from")
     .option("--deny-ips <cidrs>", "comma-separated addresses its clients may not connect from")
+    .option(
+      "--bandwidth <size>",
+      "bytes per second per direction across its tunnels, e.g. 10MB ('' = none)",
+    )
     .action(async (
       name: string,
-      flags: AdminFlags & { clients?: string; ports?: string; allowIps?: string; denyIps?: string },
+      flags: AdminFlags & {
+        clients?: string;
+        ports?: string;
+        allowIps?: string;
+        denyIps?: string;
+        bandwidth?: string;
+      },
     ) =>
       exit(
         await withStore(flags, async (store) => {
@@ -321,11 +331,19 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
           if (flags.ports !== undefined) policy.allow_ports = flags.ports || null;
           if (flags.allowIps !== undefined) policy.allow_ips = list(flags.allowIps);
           if (flags.denyIps !== undefined) policy.deny_ips = list(flags.denyIps);
+          if (flags.bandwidth !== undefined) {
+            try {
+              policy.max_bandwidth = flags.bandwidth ? parseSize(flags.bandwidth) : null;
+            } catch (error) {
+              throw new ValidationError(`--bandwidth: ${(error as Error).message}`);
+            }
+          }
           const u = await store.users.setPolicy(name, policy);
           console.log(
             `user ${u.name}: clients ${u.allowed_clients.join(",") || "any"}, ports ${
               u.allow_ports ?? "server's"
-            }, allow ${u.allow_ips.join(",") || "any"}, deny ${u.deny_ips.join(",") || "none"}`,
+            }, allow ${u.allow_ips.join(",") || "any"}, deny ${u.deny_ips.join(",") || "none"}, ` +
+              `bandwidth ${u.max_bandwidth ? `${u.max_bandwidth} B/s` : "unlimited"}`,
           );
           return 0;
         }),

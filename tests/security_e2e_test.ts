@@ -490,3 +490,48 @@ Deno.test("tls.min_version 1.3: TLS 1.2 clients are refused, Burrow clients conn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("per-user bandwidth: two tunnels of one user share its 1 MB/s", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-userbw-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/server.yaml`,
+      `server:\n  storage: {data_dir: "${dir}/data"}\n`,
+    );
+    const cli = (...args: string[]) => runServerCommand([...args, "-c", `${dir}/server.yaml`]);
+    assertEquals((await cli("user", "add", "hank")).code, 0);
+    const set = await cli("user", "set", "hank", "--bandwidth", "1MB");
+    assert(set.stdout.includes("bandwidth 1000000 B/s"), set.stdout + set.stderr);
+    const token = (await cli("token", "issue", "hank")).stdout.trim();
+    let received = 0;
+    await using sink = localService(async (conn) => {
+      const buf = new Uint8Array(64 * 1024);
+      for (let n; (n = await conn.read(buf)) !== null;) received += n;
+    });
+    const server = await startServer(dir, TOKEN, 0, `  storage: {data_dir: "${dir}/data"}`);
+    await using _s = server.proc;
+    await using client = await startClient(dir, {
+      port: server.port,
+      token,
+      fingerprint: server.fingerprint,
+      tunnels: [{ name: "a", local_port: sink.port }, { name: "b", local_port: sink.port }],
+    });
+    const ports = [await tunnelPort(client, "a"), await tunnelPort(client, "b")];
+    const started = performance.now();
+    await Promise.all(ports.map(async (port) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      const chunk = new Uint8Array(64 * 1024);
+      const stop = setTimeout(() => conn.close(), 3000);
+      try {
+        while (performance.now() - started < 3000) await conn.write(chunk);
+      } catch { /* closed at the deadline */ }
+      clearTimeout(stop);
+    }));
+    const rate = received / ((performance.now() - started) / 1000);
+    console.log(`two tunnels of one user: ${(rate / 1e6).toFixed(2)} MB/s together`);
+    assert(rate <= 1.35e6, `${rate} B/s exceeds the user's 1 MB/s`);
+    assert(rate >= 0.5e6, `${rate} B/s`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -22,7 +22,7 @@ import {
 } from "../storage/mod.ts";
 import type { Logger } from "../util/logger.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
-import { parseDuration } from "../util/units.ts";
+import { parseDuration, parseSize } from "../util/units.ts";
 import { VERSION } from "../util/version.ts";
 import type { BurrowServer } from "./server.ts";
 
@@ -263,7 +263,14 @@ export class AdminApi {
     });
     this.#route("PATCH", "/users/{name}", async ({ params, body }) => {
       const b = await body();
-      allowOnly(b, ["disabled", "allowed_clients", "allow_ports", "allow_ips", "deny_ips"]);
+      allowOnly(b, [
+        "disabled",
+        "allowed_clients",
+        "allow_ports",
+        "allow_ips",
+        "deny_ips",
+        "max_bandwidth",
+      ]);
       const disabled = field<boolean>(b, "disabled", "boolean");
       const policy: Parameters<Store["users"]["setPolicy"]>[1] = {};
       const clients = field<string[]>(b, "allowed_clients", "array");
@@ -277,6 +284,18 @@ export class AdminApi {
       if (allow) policy.allow_ips = allow.map(String);
       const deny = field<string[]>(b, "deny_ips", "array");
       if (deny) policy.deny_ips = deny.map(String);
+      if (b.max_bandwidth === null) policy.max_bandwidth = null;
+      else if (b.max_bandwidth !== undefined) {
+        try {
+          policy.max_bandwidth = parseSize(b.max_bandwidth as string | number);
+        } catch (error) {
+          throw new ApiError(
+            400,
+            "bad_request",
+            `Field "max_bandwidth": ${(error as Error).message}`,
+          );
+        }
+      }
       const store = this.#store();
       let user = await store.run((s) => s.users.setPolicy(params.name!, policy));
       if (disabled !== undefined) {
@@ -567,6 +586,11 @@ export function openApiDocument(): Record<string, unknown> {
               allow_ports: { type: ["string", "null"], examples: ["2000-2100,2222"] },
               allow_ips: { type: "array", items: { type: "string" } },
               deny_ips: { type: "array", items: { type: "string" } },
+              max_bandwidth: {
+                type: ["string", "integer", "null"],
+                examples: ["10MB"],
+                description: "bytes per second per direction across the user's tunnels",
+              },
             },
             additionalProperties: false,
           }),
@@ -749,6 +773,7 @@ export function openApiDocument(): Record<string, unknown> {
             allow_ports: { type: ["string", "null"] },
             allow_ips: { type: "array", items: { type: "string" } },
             deny_ips: { type: "array", items: { type: "string" } },
+            max_bandwidth: { type: ["integer", "null"] },
             created_at: { type: "string", format: "date-time" },
           },
         },

@@ -28,6 +28,7 @@ import { Secret } from "../util/secret.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
 import { IpPolicy } from "../util/cidr.ts";
 import { parsePortRanges } from "../util/units.ts";
+import { TokenBucket } from "../util/rate.ts";
 import { VERSION } from "../util/version.ts";
 import {
   AlertEngine,
@@ -366,6 +367,7 @@ export class BurrowServer implements SessionHost {
           userName: user.name,
           tokenId: who.tokenId,
           allowPorts: user.allow_ports ? parsePortRanges(user.allow_ports) : null,
+          maxBandwidth: user.max_bandwidth ?? null,
         },
       };
     } catch (error) {
@@ -517,6 +519,23 @@ export class BurrowServer implements SessionHost {
   }
 
   #limitLogged = new Set<string>();
+  #userBuckets = new Map<number, { rate: number; in: TokenBucket; out: TokenBucket }>();
+
+  /** @internal */
+  userBuckets(session: ClientSession): { in: TokenBucket; out: TokenBucket } | undefined {
+    const p = session.principal;
+    if (!p || p.userId == null || !p.maxBandwidth) return undefined;
+    let b = this.#userBuckets.get(p.userId);
+    if (!b || b.rate !== p.maxBandwidth) {
+      b = {
+        rate: p.maxBandwidth,
+        in: new TokenBucket(p.maxBandwidth),
+        out: new TokenBucket(p.maxBandwidth),
+      };
+      this.#userBuckets.set(p.userId, b);
+    }
+    return b;
+  }
 
   /** @internal */
   countLimit(kind: "bandwidth" | "connections", session: ClientSession, tunnel: string): void {

@@ -46,6 +46,8 @@ export interface Principal {
   tokenId: string | null;
   /** Port ranges the user's tunnels may take (on top of `server.allow_ports`); `null`: any. */
   allowPorts?: Array<[number, number]> | null;
+  /** The user's bandwidth limit (bytes/s per direction, all its tunnels); `null`: none. */
+  maxBandwidth?: number | null;
 }
 
 /** The outcome of checking a client's credentials. */
@@ -102,6 +104,8 @@ export interface SessionHost {
   ): void;
   /** Counts an error of `kind` (metrics). */
   countError(kind: string): void;
+  /** The session user's shared bandwidth buckets, when the user has a limit. */
+  userBuckets(session: ClientSession): { in: TokenBucket; out: TokenBucket } | undefined;
   /** A limit held back or dropped traffic of a tunnel (logged once per tunnel, counted always). */
   countLimit(kind: "bandwidth" | "connections", session: ClientSession, tunnel: string): void;
   /** A public connection through one of this session's tunnels ended. */
@@ -514,12 +518,19 @@ export class ClientSession {
         `(${formatPortRanges(mine)}) and on this server (${formatPortRanges(config.allow_ports)})`;
   }
 
-  /** The bandwidth limit of a new tunnel (`server.limits.max_bandwidth`), if any. */
-  #bandwidth(name: string): { in: TokenBucket; out: TokenBucket } | undefined {
+  /**
+   * The bandwidth limit of a new tunnel: its own (`server.limits.max_bandwidth`)
+   * and its user's (shared by all the user's tunnels on this server), if any.
+   */
+  #bandwidth(name: string): { in: Throttle; out: Throttle } | undefined {
     const rate = this.#host.config.limits.max_bandwidth;
-    if (!(rate > 0)) return undefined;
+    const own = rate > 0 ? { in: new TokenBucket(rate), out: new TokenBucket(rate) } : undefined;
+    const user = this.#host.userBuckets(this);
     void name;
-    return { in: new TokenBucket(rate), out: new TokenBucket(rate) };
+    if (!own && !user) return undefined;
+    if (!own) return user;
+    if (!user) return own;
+    return { in: both(own.in, user.in), out: both(own.out, user.out) };
   }
 
   /** Binds a public UDP port, or returns why it cannot. */
@@ -760,4 +771,30 @@ export class ClientSession {
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed" });
   }
+}
+
+/** What a bandwidth limit needs: pacing (TCP) and a non-waiting check (UDP). */
+export interface Throttle {
+  /** Waits until `n` bytes may pass. */
+  take(n: number): Promise<void>;
+  /** Takes `n` bytes if they may pass now. */
+  tryTake(n: number): boolean;
+  /** Times a caller had to wait or was refused. */
+  readonly throttled: number;
+}
+
+/** Two limits at once: bytes pass when both allow them. */
+function both(a: TokenBucket, b: TokenBucket): Throttle {
+  return {
+    async take(n) {
+      await a.take(n);
+      await b.take(n);
+    },
+    tryTake(n) {
+      return a.tryTake(n) && b.tryTake(n);
+    },
+    get throttled() {
+      return a.throttled + b.throttled;
+    },
+  };
 }

@@ -9,7 +9,7 @@ import { type Mux, relay } from "../mux/mod.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
 import type { IpPolicy } from "../util/cidr.ts";
-import type { TokenBucket } from "../util/rate.ts";
+import type { Throttle } from "./session.ts";
 import type { TunnelRow } from "../storage/models.ts";
 
 /** Options of {@linkcode TcpTunnel.listen}. */
@@ -38,7 +38,7 @@ export interface TcpTunnelOptions {
   /** Called for each visitor the policy refused. */
   onDenied?: (() => void) | undefined;
   /** Bandwidth limit of the whole tunnel, per direction (from / to visitors). */
-  limit?: { in: TokenBucket; out: TokenBucket } | undefined;
+  limit?: { in: Throttle; out: Throttle } | undefined;
   /** Called when the bandwidth limit held traffic back (once per connection that hit it). */
   onLimit?: (() => void) | undefined;
   /** Most open public connections; more are closed at once. 0 or absent: unlimited. */
@@ -118,7 +118,7 @@ export class TcpTunnel {
   #policy: IpPolicy | undefined;
   #onDenied: (() => void) | undefined;
   #denied = 0;
-  #limit: { in: TokenBucket; out: TokenBucket } | undefined;
+  #limit: { in: Throttle; out: Throttle } | undefined;
   #onLimit: (() => void) | undefined;
   #maxConnections: number;
   #onConnectionLimit: (() => void) | undefined;

@@ -11,7 +11,7 @@ import type { TunnelRow } from "../storage/models.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
 import type { IpPolicy } from "../util/cidr.ts";
-import type { TokenBucket } from "../util/rate.ts";
+import type { Throttle } from "./session.ts";
 import type { ConnectionEvent, LiveTransfer, RouteTarget } from "./tcp_tunnel.ts";
 import { TunnelError } from "./tcp_tunnel.ts";
 
@@ -36,7 +36,7 @@ export interface UdpTunnelOptions {
   /** Called for each datagram the policy refused. */
   onDenied?: (() => void) | undefined;
   /** Bandwidth limit per direction; datagrams over it are dropped. */
-  limit?: { in: TokenBucket; out: TokenBucket } | undefined;
+  limit?: { in: Throttle; out: Throttle } | undefined;
   /** Called when the limit dropped a datagram. */
   onLimit?: (() => void) | undefined;
   /** Most visitor sessions at once; datagrams of new visitors beyond it are dropped. */

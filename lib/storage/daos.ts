@@ -139,8 +139,14 @@ export class UsersDao {
       allow_ports?: string | null;
       allow_ips?: string[];
       deny_ips?: string[];
+      max_bandwidth?: number | null;
     },
   ): Promise<User> {
+    if (policy.max_bandwidth !== undefined && policy.max_bandwidth !== null) {
+      if (!Number.isInteger(policy.max_bandwidth) || policy.max_bandwidth <= 0) {
+        throw new ValidationError("max_bandwidth must be a positive number of bytes per second");
+      }
+    }
     if (policy.allow_ports) {
       try {
         parsePortRanges(policy.allow_ports);
@@ -162,7 +168,8 @@ export class UsersDao {
          allowed_clients = coalesce($2::text::jsonb, allowed_clients),
          allow_ports = case when $3::boolean then $4::text else allow_ports end,
          allow_ips = coalesce($5::text::jsonb, allow_ips),
-         deny_ips = coalesce($6::text::jsonb, deny_ips)
+         deny_ips = coalesce($6::text::jsonb, deny_ips),
+         max_bandwidth = case when $7::boolean then $8::bigint else max_bandwidth end
        where name = $1 returning *`,
       [
         name,
@@ -171,6 +178,8 @@ export class UsersDao {
         policy.allow_ports || null,
         policy.allow_ips ? json(policy.allow_ips) : null,
         policy.deny_ips ? json(policy.deny_ips) : null,
+        policy.max_bandwidth !== undefined,
+        policy.max_bandwidth ?? null,
       ],
     );
     if (!row) throw new NotFoundError(`No user "${name}"`);

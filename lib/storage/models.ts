@@ -22,6 +22,8 @@ export interface User {
   allow_ips: string[];
   /** Addresses the user's clients may not connect from. */
   deny_ips: string[];
+  /** Bytes per second per direction across all the user's tunnels; `null`: no user limit. */
+  max_bandwidth: number | null;
   /** When the user was added. */
   created_at: Date;
 }
