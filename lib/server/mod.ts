@@ -18,6 +18,7 @@ export type {
   Principal,
   SessionHost,
   SessionTunnel,
+  Throttle,
 } from "./session.ts";
 export type {
   ConnectionEvent,
