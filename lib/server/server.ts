@@ -519,6 +519,7 @@ export class BurrowServer implements SessionHost {
   }
 
   #limitLogged = new Set<string>();
+  #statusWrites = new Map<number, Promise<void>>();
   #userBuckets = new Map<number, { rate: number; in: TokenBucket; out: TokenBucket }>();
 
   /** @internal */
@@ -662,12 +663,22 @@ export class BurrowServer implements SessionHost {
       },
     });
     if (!this.store || id == null) return;
+    const store = this.store;
     const port = status === "active" ? tunnel.port : null;
-    this.store.run((s) => s.tunnels.setStatus(id, status, port, error)).catch((e) => {
-      if (!(e instanceof DatabaseUnavailableError)) {
-        this.logger.warn("could not record tunnel status", { tunnel: tunnel.name, error: e });
-      }
-    });
+    // Writes of one tunnel's status go in order (a moved port closes, then opens).
+    const previous = this.#statusWrites.get(id) ?? Promise.resolve();
+    const write = previous.then(() =>
+      store.run((s) => s.tunnels.setStatus(id, status, port, error))
+    )
+      .catch((e) => {
+        if (!(e instanceof DatabaseUnavailableError)) {
+          this.logger.warn("could not record tunnel status", { tunnel: tunnel.name, error: e });
+        }
+      })
+      .finally(() => {
+        if (this.#statusWrites.get(id) === write) this.#statusWrites.delete(id);
+      });
+    this.#statusWrites.set(id, write);
   }
 
   /** @internal */
