@@ -371,31 +371,8 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   dbOptions(token.command("issue <user>").description("issue a token; it is printed once"))
     .option("--ttl <duration>", "lifetime, e.g. 30d, 12h; default: never expires")
     .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
-    .action(async (name: string, flags: AdminFlags & { ttl?: string; scope: string }) =>
-      exit(
-        await withStore(flags, async (store) => {
-          let ttlMs: number | null = null;
-          if (flags.ttl !== undefined) {
-            try {
-              ttlMs = parseDuration(flags.ttl);
-            } catch (error) {
-              throw new ValidationError(`--ttl: ${(error as Error).message}`);
-            }
-            if (ttlMs <= 0) throw new ValidationError("--ttl must be positive");
-          }
-          const tokens = await TokenService.create(store, createLogger({ level: "warn" }));
-          const issued = await tokens.issue(name, {
-            ttlMs,
-            scopes: flags.scope.split(",").map((s) => s.trim()).filter(Boolean),
-          });
-          console.error(
-            `issued token ${issued.id} for ${name}, ` +
-              (issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : "never expires"),
-          );
-          console.log(issued.token);
-          return 0;
-        }),
-      )
+    .action(async (name: string, flags: CredentialFlags) =>
+      exit(await withStore(flags, (store) => issueCredential("token", store, name, flags)))
     );
   const signing = cmd.command("signing-key").description(
     "manage the keys that sign user tokens (Ed25519; public halves at /.well-known/jwks.json)",
@@ -446,29 +423,8 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   dbOptions(key.command("create <user>").description("create an API key; it is printed once"))
     .option("--ttl <duration>", "lifetime, e.g. 90d; default: never expires")
     .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
-    .action(async (name: string, flags: AdminFlags & { ttl?: string; scope: string }) =>
-      exit(
-        await withStore(flags, async (store) => {
-          let ttlMs: number | null = null;
-          if (flags.ttl !== undefined) {
-            try {
-              ttlMs = parseDuration(flags.ttl);
-            } catch (error) {
-              throw new ValidationError(`--ttl: ${(error as Error).message}`);
-            }
-          }
-          const tokens = await TokenService.create(store, createLogger({ level: "warn" }));
-          const created = await tokens.createApiKey(name, {
-            ttlMs,
-            scopes: flags.scope.split(",").map((s) => s.trim()).filter(Boolean),
-          });
-          console.error(
-            `created API key ${created.id} for ${name} (revoke with: burrowd token revoke ${created.id})`,
-          );
-          console.log(created.token);
-          return 0;
-        }),
-      )
+    .action(async (name: string, flags: CredentialFlags) =>
+      exit(await withStore(flags, (store) => issueCredential("key", store, name, flags)))
     );
 
   dbOptions(
@@ -515,7 +471,7 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     .action(async (flags: AdminFlags & { since: string }) =>
       exit(
         await withStore(flags, async (store) => {
-          const since = new Date(Date.now() - parseSince(flags.since));
+          const since = new Date(Date.now() - durationFlag(flags.since, "--since"));
           console.log(table(
             (await store.tunnels.overview(since)).map((t) => ({
               id: t.id,
@@ -542,7 +498,7 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     .action(async (flags: AdminFlags & { since: string }) =>
       exit(
         await withStore(flags, async (store) => {
-          const since = new Date(Date.now() - parseSince(flags.since));
+          const since = new Date(Date.now() - durationFlag(flags.since, "--since"));
           const members = (await store.tunnels.overview(since)).filter((t) => t.options.group);
           const totals = new Map<string, number>();
           for (const m of members) {
@@ -571,12 +527,43 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   return cmd;
 }
 
-function parseSince(text: string): number {
+/** A duration flag, or a usage error naming the flag. */
+function durationFlag(text: string, flag: string): number {
   try {
     return parseDuration(text);
   } catch (error) {
-    throw new ValidationError(`--since: ${(error as Error).message}`);
+    throw new ValidationError(`${flag}: ${(error as Error).message}`);
   }
+}
+
+interface CredentialFlags extends AdminFlags {
+  ttl?: string;
+  scope: string;
+}
+
+/** `token issue` and `key create`: the credential goes to stdout (once), the rest to stderr. */
+async function issueCredential(
+  kind: "token" | "key",
+  store: Store,
+  name: string,
+  flags: CredentialFlags,
+): Promise<number> {
+  const tokens = await TokenService.create(store, createLogger({ level: "warn" }));
+  const options = {
+    ttlMs: flags.ttl === undefined ? null : durationFlag(flags.ttl, "--ttl"),
+    scopes: flags.scope.split(",").map((s) => s.trim()).filter(Boolean),
+  };
+  const issued = kind === "token"
+    ? await tokens.issue(name, options)
+    : await tokens.createApiKey(name, options);
+  const expiry = issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : "never expires";
+  console.error(
+    kind === "token"
+      ? `issued token ${issued.id} for ${name}, ${expiry}`
+      : `created API key ${issued.id} for ${name}, ${expiry} (revoke with: burrowd token revoke ${issued.id})`,
+  );
+  console.log(issued.token);
+  return 0;
 }
 
 if (import.meta.main) await runProgram("burrowd", program, ConfigError);

@@ -240,7 +240,7 @@ export class TokenService {
     userName: string,
     options: { ttlMs?: number | null; scopes?: string[] } = {},
   ): Promise<IssuedToken> {
-    const { user, scopes } = await this.#checkIssue(userName, options.scopes);
+    const { user, scopes } = await this.#checkIssue(userName, options);
     const [kid, signing] = [...this.#keys.entries()][0]!;
     const id = crypto.randomUUID();
     const now = Math.floor(Date.now() / 1000);
@@ -266,7 +266,7 @@ export class TokenService {
     userName: string,
     options: { ttlMs?: number | null; scopes?: string[] } = {},
   ): Promise<IssuedToken> {
-    const { user, scopes } = await this.#checkIssue(userName, options.scopes);
+    const { user, scopes } = await this.#checkIssue(userName, options);
     const prefix = randomAlnum(12);
     const key = `bk_${prefix}_${b64url(crypto.getRandomValues(new Uint8Array(32)))}`;
     const id = `key_${prefix}`;
@@ -279,8 +279,13 @@ export class TokenService {
 
   async #checkIssue(
     userName: string,
-    requested?: string[],
+    options: { ttlMs?: number | null; scopes?: string[] },
   ): Promise<{ user: User; scopes: string[] }> {
+    // A zero lifetime would otherwise read as "never expires".
+    if (options.ttlMs !== undefined && options.ttlMs !== null && !(options.ttlMs > 0)) {
+      throw new TokenError(`A token's lifetime must be positive, not ${options.ttlMs} ms`);
+    }
+    const requested = options.scopes;
     const user = await this.#store.users.byName(userName);
     if (!user) {
       throw new NotFoundError(`No user "${userName}" (add it with: burrowd user add ${userName})`);

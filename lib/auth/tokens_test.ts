@@ -24,6 +24,11 @@ Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled user
     await t.step("refusals say why", async () => {
       await assertRejects(() => tokens.issue("nobody"), NotFoundError, "burrowd user add nobody");
       await assertRejects(
+        () => tokens.issue("alice", { ttlMs: 0 }),
+        TokenError,
+        "must be positive",
+      );
+      await assertRejects(
         () => tokens.issue("alice", { scopes: ["admin"] }),
         TokenError,
         "not an administrator",

@@ -582,17 +582,22 @@ export class BurrowClient {
       this.#log.info("local service restored", { tunnel: name });
     }
     local.setNoDelay(true);
-    const traffic = stream.meta.probe === true ? this.#trafficOf("\0probe") : this.#trafficOf(name);
+    // The server's end-to-end probes are not visitors: they stay out of the traffic figures.
+    const traffic = stream.meta.probe === true ? null : this.#trafficOf(name);
     const live = { sent: 0, received: 0 };
-    traffic.live.add(live);
-    traffic.active++;
+    if (traffic) {
+      traffic.live.add(live);
+      traffic.active++;
+    }
     const result = await relay(local, stream, { maxBuffer: 128 * 1024, result: live });
-    traffic.live.delete(live);
-    traffic.active--;
-    traffic.connections++;
-    // From the service's side: sent = to visitors, received = from visitors.
-    traffic.bytesOut += live.sent;
-    traffic.bytesIn += live.received;
+    if (traffic) {
+      traffic.live.delete(live);
+      traffic.active--;
+      traffic.connections++;
+      // From the service's side: sent = to visitors, received = from visitors.
+      traffic.bytesOut += live.sent;
+      traffic.bytesIn += live.received;
+    }
     if (result.error && this.#log.enabled("debug")) {
       this.#log.debug("stream ended with error", { tunnel: name, error: result.error });
     }

@@ -56,6 +56,15 @@ function json(status: number, body: unknown): Response {
   });
 }
 
+/** A duration from a request, or a 400 naming where it came from. */
+function durationOf(text: string, what: string): number {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    throw new ApiError(400, "bad_request", `${what}: ${(error as Error).message}`);
+  }
+}
+
 function page(url: URL): { limit: number; offset: number } {
   const num = (name: string, def: number, max: number) => {
     const raw = url.searchParams.get(name);
@@ -316,48 +325,28 @@ export class AdminApi {
       }
       return list(await store.run((s) => s.apiKeys.list(userId)), url);
     });
-    this.#route("POST", "/tokens", async ({ body }) => {
-      const b = await body();
-      allowOnly(b, ["user", "ttl", "scopes"]);
-      const user = field<string>(b, "user", "string", true)!;
-      const ttl = field<string>(b, "ttl", "string");
-      const scopes = field<string[]>(b, "scopes", "array");
-      let ttlMs: number | null = null;
-      if (ttl !== undefined) {
-        try {
-          ttlMs = parseDuration(ttl);
-        } catch (error) {
-          throw new ApiError(400, "bad_request", `Field "ttl": ${(error as Error).message}`);
-        }
-      }
-      const tokens = server.tokens;
-      if (!tokens) throw new ApiError(503, "unavailable", "This server runs without a database");
-      const issued = await this.#store().run(() =>
-        tokens.issue(user, { ttlMs, ...(scopes ? { scopes: scopes.map(String) } : {}) })
-      );
-      return json(201, { id: issued.id, token: issued.token, expires_at: issued.expiresAt });
-    });
-    this.#route("POST", "/keys", async ({ body }) => {
-      const b = await body();
-      allowOnly(b, ["user", "ttl", "scopes"]);
-      const user = field<string>(b, "user", "string", true)!;
-      const ttl = field<string>(b, "ttl", "string");
-      const scopes = field<string[]>(b, "scopes", "array");
-      let ttlMs: number | null = null;
-      if (ttl !== undefined) {
-        try {
-          ttlMs = parseDuration(ttl);
-        } catch (error) {
-          throw new ApiError(400, "bad_request", `Field "ttl": ${(error as Error).message}`);
-        }
-      }
-      const tokens = server.tokens;
-      if (!tokens) throw new ApiError(503, "unavailable", "This server runs without a database");
-      const issued = await this.#store().run(() =>
-        tokens.createApiKey(user, { ttlMs, ...(scopes ? { scopes: scopes.map(String) } : {}) })
-      );
-      return json(201, { id: issued.id, key: issued.token, expires_at: issued.expiresAt });
-    });
+    // A JWT (POST /tokens) or an API key (POST /keys): same request, same checks.
+    const issue =
+      (kind: "token" | "key") =>
+      async ({ body }: { body: () => Promise<Record<string, unknown>> }) => {
+        const b = await body();
+        allowOnly(b, ["user", "ttl", "scopes"]);
+        const user = field<string>(b, "user", "string", true)!;
+        const ttl = field<string>(b, "ttl", "string");
+        const scopes = field<string[]>(b, "scopes", "array");
+        const options = {
+          ttlMs: ttl === undefined ? null : durationOf(ttl, `Field "ttl"`),
+          ...(scopes ? { scopes: scopes.map(String) } : {}),
+        };
+        const tokens = server.tokens;
+        if (!tokens) throw new ApiError(503, "unavailable", "This server runs without a database");
+        const issued = await this.#store().run(() =>
+          kind === "token" ? tokens.issue(user, options) : tokens.createApiKey(user, options)
+        );
+        return json(201, { id: issued.id, [kind]: issued.token, expires_at: issued.expiresAt });
+      };
+    this.#route("POST", "/tokens", issue("token"));
+    this.#route("POST", "/keys", issue("key"));
     this.#route("DELETE", "/tokens/{id}", async ({ params }) => {
       await this.#store().run((s) => s.apiKeys.revoke(params.id!));
       return json(204, null);
@@ -365,7 +354,9 @@ export class AdminApi {
 
     // ---- tunnels
     this.#route("GET", "/tunnels", async ({ url }) => {
-      const since = new Date(Date.now() - parseDuration(url.searchParams.get("since") ?? "24h"));
+      const since = new Date(
+        Date.now() - durationOf(url.searchParams.get("since") ?? "24h", "Query parameter since"),
+      );
       const rows = await this.#store().run((s) => s.tunnels.overview(since));
       const user = url.searchParams.get("user");
       return list(user ? rows.filter((r) => r.user_name === user) : rows, url);
@@ -420,7 +411,9 @@ export class AdminApi {
       return json(204, null);
     });
     this.#route("GET", "/tunnels/{id}/metrics", async ({ params, url }) => {
-      const since = new Date(Date.now() - parseDuration(url.searchParams.get("since") ?? "1h"));
+      const since = new Date(
+        Date.now() - durationOf(url.searchParams.get("since") ?? "1h", "Query parameter since"),
+      );
       const rows = await this.#store().run((s) => s.metrics.list(Number(params.id), since));
       return list(rows, url);
     });
@@ -498,13 +491,7 @@ export class AdminApi {
       const b = await body();
       allowOnly(b, ["duration"]);
       const text = field<string>(b, "duration", "string", true)!;
-      let ms: number;
-      try {
-        ms = parseDuration(text);
-      } catch (error) {
-        throw new ApiError(400, "bad_request", `Field "duration": ${(error as Error).message}`);
-      }
-      const until = new Date(Date.now() + ms);
+      const until = new Date(Date.now() + durationOf(text, `Field "duration"`));
       const row = await this.#store().run((s) => s.alerts.silence(Number(params.id), until));
       server.alerts.silence(row, until);
       return json(200, row);

@@ -42,6 +42,7 @@ import {
 } from "../monitor/mod.ts";
 import { GroupRegistry } from "./group.ts";
 import { probeTunnel } from "./prober.ts";
+import { UdpTunnel } from "./udp_tunnel.ts";
 import { LoginLimiter } from "./login_limiter.ts";
 import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
 import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
@@ -958,7 +959,7 @@ export class BurrowServer implements SessionHost {
 /** `tcp` or `udp` for a tunnel object (a group member reports its listener's type). */
 function tunnelType(tunnel: object): string {
   if ("group" in tunnel) return (tunnel as { group: { key: string } }).group.key.split(":")[0]!;
-  return tunnel.constructor?.name === "UdpTunnel" ? "udp" : "tcp";
+  return tunnel instanceof UdpTunnel ? "udp" : "tcp";
 }
 
 /** The control port: Deno's TLS (fast), or node:tls for mutual TLS. */

@@ -522,15 +522,45 @@ export class ClientSession {
    * The bandwidth limit of a new tunnel: its own (`server.limits.max_bandwidth`)
    * and its user's (shared by all the user's tunnels on this server), if any.
    */
-  #bandwidth(name: string): { in: Throttle; out: Throttle } | undefined {
+  #bandwidth(): { in: Throttle; out: Throttle } | undefined {
     const rate = this.#host.config.limits.max_bandwidth;
     const own = rate > 0 ? { in: new TokenBucket(rate), out: new TokenBucket(rate) } : undefined;
     const user = this.#host.userBuckets(this);
-    void name;
     if (!own && !user) return undefined;
     if (!own) return user;
     if (!user) return own;
     return { in: both(own.in, user.in), out: both(own.out, user.out) };
+  }
+
+  /** What every public listener of this session shares: visitor policy, limits and their counters. */
+  #guards(name: string, policy: IpPolicy | undefined) {
+    return {
+      logger: this.#log,
+      policy,
+      onDenied: () => this.#host.countError("visitor_denied"),
+      limit: this.#bandwidth(),
+      onLimit: () => this.#host.countLimit("bandwidth", this, name),
+      maxConnections: this.#host.config.limits.max_connections_per_tunnel,
+      onConnectionLimit: () => this.#host.countLimit("connections", this, name),
+    };
+  }
+
+  /** Tries the allowed ports for `requested` until `open` binds one, or says why none. */
+  #bind<T>(requested: number, open: (port: number) => T): T | string {
+    const config = this.#host.config;
+    const candidates = this.#checkPort(requested);
+    if (typeof candidates === "string") return candidates;
+    let lastError: Error | undefined;
+    for (const port of candidates) {
+      try {
+        return open(port);
+      } catch (error) {
+        lastError = error as Error;
+      }
+    }
+    return requested === 0 && config.allow_ports.length
+      ? `No free port in ${formatPortRanges(config.allow_ports)}`
+      : (lastError instanceof TunnelError ? lastError.message : String(lastError));
   }
 
   /** Binds a public UDP port, or returns why it cannot. */
@@ -541,37 +571,21 @@ export class ClientSession {
     route?: () => RouteTarget | null,
     policy?: IpPolicy,
   ): UdpTunnel | string {
-    const config = this.#host.config;
-    const checked = this.#checkPort(requested);
-    if (typeof checked === "string") return checked;
-    const candidates = checked;
-    let lastError: Error | undefined;
-    for (const port of candidates) {
-      try {
-        const fixed = { mux: this.mux, name };
-        const tunnel: UdpTunnel = UdpTunnel.listen({
-          name,
-          hostname: config.bind_addr,
-          port,
-          route: route ?? (() => fixed),
-          sessionTimeout,
-          logger: this.#log,
-          policy,
-          onDenied: () => this.#host.countError("visitor_denied"),
-          limit: this.#bandwidth(name),
-          onLimit: () => this.#host.countLimit("bandwidth", this, name),
-          maxConnections: this.#host.config.limits.max_connections_per_tunnel,
-          onConnectionLimit: () => this.#host.countLimit("connections", this, name),
-          onSession: route ? undefined : (event) => this.#host.onConnection(this, tunnel, event),
-        });
-        return tunnel;
-      } catch (error) {
-        lastError = error as Error;
-      }
-    }
-    return requested === 0 && config.allow_ports.length
-      ? `No free port in ${formatPortRanges(config.allow_ports)}`
-      : (lastError instanceof TunnelError ? lastError.message : String(lastError));
+    const hostname = this.#host.config.bind_addr;
+    const fixed = { mux: this.mux, name };
+    return this.#bind(requested, (port) => {
+      const tunnel: UdpTunnel = UdpTunnel.listen({
+        ...this.#guards(name, policy),
+        name,
+        hostname,
+        port,
+        route: route ?? (() => fixed),
+        sessionTimeout,
+        // A group's sessions report through their member.
+        onSession: route ? undefined : (event) => this.#host.onConnection(this, tunnel, event),
+      });
+      return tunnel;
+    });
   }
 
   /** Opens a public TCP listener, or returns why it cannot. */
@@ -581,52 +595,23 @@ export class ClientSession {
     route?: () => RouteTarget | null,
     policy?: IpPolicy,
   ): TcpTunnel | string {
-    const config = this.#host.config;
-    const checked = this.#checkPort(requested);
-    if (typeof checked === "string") return checked;
-    const candidates = checked;
-    let lastError: Error | undefined;
-    for (const port of candidates) {
-      try {
-        if (route) {
-          // A group's listener: each connection reports through its member.
-          return TcpTunnel.listen({
-            name,
-            hostname: config.bind_addr,
-            port,
-            route,
-            logger: this.#log,
-            policy,
-            onDenied: () => this.#host.countError("visitor_denied"),
-            limit: this.#bandwidth(name),
-            onLimit: () => this.#host.countLimit("bandwidth", this, name),
-            maxConnections: this.#host.config.limits.max_connections_per_tunnel,
-            onConnectionLimit: () => this.#host.countLimit("connections", this, name),
-          });
-        }
-        const tunnel: TcpTunnel = TcpTunnel.listen({
-          name,
-          hostname: config.bind_addr,
-          port,
-          mux: this.mux,
-          logger: this.#log,
-          policy,
-          onDenied: () => this.#host.countError("visitor_denied"),
-          limit: this.#bandwidth(name),
-          onLimit: () => this.#host.countLimit("bandwidth", this, name),
-          maxConnections: this.#host.config.limits.max_connections_per_tunnel,
-          onConnectionLimit: () => this.#host.countLimit("connections", this, name),
-          onConnection: (event) => this.#host.onConnection(this, tunnel, event),
-          onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, "tcp", ms),
-        });
-        return tunnel;
-      } catch (error) {
-        lastError = error as Error;
+    const hostname = this.#host.config.bind_addr;
+    return this.#bind(requested, (port) => {
+      // A group's listener: each connection reports through its member.
+      if (route) {
+        return TcpTunnel.listen({ ...this.#guards(name, policy), name, hostname, port, route });
       }
-    }
-    return requested === 0 && config.allow_ports.length
-      ? `No free port in ${formatPortRanges(config.allow_ports)}`
-      : (lastError instanceof TunnelError ? lastError.message : String(lastError));
+      const tunnel: TcpTunnel = TcpTunnel.listen({
+        ...this.#guards(name, policy),
+        name,
+        hostname,
+        port,
+        mux: this.mux,
+        onConnection: (event) => this.#host.onConnection(this, tunnel, event),
+        onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, "tcp", ms),
+      });
+      return tunnel;
+    });
   }
 
   /** Whether the session serves (or was told of) database-managed tunnels. */
