@@ -8,6 +8,7 @@
 
 import type { ClientConfig, TunnelConfig } from "../config/types.ts";
 import {
+  compressedConn,
   DatagramWriter,
   MAX_DATAGRAM,
   Mux,
@@ -388,6 +389,8 @@ export class BurrowClient {
         remote_port: tunnel.remote_port ?? 0,
         ...(tunnel.type === "udp" ? { session_timeout: tunnel.session_timeout ?? 30_000 } : {}),
         ...(tunnel.probe ? { probe: true } : {}),
+        ...(tunnel.compression === "gzip" ? { compression: "gzip" } : {}),
+        ...httpRequestFields(tunnel),
         ...(tunnel.allow_ips?.length ? { allow_ips: tunnel.allow_ips } : {}),
         ...(tunnel.deny_ips?.length ? { deny_ips: tunnel.deny_ips } : {}),
         ...(tunnel.group !== undefined
@@ -460,7 +463,8 @@ export class BurrowClient {
         const tunnel = this.#tunnels.get(message.tunnel_id);
         if (!tunnel) return;
         if (message.status === "active") {
-          const publicAddr = `${this.#config.server_addr}:${message.remote_port}`;
+          const urls = message.urls?.map((u) => u.replace("<any host>", this.#config.server_addr));
+          const publicAddr = urls?.[0] ?? `${this.#config.server_addr}:${message.remote_port}`;
           this.#setState({
             name: tunnel.name,
             status: "active",
@@ -472,6 +476,7 @@ export class BurrowClient {
             type: tunnel.type,
             remote_port: message.remote_port,
             public_addr: publicAddr,
+            ...(urls ? { urls } : {}),
             local: `${tunnel.local_addr}:${tunnel.local_port}`,
           });
         } else if (message.status === "failed") {
@@ -589,7 +594,9 @@ export class BurrowClient {
       traffic.live.add(live);
       traffic.active++;
     }
-    const result = await relay(local, stream, { maxBuffer: 128 * 1024, result: live });
+    // The server says per stream whether it is gzipped (`compression: gzip`).
+    const side = stream.meta.gzip === true ? compressedConn(local) : local;
+    const result = await relay(side, stream, { maxBuffer: 128 * 1024, result: live });
     if (traffic) {
       traffic.live.delete(live);
       traffic.active--;
@@ -671,4 +678,24 @@ async function dialLocal(hostname: string, port: number): Promise<Deno.TcpConn> 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The HTTP keys of a tunnel request (the server applies them). */
+function httpRequestFields(tunnel: TunnelConfig): Record<string, unknown> {
+  if (tunnel.type !== "http" && tunnel.type !== "https") return {};
+  return {
+    ...(tunnel.custom_domains?.length ? { custom_domains: tunnel.custom_domains } : {}),
+    ...(tunnel.subdomain ? { subdomain: tunnel.subdomain } : {}),
+    ...(tunnel.locations ? { locations: tunnel.locations } : {}),
+    ...(tunnel.custom_headers ? { custom_headers: tunnel.custom_headers } : {}),
+    ...(tunnel.request_headers ? { request_headers: tunnel.request_headers } : {}),
+    ...(tunnel.response_headers ? { response_headers: tunnel.response_headers } : {}),
+    ...(tunnel.basic_auth
+      ? {
+        basic_auth: { user: tunnel.basic_auth.user, password: tunnel.basic_auth.password.reveal() },
+      }
+      : {}),
+    ...(tunnel.ssl_cert ? { ssl_cert: tunnel.ssl_cert } : {}),
+    ...(tunnel.tls_passthrough ? { tls_passthrough: true } : {}),
+  };
 }

@@ -144,6 +144,12 @@ const list = <T>(item: Check<T>): Check<T[]> => {
   return check;
 };
 
+/** A DNS name. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+/** A DNS name, or `*.` and a name. */
+const HOST_PATTERN =
+  /^(\*\.)?(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+
 const stringMap: Check<Record<string, string>> = tag((v, path, p) => {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return fail(p, path, "a mapping", v);
   const out: Record<string, string> = {};
@@ -349,9 +355,55 @@ const serverSchema = object({
     [],
     "client addresses refused on the control port; wins over `allow_ips`",
   ),
-  vhost_http_port: f(int(1, 65535), undefined, "public port of HTTP tunnels (HTTP work)"),
-  vhost_https_port: f(int(1, 65535), undefined, "public port of HTTPS tunnels (HTTP work)"),
-  subdomain_host: f(str(), undefined, "domain under which tunnels get subdomains (HTTP work)"),
+  vhost_http_port: f(
+    PORT,
+    undefined,
+    "public port of `http` tunnels, routed by `Host`; `0` picks a free one; unset: no HTTP port",
+  ),
+  vhost_https_port: f(
+    PORT,
+    undefined,
+    "public TLS port of `https` tunnels (and `http` ones with `ssl_cert: auto`), routed by SNI " +
+      "and `Host`; HTTP/2 and HTTP/1.1",
+  ),
+  subdomain_host: f(
+    str(HOST_NAME, "a host name"),
+    undefined,
+    "domain under which tunnels get subdomains: `subdomain: app` serves `app.<subdomain_host>`",
+  ),
+  vhost_https_certs: f(
+    list(object({
+      domains: req(list(str(HOST_PATTERN, "a host name or *.wildcard")), "names it covers"),
+      cert_file: req(str(), "PEM certificate chain"),
+      key_file: req(str(), "PEM private key"),
+    })),
+    [],
+    "certificates of the HTTPS port by name (re-read on reload); names without one use ACME " +
+      "(tunnels with `ssl_cert: auto`) or the control port's certificate",
+  ),
+  acme: f(
+    object({
+      directory_url: f(
+        str(/^https?:\/\/\S+$/, "an http(s) URL"),
+        "https://acme-v02.api.letsencrypt.org/directory",
+        "ACME directory (Let's Encrypt production by default)",
+      ),
+      email: f(str(), undefined, "contact address given to the ACME account"),
+      ca_file: f(str(), undefined, "PEM CA trusted for the ACME server's own HTTPS (test servers)"),
+      renew_before: f(
+        duration,
+        30 * 86_400_000,
+        "renew certificates this long before expiry",
+        "30d",
+      ),
+    }),
+    {
+      directory_url: "https://acme-v02.api.letsencrypt.org/directory",
+      renew_before: 30 * 86_400_000,
+    },
+    "automatic certificates (HTTP-01 challenges answered on the HTTP port; stored in " +
+      "`<data_dir>/certs`)",
+  ),
   admin: f(
     object({
       bind_addr: f(str(), "127.0.0.1", "admin listener address"),
@@ -436,6 +488,28 @@ const serverSchema = object({
   ),
 });
 
+/** Header names and values that are safe to send (no CR/LF smuggling). */
+const headerMap: Check<Record<string, string>> = tag((v, path, p) => {
+  const map = stringMap(v, path, p);
+  if (!map) return undefined;
+  let ok = true;
+  for (const [k, x] of Object.entries(map)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) {
+      p.push(`${path}.${k}: not a valid header name`);
+      ok = false;
+    } else if (/[\r\n\0]/.test(x)) {
+      p.push(`${path}.${k}: header values cannot contain line breaks`);
+      ok = false;
+    }
+  }
+  return ok ? map : undefined;
+}, "mapping of header names to values");
+
+const headerRules = object({
+  set: f(headerMap, {}, "headers set, replacing any the message had"),
+  remove: f(list(str(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "a header name")), [], "headers removed"),
+});
+
 const healthCheck = object({
   type: f(oneOf("tcp", "http"), "tcp", "`tcp`: connect; `http`: GET `path`, 2xx/3xx is healthy"),
   path: f(str(), undefined, "path of the HTTP check", "/"),
@@ -446,18 +520,67 @@ const healthCheck = object({
 
 const tunnelSchema = object({
   name: req(NAME, "unique per client (and per user on the server)"),
-  type: req(oneOf("tcp", "udp", "http", "https"), "tunnel type (`http`, `https`: HTTP work)"),
+  type: req(oneOf("tcp", "udp", "http", "https"), "tunnel type"),
   local_addr: f(str(), "127.0.0.1", "local service address"),
   local_port: req(int(1, 65535), "local service port"),
   remote_port: f(PORT, undefined, "public port on the server; `0`: the server picks", "0"),
-  domain: f(str(), undefined, "the seed's single domain; same as `custom_domains: [domain]`"),
-  custom_domains: f(list(str()), undefined, "host names routed to an HTTP(S) tunnel"),
+  domain: f(
+    str(HOST_PATTERN, "a host name"),
+    undefined,
+    "the seed's single domain; same as `custom_domains: [domain]`",
+  ),
+  custom_domains: f(
+    list(str(HOST_PATTERN, "a host name or *.wildcard")),
+    undefined,
+    "host names routed to an HTTP(S) tunnel (`*.example.com` covers its subdomains)",
+  ),
   subdomain: f(
     str(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, "a DNS label"),
     undefined,
     "label under `server.subdomain_host`",
   ),
-  custom_headers: f(stringMap, undefined, "request headers set on the way to the service"),
+  locations: f(
+    list(str(/^\/\S*$/, "a path starting with /")),
+    undefined,
+    "HTTP: path prefixes served, so tunnels can share a domain (longest prefix wins)",
+    "`[/]`",
+  ),
+  custom_headers: f(
+    headerMap,
+    undefined,
+    "HTTP: request headers set on the way to the service, e.g. `{Host: myapp.local}`",
+  ),
+  request_headers: f(
+    headerRules,
+    undefined,
+    "HTTP: `set` (mapping) and `remove` (list) of request headers",
+  ),
+  response_headers: f(
+    headerRules,
+    undefined,
+    "HTTP: `set` (mapping) and `remove` (list) of response headers",
+  ),
+  basic_auth: f(
+    object({
+      user: req(str(), "user name"),
+      password: req(secret, "password"),
+    }),
+    undefined,
+    "HTTP: visitors must log in with this user and password (checked on the server)",
+  ),
+  ssl_cert: f(
+    oneOf("auto", "none"),
+    undefined,
+    "HTTP(S): `auto` gets certificates for the tunnel's domains over ACME (an `http` tunnel " +
+      "is then also served on the HTTPS port)",
+    "`none`",
+  ),
+  tls_passthrough: f(
+    bool,
+    undefined,
+    "HTTPS: relay TLS untouched (chosen by SNI) to a local service that terminates it",
+    "false",
+  ),
   session_timeout: f(duration, undefined, "UDP: a visitor session silent this long expires", "30s"),
   allow_ips: f(
     list(cidr),
@@ -465,7 +588,13 @@ const tunnelSchema = object({
     "visitor addresses allowed (CIDR, IPv4 or IPv6); others are dropped before any byte reaches the client",
   ),
   deny_ips: f(list(cidr), undefined, "visitor addresses refused; wins over `allow_ips`"),
-  compression: f(oneOf("none", "gzip"), undefined, "compress the data streams (HTTP work)"),
+  compression: f(
+    oneOf("none", "gzip"),
+    undefined,
+    "gzip the data streams between server and client (flushed per write, so interactive " +
+      "traffic is not held back)",
+    "`none`",
+  ),
   group: f(str(), undefined, "load-balancing group: members share the public port"),
   group_key: f(secret, undefined, "the group's shared secret; required with `group`"),
   load_balance: f(
@@ -714,8 +843,37 @@ export function clientConfigFromObject(
       }
       ports.set(key, tunnel.name);
       if (tunnel.type === "udp") tunnel.session_timeout ??= 30_000;
-    } else if (!tunnel.custom_domains?.length && !tunnel.subdomain) {
-      problems.push(`${path}: ${tunnel.type} tunnels need custom_domains, domain or subdomain`);
+    } else {
+      if (tunnel.tls_passthrough && tunnel.type !== "https") {
+        problems.push(`${path}.tls_passthrough: only https tunnels pass TLS through`);
+      }
+      if (tunnel.tls_passthrough && (tunnel.locations || tunnel.basic_auth)) {
+        problems.push(
+          `${path}: a tls_passthrough tunnel cannot see paths or headers (locations, basic_auth)`,
+        );
+      }
+    }
+    if (tunnel.compression === "gzip" && tunnel.type !== "tcp") {
+      problems.push(`${path}.compression: gzip applies to tcp tunnels`);
+    }
+    if (tunnel.type === "tcp" || tunnel.type === "udp") {
+      for (
+        const key of [
+          "custom_domains",
+          "subdomain",
+          "locations",
+          "custom_headers",
+          "request_headers",
+          "response_headers",
+          "basic_auth",
+          "ssl_cert",
+          "tls_passthrough",
+        ] as const
+      ) {
+        if (tunnel[key] !== undefined) {
+          problems.push(`${path}.${key}: only meaningful for http and https tunnels`);
+        }
+      }
     }
   });
   if (problems.length) throw new ConfigError(problems, source);

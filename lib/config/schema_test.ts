@@ -142,7 +142,7 @@ Deno.test("every problem is reported with its YAML path", () => {
   );
 });
 
-Deno.test("duplicates, missing tokens and http tunnels without a domain are refused", () => {
+Deno.test("duplicates, missing tokens and misplaced HTTP keys are refused", () => {
   const p = withoutEnv(() =>
     problems(() =>
       clientConfigFromObject({
@@ -151,7 +151,9 @@ Deno.test("duplicates, missing tokens and http tunnels without a domain are refu
           tunnels: [
             { name: "a", type: "tcp", local_port: 1, remote_port: 5000 },
             { name: "a", type: "tcp", local_port: 2, remote_port: 5000 },
-            { name: "w", type: "http", local_port: 80 },
+            { name: "w", type: "http", local_port: 80, tls_passthrough: true },
+            { name: "t", type: "tcp", local_port: 3, custom_domains: ["a.test"] },
+            { name: "u", type: "udp", local_port: 4, compression: "gzip" },
           ],
         },
       })
@@ -160,7 +162,38 @@ Deno.test("duplicates, missing tokens and http tunnels without a domain are refu
   assert.ok(p.includes("client.auth_token: required (or set BURROW_TOKEN)"), p.join("\n"));
   assert.ok(p.includes('client.tunnels[1].name: "a" is used twice'));
   assert.ok(p.includes('client.tunnels[1].remote_port: 5000 is also used by "a"'));
-  assert.ok(p.some((x) => x.startsWith("client.tunnels[2]: http tunnels need")));
+  assert.ok(p.includes("client.tunnels[2].tls_passthrough: only https tunnels pass TLS through"));
+  assert.ok(
+    p.includes("client.tunnels[3].custom_domains: only meaningful for http and https tunnels"),
+  );
+  assert.ok(p.includes("client.tunnels[4].compression: gzip applies to tcp tunnels"));
+  const fields = withoutEnv(() =>
+    problems(() =>
+      clientConfigFromObject({
+        client: {
+          server_addr: "x",
+          auth_token: "t",
+          tunnels: [
+            { name: "h", type: "http", local_port: 5, custom_headers: { "Bad Name": "x" } },
+            { name: "d", type: "http", local_port: 6, domain: "not a host" },
+          ],
+        },
+      })
+    )
+  );
+  assert.ok(fields.includes("client.tunnels[0].custom_headers.Bad Name: not a valid header name"));
+  assert.ok(fields.some((x) => x.startsWith("client.tunnels[1].domain: expected a host name")));
+  // The seed's example: an http tunnel with a remote_port and no domain is valid.
+  const seed = withoutEnv(() =>
+    clientConfigFromObject({
+      client: {
+        server_addr: "x",
+        auth_token: "t",
+        tunnels: [{ name: "web", type: "http", local_port: 8080, remote_port: 80 }],
+      },
+    })
+  );
+  assert.equal(seed.tunnels[0]!.remote_port, 80);
   const s = withoutEnv(() => serverConfigFromObject({ server: {} }));
   assert.equal(s.auth.token, undefined, "burrowd generates one at start");
 });

@@ -152,6 +152,10 @@ export interface ServerConfig {
   vhost_https_port?: number;
   /** Domain under which tunnels get subdomains. */
   subdomain_host?: string;
+  /** Certificates of the HTTPS port by name. */
+  vhost_https_certs: Array<{ domains: string[]; cert_file: string; key_file: string }>;
+  /** Automatic certificates. */
+  acme: AcmeConfig;
   /** Admin API listener. */
   admin: AdminConfig;
   /** Storage settings. */
@@ -170,6 +174,18 @@ export interface ServerConfig {
   handshake_timeout?: number;
   /** How alert rules run and notify. */
   alerting: AlertingConfig;
+}
+
+/** `server.acme`. */
+export interface AcmeConfig {
+  /** ACME directory URL. */
+  directory_url: string;
+  /** Contact address. */
+  email?: string;
+  /** PEM CA for the ACME server's HTTPS. */
+  ca_file?: string;
+  /** ms before expiry to renew. */
+  renew_before: number;
 }
 
 /** `client.tls`. */
@@ -198,6 +214,14 @@ export interface HealthCheckConfig {
   max_failed: number;
 }
 
+/** `set` and `remove` of headers in one direction. */
+export interface HeaderRulesConfig {
+  /** Headers set (replacing). */
+  set: Record<string, string>;
+  /** Headers removed. */
+  remove: string[];
+}
+
 /** One entry of `client.tunnels`. */
 export interface TunnelConfig {
   /** Name, unique within its list. */
@@ -214,8 +238,20 @@ export interface TunnelConfig {
   custom_domains?: string[];
   /** Label under `server.subdomain_host`. */
   subdomain?: string;
+  /** HTTP: path prefixes served. */
+  locations?: string[];
   /** Request headers set on the way to the local service. */
   custom_headers?: Record<string, string>;
+  /** HTTP: request header changes. */
+  request_headers?: HeaderRulesConfig;
+  /** HTTP: response header changes. */
+  response_headers?: HeaderRulesConfig;
+  /** HTTP: visitors must log in. */
+  basic_auth?: { user: string; password: Secret };
+  /** HTTP(S): `auto` obtains certificates over ACME. */
+  ssl_cert?: "auto" | "none";
+  /** HTTPS: relay TLS untouched. */
+  tls_passthrough?: boolean;
   /** ms, udp only. Default 30000. */
   session_timeout?: number;
   /** Visitor CIDRs allowed; empty allows all. */

@@ -127,6 +127,8 @@ export interface TunnelStatusMessage {
   public_addr?: string;
   /** Why the tunnel failed. */
   error?: string;
+  /** HTTP(S) tunnels: the public URLs. */
+  urls?: string[];
 }
 
 /** The seed's heartbeat; the server echoes the client's `timestamp` (Unix ms). */
@@ -308,6 +310,14 @@ export function decodeControl(bytes: Uint8Array): Message {
     }
   }
   if (type === "config_push") checkPushedTunnels(obj.tunnels);
+  if (
+    type === "tunnel_status" && obj.urls !== undefined &&
+    !(Array.isArray(obj.urls) && obj.urls.every((u) => typeof u === "string"))
+  ) {
+    throw new ProtocolError(
+      `Control message "tunnel_status": field "urls" must be a list of strings`,
+    );
+  }
   return obj as unknown as Message;
 }
 

@@ -46,6 +46,8 @@ export interface JoinRequest {
   onConnection: (member: GroupMember, event: ConnectionEvent) => void;
   /** Called with ms from accept to first byte back, per connection of the member. */
   onFirstByte?: (member: GroupMember, ms: number) => void;
+  /** Gzip this member's data streams. */
+  compress?: boolean;
 }
 
 /** A tunnel's membership in a group; closes like a tunnel. */
@@ -74,10 +76,13 @@ export class GroupMember implements BalancerMember {
   readonly mux: Mux;
   /** The group it belongs to. */
   readonly group: TunnelGroup;
+  /** Gzips its data streams. */
+  readonly compress: boolean;
 
   /** @internal */
   constructor(group: TunnelGroup, request: JoinRequest) {
     this.group = group;
+    this.compress = request.compress ?? false;
     this.name = request.tunnelName;
     this.clientId = request.clientId;
     this.weight = request.weight;
@@ -149,6 +154,7 @@ export class TunnelGroup {
   route(): {
     mux: Mux;
     name: string;
+    compress: boolean;
     attach(c: Deno.TcpConn, live: LiveTransfer): void;
     done(e: ConnectionEvent): void;
     firstByte(ms: number): void;
@@ -167,6 +173,7 @@ export class TunnelGroup {
     return {
       mux: member.mux,
       name: member.name,
+      compress: member.compress,
       attach: (c, live) => {
         conn = c;
         transfer = live;

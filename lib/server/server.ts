@@ -46,6 +46,9 @@ import { UdpTunnel } from "./udp_tunnel.ts";
 import { LoginLimiter } from "./login_limiter.ts";
 import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
 import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+import { type HttpEvent, HttpTunnel } from "./http_tunnel.ts";
+import { HttpFront } from "./http_front.ts";
+import { VhostCertificates } from "./vhost_certs.ts";
 
 /** Most access events per second written to the `logs` table; the rest are counted. */
 const ACCESS_LOG_PER_SECOND = 100;
@@ -120,6 +123,10 @@ export class BurrowServer implements SessionHost {
   readonly stats: TunnelStats;
   /** The alert rules engine. */
   readonly alerts: AlertEngine;
+  /** The shared HTTP and HTTPS ports, when configured. */
+  readonly vhosts: { http: HttpFront | null; https: HttpFront | null };
+  /** Certificates of the HTTPS port (files and ACME). */
+  readonly certificates: VhostCertificates;
 
   #listener: ControlListener;
   #sessions = new Set<ClientSession>();
@@ -152,8 +159,12 @@ export class BurrowServer implements SessionHost {
       admin: User | null;
       node: string;
       alerts: (stats: TunnelStats) => AlertEngine;
+      vhosts: { http: HttpFront | null; https: HttpFront | null };
+      certificates: VhostCertificates;
     },
   ) {
+    this.vhosts = options.vhosts;
+    this.certificates = options.certificates;
     this.config = config;
     this.token = token;
     this.logger = logger;
@@ -220,13 +231,30 @@ export class BurrowServer implements SessionHost {
     if (config.alerting.webhook_url) {
       notifiers.push(webhookNotifier(config.alerting.webhook_url, logger.child("alerts")));
     }
-    let server: BurrowServer;
+    const certificates = new VhostCertificates(config, logger.child("certs"));
+    let vhosts: { http: HttpFront | null; https: HttpFront | null };
+    try {
+      vhosts = await openVhosts(
+        config,
+        logger,
+        certificates,
+        tls,
+        (kind) => server?.countError(kind),
+      );
+    } catch (error) {
+      listener.close();
+      certificates.close();
+      throw error;
+    }
+    let server: BurrowServer | undefined;
     try {
       server = new BurrowServer(config, logger, listener, tls.fingerprint, token, {
         store,
         tokens,
         admin,
         node,
+        vhosts,
+        certificates,
         alerts: (stats) =>
           new AlertEngine({
             rules,
@@ -239,8 +267,12 @@ export class BurrowServer implements SessionHost {
       });
     } catch (error) {
       listener.close();
+      await vhosts.http?.close();
+      await vhosts.https?.close();
+      certificates.close();
       throw error;
     }
+    certificates.startRenewal();
     server.alerts.start();
     server.#prober = setInterval(() => server.#probeAll(), config.alerting.probe_interval);
     if (store && (config.storage.retention ?? 0) > 0) {
@@ -710,6 +742,7 @@ export class BurrowServer implements SessionHost {
       duration_ms: Math.round(event.durationMs),
       status: event.error ? "error" : "ok",
       error: event.error,
+      ...("http" in event ? httpFields((event as HttpEvent).http) : {}),
     });
     const store = this.store;
     if (!store || tunnel.dbId == null) return;
@@ -945,6 +978,9 @@ export class BurrowServer implements SessionHost {
     }
     await Promise.all(this.#running.values());
     await this.alerts.stop();
+    await this.vhosts.http?.close();
+    await this.vhosts.https?.close();
+    this.certificates.close();
     await this.#unlisten?.().catch(() => {});
     await this.store?.flush().catch(() => {});
     this.logger.info("stopped");
@@ -956,8 +992,66 @@ export class BurrowServer implements SessionHost {
   }
 }
 
+/** Opens the shared HTTP and HTTPS ports that the configuration asks for. */
+async function openVhosts(
+  config: ServerConfig,
+  logger: Logger,
+  certificates: VhostCertificates,
+  fallback: { cert: string; key: string },
+  onUnrouted: (kind: string) => void,
+): Promise<{ http: HttpFront | null; https: HttpFront | null }> {
+  const headerTimeout = config.handshake_timeout ?? 10_000;
+  const log = logger.child("http");
+  let https: HttpFront | null = null;
+  if (config.vhost_https_port !== undefined) {
+    https = await HttpFront.listen({
+      hostname: config.bind_addr,
+      port: config.vhost_https_port,
+      scheme: "https",
+      logger: log,
+      headerTimeout,
+      certificates,
+      fallbackCertificate: fallback,
+      onUnrouted,
+    }).catch((error) => {
+      throw new Error(
+        `Cannot listen on vhost_https_port ${config.vhost_https_port}: ${error.message}`,
+      );
+    });
+    log.info("https vhost listening", { addr: config.bind_addr, port: https.port });
+  }
+  let http: HttpFront | null = null;
+  if (config.vhost_http_port !== undefined) {
+    try {
+      http = await HttpFront.listen({
+        hostname: config.bind_addr,
+        port: config.vhost_http_port,
+        scheme: "http",
+        logger: log,
+        headerTimeout,
+        acmeChallenge: (token) => certificates.challengeResponse(token),
+        httpsRouter: https?.router,
+        httpsPort: https?.port,
+        onUnrouted,
+      });
+    } catch (error) {
+      await https?.close();
+      throw new Error(
+        `Cannot listen on vhost_http_port ${config.vhost_http_port}: ${(error as Error).message}`,
+      );
+    }
+    log.info("http vhost listening", { addr: config.bind_addr, port: http.port });
+  }
+  return { http, https };
+}
+
 /** `tcp` or `udp` for a tunnel object (a group member reports its listener's type). */
+function httpFields(http: HttpEvent["http"]) {
+  return { method: http.method, host: http.host, path: http.path, http_status: http.status };
+}
+
 function tunnelType(tunnel: object): string {
+  if (tunnel instanceof HttpTunnel) return tunnel.type;
   if ("group" in tunnel) return (tunnel as { group: { key: string } }).group.key.split(":")[0]!;
   return tunnel instanceof UdpTunnel ? "udp" : "tcp";
 }

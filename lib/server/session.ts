@@ -29,9 +29,11 @@ import type { Strategy } from "./balancer.ts";
 import { type GroupMember, GroupRegistry } from "./group.ts";
 import { type ConnectionEvent, type RouteTarget, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
 import { UdpTunnel } from "./udp_tunnel.ts";
+import { type HeaderRules, HttpTunnel } from "./http_tunnel.ts";
+import { HttpFront } from "./http_front.ts";
 
 /** A tunnel a session holds: its own listener or socket, or its membership in a group. */
-export type SessionTunnel = TcpTunnel | UdpTunnel | GroupMember;
+export type SessionTunnel = TcpTunnel | UdpTunnel | GroupMember | HttpTunnel;
 
 /** Default `session_timeout` of UDP tunnels (the seed's 30 s). */
 const UDP_SESSION_TIMEOUT = 30_000;
@@ -63,6 +65,8 @@ export interface SessionHost {
   readonly logger: Logger;
   /** Load-balancing groups of the whole server. */
   readonly groups: GroupRegistry;
+  /** The shared HTTP and HTTPS ports, when configured. */
+  readonly vhosts: { http: HttpFront | null; https: HttpFront | null };
   /**
    * Checks a client's token (shared token, user token or API key) from
    * `address` for client id `clientId`, slowing repeated failures.
@@ -361,7 +365,7 @@ export class ClientSession {
         case "tunnel_health": {
           const tunnel = this.tunnels.get(message.tunnel_id);
           if (!tunnel) break;
-          if ("group" in tunnel) {
+          if ("group" in tunnel && tunnel.group) {
             if (tunnel.healthy !== message.healthy) {
               tunnel.healthy = message.healthy;
               this.#log.info(message.healthy ? "group member healthy" : "group member unhealthy", {
@@ -393,8 +397,8 @@ export class ClientSession {
       return { type: "tunnel_status", tunnel_id: name, status: "failed", error: reason };
     };
     const config = this.#host.config;
-    if (request.protocol !== "tcp" && request.protocol !== "udp") {
-      return fail(`Tunnel type "${request.protocol}" is not supported by this server yet`);
+    if (!["tcp", "udp", "http", "https"].includes(request.protocol)) {
+      return fail(`Unknown tunnel type ${JSON.stringify(request.protocol)}`);
     }
     const timeout = request.session_timeout ?? UDP_SESSION_TIMEOUT;
     if (typeof timeout !== "number" || !(timeout >= 100 && timeout <= 86_400_000)) {
@@ -417,17 +421,29 @@ export class ClientSession {
       if (error instanceof TunnelError) return fail(error.message);
       throw error;
     }
+    const compress = request.compression === "gzip";
+    if (
+      request.compression !== undefined && request.compression !== "gzip" &&
+      request.compression !== "none"
+    ) {
+      return fail(`compression must be gzip or none, not ${JSON.stringify(request.compression)}`);
+    }
+    if (compress && request.protocol !== "tcp") {
+      return fail(`compression applies to tcp tunnels, not ${request.protocol}`);
+    }
     let policy: IpPolicy;
     try {
       policy = policyOf(request.allow_ips, request.deny_ips);
     } catch (error) {
       return fail((error as Error).message);
     }
-    const opened = request.group !== undefined
+    const opened = request.protocol === "http" || request.protocol === "https"
+      ? await this.#openHttp(name, request, policy)
+      : request.group !== undefined
       ? await this.#joinGroup(name, request, policy)
       : request.protocol === "udp"
       ? this.#listenUdp(name, request.remote_port ?? 0, timeout as number, undefined, policy)
-      : this.#listen(name, request.remote_port ?? 0, undefined, policy);
+      : this.#listen(name, request.remote_port ?? 0, undefined, policy, compress);
     if (typeof opened === "string") {
       this.#host.tunnelStatus(this, { dbId, name, port: 0 }, "failed", opened, true);
       return fail(opened);
@@ -441,9 +457,137 @@ export class ClientSession {
       type: request.protocol,
       client_id: this.clientId,
       remote_port: opened.port,
-      ...("group" in opened ? { group: opened.group.name } : {}),
+      ...("group" in opened && opened.group ? { group: opened.group.name } : {}),
     });
-    return { type: "tunnel_status", tunnel_id: name, status: "active", remote_port: opened.port };
+    return {
+      type: "tunnel_status",
+      tunnel_id: name,
+      status: "active",
+      remote_port: opened.port,
+      ...(opened instanceof HttpTunnel ? { urls: this.#urls(opened) } : {}),
+    };
+  }
+
+  /** The public URLs of an HTTP(S) tunnel, for the client to print. */
+  #urls(tunnel: HttpTunnel): string[] {
+    const vhosts = this.#host.vhosts;
+    const urls: string[] = [];
+    const hostPart = (host: string) => host === "*" ? "<any host>" : host;
+    const url = (scheme: string, host: string, port: number) =>
+      `${scheme}://${hostPart(host)}${port === (scheme === "https" ? 443 : 80) ? "" : `:${port}`}${
+        tunnel.locations[0] === "/" ? "" : tunnel.locations[0]
+      }`;
+    for (const host of tunnel.hosts) {
+      if (tunnel.type === "http") urls.push(url("http", host, tunnel.port));
+      if (vhosts.https && (tunnel.type === "https" || tunnel.autoCert)) {
+        urls.push(url("https", host, vhosts.https.port));
+      }
+    }
+    return urls;
+  }
+
+  /**
+   * Opens an HTTP(S) tunnel: its host names (custom domains, the subdomain
+   * under `subdomain_host`, or every host when neither is given) on the
+   * shared vhost port, or on a port of its own when `remote_port` names
+   * another one.
+   */
+  async #openHttp(
+    name: string,
+    request: TunnelRequest,
+    policy: IpPolicy,
+  ): Promise<HttpTunnel | string> {
+    const config = this.#host.config;
+    const vhosts = this.#host.vhosts;
+    const type = request.protocol as "http" | "https";
+    const spec = httpSpec(request);
+    if (typeof spec === "string") return spec;
+    const hosts = [...spec.domains];
+    if (spec.subdomain) {
+      if (!config.subdomain_host) {
+        return `This server gives no subdomains (server.subdomain_host is not set); use custom_domains`;
+      }
+      hosts.push(`${spec.subdomain}.${config.subdomain_host}`.toLowerCase());
+    }
+    const requested = request.remote_port ?? 0;
+    let front: HttpFront | null = type === "https" ? vhosts.https : vhosts.http;
+    let own: HttpFront | null = null;
+    if (type === "https" && !front) {
+      return "This server has no HTTPS port (server.vhost_https_port is not set)";
+    }
+    if (requested !== 0 && requested !== front?.port) {
+      if (type === "https") {
+        return `https tunnels are served on the HTTPS port ${
+          front!.port
+        }; remove remote_port ${requested}`;
+      }
+      // A port of its own, serving every host name that reaches it.
+      const candidates = this.#checkPort(requested);
+      if (typeof candidates === "string") return candidates;
+      try {
+        own = await HttpFront.listen({
+          hostname: config.bind_addr,
+          port: requested,
+          scheme: "http",
+          logger: this.#log,
+          headerTimeout: config.handshake_timeout ?? 10_000,
+        });
+      } catch (error) {
+        return `Port ${requested} is not available: ${(error as Error).message}`;
+      }
+      front = own;
+      hosts.length = 0;
+      hosts.push("*");
+    }
+    if (!front) {
+      return "This server has no HTTP port (server.vhost_http_port is not set); " +
+        "give the tunnel a remote_port of its own";
+    }
+    if (!hosts.length) hosts.push("*");
+    const alsoHttps = type === "http" && spec.autoCert && !own ? vhosts.https : null;
+    if (type === "http" && spec.autoCert && !vhosts.https) {
+      this.#log.warn("ssl_cert: auto ignored: this server has no HTTPS port", { tunnel: name });
+    }
+    const routers = [front.router, ...(alsoHttps ? [alsoHttps.router] : [])];
+    const guards = this.#guards(name, policy);
+    const tunnel: HttpTunnel = new HttpTunnel({
+      ...guards,
+      name,
+      type,
+      hosts,
+      locations: spec.locations,
+      port: front.port,
+      mux: this.mux,
+      requestHeaders: spec.requestHeaders,
+      responseHeaders: spec.responseHeaders,
+      basicAuth: spec.basicAuth,
+      passthrough: spec.passthrough,
+      autoCert: spec.autoCert && !own,
+      group: spec.group,
+      weight: spec.weight,
+      onConnection: (event) => this.#host.onConnection(this, tunnel, event),
+      onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, type, ms),
+      onClose: () => {
+        for (const router of routers) router.remove(tunnel);
+        if (own) void own.close();
+      },
+    });
+    for (const [i, router] of routers.entries()) {
+      const refused = router.add(tunnel, spec.strategy);
+      if (refused) {
+        for (const added of routers.slice(0, i)) added.remove(tunnel);
+        await own?.close();
+        return refused;
+      }
+    }
+    if (spec.group) {
+      this.#log.info("group member joined", {
+        group: spec.group.name,
+        tunnel: name,
+        client_id: this.clientId,
+      });
+    }
+    return tunnel;
   }
 
   /** Joins (or founds) the load-balancing group the request names. */
@@ -481,6 +625,7 @@ export class ClientSession {
         tunnelName: name,
         clientId: this.clientId,
         mux: this.mux,
+        compress: request.compression === "gzip",
         onConnection: (member, event) => this.#host.onConnection(this, member, event),
         onFirstByte: (member, ms) => this.#host.onFirstByte(this, member, type, ms),
       },
@@ -594,6 +739,7 @@ export class ClientSession {
     requested: number,
     route?: () => RouteTarget | null,
     policy?: IpPolicy,
+    compress = false,
   ): TcpTunnel | string {
     const hostname = this.#host.config.bind_addr;
     return this.#bind(requested, (port) => {
@@ -607,6 +753,7 @@ export class ClientSession {
         hostname,
         port,
         mux: this.mux,
+        compress,
         onConnection: (event) => this.#host.onConnection(this, tunnel, event),
         onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, "tcp", ms),
       });
@@ -781,5 +928,130 @@ function both(a: TokenBucket, b: TokenBucket): Throttle {
     get throttled() {
       return a.throttled + b.throttled;
     },
+  };
+}
+
+/** The HTTP settings of a tunnel request, checked. */
+interface HttpSpec {
+  domains: string[];
+  subdomain: string | undefined;
+  locations: string[] | undefined;
+  requestHeaders: HeaderRules;
+  responseHeaders: HeaderRules;
+  basicAuth: { user: string; password: string } | undefined;
+  passthrough: boolean;
+  autoCert: boolean;
+  group: { name: string; key: string } | undefined;
+  strategy: Strategy;
+  weight: number;
+}
+
+const HOST_PATTERN =
+  /^(\*\.)?(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Reads and checks the HTTP keys of `request` (they come from the wire: trust nothing). */
+function httpSpec(request: TunnelRequest): HttpSpec | string {
+  const domains: string[] = [];
+  const listed = request.custom_domains ?? [];
+  if (!Array.isArray(listed)) return "custom_domains must be a list of host names";
+  for (const d of [...listed, ...(request.domain ? [request.domain] : [])]) {
+    if (typeof d !== "string" || !HOST_PATTERN.test(d)) {
+      return `${JSON.stringify(d)} is not a host name (custom_domains)`;
+    }
+    if (!domains.includes(d.toLowerCase())) domains.push(d.toLowerCase());
+  }
+  const subdomain = request.subdomain;
+  if (
+    subdomain !== undefined &&
+    !(typeof subdomain === "string" && /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(subdomain))
+  ) {
+    return `subdomain ${JSON.stringify(subdomain)} is not a DNS label`;
+  }
+  let locations: string[] | undefined;
+  if (request.locations !== undefined) {
+    if (
+      !Array.isArray(request.locations) ||
+      !request.locations.every((l) => typeof l === "string" && /^\/\S*$/.test(l))
+    ) {
+      return "locations must be a list of paths starting with /";
+    }
+    locations = request.locations as string[];
+  }
+  const rules = (value: unknown, what: string): HeaderRules | string => {
+    const out: HeaderRules = { set: {}, remove: [] };
+    if (value === undefined) return out;
+    if (typeof value !== "object" || value === null) return `${what} must be a mapping`;
+    const { set = {}, remove = [] } = value as { set?: unknown; remove?: unknown };
+    if (typeof set !== "object" || set === null) return `${what}.set must be a mapping`;
+    for (const [k, v] of Object.entries(set)) {
+      if (!HEADER_NAME.test(k) || typeof v !== "string" || /[\r\n\0]/.test(v)) {
+        return `${what}.set: ${JSON.stringify(k)} is not a valid header`;
+      }
+      out.set[k] = v;
+    }
+    if (
+      !Array.isArray(remove) || !remove.every((r) => typeof r === "string" && HEADER_NAME.test(r))
+    ) {
+      return `${what}.remove must be a list of header names`;
+    }
+    out.remove = remove.map((r: string) => r.toLowerCase());
+    return out;
+  };
+  const requestHeaders = rules(request.request_headers, "request_headers");
+  if (typeof requestHeaders === "string") return requestHeaders;
+  const custom = rules({ set: request.custom_headers ?? {} }, "custom_headers");
+  if (typeof custom === "string") return custom;
+  requestHeaders.set = { ...custom.set, ...requestHeaders.set };
+  const responseHeaders = rules(request.response_headers, "response_headers");
+  if (typeof responseHeaders === "string") return responseHeaders;
+  let basicAuth: { user: string; password: string } | undefined;
+  if (request.basic_auth !== undefined) {
+    const a = request.basic_auth as { user?: unknown; password?: unknown };
+    if (
+      typeof a !== "object" || a === null || typeof a.user !== "string" || !a.user ||
+      a.user.includes(":") || typeof a.password !== "string" || !a.password
+    ) {
+      return 'basic_auth needs a user (without ":") and a password';
+    }
+    basicAuth = { user: a.user, password: a.password };
+  }
+  const passthrough = request.tls_passthrough === true;
+  if (passthrough && request.protocol !== "https") return "Only https tunnels pass TLS through";
+  const autoCert = request.ssl_cert === "auto";
+  let group: { name: string; key: string } | undefined;
+  const strategy = (request.load_balance ?? "round_robin") as Strategy;
+  const weight = request.weight ?? 1;
+  if (request.group !== undefined) {
+    if (
+      typeof request.group !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(request.group)
+    ) {
+      return `Group name ${JSON.stringify(request.group)} is invalid`;
+    }
+    if (typeof request.group_key !== "string" || !request.group_key) {
+      return `Group "${request.group}" needs a group_key`;
+    }
+    if (strategy !== "round_robin" && strategy !== "least_connections") {
+      return `load_balance must be round_robin or least_connections, not ${
+        JSON.stringify(strategy)
+      }`;
+    }
+    if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000) {
+      return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
+    }
+    group = { name: request.group, key: request.group_key };
+  }
+  return {
+    domains,
+    subdomain: subdomain as string | undefined,
+    locations,
+    requestHeaders,
+    responseHeaders,
+    basicAuth,
+    passthrough,
+    autoCert,
+    group,
+    strategy,
+    weight: weight as number,
   };
 }

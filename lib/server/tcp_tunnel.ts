@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type Mux, relay } from "../mux/mod.ts";
+import { compressedConn, type Mux, relay } from "../mux/mod.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
 import type { IpPolicy } from "../util/cidr.ts";
@@ -45,6 +45,8 @@ export interface TcpTunnelOptions {
   maxConnections?: number | undefined;
   /** Called for each connection refused by `maxConnections`. */
   onConnectionLimit?: (() => void) | undefined;
+  /** Gzip the data streams (`compression: gzip`). */
+  compress?: boolean | undefined;
 }
 
 /** Where one public connection is carried. */
@@ -53,6 +55,8 @@ export interface RouteTarget {
   mux: Mux;
   /** The tunnel name the client knows. */
   name: string;
+  /** Gzip the stream (the client sees `gzip: true` in the stream's metadata). */
+  compress?: boolean;
   /** Called with the public connection once it is accepted (to drop it later) and its live totals. */
   attach?(conn: Deno.TcpConn, live: LiveTransfer): void;
   /** Called when the connection ends, with its totals. */
@@ -135,7 +139,7 @@ export class TcpTunnel {
     this.#listener = listener;
     this.port = (listener.addr as Deno.NetAddr).port;
     const mux = options.mux;
-    const fixed = mux ? { mux, name: options.name } : null;
+    const fixed = mux ? { mux, name: options.name, compress: options.compress ?? false } : null;
     this.#route = options.route ?? (() => fixed);
     this.#log = options.logger;
     this.#onConnection = options.onConnection;
@@ -237,12 +241,17 @@ export class TcpTunnel {
     let event: ConnectionEvent;
     try {
       // Open first: the client starts dialing its local service sooner.
-      const stream = target.mux.open({ tunnel: target.name, remote });
+      const stream = target.mux.open({
+        tunnel: target.name,
+        remote,
+        ...(target.compress ? { gzip: true } : {}),
+      });
       conn.setNoDelay(true);
       const firstByte = target.firstByte ?? this.#onFirstByte;
       const limit = this.#limit;
       const throttledBefore = limit ? limit.in.throttled + limit.out.throttled : 0;
-      const result = await relay(conn, stream, {
+      // Compressed: the relay's counts are the tunnel's (compressed) bytes.
+      const result = await relay(target.compress ? compressedConn(conn) : conn, stream, {
         maxBuffer: target.mux.maxFrameData,
         result: live,
         throttleUp: limit?.in,

@@ -222,6 +222,14 @@ export interface AccessEvent {
   status: "ok" | "error";
   /** Why it failed. */
   error?: string | undefined;
+  /** HTTP tunnels: the request line and the status answered. */
+  method?: string | undefined;
+  /** HTTP tunnels: the `Host` asked for. */
+  host?: string | undefined;
+  /** HTTP tunnels: the path asked for. */
+  path?: string | undefined;
+  /** HTTP tunnels: the status code answered (101 for upgrades). */
+  http_status?: number | undefined;
 }
 
 /**

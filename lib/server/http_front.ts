@@ -1,0 +1,457 @@
+/**
+ * The public HTTP and HTTPS ports ("vhosts"): every request is routed by its
+ * host name and path to an {@linkcode HttpTunnel}. The HTTPS port reads the
+ * TLS server name first, then either relays the connection untouched
+ * (passthrough tunnels) or terminates TLS with the certificate for that name
+ * and serves HTTP/2 or HTTP/1.1.
+ *
+ * @module
+ */
+
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import tls from "node:tls";
+import type { Logger } from "../util/logger.ts";
+import { Balancer, type Strategy } from "./balancer.ts";
+import {
+  type FrontInfo,
+  hostOf,
+  type HttpTunnel,
+  rawError,
+  sendError,
+  visitorAddress,
+} from "./http_tunnel.ts";
+import { MAX_CLIENT_HELLO, readSni } from "./sni.ts";
+import { timingSafeEqual } from "node:crypto";
+
+/** The tunnels of one host and path prefix: one, or a load-balancing group. */
+interface Slot {
+  location: string;
+  group: { name: string; key: string } | undefined;
+  balancer: Balancer<HttpTunnel>;
+}
+
+/** Routes host + path to tunnels. */
+export class HttpRouter {
+  #hosts = new Map<string, Slot[]>();
+  /** Hosts whose tunnel went away, and when: they answer 502 (offline) rather than 404. */
+  #gone = new Map<string, { tunnel: string; since: number }>();
+
+  /** Tunnels routed now. */
+  get size(): number {
+    let n = 0;
+    for (const slots of this.#hosts.values()) {
+      for (const slot of slots) n += slot.balancer.members.length;
+    }
+    return n;
+  }
+
+  /** Adds `tunnel` under all its hosts and locations, or returns why not (nothing is added then). */
+  add(tunnel: HttpTunnel, strategy: Strategy = "round_robin"): string | null {
+    for (const host of tunnel.hosts) {
+      for (const location of tunnel.locations) {
+        const slot = this.#hosts.get(host)?.find((s) => s.location === location);
+        if (!slot) continue;
+        const owner = slot.balancer.members[0];
+        const where = location === "/" ? `Host "${host}"` : `Host "${host}" path "${location}"`;
+        if (!slot.group || !tunnel.group || slot.group.name !== tunnel.group.name) {
+          return `${where} is already served by tunnel "${owner?.name}"` +
+            (slot.group ? ` (group "${slot.group.name}")` : "");
+        }
+        if (!sameKey(slot.group.key, tunnel.group.key)) {
+          return `Wrong group_key for group "${tunnel.group.name}"`;
+        }
+      }
+    }
+    for (const host of tunnel.hosts) {
+      this.#gone.delete(host);
+      for (const location of tunnel.locations) {
+        let slots = this.#hosts.get(host);
+        if (!slots) this.#hosts.set(host, slots = []);
+        let slot = slots.find((s) => s.location === location);
+        if (!slot) {
+          slot = { location, group: tunnel.group, balancer: new Balancer(strategy) };
+          slots.push(slot);
+          // Longest prefix first.
+          slots.sort((a, b) => b.location.length - a.location.length);
+        }
+        slot.balancer.add(tunnel);
+      }
+    }
+    return null;
+  }
+
+  /** Removes `tunnel`; hosts left without a tunnel answer "offline" for a while. */
+  remove(tunnel: HttpTunnel): void {
+    for (const host of tunnel.hosts) {
+      const slots = this.#hosts.get(host);
+      if (!slots) continue;
+      for (const slot of slots) {
+        if (slot.balancer.members.includes(tunnel)) slot.balancer.remove(tunnel);
+      }
+      const left = slots.filter((s) => s.balancer.members.length > 0);
+      if (left.length) {
+        this.#hosts.set(host, left);
+      } else {
+        this.#hosts.delete(host);
+        this.#gone.set(host, { tunnel: tunnel.name, since: Date.now() });
+        // Bounded: the oldest tombstones go first.
+        if (this.#gone.size > 10_000) this.#gone.delete(this.#gone.keys().next().value!);
+      }
+    }
+  }
+
+  /** The slots serving `host` (exact name, then wildcards from the most specific, then `*`). */
+  #slots(host: string): Slot[] | undefined {
+    const exact = this.#hosts.get(host);
+    if (exact) return exact;
+    let dot = host.indexOf(".");
+    while (dot >= 0) {
+      const wild = this.#hosts.get("*" + host.slice(dot));
+      if (wild) return wild;
+      dot = host.indexOf(".", dot + 1);
+    }
+    return this.#hosts.get("*");
+  }
+
+  /**
+   * The tunnel for a request: a tunnel, `"unhealthy"` when the route exists
+   * but no member takes requests, `"offline"` when its tunnel went away, or
+   * `null` for an unknown host.
+   */
+  match(
+    hostHeader: string | undefined,
+    path: string,
+  ): HttpTunnel | { offline: string } | "unhealthy" | null {
+    const host = hostOf(hostHeader);
+    const slots = this.#slots(host);
+    if (!slots) {
+      const gone = this.#gone.get(host);
+      return gone ? { offline: gone.tunnel } : null;
+    }
+    for (const slot of slots) {
+      if (!underLocation(path, slot.location)) continue;
+      const picked = slot.balancer.pick();
+      if (picked) return picked;
+      const members = slot.balancer.members;
+      return members.some((m) => m.online) ? "unhealthy" : { offline: members[0]?.name ?? "" };
+    }
+    return null;
+  }
+
+  /** Tunnels serving `host` at all (for TLS: passthrough and certificate decisions). */
+  tunnelsFor(host: string): HttpTunnel[] {
+    return (this.#slots(host) ?? []).flatMap((s) => [...s.balancer.members]);
+  }
+}
+
+function sameKey(a: string, b: string): boolean {
+  const ea = new TextEncoder().encode(a);
+  const eb = new TextEncoder().encode(b);
+  return ea.length === eb.length && timingSafeEqual(ea, eb);
+}
+
+/** Whether `path` is under the prefix `location` (`/api` covers `/api`, `/api/x`, `/api?q`). */
+export function underLocation(path: string, location: string): boolean {
+  if (location === "/" || path === location) return true;
+  if (!path.startsWith(location)) return false;
+  if (location.endsWith("/")) return true;
+  const next = path[location.length];
+  return next === "/" || next === "?" || next === "#";
+}
+
+/** Certificates of the HTTPS port, chosen by server name. */
+export interface CertificateSource {
+  /** PEM certificate and key for `host`, or `null` when none is configured or obtainable. */
+  certificate(host: string, tunnels: HttpTunnel[]): Promise<{ cert: string; key: string } | null>;
+}
+
+/** Options of {@linkcode HttpFront.listen}. */
+export interface HttpFrontOptions {
+  /** Listen address. */
+  hostname: string;
+  /** Port; 0 picks one. */
+  port: number;
+  /** `https` terminates TLS (and passes through by SNI). */
+  scheme: "http" | "https";
+  /** Where events are logged. */
+  logger: Logger;
+  /** HTTPS: certificates by server name. */
+  certificates?: CertificateSource | undefined;
+  /** HTTPS: the certificate for names nothing else covers. */
+  fallbackCertificate?: { cert: string; key: string } | undefined;
+  /** ms a visitor has to send a request head (and, on HTTPS, finish the handshake). */
+  headerTimeout: number;
+  /** ms a connection may sit idle mid-request or between requests. Default 60 s. */
+  idleTimeout?: number;
+  /** HTTP port: answers ACME HTTP-01 challenges. */
+  acmeChallenge?: ((token: string) => string | undefined) | undefined;
+  /** HTTP port: where hosts served only over HTTPS are redirected. */
+  httpsRouter?: HttpRouter | undefined;
+  /** HTTP port: the public HTTPS port for redirects. */
+  httpsPort?: number | undefined;
+  /** Called for each request nothing served (unknown host, offline tunnel). */
+  onUnrouted?: ((kind: "unknown_host" | "tunnel_offline") => void) | undefined;
+  /** A fixed router (a tunnel's own port); default: a new one. */
+  router?: HttpRouter | undefined;
+}
+
+/**
+ * One public HTTP or HTTPS listener with its router.
+ *
+ * @example
+ * ```ts ignore
+ * const front = await HttpFront.listen({ hostname: "0.0.0.0", port: 80, scheme: "http", logger, headerTimeout: 10_000 });
+ * front.router.add(tunnel);
+ * ```
+ */
+export class HttpFront {
+  /** Routes of this port. */
+  readonly router: HttpRouter;
+  /** The bound port. */
+  readonly port: number;
+  /** `http` or `https`. */
+  readonly scheme: "http" | "https";
+  #options: HttpFrontOptions;
+  #server: net.Server;
+  #http: http.Server | http2.Http2SecureServer;
+  #sockets = new Set<net.Socket>();
+  #contexts = new Map<string, { context: tls.SecureContext; at: number }>();
+  #closed = false;
+
+  private constructor(
+    options: HttpFrontOptions,
+    server: net.Server,
+    httpServer: http.Server | http2.Http2SecureServer,
+  ) {
+    this.#options = options;
+    this.router = options.router ?? new HttpRouter();
+    this.#server = server;
+    this.#http = httpServer;
+    this.scheme = options.scheme;
+    this.port = (server.address() as net.AddressInfo).port;
+  }
+
+  /** Binds the port and starts serving. */
+  static async listen(options: HttpFrontOptions): Promise<HttpFront> {
+    const idle = options.idleTimeout ?? 60_000;
+    // Assigned once bound; the handlers below run only after that.
+    // deno-lint-ignore prefer-const
+    let front: HttpFront | undefined;
+    let httpServer: http.Server | http2.Http2SecureServer;
+    if (options.scheme === "http") {
+      httpServer = http.createServer({
+        headersTimeout: options.headerTimeout,
+        requestTimeout: 0, // long uploads are fine; stalls are caught by the idle timeout
+        keepAliveTimeout: 5_000,
+      });
+    } else {
+      const fallback = options.fallbackCertificate;
+      httpServer = http2.createSecureServer({
+        allowHTTP1: true,
+        ...(fallback ? { cert: fallback.cert, key: fallback.key } : {}),
+        minVersion: "TLSv1.2",
+        handshakeTimeout: options.headerTimeout,
+        SNICallback: (name, done) => {
+          front!.#context(name).then((context) => done(null, context), (error) => done(error));
+        },
+      });
+    }
+    httpServer.on("request", (req, res) => front!.#request(req, res, false));
+    httpServer.on("checkContinue", (req, res) => front!.#request(req, res, true));
+    httpServer.on("upgrade", (req, socket, head) => front!.#upgrade(req, socket, head));
+    httpServer.on("clientError", (_error, socket: net.Socket) => {
+      if (socket.writable && !socket.destroyed) {
+        socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      }
+      socket.destroy();
+    });
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+      if (!front || front.#closed) {
+        socket.destroy();
+        return;
+      }
+      front.#sockets.add(socket);
+      socket.on("close", () => front!.#sockets.delete(socket));
+      socket.on("error", () => {});
+      socket.setTimeout(idle, () => socket.destroy());
+      if (options.scheme === "http") {
+        httpServer.emit("connection", socket);
+        socket.resume();
+      } else {
+        front.#peek(socket);
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: options.hostname, port: options.port }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on("error", (error) => options.logger.warn("http listener error", { error }));
+    front = new HttpFront(options, server, httpServer);
+    return front;
+  }
+
+  /** HTTPS: reads the ClientHello, then passes through or terminates TLS. */
+  #peek(socket: net.Socket): void {
+    const log = this.#options.logger;
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    const timer = setTimeout(() => socket.destroy(), this.#options.headerTimeout);
+    const onReadable = () => {
+      let chunk: Uint8Array | null;
+      while ((chunk = socket.read() as Uint8Array | null) !== null) {
+        chunks.push(chunk);
+        length += chunk.length;
+      }
+      const bytes = chunks.length === 1 ? chunks[0]! : concat(chunks, length);
+      let sni: string | null | undefined;
+      try {
+        sni = readSni(bytes);
+      } catch (error) {
+        clearTimeout(timer);
+        socket.off("readable", onReadable);
+        log.debug("not a TLS client", { remote: visitorAddress(socket), error });
+        socket.destroy();
+        return;
+      }
+      if (sni === undefined && length < MAX_CLIENT_HELLO) return;
+      clearTimeout(timer);
+      socket.off("readable", onReadable);
+      const passthrough = sni ? this.router.tunnelsFor(sni).filter((t) => t.passthrough) : [];
+      if (sni && passthrough.length) {
+        const picked = this.router.match(sni, "/");
+        if (picked && typeof picked === "object" && "passthroughConnection" in picked) {
+          socket.resume();
+          picked.passthroughConnection(socket, bytes, sni);
+        } else {
+          this.#options.onUnrouted?.("tunnel_offline");
+          socket.destroy();
+        }
+        return;
+      }
+      socket.unshift(bytes);
+      this.#http.emit("connection", socket);
+    };
+    socket.on("readable", onReadable);
+    socket.on("close", () => clearTimeout(timer));
+    socket.resume();
+    socket.pause();
+  }
+
+  /** The TLS context for `name`: configured files, ACME, or the fallback certificate. */
+  async #context(name: string): Promise<tls.SecureContext> {
+    const host = name.toLowerCase();
+    const cached = this.#contexts.get(host);
+    if (cached && Date.now() - cached.at < 3_600_000) return cached.context;
+    const found = await this.#options.certificates?.certificate(host, this.router.tunnelsFor(host));
+    const pem = found ?? this.#options.fallbackCertificate;
+    if (!pem) throw new Error(`No certificate for "${host}"`);
+    const context = tls.createSecureContext({ cert: pem.cert, key: pem.key });
+    if (found) this.#contexts.set(host, { context, at: Date.now() });
+    return context;
+  }
+
+  /** Forgets cached certificates (after a reload or renewal). */
+  clearCertificates(): void {
+    this.#contexts.clear();
+  }
+
+  #info(): FrontInfo {
+    return { scheme: this.scheme };
+  }
+
+  #request(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void {
+    const host = String(req.headers.host ?? req.headers[":authority"] ?? "");
+    const path = req.url ?? "/";
+    const options = this.#options;
+    if (options.acmeChallenge && path.startsWith("/.well-known/acme-challenge/")) {
+      const answer = options.acmeChallenge(path.slice("/.well-known/acme-challenge/".length));
+      if (answer !== undefined) {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.end(answer);
+        return;
+      }
+    }
+    const picked = this.router.match(host, path);
+    if (picked && typeof picked === "object" && "serve" in picked) {
+      picked.serve(req, res, this.#info(), expectContinue);
+      return;
+    }
+    if (picked === null && options.httpsRouter) {
+      const secure = options.httpsRouter.match(host, path);
+      if (secure !== null && !(typeof secure === "object" && "offline" in secure)) {
+        const port = options.httpsPort && options.httpsPort !== 443 ? `:${options.httpsPort}` : "";
+        res.writeHead(308, { location: `https://${hostOf(host)}${port}${path}` });
+        res.end();
+        return;
+      }
+    }
+    req.resume();
+    if (picked === null) {
+      options.onUnrouted?.("unknown_host");
+      sendError(
+        res,
+        404,
+        `No tunnel serves host "${hostOf(host)}"${path === "/" ? "" : ` at ${path.split("?")[0]}`}`,
+      );
+    } else if (picked === "unhealthy") {
+      options.onUnrouted?.("tunnel_offline");
+      sendError(
+        res,
+        502,
+        `Every service behind host "${hostOf(host)}" is failing its health check`,
+      );
+    } else {
+      options.onUnrouted?.("tunnel_offline");
+      sendError(
+        res,
+        502,
+        `Tunnel "${(picked as { offline: string }).offline}" for host "${
+          hostOf(host)
+        }" is offline: its client is not connected`,
+      );
+    }
+  }
+
+  #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Uint8Array): void {
+    const host = String(req.headers.host ?? "");
+    const picked = this.router.match(host, req.url ?? "/");
+    if (picked && typeof picked === "object" && "upgrade" in picked) {
+      picked.upgrade(req, socket, head, this.#info());
+      return;
+    }
+    this.#options.onUnrouted?.(picked === null ? "unknown_host" : "tunnel_offline");
+    rawError(
+      socket,
+      picked === null ? 404 : 502,
+      picked === null
+        ? `No tunnel serves host "${hostOf(host)}"`
+        : `The tunnel for host "${hostOf(host)}" is offline`,
+    );
+  }
+
+  /** Stops listening and closes open visitor connections. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
+  }
+}
+
+function concat(chunks: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  chunks.length = 0;
+  chunks.push(out);
+  return out;
+}

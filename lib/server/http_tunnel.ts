@@ -1,0 +1,651 @@
+/**
+ * An HTTP(S) tunnel on the server: the host names and path prefixes it
+ * serves, and how one visitor request (or WebSocket, or passed-through TLS
+ * connection) travels to its client: checked against the tunnel's IP policy
+ * and basic auth, headers rewritten, then sent as HTTP/1.1 over a mux
+ * stream, which the client relays to its local service.
+ *
+ * @module
+ */
+
+import http from "node:http";
+import type net from "node:net";
+import type { Readable, Writable } from "node:stream";
+import type { Mux } from "../mux/mod.ts";
+import type { Logger } from "../util/logger.ts";
+import type { IpPolicy } from "../util/cidr.ts";
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { TunnelRow } from "../storage/models.ts";
+import type { BalancerMember } from "./balancer.ts";
+import type { Throttle } from "./session.ts";
+import type { ConnectionEvent, LiveTransfer } from "./tcp_tunnel.ts";
+import { StreamSocket } from "./stream_socket.ts";
+
+/** Header changes of one direction. */
+export interface HeaderRules {
+  /** Headers set (replacing any the message had). */
+  set: Record<string, string>;
+  /** Headers removed (lower case). */
+  remove: string[];
+}
+
+/** Options of {@linkcode HttpTunnel}. */
+export interface HttpTunnelOptions {
+  /** Tunnel name as the client declared it. */
+  name: string;
+  /** `http`: plain HTTP port; `https`: TLS port. */
+  type: "http" | "https";
+  /** Host names served, lower case; `*.example.com` matches one or more labels; `*` matches any host. */
+  hosts: string[];
+  /** Path prefixes served. Default `["/"]`. */
+  locations?: string[] | undefined;
+  /** The public port (shared vhost port or the tunnel's own). */
+  port: number;
+  /** The owning session's multiplexer. */
+  mux: Mux;
+  /** Changes to requests on the way to the service (`custom_headers` are `set` here). */
+  requestHeaders?: HeaderRules | undefined;
+  /** Changes to responses on the way to the visitor. */
+  responseHeaders?: HeaderRules | undefined;
+  /** HTTP basic auth visitors must pass. */
+  basicAuth?: { user: string; password: string } | undefined;
+  /** HTTPS only: relay TLS untouched to a service that terminates it. */
+  passthrough?: boolean | undefined;
+  /** HTTPS only: obtain certificates over ACME for the hosts. */
+  autoCert?: boolean | undefined;
+  /** Load-balancing group shared with other clients' tunnels. */
+  group?: { name: string; key: string } | undefined;
+  /** Share of the group's requests. Default 1. */
+  weight?: number | undefined;
+  /** Where events are logged. */
+  logger: Logger;
+  /** Visitors allowed; others get 403 and nothing reaches the client. */
+  policy?: IpPolicy | undefined;
+  /** Called for each refused visitor. */
+  onDenied?: (() => void) | undefined;
+  /** Bandwidth limit per direction (from / to visitors). */
+  limit?: { in: Throttle; out: Throttle } | undefined;
+  /** Called when the bandwidth limit held traffic back. */
+  onLimit?: (() => void) | undefined;
+  /** Most requests in flight; more get 503. 0: unlimited. */
+  maxConnections?: number | undefined;
+  /** Called for each request refused by `maxConnections`. */
+  onConnectionLimit?: (() => void) | undefined;
+  /** Called when each request (or upgraded connection) ends. */
+  onConnection?: ((event: HttpEvent) => void) | undefined;
+  /** Called with ms from the request to the response head. */
+  onFirstByte?: ((ms: number) => void) | undefined;
+  /** Called by `close()` (the front forgets the tunnel). */
+  onClose?: (() => void) | undefined;
+}
+
+/** One finished request, as monitoring and the access log see it. */
+export interface HttpEvent extends ConnectionEvent {
+  /** The request. */
+  http: { method: string; host: string; path: string; status: number };
+}
+
+/** Where a request came in. */
+export interface FrontInfo {
+  /** `http` or `https`. */
+  scheme: "http" | "https";
+}
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "http2-settings",
+]);
+
+/** A visitor-side socket's address, without the IPv4-mapped prefix. */
+export function visitorAddress(socket: { remoteAddress?: string | undefined }): string {
+  const address = socket.remoteAddress ?? "";
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+/** Lower-case host without port (IPv6 brackets kept). */
+export function hostOf(value: string | undefined): string {
+  if (!value) return "";
+  const host = value.trim().toLowerCase();
+  if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
+  const colon = host.lastIndexOf(":");
+  return colon >= 0 ? host.slice(0, colon) : host;
+}
+
+/**
+ * One HTTP(S) tunnel of one client.
+ *
+ * @example
+ * ```ts ignore
+ * const tunnel = new HttpTunnel({ name: "web", type: "http", hosts: ["app.test"], port: 80, mux, logger });
+ * front.router.add(tunnel);
+ * ```
+ */
+export class HttpTunnel implements BalancerMember {
+  /** Tunnel name as the client declared it. */
+  readonly name: string;
+  /** `http` or `https`. */
+  readonly type: "http" | "https";
+  /** Host names served. */
+  readonly hosts: readonly string[];
+  /** Path prefixes served. */
+  readonly locations: readonly string[];
+  /** The public port. */
+  readonly port: number;
+  /** Relays TLS untouched. */
+  readonly passthrough: boolean;
+  /** Certificates come from ACME. */
+  readonly autoCert: boolean;
+  /** Group membership. */
+  readonly group: { name: string; key: string } | undefined;
+  /** Share of the group's requests. */
+  readonly weight: number;
+  /** Its row in the database, when recorded there. */
+  dbId: number | null = null;
+  /** The database row of a server-managed tunnel; `null` when the client declared it. */
+  managed: TunnelRow | null = null;
+  #clientHealthy = true;
+  /** Probed end to end (TCP tunnels only). */
+  readonly probe = false;
+  #mux: Mux;
+  #options: HttpTunnelOptions;
+  #log: Logger;
+  #agent: http.Agent;
+  #live = new Set<LiveTransfer>();
+  #requests = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #denied = 0;
+  #closed = false;
+
+  /** A tunnel over `options.mux`. */
+  constructor(options: HttpTunnelOptions) {
+    this.name = options.name;
+    this.type = options.type;
+    this.hosts = options.hosts;
+    this.locations = options.locations?.length ? options.locations : ["/"];
+    this.port = options.port;
+    this.passthrough = options.passthrough ?? false;
+    this.autoCert = options.autoCert ?? false;
+    this.group = options.group;
+    this.weight = options.weight ?? 1;
+    this.#mux = options.mux;
+    this.#options = options;
+    this.#log = options.logger;
+    // One agent per tunnel: kept-alive streams to this client are reused across requests.
+    const open = () => this.#open("");
+    this.#agent = new (class extends http.Agent {
+      override createConnection(): net.Socket {
+        return new StreamSocket(open()) as unknown as net.Socket;
+      }
+    })({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+  }
+
+  /** Requests in flight (the balancer's `active`). */
+  get active(): number {
+    return this.#live.size;
+  }
+
+  /** Requests (and upgraded connections) in flight. */
+  get activeConnections(): number {
+    return this.#live.size;
+  }
+
+  /** Live totals of the requests in flight. */
+  get liveTransfers(): Iterable<LiveTransfer> {
+    return this.#live;
+  }
+
+  /** Totals since the tunnel opened. */
+  get stats(): { connections: number; bytesIn: number; bytesOut: number } {
+    return { connections: this.#requests, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
+  }
+
+  /** Whether it takes requests: online, and its service passes the client's health checks. */
+  get healthy(): boolean {
+    return this.#clientHealthy && this.online;
+  }
+
+  /** Set from the client's health checks. */
+  set healthy(value: boolean) {
+    this.#clientHealthy = value;
+  }
+
+  /** Whether its client connection is still usable. */
+  get online(): boolean {
+    return !this.#closed && !this.#mux.isClosed && !this.#mux.peerGoingAway;
+  }
+
+  #open(remote: string) {
+    return this.#mux.open({ tunnel: this.name, remote });
+  }
+
+  /**
+   * The answer to refuse a visitor with before anything reaches the client
+   * (policy, basic auth, connection limit), or `null` to go ahead.
+   */
+  #gate(
+    remote: string,
+    authorization: string | undefined,
+  ): { status: number; message: string; headers?: Record<string, string> } | null {
+    const policy = this.#options.policy;
+    if (policy && !policy.allows(remote)) {
+      this.#denied++;
+      this.#options.onDenied?.();
+      if (this.#denied === 1 || this.#denied % 1000 === 0) {
+        this.#log.warn("visitor refused by IP policy", {
+          tunnel: this.name,
+          remote,
+          refused_so_far: this.#denied,
+        });
+      }
+      return { status: 403, message: "Forbidden: your address may not use this tunnel" };
+    }
+    const auth = this.#options.basicAuth;
+    if (auth && !checkBasic(authorization, auth)) {
+      return {
+        status: 401,
+        message: "This tunnel needs a user name and password",
+        headers: { "www-authenticate": `Basic realm="${this.name}", charset="UTF-8"` },
+      };
+    }
+    const max = this.#options.maxConnections ?? 0;
+    if (max > 0 && this.#live.size >= max) {
+      this.#options.onConnectionLimit?.();
+      return { status: 503, message: "Too many requests in flight for this tunnel; try again" };
+    }
+    if (!this.online) {
+      return {
+        status: 502,
+        message: `Tunnel "${this.name}" is offline: its client is not connected`,
+      };
+    }
+    return null;
+  }
+
+  /** The request headers sent to the service. */
+  #forwardHeaders(
+    req: http.IncomingMessage,
+    remote: string,
+    front: FrontInfo,
+    upgrade: boolean,
+  ): Array<[string, string]> {
+    const raw = req.rawHeaders;
+    const connectionTokens = new Set(
+      String(req.headers.connection ?? "").toLowerCase().split(",").map((s) => s.trim()),
+    );
+    const rules = this.#options.requestHeaders;
+    const removed = new Set(rules?.remove ?? []);
+    if (this.#options.basicAuth) removed.add("authorization");
+    const setKeys = new Set(Object.keys(rules?.set ?? {}).map((k) => k.toLowerCase()));
+    const out: Array<[string, string]> = [];
+    let host = "";
+    let forwardedFor = "";
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!;
+      const lower = name.toLowerCase();
+      const value = raw[i + 1]!;
+      if (lower === ":authority" || lower === "host") {
+        host ||= value;
+        continue;
+      }
+      if (lower.startsWith(":")) continue;
+      if (lower === "x-forwarded-for") {
+        forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
+        continue;
+      }
+      if (lower === "x-forwarded-proto" || lower === "x-forwarded-host") continue;
+      if (!upgrade && (HOP_BY_HOP.has(lower) || connectionTokens.has(lower))) continue;
+      if (upgrade && (lower === "proxy-connection" || lower === "keep-alive")) continue;
+      if (removed.has(lower) || setKeys.has(lower)) continue;
+      out.push([name, value]);
+    }
+    const headers: Array<[string, string]> = [];
+    if (!setKeys.has("host")) headers.push(["Host", host]);
+    headers.push(...out);
+    headers.push(["X-Forwarded-For", forwardedFor ? `${forwardedFor}, ${remote}` : remote]);
+    headers.push(["X-Forwarded-Proto", front.scheme]);
+    if (host) headers.push(["X-Forwarded-Host", host]);
+    for (const [name, value] of Object.entries(rules?.set ?? {})) {
+      if (!removed.has(name.toLowerCase())) headers.push([name, value]);
+    }
+    return headers;
+  }
+
+  /** The response headers sent to the visitor. */
+  #backHeaders(res: http.IncomingMessage, h2: boolean): Record<string, string | string[]> {
+    const rules = this.#options.responseHeaders;
+    const removed = new Set(rules?.remove ?? []);
+    const out: Record<string, string | string[]> = {};
+    const raw = res.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const lower = raw[i]!.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || removed.has(lower)) continue;
+      if (h2 && lower === "host") continue;
+      const value = raw[i + 1]!;
+      const prior = out[lower];
+      out[lower] = prior === undefined
+        ? value
+        : Array.isArray(prior)
+        ? [...prior, value]
+        : [prior, value];
+    }
+    for (const [name, value] of Object.entries(rules?.set ?? {})) {
+      if (!removed.has(name.toLowerCase())) out[name.toLowerCase()] = value;
+    }
+    return out;
+  }
+
+  /** Serves one visitor request (HTTP/1.1 or HTTP/2). */
+  serve(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    front: FrontInfo,
+    expectContinue = false,
+  ): void {
+    const started = performance.now();
+    const remote = visitorAddress(req.socket);
+    const host = String(req.headers.host ?? req.headers[":authority"] ?? "");
+    const method = req.method ?? "GET";
+    const path = req.url ?? "/";
+    const refusal = this.#gate(remote, req.headers.authorization);
+    if (refusal) {
+      const error = refusal.status === 502 ? refusal.message : undefined;
+      sendError(res, refusal.status, refusal.message, refusal.headers);
+      if (refusal.status !== 401 && refusal.status !== 403) {
+        this.#finish(started, remote, { method, host, path, status: refusal.status }, 0, 0, error);
+      }
+      req.resume();
+      return;
+    }
+    const live: LiveTransfer = { sent: 0, received: 0 };
+    this.#live.add(live);
+    this.#requests++;
+    const h2 = req.httpVersionMajor === 2;
+    const headers = this.#forwardHeaders(req, remote, front, false);
+    if (!expectContinue) {
+      const i = headers.findIndex(([k]) => k.toLowerCase() === "expect");
+      if (i >= 0) headers.splice(i, 1);
+    }
+    const limit = this.#options.limit;
+    const throttledBefore = limit ? limit.in.throttled + limit.out.throttled : 0;
+    let status = 0;
+    let failure: string | undefined;
+    let socket: StreamSocket | undefined;
+    const upstream = http.request({
+      agent: this.#agent,
+      method,
+      path,
+      headers: headers as unknown as http.OutgoingHttpHeaders,
+      setHost: false,
+    });
+    upstream.on("socket", (s) => (socket = s as unknown as StreamSocket));
+    if (expectContinue) upstream.on("continue", () => res.writeContinue());
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      this.#live.delete(live);
+      if (limit && limit.in.throttled + limit.out.throttled > throttledBefore) {
+        this.#options.onLimit?.();
+      }
+      this.#finish(
+        started,
+        remote,
+        { method, host, path, status },
+        live.sent,
+        live.received,
+        failure,
+        live,
+      );
+    };
+    upstream.on("response", (back) => {
+      status = back.statusCode ?? 502;
+      this.#options.onFirstByte?.(performance.now() - started);
+      try {
+        res.writeHead(status, this.#backHeaders(back, h2));
+      } catch (error) {
+        failure = `Bad response head from the service: ${(error as Error).message}`;
+        back.destroy();
+        sendError(res, 502, failure);
+        finish();
+        return;
+      }
+      pump(back, res, limit?.out, (n) => (live.received += n)).then(
+        () => finish(),
+        (error) => {
+          failure ??= (error as Error).message;
+          res.destroy();
+          finish();
+        },
+      );
+    });
+    upstream.on("error", (error) => {
+      const reason = socket?.resetReason ?? error.message;
+      failure = !this.online
+        ? `Tunnel "${this.name}" went offline during the request`
+        : /unavailable/.test(reason)
+        ? `Tunnel "${this.name}": ${reason}`
+        : `Tunnel "${this.name}": the service's connection failed (${reason})`;
+      if (!res.headersSent) {
+        status = 502;
+        sendError(res, 502, failure);
+      } else {
+        res.destroy();
+      }
+      finish();
+    });
+    // A visitor who leaves mid-request takes the upstream request with it.
+    res.on("close", () => {
+      if (!res.writableFinished && !upstream.destroyed) upstream.destroy();
+    });
+    pump(req, upstream, limit?.in, (n) => (live.sent += n)).catch(() => upstream.destroy());
+  }
+
+  /** Carries an HTTP/1.1 upgrade (WebSocket) to the service and splices the rest. */
+  upgrade(req: http.IncomingMessage, socket: net.Socket, head: Uint8Array, front: FrontInfo): void {
+    const started = performance.now();
+    const remote = visitorAddress(socket);
+    const host = String(req.headers.host ?? "");
+    const info = { method: req.method ?? "GET", host, path: req.url ?? "/", status: 101 };
+    const refusal = this.#gate(remote, req.headers.authorization);
+    if (refusal) {
+      rawError(socket, refusal.status, refusal.message, refusal.headers);
+      if (refusal.status === 502 || refusal.status === 503) {
+        this.#finish(started, remote, { ...info, status: refusal.status }, 0, 0, refusal.message);
+      }
+      return;
+    }
+    const headers = this.#forwardHeaders(req, remote, front, true);
+    const lines = [
+      `${info.method} ${info.path} HTTP/1.1`,
+      ...headers.map(([k, v]) => `${k}: ${v}`),
+    ];
+    const stream = new StreamSocket(this.#open(remote));
+    stream.write(new TextEncoder().encode(lines.join("\r\n") + "\r\n\r\n"));
+    if (head.length) stream.write(head);
+    this.#splice(socket, stream, started, remote, info);
+  }
+
+  /** Relays a TLS connection untouched (passthrough); `hello` holds the bytes already read. */
+  passthroughConnection(socket: net.Socket, hello: Uint8Array, sni: string): void {
+    const started = performance.now();
+    const remote = visitorAddress(socket);
+    const info = { method: "TLS", host: sni, path: "", status: 0 };
+    const refusal = this.#gate(remote, undefined);
+    if (refusal) {
+      socket.destroy();
+      if (refusal.status === 502) this.#finish(started, remote, info, 0, 0, refusal.message);
+      return;
+    }
+    const stream = new StreamSocket(this.#open(remote));
+    stream.write(hello);
+    this.#splice(socket, stream, started, remote, info);
+  }
+
+  #splice(
+    socket: net.Socket,
+    stream: StreamSocket,
+    started: number,
+    remote: string,
+    info: HttpEvent["http"],
+  ): void {
+    const live: LiveTransfer = { sent: 0, received: 0 };
+    this.#live.add(live);
+    this.#requests++;
+    socket.setNoDelay(true);
+    const limit = this.#options.limit;
+    let failure: string | undefined;
+    let first = true;
+    const up = pump(socket, stream, limit?.in, (n) => (live.sent += n));
+    const down = pump(stream, socket, limit?.out, (n) => {
+      if (first) {
+        first = false;
+        this.#options.onFirstByte?.(performance.now() - started);
+      }
+      live.received += n;
+    });
+    const end = (error: unknown) => {
+      if (error && stream.resetReason) failure ??= stream.resetReason;
+      socket.destroy();
+      stream.destroy();
+    };
+    Promise.all([up.catch(end), down.catch(end)]).then(() => {
+      socket.destroy();
+      if (!stream.destroyed) stream.destroy();
+      this.#live.delete(live);
+      this.#finish(started, remote, info, live.sent, live.received, failure, live);
+    });
+  }
+
+  #finish(
+    started: number,
+    remote: string,
+    http: HttpEvent["http"],
+    bytesIn: number,
+    bytesOut: number,
+    error: string | undefined,
+    transfer?: LiveTransfer,
+  ): void {
+    this.#bytesIn += bytesIn;
+    this.#bytesOut += bytesOut;
+    this.#options.onConnection?.({
+      tunnel: this.name,
+      remote,
+      bytesIn,
+      bytesOut,
+      durationMs: performance.now() - started,
+      error,
+      transfer,
+      http,
+    });
+  }
+
+  /** Stops serving: the front forgets it, kept-alive streams close. Safe to call twice. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#agent.destroy();
+      this.#options.onClose?.();
+    }
+    return Promise.resolve();
+  }
+}
+
+function checkBasic(
+  header: string | undefined,
+  auth: { user: string; password: string },
+): boolean {
+  if (!header?.startsWith("Basic ")) return false;
+  let decoded: string;
+  try {
+    decoded = atob(header.slice(6).trim());
+  } catch {
+    return false;
+  }
+  // Hashed first, so the comparison's time depends on neither length nor content.
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(decoded), digest(`${auth.user}:${auth.password}`));
+}
+
+/** A short plain-text error page. */
+export function sendError(
+  res: http.ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${status} ${http.STATUS_CODES[status] ?? ""}\n${message}\n`;
+  res.writeHead(status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": String(new TextEncoder().encode(body).length),
+    "x-burrow-error": "1",
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** The same, written raw on a socket that was being upgraded. */
+export function rawError(
+  socket: net.Socket,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  const body = `${status} ${http.STATUS_CODES[status] ?? ""}\n${message}\n`;
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${
+        new TextEncoder().encode(body).length
+      }\r\nConnection: close\r\n${extra}\r\n${body}`,
+  );
+}
+
+/**
+ * Copies `src` into `dst` chunk by chunk (each chunk forwarded as it
+ * arrives, so streamed responses such as Server-Sent Events are not held
+ * back), pacing with `throttle`, respecting `dst`'s backpressure, and ending
+ * `dst` at the end of `src`.
+ */
+export async function pump(
+  src: Readable,
+  dst: Writable,
+  throttle: Throttle | undefined,
+  count: (n: number) => void,
+): Promise<void> {
+  for await (const chunk of src) {
+    const bytes = chunk as Uint8Array;
+    if (throttle) await throttle.take(bytes.length);
+    if (dst.destroyed) throw new Error("Destination closed");
+    count(bytes.length);
+    if (!dst.write(bytes)) await drained(dst);
+  }
+  if (!dst.destroyed) dst.end();
+}
+
+function drained(dst: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      dst.off("drain", done);
+      dst.off("close", closed);
+      resolve();
+    };
+    const closed = () => {
+      dst.off("drain", done);
+      dst.off("close", closed);
+      reject(new Error("Destination closed"));
+    };
+    dst.on("drain", done);
+    dst.on("close", closed);
+  });
+}
