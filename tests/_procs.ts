@@ -152,7 +152,7 @@ export async function startClient(
         local_port: number;
         remote_port?: number;
         yaml?: string;
-        type?: "tcp" | "udp";
+        type?: "tcp" | "udp" | "http" | "https";
       }
     >;
     /** More YAML under `client:` (indented by two spaces). */

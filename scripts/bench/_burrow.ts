@@ -16,17 +16,36 @@ function yaml(value: unknown): string {
 }
 const TOKEN = "bench-token-0123456789abcdef";
 
-/** One TCP tunnel to declare in the client's configuration. */
+/** One tunnel to declare in the client's configuration. */
 export interface BenchTunnel {
   name: string;
   localPort: number;
+  /** Default `tcp`. */
+  type?: "tcp" | "udp" | "http";
+  /** Public port for `tcp`/`udp`; default 0 (the server picks). */
+  remotePort?: number;
+  /** Host names of an `http` tunnel. */
+  customDomains?: string[];
+}
+
+function tunnelConfig(t: BenchTunnel): Record<string, unknown> {
+  const type = t.type ?? "tcp";
+  return {
+    name: t.name,
+    type,
+    local_addr: "127.0.0.1",
+    local_port: t.localPort,
+    ...(type === "http"
+      ? { custom_domains: t.customDomains ?? [] }
+      : { remote_port: t.remotePort ?? 0 }),
+  };
 }
 
 /** A running Burrow server and client. */
 export interface Burrow extends AsyncDisposable {
   server: Proc;
   client: Proc;
-  /** Tunnel name → public port on the server. */
+  /** Tunnel name → public port on the server (NaN for `http` tunnels, which have none). */
   remotePorts: Map<string, number>;
   /** The control port. */
   controlPort: number;
@@ -90,13 +109,7 @@ export async function startBurrow(
           auth_token: TOKEN,
           server_fingerprint: listening.fingerprint,
           log: { format: "json" },
-          tunnels: tunnels.map((t) => ({
-            name: t.name,
-            type: "tcp",
-            local_addr: "127.0.0.1",
-            local_port: t.localPort,
-            remote_port: 0,
-          })),
+          tunnels: tunnels.map(tunnelConfig),
         },
       }),
     );
@@ -104,11 +117,15 @@ export async function startBurrow(
     client = spawn("burrow", clientBin, { args: clientArgs });
     const remotePorts = new Map<string, number>();
     for (const tunnel of tunnels) {
-      const ready = await client.waitForJson(
-        { msg: "tunnel ready", tunnel: tunnel.name },
+      const event = await client.waitForEvent(
+        (e) => e.tunnel === tunnel.name && (e.msg === "tunnel ready" || e.msg === "tunnel failed"),
         READY_MS,
+        `tunnel "${tunnel.name}" ready`,
       );
-      remotePorts.set(tunnel.name, Number(ready.remote_port));
+      if (event.msg === "tunnel failed") {
+        throw new Error(`Tunnel "${tunnel.name}" failed: ${String(event.reason)}`);
+      }
+      remotePorts.set(tunnel.name, Number(event.remote_port));
     }
     const c = client;
     return {

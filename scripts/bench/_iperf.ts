@@ -11,6 +11,8 @@ export interface IperfResult {
   bitsPerSecond: number;
   bytes: number;
   seconds: number;
+  /** UDP only: datagrams the receiver missed, in % of those sent. */
+  lostPercent?: number;
 }
 
 /** Options of {@linkcode runIperf}. */
@@ -19,6 +21,11 @@ export interface IperfOptions {
   seconds: number;
   /** Parallel streams (`-P`). Default 1. */
   parallel?: number;
+  /**
+   * UDP instead of TCP (`-u`): the sending rate (`-b`, e.g. `"300M"`, `"0"`
+   * for as fast as possible) and the datagram payload size (`-l`).
+   */
+  udp?: { bitrate: string; length: number };
 }
 
 /** An `iperf3 -s` on a free loopback port, ready when this resolves. */
@@ -45,6 +52,7 @@ export async function runIperf(port: number, options: IperfOptions): Promise<Ipe
     "--connect-timeout",
     "5000",
     "-J",
+    ...(options.udp ? ["-u", "-b", options.udp.bitrate, "-l", String(options.udp.length)] : []),
   ];
   let text: string;
   try {
@@ -55,11 +63,23 @@ export async function runIperf(port: number, options: IperfOptions): Promise<Ipe
   }
   const report = JSON.parse(text) as {
     error?: string;
-    end?: { sum_received?: { bits_per_second: number; bytes: number; seconds: number } };
+    end?: {
+      sum_received?: {
+        bits_per_second: number;
+        bytes: number;
+        seconds: number;
+        lost_percent?: number;
+      };
+    };
   };
   const sum = report.end?.sum_received;
   if (report.error || !sum) {
     throw new Error(`iperf3 to port ${port}: ${report.error ?? "no sum_received in report"}`);
   }
-  return { bitsPerSecond: sum.bits_per_second, bytes: sum.bytes, seconds: sum.seconds };
+  return {
+    bitsPerSecond: sum.bits_per_second,
+    bytes: sum.bytes,
+    seconds: sum.seconds,
+    ...(options.udp ? { lostPercent: sum.lost_percent ?? NaN } : {}),
+  };
 }

@@ -143,16 +143,28 @@ export class Proc implements AsyncDisposable {
   }
 
   /** Waits for a JSON log line whose fields include all of `fields`. */
-  async waitForJson(
+  waitForJson(
     fields: Record<string, unknown>,
     timeoutMs: number,
   ): Promise<Record<string, unknown>> {
+    return this.waitForEvent(
+      (event) => Object.entries(fields).every(([k, v]) => event[k] === v),
+      timeoutMs,
+      `log line ${JSON.stringify(fields)}`,
+    );
+  }
+
+  /** Waits for a JSON log line that satisfies `match`, returning it parsed. */
+  async waitForEvent(
+    match: (event: Record<string, unknown>) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<Record<string, unknown>> {
     const matches = (line: string) => {
       const event = parseJsonLine(line);
-      return event !== undefined && Object.entries(fields).every(([k, v]) => event[k] === v);
+      return event !== undefined && match(event);
     };
-    const line = await this.waitForLine(matches, timeoutMs, `log line ${JSON.stringify(fields)}`);
-    return parseJsonLine(line)!;
+    return parseJsonLine(await this.waitForLine(matches, timeoutMs, what))!;
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; waits for exit and for the pipes to drain. */

@@ -15,6 +15,10 @@ export interface Machine {
   deno: string;
   iperf3: string;
   openssh: string;
+  /** wrk, nginx and Node.js (pipenet), used by the HTTP and UDP rows. */
+  wrk: string;
+  nginx: string;
+  node: string;
   burrow: string;
   date: string;
 }
@@ -22,6 +26,18 @@ export interface Machine {
 async function firstLine(command: string, args: string[]): Promise<string> {
   try {
     return (await run(command, args, 5000)).split("\n")[0]!.trim();
+  } catch (error) {
+    return `unknown (${(error as Error).message.slice(0, 80)})`;
+  }
+}
+
+/** First line of `command args` on stdout or stderr, whatever the exit code (`wrk`, `nginx -v`). */
+async function versionLine(command: string, args: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
+      .output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    return text.trim().split("\n")[0]!.trim();
   } catch (error) {
     return `unknown (${(error as Error).message.slice(0, 80)})`;
   }
@@ -43,6 +59,9 @@ export async function describeMachine(): Promise<Machine> {
     deno: Deno.version.deno,
     iperf3: await firstLine("iperf3", ["--version"]),
     openssh: sshVersion,
+    wrk: (await versionLine("wrk", ["--version"])).replace(/ Copyright.*$/, ""),
+    nginx: (await versionLine("/usr/sbin/nginx", ["-v"])).replace(/^nginx version: /, ""),
+    node: `node ${await versionLine("node", ["--version"])}`,
     burrow: [
       Deno.env.get("BURROWD_BIN") ? `BURROWD_BIN=${Deno.env.get("BURROWD_BIN")}` : "",
       Deno.env.get("BURROW_BIN") ? `BURROW_BIN=${Deno.env.get("BURROW_BIN")}` : "",
@@ -55,7 +74,7 @@ export async function describeMachine(): Promise<Machine> {
 export function formatMachine(m: Machine): string {
   return [
     `machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB RAM, Linux ${m.kernel}`,
-    `tools:   deno ${m.deno}; ${m.iperf3}; ${m.openssh}`,
+    `tools:   deno ${m.deno}; ${m.iperf3}; ${m.openssh}; ${m.wrk}; ${m.nginx}; ${m.node}`,
     `burrow:  ${m.burrow}`,
     `date:    ${m.date}`,
   ].join("\n");
@@ -92,10 +111,15 @@ const NUMERIC: ReadonlySet<keyof Row> = new Set<keyof Row>([
   "vsDirect",
 ]);
 
-/** Renders rows as an aligned Markdown table (readable as plain text too). */
-export function formatTable(rows: Row[]): string {
+/**
+ * Renders rows as an aligned Markdown table (readable as plain text too).
+ * `header` renames columns, e.g. `{ ssh: "other" }` where the middle column
+ * holds another relay than `ssh -R`.
+ */
+export function formatTable(rows: Row[], header: Partial<Row> = {}): string {
   const keys = Object.keys(HEADER) as Array<keyof Row>;
-  const all = [HEADER, ...rows];
+  const head: Row = { ...HEADER, ...header };
+  const all = [head, ...rows];
   const widths = keys.map((k) => Math.max(...all.map((r) => [...r[k]].length)));
   const pad = (s: string, w: number, right: boolean) => {
     const fill = " ".repeat(w - [...s].length);
@@ -105,7 +129,7 @@ export function formatTable(rows: Row[]): string {
     "| " + keys.map((k, i) => pad(r[k], widths[i]!, !head && NUMERIC.has(k))).join(" | ") + " |";
   const rule = "|" +
     keys.map((k, i) => "-".repeat(widths[i]! + 1) + (NUMERIC.has(k) ? ":" : "-")).join("|") + "|";
-  return [line(HEADER, true), rule, ...rows.map((r) => line(r, false))].join("\n");
+  return [line(head, true), rule, ...rows.map((r) => line(r, false))].join("\n");
 }
 
 /** A number with `digits` decimals, or `FAIL`/`—` when missing. */

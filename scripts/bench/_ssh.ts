@@ -67,19 +67,30 @@ export interface SshTunnel {
   remotePorts: Map<number, number>;
 }
 
+/** Options of {@linkcode startSshTunnel}. */
+export interface SshTunnelOptions {
+  /** Adds `-c cipher`. Default: OpenSSH's default cipher. */
+  cipher?: string;
+  /**
+   * Allocate a pseudo-terminal (`-tt`, running `sleep` on the server instead
+   * of `-N`). OpenSSH then marks the session interactive and turns Nagle off
+   * on its connection, which changes request/response rates. Default false.
+   */
+  pty?: boolean;
+}
+
 /**
- * Starts `ssh -N` with one `-R 0:127.0.0.1:<local>` per local port, waiting
- * for sshd to allocate each remote port. `cipher` adds `-c cipher`.
+ * Starts `ssh` with one `-R 0:127.0.0.1:<local>` per local port, waiting
+ * for sshd to allocate each remote port.
  */
 export async function startSshTunnel(
   name: string,
   sshd: Sshd,
   localPorts: number[],
-  cipher?: string,
+  options: SshTunnelOptions = {},
 ): Promise<SshTunnel> {
   const args = [
-    "-N",
-    "-T",
+    ...(options.pty ? ["-tt"] : ["-N", "-T"]),
     "-o",
     "StrictHostKeyChecking=no",
     "-o",
@@ -92,11 +103,14 @@ export async function startSshTunnel(
     sshd.userKey,
     "-p",
     String(sshd.port),
-    ...(cipher ? ["-c", cipher] : []),
+    ...(options.cipher ? ["-c", options.cipher] : []),
     ...localPorts.flatMap((port) => ["-R", `0:127.0.0.1:${port}`]),
     "root@127.0.0.1",
+    // The remote command holds the pty session open; sshd hangs it up when ssh goes.
+    ...(options.pty ? ["sleep", "86400"] : []),
   ];
-  const proc = spawn(name, "ssh", { args });
+  // With a pty, ssh's stdin stays open so that the remote side sees no EOF.
+  const proc = spawn(name, "ssh", { args, stdinPipe: options.pty ?? false });
   const remotePorts = new Map<number, number>();
   try {
     for (const local of localPorts) {

@@ -5,12 +5,16 @@
  * Rows: TCP throughput (iperf3, one and eight streams), small request/response
  * round trips, new connections (connect-to-first-byte and connections per
  * second), resident memory per idle relayed connection, and CPU seconds per
- * GB moved.
+ * GB moved; then storage and monitoring costs; then HTTP requests per second
+ * and latency (wrk) against nginx as a reverse proxy, `ssh -R` with and
+ * without a pty, pipenet and Burrow's HTTP tunnel; then UDP loss and
+ * throughput (iperf3 -u) against an nginx stream relay.
  *
  * ```sh
- * deno task bench                      # full run, about four minutes
+ * deno task bench                      # full run, about ten minutes
  * deno task bench --quick              # smoke run: one 1 s run of each
  * deno task bench --json bench.json    # also write the raw results
+ * deno task bench --only http          # one part: tunnel|storage|monitoring|http|udp
  * ```
  *
  * Honours `BURROWD_BIN` / `BURROW_BIN` to measure compiled binaries.
@@ -41,9 +45,12 @@ import {
   type Row,
   verdict,
 } from "./_report.ts";
+import { attempt as attemptIn, type Section } from "./_section.ts";
 import { startSshd, startSshTunnel } from "./_ssh.ts";
 import { storageBench, type StorageResults } from "./_storage.ts";
 import { monitoringBench, type MonitoringResults } from "./_monitoring.ts";
+import { httpBench, type HttpResults, httpRows } from "./_http.ts";
+import { udpBench, type UdpResults, udpRows } from "./_udp.ts";
 
 /** How long and how often each measurement runs. */
 interface Settings {
@@ -65,6 +72,10 @@ interface Settings {
   idleClients: number;
   /** Seconds their database load is counted. */
   idleSeconds: number;
+  /** wrk `-d` of the HTTP rows (`runs` runs each). */
+  httpSeconds: number;
+  /** iperf3 `-u -t` of the UDP rows (`runs` runs each). */
+  udpSeconds: number;
 }
 
 const FULL: Settings = {
@@ -79,6 +90,8 @@ const FULL: Settings = {
   memoryConnections: 1_000,
   idleClients: 1_000,
   idleSeconds: 30,
+  httpSeconds: 3,
+  udpSeconds: 3,
 };
 
 const QUICK: Settings = {
@@ -93,6 +106,8 @@ const QUICK: Settings = {
   memoryConnections: 1_000,
   idleClients: 100,
   idleSeconds: 5,
+  httpSeconds: 1,
+  udpSeconds: 1,
 };
 
 const AES_GCM = "aes128-gcm@openssh.com";
@@ -138,6 +153,8 @@ interface Results {
   memory: PerRoute<MemoryResult>;
   storage?: StorageResults;
   monitoring?: MonitoringResults;
+  http?: HttpResults;
+  udp?: UdpResults;
   errors: string[];
 }
 
@@ -146,20 +163,16 @@ function progress(message: string): void {
 }
 
 /** Runs `fn`; on failure records the error and returns undefined. */
-async function attempt<T>(
+function attempt<T>(
   errors: string[],
   what: string,
   fn: () => Promise<T>,
 ): Promise<T | undefined> {
-  try {
-    return await fn();
-  } catch (error) {
-    const message = `${what}: ${(error as Error).message}`;
-    errors.push(message);
-    progress(`FAILED ${message.split("\n")[0]}`);
-    return undefined;
-  }
+  return attemptIn({ errors, progress }, what, fn);
 }
+
+const PARTS = ["tunnel", "storage", "monitoring", "http", "udp"] as const;
+type Part = typeof PARTS[number];
 
 /** Starts the services, the iperf3 servers and the relays; returns the routes that came up. */
 async function setUp(stack: AsyncDisposableStack, dir: string, errors: string[]): Promise<Route[]> {
@@ -203,7 +216,9 @@ async function setUp(stack: AsyncDisposableStack, dir: string, errors: string[])
       const label = cipher ? `ssh -R -c ${cipher}` : "ssh -R";
       const iperf = iperfPorts.get(key)!;
       const tunnel = await attempt(errors, `start ${label}`, async () => {
-        const t = await startSshTunnel(label, sshd, [iperf, ports.echo, ports.greet], cipher);
+        const t = await startSshTunnel(label, sshd, [iperf, ports.echo, ports.greet], {
+          ...(cipher ? { cipher } : {}),
+        });
         stack.use(t.proc);
         return t;
       });
@@ -561,23 +576,21 @@ async function main(): Promise<number> {
   });
   if (values.help) {
     console.log(
-      "Usage: deno task bench [--quick] [--json FILE] [--only tunnel|storage|monitoring]\n\n" +
+      `Usage: deno task bench [--quick] [--json FILE] [--only ${PARTS.join("|")}]\n\n` +
         "  --quick      one 1 s run of each measurement (smoke test)\n" +
         "  --json FILE  also write the raw results as JSON\n" +
-        "  --only PART  just the tunnel, storage or monitoring rows\n\n" +
-        "Measures Burrow against a direct connection and `ssh -R` on 127.0.0.1.\n" +
+        "  --only PART  just the tunnel, storage, monitoring, http or udp rows\n\n" +
+        "Measures Burrow against a direct connection, `ssh -R`, nginx and pipenet on 127.0.0.1.\n" +
         "BURROWD_BIN / BURROW_BIN select compiled binaries instead of the sources.",
     );
     return 0;
   }
   const settings = values.quick ? QUICK : FULL;
-  if (values.only !== undefined && !["tunnel", "storage", "monitoring"].includes(values.only)) {
-    console.error(
-      `bench: --only must be "tunnel", "storage" or "monitoring", not "${values.only}"`,
-    );
+  if (values.only !== undefined && !(PARTS as readonly string[]).includes(values.only)) {
+    console.error(`bench: --only must be one of ${PARTS.join(", ")}, not "${values.only}"`);
     return 2;
   }
-  const only = values.only as "tunnel" | "storage" | "monitoring" | undefined;
+  const only = values.only as Part | undefined;
   const results: Results = {
     machine: await describeMachine(),
     settings,
@@ -600,8 +613,18 @@ async function main(): Promise<number> {
     };
     Deno.addSignalListener("SIGINT", stopOnSignal);
     Deno.addSignalListener("SIGTERM", stopOnSignal);
+    const section = (name: string): Section => ({
+      dir: `${dir.path}/${name}`,
+      owner: stack,
+      errors: results.errors,
+      progress,
+    });
     try {
-      if (only === "storage" || only === "monitoring") {
+      if (only === "http") {
+        results.http = await httpBench(section("http"), settings);
+      } else if (only === "udp") {
+        results.udp = await udpBench(section("udp"), settings);
+      } else if (only === "storage" || only === "monitoring") {
         const services = stack.use(spawn("services", Deno.execPath(), {
           args: ["run", "--allow-net", new URL("./_services.ts", import.meta.url).pathname],
           stdinPipe: true,
@@ -640,6 +663,8 @@ async function main(): Promise<number> {
             progress,
             results.errors,
           );
+          results.http = await httpBench(section("http"), settings);
+          results.udp = await udpBench(section("udp"), settings);
         }
       }
     } finally {
@@ -649,7 +674,8 @@ async function main(): Promise<number> {
     }
   }
 
-  const parts = [formatMachine(results.machine), describeSettings(settings)];
+  const parts = [formatMachine(results.machine)];
+  if (only !== "http" && only !== "udp") parts.push(describeSettings(settings));
   if (only === undefined || only === "tunnel") parts.push("", formatTable(rows(results)));
   if (results.storage) {
     parts.push(
@@ -671,6 +697,21 @@ async function main(): Promise<number> {
           : "") +
         ":",
       formatTable(monitoringRows(results)),
+    );
+  }
+  if (results.http) {
+    parts.push(
+      "",
+      `HTTP: ${results.http.method}; static files of a private nginx origin, directly ` +
+        "(direct column) and through each other relay (other column):",
+      formatTable(httpRows(results.http), { ssh: "other", vsSsh: "Burrow/other" }),
+    );
+  }
+  if (results.udp) {
+    parts.push(
+      "",
+      `UDP: ${results.udp.method}; other column: nginx stream relay (listen udp + TCP):`,
+      formatTable(udpRows(results.udp), { ssh: "nginx stream", vsSsh: "Burrow/nginx" }),
     );
   }
   const table = parts.join("\n");
