@@ -36,7 +36,11 @@ interface CommonFlags {
   logFormat?: "json" | "text";
 }
 
-interface TcpFlags extends CommonFlags {
+interface QuickFlags extends CommonFlags {
+  subdomain?: string;
+  domain?: string[];
+  basicAuth?: string;
+  hostHeader?: string;
   server?: string;
   token?: string;
   remotePort: string;
@@ -73,9 +77,10 @@ async function run(config: ClientConfig, quick: boolean): Promise<number> {
     ? (state: TunnelState) => {
       if (state.status === "active") {
         const tunnel = config.tunnels.find((t) => t.name === state.name)!;
-        console.log(
-          `Forwarding  ${tunnel.type}://${state.publicAddr} -> ${tunnel.local_addr}:${tunnel.local_port}`,
-        );
+        const local = `${tunnel.local_addr}:${tunnel.local_port}`;
+        for (const url of state.urls ?? [`${tunnel.type}://${state.publicAddr}`]) {
+          console.log(`Forwarding  ${url} -> ${local}`);
+        }
       }
     }
     : undefined;
@@ -152,6 +157,7 @@ Examples:
   burrow --config client.yaml
   burrow tcp 22 --remote-port 2222 --server tunnel.example.com:7000 --token s3cret \\
       --fingerprint sha256:0123…
+  burrow http 8080 --subdomain app --server tunnel.example.com:7000   # prints the public URL
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
 3 authentication failed.`,
@@ -181,13 +187,31 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
       }
     });
 
-  for (const type of ["tcp", "udp"] as const) {
-    cmd.command(type)
-      .description(`publish one local ${type.toUpperCase()} port, ngrok style`)
+  for (const type of ["tcp", "udp", "http", "https"] as const) {
+    const web = type === "http" || type === "https";
+    const sub = cmd.command(type)
+      .description(
+        web
+          ? `publish one local HTTP service on the server's ${type.toUpperCase()} port, ngrok style`
+          : `publish one local ${type.toUpperCase()} port, ngrok style`,
+      )
       .argument("<local_port>", "local port to publish")
       .option("-s, --server <host:port>", "burrowd address (default port 7000)")
-      .option("-t, --token <token>", "token; prefer BURROW_TOKEN")
-      .option("-r, --remote-port <port>", "public port on the server, 0 = server picks", "0")
+      .option("-t, --token <token>", "token; prefer BURROW_TOKEN");
+    if (web) {
+      sub
+        .option("--subdomain <label>", "serve <label>.<server's subdomain_host>")
+        .option(
+          "-d, --domain <host>",
+          "serve this host name (repeatable)",
+          (v: string, all: string[] = []) => [...all, v],
+        )
+        .option("--basic-auth <user:password>", "visitors must log in")
+        .option("--host-header <host>", "rewrite Host on the way to the service");
+    } else {
+      sub.option("-r, --remote-port <port>", "public port on the server, 0 = server picks", "0");
+    }
+    sub
       .option("--local-addr <addr>", "local address", "127.0.0.1")
       .option("--name <name>", "tunnel name", type)
       .option("--fingerprint <sha256>", "pin the server certificate (burrowd prints it)")
@@ -195,7 +219,7 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
       .option("--insecure-skip-verify", "accept any server certificate (not recommended)")
       .option("--log-level <level>", "debug, info, warn or error")
       .option("--log-format <format>", "json or text")
-      .action(async (localPort: string, flags: TcpFlags) => {
+      .action(async (localPort: string, flags: QuickFlags) => {
         if (!flags.server) throw new ConfigError(["--server: required (HOST:PORT of burrowd)"]);
         const { host, port } = splitHostPort(flags.server);
         const tls: Record<string, unknown> = {};
@@ -210,7 +234,7 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
             type,
             local_addr: flags.localAddr,
             local_port: Number(localPort),
-            remote_port: Number(flags.remotePort),
+            ...(web ? webOptions(flags) : { remote_port: Number(flags.remotePort) }),
           }],
         };
         if (flags.token !== undefined) client.auth_token = flags.token;
@@ -221,6 +245,23 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
       });
   }
   return cmd;
+}
+
+/** The HTTP keys of a quick-mode tunnel from its flags. */
+function webOptions(flags: QuickFlags): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (flags.subdomain) out.subdomain = flags.subdomain;
+  if (flags.domain?.length) out.custom_domains = flags.domain;
+  if (flags.hostHeader) out.custom_headers = { Host: flags.hostHeader };
+  if (flags.basicAuth) {
+    const colon = flags.basicAuth.indexOf(":");
+    if (colon <= 0) throw new ConfigError(["--basic-auth: expected USER:PASSWORD"]);
+    out.basic_auth = {
+      user: flags.basicAuth.slice(0, colon),
+      password: flags.basicAuth.slice(colon + 1),
+    };
+  }
+  return out;
 }
 
 if (import.meta.main) await runProgram("burrow", program, ConfigError);

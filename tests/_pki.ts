@@ -22,6 +22,8 @@ export interface TestCa {
   cert: string;
   /** Issues a client certificate for `cn`. */
   issueClient(cn: string): Promise<{ cert: string; key: string }>;
+  /** Issues a server certificate for the DNS `names`. */
+  issueServer(names: string[]): Promise<{ cert: string; key: string }>;
 }
 
 /** Creates a CA named `name`. */
@@ -63,6 +65,31 @@ export async function createCa(name: string): Promise<TestCa> {
           new x509.BasicConstraintsExtension(false, undefined, true),
           new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
           new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+        ],
+      });
+      return { cert: leaf.toString("pem") + "\n", key: await pem(leafKeys) };
+    },
+    async issueServer(names) {
+      const leafKeys = await crypto.subtle.generateKey(ALG, true, [
+        "sign",
+        "verify",
+      ]) as CryptoKeyPair;
+      const leaf = await x509.X509CertificateGenerator.create({
+        serialNumber: serial(),
+        subject: `CN=${names[0]}`,
+        issuer: ca.subject,
+        notBefore: new Date(now - 3600_000),
+        notAfter: new Date(now + 86_400_000),
+        signingAlgorithm: ALG,
+        publicKey: leafKeys.publicKey,
+        signingKey: keys.privateKey,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+          new x509.SubjectAlternativeNameExtension(
+            names.map((n) => ({ type: "dns" as const, value: n })),
+          ),
         ],
       });
       return { cert: leaf.toString("pem") + "\n", key: await pem(leafKeys) };

@@ -62,6 +62,8 @@ export interface TunnelState {
   remotePort?: number;
   /** Public address visitors use. */
   publicAddr?: string;
+  /** HTTP(S) tunnels: every public URL. */
+  urls?: string[];
   /** Why the tunnel failed. */
   error?: string;
 }
@@ -470,6 +472,7 @@ export class BurrowClient {
             status: "active",
             remotePort: message.remote_port!,
             publicAddr,
+            ...(urls ? { urls } : {}),
           });
           this.#log.info("tunnel ready", {
             tunnel: tunnel.name,

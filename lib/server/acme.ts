@@ -21,7 +21,6 @@
  */
 
 import * as acme from "acme-client";
-import https from "node:https";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Logger } from "../util/logger.ts";
 
@@ -34,6 +33,10 @@ const RENEW_BEFORE_MS = 30 * 86_400_000;
 const RENEW_INTERVAL_MS = 12 * 3_600_000;
 /** Upper bound of one HTTP request to the ACME server. */
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Attempts of one request that meets a network error, a 429 or a 5xx. */
+const REQUEST_ATTEMPTS = 3;
+/** Longest wait between two attempts, whatever Retry-After says. */
+const RETRY_MAX_DELAY_MS = 30_000;
 /** Polling of pending challenges and orders: first delay, longest delay, attempts. */
 const POLL = { backoffMin: 500, backoffMax: 10_000, backoffAttempts: 10 };
 /** After a failed order, no new order for the domain for this long (doubling up to a cap). */
@@ -52,8 +55,8 @@ export interface CertManagerOptions {
   /** Contact address registered with the ACME account. Default: none. */
   email?: string | undefined;
   /**
-   * PEM certificates trusted for the ACME server's own HTTPS, in addition to
-   * nothing else (a test CA such as pebble). Default: the system's roots.
+   * PEM certificates trusted for the ACME server's own HTTPS besides the
+   * built-in roots, such as the test CA of a pebble server. Default: none.
    */
   caBundle?: string | undefined;
   /** Where `certificate issued`, `certificate loaded` and failures go. */
@@ -116,7 +119,7 @@ export class CertManager implements AsyncDisposable {
   #log: Logger;
   #renewBefore: number;
   #now: () => number;
-  #agent: https.Agent;
+  #http: Deno.HttpClient;
   #abort = new AbortController();
   #client: Promise<acme.Client> | undefined;
   #held = new Map<string, Held>();
@@ -154,10 +157,7 @@ export class CertManager implements AsyncDisposable {
       throw new RangeError(`Invalid renewBefore "${options.renewBefore}": must be >= 0`);
     }
     this.#now = options.now ?? Date.now;
-    this.#agent = new https.Agent({
-      keepAlive: true,
-      ...(options.caBundle ? { ca: options.caBundle } : {}),
-    });
+    this.#http = Deno.createHttpClient(options.caBundle ? { caCerts: [options.caBundle] } : {});
   }
 
   /**
@@ -251,7 +251,7 @@ export class CertManager implements AsyncDisposable {
       this.#abort.abort();
       await Promise.allSettled([...this.#pending.values(), this.#renewing]);
       this.#challenges.clear();
-      this.#agent.destroy();
+      this.#http.close();
     })();
     return this.#closing;
   }
@@ -303,6 +303,7 @@ export class CertManager implements AsyncDisposable {
     try {
       issued = await this.#order(domain);
     } catch (error) {
+      if (this.#abort.signal.aborted) throw new Error("Certificate manager is closed");
       const reason = error instanceof Error ? error.message : String(error);
       const holdMs = failure ? Math.min(failure.holdMs * 2, FAILURE_HOLD_MAX_MS) : FAILURE_HOLD_MS;
       this.#failures.set(domain, { at: this.#now(), holdMs, reason });
@@ -320,8 +321,16 @@ export class CertManager implements AsyncDisposable {
       });
     }
     this.#failures.delete(domain);
-    await this.#store(domain, issued);
     this.#held.set(domain, issued);
+    try {
+      await this.#store(domain, issued);
+    } catch (error) {
+      // Served from memory until the next restart, which orders again.
+      this.#log.error("certificate not stored", {
+        domain,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
     this.#log.info(held ? "certificate renewed" : "certificate issued", {
       domain,
       not_after: issued.notAfter.toISOString(),
@@ -340,7 +349,10 @@ export class CertManager implements AsyncDisposable {
       ]);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return undefined;
-      throw error;
+      throw new Error(
+        `Failed to read the stored certificate of "${domain}": ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     try {
       const held = inspect(domain, cert, key);
@@ -407,7 +419,7 @@ export class CertManager implements AsyncDisposable {
       const client = (async () => {
         const accountKey = await this.#accountKey();
         const client = new acme.Client({ directoryUrl: this.#directoryUrl, accountKey, ...POLL });
-        configureRequests(client, this.#agent, this.#abort.signal);
+        useTransport(client, this.#http, this.#abort.signal);
         return client;
       })();
       // Try again on the next order (say, the data directory was not writable).
@@ -433,27 +445,95 @@ export class CertManager implements AsyncDisposable {
   }
 }
 
+/** The request function of acme-client 5's internal HTTP client. */
+type AcmeRequest = (
+  url: string,
+  method: string,
+  opts?: { data?: unknown; headers?: Record<string, string> },
+) => Promise<{ status: number; headers: Record<string, string>; data: unknown }>;
+
 /**
- * Routes every request of `client` through `agent` with a timeout and refuses
- * new requests once `signal` is aborted. acme-client 5 shares one axios
- * instance between all clients, so this is done on the client's own HTTP
- * wrapper rather than on the shared instance.
+ * Sends the requests of `client` with `fetch` through `http`.
+ *
+ * acme-client 5 sends them through one axios instance shared by every client
+ * in the process, with no timeout, with network errors retried for 75 s on
+ * timers nothing can cancel, and with an exhausted retry surfacing as
+ * "Cannot read properties of undefined (reading 'config')". Its own HTTP
+ * client funnels every request through one `request(url, method, opts)`
+ * method (axios-style response: `status`, lower-case `headers`, `data`
+ * parsed from JSON), so that one method is replaced here.
  */
-function configureRequests(client: acme.Client, agent: https.Agent, signal: AbortSignal): void {
-  type Request = (url: string, method: string, opts?: Record<string, unknown>) => Promise<unknown>;
-  const http = (client as unknown as { http?: { request?: Request } }).http;
-  const request = http?.request;
-  if (!http || typeof request !== "function") {
-    throw new Error("Unsupported acme-client version: its HTTP client cannot be configured");
+function useTransport(client: acme.Client, http: Deno.HttpClient, signal: AbortSignal): void {
+  const holder = (client as unknown as { http?: { request?: AcmeRequest } }).http;
+  if (!holder || typeof holder.request !== "function") {
+    throw new Error("Unsupported acme-client version: its HTTP client cannot be replaced");
   }
-  http.request = (url, method, opts = {}) => {
-    if (signal.aborted) return Promise.reject(new Error("Certificate manager is closed"));
-    return request.call(http, url, method, {
-      ...opts,
-      httpsAgent: agent,
-      timeout: REQUEST_TIMEOUT_MS,
-    });
-  };
+  holder.request = (url, method, opts = {}) => send(http, signal, url, method, opts);
+}
+
+async function send(
+  http: Deno.HttpClient,
+  closed: AbortSignal,
+  url: string,
+  method: string,
+  opts: { data?: unknown; headers?: Record<string, string> },
+): ReturnType<AcmeRequest> {
+  const verb = method.toUpperCase();
+  for (let attempt = 1;; attempt++) {
+    if (closed.aborted) throw new Error("Certificate manager is closed");
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), REQUEST_TIMEOUT_MS);
+    let retryIn = 1000 * attempt;
+    try {
+      const response = await fetch(url, {
+        method: verb,
+        client: http,
+        signal: AbortSignal.any([closed, deadline.signal]),
+        headers: { "content-type": "application/jose+json", ...opts.headers },
+        ...(opts.data === undefined ? {} : { body: JSON.stringify(opts.data) }),
+      });
+      const text = await response.text();
+      const headers: Record<string, string> = {};
+      response.headers.forEach((value, name) => (headers[name] = value));
+      const json = (response.headers.get("content-type") ?? "").includes("json");
+      const result = {
+        status: response.status,
+        headers,
+        data: json && text ? JSON.parse(text) : text,
+      };
+      const transient = response.status === 429 || response.status >= 500;
+      if (!transient || attempt >= REQUEST_ATTEMPTS) return result;
+      const after = Number(response.headers.get("retry-after"));
+      if (after > 0) retryIn = after * 1000;
+    } catch (error) {
+      if (closed.aborted) throw new Error("Certificate manager is closed");
+      if (attempt >= REQUEST_ATTEMPTS) {
+        const reason = deadline.signal.aborted
+          ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`
+          : error instanceof Error
+          ? error.message
+          : String(error);
+        throw new Error(`ACME request ${verb} ${url} failed: ${reason}`, { cause: error });
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    await sleep(Math.min(retryIn, RETRY_MAX_DELAY_MS), closed);
+  }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** Parses and checks a certificate chain and key for `domain`. */

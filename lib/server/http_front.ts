@@ -258,6 +258,11 @@ export class HttpFront {
         },
       });
     }
+    // Connections are handed in from our own listener, so node's server never "listens";
+    // Deno's node:http closes kept-alive sockets of a server that is not listening.
+    Object.defineProperty(httpServer, "listening", { get: () => !front || !front.#closed });
+    // The server's own idle timeout: a socket-level one set here breaks keep-alive under Deno.
+    (httpServer as http.Server).setTimeout(idle, (socket: net.Socket) => socket.destroy());
     httpServer.on("request", (req, res) => front!.#request(req, res, false));
     httpServer.on("checkContinue", (req, res) => front!.#request(req, res, true));
     httpServer.on("upgrade", (req, socket, head) => front!.#upgrade(req, socket, head));
@@ -275,7 +280,6 @@ export class HttpFront {
       front.#sockets.add(socket);
       socket.on("close", () => front!.#sockets.delete(socket));
       socket.on("error", () => {});
-      socket.setTimeout(idle, () => socket.destroy());
       if (options.scheme === "http") {
         httpServer.emit("connection", socket);
         socket.resume();
@@ -325,7 +329,6 @@ export class HttpFront {
       if (sni && passthrough.length) {
         const picked = this.router.match(sni, "/");
         if (picked && typeof picked === "object" && "passthroughConnection" in picked) {
-          socket.resume();
           picked.passthroughConnection(socket, bytes, sni);
         } else {
           this.#options.onUnrouted?.("tunnel_offline");
@@ -378,7 +381,12 @@ export class HttpFront {
     }
     const picked = this.router.match(host, path);
     if (picked && typeof picked === "object" && "serve" in picked) {
-      picked.serve(req, res, this.#info(), expectContinue);
+      try {
+        picked.serve(req, res, this.#info(), expectContinue);
+      } catch (error) {
+        options.logger.error("request failed", { host: hostOf(host), error });
+        sendError(res, 500, "Burrow failed to forward this request");
+      }
       return;
     }
     if (picked === null && options.httpsRouter) {

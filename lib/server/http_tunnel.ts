@@ -441,8 +441,10 @@ export class HttpTunnel implements BalancerMember {
       finish();
     });
     // A visitor who leaves mid-request takes the upstream request with it.
+    // (Only then: destroying a finished upstream request here also ends the visitor's
+    // kept-alive connection under Deno.)
     res.on("close", () => {
-      if (!res.writableFinished && !upstream.destroyed) upstream.destroy();
+      if (!done && !res.writableEnded && !upstream.destroyed) upstream.destroy();
     });
     pump(req, upstream, limit?.in, (n) => (live.sent += n)).catch(() => upstream.destroy());
   }
@@ -615,22 +617,60 @@ export function rawError(
  * Copies `src` into `dst` chunk by chunk (each chunk forwarded as it
  * arrives, so streamed responses such as Server-Sent Events are not held
  * back), pacing with `throttle`, respecting `dst`'s backpressure, and ending
- * `dst` at the end of `src`.
+ * `dst` at the end of `src`. Events, not `for await`: leaving an async
+ * iterator destroys its stream, and destroying a request destroys the
+ * visitor's kept-alive socket.
  */
-export async function pump(
+export function pump(
   src: Readable,
   dst: Writable,
   throttle: Throttle | undefined,
   count: (n: number) => void,
 ): Promise<void> {
-  for await (const chunk of src) {
-    const bytes = chunk as Uint8Array;
-    if (throttle) await throttle.take(bytes.length);
-    if (dst.destroyed) throw new Error("Destination closed");
-    count(bytes.length);
-    if (!dst.write(bytes)) await drained(dst);
-  }
-  if (!dst.destroyed) dst.end();
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      src.off("data", onData);
+      src.off("end", onEnd);
+      src.off("error", onError);
+      src.off("close", onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onData = (chunk: Uint8Array) => {
+      if (dst.destroyed) return finish(new Error("Destination closed"));
+      count(chunk.length);
+      const wait = throttle?.tryTake(chunk.length) === false;
+      const full = !dst.write(chunk);
+      if (!wait && !full) return;
+      src.pause();
+      const resume = async () => {
+        try {
+          if (wait) await throttle!.take(chunk.length);
+          if (full) await drained(dst);
+          src.resume();
+        } catch (error) {
+          finish(error as Error);
+        }
+      };
+      resume();
+    };
+    const onEnd = () => {
+      if (!dst.destroyed) dst.end();
+      finish();
+    };
+    const onError = (error: Error) => finish(error);
+    const onClose = () => {
+      if (!src.readableEnded) finish(new Error("Source closed before its end"));
+    };
+    src.on("data", onData);
+    src.on("end", onEnd);
+    src.on("error", onError);
+    src.on("close", onClose);
+    if (src.readableEnded) onEnd();
+  });
 }
 
 function drained(dst: Writable): Promise<void> {

@@ -38,3 +38,21 @@ export type { UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
 export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
 export { type AdminServer, readiness, startAdmin } from "./admin.ts";
 export { AdminApi, ApiError, openApiDocument } from "./api.ts";
+export {
+  type FrontInfo,
+  type HeaderRules,
+  type HttpEvent,
+  HttpTunnel,
+  type HttpTunnelOptions,
+} from "./http_tunnel.ts";
+export {
+  type CertificateSource,
+  HttpFront,
+  type HttpFrontOptions,
+  HttpRouter,
+  underLocation,
+} from "./http_front.ts";
+export { type SocketTotals, StreamSocket } from "./stream_socket.ts";
+export { coversHost, VhostCertificates } from "./vhost_certs.ts";
+export { CertManager, type CertManagerOptions, type ManagedCertificate } from "./acme.ts";
+export { readSni } from "./sni.ts";

@@ -631,13 +631,21 @@ export class BurrowServer implements SessionHost {
           remote_port: request.remote_port ?? 0,
           ...(request.custom_domains ? { custom_domains: request.custom_domains } : {}),
           ...(request.subdomain ? { subdomain: request.subdomain } : {}),
-          ...(typeof request.group === "string"
+          ...(request.domain
+            ? { custom_domains: [...(request.custom_domains ?? []), request.domain] }
+            : {}),
+          ...(typeof request.group === "string" || Array.isArray(request.locations)
             ? {
-              group: request.group,
+              ...(typeof request.group === "string" ? { group: request.group } : {}),
               options: {
-                group: request.group,
-                load_balance: request.load_balance ?? "round_robin",
-                weight: request.weight ?? 1,
+                ...(typeof request.group === "string"
+                  ? {
+                    group: request.group,
+                    load_balance: request.load_balance ?? "round_robin",
+                    weight: request.weight ?? 1,
+                  }
+                  : {}),
+                ...(Array.isArray(request.locations) ? { locations: request.locations } : {}),
               },
             }
             : {}),

@@ -47,6 +47,7 @@ export class StreamSocket extends Duplex {
     this.stream = stream;
   }
 
+  /** Starts pulling from the stream (node's `Readable` hook). */
   override _read(): void {
     this.#wanted = true;
     if (!this.#pumping) this.#pump();
@@ -73,6 +74,7 @@ export class StreamSocket extends Duplex {
     }
   }
 
+  /** Sends a chunk as data frames (node's `Writable` hook). */
   override _write(
     chunk: Uint8Array,
     _encoding: string,
@@ -82,11 +84,13 @@ export class StreamSocket extends Duplex {
     this.stream.write(chunk).then(() => callback(), callback);
   }
 
+  /** Half-closes: a FIN to the peer (node's `Writable` hook). */
   override _final(callback: (error?: Error | null) => void): void {
     this.stream.closeWrite();
     callback();
   }
 
+  /** Resets the stream unless it ended cleanly both ways (node's hook). */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // A stream that ended cleanly both ways needs no reset; anything else tells the client.
     if (!(this.#finished && this.writableFinished)) {

@@ -421,6 +421,7 @@ export class TunnelsDao {
     },
     exceptId: number | null,
     group: string | null = null,
+    locations: string[] = ["/"],
   ): Promise<void> {
     const rows = await this.#db.query<
       { name: string; owner: string; user_id: number; remote_port: number | null; what: string }
@@ -434,8 +435,15 @@ export class TunnelsDao {
         where t.enabled and t.id <> coalesce($1::bigint, -1)
           and (($2::int > 0 and t.remote_port = $2::int and (t.type = 'udp') = ($3::text = 'udp')
                 and ($6::text is null or (t.options->>'group') is distinct from $6::text))
-               or t.custom_domains ?| array(select jsonb_array_elements_text($4::text::jsonb))
-               or ($5::text is not null and t.subdomain = $5::text))
+               -- A host name belongs to one user; that user's tunnels may split it by
+               -- type (http/https) and path prefix, and a group's members share it.
+               or ((t.custom_domains ?| array(select jsonb_array_elements_text($4::text::jsonb))
+                    or ($5::text is not null and t.subdomain = $5::text))
+                   and ($6::text is null or (t.options->>'group') is distinct from $6::text)
+                   and (t.user_id <> $7::bigint
+                        or (t.type = $3::text
+                            and coalesce(t.options->'locations', '["/"]'::jsonb)
+                                ?| array(select jsonb_array_elements_text($8::text::jsonb))))))
         limit 1`,
       [
         exceptId,
@@ -444,6 +452,8 @@ export class TunnelsDao {
         json(t.custom_domains ?? []),
         t.subdomain ?? null,
         group,
+        userId,
+        json(locations),
       ],
     );
     const clash = rows[0];
@@ -573,7 +583,8 @@ export class TunnelsDao {
       subdomain: t.subdomain ?? null,
     };
     validateTunnel(input);
-    await this.checkConflicts(userId, input, existing?.id ?? null, t.group ?? null);
+    const locations = (t.options?.locations as string[] | undefined) ?? ["/"];
+    await this.checkConflicts(userId, input, existing?.id ?? null, t.group ?? null, locations);
     try {
       const [row] = await this.#db.query<TunnelRow>(
         `insert into tunnels (user_id, name, type, source, client_id, local_addr, local_port,
