@@ -73,7 +73,7 @@ export class Proc implements AsyncDisposable {
   /** Waits for an event matching `match`, failing with the recent log after `timeoutMs`. */
   async waitFor(
     match: (e: Record<string, unknown>) => boolean,
-    timeoutMs = 15_000,
+    timeoutMs = 30_000,
     from = 0,
   ): Promise<Record<string, unknown>> {
     const deadline = performance.now() + timeoutMs;

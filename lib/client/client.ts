@@ -523,8 +523,10 @@ export class BurrowClient {
       const local = `${t.local_addr}:${t.local_port}`;
       const before = this.#states.get(t.name);
       if (t.status === "active") {
-        const publicAddr = `${this.#config.server_addr}:${t.remote_port}`;
+        const urls = t.urls?.map((u) => u.replace("<any host>", this.#config.server_addr));
+        const publicAddr = urls?.[0] ?? `${this.#config.server_addr}:${t.remote_port}`;
         const unchanged = before?.status === "active" && before.remotePort === t.remote_port &&
+          before.publicAddr === publicAddr &&
           previous && `${previous.local_addr}:${previous.local_port}` === local;
         this.#setState({
           name: t.name,
@@ -532,6 +534,7 @@ export class BurrowClient {
           managed: true,
           remotePort: t.remote_port!,
           publicAddr,
+          ...(urls ? { urls } : {}),
         });
         if (!unchanged) {
           this.#log.info("tunnel ready", {
@@ -539,6 +542,7 @@ export class BurrowClient {
             type: t.type,
             remote_port: t.remote_port,
             public_addr: publicAddr,
+            ...(urls ? { urls } : {}),
             local,
             managed: true,
           });

@@ -153,6 +153,8 @@ export interface PushedTunnel {
   local_port: number;
   /** Public port, when active. */
   remote_port?: number;
+  /** HTTP(S) tunnels: the public URLs. */
+  urls?: string[];
   /** Whether the server serves it now. */
   status: "active" | "failed";
   /** Why it failed. */

@@ -218,6 +218,8 @@ export class HttpFront {
   #http: http.Server | http2.Http2SecureServer;
   #sockets = new Set<net.Socket>();
   #contexts = new Map<string, { context: tls.SecureContext; at: number }>();
+  #headTimers = new Map<net.Socket, ReturnType<typeof setTimeout>>();
+  #watched = new WeakSet<net.Socket>();
   #closed = false;
 
   private constructor(
@@ -263,9 +265,23 @@ export class HttpFront {
     Object.defineProperty(httpServer, "listening", { get: () => !front || !front.#closed });
     // The server's own idle timeout: a socket-level one set here breaks keep-alive under Deno.
     (httpServer as http.Server).setTimeout(idle, (socket: net.Socket) => socket.destroy());
-    httpServer.on("request", (req, res) => front!.#request(req, res, false));
-    httpServer.on("checkContinue", (req, res) => front!.#request(req, res, true));
-    httpServer.on("upgrade", (req, socket, head) => front!.#upgrade(req, socket, head));
+    httpServer.on("request", (req, res) => {
+      front!.#headerDone(req, res);
+      front!.#request(req, res, false);
+    });
+    httpServer.on("checkContinue", (req, res) => {
+      front!.#headerDone(req, res);
+      front!.#request(req, res, true);
+    });
+    httpServer.on("upgrade", (req, socket, head) => {
+      front!.#headerDone(req, null);
+      front!.#upgrade(req, socket, head);
+    });
+    // The deadline for a request head starts when TLS is up (HTTPS) or at connect (HTTP).
+    // (HTTP/2 sessions are left to the idle timeout: their requests are streams, not sockets.)
+    httpServer.on("secureConnection", (socket: tls.TLSSocket) => {
+      if (socket.alpnProtocol !== "h2") front!.#awaitHead(socket);
+    });
     httpServer.on("clientError", (_error, socket: net.Socket) => {
       if (socket.writable && !socket.destroyed) {
         socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -281,6 +297,7 @@ export class HttpFront {
       socket.on("close", () => front!.#sockets.delete(socket));
       socket.on("error", () => {});
       if (options.scheme === "http") {
+        front.#awaitHead(socket);
         httpServer.emit("connection", socket);
         socket.resume();
       } else {
@@ -297,6 +314,44 @@ export class HttpFront {
     server.on("error", (error) => options.logger.warn("http listener error", { error }));
     front = new HttpFront(options, server, httpServer);
     return front;
+  }
+
+  /**
+   * Gives `socket` `headerTimeout` ms to deliver a complete request head
+   * (slowloris defence: node's own `headersTimeout` is checked too rarely to
+   * count on). Re-armed after each response on a kept-alive connection.
+   */
+  #awaitHead(socket: net.Socket): void {
+    clearTimeout(this.#headTimers.get(socket));
+    const timer = setTimeout(() => {
+      this.#headTimers.delete(socket);
+      this.#options.logger.debug("request head too slow: closed", {
+        remote: visitorAddress(socket),
+      });
+      socket.destroy();
+    }, this.#options.headerTimeout);
+    this.#headTimers.set(socket, timer);
+    if (!this.#watched.has(socket)) {
+      this.#watched.add(socket);
+      socket.once("close", () => {
+        clearTimeout(this.#headTimers.get(socket));
+        this.#headTimers.delete(socket);
+      });
+    }
+  }
+
+  /** A request head arrived on its socket: stop that socket's deadline until the response ends. */
+  #headerDone(req: http.IncomingMessage, res: http.ServerResponse | null): void {
+    const socket = req.socket as net.Socket;
+    const timer = this.#headTimers.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#headTimers.delete(socket);
+    if (res && req.httpVersionMajor === 1) {
+      res.once("finish", () => {
+        if (!socket.destroyed) this.#awaitHead(socket);
+      });
+    }
   }
 
   /** HTTPS: reads the ClientHello, then passes through or terminates TLS. */
@@ -448,6 +503,8 @@ export class HttpFront {
     this.#closed = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
+    for (const timer of this.#headTimers.values()) clearTimeout(timer);
+    this.#headTimers.clear();
     await closed;
   }
 }

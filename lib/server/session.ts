@@ -138,7 +138,10 @@ function policyOf(allow: unknown, deny: unknown): IpPolicy {
 
 /** What decides whether a managed tunnel must be re-opened after a change. */
 function listenSignature(row: TunnelRow): string {
-  return `${row.name}|${row.type}|${row.remote_port ?? 0}`;
+  const http = row.type === "http" || row.type === "https"
+    ? `|${JSON.stringify(row.custom_domains)}|${row.subdomain}|${JSON.stringify(row.options)}`
+    : "";
+  return `${row.name}|${row.type}|${row.remote_port ?? 0}${http}`;
 }
 
 /** Milliseconds a new connection has to complete hello and auth. */
@@ -807,12 +810,17 @@ export class ClientSession {
       };
       const current = [...this.tunnels.values()].find((t) => t.managed && t.dbId === row.id);
       if (current) {
-        pushed.push({ ...base, status: "active", remote_port: current.port });
+        pushed.push({
+          ...base,
+          status: "active",
+          remote_port: current.port,
+          ...(current instanceof HttpTunnel ? { urls: this.#urls(current) } : {}),
+        });
         continue;
       }
       let error: string | null = null;
-      if (row.type !== "tcp" && row.type !== "udp") {
-        error = `Tunnel type "${row.type}" is not supported by this server yet`;
+      if (!["tcp", "udp", "http", "https"].includes(row.type)) {
+        error = `Unknown tunnel type "${row.type}"`;
       } else if (!row.local_port) error = "Tunnel has no local_port";
       else if (this.tunnels.has(row.name)) {
         error = `Tunnel "${row.name}" already exists in this session`;
@@ -826,6 +834,15 @@ export class ClientSession {
       }
       const opened = error
         ? error
+        : row.type === "http" || row.type === "https"
+        ? await this.#openHttp(row.name, {
+          ...row.options,
+          protocol: row.type,
+          local_port: row.local_port ?? 0,
+          remote_port: row.remote_port ?? 0,
+          custom_domains: row.custom_domains,
+          ...(row.subdomain ? { subdomain: row.subdomain } : {}),
+        }, policy ?? policyOf(undefined, undefined))
         : row.type === "udp"
         ? this.#listenUdp(row.name, row.remote_port ?? 0, timeout, undefined, policy)
         : this.#listen(row.name, row.remote_port ?? 0, undefined, policy);
@@ -856,7 +873,12 @@ export class ClientSession {
         remote_port: opened.port,
         managed: true,
       });
-      pushed.push({ ...base, status: "active", remote_port: opened.port });
+      pushed.push({
+        ...base,
+        status: "active",
+        remote_port: opened.port,
+        ...(opened instanceof HttpTunnel ? { urls: this.#urls(opened) } : {}),
+      });
     }
     // Pushed only when it changed (a login of a user without managed tunnels sends nothing).
     const text = JSON.stringify(pushed);

@@ -474,7 +474,7 @@ export class TunnelsDao {
    */
   async create(userId: number, input: TunnelInput): Promise<TunnelRow> {
     validateTunnel(input);
-    await this.checkConflicts(userId, input, null);
+    await this.checkConflicts(userId, input, null, null, locationsOf(input.options));
     try {
       const [row] = await this.#db.query<TunnelRow>(
         `insert into tunnels (user_id, name, type, source, client_id, local_addr, local_port,
@@ -522,7 +522,9 @@ export class TunnelsDao {
       enabled: patch.enabled ?? current.enabled,
     };
     validateTunnel(next);
-    if (next.enabled) await this.checkConflicts(current.user_id, next, id);
+    if (next.enabled) {
+      await this.checkConflicts(current.user_id, next, id, null, locationsOf(next.options));
+    }
     try {
       const [row] = await this.#db.query<TunnelRow>(
         `update tunnels set name = $2, type = $3, client_id = $4, local_addr = $5, local_port = $6,
@@ -583,8 +585,13 @@ export class TunnelsDao {
       subdomain: t.subdomain ?? null,
     };
     validateTunnel(input);
-    const locations = (t.options?.locations as string[] | undefined) ?? ["/"];
-    await this.checkConflicts(userId, input, existing?.id ?? null, t.group ?? null, locations);
+    await this.checkConflicts(
+      userId,
+      input,
+      existing?.id ?? null,
+      t.group ?? null,
+      locationsOf(t.options),
+    );
     try {
       const [row] = await this.#db.query<TunnelRow>(
         `insert into tunnels (user_id, name, type, source, client_id, local_addr, local_port,
@@ -939,4 +946,10 @@ export class AlertsDao {
       [options.firing ?? false, options.limit ?? 100, options.offset ?? 0],
     );
   }
+}
+
+/** The path prefixes an HTTP tunnel's options name (`["/"]` when none). */
+function locationsOf(options: Record<string, unknown> | undefined): string[] {
+  const l = options?.locations;
+  return Array.isArray(l) && l.length && l.every((x) => typeof x === "string") ? l : ["/"];
 }
