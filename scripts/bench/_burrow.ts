@@ -70,7 +70,10 @@ function command(envVar: string, main: string, config: string): [string, string[
   return [Deno.execPath(), ["run", "-A", "--unstable-net", path, "--config", config]];
 }
 
-/** Starts the server, then the client with `tunnels`, and waits until all are ready. */
+/**
+ * Starts the server, then the client with `tunnels`, and waits until all are
+ * ready; throws (stopping both) when the client logs that one failed.
+ */
 export async function startBurrow(
   dir: string,
   tunnels: BenchTunnel[],

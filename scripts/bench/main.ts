@@ -91,7 +91,7 @@ const FULL: Settings = {
   idleClients: 1_000,
   idleSeconds: 30,
   httpSeconds: 3,
-  udpSeconds: 3,
+  udpSeconds: 2,
 };
 
 const QUICK: Settings = {
@@ -609,7 +609,9 @@ async function main(): Promise<number> {
     await using stack = new AsyncDisposableStack();
     const stopOnSignal = () => {
       progress("interrupted: stopping the processes this run started");
-      stack.disposeAsync().finally(() => Deno.exit(130));
+      stack.disposeAsync()
+        .finally(() => dir[Symbol.asyncDispose]())
+        .finally(() => Deno.exit(130));
     };
     Deno.addSignalListener("SIGINT", stopOnSignal);
     Deno.addSignalListener("SIGTERM", stopOnSignal);
