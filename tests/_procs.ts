@@ -135,8 +135,14 @@ ${extra.includes("storage:") ? "" : `  storage: {data_dir: "${dir}/data"}\n`}${
 ${extra}`,
   );
   const proc = new Proc("server", ["--config", path]);
-  const ready = await proc.waitFor((e) => e.msg === "control channel listening");
-  return { proc, port: ready.port as number, fingerprint: ready.fingerprint as string };
+  try {
+    const ready = await proc.waitFor((e) => e.msg === "control channel listening", 60_000);
+    return { proc, port: ready.port as number, fingerprint: ready.fingerprint as string };
+  } catch (error) {
+    // Not left running (writing into a directory the test is about to remove).
+    await proc[Symbol.asyncDispose]();
+    throw error;
+  }
 }
 
 /** Writes a client config with tcp tunnels and starts burrow. */

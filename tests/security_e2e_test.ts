@@ -465,10 +465,21 @@ Deno.test("certificate rotation: SIGHUP serves new certificate files to new clie
   }
 });
 
-Deno.test("tls.min_version 1.3: TLS 1.2 clients are refused, Burrow clients connect", async () => {
+/** What `openssl s_client -tls1_2` got from `port`. */
+async function tls12(port: number): Promise<string> {
+  const out = await new Deno.Command("openssl", {
+    args: ["s_client", "-connect", `127.0.0.1:${port}`, "-tls1_2"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+}
+
+Deno.test("control port is TLS 1.3 only by default: TLS 1.2 refused, Burrow clients connect", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-tls13-" });
   try {
-    const server = await startServer(dir, TOKEN, 0, `  tls: {min_version: "1.3"}`);
+    const server = await startServer(dir, TOKEN, 0);
     await using _s = server.proc;
     await server.proc.waitFor((e) => e.msg === "TLS 1.3 only on the control port");
     await using client = await startClient(dir, {
@@ -478,15 +489,21 @@ Deno.test("tls.min_version 1.3: TLS 1.2 clients are refused, Burrow clients conn
       tunnels: [],
     });
     await client.waitFor((e) => e.msg === "connected");
-    const out = await new Deno.Command("openssl", {
-      args: ["s_client", "-connect", `127.0.0.1:${server.port}`, "-tls1_2"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    const text = await tls12(server.port);
     assert(text.includes("Cipher is (NONE)"), text.slice(0, 800));
     await server.proc.waitFor((e) => e.msg === "TLS handshake refused");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tls.min_version 1.2 opts into Deno's TLS, which also speaks TLS 1.2", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-tls12-" });
+  try {
+    const server = await startServer(dir, TOKEN, 0, `  tls: {min_version: "1.2"}`);
+    await using _s = server.proc;
+    const text = await tls12(server.port);
+    assert(/Protocol\s*:\s*TLSv1\.2/.test(text), text.slice(0, 800));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -288,12 +288,15 @@ export class HttpFront {
       }
       socket.destroy();
     });
-    const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+    // Half-open allowed: a visitor that ends its side still gets the rest of the answer.
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
       if (!front || front.#closed) {
         socket.destroy();
         return;
       }
       front.#sockets.add(socket);
+      // A proxy forwards what it has at once: Nagle would hold small responses for an ACK.
+      socket.setNoDelay(true);
       socket.on("close", () => front!.#sockets.delete(socket));
       socket.on("error", () => {});
       if (options.scheme === "http") {

@@ -114,7 +114,11 @@ function duplexOf(socket: tls.TLSSocket): NodeTlsConn {
       });
     },
     close() {
-      socket.destroy();
+      // End (flushing what is queued, such as a last error message), then make sure.
+      if (socket.destroyed) return;
+      socket.end();
+      const timer = setTimeout(() => socket.destroy(), 1_000);
+      socket.once("close", () => clearTimeout(timer));
     },
   };
 }
