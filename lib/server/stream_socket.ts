@@ -84,6 +84,23 @@ export class StreamSocket extends Duplex {
     this.stream.write(chunk).then(() => callback(), callback);
   }
 
+  /** Sends queued chunks as one write (node's `Writable` hook: a request head and body go together). */
+  override _writev(
+    chunks: Array<{ chunk: Uint8Array }>,
+    callback: (error?: Error | null) => void,
+  ): void {
+    let length = 0;
+    for (const { chunk } of chunks) length += chunk.length;
+    const joined = new Uint8Array(length);
+    let at = 0;
+    for (const { chunk } of chunks) {
+      joined.set(chunk, at);
+      at += chunk.length;
+    }
+    this.totals.sent += length;
+    this.stream.write(joined).then(() => callback(), callback);
+  }
+
   /** Half-closes: a FIN to the peer (node's `Writable` hook). */
   override _final(callback: (error?: Error | null) => void): void {
     this.stream.closeWrite();
