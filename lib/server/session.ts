@@ -599,22 +599,9 @@ export class ClientSession {
     request: TunnelRequest,
     policy: IpPolicy,
   ): Promise<GroupMember | string> {
-    const group = request.group;
-    const key = request.group_key;
-    const strategy = request.load_balance ?? "round_robin";
-    const weight = request.weight ?? 1;
-    if (typeof group !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(group)) {
-      return `Group name ${JSON.stringify(group)} is invalid`;
-    }
-    if (typeof key !== "string" || !key) return `Group "${group}" needs a group_key`;
-    if (strategy !== "round_robin" && strategy !== "least_connections") {
-      return `load_balance must be round_robin or least_connections, not ${
-        JSON.stringify(strategy)
-      }`;
-    }
-    if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000) {
-      return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
-    }
+    const settings = groupSettings(request);
+    if (typeof settings === "string") return settings;
+    const { name: group, key, strategy, weight } = settings;
     const type = request.protocol === "udp" ? "udp" : "tcp";
     const timeout = (request.session_timeout as number | undefined) ?? UDP_SESSION_TIMEOUT;
     return await this.#host.groups.join(
@@ -622,7 +609,7 @@ export class ClientSession {
         group,
         type,
         key,
-        strategy: strategy as Strategy,
+        strategy,
         weight,
         port: request.remote_port ?? 0,
         tunnelName: name,
@@ -1042,26 +1029,14 @@ function httpSpec(request: TunnelRequest): HttpSpec | string {
   if (passthrough && request.protocol !== "https") return "Only https tunnels pass TLS through";
   const autoCert = request.ssl_cert === "auto";
   let group: { name: string; key: string } | undefined;
-  const strategy = (request.load_balance ?? "round_robin") as Strategy;
-  const weight = request.weight ?? 1;
+  let strategy: Strategy = "round_robin";
+  let weight = 1;
   if (request.group !== undefined) {
-    if (
-      typeof request.group !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(request.group)
-    ) {
-      return `Group name ${JSON.stringify(request.group)} is invalid`;
-    }
-    if (typeof request.group_key !== "string" || !request.group_key) {
-      return `Group "${request.group}" needs a group_key`;
-    }
-    if (strategy !== "round_robin" && strategy !== "least_connections") {
-      return `load_balance must be round_robin or least_connections, not ${
-        JSON.stringify(strategy)
-      }`;
-    }
-    if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000) {
-      return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
-    }
-    group = { name: request.group, key: request.group_key };
+    const settings = groupSettings(request);
+    if (typeof settings === "string") return settings;
+    group = { name: settings.name, key: settings.key };
+    strategy = settings.strategy;
+    weight = settings.weight;
   }
   return {
     domains,
@@ -1074,6 +1049,26 @@ function httpSpec(request: TunnelRequest): HttpSpec | string {
     autoCert,
     group,
     strategy,
-    weight: weight as number,
+    weight,
   };
+}
+
+/** A group member's settings from a tunnel request, checked, or why they are wrong. */
+function groupSettings(
+  request: TunnelRequest,
+): { name: string; key: string; strategy: Strategy; weight: number } | string {
+  const { group, group_key: key } = request;
+  const strategy = request.load_balance ?? "round_robin";
+  const weight = request.weight ?? 1;
+  if (typeof group !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(group)) {
+    return `Group name ${JSON.stringify(group)} is invalid`;
+  }
+  if (typeof key !== "string" || !key) return `Group "${group}" needs a group_key`;
+  if (strategy !== "round_robin" && strategy !== "least_connections") {
+    return `load_balance must be round_robin or least_connections, not ${JSON.stringify(strategy)}`;
+  }
+  if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000) {
+    return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
+  }
+  return { name: group, key, strategy, weight };
 }
