@@ -371,6 +371,9 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   dbOptions(token.command("issue <user>").description("issue a token; it is printed once"))
     .option("--ttl <duration>", "lifetime, e.g. 30d, 12h; default: never expires")
     .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
+    .option("--types <types>", "tunnel types it may publish, e.g. tcp,http (default: any)")
+    .option("--ports <ranges>", 'public ports it may take, e.g. "2000-3000" (default: any)')
+    .option("--domains <hosts>", 'host names it may serve, e.g. "*.example.com" (default: any)')
     .action(async (name: string, flags: CredentialFlags) =>
       exit(await withStore(flags, (store) => issueCredential("token", store, name, flags)))
     );
@@ -423,6 +426,9 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   dbOptions(key.command("create <user>").description("create an API key; it is printed once"))
     .option("--ttl <duration>", "lifetime, e.g. 90d; default: never expires")
     .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
+    .option("--types <types>", "tunnel types it may publish, e.g. tcp,http (default: any)")
+    .option("--ports <ranges>", 'public ports it may take, e.g. "2000-3000" (default: any)')
+    .option("--domains <hosts>", 'host names it may serve, e.g. "*.example.com" (default: any)')
     .action(async (name: string, flags: CredentialFlags) =>
       exit(await withStore(flags, (store) => issueCredential("key", store, name, flags)))
     );
@@ -455,6 +461,11 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
               kind: k.kind,
               user: k.user_name,
               scopes: k.scopes.join(","),
+              limits: [
+                k.limits?.types ? `types ${k.limits.types.join(",")}` : "",
+                k.limits?.ports ? `ports ${k.limits.ports}` : "",
+                k.limits?.domains ? `domains ${k.limits.domains.join(",")}` : "",
+              ].filter(Boolean).join("; ") || "-",
               created: k.created_at,
               expires: k.expires_at,
               revoked: k.revoked_at,
@@ -539,9 +550,16 @@ function durationFlag(text: string, flag: string): number {
 interface CredentialFlags extends AdminFlags {
   ttl?: string;
   scope: string;
+  types?: string;
+  ports?: string;
+  domains?: string;
 }
 
 /** `token issue` and `key create`: the credential goes to stdout (once), the rest to stderr. */
+function list(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
 async function issueCredential(
   kind: "token" | "key",
   store: Store,
@@ -552,6 +570,11 @@ async function issueCredential(
   const options = {
     ttlMs: flags.ttl === undefined ? null : durationFlag(flags.ttl, "--ttl"),
     scopes: flags.scope.split(",").map((s) => s.trim()).filter(Boolean),
+    limits: {
+      ...(flags.types ? { types: list(flags.types) } : {}),
+      ...(flags.ports ? { ports: flags.ports } : {}),
+      ...(flags.domains ? { domains: list(flags.domains) } : {}),
+    },
   };
   const issued = kind === "token"
     ? await tokens.issue(name, options)

@@ -553,3 +553,76 @@ Deno.test("per-user bandwidth: two tunnels of one user share its 1 MB/s", async 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("token limits: a token restricted to types, ports and domains cannot publish beyond them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-token-limits-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/server.yaml`,
+      `server:\n  storage: {data_dir: "${dir}/data"}\n`,
+    );
+    const cli = (...args: string[]) => runServerCommand([...args, "-c", `${dir}/server.yaml`]);
+    assertEquals((await cli("user", "add", "ivy")).code, 0);
+    const low = 20_000 + Math.floor(Math.random() * 20_000);
+    const issued = await cli(
+      "token",
+      "issue",
+      "ivy",
+      "--types",
+      "tcp,http",
+      "--ports",
+      `${low}-${low + 50}`,
+      "--domains",
+      "*.ivy.test",
+    );
+    assertEquals(issued.code, 0, issued.stderr);
+    const token = issued.stdout.trim();
+    const bad = await cli("token", "issue", "ivy", "--types", "tcp,ftp");
+    assertEquals(bad.code, 2);
+    assert(bad.stderr.includes('Unknown tunnel type "ftp"'), bad.stderr);
+    const listed = await cli("token", "list", "ivy");
+    assert(listed.stdout.includes(`types tcp,http; ports ${low}-${low + 50}; domains *.ivy.test`));
+    await using service = localService(async (conn) => {
+      await conn.write(new TextEncoder().encode("hello"));
+      conn.close();
+    });
+    const server = await startServer(
+      dir,
+      TOKEN,
+      0,
+      `  storage: {data_dir: "${dir}/data"}\n  vhost_http_port: 0\n`,
+    );
+    await using _s = server.proc;
+    await using client = await startClient(dir, {
+      port: server.port,
+      token,
+      fingerprint: server.fingerprint,
+      tunnels: [
+        { name: "in-range", local_port: service.port, remote_port: 0 },
+        { name: "out-of-range", local_port: service.port, remote_port: low + 51 },
+        { name: "dns", type: "udp", local_port: service.port },
+        { name: "site", type: "http", local_port: service.port, yaml: "domain: app.ivy.test" },
+        { name: "other", type: "http", local_port: service.port, yaml: "domain: evil.test" },
+      ],
+    });
+    const port = await tunnelPort(client, "in-range");
+    assert(port >= low && port <= low + 50, `port ${port} in the token's range`);
+    await client.waitFor((e) => e.msg === "tunnel ready" && e.tunnel === "site");
+    const reason = async (name: string) =>
+      (await client.waitFor((e) => e.msg === "tunnel failed" && e.tunnel === name)).reason;
+    assertEquals(
+      await reason("out-of-range"),
+      `Port ${low + 51} is not allowed for this token (allowed: ${low}-${low + 50})`,
+    );
+    assertEquals(
+      await reason("dns"),
+      "This token may not publish udp tunnels (allowed: tcp, http)",
+    );
+    assertEquals(
+      await reason("other"),
+      'This token may not serve host "evil.test" (allowed: *.ivy.test)',
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

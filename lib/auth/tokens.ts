@@ -21,7 +21,8 @@ import {
 import { LruCache } from "../storage/cache.ts";
 import { DatabaseUnavailableError } from "../storage/db.ts";
 import { NotFoundError } from "../storage/daos.ts";
-import type { ApiKey, ConfigChange, SigningKey, User } from "../storage/models.ts";
+import type { ApiKey, ConfigChange, SigningKey, TokenLimits, User } from "../storage/models.ts";
+import { parsePortRanges } from "../util/units.ts";
 import type { Store } from "../storage/store.ts";
 import type { Logger } from "../util/logger.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
@@ -66,6 +67,62 @@ export interface TokenIdentity {
   tokenId: string;
   /** What the token may do. */
   scopes: string[];
+  /** What the token's client may publish (types, ports, host names); `{}`: no own limit. */
+  limits: TokenLimits;
+}
+
+/** Options of {@linkcode TokenService.issue} and {@linkcode TokenService.createApiKey}. */
+export interface IssueOptions {
+  /** Lifetime in ms; `null` or absent: never expires. */
+  ttlMs?: number | null;
+  /** Scopes; default `["tunnel"]`. */
+  scopes?: string[];
+  /** Limits on what a client logged in with it may publish. */
+  limits?: TokenLimits;
+}
+
+const TUNNEL_TYPES = ["tcp", "udp", "http", "https"];
+const HOST_PATTERN =
+  /^(\*\.)?(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+
+/**
+ * Checks token limits, returning them in canonical form.
+ *
+ * @throws {TokenError} naming the bad part.
+ */
+export function checkTokenLimits(limits: TokenLimits): TokenLimits {
+  const out: TokenLimits = {};
+  if (limits.types !== undefined) {
+    if (!Array.isArray(limits.types) || !limits.types.length) {
+      throw new TokenError("limits.types must be a non-empty list of tunnel types");
+    }
+    for (const t of limits.types) {
+      if (!TUNNEL_TYPES.includes(t)) {
+        throw new TokenError(`Unknown tunnel type "${t}"; types are ${TUNNEL_TYPES.join(", ")}`);
+      }
+    }
+    out.types = [...new Set(limits.types)];
+  }
+  if (limits.ports !== undefined) {
+    try {
+      parsePortRanges(limits.ports);
+    } catch (error) {
+      throw new TokenError(`limits.ports: ${(error as Error).message}`);
+    }
+    out.ports = limits.ports;
+  }
+  if (limits.domains !== undefined) {
+    if (!Array.isArray(limits.domains) || !limits.domains.length) {
+      throw new TokenError("limits.domains must be a non-empty list of host names");
+    }
+    for (const d of limits.domains) {
+      if (typeof d !== "string" || !HOST_PATTERN.test(d)) {
+        throw new TokenError(`limits.domains: ${JSON.stringify(d)} is not a host name or *.name`);
+      }
+    }
+    out.domains = limits.domains.map((d) => d.toLowerCase());
+  }
+  return out;
 }
 
 /** A freshly issued token. */
@@ -236,17 +293,18 @@ export class TokenService {
    *
    * @throws {NotFoundError} for an unknown user; {@link TokenError} for a disabled one or a bad scope.
    */
-  async issue(
-    userName: string,
-    options: { ttlMs?: number | null; scopes?: string[] } = {},
-  ): Promise<IssuedToken> {
-    const { user, scopes } = await this.#checkIssue(userName, options);
+  async issue(userName: string, options: IssueOptions = {}): Promise<IssuedToken> {
+    const { user, scopes, limits } = await this.#checkIssue(userName, options);
     const [kid, signing] = [...this.#keys.entries()][0]!;
     const id = crypto.randomUUID();
     const now = Math.floor(Date.now() / 1000);
     const expiresAt = options.ttlMs ? new Date((now * 1000) + options.ttlMs) : null;
-    await this.#store.apiKeys.add(id, user.id, scopes, expiresAt);
-    const jwt = new SignJWT({ scope: scopes.join(" "), uid: user.id })
+    await this.#store.apiKeys.add(id, user.id, scopes, expiresAt, undefined, limits);
+    const jwt = new SignJWT({
+      scope: scopes.join(" "),
+      uid: user.id,
+      ...(Object.keys(limits).length ? { lim: limits } : {}),
+    })
       .setProtectedHeader({ alg: signing.row.alg, kid, typ: "JWT" })
       .setIssuer(ISSUER)
       .setSubject(user.name)
@@ -262,25 +320,22 @@ export class TokenService {
    *
    * @throws {NotFoundError} for an unknown user; {@link TokenError} for a disabled one or a bad scope.
    */
-  async createApiKey(
-    userName: string,
-    options: { ttlMs?: number | null; scopes?: string[] } = {},
-  ): Promise<IssuedToken> {
-    const { user, scopes } = await this.#checkIssue(userName, options);
+  async createApiKey(userName: string, options: IssueOptions = {}): Promise<IssuedToken> {
+    const { user, scopes, limits } = await this.#checkIssue(userName, options);
     const prefix = randomAlnum(12);
     const key = `bk_${prefix}_${b64url(crypto.getRandomValues(new Uint8Array(32)))}`;
     const id = `key_${prefix}`;
     const expiresAt = options.ttlMs ? new Date(Date.now() + options.ttlMs) : null;
     await this.#store.apiKeys.add(id, user.id, scopes, expiresAt, {
       secretHash: await sha256Hex(key),
-    });
+    }, limits);
     return { token: key, id, expiresAt };
   }
 
   async #checkIssue(
     userName: string,
-    options: { ttlMs?: number | null; scopes?: string[] },
-  ): Promise<{ user: User; scopes: string[] }> {
+    options: IssueOptions,
+  ): Promise<{ user: User; scopes: string[]; limits: TokenLimits }> {
     // A zero lifetime would otherwise read as "never expires".
     if (options.ttlMs !== undefined && options.ttlMs !== null && !(options.ttlMs > 0)) {
       throw new TokenError(`A token's lifetime must be positive, not ${options.ttlMs} ms`);
@@ -302,7 +357,7 @@ export class TokenService {
         `User "${userName}" is not an administrator: cannot issue scope "admin"`,
       );
     }
-    return { user, scopes };
+    return { user, scopes, limits: checkTokenLimits(options.limits ?? {}) };
   }
 
   /**
@@ -386,7 +441,7 @@ export class TokenService {
     if (requiredScope && !key.scopes.includes(requiredScope) && !key.scopes.includes("admin")) {
       throw new TokenError(`token lacks the "${requiredScope}" scope`);
     }
-    return { user, tokenId: id, scopes: key.scopes };
+    return { user, tokenId: id, scopes: key.scopes, limits: key.limits ?? {} };
   }
 
   /** Drops cached entries a config change makes stale. */

@@ -21,6 +21,27 @@ Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled user
       assertEquals([who.user.name, who.tokenId, who.scopes], ["alice", issued.id, ["tunnel"]]);
     });
 
+    await t.step("limits are kept with the token and come back on verify", async () => {
+      const limits = { types: ["tcp", "http"], ports: "2000-3000", domains: ["*.A.test"] };
+      const jwt = await tokens.issue("alice", { limits });
+      const who = await tokens.verify(jwt.token, "tunnel");
+      assertEquals(who.limits, { ...limits, domains: ["*.a.test"] });
+      const key = await tokens.createApiKey("alice", { limits: { types: ["udp"] } });
+      assertEquals((await tokens.verify(key.token, "tunnel")).limits, { types: ["udp"] });
+      const plain = await tokens.issue("alice");
+      assertEquals((await tokens.verify(plain.token)).limits, {});
+      await assertRejects(
+        () => tokens.issue("alice", { limits: { ports: "70000" } }),
+        TokenError,
+        "limits.ports",
+      );
+      await assertRejects(
+        () => tokens.issue("alice", { limits: { domains: ["not a host"] } }),
+        TokenError,
+        "is not a host name",
+      );
+    });
+
     await t.step("refusals say why", async () => {
       await assertRejects(() => tokens.issue("nobody"), NotFoundError, "burrowd user add nobody");
       await assertRejects(

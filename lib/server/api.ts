@@ -17,6 +17,7 @@ import {
   DatabaseUnavailableError,
   NotFoundError,
   type Store,
+  type TokenLimits,
   type TunnelInput,
   ValidationError,
 } from "../storage/mod.ts";
@@ -330,13 +331,16 @@ export class AdminApi {
       (kind: "token" | "key") =>
       async ({ body }: { body: () => Promise<Record<string, unknown>> }) => {
         const b = await body();
-        allowOnly(b, ["user", "ttl", "scopes"]);
+        allowOnly(b, ["user", "ttl", "scopes", "limits"]);
         const user = field<string>(b, "user", "string", true)!;
         const ttl = field<string>(b, "ttl", "string");
         const scopes = field<string[]>(b, "scopes", "array");
+        const limits = field<Record<string, unknown>>(b, "limits", "object");
+        if (limits) allowOnly(limits, ["types", "ports", "domains"]);
         const options = {
           ttlMs: ttl === undefined ? null : durationOf(ttl, `Field "ttl"`),
           ...(scopes ? { scopes: scopes.map(String) } : {}),
+          ...(limits ? { limits: limits as TokenLimits } : {}),
         };
         const tokens = server.tokens;
         if (!tokens) throw new ApiError(503, "unavailable", "This server runs without a database");
@@ -599,6 +603,7 @@ export function openApiDocument(): Record<string, unknown> {
               user: { type: "string" },
               ttl: { type: "string", examples: ["30d"] },
               scopes: { type: "array", items: { enum: ["tunnel", "admin"] } },
+              limits: ref("TokenLimits"),
             },
             additionalProperties: false,
           }),
@@ -615,6 +620,7 @@ export function openApiDocument(): Record<string, unknown> {
               user: { type: "string" },
               ttl: { type: "string", examples: ["90d"] },
               scopes: { type: "array", items: { enum: ["tunnel", "admin"] } },
+              limits: ref("TokenLimits"),
             },
             additionalProperties: false,
           }),
@@ -773,11 +779,22 @@ export function openApiDocument(): Record<string, unknown> {
             user_id: { type: "integer" },
             user_name: { type: "string" },
             scopes: { type: "array", items: { type: "string" } },
+            limits: ref("TokenLimits"),
             created_at: { type: "string", format: "date-time" },
             expires_at: dateTime,
             revoked_at: dateTime,
             last_used_at: dateTime,
           },
+        },
+        TokenLimits: {
+          type: "object",
+          description: "What a client logged in with the token may publish",
+          properties: {
+            types: { type: "array", items: { enum: ["tcp", "udp", "http", "https"] } },
+            ports: { type: "string", examples: ["2000-3000,3306"] },
+            domains: { type: "array", items: { type: "string" }, examples: [["*.example.com"]] },
+          },
+          additionalProperties: false,
         },
         IssuedToken: {
           type: "object",

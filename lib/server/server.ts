@@ -401,6 +401,11 @@ export class BurrowServer implements SessionHost {
           tokenId: who.tokenId,
           allowPorts: user.allow_ports ? parsePortRanges(user.allow_ports) : null,
           maxBandwidth: user.max_bandwidth ?? null,
+          tokenLimits: {
+            types: who.limits.types ?? null,
+            ports: who.limits.ports ? parsePortRanges(who.limits.ports) : null,
+            domains: who.limits.domains ?? null,
+          },
         },
       };
     } catch (error) {

@@ -50,6 +50,19 @@ export interface Principal {
   allowPorts?: Array<[number, number]> | null;
   /** The user's bandwidth limit (bytes/s per direction, all its tunnels); `null`: none. */
   maxBandwidth?: number | null;
+  /** Limits of the token the client logged in with; `null` parts do not limit. */
+  tokenLimits?: {
+    types: string[] | null;
+    ports: Array<[number, number]> | null;
+    domains: string[] | null;
+  };
+}
+
+/** Whether a token's domain pattern covers `host` (`*.example.com`: any name under it). */
+function domainAllowed(host: string, patterns: string[]): boolean {
+  return patterns.some((p) =>
+    p.startsWith("*.") ? host.endsWith(p.slice(1)) && host.length > p.length - 1 : host === p
+  );
 }
 
 /** The outcome of checking a client's credentials. */
@@ -409,6 +422,14 @@ export class ClientSession {
         `session_timeout must be between 100 ms and 1 day, not ${JSON.stringify(timeout)}`,
       );
     }
+    const limits = this.principal?.tokenLimits;
+    if (limits?.types && !limits.types.includes(request.protocol)) {
+      return fail(
+        `This token may not publish ${request.protocol} tunnels (allowed: ${
+          limits.types.join(", ")
+        })`,
+      );
+    }
     if (this.tunnels.has(name)) return fail(`Tunnel "${name}" already exists in this session`);
     const declared = [...this.tunnels.values()].filter((t) => !t.managed).length;
     if (declared >= config.limits.max_tunnels_per_client) {
@@ -511,6 +532,15 @@ export class ClientSession {
         return `This server gives no subdomains (server.subdomain_host is not set); use custom_domains`;
       }
       hosts.push(`${spec.subdomain}.${config.subdomain_host}`.toLowerCase());
+    }
+    const allowedDomains = this.principal?.tokenLimits?.domains;
+    if (allowedDomains) {
+      const outside = hosts.find((h) => !domainAllowed(h, allowedDomains));
+      if (outside !== undefined || !hosts.length) {
+        return `This token may not serve host ${
+          outside !== undefined ? `"${outside}"` : "names other than its own"
+        } (allowed: ${allowedDomains.join(", ")})`;
+      }
     }
     const requested = request.remote_port ?? 0;
     let front: HttpFront | null = type === "https" ? vhosts.https : vhosts.http;
@@ -632,7 +662,17 @@ export class ClientSession {
    */
   #checkPort(requested: number): number[] | string {
     const config = this.#host.config;
-    const mine = this.principal?.allowPorts ?? null;
+    const tokenPorts = this.principal?.tokenLimits?.ports ?? null;
+    const userPorts = this.principal?.allowPorts ?? null;
+    if (tokenPorts && requested !== 0 && !portAllowed(requested, tokenPorts)) {
+      return `Port ${requested} is not allowed for this token (allowed: ${
+        formatPortRanges(tokenPorts)
+      })`;
+    }
+    // The token's ranges narrow the user's (when both are set, a port must be in both).
+    const mine = tokenPorts && userPorts
+      ? intersectRanges(tokenPorts, userPorts)
+      : tokenPorts ?? userPorts;
     if (requested !== 0) {
       if (!portAllowed(requested, config.allow_ports)) {
         return `Port ${requested} is not allowed on this server (allowed: ${
@@ -1071,4 +1111,20 @@ function groupSettings(
     return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
   }
   return { name: group, key, strategy, weight };
+}
+
+/** Port ranges in both `a` and `b`. */
+function intersectRanges(
+  a: Array<[number, number]>,
+  b: Array<[number, number]>,
+): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [a0, a1] of a) {
+    for (const [b0, b1] of b) {
+      const lo = Math.max(a0, b0);
+      const hi = Math.min(a1, b1);
+      if (lo <= hi) out.push([lo, hi]);
+    }
+  }
+  return out;
 }

@@ -17,6 +17,7 @@ import type {
   MetricRow,
   SessionRow,
   SigningKey,
+  TokenLimits,
   TunnelInput,
   TunnelRow,
   TunnelType,
@@ -248,11 +249,20 @@ export class ApiKeysDao {
     scopes: string[],
     expiresAt: Date | null,
     key?: { secretHash: string },
+    limits: TokenLimits = {},
   ): Promise<ApiKey> {
     const [row] = await this.#db.query<ApiKey>(
-      "insert into api_keys (id, user_id, scopes, expires_at, kind, secret_hash) " +
-        "values ($1, $2, $3::text::jsonb, $4, $5, $6) returning *",
-      [id, userId, json(scopes), expiresAt, key ? "key" : "jwt", key?.secretHash ?? null],
+      "insert into api_keys (id, user_id, scopes, expires_at, kind, secret_hash, limits) " +
+        "values ($1, $2, $3::text::jsonb, $4, $5, $6, $7::text::jsonb) returning *",
+      [
+        id,
+        userId,
+        json(scopes),
+        expiresAt,
+        key ? "key" : "jwt",
+        key?.secretHash ?? null,
+        json(limits),
+      ],
     );
     return row!;
   }
@@ -282,7 +292,8 @@ export class ApiKeysDao {
   list(userId?: number): Promise<Array<Omit<ApiKey, "secret_hash"> & { user_name: string }>> {
     return this.#db.query(
       "select k.id, k.user_id, k.scopes, k.created_at, k.expires_at, k.revoked_at, " +
-        "k.last_used_at, k.kind, u.name as user_name from api_keys k join users u on u.id = k.user_id " +
+        "k.last_used_at, k.kind, k.limits, u.name as user_name " +
+        "from api_keys k join users u on u.id = k.user_id " +
         "where ($1::bigint is null or k.user_id = $1) order by k.created_at desc",
       [userId ?? null],
     );

@@ -48,6 +48,18 @@ export interface ApiKey {
   kind: "jwt" | "key";
   /** SHA-256 (hex) of an API key; `null` for JWTs. */
   secret_hash: string | null;
+  /** What the token may publish; `{}`: no limit of its own. */
+  limits: TokenLimits;
+}
+
+/** Limits a token carries on what its client may publish. */
+export interface TokenLimits {
+  /** Tunnel types allowed, e.g. `["tcp", "http"]`. */
+  types?: string[];
+  /** Public port ranges allowed, e.g. `"2000-3000,3306"`. */
+  ports?: string;
+  /** Host names allowed for HTTP(S) tunnels; `*.example.com` covers any name under it. */
+  domains?: string[];
 }
 
 /** A key that signs user tokens. */
