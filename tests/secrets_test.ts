@@ -24,6 +24,8 @@ Deno.test("no secret appears in logs, errors, command output or the admin API", 
   const dir = await Deno.makeTempDir({ prefix: "burrow-secrets-" });
   const SHARED = "shared-Secret-7f3a9c1e5b";
   const DB_PASSWORD = "db-Passw0rd-e81c";
+  const BASIC_PASSWORD = "basic-Pw-93d1c7a2";
+  const API_BASIC_PASSWORD = "api-basic-Pw-5e2b8f";
   const url = new URL(db.url);
   url.password = DB_PASSWORD; // trust auth ignores it, but it must never be shown
   const outputs: string[] = [];
@@ -32,7 +34,8 @@ Deno.test("no secret appears in logs, errors, command output or the admin API", 
       dir,
       SHARED,
       0,
-      `  storage: {url: "${url}", data_dir: "${dir}/data"}\n  log: {level: debug, format: json}`,
+      `  storage: {url: "${url}", data_dir: "${dir}/data"}\n  vhost_http_port: 0\n` +
+        `  log: {level: debug, format: json}`,
     );
     await using _s = server.proc;
     const cfg = `${dir}/server.yaml`;
@@ -57,9 +60,15 @@ Deno.test("no secret appears in logs, errors, command output or the admin API", 
       port: server.port,
       token: jwt,
       fingerprint: server.fingerprint,
-      tunnels: [{ name: "web", local_port: service.port }],
+      tunnels: [{ name: "web", local_port: service.port }, {
+        name: "site",
+        type: "http",
+        local_port: service.port,
+        yaml: `domain: s.test, basic_auth: {user: ann, password: "${BASIC_PASSWORD}"}`,
+      }],
       extra: "  log: {level: debug, format: json}",
     });
+    await client.waitFor((e) => e.msg === "tunnel ready" && e.tunnel === "site");
     const port = await tunnelPort(client, "web");
     assertEquals(await echoThrough(port, "data"), "data");
     await using keyClient = await startClient(dir, {
@@ -79,6 +88,21 @@ Deno.test("no secret appears in logs, errors, command output or the admin API", 
     assertEquals((await wrong.status).code, 3);
 
     const admin = (await server.proc.waitFor((e) => e.msg === "admin listening")).port;
+    const created = await fetch(`http://127.0.0.1:${admin}/api/v1/tunnels`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${SHARED}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        user: "erin",
+        name: "guarded",
+        type: "http",
+        client_id: "nobody-yet",
+        local_port: 1,
+        custom_domains: ["guarded.test"],
+        options: { basic_auth: { user: "bob", password: API_BASIC_PASSWORD } },
+      }),
+    });
+    assertEquals(created.status, 201);
+    outputs.push(await created.text());
     for (
       const path of [
         "/api/v1/users",
@@ -118,6 +142,8 @@ Deno.test("no secret appears in logs, errors, command output or the admin API", 
       "API key": apiKey,
       "API key secret": apiKey.slice(16),
       "database password": DB_PASSWORD,
+      "basic auth password": BASIC_PASSWORD,
+      "basic auth password set through the API": API_BASIC_PASSWORD,
       "token signing key": key!.secret.startsWith("{") ? JSON.parse(key!.secret).d : key!.secret,
       "TLS private key": tlsKey.slice(0, 40),
     };

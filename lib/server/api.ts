@@ -107,6 +107,18 @@ function field<T>(
   return v as T;
 }
 
+/** A tunnel row as the API shows it: secrets in its options (basic auth, group key) masked. */
+function masked<T extends { options?: Record<string, unknown> | null }>(row: T): T {
+  const options = row.options;
+  if (!options || (!options.basic_auth && !options.group_key)) return row;
+  const copy: Record<string, unknown> = { ...options };
+  if (copy.group_key) copy.group_key = "***";
+  if (copy.basic_auth && typeof copy.basic_auth === "object") {
+    copy.basic_auth = { ...(copy.basic_auth as Record<string, unknown>), password: "***" };
+  }
+  return { ...row, options: copy };
+}
+
 function allowOnly(body: Record<string, unknown>, names: string[]): void {
   for (const key of Object.keys(body)) {
     if (!names.includes(key)) {
@@ -361,7 +373,7 @@ export class AdminApi {
       const since = new Date(
         Date.now() - durationOf(url.searchParams.get("since") ?? "24h", "Query parameter since"),
       );
-      const rows = await this.#store().run((s) => s.tunnels.overview(since));
+      const rows = (await this.#store().run((s) => s.tunnels.overview(since))).map(masked);
       const user = url.searchParams.get("user");
       return list(user ? rows.filter((r) => r.user_name === user) : rows, url);
     });
@@ -385,12 +397,12 @@ export class AdminApi {
       const store = this.#store();
       const user = await store.run((s) => s.users.byName(userName));
       if (!user) throw new ApiError(404, "not_found", `No user "${userName}"`);
-      return json(201, await store.run((s) => s.tunnels.create(user.id, input)));
+      return json(201, masked(await store.run((s) => s.tunnels.create(user.id, input))));
     });
     this.#route("GET", "/tunnels/{id}", async ({ params }) => {
       const row = await this.#store().run((s) => s.tunnels.get(Number(params.id)));
       if (!row) throw new ApiError(404, "not_found", `No tunnel with id ${params.id}`);
-      return json(200, row);
+      return json(200, masked(row));
     });
     this.#route("PATCH", "/tunnels/{id}", async ({ params, body }) => {
       const b = await body();
@@ -407,7 +419,8 @@ export class AdminApi {
         "enabled",
       ]);
       const patch = tunnelInput(b, true);
-      return json(200, await this.#store().run((s) => s.tunnels.update(Number(params.id), patch)));
+      const updated = await this.#store().run((s) => s.tunnels.update(Number(params.id), patch));
+      return json(200, masked(updated));
     });
     this.#route("DELETE", "/tunnels/{id}", async ({ params }) => {
       const removed = await this.#store().run((s) => s.tunnels.remove(Number(params.id)));
