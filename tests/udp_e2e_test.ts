@@ -199,3 +199,74 @@ Deno.test("a UDP load-balancing group spreads visitor sessions across clients", 
     },
   );
 });
+
+Deno.test("iperf3 -u through a UDP tunnel (its control connection through a TCP tunnel on the same port number)", async () => {
+  if (!haveTool("iperf3")) return;
+  const dir = await Deno.makeTempDir({ prefix: "burrow-iperf-udp-" });
+  const iperfPort = freePort();
+  const iperf = new Deno.Command("iperf3", {
+    args: ["-s", "-p", String(iperfPort), "-B", "127.0.0.1"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const server = await startServer(dir, TOKEN);
+    await using _s = server.proc;
+    // TCP and UDP ports are separate spaces: one public number for iperf3's two channels.
+    let remote = 0;
+    let client;
+    for (let attempt = 0; attempt < 5 && !remote; attempt++) {
+      const candidate = freePort();
+      client = await startClient(dir, {
+        ...server,
+        token: TOKEN,
+        tunnels: [
+          { name: "data", type: "udp", local_port: iperfPort, remote_port: candidate },
+          { name: "ctl", local_port: iperfPort, remote_port: candidate },
+        ],
+      });
+      const ready = await client.waitFor(
+        (e) => e.msg === "tunnel failed" || (e.msg === "tunnel ready" && e.tunnel === "ctl"),
+      );
+      if (ready.msg === "tunnel ready") {
+        await client.waitFor((e) => e.msg === "tunnel ready" && e.tunnel === "data");
+        remote = candidate;
+      } else {
+        await client[Symbol.asyncDispose]();
+      }
+    }
+    assert(remote, "a port number free for both TCP and UDP");
+    await using _c = client!;
+    const out = await new Deno.Command("iperf3", {
+      args: [
+        "-c",
+        "127.0.0.1",
+        "-p",
+        String(remote),
+        "-u",
+        "-b",
+        "20M",
+        "-l",
+        "1200",
+        "-t",
+        "2",
+        "--json",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const report = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert(out.success, JSON.stringify(report.error ?? report).slice(0, 500));
+    const sum = report.end.sum;
+    console.log(
+      `iperf3 -u at 20 Mbit/s: ${(sum.bits_per_second / 1e6).toFixed(1)} Mbit/s received, ` +
+        `${sum.lost_percent.toFixed(2)}% lost, jitter ${sum.jitter_ms.toFixed(3)} ms`,
+    );
+    assert(sum.packets > 3000, `${sum.packets} datagrams measured`);
+    assert(sum.lost_percent < 5, `${sum.lost_percent}% lost at 20 Mbit/s`);
+  } finally {
+    iperf.kill("SIGTERM");
+    await iperf.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
