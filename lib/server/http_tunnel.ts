@@ -157,6 +157,7 @@ export class HttpTunnel implements BalancerMember {
   #log: Logger;
   #agent: http.Agent;
   #live = new Set<LiveTransfer>();
+  #spliced = new Set<net.Socket>();
   #requests = 0;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -500,6 +501,7 @@ export class HttpTunnel implements BalancerMember {
     const live: LiveTransfer = { sent: 0, received: 0 };
     this.#live.add(live);
     this.#requests++;
+    this.#spliced.add(socket);
     socket.setNoDelay(true);
     const limit = this.#options.limit;
     let failure: string | undefined;
@@ -518,6 +520,7 @@ export class HttpTunnel implements BalancerMember {
       stream.destroy();
     };
     Promise.all([up.catch(end), down.catch(end)]).then(() => {
+      this.#spliced.delete(socket);
       socket.destroy();
       if (!stream.destroyed) stream.destroy();
       this.#live.delete(live);
@@ -536,6 +539,8 @@ export class HttpTunnel implements BalancerMember {
   ): void {
     this.#bytesIn += bytesIn;
     this.#bytesOut += bytesOut;
+    // Closed gracefully: the last request to finish releases the kept-alive streams.
+    if (this.#closed && this.#live.size === 0) this.#agent.destroy();
     this.#options.onConnection?.({
       tunnel: this.name,
       remote,
@@ -548,12 +553,19 @@ export class HttpTunnel implements BalancerMember {
     });
   }
 
-  /** Stops serving: the front forgets it, kept-alive streams close. Safe to call twice. */
-  close(): Promise<void> {
+  /**
+   * Stops serving: the front forgets it. With `dropConnections` (the
+   * default) requests in flight and upgraded connections end at once;
+   * without, they finish first (graceful shutdown). Safe to call twice.
+   */
+  close(dropConnections = true): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      this.#agent.destroy();
       this.#options.onClose?.();
+    }
+    if (dropConnections || this.#live.size === 0) {
+      this.#agent.destroy();
+      for (const socket of this.#spliced) socket.destroy();
     }
     return Promise.resolve();
   }
