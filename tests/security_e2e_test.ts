@@ -213,6 +213,12 @@ Deno.test("limits: a push against a 1 MB/s max_bandwidth is paced to it; max_con
     assert(rate <= 1.3e6, `${rate} B/s exceeds the 1 MB/s limit`);
     assert(rate >= 0.5e6, `${rate} B/s: the limit paces far below its rate`);
     await server.proc.waitFor((e) => e.msg === "bandwidth limit reached" && e.tunnel === "limited");
+    // The client is told too, in words.
+    const told = await client.waitFor((e) =>
+      e.msg === "server notice" && e.code === "bandwidth_limit"
+    );
+    assertEquals(told.tunnel, "limited");
+    assert(String(told.message).includes("1000000 B/s"), String(told.message));
 
     // Two open connections at most.
     const held = [
@@ -227,6 +233,10 @@ Deno.test("limits: a push against a 1 MB/s max_bandwidth is paced to it; max_con
     for (const c of held) c.close();
     const limit = await server.proc.waitFor((e) => e.msg === "connection limit reached");
     assertEquals(limit.max_connections, 2);
+    const toldLimit = await client.waitFor((e) =>
+      e.msg === "server notice" && e.code === "connection_limit"
+    );
+    assert(String(toldLimit.message).includes("limit of 2 open connections"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -496,6 +496,13 @@ export class BurrowClient {
       case "config_push":
         this.#applyPush(message.tunnels);
         return;
+      case "notice":
+        this.#log.warn("server notice", {
+          tunnel: message.tunnel_id,
+          code: message.code,
+          message: message.message,
+        });
+        return;
       default:
         throw new ProtocolError(`Unexpected "${message.type}" message from the server`);
     }

@@ -21,7 +21,7 @@
 import { ProtocolError } from "./frame.ts";
 
 /** The protocol version this build speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** The oldest peer version this build still accepts. */
 export const MIN_PROTOCOL_VERSION = 1;
 
@@ -185,6 +185,21 @@ export interface TunnelHealthMessage {
   reason?: string;
 }
 
+/**
+ * Server → client (protocol 2 and later): something the client's user should
+ * know about one of its tunnels, such as a limit it hit.
+ */
+export interface NoticeMessage {
+  /** Message kind. */
+  type: "notice";
+  /** Tunnel name. */
+  tunnel_id: string;
+  /** What happened, e.g. `bandwidth_limit`, `connection_limit`. */
+  code: string;
+  /** In words, for the client's log. */
+  message: string;
+}
+
 /** Every control message. */
 export type Message =
   | HelloMessage
@@ -195,7 +210,8 @@ export type Message =
   | TunnelStatusMessage
   | HeartbeatMessage
   | ConfigPushMessage
-  | TunnelHealthMessage;
+  | TunnelHealthMessage
+  | NoticeMessage;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -226,6 +242,7 @@ const SHAPES: Record<Message["type"], Shape> = {
   heartbeat: { timestamp: "number", status: "string" },
   config_push: { tunnels: "object" },
   tunnel_health: { tunnel_id: "string", healthy: "boolean", reason: "string?" },
+  notice: { tunnel_id: "string", code: "string", message: "string" },
 };
 
 const ENUMS: Record<string, readonly string[]> = {

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { ProtocolError } from "./frame.ts";
-import { decodeControl, encodeControl, type Message, negotiateVersion } from "./messages.ts";
+import {
+  decodeControl,
+  encodeControl,
+  type Message,
+  negotiateVersion,
+  PROTOCOL_VERSION,
+} from "./messages.ts";
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
@@ -20,6 +26,12 @@ Deno.test("every message type round trips", () => {
     { type: "tunnel_status", tunnel_id: "web", status: "active", remote_port: 80 },
     { type: "heartbeat", timestamp: 1640995200, status: "online" },
     { type: "error", code: "unavailable", message: "database unreachable" },
+    {
+      type: "notice",
+      tunnel_id: "web",
+      code: "bandwidth_limit",
+      message: 'Tunnel "web" reached its bandwidth limit (1000000 B/s per direction)',
+    },
     {
       type: "config_push",
       tunnels: [
@@ -132,7 +144,7 @@ Deno.test("version negotiation names the side to upgrade", () => {
     version: 1,
   });
   assert.deepEqual(negotiateVersion({ version: 5, min_version: 1, software: "x" }, "client"), {
-    version: 1,
+    version: PROTOCOL_VERSION,
   });
   const old = negotiateVersion({ version: 0, min_version: 0, software: "burrow/0.0.1" }, "client");
   assert.match("error" in old ? old.error : "", /too old.*upgrade burrow \(the client\)/);

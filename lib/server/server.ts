@@ -583,16 +583,29 @@ export class BurrowServer implements SessionHost {
     const key = `${kind}|${user}/${tunnel}`;
     if (this.#limitLogged.has(key)) return;
     this.#limitLogged.add(key);
+    const limit = kind === "bandwidth"
+      ? { bytes_per_second: this.config.limits.max_bandwidth }
+      : { max_connections: this.config.limits.max_connections_per_tunnel };
     this.logger.warn(
       kind === "bandwidth" ? "bandwidth limit reached" : "connection limit reached",
-      {
-        tunnel,
-        user,
-        client_id: session.clientId,
-        ...(kind === "bandwidth"
-          ? { bytes_per_second: this.config.limits.max_bandwidth }
-          : { max_connections: this.config.limits.max_connections_per_tunnel }),
-      },
+      { tunnel, user, client_id: session.clientId, ...limit },
+    );
+    // Once per tunnel and kind, like the log line: the client's user learns why traffic is slow
+    // or visitors are turned away.
+    session.notify(
+      tunnel,
+      kind === "bandwidth" ? "bandwidth_limit" : "connection_limit",
+      kind === "bandwidth"
+        ? `Tunnel "${tunnel}" reached its bandwidth limit (${
+          [
+            this.config.limits.max_bandwidth ? `${this.config.limits.max_bandwidth} B/s` : "",
+            session.principal?.maxBandwidth
+              ? `${session.principal.maxBandwidth} B/s for all of user "${user}"`
+              : "",
+          ].filter(Boolean).join(", ")
+        } per direction); traffic over it is slowed (TCP) or dropped (UDP)`
+        : `Tunnel "${tunnel}" reached its limit of ${this.config.limits.max_connections_per_tunnel} ` +
+          `open connections; more visitors are turned away`,
     );
   }
 

@@ -172,6 +172,8 @@ export class ClientSession {
   clientId = "";
   /** The client's software from `hello`, e.g. `burrow/0.1.0`. */
   software = "";
+  /** The protocol version agreed in `hello`. */
+  protocolVersion = 1;
   /** Who logged in (set by the handshake). */
   principal: Principal | null = null;
   /** When the session was authenticated. */
@@ -318,6 +320,7 @@ export class ClientSession {
       });
       this.clientId = hello.client_id ?? this.sessionId;
       this.software = hello.software;
+      this.protocolVersion = agreed.version;
       const auth = await Promise.race([this.#receive(), timedOut]);
       if (auth === "timeout") return this.#timedOut();
       if (auth === null) return false;
@@ -789,6 +792,12 @@ export class ClientSession {
       });
       return tunnel;
     });
+  }
+
+  /** Tells the client about one of its tunnels (clients of protocol 2 and later). */
+  notify(tunnel: string, code: string, message: string): void {
+    if (this.protocolVersion < 2 || this.mux.isClosed) return;
+    this.#send({ type: "notice", tunnel_id: tunnel, code, message });
   }
 
   /** Whether the session serves (or was told of) database-managed tunnels. */
