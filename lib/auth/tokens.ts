@@ -23,6 +23,7 @@ import { DatabaseUnavailableError } from "../storage/db.ts";
 import { NotFoundError } from "../storage/daos.ts";
 import type { ApiKey, ConfigChange, SigningKey, TokenLimits, User } from "../storage/models.ts";
 import { parsePortRanges } from "../util/units.ts";
+import { HOST_PATTERN } from "../util/names.ts";
 import type { Store } from "../storage/store.ts";
 import type { Logger } from "../util/logger.ts";
 import { timingSafeEqualText } from "../util/timing_safe.ts";
@@ -82,8 +83,6 @@ export interface IssueOptions {
 }
 
 const TUNNEL_TYPES = ["tcp", "udp", "http", "https"];
-const HOST_PATTERN =
-  /^(\*\.)?(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
 
 /**
  * Checks token limits, returning them in canonical form.

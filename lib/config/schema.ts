@@ -17,6 +17,7 @@
 import { Secret } from "../util/secret.ts";
 import { parseDuration, parsePortRanges, parseSize } from "../util/units.ts";
 import { parseCidr } from "../util/cidr.ts";
+import { DNS_LABEL, ENTITY_NAME, HEADER_NAME, HOST_NAME, HOST_PATTERN } from "../util/names.ts";
 import type { ClientConfig, LogConfig, ServerConfig, TunnelConfig } from "./types.ts";
 
 /** One or more problems in a configuration, each with its YAML path. */
@@ -143,12 +144,6 @@ const list = <T>(item: Check<T>): Check<T[]> => {
   check.item = item as Check<unknown>;
   return check;
 };
-
-/** A DNS name. */
-const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
-/** A DNS name, or `*.` and a name. */
-const HOST_PATTERN =
-  /^(\*\.)?(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
 
 const stringMap: Check<Record<string, string>> = tag((v, path, p) => {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return fail(p, path, "a mapping", v);
@@ -495,7 +490,7 @@ const headerMap: Check<Record<string, string>> = tag((v, path, p) => {
   if (!map) return undefined;
   let ok = true;
   for (const [k, x] of Object.entries(map)) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) {
+    if (!HEADER_NAME.test(k)) {
       p.push(`${path}.${k}: not a valid header name`);
       ok = false;
     } else if (/[\r\n\0]/.test(x)) {
@@ -508,7 +503,7 @@ const headerMap: Check<Record<string, string>> = tag((v, path, p) => {
 
 const headerRules = object({
   set: f(headerMap, {}, "headers set, replacing any the message had"),
-  remove: f(list(str(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "a header name")), [], "headers removed"),
+  remove: f(list(str(HEADER_NAME, "a header name")), [], "headers removed"),
 });
 
 const healthCheck = object({
@@ -536,7 +531,7 @@ const tunnelSchema = object({
     "host names routed to an HTTP(S) tunnel (`*.example.com` covers its subdomains)",
   ),
   subdomain: f(
-    str(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, "a DNS label"),
+    str(DNS_LABEL, "a DNS label"),
     undefined,
     "label under `server.subdomain_host`",
   ),
@@ -823,7 +818,7 @@ export function clientConfigFromObject(
       tunnel.custom_domains = [...(tunnel.custom_domains ?? []), tunnel.domain];
       delete tunnel.domain;
     }
-    if (tunnel.group !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(tunnel.group)) {
+    if (tunnel.group !== undefined && !ENTITY_NAME.test(tunnel.group)) {
       problems.push(`${path}.group: use 1-64 letters, digits, "_", "." or "-"`);
     }
     if (tunnel.group !== undefined && tunnel.group_key === undefined) {

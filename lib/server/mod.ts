@@ -53,6 +53,6 @@ export {
   underLocation,
 } from "./http_front.ts";
 export { type SocketTotals, StreamSocket } from "./stream_socket.ts";
-export { coversHost, VhostCertificates } from "./vhost_certs.ts";
+export { VhostCertificates } from "./vhost_certs.ts";
 export { CertManager, type CertManagerOptions, type ManagedCertificate } from "./acme.ts";
 export { readSni } from "./sni.ts";

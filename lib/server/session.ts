@@ -22,6 +22,7 @@ import {
 import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
 import { IpPolicy } from "../util/cidr.ts";
+import { DNS_LABEL, ENTITY_NAME, HEADER_NAME, HOST_PATTERN, patternCovers } from "../util/names.ts";
 import { TokenBucket } from "../util/rate.ts";
 import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
@@ -56,13 +57,6 @@ export interface Principal {
     ports: Array<[number, number]> | null;
     domains: string[] | null;
   };
-}
-
-/** Whether a token's domain pattern covers `host` (`*.example.com`: any name under it). */
-function domainAllowed(host: string, patterns: string[]): boolean {
-  return patterns.some((p) =>
-    p.startsWith("*.") ? host.endsWith(p.slice(1)) && host.length > p.length - 1 : host === p
-  );
 }
 
 /** The outcome of checking a client's credentials. */
@@ -538,7 +532,7 @@ export class ClientSession {
     }
     const allowedDomains = this.principal?.tokenLimits?.domains;
     if (allowedDomains) {
-      const outside = hosts.find((h) => !domainAllowed(h, allowedDomains));
+      const outside = hosts.find((h) => !allowedDomains.some((d) => patternCovers(d, h)));
       if (outside !== undefined || !hosts.length) {
         return `This token may not serve host ${
           outside !== undefined ? `"${outside}"` : "names other than its own"
@@ -1004,10 +998,6 @@ interface HttpSpec {
   weight: number;
 }
 
-const HOST_PATTERN =
-  /^(\*\.)?(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 /** Reads and checks the HTTP keys of `request` (they come from the wire: trust nothing). */
 function httpSpec(request: TunnelRequest): HttpSpec | string {
   const domains: string[] = [];
@@ -1022,7 +1012,7 @@ function httpSpec(request: TunnelRequest): HttpSpec | string {
   const subdomain = request.subdomain;
   if (
     subdomain !== undefined &&
-    !(typeof subdomain === "string" && /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(subdomain))
+    !(typeof subdomain === "string" && DNS_LABEL.test(subdomain))
   ) {
     return `subdomain ${JSON.stringify(subdomain)} is not a DNS label`;
   }
@@ -1109,7 +1099,7 @@ function groupSettings(
   const { group, group_key: key } = request;
   const strategy = request.load_balance ?? "round_robin";
   const weight = request.weight ?? 1;
-  if (typeof group !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(group)) {
+  if (typeof group !== "string" || !ENTITY_NAME.test(group)) {
     return `Group name ${JSON.stringify(group)} is invalid`;
   }
   if (typeof key !== "string" || !key) return `Group "${group}" needs a group_key`;

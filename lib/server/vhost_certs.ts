@@ -9,18 +9,10 @@
 
 import type { ServerConfig } from "../config/types.ts";
 import type { Logger } from "../util/logger.ts";
+import { patternCovers } from "../util/names.ts";
 import { CertManager } from "./acme.ts";
 import type { CertificateSource } from "./http_front.ts";
 import type { HttpTunnel } from "./http_tunnel.ts";
-
-/** Whether the certificate pattern `pattern` (`name` or `*.name`) covers `host`. */
-export function coversHost(pattern: string, host: string): boolean {
-  const p = pattern.toLowerCase();
-  if (!p.startsWith("*.")) return p === host;
-  // A wildcard covers exactly one more label, as in certificates.
-  const dot = host.indexOf(".");
-  return dot > 0 && host.slice(dot + 1) === p.slice(2);
-}
 
 /**
  * Certificates of the HTTPS port.
@@ -75,7 +67,7 @@ export class VhostCertificates implements CertificateSource {
     tunnels: HttpTunnel[],
   ): Promise<{ cert: string; key: string } | null> {
     const entry = this.#config.vhost_https_certs.find((c) =>
-      c.domains.some((d) => coversHost(d, host))
+      c.domains.some((d) => patternCovers(d.toLowerCase(), host, { oneLabel: true }))
     );
     if (entry) {
       const key = `${entry.cert_file}\0${entry.key_file}`;

@@ -9,6 +9,7 @@
 
 import type { Queryable } from "./db.ts";
 import { parseCidr } from "../util/cidr.ts";
+import { ENTITY_NAME } from "../util/names.ts";
 import { parsePortRanges } from "../util/units.ts";
 import type {
   AlertRow,
@@ -51,11 +52,10 @@ export class ValidationError extends Error {
   }
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const TYPES: readonly TunnelType[] = ["tcp", "udp", "http", "https"];
 
 function checkName(what: string, name: string): void {
-  if (!NAME.test(name)) {
+  if (!ENTITY_NAME.test(name)) {
     throw new ValidationError(
       `${what} name ${JSON.stringify(name)} is invalid: use 1-64 letters, digits, "_", "." ` +
         `or "-", starting with a letter or digit`,

@@ -21,3 +21,4 @@ export * from "./units.ts";
 export * from "./version.ts";
 export * from "./cidr.ts";
 export * from "./rate.ts";
+export * from "./names.ts";
