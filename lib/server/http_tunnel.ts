@@ -18,7 +18,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { TunnelRow } from "../storage/models.ts";
 import type { BalancerMember } from "./balancer.ts";
 import type { Throttle } from "./session.ts";
-import type { ConnectionEvent, LiveTransfer } from "./tcp_tunnel.ts";
+import type { ConnectionEvent, LiveTransfer, VisitorGuards } from "./tcp_tunnel.ts";
 import { StreamSocket } from "./stream_socket.ts";
 
 /** Header changes of one direction. */
@@ -30,7 +30,7 @@ export interface HeaderRules {
 }
 
 /** Options of {@linkcode HttpTunnel}. */
-export interface HttpTunnelOptions {
+export interface HttpTunnelOptions extends VisitorGuards {
   /** Tunnel name as the client declared it. */
   name: string;
   /** `http`: plain HTTP port; `https`: TLS port. */
@@ -57,20 +57,6 @@ export interface HttpTunnelOptions {
   group?: { name: string; key: string } | undefined;
   /** Share of the group's requests. Default 1. */
   weight?: number | undefined;
-  /** Where events are logged. */
-  logger: Logger;
-  /** Visitors allowed; others get 403 and nothing reaches the client. */
-  policy?: IpPolicy | undefined;
-  /** Called for each refused visitor. */
-  onDenied?: (() => void) | undefined;
-  /** Bandwidth limit per direction (from / to visitors). */
-  limit?: { in: Throttle; out: Throttle } | undefined;
-  /** Called when the bandwidth limit held traffic back. */
-  onLimit?: (() => void) | undefined;
-  /** Most requests in flight; more get 503. 0: unlimited. */
-  maxConnections?: number | undefined;
-  /** Called for each request refused by `maxConnections`. */
-  onConnectionLimit?: (() => void) | undefined;
   /** Called when each request (or upgraded connection) ends. */
   onConnection?: ((event: HttpEvent) => void) | undefined;
   /** Called with ms from the request to the response head. */
@@ -154,6 +140,8 @@ export class HttpTunnel implements BalancerMember {
   readonly probe = false;
   #mux: Mux;
   #options: HttpTunnelOptions;
+  #requestRules: { drop: Set<string>; set: Array<[string, string]>; setsHost: boolean };
+  #responseRules: { drop: Set<string>; set: Array<[string, string]> };
   #log: Logger;
   #agent: http.Agent;
   #live = new Set<LiveTransfer>();
@@ -178,6 +166,31 @@ export class HttpTunnel implements BalancerMember {
     this.#mux = options.mux;
     this.#options = options;
     this.#log = options.logger;
+    // Header rules, worked out once rather than per request.
+    const request = options.requestHeaders;
+    const requestRemoved = new Set(request?.remove ?? []);
+    if (options.basicAuth) requestRemoved.add("authorization");
+    const requestSet = Object.entries(request?.set ?? {})
+      .filter(([k]) => !requestRemoved.has(k.toLowerCase()));
+    this.#requestRules = {
+      // Set headers replace the visitor's; the forwarding headers are always ours.
+      drop: new Set([
+        ...requestRemoved,
+        ...requestSet.map(([k]) => k.toLowerCase()),
+        "x-forwarded-proto",
+        "x-forwarded-host",
+      ]),
+      set: requestSet,
+      setsHost: requestSet.some(([k]) => k.toLowerCase() === "host"),
+    };
+    const response = options.responseHeaders;
+    const responseRemoved = new Set(response?.remove ?? []);
+    this.#responseRules = {
+      drop: new Set([...HOP_BY_HOP, ...responseRemoved]),
+      set: Object.entries(response?.set ?? {})
+        .map(([k, v]) => [k.toLowerCase(), v] as [string, string])
+        .filter(([k]) => !responseRemoved.has(k)),
+    };
     // One agent per tunnel: kept-alive streams to this client are reused across requests.
     const open = () => this.#open("");
     this.#agent = new (class extends http.Agent {
@@ -274,17 +287,17 @@ export class HttpTunnel implements BalancerMember {
     req: http.IncomingMessage,
     remote: string,
     front: FrontInfo,
-    upgrade: boolean,
+    mode: "request" | "expect-continue" | "upgrade",
   ): Array<[string, string]> {
     const raw = req.rawHeaders;
-    const connectionTokens = new Set(
-      String(req.headers.connection ?? "").toLowerCase().split(",").map((s) => s.trim()),
-    );
-    const rules = this.#options.requestHeaders;
-    const removed = new Set(rules?.remove ?? []);
-    if (this.#options.basicAuth) removed.add("authorization");
-    const setKeys = new Set(Object.keys(rules?.set ?? {}).map((k) => k.toLowerCase()));
-    const out: Array<[string, string]> = [];
+    const upgrade = mode === "upgrade";
+    // Headers the Connection header names are hop-by-hop too (rare: computed only when present).
+    const connection = req.headers.connection;
+    const named = connection && !upgrade
+      ? new Set(String(connection).toLowerCase().split(",").map((s) => s.trim()))
+      : null;
+    const { drop, set, setsHost } = this.#requestRules;
+    const headers: Array<[string, string]> = [["Host", ""]];
     let host = "";
     let forwardedFor = "";
     for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -295,39 +308,34 @@ export class HttpTunnel implements BalancerMember {
         host ||= value;
         continue;
       }
-      if (lower.startsWith(":")) continue;
       if (lower === "x-forwarded-for") {
         forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
         continue;
       }
-      if (lower === "x-forwarded-proto" || lower === "x-forwarded-host") continue;
-      if (!upgrade && (HOP_BY_HOP.has(lower) || connectionTokens.has(lower))) continue;
-      if (upgrade && (lower === "proxy-connection" || lower === "keep-alive")) continue;
-      if (removed.has(lower) || setKeys.has(lower)) continue;
-      out.push([name, value]);
+      if (
+        lower.startsWith(":") || drop.has(lower) || named?.has(lower) ||
+        (lower === "expect" && mode === "request") ||
+        (HOP_BY_HOP.has(lower) && !(upgrade && (lower === "connection" || lower === "upgrade")))
+      ) continue;
+      headers.push([name, value]);
     }
-    const headers: Array<[string, string]> = [];
-    if (!setKeys.has("host")) headers.push(["Host", host]);
-    headers.push(...out);
+    if (setsHost) headers.shift();
+    else headers[0]![1] = host;
     headers.push(["X-Forwarded-For", forwardedFor ? `${forwardedFor}, ${remote}` : remote]);
     headers.push(["X-Forwarded-Proto", front.scheme]);
     if (host) headers.push(["X-Forwarded-Host", host]);
-    for (const [name, value] of Object.entries(rules?.set ?? {})) {
-      if (!removed.has(name.toLowerCase())) headers.push([name, value]);
-    }
+    headers.push(...set);
     return headers;
   }
 
   /** The response headers sent to the visitor. */
   #backHeaders(res: http.IncomingMessage, h2: boolean): Record<string, string | string[]> {
-    const rules = this.#options.responseHeaders;
-    const removed = new Set(rules?.remove ?? []);
+    const { drop, set } = this.#responseRules;
     const out: Record<string, string | string[]> = {};
     const raw = res.rawHeaders;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const lower = raw[i]!.toLowerCase();
-      if (HOP_BY_HOP.has(lower) || removed.has(lower)) continue;
-      if (h2 && lower === "host") continue;
+      if (drop.has(lower) || (h2 && lower === "host")) continue;
       const value = raw[i + 1]!;
       const prior = out[lower];
       out[lower] = prior === undefined
@@ -336,9 +344,7 @@ export class HttpTunnel implements BalancerMember {
         ? [...prior, value]
         : [prior, value];
     }
-    for (const [name, value] of Object.entries(rules?.set ?? {})) {
-      if (!removed.has(name.toLowerCase())) out[name.toLowerCase()] = value;
-    }
+    for (const [name, value] of set) out[name] = value;
     return out;
   }
 
@@ -368,11 +374,12 @@ export class HttpTunnel implements BalancerMember {
     this.#live.add(live);
     this.#requests++;
     const h2 = req.httpVersionMajor === 2;
-    const headers = this.#forwardHeaders(req, remote, front, false);
-    if (!expectContinue) {
-      const i = headers.findIndex(([k]) => k.toLowerCase() === "expect");
-      if (i >= 0) headers.splice(i, 1);
-    }
+    const headers = this.#forwardHeaders(
+      req,
+      remote,
+      front,
+      expectContinue ? "expect-continue" : "request",
+    );
     const limit = this.#options.limit;
     const throttledBefore = limit ? limit.in.throttled + limit.out.throttled : 0;
     let status = 0;
@@ -464,7 +471,7 @@ export class HttpTunnel implements BalancerMember {
       }
       return;
     }
-    const headers = this.#forwardHeaders(req, remote, front, true);
+    const headers = this.#forwardHeaders(req, remote, front, "upgrade");
     const lines = [
       `${info.method} ${info.path} HTTP/1.1`,
       ...headers.map(([k, v]) => `${k}: ${v}`),

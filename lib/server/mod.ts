@@ -26,6 +26,7 @@ export type {
   RouteTarget,
   TcpTunnel,
   TcpTunnelOptions,
+  VisitorGuards,
 } from "./tcp_tunnel.ts";
 export {
   type GroupListener,

@@ -28,7 +28,13 @@ import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
 import type { Strategy } from "./balancer.ts";
 import { type GroupMember, GroupRegistry } from "./group.ts";
-import { type ConnectionEvent, type RouteTarget, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
+import {
+  type ConnectionEvent,
+  type RouteTarget,
+  TcpTunnel,
+  TunnelError,
+  type VisitorGuards,
+} from "./tcp_tunnel.ts";
 import { UdpTunnel } from "./udp_tunnel.ts";
 import { type HeaderRules, HttpTunnel } from "./http_tunnel.ts";
 import { HttpFront } from "./http_front.ts";
@@ -705,7 +711,7 @@ export class ClientSession {
   }
 
   /** What every public listener of this session shares: visitor policy, limits and their counters. */
-  #guards(name: string, policy: IpPolicy | undefined) {
+  #guards(name: string, policy: IpPolicy | undefined): VisitorGuards {
     return {
       logger: this.#log,
       policy,

@@ -8,6 +8,7 @@
 
 import { Duplex } from "node:stream";
 import type { MuxStream } from "../mux/mod.ts";
+import { HEADER_SIZE } from "../protocol/mod.ts";
 
 /** Byte counts of a {@linkcode StreamSocket}, live while it runs. */
 export interface SocketTotals {
@@ -84,21 +85,22 @@ export class StreamSocket extends Duplex {
     this.stream.write(chunk).then(() => callback(), callback);
   }
 
-  /** Sends queued chunks as one write (node's `Writable` hook: a request head and body go together). */
+  /** Sends queued chunks as one frame (node's `Writable` hook: a request head and body go together). */
   override _writev(
     chunks: Array<{ chunk: Uint8Array }>,
     callback: (error?: Error | null) => void,
   ): void {
     let length = 0;
     for (const { chunk } of chunks) length += chunk.length;
-    const joined = new Uint8Array(length);
-    let at = 0;
+    // Gathered straight into the frame: one copy, as for a single write.
+    const frame = new Uint8Array(HEADER_SIZE + length);
+    let at = HEADER_SIZE;
     for (const { chunk } of chunks) {
-      joined.set(chunk, at);
+      frame.set(chunk, at);
       at += chunk.length;
     }
     this.totals.sent += length;
-    this.stream.write(joined).then(() => callback(), callback);
+    this.stream.writeFrame(frame, length).then(() => callback(), callback);
   }
 
   /** Half-closes: a FIN to the peer (node's `Writable` hook). */

@@ -12,8 +12,30 @@ import type { IpPolicy } from "../util/cidr.ts";
 import type { Throttle } from "./session.ts";
 import type { TunnelRow } from "../storage/models.ts";
 
+/**
+ * What every public listener enforces on visitors, and the counters it
+ * reports to. TCP paces over the bandwidth limit and closes connections over
+ * the connection limit; UDP drops datagrams; HTTP answers 403 / 503.
+ */
+export interface VisitorGuards {
+  /** Where events are logged. */
+  logger: Logger;
+  /** Visitors allowed; others are refused before anything reaches the client. */
+  policy?: IpPolicy | undefined;
+  /** Called for each visitor (or datagram) the policy refused. */
+  onDenied?: (() => void) | undefined;
+  /** Bandwidth limit per direction (from / to visitors). */
+  limit?: { in: Throttle; out: Throttle } | undefined;
+  /** Called when the bandwidth limit held traffic back or dropped it. */
+  onLimit?: (() => void) | undefined;
+  /** Most open connections, UDP sessions or requests in flight; 0 or absent: unlimited. */
+  maxConnections?: number | undefined;
+  /** Called for each visitor refused by `maxConnections`. */
+  onConnectionLimit?: (() => void) | undefined;
+}
+
 /** Options of {@linkcode TcpTunnel.listen}. */
-export interface TcpTunnelOptions {
+export interface TcpTunnelOptions extends VisitorGuards {
   /** Tunnel name as the client declared it. */
   name: string;
   /** Public listen address. */
@@ -27,24 +49,10 @@ export interface TcpTunnelOptions {
    * `null` refuses it. Default: `mux`, under this tunnel's name.
    */
   route?: () => RouteTarget | null;
-  /** Where connection events are logged. */
-  logger: Logger;
   /** Called when each public connection ends. */
   onConnection?: ((event: ConnectionEvent) => void) | undefined;
   /** Called with ms from accept to the first byte back, per connection. */
   onFirstByte?: ((ms: number) => void) | undefined;
-  /** Visitors allowed; others are closed before anything reaches the client. */
-  policy?: IpPolicy | undefined;
-  /** Called for each visitor the policy refused. */
-  onDenied?: (() => void) | undefined;
-  /** Bandwidth limit of the whole tunnel, per direction (from / to visitors). */
-  limit?: { in: Throttle; out: Throttle } | undefined;
-  /** Called when the bandwidth limit held traffic back (once per connection that hit it). */
-  onLimit?: (() => void) | undefined;
-  /** Most open public connections; more are closed at once. 0 or absent: unlimited. */
-  maxConnections?: number | undefined;
-  /** Called for each connection refused by `maxConnections`. */
-  onConnectionLimit?: (() => void) | undefined;
   /** Gzip the data streams (`compression: gzip`). */
   compress?: boolean | undefined;
 }

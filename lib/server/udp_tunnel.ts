@@ -12,11 +12,11 @@ import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
 import type { IpPolicy } from "../util/cidr.ts";
 import type { Throttle } from "./session.ts";
-import type { ConnectionEvent, LiveTransfer, RouteTarget } from "./tcp_tunnel.ts";
+import type { ConnectionEvent, LiveTransfer, RouteTarget, VisitorGuards } from "./tcp_tunnel.ts";
 import { TunnelError } from "./tcp_tunnel.ts";
 
 /** Options of {@linkcode UdpTunnel.listen}. */
-export interface UdpTunnelOptions {
+export interface UdpTunnelOptions extends VisitorGuards {
   /** Tunnel name as the client declared it. */
   name: string;
   /** Public listen address. */
@@ -27,22 +27,8 @@ export interface UdpTunnelOptions {
   route: () => RouteTarget | null;
   /** A visitor silent this long (ms) loses its session. */
   sessionTimeout: number;
-  /** Where session events are logged. */
-  logger: Logger;
   /** Called when each visitor session ends. */
   onSession?: ((event: ConnectionEvent) => void) | undefined;
-  /** Visitors allowed; datagrams of others are dropped. */
-  policy?: IpPolicy | undefined;
-  /** Called for each datagram the policy refused. */
-  onDenied?: (() => void) | undefined;
-  /** Bandwidth limit per direction; datagrams over it are dropped. */
-  limit?: { in: Throttle; out: Throttle } | undefined;
-  /** Called when the limit dropped a datagram. */
-  onLimit?: (() => void) | undefined;
-  /** Most visitor sessions at once; datagrams of new visitors beyond it are dropped. */
-  maxConnections?: number | undefined;
-  /** Called for each datagram dropped by `maxConnections`. */
-  onConnectionLimit?: (() => void) | undefined;
 }
 
 interface Peer {
