@@ -368,12 +368,10 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   }
 
   const token = cmd.command("token").description("manage client tokens (JWT)");
-  dbOptions(token.command("issue <user>").description("issue a token; it is printed once"))
-    .option("--ttl <duration>", "lifetime, e.g. 30d, 12h; default: never expires")
-    .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
-    .option("--types <types>", "tunnel types it may publish, e.g. tcp,http (default: any)")
-    .option("--ports <ranges>", 'public ports it may take, e.g. "2000-3000" (default: any)')
-    .option("--domains <hosts>", 'host names it may serve, e.g. "*.example.com" (default: any)')
+  credentialOptions(
+    dbOptions(token.command("issue <user>").description("issue a token; it is printed once")),
+    "30d, 12h",
+  )
     .action(async (name: string, flags: CredentialFlags) =>
       exit(await withStore(flags, (store) => issueCredential("token", store, name, flags)))
     );
@@ -423,12 +421,10 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
     );
 
   const key = cmd.command("key").description("manage API keys (random secrets stored hashed)");
-  dbOptions(key.command("create <user>").description("create an API key; it is printed once"))
-    .option("--ttl <duration>", "lifetime, e.g. 90d; default: never expires")
-    .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
-    .option("--types <types>", "tunnel types it may publish, e.g. tcp,http (default: any)")
-    .option("--ports <ranges>", 'public ports it may take, e.g. "2000-3000" (default: any)')
-    .option("--domains <hosts>", 'host names it may serve, e.g. "*.example.com" (default: any)')
+  credentialOptions(
+    dbOptions(key.command("create <user>").description("create an API key; it is printed once")),
+    "90d",
+  )
     .action(async (name: string, flags: CredentialFlags) =>
       exit(await withStore(flags, (store) => issueCredential("key", store, name, flags)))
     );
@@ -556,6 +552,16 @@ interface CredentialFlags extends AdminFlags {
 }
 
 /** `token issue` and `key create`: the credential goes to stdout (once), the rest to stderr. */
+/** The options of `token issue` and `key create`: lifetime, scopes and limits. */
+function credentialOptions(command: Command, ttlExample: string): Command {
+  return command
+    .option("--ttl <duration>", `lifetime, e.g. ${ttlExample}; default: never expires`)
+    .option("--scope <scopes>", "comma-separated: tunnel (default), admin", "tunnel")
+    .option("--types <types>", "tunnel types it may publish, e.g. tcp,http (default: any)")
+    .option("--ports <ranges>", 'public ports it may take, e.g. "2000-3000" (default: any)')
+    .option("--domains <hosts>", 'host names it may serve, e.g. "*.example.com" (default: any)');
+}
+
 function list(text: string): string[] {
   return text.split(",").map((s) => s.trim()).filter(Boolean);
 }

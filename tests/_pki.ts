@@ -45,54 +45,42 @@ export async function createCa(name: string): Promise<TestCa> {
       ),
     ],
   });
+  /** A leaf signed by this CA for `subject`, with `usage` and any extra extensions. */
+  const issue = async (
+    subject: string,
+    usage: string,
+    extra: x509.Extension[] = [],
+  ): Promise<{ cert: string; key: string }> => {
+    const leafKeys = await crypto.subtle.generateKey(ALG, true, [
+      "sign",
+      "verify",
+    ]) as CryptoKeyPair;
+    const leaf = await x509.X509CertificateGenerator.create({
+      serialNumber: serial(),
+      subject: `CN=${subject}`,
+      issuer: ca.subject,
+      notBefore: new Date(now - 3600_000),
+      notAfter: new Date(now + 86_400_000),
+      signingAlgorithm: ALG,
+      publicKey: leafKeys.publicKey,
+      signingKey: keys.privateKey,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([usage]),
+        ...extra,
+      ],
+    });
+    return { cert: leaf.toString("pem") + "\n", key: await pem(leafKeys) };
+  };
   return {
     cert: ca.toString("pem") + "\n",
-    async issueClient(cn) {
-      const leafKeys = await crypto.subtle.generateKey(ALG, true, [
-        "sign",
-        "verify",
-      ]) as CryptoKeyPair;
-      const leaf = await x509.X509CertificateGenerator.create({
-        serialNumber: serial(),
-        subject: `CN=${cn}`,
-        issuer: ca.subject,
-        notBefore: new Date(now - 3600_000),
-        notAfter: new Date(now + 86_400_000),
-        signingAlgorithm: ALG,
-        publicKey: leafKeys.publicKey,
-        signingKey: keys.privateKey,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-        ],
-      });
-      return { cert: leaf.toString("pem") + "\n", key: await pem(leafKeys) };
-    },
-    async issueServer(names) {
-      const leafKeys = await crypto.subtle.generateKey(ALG, true, [
-        "sign",
-        "verify",
-      ]) as CryptoKeyPair;
-      const leaf = await x509.X509CertificateGenerator.create({
-        serialNumber: serial(),
-        subject: `CN=${names[0]}`,
-        issuer: ca.subject,
-        notBefore: new Date(now - 3600_000),
-        notAfter: new Date(now + 86_400_000),
-        signingAlgorithm: ALG,
-        publicKey: leafKeys.publicKey,
-        signingKey: keys.privateKey,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-          new x509.SubjectAlternativeNameExtension(
-            names.map((n) => ({ type: "dns" as const, value: n })),
-          ),
-        ],
-      });
-      return { cert: leaf.toString("pem") + "\n", key: await pem(leafKeys) };
-    },
+    issueClient: (cn) => issue(cn, x509.ExtendedKeyUsage.clientAuth),
+    issueServer: (names) =>
+      issue(names[0]!, x509.ExtendedKeyUsage.serverAuth, [
+        new x509.SubjectAlternativeNameExtension(
+          names.map((n) => ({ type: "dns" as const, value: n })),
+        ),
+      ]),
   };
 }
