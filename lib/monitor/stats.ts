@@ -39,13 +39,8 @@ interface Bucket {
   latencyCount: number;
 }
 
-interface Entry {
-  key: string;
-  user: string;
-  name: string;
-  type: string;
-  status: "connected" | "disconnected";
-  since: number;
+interface Entry
+  extends Pick<TunnelSnapshot, "key" | "user" | "name" | "type" | "status" | "since"> {
   buckets: Bucket[];
 }
 
