@@ -13,7 +13,6 @@ import type net from "node:net";
 import type { Readable, Writable } from "node:stream";
 import type { Mux } from "../mux/mod.ts";
 import type { Logger } from "../util/logger.ts";
-import type { IpPolicy } from "../util/cidr.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { TunnelRow } from "../storage/models.ts";
 import type { BalancerMember } from "./balancer.ts";

@@ -9,9 +9,6 @@
 import { DatagramWriter, MAX_DATAGRAM, type MuxStream, readDatagrams } from "../mux/mod.ts";
 import type { TunnelRow } from "../storage/models.ts";
 import { formatAddr } from "../util/net.ts";
-import type { Logger } from "../util/logger.ts";
-import type { IpPolicy } from "../util/cidr.ts";
-import type { Throttle } from "./session.ts";
 import type { ConnectionEvent, LiveTransfer, RouteTarget, VisitorGuards } from "./tcp_tunnel.ts";
 import { TunnelError } from "./tcp_tunnel.ts";
 
