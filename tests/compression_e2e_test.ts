@@ -4,7 +4,7 @@
  */
 
 import { assert, assertEquals } from "./_assert.ts";
-import { echo, localService, startClient, startServer, tunnelPort } from "./_procs.ts";
+import { echo, localService, startClient, startServer, tunnelPort, writeAll } from "./_procs.ts";
 
 const TOKEN = "compression-token";
 
@@ -55,9 +55,8 @@ Deno.test("gzip tunnel: line-by-line echo answers each line at once; bulk text s
   const bulk = enc.encode(text).subarray(0, 8 << 20);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const writing = (async () => {
-    for (let off = 0; off < bulk.length; off += 65536) {
-      await conn.write(bulk.subarray(off, off + 65536));
-    }
+    // write() may take less than it is given: writeAll loops until every byte is out.
+    await writeAll(conn, bulk);
     await conn.closeWrite();
   })();
   const back = new Uint8Array(bulk.length);
