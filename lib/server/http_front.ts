@@ -192,7 +192,7 @@ export interface HttpFrontOptions {
   /** HTTP port: the public HTTPS port for redirects. */
   httpsPort?: number | undefined;
   /** Called for each request nothing served (unknown host, offline tunnel). */
-  onUnrouted?: ((kind: "unknown_host" | "tunnel_offline") => void) | undefined;
+  onUnrouted?: ((kind: "unknown_host" | "tunnel_offline" | "bad_request") => void) | undefined;
   /** A fixed router (a tunnel's own port); default: a new one. */
   router?: HttpRouter | undefined;
 }
@@ -426,9 +426,17 @@ export class HttpFront {
   }
 
   #request(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void {
+    const options = this.#options;
+    const bad = req.httpVersionMajor === 1 ? originForm(req) : null;
+    if (bad) {
+      options.onUnrouted?.("bad_request");
+      req.resume();
+      res.shouldKeepAlive = false;
+      sendError(res, 400, bad);
+      return;
+    }
     const host = String(req.headers.host ?? req.headers[":authority"] ?? "");
     const path = req.url ?? "/";
-    const options = this.#options;
     if (options.acmeChallenge && path.startsWith("/.well-known/acme-challenge/")) {
       const answer = options.acmeChallenge(path.slice("/.well-known/acme-challenge/".length));
       if (answer !== undefined) {
@@ -484,6 +492,12 @@ export class HttpFront {
   }
 
   #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Uint8Array): void {
+    const bad = originForm(req);
+    if (bad) {
+      this.#options.onUnrouted?.("bad_request");
+      rawError(socket, 400, bad);
+      return;
+    }
     const host = String(req.headers.host ?? "");
     const picked = this.router.match(host, req.url ?? "/");
     if (picked && typeof picked === "object" && "upgrade" in picked) {
@@ -510,6 +524,39 @@ export class HttpFront {
     this.#headTimers.clear();
     await closed;
   }
+}
+
+/**
+ * Checks an HTTP/1.x request's Host header and target, rewriting an
+ * absolute-form target (`GET http://app.test/x`) to origin form (`/x`).
+ * Returns why the request is refused, or `null`. RFC 9112 §3.2: exactly one
+ * Host; an absolute target's authority must be the host that routes it.
+ */
+function originForm(req: http.IncomingMessage): string | null {
+  let hosts = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === "host") hosts++;
+  }
+  if (hosts > 1) return "More than one Host header";
+  if (hosts === 0 && req.httpVersionMinor >= 1) return "The request has no Host header";
+  const target = req.url ?? "/";
+  if (target.startsWith("/") || target === "*") return null;
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return "Invalid request target";
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
+    return "Invalid request target";
+  }
+  const header = String(req.headers.host ?? "").toLowerCase();
+  if (hostOf(url.host) !== hostOf(header)) {
+    return `The request target's host "${url.host}" differs from its Host header`;
+  }
+  req.url = url.pathname + url.search;
+  return null;
 }
 
 function concat(chunks: Uint8Array[], length: number): Uint8Array {
