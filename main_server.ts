@@ -472,7 +472,9 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
         }),
       )
     );
-  const tunnel = cmd.command("tunnel").description("show tunnels recorded in the database");
+  const tunnel = cmd.command("tunnel").description(
+    "show tunnels recorded in the database, release an offline one",
+  );
   dbOptions(tunnel.command("list").description("every tunnel with its owner, state and traffic"))
     .option("--since <duration>", "traffic over this period, e.g. 1h, 7d", "24h")
     .action(async (flags: AdminFlags & { since: string }) =>
@@ -495,6 +497,58 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
               bytes_out: t.total_bytes_out,
             })),
           ));
+          return 0;
+        }),
+      )
+    );
+  dbOptions(
+    tunnel.command("release <name>").description(
+      "free the port and names an offline client tunnel keeps reserved, by deleting its record " +
+        "(the client records it again when it connects)",
+    ),
+  )
+    .option("--user <user>", "the tunnel's owner, when several users have a tunnel of that name")
+    .action(async (name: string, flags: AdminFlags & { user?: string }) =>
+      exit(
+        await withStore(flags, async (store) => {
+          const matches = (await store.tunnels.overview()).filter((t) =>
+            t.name === name && (!flags.user || t.user_name === flags.user)
+          );
+          if (matches.length === 0) {
+            throw new NotFoundError(
+              `No tunnel named "${name}"${flags.user ? ` owned by "${flags.user}"` : ""}; ` +
+                "see `burrowd tunnel list`",
+            );
+          }
+          if (matches.length > 1) {
+            throw new ConflictError(
+              `Several users have a tunnel named "${name}" (${
+                matches.map((t) => t.user_name).join(", ")
+              }); say whose with --user`,
+            );
+          }
+          const t = matches[0]!;
+          if (t.source === "api") {
+            throw new ConflictError(
+              `Tunnel "${name}" is managed on the server: disable or delete it through the admin ` +
+                `API (DELETE /api/v1/tunnels/${t.id})`,
+            );
+          }
+          if (t.status === "active") {
+            throw new ConflictError(
+              `Tunnel "${name}" is online (client "${t.client_id}"); stop that client first`,
+            );
+          }
+          await store.tunnels.remove(t.id);
+          const held = [
+            t.remote_port ? `port ${t.remote_port}` : "",
+            ...t.custom_domains,
+            t.subdomain ? `subdomain ${t.subdomain}` : "",
+          ].filter(Boolean);
+          console.log(
+            `released tunnel "${name}" of user "${t.user_name}"` +
+              (held.length ? `: ${held.join(", ")} free again` : ""),
+          );
           return 0;
         }),
       )

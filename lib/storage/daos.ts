@@ -435,9 +435,16 @@ export class TunnelsDao {
     locations: string[] = ["/"],
   ): Promise<void> {
     const rows = await this.#db.query<
-      { name: string; owner: string; user_id: number; remote_port: number | null; what: string }
+      {
+        id: number;
+        name: string;
+        user_id: number;
+        status: string;
+        updated_at: Date | string;
+        what: string;
+      }
     >(
-      `select t.name, u.name as owner, t.user_id, t.remote_port,
+      `select t.id, t.name, t.user_id, t.status, t.updated_at,
               case when $2::int > 0 and t.remote_port = $2::int
                         and (t.type = 'udp') = ($3::text = 'udp') then 'port'
                    when $5::text is not null and t.subdomain = $5::text then 'subdomain'
@@ -469,13 +476,27 @@ export class TunnelsDao {
     );
     const clash = rows[0];
     if (!clash) return;
-    const owner = clash.user_id === userId ? "your" : `user "${clash.owner}"'s`;
     const thing = clash.what === "port"
       ? `Port ${t.remote_port}`
       : clash.what === "subdomain"
       ? `Subdomain "${t.subdomain}"`
       : `A domain of ${JSON.stringify(t.custom_domains)}`;
-    throw new ConflictError(`${thing} is already taken by ${owner} tunnel "${clash.name}"`);
+    if (clash.user_id !== userId) {
+      // Another user's: say no more than that it exists.
+      throw new ConflictError(
+        `${thing} is reserved by another user's tunnel; choose another, ` +
+          "or ask the server's administrator to release it",
+      );
+    }
+    if (clash.status === "active") {
+      throw new ConflictError(`${thing} is in use by your tunnel "${clash.name}", which is online`);
+    }
+    const since = new Date(clash.updated_at).toISOString().replace("T", " ").slice(0, 19);
+    throw new ConflictError(
+      `${thing} is reserved by your tunnel "${clash.name}" (${clash.status} since ${since} UTC); ` +
+        `connect that tunnel again or release it with \`burrowd tunnel release ${clash.name}\` ` +
+        `or DELETE /api/v1/tunnels/${clash.id}`,
+    );
   }
 
   /**
@@ -653,7 +674,9 @@ export class TunnelsDao {
     error: string | null,
   ): Promise<void> {
     await this.#db.query(
-      "update tunnels set status = $2, active_port = $3, last_error = $4 where id = $1",
+      `update tunnels set status = $2, active_port = $3, last_error = $4,
+              updated_at = case when status is distinct from $2 then now() else updated_at end
+        where id = $1`,
       [id, status, activePort, error],
     );
   }

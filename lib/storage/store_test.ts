@@ -113,7 +113,7 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
           remote_port: 2222,
         }),
       ConflictError,
-      `Port 2222 is already taken by user "alice"'s tunnel "ssh"`,
+      `Port 2222 is reserved by another user's tunnel; choose another`,
     );
     // UDP ports are a separate space.
     await store.tunnels.create(admin.id, {
