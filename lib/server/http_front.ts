@@ -23,6 +23,7 @@ import {
   visitorAddress,
 } from "./http_tunnel.ts";
 import { MAX_CLIENT_HELLO, readSni } from "./sni.ts";
+import { type Dispatch, errorPage, Http1Visitor, type LocalAnswer } from "./http/visitor.ts";
 import { timingSafeEqual } from "node:crypto";
 
 /** The tunnels of one host and path prefix: one, or a load-balancing group. */
@@ -214,8 +215,13 @@ export class HttpFront {
   /** `http` or `https`. */
   readonly scheme: "http" | "https";
   #options: HttpFrontOptions;
-  #server: net.Server;
-  #http: http.Server | http2.Http2SecureServer;
+  /** HTTPS: node's listener (the ClientHello is read first, then TLS is terminated by node). */
+  #server: net.Server | null;
+  #http: http.Server | http2.Http2SecureServer | null;
+  /** HTTP: Deno's listener; each connection is served by the splice engine. */
+  #listener: Deno.TcpListener | null;
+  #visitors = new Set<Http1Visitor>();
+  #accepting: Promise<void> = Promise.resolve();
   #sockets = new Set<net.Socket>();
   #contexts = new Map<string, { context: tls.SecureContext; at: number }>();
   #headTimers = new Map<net.Socket, ReturnType<typeof setTimeout>>();
@@ -224,42 +230,46 @@ export class HttpFront {
 
   private constructor(
     options: HttpFrontOptions,
-    server: net.Server,
-    httpServer: http.Server | http2.Http2SecureServer,
+    server: net.Server | Deno.TcpListener,
+    httpServer: http.Server | http2.Http2SecureServer | null,
   ) {
     this.#options = options;
     this.router = options.router ?? new HttpRouter();
-    this.#server = server;
-    this.#http = httpServer;
     this.scheme = options.scheme;
-    this.port = (server.address() as net.AddressInfo).port;
+    if ("accept" in server) {
+      this.#listener = server;
+      this.#server = null;
+      this.port = (server.addr as Deno.NetAddr).port;
+      this.#accepting = this.#acceptLoop(server);
+    } else {
+      this.#listener = null;
+      this.#server = server;
+      this.port = (server.address() as net.AddressInfo).port;
+    }
+    this.#http = httpServer;
   }
 
   /** Binds the port and starts serving. */
   static async listen(options: HttpFrontOptions): Promise<HttpFront> {
+    if (options.scheme === "http") {
+      const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+      return new HttpFront(options, listener, null);
+    }
     const idle = options.idleTimeout ?? 60_000;
     // Assigned once bound; the handlers below run only after that.
     // deno-lint-ignore prefer-const
     let front: HttpFront | undefined;
-    let httpServer: http.Server | http2.Http2SecureServer;
-    if (options.scheme === "http") {
-      httpServer = http.createServer({
-        headersTimeout: options.headerTimeout,
-        requestTimeout: 0, // long uploads are fine; stalls are caught by the idle timeout
-        keepAliveTimeout: 5_000,
-      });
-    } else {
-      const fallback = options.fallbackCertificate;
-      httpServer = http2.createSecureServer({
-        allowHTTP1: true,
-        ...(fallback ? { cert: fallback.cert, key: fallback.key } : {}),
-        minVersion: "TLSv1.2",
-        handshakeTimeout: options.headerTimeout,
-        SNICallback: (name, done) => {
-          front!.#context(name).then((context) => done(null, context), (error) => done(error));
-        },
-      });
-    }
+    const fallback = options.fallbackCertificate;
+    // Typed as either server: node's HTTP/1.1 fallback hands the same handlers HTTP/1 requests.
+    const httpServer = http2.createSecureServer({
+      allowHTTP1: true,
+      ...(fallback ? { cert: fallback.cert, key: fallback.key } : {}),
+      minVersion: "TLSv1.2",
+      handshakeTimeout: options.headerTimeout,
+      SNICallback: (name, done) => {
+        front!.#context(name).then((context) => done(null, context), (error) => done(error));
+      },
+    }) as unknown as http.Server;
     // Connections are handed in from our own listener, so node's server never "listens";
     // Deno's node:http closes kept-alive sockets of a server that is not listening.
     Object.defineProperty(httpServer, "listening", { get: () => !front || !front.#closed });
@@ -275,9 +285,9 @@ export class HttpFront {
     });
     httpServer.on("upgrade", (req, socket, head) => {
       front!.#headerDone(req, null);
-      front!.#upgrade(req, socket, head);
+      front!.#upgrade(req, socket as net.Socket, head);
     });
-    // The deadline for a request head starts when TLS is up (HTTPS) or at connect (HTTP).
+    // The deadline for a request head starts when TLS is up.
     // (HTTP/2 sessions are left to the idle timeout: their requests are streams, not sockets.)
     httpServer.on("secureConnection", (socket: tls.TLSSocket) => {
       if (socket.alpnProtocol !== "h2") front!.#awaitHead(socket);
@@ -299,13 +309,7 @@ export class HttpFront {
       socket.setNoDelay(true);
       socket.on("close", () => front!.#sockets.delete(socket));
       socket.on("error", () => {});
-      if (options.scheme === "http") {
-        front.#awaitHead(socket);
-        httpServer.emit("connection", socket);
-        socket.resume();
-      } else {
-        front.#peek(socket);
-      }
+      front.#peek(socket);
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -317,6 +321,91 @@ export class HttpFront {
     server.on("error", (error) => options.logger.warn("http listener error", { error }));
     front = new HttpFront(options, server, httpServer);
     return front;
+  }
+
+  /** HTTP: accepts visitors and serves each with the splice engine. */
+  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+    const options = this.#options;
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#closed || error instanceof Deno.errors.BadResource) return;
+        options.logger.warn("http listener error", { error });
+        continue;
+      }
+      if (this.#closed) {
+        conn.close();
+        return;
+      }
+      // A proxy forwards what it has at once: Nagle would hold small responses for an ACK.
+      conn.setNoDelay(true);
+      const visitor = new Http1Visitor(conn, {
+        scheme: "http",
+        remote: visitorAddress({ remoteAddress: (conn.remoteAddr as Deno.NetAddr).hostname }),
+        headerTimeout: options.headerTimeout,
+        dispatch: (host, path) => this.#dispatch(host, path),
+        onBadRequest: () => options.onUnrouted?.("bad_request"),
+        logger: options.logger,
+      });
+      this.#visitors.add(visitor);
+      visitor.run().finally(() => this.#visitors.delete(visitor));
+    }
+  }
+
+  /** Where a request goes: a tunnel, or an answer given here (ACME, redirect, 404, 502). */
+  #dispatch(host: string, path: string): Dispatch {
+    const options = this.#options;
+    if (options.acmeChallenge && path.startsWith("/.well-known/acme-challenge/")) {
+      const answer = options.acmeChallenge(path.slice("/.well-known/acme-challenge/".length));
+      if (answer !== undefined) {
+        return { answer: { status: 200, body: answer, headers: { "content-type": "text/plain" } } };
+      }
+    }
+    const picked = this.router.match(host, path);
+    if (picked && typeof picked === "object" && "serve" in picked) return { tunnel: picked };
+    if (picked === null && options.httpsRouter) {
+      const secure = options.httpsRouter.match(host, path);
+      if (secure !== null && !(typeof secure === "object" && "offline" in secure)) {
+        const port = options.httpsPort && options.httpsPort !== 443 ? `:${options.httpsPort}` : "";
+        return {
+          answer: {
+            status: 308,
+            body: "",
+            headers: { location: `https://${hostOf(host)}${port}${path}` },
+          },
+        };
+      }
+    }
+    if (picked === null) {
+      options.onUnrouted?.("unknown_host");
+      return {
+        answer: errorPage(
+          404,
+          `No tunnel serves host "${hostOf(host)}"${
+            path === "/" ? "" : ` at ${path.split("?")[0]}`
+          }`,
+        ),
+      };
+    }
+    options.onUnrouted?.("tunnel_offline");
+    if (picked === "unhealthy") {
+      return {
+        answer: errorPage(
+          502,
+          `Every service behind host "${hostOf(host)}" is failing its health check`,
+        ),
+      };
+    }
+    return {
+      answer: errorPage(
+        502,
+        `Tunnel "${(picked as { offline: string }).offline}" for host "${
+          hostOf(host)
+        }" is offline: its client is not connected`,
+      ),
+    };
   }
 
   /**
@@ -395,7 +484,7 @@ export class HttpFront {
         return;
       }
       socket.unshift(bytes);
-      this.#http.emit("connection", socket);
+      this.#http!.emit("connection", socket);
     };
     socket.on("readable", onReadable);
     socket.on("close", () => clearTimeout(timer));
@@ -436,59 +525,18 @@ export class HttpFront {
       return;
     }
     const host = String(req.headers.host ?? req.headers[":authority"] ?? "");
-    const path = req.url ?? "/";
-    if (options.acmeChallenge && path.startsWith("/.well-known/acme-challenge/")) {
-      const answer = options.acmeChallenge(path.slice("/.well-known/acme-challenge/".length));
-      if (answer !== undefined) {
-        res.writeHead(200, { "content-type": "text/plain" });
-        res.end(answer);
-        return;
-      }
-    }
-    const picked = this.router.match(host, path);
-    if (picked && typeof picked === "object" && "serve" in picked) {
+    const decided = this.#dispatch(host, req.url ?? "/");
+    if ("tunnel" in decided) {
       try {
-        picked.serve(req, res, this.#info(), expectContinue);
+        (decided.tunnel as HttpTunnel).serve(req, res, this.#info(), expectContinue);
       } catch (error) {
         options.logger.error("request failed", { host: hostOf(host), error });
         sendError(res, 500, "Burrow failed to forward this request");
       }
       return;
     }
-    if (picked === null && options.httpsRouter) {
-      const secure = options.httpsRouter.match(host, path);
-      if (secure !== null && !(typeof secure === "object" && "offline" in secure)) {
-        const port = options.httpsPort && options.httpsPort !== 443 ? `:${options.httpsPort}` : "";
-        res.writeHead(308, { location: `https://${hostOf(host)}${port}${path}` });
-        res.end();
-        return;
-      }
-    }
     req.resume();
-    if (picked === null) {
-      options.onUnrouted?.("unknown_host");
-      sendError(
-        res,
-        404,
-        `No tunnel serves host "${hostOf(host)}"${path === "/" ? "" : ` at ${path.split("?")[0]}`}`,
-      );
-    } else if (picked === "unhealthy") {
-      options.onUnrouted?.("tunnel_offline");
-      sendError(
-        res,
-        502,
-        `Every service behind host "${hostOf(host)}" is failing its health check`,
-      );
-    } else {
-      options.onUnrouted?.("tunnel_offline");
-      sendError(
-        res,
-        502,
-        `Tunnel "${(picked as { offline: string }).offline}" for host "${
-          hostOf(host)
-        }" is offline: its client is not connected`,
-      );
-    }
+    sendAnswer(res, decided.answer);
   }
 
   #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Uint8Array): void {
@@ -518,12 +566,35 @@ export class HttpFront {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#listener) {
+      try {
+        this.#listener.close();
+      } catch { /* closed */ }
+      for (const visitor of this.#visitors) visitor.close();
+      await this.#accepting;
+      return;
+    }
+    const server = this.#server!;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     for (const timer of this.#headTimers.values()) clearTimeout(timer);
     this.#headTimers.clear();
     await closed;
   }
+}
+
+/** Writes a local answer through node's response object. */
+function sendAnswer(res: http.ServerResponse, answer: LocalAnswer): void {
+  if (answer.status >= 400) {
+    const [, ...lines] = answer.body.trimEnd().split("\n");
+    const headers = { ...answer.headers };
+    delete headers["content-type"];
+    delete headers["x-burrow-error"];
+    sendError(res, answer.status, lines.join("\n"), headers);
+    return;
+  }
+  res.writeHead(answer.status, answer.headers ?? {});
+  res.end(answer.body);
 }
 
 /**

@@ -11,7 +11,7 @@
 import http from "node:http";
 import type net from "node:net";
 import type { Readable, Writable } from "node:stream";
-import type { Mux } from "../mux/mod.ts";
+import type { Mux, MuxStream } from "../mux/mod.ts";
 import type { Logger } from "../util/logger.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { TunnelRow } from "../storage/models.ts";
@@ -24,11 +24,19 @@ import {
   headerTokens,
   parseResponseHead,
   requestFraming,
+  type RequestHead,
   responseFraming,
   type ResponseHead,
   serializeHead,
 } from "./http/head.ts";
 import { BodyTracker } from "./http/framing.ts";
+import {
+  errorPage,
+  type LocalAnswer,
+  type RequestInfo,
+  type SpliceTunnel,
+  type Transfer,
+} from "./http/visitor.ts";
 
 /** Header changes of one direction. */
 export interface HeaderRules {
@@ -86,6 +94,16 @@ export interface FrontInfo {
   scheme: "http" | "https";
 }
 
+/** Hop-by-hop headers a splice drops; the framing ones (Transfer-Encoding, Trailer) stay with their bytes. */
+const SPLICE_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "upgrade",
+  "http2-settings",
+]);
+
 const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
@@ -121,7 +139,7 @@ export function hostOf(value: string | undefined): string {
  * front.router.add(tunnel);
  * ```
  */
-export class HttpTunnel implements BalancerMember {
+export class HttpTunnel implements BalancerMember, SpliceTunnel {
   /** Tunnel name as the client declared it. */
   readonly name: string;
   /** `http` or `https`. */
@@ -155,6 +173,10 @@ export class HttpTunnel implements BalancerMember {
   #agent: http.Agent;
   #live = new Set<LiveTransfer>();
   #spliced = new Set<net.Socket>();
+  /** Streams the splice engine holds open (kept-alive connections to the service). */
+  #streams = new Set<MuxStream>();
+  #throttledAtStart = new WeakMap<Transfer, number>();
+  #responseRemoved: Set<string>;
   #requests = 0;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -194,6 +216,10 @@ export class HttpTunnel implements BalancerMember {
     };
     const response = options.responseHeaders;
     const responseRemoved = new Set(response?.remove ?? []);
+    this.#responseRemoved = new Set([
+      ...responseRemoved,
+      ...Object.keys(response?.set ?? {}).map((k) => k.toLowerCase()),
+    ]);
     this.#responseRules = {
       drop: new Set([...HOP_BY_HOP, ...responseRemoved]),
       set: Object.entries(response?.set ?? {})
@@ -355,6 +381,125 @@ export class HttpTunnel implements BalancerMember {
     }
     for (const [name, value] of set) out[name] = value;
     return out;
+  }
+
+  // ---- the splice engine's side (HTTP/1.1) ----
+
+  /** Bandwidth limit per direction. */
+  get pace(): { in: Throttle; out: Throttle } | undefined {
+    return this.#options.limit;
+  }
+
+  /** The answer refusing a request before it reaches the client, counted as today's refusals are. */
+  refuse(remote: string, authorization: string | undefined, info: RequestInfo): LocalAnswer | null {
+    const refusal = this.#gate(remote, authorization);
+    if (!refusal) return null;
+    if (refusal.status !== 401 && refusal.status !== 403) {
+      const error = refusal.status === 502 ? refusal.message : undefined;
+      this.#finish(performance.now(), remote, { ...info, status: refusal.status }, 0, 0, error);
+    }
+    return errorPage(refusal.status, refusal.message, refusal.headers);
+  }
+
+  /** The request head sent to the service: hop-by-hop headers out, forwarding headers and rules in. */
+  requestHead(head: RequestHead, target: string, remote: string, scheme: string): Uint8Array {
+    const connection = headerTokens(head.headers, "connection");
+    const upgrade = connection.includes("upgrade");
+    // Headers the Connection header names are hop-by-hop too, unless they belong to an upgrade.
+    const named = connection.length > 0 && !upgrade ? new Set(connection) : null;
+    const { drop, set, setsHost } = this.#requestRules;
+    const headers: HeaderList = [["Host", ""]];
+    let host = "";
+    let forwardedFor = "";
+    for (const pair of head.headers) {
+      const name = pair[0];
+      const lower = name.toLowerCase();
+      if (lower === "host") {
+        host ||= pair[1];
+        continue;
+      }
+      if (lower === "x-forwarded-for") {
+        forwardedFor = forwardedFor ? `${forwardedFor}, ${pair[1]}` : pair[1];
+        continue;
+      }
+      if (
+        drop.has(lower) || named?.has(lower) ||
+        (SPLICE_HOP.has(lower) && !(upgrade && (lower === "connection" || lower === "upgrade" ||
+          lower === "http2-settings")))
+      ) continue;
+      headers.push(pair);
+    }
+    if (setsHost) headers.shift();
+    else headers[0]![1] = host;
+    headers.push(["X-Forwarded-For", forwardedFor ? `${forwardedFor}, ${remote}` : remote]);
+    headers.push(["X-Forwarded-Proto", scheme]);
+    if (host) headers.push(["X-Forwarded-Host", host]);
+    for (const pair of set) headers.push(pair);
+    return serializeHead(`${head.method} ${target} HTTP/${head.version}`, headers);
+  }
+
+  /** The response head sent to the visitor, with the tunnel's response rules applied. */
+  responseHead(head: ResponseHead, connection: string | null): Uint8Array {
+    const switching = head.status === 101;
+    const removed = this.#responseRemoved;
+    const headers: HeaderList = [];
+    for (const pair of head.headers) {
+      const lower = pair[0].toLowerCase();
+      if (removed.has(lower)) continue;
+      if (
+        SPLICE_HOP.has(lower) && !(switching && (lower === "connection" || lower === "upgrade"))
+      ) {
+        continue;
+      }
+      headers.push(pair);
+    }
+    for (const pair of this.#responseRules.set) headers.push(pair);
+    if (connection) headers.push(["Connection", connection]);
+    return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers);
+  }
+
+  /** Opens a stream to the service for a visitor connection. */
+  open(remote: string): MuxStream {
+    const stream = this.#open(remote);
+    this.#streams.add(stream);
+    return stream;
+  }
+
+  /** A stream from `open` is done with. */
+  forget(stream: MuxStream): void {
+    this.#streams.delete(stream);
+  }
+
+  /** A request starts. */
+  begin(): Transfer {
+    const transfer: Transfer = { sent: 0, received: 0 };
+    this.#live.add(transfer);
+    this.#requests++;
+    const limit = this.#options.limit;
+    if (limit) this.#throttledAtStart.set(transfer, limit.in.throttled + limit.out.throttled);
+    return transfer;
+  }
+
+  /** A request ended. */
+  end(
+    transfer: Transfer,
+    info: RequestInfo,
+    startedAt: number,
+    remote: string,
+    error?: string,
+  ): void {
+    this.#live.delete(transfer);
+    const limit = this.#options.limit;
+    const before = this.#throttledAtStart.get(transfer);
+    if (limit && before !== undefined && limit.in.throttled + limit.out.throttled > before) {
+      this.#options.onLimit?.();
+    }
+    this.#finish(startedAt, remote, info, transfer.sent, transfer.received, error, transfer);
+  }
+
+  /** The response head arrived `ms` after the request. */
+  firstByte(ms: number): void {
+    this.#options.onFirstByte?.(ms);
   }
 
   /** Serves one visitor request (HTTP/1.1 or HTTP/2). */
@@ -747,7 +892,7 @@ export class HttpTunnel implements BalancerMember {
     this.#bytesIn += bytesIn;
     this.#bytesOut += bytesOut;
     // Closed gracefully: the last request to finish releases the kept-alive streams.
-    if (this.#closed && this.#live.size === 0) this.#agent.destroy();
+    if (this.#closed && this.#live.size === 0) this.#dropStreams();
     this.#options.onConnection?.({
       tunnel: this.name,
       remote,
@@ -771,10 +916,16 @@ export class HttpTunnel implements BalancerMember {
       this.#options.onClose?.();
     }
     if (dropConnections || this.#live.size === 0) {
-      this.#agent.destroy();
+      this.#dropStreams();
       for (const socket of this.#spliced) socket.destroy();
     }
     return Promise.resolve();
+  }
+
+  #dropStreams(): void {
+    this.#agent.destroy();
+    for (const stream of this.#streams) stream.reset(`Tunnel "${this.name}" closed`);
+    this.#streams.clear();
   }
 }
 

@@ -1,0 +1,740 @@
+/**
+ * One visitor's HTTP/1.1 connection, served by splicing: each request head
+ * is read and checked strictly, routed by host and path, rewritten by its
+ * tunnel's rules, and sent with its body bytes over a mux stream to the
+ * client, which relays them to the local service untouched. The response
+ * head is read back, rewritten and forwarded; bodies cross as bytes. A
+ * framing tracker on each body keeps requests apart on a kept-alive
+ * connection, so consecutive requests may go to different tunnels and
+ * pipelined requests are answered in order. An upgrade (WebSocket) becomes a
+ * raw pipe only after the service's 101 for a protocol the visitor asked.
+ *
+ * @module
+ */
+
+import { HEADER_SIZE } from "../../protocol/mod.ts";
+import { type MuxStream, relay, type RelayConn, type RelayResult } from "../../mux/mod.ts";
+import type { Logger } from "../../util/logger.ts";
+import { BodyTracker } from "./framing.ts";
+import {
+  type BodyFraming,
+  headEnd,
+  headerTokens,
+  headerValues,
+  HttpHeadError,
+  MAX_HEAD_SIZE,
+  parseRequestHead,
+  parseResponseHead,
+  requestFraming,
+  type RequestHead,
+  responseFraming,
+  type ResponseHead,
+} from "./head.ts";
+
+/** Pacing of one direction (a tunnel's bandwidth limit). */
+export interface Pace {
+  /** Waits until `n` bytes may pass. */
+  take(n: number): Promise<void>;
+  /** Takes `n` bytes if they may pass now. */
+  tryTake(n: number): boolean;
+}
+
+/** Bytes moved by one request (or upgraded connection), live while it runs. */
+export interface Transfer {
+  /** Bytes from the visitor. */
+  sent: number;
+  /** Bytes to the visitor. */
+  received: number;
+}
+
+/** An answer given without asking the service. */
+export interface LocalAnswer {
+  /** Status code. */
+  status: number;
+  /** Body (plain text unless `headers` say otherwise). */
+  body: string;
+  /** Extra response headers. */
+  headers?: Record<string, string> | undefined;
+}
+
+/** The request as the access log sees it. */
+export interface RequestInfo {
+  /** Method. */
+  method: string;
+  /** Host header as sent. */
+  host: string;
+  /** Request target (origin form). */
+  path: string;
+  /** Final status (101 for an upgrade). */
+  status: number;
+}
+
+/** What the splice engine needs of an HTTP tunnel. */
+export interface SpliceTunnel {
+  /** Tunnel name. */
+  readonly name: string;
+  /** Bandwidth limit per direction (from / to visitors). */
+  readonly pace: { in: Pace; out: Pace } | undefined;
+  /** An answer that refuses the request before it reaches the client, or `null`. */
+  refuse(remote: string, authorization: string | undefined, info: RequestInfo): LocalAnswer | null;
+  /** The request head sent to the service. */
+  requestHead(head: RequestHead, target: string, remote: string, scheme: string): Uint8Array;
+  /** The response head sent to the visitor; `connection` is added as the Connection header. */
+  responseHead(head: ResponseHead, connection: string | null): Uint8Array;
+  /** Opens a stream to the local service. */
+  open(remote: string): MuxStream;
+  /** A stream from `open` is no longer used. */
+  forget(stream: MuxStream): void;
+  /** A request starts: counted in flight. */
+  begin(): Transfer;
+  /** A request ended. */
+  end(
+    transfer: Transfer,
+    info: RequestInfo,
+    startedAt: number,
+    remote: string,
+    error?: string,
+  ): void;
+  /** The response head arrived `ms` after the request. */
+  firstByte(ms: number): void;
+}
+
+/** What the front decides for a request. */
+export type Dispatch = { tunnel: SpliceTunnel } | { answer: LocalAnswer };
+
+/** Options of {@linkcode Http1Visitor}. */
+export interface Http1VisitorOptions {
+  /** `http` or `https` (for X-Forwarded-Proto). */
+  scheme: "http" | "https";
+  /** The visitor's address. */
+  remote: string;
+  /** Milliseconds a request head may take to arrive (slowloris). */
+  headerTimeout: number;
+  /** Routes a request: a tunnel, or an answer (404, 502, redirect, ACME challenge). */
+  dispatch: (host: string, path: string) => Dispatch;
+  /** Called for each request refused as malformed. */
+  onBadRequest?: ((reason: string) => void) | undefined;
+  /** Where events are logged. */
+  logger: Logger;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  301: "Moved Permanently",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+const encoder = new TextEncoder();
+
+/** The text of an error page (`status`, reason, message). */
+export function errorPage(
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): LocalAnswer {
+  return {
+    status,
+    body: `${status} ${STATUS_TEXT[status] ?? ""}\n${message}\n`,
+    headers: { "content-type": "text/plain; charset=utf-8", "x-burrow-error": "1", ...headers },
+  };
+}
+
+/** The bytes of a local answer. */
+function answerBytes(answer: LocalAnswer, close: boolean): Uint8Array {
+  const body = encoder.encode(answer.body);
+  let head = `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status] ?? ""}\r\n`;
+  for (const [k, v] of Object.entries(answer.headers ?? {})) head += `${k}: ${v}\r\n`;
+  head += `content-length: ${body.length}\r\n`;
+  if (close) head += "connection: close\r\n";
+  const headBytes = encoder.encode(head + "\r\n");
+  const out = new Uint8Array(headBytes.length + body.length);
+  out.set(headBytes);
+  out.set(body, headBytes.length);
+  return out;
+}
+
+/** A kept-alive stream to one tunnel's service, with bytes read past the last response. */
+class Upstream {
+  readonly stream: MuxStream;
+  /** Read but not yet used (owned copy, or a view on the last borrowed chunk). */
+  #rest: Uint8Array | null = null;
+  #tunnel: SpliceTunnel;
+  ended = false;
+  failure: string | null = null;
+
+  constructor(tunnel: SpliceTunnel, stream: MuxStream) {
+    this.#tunnel = tunnel;
+    this.stream = stream;
+  }
+
+  /** Next bytes: what is left over first, then the stream's (borrowed until the next call). */
+  async next(): Promise<Uint8Array | null> {
+    const rest = this.#rest;
+    if (rest) {
+      this.#rest = null;
+      return rest;
+    }
+    if (this.ended) return null;
+    try {
+      const chunk = await this.stream.readBorrowed();
+      if (chunk === null) this.ended = true;
+      return chunk;
+    } catch (error) {
+      this.ended = true;
+      this.failure = (error as Error).message;
+      return null;
+    }
+  }
+
+  /** What was read past the last head or body, without waiting for more. */
+  takeRest(): Uint8Array | null {
+    const rest = this.#rest;
+    this.#rest = null;
+    return rest;
+  }
+
+  /** Puts back `bytes` (not yet used); `own` copies them so the next read cannot overwrite them. */
+  unread(bytes: Uint8Array, own: boolean): void {
+    if (bytes.length === 0) return;
+    this.#rest = own ? bytes.slice() : bytes;
+  }
+
+  /** Reads a response head; `null` when the stream ends first. */
+  async readHead(): Promise<{ head: ResponseHead; bytes: Uint8Array } | null> {
+    let acc: Uint8Array | null = null;
+    for (;;) {
+      const chunk = await this.next();
+      if (chunk === null) {
+        if (acc?.length) {
+          this.failure ??= "The service closed the connection inside a response head";
+        }
+        return null;
+      }
+      const bytes: Uint8Array = acc ? concat(acc, chunk) : chunk;
+      const head = parseResponseHead(bytes);
+      if (head) {
+        // The head is used before the next read; what follows may be a borrowed view.
+        this.unread(bytes.subarray(head.size), false);
+        return { head, bytes: bytes.subarray(0, head.size) };
+      }
+      if (bytes.length >= MAX_HEAD_SIZE) {
+        throw new HttpHeadError(`Response head longer than ${MAX_HEAD_SIZE} bytes`, 502);
+      }
+      acc = acc ? bytes : chunk.slice();
+    }
+  }
+
+  /** Gives the stream up: no further request goes over it. */
+  discard(reason: string): void {
+    if (!this.stream.isReset) this.stream.reset(reason);
+    this.#tunnel.forget(this.stream);
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * Serves one visitor connection until it closes.
+ *
+ * @example
+ * ```ts ignore
+ * const conn = await listener.accept();
+ * await new Http1Visitor(conn, { scheme: "http", remote: "1.2.3.4", headerTimeout: 10_000,
+ *   dispatch: (host, path) => front.dispatch(host, path), logger }).run();
+ * ```
+ */
+export class Http1Visitor {
+  #conn: RelayConn;
+  #options: Http1VisitorOptions;
+  #buf = new Uint8Array(16 * 1024);
+  #start = 0;
+  #end = 0;
+  #eof = false;
+  #closed = false;
+  #upstreams = new Map<SpliceTunnel, Upstream>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** A visitor on `conn`. */
+  constructor(conn: RelayConn, options: Http1VisitorOptions) {
+    this.#conn = conn;
+    this.#options = options;
+  }
+
+  /** Serves requests until the connection ends; never throws. */
+  async run(): Promise<void> {
+    try {
+      while (!this.#closed) {
+        const head = await this.#readHead();
+        if (!head) break;
+        if (!(await this.#serve(head))) break;
+      }
+    } catch (error) {
+      if (!this.#closed && !(error instanceof Deno.errors.BadResource)) {
+        this.#options.logger.debug("visitor connection failed", {
+          remote: this.#options.remote,
+          error,
+        });
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Closes the connection and its streams. Safe to call twice. */
+  close(): void {
+    clearTimeout(this.#timer);
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const up of this.#upstreams.values()) up.discard("Visitor connection closed");
+    this.#upstreams.clear();
+    try {
+      this.#conn.close();
+    } catch { /* closed */ }
+  }
+
+  // ---- visitor bytes ----
+
+  get #buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Reads more visitor bytes into the buffer; false at end of stream. */
+  async #fill(): Promise<boolean> {
+    if (this.#eof) return false;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#end === this.#buf.length) {
+      const used = this.#buffered;
+      if (this.#start > 0 && used < this.#buf.length / 2) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        const grown = new Uint8Array(this.#buf.length * 2);
+        grown.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = grown;
+      }
+      this.#start = 0;
+      this.#end = used;
+    }
+    const n = await this.#conn.read(this.#buf.subarray(this.#end));
+    if (n === null) {
+      this.#eof = true;
+      return false;
+    }
+    this.#end += n;
+    return true;
+  }
+
+  /** The next request head; `null` when the visitor is done (end, deadline, or refused head). */
+  async #readHead(): Promise<RequestHead | null> {
+    this.#timer = setTimeout(() => {
+      this.#options.logger.debug("request head too slow: closed", { remote: this.#options.remote });
+      this.close();
+    }, this.#options.headerTimeout);
+    try {
+      let scanned = 0;
+      for (;;) {
+        // Empty lines before a request line are ignored (RFC 9112 §2.2).
+        while (
+          this.#buffered >= 2 && this.#buf[this.#start] === 13 && this.#buf[this.#start + 1] === 10
+        ) this.#start += 2;
+        const view = this.#buf.subarray(this.#start, this.#end);
+        try {
+          const end = headEnd(view, scanned);
+          if (end >= 0) return parseRequestHead(view);
+        } catch (error) {
+          if (!(error instanceof HttpHeadError)) throw error;
+          await this.#refuse(error.status, error.message);
+          return null;
+        }
+        scanned = view.length;
+        if (this.#closed || !(await this.#fill())) return null;
+      }
+    } finally {
+      clearTimeout(this.#timer);
+    }
+  }
+
+  /** Answers a malformed request and ends the connection. */
+  async #refuse(status: number, reason: string): Promise<void> {
+    this.#options.onBadRequest?.(reason);
+    await this.#write(answerBytes(errorPage(status, reason), true)).catch(() => {});
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  // ---- one request ----
+
+  /** Serves one request; whether the connection goes on. */
+  async #serve(head: RequestHead): Promise<boolean> {
+    const started = performance.now();
+    this.#start += head.size;
+    const hosts = headerValues(head.headers, "host");
+    if (hosts.length > 1) return this.#refuse(400, "More than one Host header").then(() => false);
+    if (hosts.length === 0 && head.version === "1.1") {
+      return this.#refuse(400, "The request has no Host header").then(() => false);
+    }
+    const host = hosts[0] ?? "";
+    const target = originTarget(head, host);
+    if (typeof target !== "string") return this.#refuse(400, target.error).then(() => false);
+    let framing: BodyFraming;
+    try {
+      framing = requestFraming(head.headers);
+    } catch (error) {
+      return this.#refuse(400, (error as Error).message).then(() => false);
+    }
+    const connection = headerTokens(head.headers, "connection");
+    const keepAlive = head.version === "1.1"
+      ? !connection.includes("close")
+      : connection.includes("keep-alive");
+    const decided = this.#options.dispatch(host, target);
+    if ("answer" in decided) return this.#answer(decided.answer, framing, keepAlive);
+    const tunnel = decided.tunnel;
+    const info: RequestInfo = { method: head.method, host, path: target, status: 0 };
+    const refusal = tunnel.refuse(
+      this.#options.remote,
+      headerValues(head.headers, "authorization")[0],
+      info,
+    );
+    if (refusal) return this.#answer(refusal, framing, keepAlive);
+    const upgrade = connection.includes("upgrade")
+      ? new Set(headerTokens(head.headers, "upgrade").map((p) => p.split("/")[0]!))
+      : null;
+    return await this.#exchange(tunnel, head, target, info, framing, keepAlive, upgrade, started);
+  }
+
+  /** Sends a local answer; the connection goes on if the request had no body to skip. */
+  async #answer(answer: LocalAnswer, framing: BodyFraming, keepAlive: boolean): Promise<boolean> {
+    const goOn = keepAlive && framing.kind === "none";
+    await this.#write(answerBytes(answer, !goOn));
+    return goOn;
+  }
+
+  async #exchange(
+    tunnel: SpliceTunnel,
+    head: RequestHead,
+    target: string,
+    info: RequestInfo,
+    framing: BodyFraming,
+    keepAlive: boolean,
+    upgrade: Set<string> | null,
+    started: number,
+  ): Promise<boolean> {
+    const remote = this.#options.remote;
+    let up = this.#upstreams.get(tunnel);
+    if (!up || up.ended) {
+      up?.discard("Replaced");
+      try {
+        up = new Upstream(tunnel, tunnel.open(remote));
+      } catch (error) {
+        const message = `Tunnel "${tunnel.name}" is offline: ${(error as Error).message}`;
+        return this.#answer(errorPage(502, message), framing, keepAlive);
+      }
+      this.#upstreams.set(tunnel, up);
+    }
+    const transfer = tunnel.begin();
+    const requestHead = tunnel.requestHead(head, target, remote, this.#options.scheme);
+    // The head and the body bytes already here go out as one frame.
+    const body = new BodyTracker(framing);
+    let bodyNow = 0;
+    try {
+      bodyNow = body.feed(this.#buf.subarray(this.#start, this.#end));
+    } catch (error) {
+      tunnel.end(transfer, { ...info, status: 400 }, started, remote, (error as Error).message);
+      await this.#refuse(400, (error as Error).message);
+      return false;
+    }
+    const frame = new Uint8Array(HEADER_SIZE + requestHead.length + bodyNow);
+    frame.set(requestHead, HEADER_SIZE);
+    frame.set(
+      this.#buf.subarray(this.#start, this.#start + bodyNow),
+      HEADER_SIZE + requestHead.length,
+    );
+    this.#start += bodyNow;
+    transfer.sent += bodyNow;
+    const sending = up.stream.writeFrame(frame, frame.length - HEADER_SIZE);
+    const pumping: Promise<string> =
+      (body.done ? sending.then(() => "done") : this.#pumpBody(body, up, tunnel, transfer, sending))
+        .catch(() => "failed");
+
+    let outcome: { keep: boolean; error?: string | undefined };
+    try {
+      outcome = await this.#relayResponse(
+        tunnel,
+        up,
+        head,
+        info,
+        keepAlive,
+        upgrade,
+        transfer,
+        started,
+        pumping,
+      );
+    } catch (error) {
+      outcome = { keep: false, error: (error as Error).message };
+    }
+    if (outcome.keep) {
+      // The service answered before the request body was through: the connection cannot go on.
+      const pumped = await Promise.race([pumping, Promise.resolve("pending" as const)]);
+      if (pumped !== "done") outcome.keep = false;
+    }
+    if (info.status !== 101) tunnel.end(transfer, info, started, remote, outcome.error);
+    return outcome.keep && !this.#closed;
+  }
+
+  /** Sends the rest of a request body; `done`, or why it stopped. */
+  async #pumpBody(
+    body: BodyTracker,
+    up: Upstream,
+    tunnel: SpliceTunnel,
+    transfer: Transfer,
+    head: Promise<void>,
+  ): Promise<"done" | "visitor-ended" | "bad-body"> {
+    const pace = tunnel.pace?.in;
+    await head;
+    while (!body.done) {
+      if (this.#buffered === 0 && !(await this.#fill())) {
+        up.discard("The visitor left during the request body");
+        return "visitor-ended";
+      }
+      const view = this.#buf.subarray(this.#start, this.#end);
+      let n: number;
+      try {
+        n = body.feed(view);
+      } catch (error) {
+        up.discard((error as Error).message);
+        this.#options.onBadRequest?.((error as Error).message);
+        this.close();
+        return "bad-body";
+      }
+      if (n === 0) continue;
+      if (pace && !pace.tryTake(n)) await pace.take(n);
+      const piece = view.subarray(0, n);
+      this.#start += n;
+      transfer.sent += n;
+      await up.stream.write(piece);
+    }
+    return "done";
+  }
+
+  /** Relays the service's answer; whether the visitor connection goes on. */
+  async #relayResponse(
+    tunnel: SpliceTunnel,
+    up: Upstream,
+    request: RequestHead,
+    info: RequestInfo,
+    keepAlive: boolean,
+    upgrade: Set<string> | null,
+    transfer: Transfer,
+    started: number,
+    pumping: Promise<string>,
+  ): Promise<{ keep: boolean; error?: string | undefined }> {
+    let response: { head: ResponseHead; bytes: Uint8Array } | null;
+    for (;;) {
+      try {
+        response = await up.readHead();
+      } catch (error) {
+        up.discard("Bad response head");
+        this.#upstreams.delete(tunnel);
+        info.status = 502;
+        const message = `Tunnel "${tunnel.name}": bad response from the service: ${
+          (error as Error).message
+        }`;
+        await this.#write(answerBytes(errorPage(502, message), true));
+        return { keep: false, error: message };
+      }
+      if (!response) {
+        this.#upstreams.delete(tunnel);
+        up.discard("Ended");
+        info.status = 502;
+        const reason = up.failure ?? "the service closed the connection without answering";
+        const message = /unavailable|offline/.test(reason)
+          ? `Tunnel "${tunnel.name}": ${reason}`
+          : `Tunnel "${tunnel.name}": the service's connection failed (${reason})`;
+        const visitorGone = (await Promise.race([pumping, Promise.resolve("pending")])) ===
+          "visitor-ended";
+        if (!visitorGone) await this.#write(answerBytes(errorPage(502, message), true));
+        return { keep: false, error: message };
+      }
+      const status = response.head.status;
+      if (status === 101) break;
+      if (status >= 200) break;
+      // 100 Continue, 103 Early Hints: passed on as they are; the final answer follows.
+      await this.#write(response.bytes);
+    }
+    const { head } = response;
+    tunnel.firstByte(performance.now() - started);
+    info.status = head.status;
+    if (head.status === 101) {
+      return await this.#switch(tunnel, up, response, info, upgrade, transfer, started);
+    }
+
+    let framing: BodyFraming;
+    try {
+      framing = responseFraming(request.method, head.status, head.headers);
+    } catch (error) {
+      up.discard("Bad response framing");
+      this.#upstreams.delete(tunnel);
+      info.status = 502;
+      const message = `Tunnel "${tunnel.name}": bad response from the service: ${
+        (error as Error).message
+      }`;
+      await this.#write(answerBytes(errorPage(502, message), true));
+      return { keep: false, error: message };
+    }
+    const serviceCloses = headerTokens(head.headers, "connection").includes("close") ||
+      (head.version === "1.0" && !headerTokens(head.headers, "connection").includes("keep-alive"));
+    // A request with Upgrade that the service did not switch ends the connection after its answer.
+    const closeAfter = !keepAlive || framing.kind === "close" || upgrade !== null;
+    const connection = closeAfter ? "close" : request.version === "1.0" ? "keep-alive" : null;
+    const headBytes = tunnel.responseHead(head, connection);
+    const body = new BodyTracker(framing);
+    const pace = tunnel.pace?.out;
+    let pendingHead: Uint8Array | null = headBytes;
+    let error: string | undefined;
+    while (!body.done) {
+      const chunk = await up.next();
+      if (chunk === null) {
+        if (!body.untilClose) error = up.failure ?? "The service ended the response early";
+        break;
+      }
+      let n: number;
+      try {
+        n = body.feed(chunk);
+      } catch (e) {
+        error = `Tunnel "${tunnel.name}": bad response body: ${(e as Error).message}`;
+        break;
+      }
+      if (n < chunk.length) up.unread(chunk.subarray(n), true);
+      if (n === 0) continue;
+      if (pace && !pace.tryTake(n)) await pace.take(n);
+      const piece = chunk.subarray(0, n);
+      if (pendingHead) {
+        // Head and first body bytes in one write when the piece is small.
+        if (piece.length <= 16 * 1024) {
+          await this.#write(concat(pendingHead, piece));
+        } else {
+          await this.#write(pendingHead);
+          await this.#write(piece);
+        }
+        pendingHead = null;
+      } else {
+        await this.#write(piece);
+      }
+      transfer.received += n;
+    }
+    if (pendingHead) await this.#write(pendingHead);
+    if (error) {
+      up.discard(error);
+      this.#upstreams.delete(tunnel);
+      return { keep: false, error };
+    }
+    if (serviceCloses || framing.kind === "close") {
+      up.discard("Service closes");
+      this.#upstreams.delete(tunnel);
+    }
+    if (closeAfter) return { keep: false };
+    return { keep: true };
+  }
+
+  /** The service answered 101: relay it, then splice both ways. */
+  async #switch(
+    tunnel: SpliceTunnel,
+    up: Upstream,
+    response: { head: ResponseHead; bytes: Uint8Array },
+    info: RequestInfo,
+    upgrade: Set<string> | null,
+    transfer: Transfer,
+    started: number,
+  ): Promise<{ keep: boolean; error?: string | undefined }> {
+    const protocol = headerTokens(response.head.headers, "upgrade")[0]?.split("/")[0];
+    if (!upgrade || !protocol || !upgrade.has(protocol)) {
+      up.discard("Unrequested protocol switch");
+      this.#upstreams.delete(tunnel);
+      info.status = 502;
+      const message = `Tunnel "${tunnel.name}": the service switched to a protocol the visitor ` +
+        "did not ask for";
+      await this.#write(answerBytes(errorPage(502, message), true));
+      return { keep: false, error: message };
+    }
+    this.#upstreams.delete(tunnel);
+    await this.#write(tunnel.responseHead(response.head, null));
+    const rest = up.takeRest();
+    if (rest) {
+      await this.#write(rest);
+      transfer.received += rest.length;
+    }
+    if (this.#buffered > 0) {
+      const early = this.#buf.slice(this.#start, this.#end);
+      this.#start = this.#end;
+      transfer.sent += early.length;
+      await up.stream.write(early);
+    }
+    // The relay adds to the request's live totals as bytes pass.
+    const result = transfer as RelayResult;
+    const pace = tunnel.pace;
+    await relay(this.#eof ? endedConn(this.#conn) : this.#conn, up.stream, {
+      result,
+      maxBuffer: 64 * 1024,
+      ...(pace ? { throttleUp: pace.in, throttleDown: pace.out } : {}),
+    });
+    tunnel.end(transfer, info, started, this.#options.remote, result.error?.message);
+    return { keep: false };
+  }
+}
+
+/** A connection whose read side already ended (the visitor half-closed before the 101). */
+function endedConn(conn: RelayConn): RelayConn {
+  return {
+    read: () => Promise.resolve(null),
+    write: (p) => conn.write(p),
+    closeWrite: () => conn.closeWrite(),
+    close: () => conn.close(),
+  };
+}
+
+/**
+ * The origin-form target of a request, rewriting an absolute-form one
+ * (`GET http://app.test/x`) whose host is the Host header's (RFC 9112 §3.2.2).
+ */
+function originTarget(head: RequestHead, host: string): string | { error: string } {
+  const target = head.target;
+  if (target.startsWith("/")) return target;
+  if (target === "*" && head.method === "OPTIONS") return target;
+  if (head.method === "CONNECT") return { error: "CONNECT is not supported by this proxy" };
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return { error: "Invalid request target" };
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
+    return { error: "Invalid request target" };
+  }
+  if (hostName(url.host) !== hostName(host)) {
+    return { error: `The request target's host "${url.host}" differs from its Host header` };
+  }
+  return url.pathname + url.search;
+}
+
+function hostName(value: string): string {
+  const host = value.trim().toLowerCase();
+  if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
+  const colon = host.lastIndexOf(":");
+  return colon >= 0 ? host.slice(0, colon) : host;
+}
