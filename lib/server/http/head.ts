@@ -100,7 +100,19 @@ export function headEnd(bytes: Uint8Array, from = 0, maxSize = MAX_HEAD_SIZE): n
   return -1;
 }
 
+const ascii = new TextDecoder();
+const asciiEncoder = new TextEncoder();
+
+/** Bytes as a string of one char per byte (latin1); the common all-ASCII case natively. */
 function latin1(bytes: Uint8Array, from: number, to: number): string {
+  let plain = true;
+  for (let i = from; i < to; i++) {
+    if (bytes[i]! >= 0x80) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return ascii.decode(bytes.subarray(from, to));
   let s = "";
   for (let i = from; i < to; i += 4096) {
     s += String.fromCharCode(...bytes.subarray(i, Math.min(to, i + 4096)));
@@ -110,14 +122,9 @@ function latin1(bytes: Uint8Array, from: number, to: number): string {
 
 /** Splits head lines (without the final empty line); every line ended by CRLF. */
 function lines(bytes: Uint8Array, size: number): string[] {
-  const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i < size - 2; i++) {
-    if (bytes[i] === CR && bytes[i + 1] === LF) {
-      out.push(latin1(bytes, start, i));
-      start = i + 2;
-      i++;
-    } else if (bytes[i] === CR || bytes[i] === LF) {
+  const out = latin1(bytes, 0, size - 4).split("\r\n");
+  for (const line of out) {
+    if (line.includes("\r") || line.includes("\n")) {
       throw new HttpHeadError("Bare CR or LF in the message head");
     }
   }
@@ -344,6 +351,15 @@ export function serializeHead(firstLine: string, headers: HeaderList): Uint8Arra
   let text = firstLine + "\r\n";
   for (const [k, v] of headers) text += `${k}: ${v}\r\n`;
   text += "\r\n";
+  let plain = true;
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) >= 0x80) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return asciiEncoder.encode(text);
+  // Header values may carry bytes above 0x7f (obs-text): one byte per char, as they came.
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
   return out;
