@@ -5,6 +5,7 @@
 // protocol itself over node:tls, which can pick its source address
 // (127.0.0.2 is a second loopback address on Linux).
 
+import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
 import { assert, assertEquals } from "./_assert.ts";
@@ -25,6 +26,7 @@ async function startServer(dir: string, auth: string): Promise<{
   proc: Proc;
   port: number;
   fingerprint: string;
+  adminPort: number;
   metrics: () => Promise<string>;
 }> {
   const path = `${dir}/server.yaml`;
@@ -47,6 +49,7 @@ async function startServer(dir: string, auth: string): Promise<{
       proc,
       port: ready.port as number,
       fingerprint: ready.fingerprint as string,
+      adminPort: admin.port as number,
       metrics: async () => await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text(),
     };
   } catch (error) {
@@ -115,6 +118,24 @@ function guess(
     });
     socket.on("close", () => finish(null));
     socket.on("error", () => finish(null));
+  });
+}
+
+/** The status of `GET /api/v1/users` with `token`, sent from `from`. */
+function apiStatusFrom(from: string, port: number, token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({
+      host: "127.0.0.1",
+      port,
+      path: "/api/v1/users",
+      localAddress: from,
+      headers: { authorization: `Bearer ${token}` },
+    }, (response) => {
+      response.resume();
+      response.on("end", () => resolve(response.statusCode ?? 0));
+    });
+    request.setTimeout(5000, () => request.destroy(new Error("No answer within 5 s")));
+    request.on("error", reject);
   });
 }
 
@@ -205,6 +226,23 @@ Deno.test("parallel guessing: beyond the limits refused at once, in words, count
     await server.proc.waitFor((e) =>
       e.msg === "too many logins in progress: refusing more from this address"
     );
+
+    // The admin API checks the same secrets, so it shares the bucket: 429 before any token check.
+    const api = await fetch(`http://127.0.0.1:${server.adminPort}/api/v1/users`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const body = await api.json();
+    assertEquals(api.status, 429);
+    assert(RATE.test(body.error.message), JSON.stringify(body));
+    assertEquals(api.headers.get("retry-after"), RATE.exec(body.error.message)![1]);
+    assertEquals(
+      sample(await server.metrics(), 'burrow_login_refused_total{reason="rate"}'),
+      rate.length + 1,
+    );
+    // Another address is not affected.
+    assertEquals(await apiStatusFrom("127.0.0.2", server.adminPort, "wrong"), 401);
+    assertEquals(await apiStatusFrom("127.0.0.2", server.adminPort, TOKEN), 200);
+
     // The log is not flooded: one line for the first refusal of a row, then one per hundred.
     const refusedLines = server.proc.events.filter((e) => String(e.msg).startsWith("too many"));
     assert(refusedLines.length <= 6, `${refusedLines.length} refusal lines`);
