@@ -242,33 +242,12 @@ Deno.test("limits: a push against a 1 MB/s max_bandwidth is paced to it; max_con
   }
 });
 
-Deno.test("abuse: repeated wrong tokens from one address get slower; a silent connection is closed", async () => {
+// Guessing tokens (refused beyond the login limiter's limits) is tested in login_limit_e2e_test.ts.
+Deno.test("abuse: a silent connection is closed after handshake_timeout", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
   try {
     const server = await startServer(dir, TOKEN, 0, `  handshake_timeout: 1s`);
     await using _s = server.proc;
-    const attempt = async (token: string) => {
-      const started = performance.now();
-      await using c = await startClient(dir, {
-        port: server.port,
-        token,
-        fingerprint: server.fingerprint,
-        tunnels: [],
-      });
-      const code = (await c.status).code;
-      return { code, ms: performance.now() - started };
-    };
-    const times: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      const r = await attempt("guess-" + i);
-      assertEquals(r.code, 3);
-      times.push(r.ms);
-    }
-    // The sixth attempt is answered only after a 1.6 s delay (100 ms doubled four times);
-    // a lower bound, robust to slow process start-up.
-    assert(times[5]! >= 1500, `attempt times ${times.map(Math.round).join(", ")} ms`);
-    await server.proc.waitFor((e) => e.msg === "repeated failed logins: slowing this address down");
-
     // Slowloris on the control port: complete TLS, then say nothing.
     const silent = await dialTls({
       hostname: "127.0.0.1",

@@ -50,6 +50,16 @@ export class FatalClientError extends Error {
   }
 }
 
+/** The server's login limiter refused us for now; retry after `retryAfter` ms, not sooner. */
+class RetryLaterError extends Error {
+  readonly retryAfter: number;
+  constructor(message: string, retryAfter: number) {
+    super(message);
+    this.name = "RetryLaterError";
+    this.retryAfter = retryAfter;
+  }
+}
+
 /** State of one tunnel as last reported by the server. */
 export interface TunnelState {
   /** Name, unique within its list. */
@@ -110,7 +120,14 @@ export interface ClientStatus {
   }>;
 }
 
-const HANDSHAKE_TIMEOUT = 10_000;
+/**
+ * How long the client waits for each answer of the handshake. Longer than
+ * anything the server takes: it never sleeps before answering (its login
+ * limiter refuses at once) and closes a handshake itself after
+ * `server.handshake_timeout` (10 s by default). A client that gave up at
+ * the same 10 s as a server delay would time out instead of logging in.
+ */
+const HANDSHAKE_TIMEOUT = 20_000;
 const LOCAL_DIAL_TIMEOUT = 5_000;
 
 /**
@@ -252,7 +269,11 @@ export class BurrowClient {
         );
       }
       if (signal.aborted) return;
-      const delay = backoff.next();
+      const next = backoff.next();
+      // Told by the server when a login may succeed again: not sooner.
+      const delay = next !== null && error instanceof RetryLaterError
+        ? Math.max(next, error.retryAfter)
+        : next;
       if (delay === null) {
         throw new Error(
           `Giving up after ${this.#config.reconnect.max_retries} attempts to reach ${server}: ${error.message}`,
@@ -354,6 +375,14 @@ export class BurrowClient {
             throw new AuthenticationError(message.message);
           }
           if (message.code === "version_mismatch") throw new FatalClientError(message.message);
+          if (message.retry_after !== undefined && message.retry_after > 0) {
+            this.#log.warn("login refused for now", {
+              reason: message.message,
+              retry_after_s: message.retry_after,
+            });
+            // Capped at an hour: a wrong server must not park the client for good.
+            throw new RetryLaterError(message.message, Math.min(message.retry_after, 3600) * 1000);
+          }
           throw new Error(message.message);
         }
         return message;

@@ -319,8 +319,26 @@ const serverSchema = object({
           "`<data_dir>/token`",
         "generated",
       ),
+      max_failures: f(
+        int(1, 1_000_000),
+        10,
+        "failed logins (control port and admin API) one address (IPv6: one /64) may make in a " +
+          "burst; then it is refused at once, before its token is checked, and told when to retry",
+      ),
+      failure_interval: f(
+        duration,
+        6_000,
+        "one more failed login per address is allowed after this long (`6s`: 10 a minute)",
+        "6s",
+      ),
+      max_handshakes: f(
+        int(1, 10_000),
+        8,
+        "unauthenticated control connections one address may have open at once; more are " +
+          "refused at once",
+      ),
     }),
-    { method: "token" },
+    { method: "token", max_failures: 10, failure_interval: 6_000, max_handshakes: 8 },
   ),
   limits: f(
     object({
@@ -768,6 +786,9 @@ export function serverConfigFromObject(
   if (url) config.storage.url = new Secret(url);
   if ((config.tls.cert_file === undefined) !== (config.tls.key_file === undefined)) {
     problems.push("server.tls: cert_file and key_file go together");
+  }
+  if (config.auth.failure_interval <= 0) {
+    problems.push("server.auth.failure_interval: must be longer than 0s");
   }
   if (config.heartbeat_timeout <= config.heartbeat_interval) {
     problems.push("server.heartbeat_timeout: must be longer than heartbeat_interval");

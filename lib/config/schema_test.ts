@@ -227,3 +227,37 @@ Deno.test("files: missing file, YAML syntax error with line, overrides on top", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("server.auth login limits: defaults, values and exact errors", () => {
+  const d = withoutEnv(() => serverConfigFromObject({ server: {} }));
+  assert.equal(d.auth.max_failures, 10);
+  assert.equal(d.auth.failure_interval, 6_000);
+  assert.equal(d.auth.max_handshakes, 8);
+  const set = withoutEnv(() =>
+    serverConfigFromObject({
+      server: { auth: { token: "t", max_failures: 3, failure_interval: "1m", max_handshakes: 2 } },
+    })
+  );
+  assert.equal(set.auth.token?.reveal(), "t");
+  assert.deepEqual(
+    [set.auth.max_failures, set.auth.failure_interval, set.auth.max_handshakes],
+    [3, 60_000, 2],
+  );
+  const p = withoutEnv(() =>
+    problems(() =>
+      serverConfigFromObject({
+        server: { auth: { max_failures: 0, failure_interval: "soon", max_handshake: 4 } },
+      })
+    )
+  );
+  assert.deepEqual(p, [
+    'server.auth.max_handshake: unknown key (did you mean "max_handshakes"?)',
+    "server.auth.max_failures: expected an integer 1-1000000, got 0",
+    'server.auth.failure_interval: Invalid duration "soon": expected a number followed by ms, s, ' +
+    'm, h or d (e.g. "30s")',
+  ]);
+  const zero = withoutEnv(() =>
+    problems(() => serverConfigFromObject({ server: { auth: { failure_interval: "0s" } } }))
+  );
+  assert.deepEqual(zero, ["server.auth.failure_interval: must be longer than 0s"]);
+});

@@ -68,6 +68,12 @@ export interface ServerAuthConfig {
    * generates one and keeps it in `<data_dir>/token`.
    */
   token?: Secret;
+  /** Failed logins one address may make in a burst before it is refused. Default 10. */
+  max_failures: number;
+  /** ms after which an address may make one more failed login. Default 6000. */
+  failure_interval: number;
+  /** Unauthenticated control connections one address may have open at once. Default 8. */
+  max_handshakes: number;
 }
 
 /** `server.limits`. */

@@ -98,6 +98,13 @@ export class ServerMetrics {
     labelNames: ["result"] as const,
     registers: [this.registry],
   });
+  readonly #loginRefused = new client.Counter({
+    name: "burrow_login_refused_total",
+    help: "Logins refused before their token was checked: too many handshakes at once from " +
+      "one address (concurrent) or too many failed logins (rate)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   readonly #cache = new client.Counter({
     name: "burrow_cache_lookups_total",
     help: "Cache lookups by cache and result",
@@ -119,6 +126,8 @@ export class ServerMetrics {
   /** Registers every metric, the scrape-time collectors and the process metrics. */
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
+    // Present from the start, so a rate() over them has a baseline.
+    for (const reason of ["concurrent", "rate"] as const) this.#loginRefused.inc({ reason }, 0);
     // deno-lint-ignore no-this-alias -- prom-client calls collect() with the metric as `this`
     const self = this;
     new client.Gauge({
@@ -286,6 +295,11 @@ export class ServerMetrics {
   /** Counts a login attempt. */
   login(result: "ok" | "auth_failed" | "unavailable" | "refused"): void {
     this.#logins.inc({ result });
+  }
+
+  /** Counts a login the limiter refused (control port or admin API). */
+  loginRefused(reason: "concurrent" | "rate"): void {
+    this.#loginRefused.inc({ reason });
   }
 
   /** Brings counters fed at scrape time up to date (live bytes, caches, queries). */

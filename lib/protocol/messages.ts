@@ -73,6 +73,11 @@ export interface ErrorMessage {
     | "unavailable";
   /** Explanation for people. */
   message: string;
+  /**
+   * Seconds the client should wait before trying again (`limit` refusals of
+   * the login limiter); absent when retrying soon is fine.
+   */
+  retry_after?: number;
 }
 
 /** Tunnel settings a client asks for, as in the seed's `config`. */
@@ -230,7 +235,7 @@ const SHAPES: Record<Message["type"], Shape> = {
   hello: { version: "number", min_version: "number", software: "string", client_id: "string?" },
   auth: { method: "string", token: "string" },
   ack: { session_id: "string", heartbeat_interval: "number" },
-  error: { code: "string", message: "string" },
+  error: { code: "string", message: "string", retry_after: "number?" },
   control: { action: "string", tunnel_id: "string" },
   tunnel_status: {
     tunnel_id: "string",

@@ -27,6 +27,12 @@ Deno.test("every message type round trips", () => {
     { type: "heartbeat", timestamp: 1640995200, status: "online" },
     { type: "error", code: "unavailable", message: "database unreachable" },
     {
+      type: "error",
+      code: "limit",
+      message: "Too many failed logins from 192.0.2.1; retry in 6 s",
+      retry_after: 6,
+    },
+    {
       type: "notice",
       tunnel_id: "web",
       code: "bandwidth_limit",
@@ -88,6 +94,10 @@ Deno.test("malformed control messages are rejected with the field named", () => 
     [enc("hello"), /must be a JSON object/],
     [enc({ type: "launch" }), /Unknown control message type "launch"/],
     [enc({ type: "auth", method: "token" }), /field "token" must be a string/],
+    [
+      enc({ type: "error", code: "limit", message: "m", retry_after: "6" }),
+      /field "retry_after" must be a number/,
+    ],
     [
       enc({ type: "ack", session_id: "s", heartbeat_interval: "10" }),
       /"heartbeat_interval" must be a number/,

@@ -66,7 +66,7 @@ export function startAdmin(server: BurrowServer, config: AdminConfig, logger: Lo
         log.error("admin request failed", { error });
         return json(500, { error: "internal error" });
       },
-    }, async (request) => {
+    }, async (request, info) => {
       const url = new URL(request.url);
       if (url.pathname === "/api/v1" || url.pathname.startsWith("/api/v1/")) {
         if (request.method === "OPTIONS") {
@@ -83,7 +83,7 @@ export function startAdmin(server: BurrowServer, config: AdminConfig, logger: Lo
             },
           });
         }
-        return cors(request, await api.handle(request, url));
+        return cors(request, await api.handle(request, url, { remote: info.remoteAddr.hostname }));
       }
       if (request.method !== "GET" && request.method !== "HEAD") {
         return json(405, { error: `${request.method} is not allowed here` });

@@ -5,8 +5,10 @@
  * silence). JSON in and out; errors are `{error: {code, message}}`; lists are
  * `{items, total, limit, offset}`. Authenticated by
  * `Authorization: Bearer <token>`: the shared `server.auth.token` or a user
- * token with the `admin` scope. The OpenAPI 3.1 description is served at
- * `/api/v1/openapi.json`.
+ * token with the `admin` scope. Bearer tokens share the control port's
+ * login limiter: once an address has failed too often, its requests are
+ * answered `429` with `Retry-After` before their token is checked. The
+ * OpenAPI 3.1 description is served at `/api/v1/openapi.json`.
  *
  * @module
  */
@@ -33,13 +35,28 @@ export class ApiError extends Error {
   readonly status: number;
   /** Stable machine-readable code. */
   readonly code: string;
+  /** Seconds for a `Retry-After` header, if any. */
+  readonly retryAfter: number | undefined;
   /** Creates the error. */
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, options: ApiErrorOptions = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.retryAfter = options.retryAfter;
   }
+}
+
+/** Options of {@linkcode ApiError}. */
+export interface ApiErrorOptions {
+  /** Seconds the caller should wait before trying again (`Retry-After`). */
+  retryAfter?: number;
+}
+
+/** Options of {@linkcode AdminApi.handle}. */
+export interface AdminRequestOptions {
+  /** The caller's address (the login limiter counts failed tokens per address). */
+  remote: string;
 }
 
 type Params = Record<string, string>;
@@ -181,18 +198,27 @@ export class AdminApi {
     return store;
   }
 
-  async #authorize(request: Request): Promise<void> {
+  async #authorize(request: Request, remote: string): Promise<void> {
     const header = request.headers.get("authorization") ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) {
       throw new ApiError(401, "unauthorized", "Send Authorization: Bearer <admin token>");
     }
     const token = m[1]!;
-    if (await timingSafeEqualText(token, this.#server.token.reveal())) return;
+    // The same secrets as on the control port, so the same bucket of failed attempts.
+    const attempt = this.#server.logins.attempt(remote);
+    if ("reason" in attempt) {
+      this.#server.loginRefused(attempt, remote);
+      throw new ApiError(429, "too_many_requests", attempt.message, {
+        retryAfter: attempt.retryAfter,
+      });
+    }
+    if (await timingSafeEqualText(token, this.#server.token.reveal())) return attempt.succeeded();
     const tokens = this.#server.tokens;
     if (!tokens) throw new ApiError(401, "unauthorized", "Invalid token");
     try {
       await tokens.verify(token, "admin");
+      attempt.succeeded();
     } catch (error) {
       if (error instanceof TokenError) {
         const status = error.message.includes("scope") ? 403 : 401;
@@ -202,8 +228,8 @@ export class AdminApi {
     }
   }
 
-  /** Handles one request under `/api/v1`; `null` when no route matches the path. */
-  async handle(request: Request, url: URL): Promise<Response> {
+  /** Handles one request under `/api/v1`. */
+  async handle(request: Request, url: URL, options: AdminRequestOptions): Promise<Response> {
     const path = url.pathname.slice("/api/v1".length) || "/";
     try {
       if (path === "/openapi.json" && request.method === "GET") return json(200, openApiDocument());
@@ -220,7 +246,7 @@ export class AdminApi {
           `${request.method} not allowed; use ${allowed}`,
         );
       }
-      await this.#authorize(request);
+      await this.#authorize(request, options.remote);
       const values = route.pattern.exec(path)!.slice(1).map(decodeURIComponent);
       const params = Object.fromEntries(route.keys.map((k, i) => [k, values[i]!]));
       const body = async () => {
@@ -253,7 +279,11 @@ export class AdminApi {
       : error instanceof DatabaseUnavailableError
       ? new ApiError(503, "unavailable", "The database is unreachable; try again shortly")
       : null;
-    if (e) return json(e.status, { error: { code: e.code, message: e.message } });
+    if (e) {
+      const response = json(e.status, { error: { code: e.code, message: e.message } });
+      if (e.retryAfter) response.headers.set("retry-after", String(e.retryAfter));
+      return response;
+    }
     this.#log.error("admin API request failed", { error });
     return json(500, {
       error: { code: "internal", message: "Internal error (logged on the server)" },
@@ -559,7 +589,9 @@ export function openApiDocument(): Record<string, unknown> {
     info: {
       title: "Burrow admin API",
       version: VERSION,
-      description: "Manage users, tokens, tunnels, sessions and alerts of a burrowd server.",
+      description: "Manage users, tokens, tunnels, sessions and alerts of a burrowd server. " +
+        "After too many failed tokens from one address, its requests are answered 429 with " +
+        "Retry-After until then.",
     },
     servers: [{ url: "/api/v1" }],
     security: [{ bearer: [] }],

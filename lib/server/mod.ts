@@ -38,7 +38,20 @@ export {
 export type { UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
 export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
 export { type AdminServer, readiness, startAdmin } from "./admin.ts";
-export { AdminApi, ApiError, openApiDocument } from "./api.ts";
+export {
+  AdminApi,
+  type AdminRequestOptions,
+  ApiError,
+  type ApiErrorOptions,
+  openApiDocument,
+} from "./api.ts";
+export {
+  limitKey,
+  type LoginAttempt,
+  LoginLimiter,
+  type LoginLimiterOptions,
+  type LoginRefusal,
+} from "./login_limiter.ts";
 export {
   type FrontInfo,
   type HeaderRules,

@@ -43,7 +43,7 @@ import {
 import { GroupRegistry } from "./group.ts";
 import { probeTunnel } from "./prober.ts";
 import { UdpTunnel } from "./udp_tunnel.ts";
-import { LoginLimiter } from "./login_limiter.ts";
+import { LoginLimiter, type LoginRefusal } from "./login_limiter.ts";
 import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
 import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
 import { type HttpEvent, HttpTunnel } from "./http_tunnel.ts";
@@ -119,6 +119,8 @@ export class BurrowServer implements SessionHost {
   readonly groups: GroupRegistry;
   /** Prometheus metrics. */
   readonly metrics: ServerMetrics;
+  /** Per-address limits on logins, shared by the control port and the admin API. */
+  readonly logins: LoginLimiter;
   /** Per-tunnel state and windows. */
   readonly stats: TunnelStats;
   /** The alert rules engine. */
@@ -174,6 +176,11 @@ export class BurrowServer implements SessionHost {
     this.node = options.node;
     this.groups = new GroupRegistry(logger);
     this.#controlPolicy = IpPolicy.parse(config.allow_ips, config.deny_ips);
+    this.logins = new LoginLimiter({
+      maxFailures: config.auth.max_failures,
+      failureInterval: config.auth.failure_interval,
+      maxHandshakes: config.auth.max_handshakes,
+    });
     this.#access = accessLog(config.log.access_file, logger.child("access"), {
       maxSize: config.log.max_size,
       maxFiles: config.log.max_files,
@@ -337,34 +344,60 @@ export class BurrowServer implements SessionHost {
     return this.#sessions.size < this.config.max_clients;
   }
 
-  #logins = new LoginLimiter();
+  /** @internal */
+  enterHandshake(address: string): Disposable | LoginRefusal {
+    const slot = this.logins.enter(address);
+    if ("reason" in slot) this.loginRefused(slot, address);
+    return slot;
+  }
+
+  /**
+   * @internal Counts a refusal of the login limiter, and logs the first since
+   * the address was last quiet and every hundredth after it (a flood must
+   * not flood the log too).
+   */
+  loginRefused(refusal: LoginRefusal, address: string): void {
+    this.metrics.loginRefused(refusal.reason);
+    if (refusal.refusedSinceQuiet === 1 || refusal.refusedSinceQuiet % 100 === 0) {
+      this.logger.warn(
+        refusal.reason === "rate"
+          ? "too many failed logins: refusing this address for now"
+          : "too many logins in progress: refusing more from this address",
+        {
+          remote: address,
+          refused_since_quiet: refusal.refusedSinceQuiet,
+          ...(refusal.reason === "rate"
+            ? { retry_after_s: refusal.retryAfter, max_failures: this.logins.maxFailures }
+            : { max_handshakes: this.logins.maxHandshakes }),
+        },
+      );
+    }
+  }
 
   /** @internal */
   async authenticate(token: string, address: string, clientId: string): Promise<AuthResult> {
-    const delay = this.#logins.delayFor(address);
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    // Taken before the token is looked at: an empty bucket refuses at once, right or wrong.
+    const attempt = this.logins.attempt(address);
+    if ("reason" in attempt) {
+      this.loginRefused(attempt, address);
+      return { ok: false, code: "limit", message: attempt.message, retryAfter: attempt.retryAfter };
+    }
     const result = await this.#authenticate(token, address, clientId);
     if (result.ok) {
-      this.#logins.succeeded(address);
+      attempt.succeeded();
       this.metrics.login("ok");
     } else {
       this.metrics.login(result.code);
       this.metrics.error(result.code);
-      if (result.code === "auth_failed") {
-        const count = this.#logins.failed(address);
-        if (count === 5 || count % 50 === 0) {
-          this.logger.warn("repeated failed logins: slowing this address down", {
-            remote: address,
-            failures: count,
-            next_delay_ms: this.#logins.delayFor(address),
-          });
-        }
-      }
     }
     return result;
   }
 
-  async #authenticate(token: string, address: string, clientId: string): Promise<AuthResult> {
+  async #authenticate(
+    token: string,
+    address: string,
+    clientId: string,
+  ): Promise<Exclude<AuthResult, { code: "limit" }>> {
     if (await timingSafeEqualText(token, this.token.reveal())) {
       return {
         ok: true,

@@ -68,7 +68,8 @@ export interface Principal {
 /** The outcome of checking a client's credentials. */
 export type AuthResult =
   | { ok: true; principal: Principal }
-  | { ok: false; code: "auth_failed" | "unavailable"; message: string };
+  | { ok: false; code: "auth_failed" | "unavailable"; message: string }
+  | { ok: false; code: "limit"; message: string; retryAfter: number };
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -82,9 +83,16 @@ export interface SessionHost {
   readonly vhosts: { http: HttpFront | null; https: HttpFront | null };
   /**
    * Checks a client's token (shared token, user token or API key) from
-   * `address` for client id `clientId`, slowing repeated failures.
+   * `address` for client id `clientId`; refuses at once, without looking at
+   * the token, an address that failed too often (`code: "limit"`).
    */
   authenticate(token: string, address: string, clientId: string): Promise<AuthResult>;
+  /**
+   * Opens an unauthenticated handshake from `address`: a slot to dispose of
+   * when it ends, or a refusal (counted and logged) when the address has too
+   * many open.
+   */
+  enterHandshake(address: string): Disposable | { message: string };
   /** Records an authenticated session; closes an older one with the same client id. */
   register(session: ClientSession): void;
   /** Forgets a session that ended. */
@@ -275,9 +283,14 @@ export class ClientSession {
     this.mux.sendControl(encodeControl(message));
   }
 
-  async #refuse(code: ErrorMessage["code"], message: string): Promise<false> {
+  async #refuse(code: ErrorMessage["code"], message: string, retryAfter?: number): Promise<false> {
     this.#refused = true;
-    this.#send({ type: "error", code, message });
+    this.#send({
+      type: "error",
+      code,
+      message,
+      ...(retryAfter ? { retry_after: retryAfter } : {}),
+    });
     await this.mux.flush();
     this.close(message);
     return false;
@@ -296,6 +309,10 @@ export class ClientSession {
   }
 
   async #handshake(): Promise<boolean> {
+    // Refused before reading anything: the client's hello gets this error as its answer.
+    const slot = this.#host.enterHandshake(this.remoteHost);
+    if ("message" in slot) return await this.#refuse("limit", slot.message);
+    using _slot = slot;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), this.#handshakeTimeout);
@@ -336,6 +353,10 @@ export class ClientSession {
             reason: result.message,
           });
           return await this.#refuse("auth_failed", `authentication failed: ${result.message}`);
+        }
+        if (result.code === "limit") {
+          // Counted and logged (sparingly) by the host: a flood must not flood the log.
+          return await this.#refuse("limit", result.message, result.retryAfter);
         }
         this.#log.warn("login refused: database unavailable", {
           remote: this.remote,
