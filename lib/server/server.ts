@@ -677,7 +677,7 @@ export class BurrowServer implements SessionHost {
     };
     const cached = this.#declared.get(`${userId}/${name}`);
     if (cached && ownsSame(cached, record.tunnel)) {
-      this.#recordLater(session, record);
+      this.#recordLater(session, record, cached.id);
       return cached.id;
     }
     if (!store.available || store.queuedTunnel(userId, name)) {
@@ -714,12 +714,17 @@ export class BurrowServer implements SessionHost {
     return null;
   }
 
-  /** Records (or queues) the row of a tunnel already published under its cached id. */
-  #recordLater(session: ClientSession, record: TunnelRecord): void {
+  /** Records (or queues) the row of a tunnel published under its cached row id `id`. */
+  #recordLater(session: ClientSession, record: TunnelRecord, id: number): void {
     const store = this.store!;
     const { userId, clientId, tunnel } = record;
     const options = {
-      onRecorded: (row: TunnelRow) => this.#declared.set(`${row.user_id}/${row.name}`, row),
+      onRecorded: (row: TunnelRow) => {
+        this.#declared.set(`${row.user_id}/${row.name}`, row);
+        // Re-created meanwhile (deleted, then declared again): the live tunnel follows its row.
+        const live = session.tunnels.get(row.name);
+        if (live && !live.managed && live.dbId === id) live.dbId = row.id;
+      },
       onRefused: (error: Error) => this.#refusedLater(session, tunnel.name, error),
     };
     if (!store.available || store.queuedTunnel(userId, tunnel.name)) {
@@ -1064,9 +1069,9 @@ export class BurrowServer implements SessionHost {
       return;
     }
     if (change.table !== "tunnels" || userId == null) return;
+    if (typeof change.id === "number") this.#declared.deleteWhere((_, r) => r.id === change.id);
     if (change.source === "client" && typeof change.id === "number") {
       // A tunnel a client declared was disabled, deleted or changed in the database.
-      this.#declared.deleteWhere((_, r) => r.id === change.id);
       const row = change.op === "delete"
         ? null
         : await this.store!.run((s) => s.tunnels.get(change.id as number)).catch(() => undefined);
