@@ -1,13 +1,23 @@
 // PostgreSQL outages of each shape against the real burrowd and burrow:
 // connections refused, connections terminated (pg_terminate_backend), and a
 // database that stops answering (a proxy that stops forwarding). Each test
-// compares the rows of tunnels, metrics and access events before and after.
+// compares the rows of tunnels, metrics and access events before and after;
+// a tunnel whose queued row clashes with one written meanwhile is closed.
 
 import postgres from "postgres";
 import { assert, assertEquals } from "./_assert.ts";
 import { havePostgres, throwawayDatabase } from "./_db.ts";
 import { pgProxy } from "./_pg_proxy.ts";
-import { echo, echoThrough, localService, Proc, startClient, startServer } from "./_procs.ts";
+import {
+  echo,
+  echoThrough,
+  freePort,
+  localService,
+  Proc,
+  refused,
+  startClient,
+  startServer,
+} from "./_procs.ts";
 
 const TOKEN = "db-outage-e2e-shared-token";
 
@@ -105,14 +115,19 @@ async function stack(dir: string, url: string, servicePort: number) {
   return {
     server,
     jwt: JSON.parse(issued.text).token as string,
-    /** A client logged in with `token`, declaring tcp tunnels `names` to the echo service. */
-    client: (token: string, names: string[]) =>
+    /** A client logged in with `token`, declaring tcp tunnels to the echo service. */
+    client: (token: string, tunnels: Array<string | { name: string; remote_port: number }>) =>
       startClient(dir, {
         port: server.port,
         token,
         fingerprint: server.fingerprint,
-        tunnels: names.map((name) => ({ name, local_port: servicePort })),
+        tunnels: tunnels.map((t) =>
+          typeof t === "string"
+            ? { name: t, local_port: servicePort }
+            : { ...t, local_port: servicePort }
+        ),
       }),
+    api,
     readyz: async () => (await api("/readyz")).status,
     metrics: async () => (await api("/metrics")).text,
   };
@@ -152,20 +167,27 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
     await log.waitFor((e) => e.msg === "database reconnected", 10_000);
     await log.waitFor((e) => e.msg === "config feed re-subscribed; resynchronising", 10_000);
 
+    assertEquals((await s.api("/api/v1/users", { name: "erin" })).status, 201);
+
     // The outage.
     const mark = log.events.length;
     proxy.refuse();
     await log.waitFor((e) => e.msg === "database unavailable", 10_000, mark);
     assertEquals(await s.readyz(), 503);
+    // Meanwhile another burrowd (here: SQL) gives a port to another user's tunnel.
+    const taken = freePort();
+    await sql`insert into tunnels (user_id, name, type, local_port, remote_port)
+      values ((select id from users where name = 'erin'), 'x3', 'tcp', 1, ${taken})`;
 
-    // An admin-token client declares two new tunnels: published, their rows queued.
-    await using admin = await s.client(TOKEN, ["n1", "n2"]);
+    // An admin-token client declares three new tunnels: published, their rows queued.
+    await using admin = await s.client(TOKEN, ["n1", "n2", { name: "n3", remote_port: taken }]);
     const n1 = await ready(admin, "n1");
     const n2 = await ready(admin, "n2");
+    assertEquals(await ready(admin, "n3"), taken);
     await log.waitFor(
       () =>
         log.events.slice(mark).filter((e) => e.msg === "tunnel row queued: database unavailable")
-          .length >= 2,
+          .length >= 3,
       10_000,
     );
     await traffic(n1, 10, "n1 during");
@@ -182,7 +204,11 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
     assert(pending > 0, `pending writes during the outage: ${pending}`);
     assertEquals(gauge(metricsText, "burrow_db_pending_writes_limit"), 10_000);
     const during = await tunnelRows(sql);
-    assertEquals(Object.keys(during).sort(), ["a0"], "no row can be written during the outage");
+    assertEquals(
+      Object.keys(during).sort(),
+      ["a0", "x3"],
+      "burrowd wrote no row during the outage",
+    );
 
     const back = log.events.length;
     proxy.forward();
@@ -198,6 +224,15 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
         : undefined;
     });
     assertEquals([after.n1!.active_port, after.n2!.active_port], [n1, n2]);
+    // The row clashing with what was written meanwhile is refused: its tunnel closes, saying why.
+    const closed = await admin.waitFor((e) => e.msg === "tunnel closed by server", 10_000);
+    assertEquals(closed.tunnel, "n3");
+    assert(
+      String(closed.reason).includes(`Port ${taken} is already taken by user "erin"`),
+      String(closed.reason),
+    );
+    assert(await refused(taken), "n3's port is closed");
+    assertEquals(after.n3, undefined);
     assertEquals(after.a0!.id, before.a0!.id);
     // Later traffic of a tunnel published during the outage is counted under its row.
     await traffic(n1, 3, "n1 after");
