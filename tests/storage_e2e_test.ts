@@ -4,6 +4,7 @@
 import postgres from "postgres";
 import { assert, assertEquals } from "./_assert.ts";
 import { havePostgres, throwawayDatabase } from "./_db.ts";
+import { pgProxy } from "./_pg_proxy.ts";
 import {
   echo,
   echoThrough,
@@ -201,55 +202,11 @@ Deno.test("live change: a tunnel inserted, moved and deleted in SQL reaches the 
   }
 });
 
-/** A TCP proxy in front of PostgreSQL that the test can cut and restore. */
-function pgProxy(target: number) {
-  let listener: Deno.TcpListener | null = null;
-  const conns = new Set<Deno.Conn>();
-  const port = freePort();
-  const pipe = async (a: Deno.Conn, b: Deno.Conn) => {
-    try {
-      await a.readable.pipeTo(b.writable);
-    } catch { /* cut */ }
-  };
-  const up = () => {
-    listener = Deno.listen({ hostname: "127.0.0.1", port });
-    (async () => {
-      for await (const c of listener!) {
-        const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target }).catch(() =>
-          null
-        );
-        if (!upstream) {
-          c.close();
-          continue;
-        }
-        conns.add(c);
-        conns.add(upstream);
-        Promise.all([pipe(c, upstream), pipe(upstream, c)]).finally(() => {
-          conns.delete(c);
-          conns.delete(upstream);
-        });
-      }
-    })().catch(() => {});
-  };
-  const down = () => {
-    listener?.close();
-    listener = null;
-    for (const c of conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
-    conns.clear();
-  };
-  up();
-  return { port, up, down };
-}
-
 Deno.test("database outage: tunnels keep serving, logins needing it fail clearly, writes resume", async () => {
   if (!(await havePostgres())) return;
   await using db = await throwawayDatabase();
   const dir = await Deno.makeTempDir({ prefix: "burrow-e2e-" });
-  const proxy = pgProxy(5432);
+  await using proxy = pgProxy(5432);
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
   try {
     const viaProxy = new URL(db.url);
@@ -289,8 +246,8 @@ Deno.test("database outage: tunnels keep serving, logins needing it fail clearly
     ]);
     assertEquals(health.code, 0, health.stderr);
 
-    proxy.down();
-    // The next batched write notices.
+    proxy.refuse();
+    // The liveness ping (or the next write) notices.
     await server.proc.waitFor((e) => e.msg === "database unavailable", 20_000);
     assertEquals(await readyz(), {
       status: 503,
@@ -337,7 +294,7 @@ Deno.test("database outage: tunnels keep serving, logins needing it fail clearly
       e.session_id as string
     );
 
-    proxy.up();
+    proxy.forward();
     await server.proc.waitFor((e) => e.msg === "database reconnected", 20_000);
     assertEquals((await readyz()).status, 200);
     await eventually("sessions written after recovery", async () => {
@@ -350,7 +307,6 @@ Deno.test("database outage: tunnels keep serving, logins needing it fail clearly
     }, 15_000);
     assertEquals(await echoThrough(port, "after"), "after");
   } finally {
-    proxy.down();
     await sql.end({ timeout: 1 });
     await Deno.remove(dir, { recursive: true });
   }

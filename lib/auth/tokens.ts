@@ -2,8 +2,9 @@
  * User tokens: JWTs (HS256, `npm:jose`) signed with a key kept in the
  * database (generated on first start), one `api_keys` row per token so a
  * token can be listed and revoked. Verification is served from a cache
- * (token id → user) that config notifications invalidate, so logins keep
- * working from cache while the database is briefly down.
+ * (token id → user) that config notifications invalidate entry by entry and
+ * a resync re-reads, so logins keep working from cache while the database is
+ * down, including outages that follow a reconnect.
  *
  * @module
  */
@@ -443,17 +444,48 @@ export class TokenService {
     return { user, tokenId: id, scopes: key.scopes, limits: key.limits ?? {} };
   }
 
-  /** Drops cached entries a config change makes stale. */
+  /**
+   * Drops cached entries a config change makes stale. A resync (`table: "*"`,
+   * after the change feed or the database reconnected) drops nothing: the
+   * cache keeps serving and {@linkcode TokenService.revalidate} re-reads it.
+   */
   invalidate(change: ConfigChange): void {
-    if (change.table === "*") {
-      this.#cache.clear();
-      this.#loadKeys().catch((error) =>
-        this.#log.debug("reloading signing keys failed", { error })
-      );
-    } else if (change.table === "api_keys" && typeof change.id === "string") {
+    if (change.table === "api_keys" && typeof change.id === "string") {
       this.#cache.delete(change.id);
     } else if (change.table === "users") {
       this.#cache.deleteWhere((_, v) => v.user.id === change.id);
     }
+  }
+
+  /**
+   * Re-reads every cached token, and `ids`, in one query after a resync:
+   * entries are refreshed (a token revoked or a user disabled meanwhile is
+   * then refused as such), tokens deleted meanwhile are forgotten, the
+   * signing keys are reloaded. Resolves with the current row of each token
+   * read (`null`: deleted), or `null` when the database did not answer; the
+   * cache is then left as it was.
+   */
+  async revalidate(ids: Iterable<string> = []): Promise<Map<string, CachedKey | null> | null> {
+    const wanted = [...new Set([...this.#cache.keys(), ...ids])];
+    let found: Map<string, CachedKey>;
+    try {
+      found = await this.#store.run(async (s) => {
+        await this.#loadKeys();
+        return await s.apiKeys.withUsers(wanted);
+      });
+    } catch (error) {
+      if (!(error instanceof DatabaseUnavailableError)) {
+        this.#log.warn("re-reading cached tokens failed", { error });
+      }
+      return null;
+    }
+    const out = new Map<string, CachedKey | null>();
+    for (const id of wanted) {
+      const entry = found.get(id) ?? null;
+      out.set(id, entry);
+      if (!entry) this.#cache.delete(id);
+      else if (this.#cache.getStale(id)) this.#cache.set(id, entry);
+    }
+    return out;
   }
 }

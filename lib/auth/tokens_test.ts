@@ -154,6 +154,38 @@ Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled user
       await assertRejects(() => tokens.verify(plain.token), TokenError, "revoked");
     });
 
+    await t.step("a resync keeps cached tokens and re-reads them", async () => {
+      const kept = await tokens.issue("alice");
+      const revoked = await tokens.issue("alice");
+      await tokens.verify(kept.token);
+      await tokens.verify(revoked.token);
+      // Revoked while notifications were lost: the resync finds it.
+      await store.apiKeys.revoke(revoked.id);
+      tokens.invalidate({ table: "*", op: "resync" });
+      assert(tokens.cache.getStale(kept.id), "a resync drops nothing");
+      const current = await tokens.revalidate([kept.id]);
+      assertEquals(current?.get(kept.id)?.key.revoked_at, null);
+      assert(current?.get(revoked.id)?.key.revoked_at instanceof Date);
+      await assertRejects(() => tokens.verify(revoked.token), TokenError, "revoked");
+      // The next outage: the token used before the reconnect still logs in.
+      const realQuery = store.db.query;
+      store.db.query = () =>
+        Promise.reject(Object.assign(new Error("gone"), { code: "ECONNREFUSED" }));
+      try {
+        tokens.cache.set(kept.id, tokens.cache.getStale(kept.id)!, -1);
+        assertEquals((await tokens.verify(kept.token)).user.name, "alice");
+        assertEquals(await tokens.revalidate(), null, "a failed re-read keeps the cache");
+        assert(tokens.cache.getStale(kept.id));
+      } finally {
+        store.db.query = realQuery;
+      }
+      // Back once the store's probe reconnects.
+      for (let i = 0; i < 100 && !store.available; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert(store.available);
+    });
+
     await t.step(
       "while the database is down, known tokens log in and unknown ones wait",
       async () => {

@@ -453,8 +453,15 @@ const serverSchema = object({
           "(hourly); `0` keeps everything",
         "30d",
       ),
+      query_timeout: f(
+        duration,
+        3000,
+        "a PostgreSQL query unanswered for this long fails as if the database were down " +
+          "(writes are queued, cached tokens and tunnels serve); `0` waits forever",
+        "3s",
+      ),
     }),
-    { data_dir: "./burrow-data", retention: 30 * 86_400_000 },
+    { data_dir: "./burrow-data", retention: 30 * 86_400_000, query_timeout: 3000 },
   ),
   log: f(logFields(), undefined),
   metrics: f(bool, true, "collect Prometheus metrics (served at `/metrics` on the admin port)"),

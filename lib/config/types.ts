@@ -104,6 +104,8 @@ export interface StorageConfig {
   data_dir: string;
   /** ms of history kept; 0 keeps everything. Default 30 days. */
   retention?: number;
+  /** ms a PostgreSQL query may go unanswered before it counts as an outage; 0: no limit. Default 3 s. */
+  query_timeout?: number;
 }
 
 /** The seed's alert rule form. */

@@ -37,7 +37,13 @@ export interface MetricsSource {
   /** Caches by name with their counters. */
   caches(): Record<string, { hits: number; misses: number }>;
   /** The database, when there is one. */
-  database(): { available: boolean; pendingWrites: number; queries: number } | null;
+  database(): {
+    available: boolean;
+    pendingWrites: number;
+    maxPendingWrites: number;
+    droppedWrites: number;
+    queries: number;
+  } | null;
   /** Alerts pending or firing now. */
   alerts(): Array<{ state: string; severity: string }>;
 }
@@ -53,6 +59,7 @@ export class ServerMetrics {
   >();
   #lastCache = new Map<string, { hits: number; misses: number }>();
   #lastQueries = 0;
+  #lastDropped = 0;
   #source: MetricsSource | null = null;
 
   readonly #connections = new client.Counter({
@@ -122,6 +129,11 @@ export class ServerMetrics {
     help: "Database queries issued (batched writes count once per batch)",
     registers: [this.registry],
   });
+  readonly #dropped = new client.Counter({
+    name: "burrow_db_dropped_writes_total",
+    help: "Metric buckets and log events dropped because the pending-writes queue was full",
+    registers: [this.registry],
+  });
 
   /** Registers every metric, the scrape-time collectors and the process metrics. */
   constructor() {
@@ -183,10 +195,21 @@ export class ServerMetrics {
     });
     new client.Gauge({
       name: "burrow_db_pending_writes",
-      help: "Rows queued for the next batched write",
+      help: "Rows queued for the database: the next batched write, or everything held during " +
+        "an outage",
       registers: [this.registry],
       collect() {
         this.set(self.#source?.database()?.pendingWrites ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: "burrow_db_pending_writes_limit",
+      help: "Bound of the pending-writes queue; past it new metric buckets and log events are " +
+        "dropped (burrow_db_dropped_writes_total)",
+      registers: [this.registry],
+      collect() {
+        const db = self.#source?.database();
+        if (db) this.set(db.maxPendingWrites);
       },
     });
     new client.Gauge({
@@ -252,6 +275,10 @@ export class ServerMetrics {
     if (db && db.queries > this.#lastQueries) {
       this.#queries.inc(db.queries - this.#lastQueries);
       this.#lastQueries = db.queries;
+    }
+    if (db && db.droppedWrites > this.#lastDropped) {
+      this.#dropped.inc(db.droppedWrites - this.#lastDropped);
+      this.#lastDropped = db.droppedWrites;
     }
   }
 

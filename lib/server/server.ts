@@ -13,9 +13,13 @@ import {
   type ConfigChange,
   ConflictError,
   DatabaseUnavailableError,
+  type DeclaredTunnel,
   LruCache,
+  type PendingTunnel,
   recordingLogger,
   type Store,
+  type TunnelRecord,
+  type TunnelRef,
   type TunnelRow,
   type User,
   ValidationError,
@@ -142,6 +146,16 @@ export class BurrowServer implements SessionHost {
   #unlisten: (() => Promise<void>) | null = null;
   /** user id → its database-managed tunnels, served from here while the database is down. */
   #managed = new LruCache<number, TunnelRow[]>({ max: 10_000, ttl: 60_000 });
+  /**
+   * `user id/name` → the row of a tunnel a client declared, kept right by the
+   * change feed and resyncs: a declaration that owns the same port and names
+   * is published without waiting on the database.
+   */
+  #declared = new LruCache<string, TunnelRow>({ max: 10_000, ttl: Infinity });
+  /** `session id/name` → the queued row of a tunnel declared while the database was down. */
+  #unrecorded = new Map<string, PendingTunnel>();
+  #resyncing: Promise<void> | null = null;
+  #resyncAgain = false;
   #accessWindow = { second: 0, written: 0, suppressed: 0 };
   #access: (event: AccessEvent) => void;
   #prober: ReturnType<typeof setInterval> | undefined;
@@ -289,7 +303,7 @@ export class BurrowServer implements SessionHost {
     }
     if (store) {
       server.#unlisten = await store.listenConfig((change) => server.#onConfigChange(change));
-      store.onRecover(() => server.#onConfigChange({ table: "*", op: "resync" }));
+      store.onRecover(() => server.#resync());
     }
     logger.info("control channel listening", {
       addr: config.bind_addr,
@@ -492,6 +506,9 @@ export class BurrowServer implements SessionHost {
     this.#sessions.delete(session);
     if (this.#byClient.get(session.clientId) === session) this.#byClient.delete(session.clientId);
     this.store?.sessionClosed(session.sessionId, reason, this.#beat(session));
+    for (const key of this.#unrecorded.keys()) {
+      if (key.startsWith(`${session.sessionId}/`)) this.#unrecorded.delete(key);
+    }
     // Tunnels of this user not bound to one client move to its next newest session.
     const userId = session.principal?.userId;
     if (userId != null && !this.#stopping && session.hasManagedTunnels) {
@@ -532,6 +549,8 @@ export class BurrowServer implements SessionHost {
           ? {
             available: this.store.available,
             pendingWrites: this.store.pendingWrites,
+            maxPendingWrites: this.store.maxPendingWrites,
+            droppedWrites: this.store.droppedWrites,
             queries: this.store.queries,
           }
           : null,
@@ -577,10 +596,12 @@ export class BurrowServer implements SessionHost {
         if (failure !== null) {
           this.logger.warn("tunnel probe failed", { ...fields, reason: failure });
         } else this.logger.info("tunnel probe recovered", fields);
+        const ref = this.#ref(session, tunnel);
         this.store?.addLog({
           level: failure ? "warn" : "info",
           kind: "event",
-          tunnel_id: tunnel.dbId,
+          tunnel_id: typeof ref === "number" ? ref : null,
+          tunnel: typeof ref === "object" ? ref ?? undefined : undefined,
           session_id: session.sessionId,
           message: failure ? "tunnel probe failed" : "tunnel probe recovered",
           fields: { ...fields, ...(failure ? { reason: failure } : {}) },
@@ -590,7 +611,6 @@ export class BurrowServer implements SessionHost {
   }
 
   #limitLogged = new Set<string>();
-  #statusWrites = new Map<number, Promise<void>>();
   #userBuckets = new Map<number, { rate: number; in: TokenBucket; out: TokenBucket }>();
 
   /** @internal */
@@ -665,7 +685,16 @@ export class BurrowServer implements SessionHost {
     this.store?.sessionBeat(this.#beat(session));
   }
 
-  /** @internal */
+  /**
+   * @internal
+   *
+   * A declaration owning the same port and names as the cached row of this
+   * user's tunnel is published at once and recorded in the background;
+   * otherwise the row is written first (conflicts refuse the tunnel). While
+   * the database is unreachable the row is queued and the tunnel published:
+   * its counters and events wait with it, and if the database refuses the
+   * row once it answers, the tunnel is closed with the reason.
+   */
   async recordTunnel(
     session: ClientSession,
     name: string,
@@ -673,49 +702,108 @@ export class BurrowServer implements SessionHost {
   ): Promise<number | null> {
     const userId = session.principal?.userId;
     if (!this.store || userId == null) return null;
+    const store = this.store;
+    const record: TunnelRecord = {
+      userId,
+      clientId: session.clientId,
+      tunnel: declaredTunnel(name, request),
+    };
+    const cached = this.#declared.get(`${userId}/${name}`);
+    if (cached && ownsSame(cached, record.tunnel)) {
+      this.#recordLater(session, record, cached.id);
+      return cached.id;
+    }
+    if (!store.available || store.queuedTunnel(userId, name)) {
+      return this.#queueTunnel(session, record);
+    }
     try {
-      const row = await this.store.run((s) =>
-        s.tunnels.recordDeclared(userId, session.clientId, {
-          name,
-          type: request.protocol,
-          local_port: request.local_port,
-          remote_port: request.remote_port ?? 0,
-          ...(request.custom_domains ? { custom_domains: request.custom_domains } : {}),
-          ...(request.subdomain ? { subdomain: request.subdomain } : {}),
-          ...(request.domain
-            ? { custom_domains: [...(request.custom_domains ?? []), request.domain] }
-            : {}),
-          ...(typeof request.group === "string" || Array.isArray(request.locations)
-            ? {
-              ...(typeof request.group === "string" ? { group: request.group } : {}),
-              options: {
-                ...(typeof request.group === "string"
-                  ? {
-                    group: request.group,
-                    load_balance: request.load_balance ?? "round_robin",
-                    weight: request.weight ?? 1,
-                  }
-                  : {}),
-                ...(Array.isArray(request.locations) ? { locations: request.locations } : {}),
-              },
-            }
-            : {}),
-        })
+      const row = await store.run((s) =>
+        s.tunnels.recordDeclared(userId, session.clientId, record.tunnel)
       );
+      this.#declared.set(`${userId}/${name}`, row);
       return row.id;
     } catch (error) {
       if (error instanceof ConflictError || error instanceof ValidationError) {
         throw new TunnelError(error.message);
       }
-      if (error instanceof DatabaseUnavailableError) {
-        this.logger.warn("tunnel not recorded: database unavailable", {
-          tunnel: name,
-          client_id: session.clientId,
-        });
-        return null;
-      }
+      if (error instanceof DatabaseUnavailableError) return this.#queueTunnel(session, record);
       throw error;
     }
+  }
+
+  /** Queues the row of a tunnel about to be published without one. */
+  #queueTunnel(session: ClientSession, record: TunnelRecord): null {
+    const name = record.tunnel.name;
+    const pending = this.store!.queueTunnel(record, {
+      onRecorded: (row) => this.#recorded(session, row),
+      onRefused: (error) => this.#refusedLater(session, name, error),
+    });
+    this.#unrecorded.set(`${session.sessionId}/${name}`, pending);
+    this.logger.warn("tunnel row queued: database unavailable", {
+      tunnel: name,
+      client_id: session.clientId,
+      pending_writes: this.store!.pendingWrites,
+    });
+    return null;
+  }
+
+  /** Records (or queues) the row of a tunnel published under its cached row id `id`. */
+  #recordLater(session: ClientSession, record: TunnelRecord, id: number): void {
+    const store = this.store!;
+    const { userId, clientId, tunnel } = record;
+    const options = {
+      onRecorded: (row: TunnelRow) => {
+        this.#declared.set(`${row.user_id}/${row.name}`, row);
+        // Re-created meanwhile (deleted, then declared again): the live tunnel follows its row.
+        const live = session.tunnels.get(row.name);
+        if (live && !live.managed && live.dbId === id) live.dbId = row.id;
+      },
+      onRefused: (error: Error) => this.#refusedLater(session, tunnel.name, error),
+    };
+    if (!store.available || store.queuedTunnel(userId, tunnel.name)) {
+      store.queueTunnel(record, options);
+      return;
+    }
+    store.run((s) => s.tunnels.recordDeclared(userId, clientId, tunnel)).then(
+      options.onRecorded,
+      (error) => {
+        if (error instanceof DatabaseUnavailableError) store.queueTunnel(record, options);
+        else if (error instanceof ConflictError || error instanceof ValidationError) {
+          options.onRefused(error);
+        } else this.logger.error("recording a tunnel failed", { tunnel: tunnel.name, error });
+      },
+    );
+  }
+
+  /** The queued row of a tunnel published during an outage was written. */
+  #recorded(session: ClientSession, row: TunnelRow): void {
+    this.#declared.set(`${row.user_id}/${row.name}`, row);
+    this.#unrecorded.delete(`${session.sessionId}/${row.name}`);
+    const tunnel = session.tunnels.get(row.name);
+    if (tunnel && !tunnel.managed && tunnel.dbId === null) tunnel.dbId = row.id;
+    this.logger.info("queued tunnel row written", {
+      tunnel: row.name,
+      tunnel_id: row.id,
+      client_id: session.clientId,
+    });
+  }
+
+  /** The database refused the row of a tunnel published without it: the tunnel closes. */
+  #refusedLater(session: ClientSession, name: string, error: Error): void {
+    this.#unrecorded.delete(`${session.sessionId}/${name}`);
+    const reason = `Tunnel "${name}" was published while the database could not check it, ` +
+      `and the database refuses it: ${error.message}`;
+    this.logger.warn("tunnel refused by the database after publishing", {
+      tunnel: name,
+      client_id: session.clientId,
+      reason: error.message,
+    });
+    session.revokeTunnel(name, reason).catch(() => {});
+  }
+
+  /** What a session's tunnel's status, counters and events refer to, if anything. */
+  #ref(session: ClientSession, tunnel: Pick<SessionTunnel, "dbId" | "name">): TunnelRef | null {
+    return tunnel.dbId ?? this.#unrecorded.get(`${session.sessionId}/${tunnel.name}`) ?? null;
   }
 
   /** @internal */
@@ -734,12 +822,14 @@ export class BurrowServer implements SessionHost {
     } else {
       this.stats.disconnected(user, tunnel.name);
     }
-    const id = tunnel.dbId;
+    const ref = this.#ref(session, tunnel);
+    if (gone) this.#unrecorded.delete(`${session.sessionId}/${tunnel.name}`);
     // Status changes are events in the logs table.
     this.store?.addLog({
       level: status === "failed" ? "warn" : "info",
       kind: "event",
-      tunnel_id: id,
+      tunnel_id: typeof ref === "number" ? ref : null,
+      tunnel: typeof ref === "object" ? ref ?? undefined : undefined,
       session_id: session.sessionId,
       message: status === "active"
         ? "tunnel connected"
@@ -754,23 +844,9 @@ export class BurrowServer implements SessionHost {
         ...(error ? { error } : {}),
       },
     });
-    if (!this.store || id == null) return;
-    const store = this.store;
-    const port = status === "active" ? tunnel.port : null;
-    // Writes of one tunnel's status go in order (a moved port closes, then opens).
-    const previous = this.#statusWrites.get(id) ?? Promise.resolve();
-    const write = previous.then(() =>
-      store.run((s) => s.tunnels.setStatus(id, status, port, error))
-    )
-      .catch((e) => {
-        if (!(e instanceof DatabaseUnavailableError)) {
-          this.logger.warn("could not record tunnel status", { tunnel: tunnel.name, error: e });
-        }
-      })
-      .finally(() => {
-        if (this.#statusWrites.get(id) === write) this.#statusWrites.delete(id);
-      });
-    this.#statusWrites.set(id, write);
+    if (!this.store || ref === null) return;
+    // Written at once, or queued while the database is down (latest status wins).
+    this.store.tunnelStatus(ref, status, status === "active" ? tunnel.port : null, error);
   }
 
   /** @internal */
@@ -804,8 +880,9 @@ export class BurrowServer implements SessionHost {
       ...("http" in event ? httpFields((event as HttpEvent).http) : {}),
     });
     const store = this.store;
-    if (!store || tunnel.dbId == null) return;
-    store.addMetrics(tunnel.dbId, {
+    const ref = this.#ref(session, tunnel);
+    if (!store || ref === null) return;
+    store.addMetrics(ref, {
       bytes_in: event.bytesIn,
       bytes_out: event.bytesOut,
       connections: 1,
@@ -835,7 +912,8 @@ export class BurrowServer implements SessionHost {
     store.addLog({
       level: event.error ? "warn" : "info",
       kind: event.error ? "error" : "access",
-      tunnel_id: tunnel.dbId,
+      tunnel_id: typeof ref === "number" ? ref : null,
+      tunnel: typeof ref === "object" ? ref : undefined,
       session_id: session.sessionId,
       message: event.error ? "connection failed" : "connection",
       fields: {
@@ -901,15 +979,95 @@ export class BurrowServer implements SessionHost {
     );
   }
 
-  async #onConfigChange(change: ConfigChange): Promise<void> {
-    this.tokens?.invalidate(change);
-    if (change.table === "*") {
-      const users = new Set(
-        [...this.#sessions].map((s) => s.principal?.userId).filter((id) => id != null),
-      );
-      for (const id of users) await this.#syncUser(id as number);
-      return;
+  /**
+   * After the change feed or the database reconnected (notifications may
+   * have been missed): re-reads what the caches hold instead of dropping it,
+   * so tokens and tunnels keep serving, and acts on what changed meanwhile:
+   * sessions of revoked tokens or disabled users close, declared tunnels
+   * disabled or deleted close, managed tunnels are handed out again. Runs
+   * one at a time; requests meanwhile make one more run.
+   */
+  #resync(): Promise<void> {
+    if (this.#resyncing) {
+      this.#resyncAgain = true;
+      return this.#resyncing;
     }
+    this.#resyncing = (async () => {
+      do {
+        this.#resyncAgain = false;
+        await this.#resyncOnce().catch((error) =>
+          this.logger.error("resynchronising failed", { error })
+        );
+      } while (this.#resyncAgain && !this.#stopping);
+    })().finally(() => (this.#resyncing = null));
+    return this.#resyncing;
+  }
+
+  async #resyncOnce(): Promise<void> {
+    const store = this.store;
+    if (!store || this.#stopping) return;
+    const sessions = [...this.#sessions];
+    if (this.tokens) {
+      const ids = sessions.map((s) => s.principal?.tokenId).filter((id) => id != null);
+      const current = await this.tokens.revalidate(ids as string[]);
+      for (const session of current ? sessions : []) {
+        const id = session.principal?.tokenId;
+        if (id == null || !current!.has(id)) continue;
+        const entry = current!.get(id);
+        const why = !entry || entry.key.revoked_at
+          ? "The token of this session was revoked"
+          : entry.user.disabled
+          ? `User "${entry.user.name}" was disabled`
+          : null;
+        if (!why) continue;
+        this.logger.info("closing session after resync", { client_id: session.clientId, why });
+        session.close(why);
+      }
+    }
+    // Declared tunnels: those cached and those open.
+    const ids = new Set<number>();
+    for (const key of this.#declared.keys()) ids.add(this.#declared.getStale(key)!.id);
+    for (const session of sessions) {
+      for (const t of session.tunnels.values()) if (!t.managed && t.dbId != null) ids.add(t.dbId);
+    }
+    const rows = ids.size
+      ? await store.run((s) => s.tunnels.byIds([...ids])).catch(() => null)
+      : [];
+    if (rows) {
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      for (const key of this.#declared.keys()) {
+        const row = byId.get(this.#declared.getStale(key)!.id);
+        if (row) this.#declared.set(key, row);
+        else this.#declared.delete(key);
+      }
+      for (const session of sessions) {
+        for (const tunnel of [...session.tunnels.values()]) {
+          if (tunnel.managed || tunnel.dbId == null) continue;
+          const row = byId.get(tunnel.dbId);
+          if (row?.enabled) continue;
+          await session.revokeTunnel(
+            tunnel.name,
+            row ? "disabled on the server" : "deleted on the server",
+          );
+        }
+      }
+    }
+    // Managed tunnels: re-read in one query (kept as cached if it fails), then handed out.
+    const users = [
+      ...new Set([...this.#sessions].map((s) => s.principal?.userId).filter((id) => id != null)),
+    ] as number[];
+    const managed = users.length
+      ? await store.run((s) => s.tunnels.managedForUsers(users)).catch(() => null)
+      : null;
+    for (const id of managed ? users : []) {
+      this.#managed.set(id, managed!.filter((r) => r.user_id === id));
+    }
+    for (const id of users) await this.#syncUser(id);
+  }
+
+  async #onConfigChange(change: ConfigChange): Promise<void> {
+    if (change.table === "*") return await this.#resync();
+    this.tokens?.invalidate(change);
     const userId = change.user_id;
     if (change.table === "users" && typeof change.id === "number") {
       const user = change.op === "delete"
@@ -944,12 +1102,14 @@ export class BurrowServer implements SessionHost {
       return;
     }
     if (change.table !== "tunnels" || userId == null) return;
+    if (typeof change.id === "number") this.#declared.deleteWhere((_, r) => r.id === change.id);
     if (change.source === "client" && typeof change.id === "number") {
       // A tunnel a client declared was disabled, deleted or changed in the database.
       const row = change.op === "delete"
         ? null
         : await this.store!.run((s) => s.tunnels.get(change.id as number)).catch(() => undefined);
       if (row === undefined) return;
+      if (row) this.#declared.set(`${row.user_id}/${row.name}`, row);
       if (!row || !row.enabled) {
         for (const session of this.#sessionsOf(userId)) {
           for (const tunnel of session.tunnels.values()) {
@@ -1102,6 +1262,59 @@ async function openVhosts(
     log.info("http vhost listening", { addr: config.bind_addr, port: http.port });
   }
   return { http, https };
+}
+
+/** The `tunnels` row fields of a tunnel a client declared. */
+function declaredTunnel(name: string, request: TunnelRequest): DeclaredTunnel {
+  return {
+    name,
+    type: request.protocol,
+    local_port: request.local_port,
+    remote_port: request.remote_port ?? 0,
+    ...(request.custom_domains ? { custom_domains: request.custom_domains } : {}),
+    ...(request.subdomain ? { subdomain: request.subdomain } : {}),
+    ...(request.domain
+      ? { custom_domains: [...(request.custom_domains ?? []), request.domain] }
+      : {}),
+    ...(typeof request.group === "string" || Array.isArray(request.locations)
+      ? {
+        ...(typeof request.group === "string" ? { group: request.group } : {}),
+        options: {
+          ...(typeof request.group === "string"
+            ? {
+              group: request.group,
+              load_balance: request.load_balance ?? "round_robin",
+              weight: request.weight ?? 1,
+            }
+            : {}),
+          ...(Array.isArray(request.locations) ? { locations: request.locations } : {}),
+        },
+      }
+      : {}),
+  };
+}
+
+/**
+ * Whether the recorded `row` already owns what `declared` claims (port, host
+ * names, group), so publishing it needs no check by the database.
+ */
+function ownsSame(row: TunnelRow, declared: DeclaredTunnel): boolean {
+  return row.enabled && row.source === "client" && row.type === declared.type &&
+    (row.remote_port ?? 0) === (declared.remote_port ?? 0) &&
+    canonical(row.custom_domains ?? []) === canonical(declared.custom_domains ?? []) &&
+    (row.subdomain ?? null) === (declared.subdomain ?? null) &&
+    canonical(row.options ?? {}) === canonical(declared.options ?? {});
+}
+
+/** JSON with object keys sorted (jsonb does not keep their order). */
+function canonical(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : v,
+  );
 }
 
 /** `tcp` or `udp` for a tunnel object (a group member reports its listener's type). */

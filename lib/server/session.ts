@@ -103,7 +103,8 @@ export interface SessionHost {
   onHeartbeat(session: ClientSession): void;
   /**
    * Records a tunnel the client declared; resolves with its row id (`null`
-   * when there is no database to record it in).
+   * when there is no database to record it in, or while its row waits for
+   * the database).
    *
    * @throws {TunnelError} when the database refuses it (conflict, disabled).
    */

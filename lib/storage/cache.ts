@@ -83,6 +83,11 @@ export class LruCache<K, V> {
     }
   }
 
+  /** Keys held, fresh or stale, least recently used first. */
+  keys(): K[] {
+    return [...this.#map.keys()];
+  }
+
   /** Forgets `key`. */
   delete(key: K): boolean {
     return this.#map.delete(key);

@@ -269,23 +269,33 @@ export class ApiKeysDao {
 
   /** The token `id` with its owner, or `null`. */
   async withUser(id: string): Promise<{ key: ApiKey; user: User } | null> {
-    const [row] = await this.#db.query<{ key: ApiKey; user: User }>(
+    return (await this.withUsers([id])).get(id) ?? null;
+  }
+
+  /** The tokens among `ids` that exist, each with its owner, by id (one query). */
+  async withUsers(ids: readonly string[]): Promise<Map<string, { key: ApiKey; user: User }>> {
+    const out = new Map<string, { key: ApiKey; user: User }>();
+    if (!ids.length) return out;
+    const rows = await this.#db.query<{ key: ApiKey; user: User }>(
       "select to_jsonb(k) as key, to_jsonb(u) as user from api_keys k " +
-        "join users u on u.id = k.user_id where k.id = $1",
-      [id],
+        "join users u on u.id = k.user_id " +
+        "where k.id in (select jsonb_array_elements_text($1::text::jsonb))",
+      [json(ids)],
     );
-    if (!row) return null;
     const dates = (o: Record<string, unknown>, keys: string[]) => {
       for (const k of keys) if (typeof o[k] === "string") o[k] = new Date(o[k] as string);
     };
-    dates(row.key as unknown as Record<string, unknown>, [
-      "created_at",
-      "expires_at",
-      "revoked_at",
-      "last_used_at",
-    ]);
-    dates(row.user as unknown as Record<string, unknown>, ["created_at"]);
-    return row;
+    for (const row of rows) {
+      dates(row.key as unknown as Record<string, unknown>, [
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+      ]);
+      dates(row.user as unknown as Record<string, unknown>, ["created_at"]);
+      out.set(row.key.id, row);
+    }
+    return out;
   }
 
   /** Tokens, newest first, optionally of one user. */
@@ -403,6 +413,15 @@ export class TunnelsDao {
     return row ?? null;
   }
 
+  /** The tunnels among `ids` that still exist (one query). */
+  byIds(ids: readonly number[]): Promise<TunnelRow[]> {
+    if (!ids.length) return Promise.resolve([]);
+    return this.#db.query<TunnelRow>(
+      "select * from tunnels where id in (select jsonb_array_elements_text($1::text::jsonb)::bigint)",
+      [json(ids)],
+    );
+  }
+
   /** The user's tunnel called `name`. */
   async byName(userId: number, name: string): Promise<TunnelRow | null> {
     const [row] = await this.#db.query<TunnelRow>(
@@ -417,6 +436,15 @@ export class TunnelsDao {
     return this.#db.query<TunnelRow>(
       "select * from tunnels where user_id = $1 and source = 'api' and enabled order by name",
       [userId],
+    );
+  }
+
+  /** Enabled database-managed tunnels of each of `userIds` (one query). */
+  managedForUsers(userIds: readonly number[]): Promise<TunnelRow[]> {
+    return this.#db.query<TunnelRow>(
+      "select * from tunnels where source = 'api' and enabled and user_id in " +
+        "(select jsonb_array_elements_text($1::text::jsonb)::bigint) order by user_id, name",
+      [json(userIds)],
     );
   }
 

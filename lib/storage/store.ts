@@ -13,6 +13,8 @@ import { type Database, DatabaseUnavailableError, isConnectionError } from "./db
 import {
   AlertsDao,
   ApiKeysDao,
+  ConflictError,
+  type DeclaredTunnel,
   type LogInput,
   LogsDao,
   MetricsDao,
@@ -22,9 +24,10 @@ import {
   SigningKeysDao,
   TunnelsDao,
   UsersDao,
+  ValidationError,
 } from "./daos.ts";
 import { changedMigrations, migrate } from "./migrate.ts";
-import type { ConfigChange, MetricRow } from "./models.ts";
+import type { ConfigChange, MetricRow, TunnelRow } from "./models.ts";
 import { openPglite } from "./pglite.ts";
 import { openPostgres } from "./postgres.ts";
 
@@ -36,19 +39,119 @@ export interface StoreOptions {
   flushInterval?: number;
   /** Milliseconds between reconnection probes while the database is down. Default 1000. */
   probeInterval?: number;
+  /**
+   * Milliseconds a PostgreSQL query may go unanswered before it fails with
+   * {@linkcode DatabaseUnavailableError}; 0 waits forever. Default
+   * `storage.query_timeout`, else 3000. (PGlite runs in this process and has
+   * no timeout.)
+   */
+  queryTimeout?: number;
+  /**
+   * Milliseconds between liveness pings (`select 1`, bounded by the query
+   * timeout) while PostgreSQL is up, so a database that stops answering is
+   * noticed without waiting for the next write. Default 1000.
+   */
+  pingInterval?: number;
+  /**
+   * Most rows held for the database (tunnel rows and statuses, session rows,
+   * metric buckets, log events). Past it, new metric buckets and log events
+   * are dropped and counted; tunnel and session rows are always kept (at
+   * most one per tunnel or session). Default 10,000.
+   */
+  maxPendingWrites?: number;
   /** Apply migrations on open. Default true. */
   migrate?: boolean;
   /** Cache directory for blank PGlite clusters (`null`: none). */
   cacheDir?: string | null | undefined;
 }
 
-/** Most log events held while the database is unreachable. */
-const MAX_PENDING_LOGS = 10_000;
-/** Most metric buckets held while the database is unreachable. */
-const MAX_PENDING_METRICS = 100_000;
+/** Options of {@linkcode Store.run}. */
+export interface RunOptions {
+  /** Milliseconds before the work fails as unanswered; 0 waits forever. Default: the query timeout. */
+  timeout?: number;
+}
+
+/** A declared tunnel to record once the database answers (see {@linkcode Store.queueTunnel}). */
+export interface TunnelRecord {
+  /** The owner. */
+  userId: number;
+  /** The client that declared it. */
+  clientId: string;
+  /** What the client declared. */
+  tunnel: DeclaredTunnel;
+}
+
+/** Options of {@linkcode Store.queueTunnel}. */
+export interface QueueTunnelOptions {
+  /** Called once the row is written. */
+  onRecorded?: (row: TunnelRow) => void;
+  /** Called when the database refuses the row (a clash, a disabled or managed name). */
+  onRefused?: (error: Error) => void;
+}
+
+/** A declared tunnel whose row waits in the pending-writes queue. */
+export interface PendingTunnel {
+  /** The tunnel's name. */
+  readonly name: string;
+  /** Its row id once written, else `null`. */
+  readonly id: number | null;
+  /** Why the database refused the row, once it did; else `null`. */
+  readonly refusal: string | null;
+}
+
+/** What a tunnel's status, counters and events refer to: its row id or its queued row. */
+export type TunnelRef = number | PendingTunnel;
+
+/** Default of {@linkcode StoreOptions.maxPendingWrites}. */
+export const MAX_PENDING_WRITES = 10_000;
+/** Default of {@linkcode StoreOptions.queryTimeout}. */
+export const QUERY_TIMEOUT = 3000;
+/** At most one "resynchronising" line per this many ms; the others are counted. */
+const RESYNC_LOG_INTERVAL = 30_000;
+
+/** A query went unanswered for the query timeout (the database may only be slow). */
+class QueryTimeoutError extends DatabaseUnavailableError {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms (storage.query_timeout)`);
+  }
+}
+
+class QueuedTunnel implements PendingTunnel {
+  id: number | null = null;
+  refusal: string | null = null;
+  /** Bumped when a newer declaration replaces `record`. */
+  version = 0;
+  recorded: Array<(row: TunnelRow) => void> = [];
+  refused: Array<(error: Error) => void> = [];
+  constructor(public record: TunnelRecord, readonly seq: number) {}
+  get name(): string {
+    return this.record.tunnel.name;
+  }
+  get key(): string {
+    return queueKey(this.record.userId, this.record.tunnel.name);
+  }
+}
+
+function queueKey(userId: number, name: string): string {
+  return `${userId}/${name}`;
+}
+
+interface TunnelStatusRow {
+  status: TunnelRow["status"];
+  port: number | null;
+  error: string | null;
+}
+
+type QueuedLog = LogInput & { tunnel?: PendingTunnel | undefined };
 
 /**
  * The database with its DAOs, batched writers, outage tracking and change feed.
+ *
+ * While the database is unreachable, what the server would have written goes
+ * into one bounded queue (tunnel rows of tunnels declared meanwhile, tunnel
+ * statuses, session rows, metric buckets, log events), written in that order
+ * once it answers again. Counters and events of a queued tunnel refer to it
+ * by its {@linkcode PendingTunnel} and get its row id when it is written.
  *
  * @example
  * ```ts ignore
@@ -75,31 +178,49 @@ export class Store {
   readonly logs: LogsDao;
   /** `alerts`. */
   readonly alerts: AlertsDao;
-  /** Queries issued through {@linkcode Store.run} and the writers. */
+  /** Queries issued through {@linkcode Store.run} and the writers (liveness pings not counted). */
   queries = 0;
+  /** Metric buckets and log events dropped because the pending-writes queue was full. */
+  droppedWrites = 0;
+  /** Most rows held for the database (see {@linkcode StoreOptions.maxPendingWrites}). */
+  readonly maxPendingWrites: number;
 
   #log: Logger;
   #options: StoreOptions;
+  #queryTimeout: number;
   #available = true;
   #downSince = 0;
   #probe: ReturnType<typeof setTimeout> | undefined;
   #flushTimer: ReturnType<typeof setInterval> | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #pinging = false;
   #flushing: Promise<void> | null = null;
   #recoverListeners = new Set<() => void>();
   #availabilityListeners = new Set<(available: boolean) => void>();
   #closed = false;
-  // Batched writes.
+  #overflow = 0;
+  #resyncLog: {
+    at: number;
+    suppressed: number;
+    timer: ReturnType<typeof setTimeout> | undefined;
+  } = { at: -Infinity, suppressed: 0, timer: undefined };
+  // The pending writes.
+  #tunnelQueue = new Map<string, QueuedTunnel>();
+  #tunnelSeq = 0;
+  #statuses = new Map<number | PendingTunnel, TunnelStatusRow>();
+  #statusWrites = new Map<number, Promise<void>>();
   #opens = new Map<string, SessionOpen>();
   #beats = new Map<string, SessionBeat>();
   #closes = new Map<string, { id: string; at: Date; reason: string }>();
-  #metrics = new Map<string, MetricRow>();
-  #logs: LogInput[] = [];
-  #droppedLogs = 0;
+  #metrics = new Map<string, { tunnel: TunnelRef; row: MetricRow }>();
+  #logs: QueuedLog[] = [];
 
-  private constructor(db: Database, options: StoreOptions) {
+  private constructor(db: Database, options: StoreOptions, queryTimeout: number) {
     this.db = db;
     this.#log = options.logger;
     this.#options = options;
+    this.#queryTimeout = db.kind === "postgres" ? queryTimeout : 0;
+    this.maxPendingWrites = options.maxPendingWrites ?? MAX_PENDING_WRITES;
     this.users = new UsersDao(db);
     this.apiKeys = new ApiKeysDao(db);
     this.signingKeys = new SigningKeysDao(db);
@@ -112,6 +233,9 @@ export class Store {
       () => this.flush().catch(() => {}),
       options.flushInterval ?? 5000,
     );
+    if (this.#queryTimeout > 0) {
+      this.#pingTimer = setInterval(() => this.#ping(), options.pingInterval ?? 1000);
+    }
   }
 
   /**
@@ -144,7 +268,7 @@ export class Store {
       await db.close();
       throw error;
     }
-    return new Store(db, options);
+    return new Store(db, options, options.queryTimeout ?? config.query_timeout ?? QUERY_TIMEOUT);
   }
 
   /** Which backend. */
@@ -152,15 +276,15 @@ export class Store {
     return this.db.kind;
   }
 
-  /** Whether the last query reached the database. */
+  /** Whether the database answers (the last query or liveness ping reached it). */
   get available(): boolean {
     return this.#available;
   }
 
-  /** Rows waiting for the next flush. */
+  /** Rows waiting for the database: the pending-writes queue. */
   get pendingWrites(): number {
-    return this.#opens.size + this.#beats.size + this.#closes.size + this.#metrics.size +
-      this.#logs.length;
+    return this.#tunnelQueue.size + this.#statuses.size + this.#opens.size + this.#beats.size +
+      this.#closes.size + this.#metrics.size + this.#logs.length;
   }
 
   /** Calls `fn` after each recovery from an outage. Returns an unsubscribe function. */
@@ -178,14 +302,21 @@ export class Store {
   /**
    * Runs database work, noticing outages: a connection failure marks the
    * database down (logged once, probed until it answers again) and becomes a
-   * {@linkcode DatabaseUnavailableError}.
+   * {@linkcode DatabaseUnavailableError}. Work unanswered for the query
+   * timeout fails the same way and has the database pinged at once: only a
+   * ping that goes unanswered too marks it down (a slow query is not an
+   * outage).
    */
-  async run<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  async run<T>(fn: (store: Store) => Promise<T>, options: RunOptions = {}): Promise<T> {
     if (!this.#available) throw new DatabaseUnavailableError("database is down (reconnecting)");
     this.queries++;
     try {
-      return await fn(this);
+      return await this.#bounded(fn(this), options.timeout);
     } catch (error) {
+      if (error instanceof QueryTimeoutError) {
+        this.#ping();
+        throw error;
+      }
       if (isConnectionError(error)) {
         this.#markDown(error);
         throw error instanceof DatabaseUnavailableError
@@ -194,6 +325,18 @@ export class Store {
       }
       throw error;
     }
+  }
+
+  /** `work`, or a {@linkcode QueryTimeoutError} when it takes longer than `ms`. */
+  #bounded<T>(work: Promise<T>, ms = this.#queryTimeout): Promise<T> {
+    if (!(ms > 0)) return work;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new QueryTimeoutError(ms)), ms);
+    });
+    // The work may still settle after the timeout; nobody waits for it then.
+    work.catch(() => {});
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Subscribes to config changes (and a `resync` after the feed reconnects). */
@@ -213,12 +356,111 @@ export class Store {
         first = false;
         return;
       }
-      this.#log.info("config feed re-subscribed; resynchronising");
+      this.#logResync();
       fn({ table: "*", op: "resync" });
     });
   }
 
-  // ---- batched writes ----
+  /** Logs a re-subscription at most once per 30 s; the others are counted in the next line. */
+  #logResync(): void {
+    const r = this.#resyncLog;
+    const now = performance.now();
+    if (r.timer === undefined && now - r.at >= RESYNC_LOG_INTERVAL) {
+      r.at = now;
+      this.#log.info("config feed re-subscribed; resynchronising");
+      return;
+    }
+    if (r.suppressed++ > 0 || this.#closed) return;
+    r.timer = setTimeout(() => {
+      const count = r.suppressed;
+      r.timer = undefined;
+      r.suppressed = 0;
+      r.at = performance.now();
+      this.#log.info("config feed re-subscribed; resynchronising", {
+        count,
+        window_ms: RESYNC_LOG_INTERVAL,
+      });
+    }, Math.max(0, r.at + RESYNC_LOG_INTERVAL - now));
+    Deno.unrefTimer(r.timer as unknown as number);
+  }
+
+  // ---- the pending-writes queue ----
+
+  /** Whether one more metric bucket or log event fits; counts and logs a drop when not. */
+  #room(): boolean {
+    if (this.pendingWrites < this.maxPendingWrites) return true;
+    this.droppedWrites++;
+    if (this.#overflow++ === 0) {
+      this.#log.warn("pending database writes full: dropping new metrics and log events", {
+        limit: this.maxPendingWrites,
+        database_available: this.#available,
+      });
+    }
+    return false;
+  }
+
+  /**
+   * Queues the row of a tunnel a client declared while the database could
+   * not record it. A later declaration of the same user and name replaces the
+   * queued one. The row is written (conflicts checked) before anything else
+   * queued once the database answers.
+   */
+  queueTunnel(record: TunnelRecord, options: QueueTunnelOptions = {}): PendingTunnel {
+    const key = queueKey(record.userId, record.tunnel.name);
+    let queued = this.#tunnelQueue.get(key);
+    if (queued) {
+      queued.record = record;
+      queued.version++;
+    } else {
+      queued = new QueuedTunnel(record, ++this.#tunnelSeq);
+      this.#tunnelQueue.set(key, queued);
+    }
+    if (options.onRecorded) queued.recorded.push(options.onRecorded);
+    if (options.onRefused) queued.refused.push(options.onRefused);
+    return queued;
+  }
+
+  /** The queued row of the user's tunnel `name`, if one waits. */
+  queuedTunnel(userId: number, name: string): PendingTunnel | undefined {
+    return this.#tunnelQueue.get(queueKey(userId, name));
+  }
+
+  /**
+   * Records a tunnel's observed status and public port (latest wins): at
+   * once while the database answers, else when it does again.
+   */
+  tunnelStatus(
+    tunnel: TunnelRef,
+    status: TunnelRow["status"],
+    port: number | null,
+    error: string | null,
+  ): void {
+    const key = typeof tunnel === "number" ? tunnel : tunnel.id ?? tunnel;
+    if (typeof key !== "number" && key.refusal !== null) return;
+    this.#statuses.set(key, { status, port, error });
+    if (typeof key === "number" && this.#available) this.#writeStatus(key).catch(() => {});
+  }
+
+  /** Writes the latest queued status of tunnel `id`, one write at a time per tunnel. */
+  #writeStatus(id: number): Promise<void> {
+    const previous = this.#statusWrites.get(id) ?? Promise.resolve();
+    const write = previous.then(async () => {
+      const row = this.#statuses.get(id);
+      if (!row) return;
+      this.#statuses.delete(id);
+      try {
+        await this.run((s) => s.tunnels.setStatus(id, row.status, row.port, row.error));
+      } catch (error) {
+        if (!(error instanceof DatabaseUnavailableError)) {
+          this.#log.warn("could not record tunnel status", { tunnel_id: id, error });
+        } else if (!this.#statuses.has(id)) this.#statuses.set(id, row);
+      }
+    }).finally(() => {
+      if (this.#statusWrites.get(id) === write) this.#statusWrites.delete(id);
+    });
+    this.#statusWrites.set(id, write);
+    return write;
+  }
 
   /** Queues the row of a session that just opened. */
   sessionOpened(row: SessionOpen): void {
@@ -238,49 +480,57 @@ export class Store {
 
   /** Adds counters to a tunnel's current one-minute bucket. */
   addMetrics(
-    tunnelId: number,
+    tunnel: TunnelRef,
     delta: Partial<Omit<MetricRow, "tunnel_id" | "bucket">>,
     at: Date = new Date(),
   ): void {
+    if (typeof tunnel !== "number" && tunnel.id !== null) tunnel = tunnel.id;
     const bucket = new Date(Math.floor(at.getTime() / 60_000) * 60_000);
-    const key = `${tunnelId}@${bucket.getTime()}`;
-    let row = this.#metrics.get(key);
-    if (!row) {
-      if (this.#metrics.size >= MAX_PENDING_METRICS) return;
-      row = {
-        tunnel_id: tunnelId,
-        bucket,
-        bytes_in: 0,
-        bytes_out: 0,
-        connections: 0,
-        errors: 0,
-        latency_ms_sum: 0,
-        latency_count: 0,
+    const key = `${
+      typeof tunnel === "number" ? tunnel : `q${(tunnel as QueuedTunnel).seq}`
+    }@${bucket.getTime()}`;
+    let entry = this.#metrics.get(key);
+    if (!entry) {
+      if (!this.#room()) return;
+      entry = {
+        tunnel,
+        row: {
+          tunnel_id: typeof tunnel === "number" ? tunnel : 0,
+          bucket,
+          bytes_in: 0,
+          bytes_out: 0,
+          connections: 0,
+          errors: 0,
+          latency_ms_sum: 0,
+          latency_count: 0,
+        },
       };
-      this.#metrics.set(key, row);
+      this.#metrics.set(key, entry);
     }
-    row.bytes_in += delta.bytes_in ?? 0;
-    row.bytes_out += delta.bytes_out ?? 0;
-    row.connections += delta.connections ?? 0;
-    row.errors += delta.errors ?? 0;
-    row.latency_ms_sum += delta.latency_ms_sum ?? 0;
-    row.latency_count += delta.latency_count ?? 0;
+    addInto(entry.row, delta);
   }
 
-  /** Queues a log event; the oldest are dropped (and counted) past 10,000 unsent. */
+  /**
+   * Queues a log event. `tunnel` names a tunnel whose row is still queued
+   * (its id replaces `tunnel_id` when written). Past the queue's bound the
+   * event is dropped and counted.
+   */
   addLog(
-    event: Omit<LogInput, "at" | "fields"> & { at?: Date; fields?: LogInput["fields"] },
+    event: Omit<LogInput, "at" | "fields"> & {
+      at?: Date;
+      fields?: LogInput["fields"];
+      tunnel?: PendingTunnel | undefined;
+    },
   ): void {
-    if (this.#logs.length >= MAX_PENDING_LOGS) {
-      this.#logs.shift();
-      this.#droppedLogs++;
-    }
+    if (!this.#room()) return;
     this.#logs.push({ ...event, at: event.at ?? new Date(), fields: event.fields ?? {} });
   }
 
   /**
-   * Writes everything queued, at most five queries however many rows. On
-   * failure the rows stay queued for the next attempt.
+   * Writes everything queued: first the rows of tunnels declared during an
+   * outage (one at a time, conflicts checked), then tunnel statuses, then
+   * sessions, metrics and logs in one transaction of at most five queries
+   * however many rows. What could not be written stays queued.
    */
   flush(): Promise<void> {
     this.#flushing ??= this.#flush().finally(() => (this.#flushing = null));
@@ -289,53 +539,120 @@ export class Store {
 
   async #flush(): Promise<void> {
     if (!this.#available || this.pendingWrites === 0) return;
+    if (!(await this.#flushTunnels())) return;
+    await this.#flushStatuses();
+    await this.#flushBatch();
+    if (this.#overflow && this.pendingWrites < this.maxPendingWrites) {
+      this.#log.warn("pending database writes flushed after dropping some", {
+        dropped: this.#overflow,
+        limit: this.maxPendingWrites,
+      });
+      this.#overflow = 0;
+    }
+  }
+
+  /** Writes queued tunnel rows in order; false when the database stopped answering. */
+  async #flushTunnels(): Promise<boolean> {
+    for (const queued of [...this.#tunnelQueue.values()]) {
+      const { version, record } = queued;
+      try {
+        const row = await this.run((s) =>
+          s.tunnels.recordDeclared(record.userId, record.clientId, record.tunnel)
+        );
+        queued.id = row.id;
+        if (queued.version === version) this.#tunnelQueue.delete(queued.key);
+        const listeners = queued.recorded;
+        queued.recorded = [];
+        queued.refused = [];
+        for (const fn of listeners) fn(row);
+      } catch (error) {
+        if (error instanceof DatabaseUnavailableError) return false;
+        if (!(error instanceof ConflictError || error instanceof ValidationError)) {
+          this.#log.error("writing a queued tunnel row failed", {
+            tunnel: record.tunnel.name,
+            error,
+          });
+        }
+        queued.refusal = (error as Error).message;
+        this.#tunnelQueue.delete(queued.key);
+        const listeners = queued.refused;
+        queued.recorded = [];
+        queued.refused = [];
+        for (const fn of listeners) fn(error as Error);
+      }
+    }
+    return true;
+  }
+
+  /** Writes the queued statuses, those of queued tunnels once their rows exist. */
+  async #flushStatuses(): Promise<void> {
+    for (const [key, row] of [...this.#statuses]) {
+      if (typeof key === "number") continue;
+      if (key.id !== null) {
+        this.#statuses.delete(key);
+        if (!this.#statuses.has(key.id)) this.#statuses.set(key.id, row);
+      } else if (key.refusal !== null) this.#statuses.delete(key);
+    }
+    const ids = [...this.#statuses.keys()].filter((k): k is number => typeof k === "number");
+    await Promise.all(ids.map((id) => this.#writeStatus(id)));
+  }
+
+  /** Sessions, metrics and logs in one transaction. */
+  async #flushBatch(): Promise<void> {
+    if (!this.#available) return;
     const opens = [...this.#opens.values()];
     const beats = [...this.#beats.values()];
     const closes = [...this.#closes.values()];
-    const metrics = [...this.#metrics.values()];
-    const logs = this.#logs;
+    // Counters and events of a tunnel whose row is not written yet wait for it.
+    const waiting = (t: TunnelRef | undefined) =>
+      t !== undefined && typeof t !== "number" && t.id === null && t.refusal === null;
+    const metricEntries = [...this.#metrics].filter(([, e]) => !waiting(e.tunnel));
+    const logs = this.#logs.filter((l) => !waiting(l.tunnel));
+    if (!opens.length && !beats.length && !closes.length && !metricEntries.length && !logs.length) {
+      return;
+    }
     this.#opens = new Map();
     this.#beats = new Map();
     this.#closes = new Map();
-    this.#metrics = new Map();
-    this.#logs = [];
-    try {
-      await this.run(async (s) => {
-        // Counted by run() once; each batch below is one more query.
-        s.queries += [opens, beats, closes, metrics, logs].filter((b) => b.length).length - 1;
-        await s.sessions.open(opens);
-        await s.sessions.beat(beats);
-        await s.sessions.close(closes);
-        await s.metrics.add(metrics);
-        await s.logs.add(logs);
-      });
-      if (this.#droppedLogs) {
-        this.#log.warn("log events dropped while the database was unreachable", {
-          dropped: this.#droppedLogs,
-        });
-        this.#droppedLogs = 0;
-      }
-    } catch (error) {
-      // Put back what was not written, without overwriting newer entries.
+    for (const [key] of metricEntries) this.#metrics.delete(key);
+    this.#logs = this.#logs.filter((l) => waiting(l.tunnel));
+    const metrics = mergeMetrics(metricEntries.map(([, e]) => e));
+    const logRows = logs.map(({ tunnel, ...row }) =>
+      tunnel === undefined ? row : { ...row, tunnel_id: tunnel.id }
+    );
+    const putBack = () => {
       for (const o of opens) if (!this.#opens.has(o.id)) this.#opens.set(o.id, o);
       for (const b of beats) if (!this.#beats.has(b.id)) this.#beats.set(b.id, b);
       for (const c of closes) if (!this.#closes.has(c.id)) this.#closes.set(c.id, c);
       for (const m of metrics) {
         const key = `${m.tunnel_id}@${m.bucket.getTime()}`;
         const newer = this.#metrics.get(key);
-        if (newer) {
-          newer.bytes_in += m.bytes_in;
-          newer.bytes_out += m.bytes_out;
-          newer.connections += m.connections;
-          newer.errors += m.errors;
-          newer.latency_ms_sum += m.latency_ms_sum;
-          newer.latency_count += m.latency_count;
-        } else this.#metrics.set(key, m);
+        if (newer) addInto(newer.row, m);
+        else this.#metrics.set(key, { tunnel: m.tunnel_id, row: m });
       }
-      this.#logs = [...logs, ...this.#logs].slice(-MAX_PENDING_LOGS);
-      if (!(error instanceof DatabaseUnavailableError)) {
-        this.#log.error("writing batched rows failed", { error });
+      this.#logs = [...logRows, ...this.#logs];
+    };
+    this.queries += [opens, beats, closes, metrics, logRows].filter((b) => b.length).length;
+    // One transaction: on failure nothing was written and everything goes back in the queue.
+    const work = this.db.transaction(async (tx) => {
+      await new SessionsDao(tx).open(opens);
+      await new SessionsDao(tx).beat(beats);
+      await new SessionsDao(tx).close(closes);
+      await new MetricsDao(tx).add(metrics);
+      await new LogsDao(tx).add(logRows);
+    });
+    try {
+      await this.#bounded(work);
+    } catch (error) {
+      if (error instanceof QueryTimeoutError) {
+        // In doubt: the transaction may still commit. Requeue only if it fails.
+        work.catch(putBack);
+        this.#ping();
+        return;
       }
+      putBack();
+      if (isConnectionError(error)) this.#markDown(error);
+      else this.#log.error("writing batched rows failed", { error });
     }
   }
 
@@ -356,10 +673,21 @@ export class Store {
           "delete from sessions where disconnected_at is not null and disconnected_at < $1 returning 1",
         ),
       };
-    });
+    }, { timeout: 10 * 60_000 });
   }
 
   // ---- outage handling ----
+
+  /** Pings PostgreSQL (bounded by the query timeout) unless a ping is under way. */
+  #ping(): void {
+    if (!this.#available || this.#closed || this.#pinging || !(this.#queryTimeout > 0)) return;
+    this.#pinging = true;
+    this.#bounded(this.db.query("select 1"))
+      .catch((error) => {
+        if (isConnectionError(error)) this.#markDown(error);
+      })
+      .finally(() => (this.#pinging = false));
+  }
 
   #markDown(error: unknown): void {
     if (!this.#available || this.#closed) return;
@@ -379,11 +707,12 @@ export class Store {
       if (this.#closed) return;
       try {
         this.queries++;
-        await this.db.query("select 1");
+        await this.#bounded(this.db.query("select 1"));
       } catch {
-        this.#scheduleProbe();
+        if (!this.#closed) this.#scheduleProbe();
         return;
       }
+      if (this.#closed) return;
       this.#available = true;
       this.#log.info("database reconnected", {
         backend: this.db.kind,
@@ -400,9 +729,12 @@ export class Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     clearInterval(this.#flushTimer);
+    clearInterval(this.#pingTimer);
     await this.flush().catch(() => {});
+    await Promise.all(this.#statusWrites.values());
     this.#closed = true;
     clearTimeout(this.#probe);
+    clearTimeout(this.#resyncLog.timer);
     await this.db.close();
   }
 
@@ -410,4 +742,32 @@ export class Store {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** Adds the counters of `delta` into `row`. */
+function addInto(row: MetricRow, delta: Partial<MetricRow>): void {
+  row.bytes_in += delta.bytes_in ?? 0;
+  row.bytes_out += delta.bytes_out ?? 0;
+  row.connections += delta.connections ?? 0;
+  row.errors += delta.errors ?? 0;
+  row.latency_ms_sum += delta.latency_ms_sum ?? 0;
+  row.latency_count += delta.latency_count ?? 0;
+}
+
+/**
+ * Metric rows with their tunnel ids resolved, one per tunnel and bucket
+ * (a queued tunnel's early buckets meet the ones counted under its id);
+ * rows of tunnels the database refused are left out.
+ */
+function mergeMetrics(entries: Array<{ tunnel: TunnelRef; row: MetricRow }>): MetricRow[] {
+  const out = new Map<string, MetricRow>();
+  for (const { tunnel, row } of entries) {
+    const id = typeof tunnel === "number" ? tunnel : tunnel.id;
+    if (id === null) continue;
+    const key = `${id}@${row.bucket.getTime()}`;
+    const into = out.get(key);
+    if (into) addInto(into, row);
+    else out.set(key, { ...row, tunnel_id: id });
+  }
+  return [...out.values()];
 }

@@ -3,9 +3,10 @@
 
 import { assert, assertEquals, assertRejects } from "../../tests/_assert.ts";
 import { havePostgres, throwawayDatabase } from "../../tests/_db.ts";
-import { nullLogger } from "../util/logger.ts";
+import { type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
+import { DatabaseUnavailableError } from "./db.ts";
 import { loadMigrations, migrate, MigrationError } from "./migrate.ts";
 import type { ConfigChange } from "./models.ts";
 import { DataDirLockedError } from "./pglite.ts";
@@ -347,4 +348,122 @@ Deno.test("store conformance: PostgreSQL", async (t) => {
     { logger: nullLogger, flushInterval: 60_000 },
   );
   await conformance(t, store);
+});
+
+Deno.test("pending writes: queued tunnel rows first, their counters follow, the bound drops and counts; unanswered queries time out", async (t) => {
+  if (!(await havePostgres())) return;
+  await using database = await throwawayDatabase();
+  const lines: string[] = [];
+  const logger: Logger = {
+    debug() {},
+    info: (msg) => lines.push(msg),
+    warn: (msg) => lines.push(msg),
+    error: (msg) => lines.push(msg),
+    child: () => logger,
+    enabled: () => true,
+  };
+  await using store = await Store.open(
+    { data_dir: "unused", url: new Secret(database.url) },
+    { logger, flushInterval: 60_000, maxPendingWrites: 6, queryTimeout: 200, pingInterval: 60_000 },
+  );
+  const alice = await store.users.add("alice");
+  const at = new Date("2026-01-01T00:00:30Z");
+
+  await t.step(
+    "a queued row is written first; its status, counters and events follow",
+    async () => {
+      const recorded: number[] = [];
+      const refused: string[] = [];
+      const web = store.queueTunnel(
+        {
+          userId: alice.id,
+          clientId: "laptop",
+          tunnel: { name: "web", type: "tcp", local_port: 8080, remote_port: 0 },
+        },
+        { onRecorded: (row) => recorded.push(row.id) },
+      );
+      assertEquals([web.id, store.queuedTunnel(alice.id, "web")], [null, web]);
+      store.tunnelStatus(web, "active", 41000, null);
+      store.addMetrics(web, { connections: 2, bytes_in: 10 }, at);
+      store.addLog({
+        level: "info",
+        kind: "access",
+        tunnel_id: null,
+        tunnel: web,
+        session_id: null,
+        message: "during",
+      });
+      await store.tunnels.create(alice.id, {
+        name: "owner",
+        type: "tcp",
+        local_port: 1,
+        remote_port: 42000,
+      });
+      const clash = store.queueTunnel(
+        {
+          userId: alice.id,
+          clientId: "laptop",
+          tunnel: { name: "clash", type: "tcp", local_port: 1, remote_port: 42000 },
+        },
+        { onRefused: (error) => refused.push(error.message) },
+      );
+      store.addMetrics(clash, { connections: 1 }, at);
+      assertEquals(store.pendingWrites, 6);
+      // Full: one more event is dropped, counted and logged once.
+      for (let i = 0; i < 2; i++) {
+        store.addLog({
+          level: "info",
+          kind: "access",
+          tunnel_id: null,
+          session_id: null,
+          message: "x",
+        });
+      }
+      assertEquals(store.droppedWrites, 2);
+      assertEquals(lines.filter((l) => l.startsWith("pending database writes full")).length, 1);
+
+      await store.flush();
+      assertEquals(store.pendingWrites, 0);
+      assert(web.id !== null);
+      assertEquals(recorded, [web.id]);
+      assert(clash.refusal?.includes("Port 42000"), String(clash.refusal));
+      assertEquals(refused.length, 1);
+      const row = (await store.tunnels.get(web.id!))!;
+      assertEquals([row.status, row.active_port, row.client_id], ["active", 41000, "laptop"]);
+      const [m] = await store.metrics.list(web.id!);
+      assertEquals([m!.connections, m!.bytes_in], [2, 10]);
+      const [log] = await store.logs.list({ kind: "access" });
+      assertEquals([log!.message, log!.tunnel_id], ["during", web.id]);
+      assert(lines.includes("pending database writes flushed after dropping some"));
+      // Later counters of the handle go under its id, into the same bucket.
+      store.addMetrics(web, { connections: 1 }, at);
+      await store.flush();
+      assertEquals((await store.metrics.list(web.id!))[0]!.connections, 3);
+    },
+  );
+
+  await t.step(
+    "a query left unanswered fails after the timeout; the ping marks it down",
+    async () => {
+      const real = store.db.query;
+      store.db.query = () => new Promise(() => {});
+      try {
+        const started = performance.now();
+        await assertRejects(
+          () => store.run((s) => s.users.list()),
+          DatabaseUnavailableError,
+          "no answer within 200 ms",
+        );
+        assert(performance.now() - started < 1000);
+        await waitFor("the ping to mark it down", () => store.available ? undefined : true);
+        store.tunnelStatus(1, "offline", null, null);
+        assertEquals(store.pendingWrites, 1);
+      } finally {
+        store.db.query = real;
+      }
+      await waitFor("the probe to reconnect", () => store.available ? true : undefined);
+      await store.flush();
+      assertEquals(store.pendingWrites, 0);
+    },
+  );
 });
