@@ -8,13 +8,52 @@
  * 5–8 s here; the first one on a machine saves a blank cluster to the user's
  * cache directory and later fresh directories start from that copy.
  *
+ * PostgreSQL runs with {@linkcode PGLITE_SETTINGS}, sized for what Burrow
+ * stores rather than for a database server.
+ *
  * @module
  */
 
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite, PGliteOptions } from "@electric-sql/pglite";
 import { join } from "node:path";
 import type { Logger } from "../util/logger.ts";
 import type { Database, Queryable } from "./db.ts";
+
+/**
+ * PostgreSQL settings of the embedded database, given as `-c name=value` at
+ * every start (they take precedence over the cluster's `postgresql.conf`) and
+ * to `initdb` for a new cluster.
+ *
+ * PGlite runs one backend inside this process, and the shared memory sized
+ * by these settings is zeroed at start, so all of it is resident whether used
+ * or not. Burrow's tables are small (users, keys, tunnels, open sessions) or
+ * appended to and read back by index (sessions, metrics, logs); the data
+ * files are read through the operating system's page cache, so a buffer miss
+ * costs a `read()`, not a disk seek.
+ *
+ * @example
+ * ```ts ignore
+ * const db = await openPglite("./burrow-data", { logger });
+ * const [row] = await db.query<{ shared_buffers: string }>("show shared_buffers");
+ * // row.shared_buffers === PGLITE_SETTINGS.shared_buffers
+ * ```
+ */
+export const PGLITE_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
+  // Default 128MB; the catalogs and Burrow's hot pages take a few MB.
+  shared_buffers: "4MB",
+  // One backend. The defaults (100 connections, 16 autovacuum workers, 10 WAL
+  // senders) size the lock and process tables for 126.
+  max_connections: "5",
+  autovacuum_worker_slots: "1",
+  max_wal_senders: "0",
+  // Per sort or hash; Burrow's largest is a per-tunnel traffic sum. Default 4MB.
+  work_mem: "1MB",
+  // CREATE INDEX in a migration, VACUUM. Default 64MB, which WebAssembly
+  // memory, once grown, would keep for good.
+  maintenance_work_mem: "8MB",
+  // Burrow creates no temporary tables. Default 8MB.
+  temp_buffers: "1MB",
+});
 
 /** The PGlite release in use: blank clusters are cached per release. */
 const PGLITE_VERSION = /pglite[@/](\d[\w.-]*)/.exec(import.meta.resolve("@electric-sql/pglite"))
@@ -112,6 +151,13 @@ export async function openPglite(dataDir: string, options: PgliteOptions): Promi
   const dbDir = join(dataDir, "db");
   let db: PGlite;
   try {
+    // Loaded here, not at the top: a server on PostgreSQL never needs it.
+    const { PGlite } = await import("@electric-sql/pglite");
+    const settings = Object.entries(PGLITE_SETTINGS).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
+    const open: PGliteOptions = {
+      dataDir: dbDir,
+      startParams: [...PGlite.defaultStartParams, ...settings],
+    };
     const fresh = !(await exists(join(dbDir, "PG_VERSION")));
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
     const template = cacheDir && PGLITE_VERSION
@@ -127,19 +173,19 @@ export async function openPglite(dataDir: string, options: PgliteOptions): Promi
         db = await withProgress(
           log,
           "creating the embedded database",
-          PGlite.create({ dataDir: dbDir, loadDataDir: blob }),
+          PGlite.create({ ...open, loadDataDir: blob }),
         );
       } else {
         log.info("creating the embedded database (first start takes 5-10 s)", { dir: dbDir });
         db = await withProgress(
           log,
           "creating the embedded database",
-          PGlite.create({ dataDir: dbDir }),
+          PGlite.create({ ...open, initDbStartParams: settings }),
         );
         if (template) await saveTemplate(db, template, log);
       }
     } else {
-      db = await withProgress(log, "opening the embedded database", PGlite.create(dbDir));
+      db = await withProgress(log, "opening the embedded database", PGlite.create(open));
     }
   } catch (error) {
     lock.close();

@@ -8,7 +8,7 @@ import { Secret } from "../util/secret.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
 import { loadMigrations, migrate, MigrationError } from "./migrate.ts";
 import type { ConfigChange } from "./models.ts";
-import { DataDirLockedError } from "./pglite.ts";
+import { DataDirLockedError, PGLITE_SETTINGS } from "./pglite.ts";
 import { Store } from "./store.ts";
 
 async function waitFor<T>(what: string, fn: () => T | undefined, ms = 5000): Promise<T> {
@@ -321,6 +321,12 @@ Deno.test("store conformance: PGlite", async (t) => {
     });
     try {
       await conformance(t, store);
+      await t.step("PostgreSQL runs with the settings sized for Burrow", async () => {
+        for (const [name, value] of Object.entries(PGLITE_SETTINGS)) {
+          const [row] = await store.db.query<Record<string, string>>(`show ${name}`);
+          assertEquals(row?.[name], value, name);
+        }
+      });
       await t.step("a second opener of the directory is refused", async () => {
         const error = await assertRejects(
           () => Store.open({ data_dir: dir }, { logger: nullLogger }),
