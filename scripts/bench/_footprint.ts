@@ -8,14 +8,15 @@
  * process: the first start on a machine (no cached cluster, so PGlite runs
  * `initdb`; the benchmark gives it a cache directory of its own), a start on
  * a new data directory once the cluster is cached (what every further new
- * server does), and a restart on that same directory. None has a client
- * connected.
+ * server does), and a restart on that same directory; none has a client
+ * connected. Then each backend once more with one client connected and one
+ * TCP tunnel declared (the server's memory; the client is not counted).
  *
  * @module
  */
 
 import { join } from "node:path";
-import { type StartBurrowOptions, startBurrowServer } from "./_burrow.ts";
+import { startBurrow, type StartBurrowOptions, startBurrowServer } from "./_burrow.ts";
 import { startNginx } from "./_nginx.ts";
 import { delay, type Footprint, footprintOf, freePort, type Proc } from "./_procs.ts";
 import { num, ratio, type Row, verdict } from "./_report.ts";
@@ -29,6 +30,8 @@ export const FOOTPRINT_KEYS = [
   "embeddedNew",
   "embeddedRestart",
   "postgres",
+  "embeddedClient",
+  "postgresClient",
   "sshd",
   "nginx",
 ] as const;
@@ -40,6 +43,8 @@ const LABELS: Record<FootprintKey, string> = {
   embeddedNew: "burrowd, embedded DB, new data directory (cluster cached)",
   embeddedRestart: "burrowd, embedded DB, restart",
   postgres: "burrowd, PostgreSQL",
+  embeddedClient: "burrowd, embedded DB, restart, 1 client with a TCP tunnel",
+  postgresClient: "burrowd, PostgreSQL, 1 client with a TCP tunnel",
   sshd: "sshd (OpenSSH, idle listener)",
   nginx: "nginx (one process, idle)",
 };
@@ -116,6 +121,24 @@ export async function footprintBench(
   await measure("postgres", async () => {
     await using db = await throwaway();
     return await burrowd("postgres", { databaseUrl: db.url });
+  });
+  const withClient = async (name: string, options: StartBurrowOptions = {}) => {
+    const dir = join(section.dir, name);
+    await Deno.mkdir(dir, { recursive: true });
+    const started = performance.now();
+    // The client only dials the local port when a visitor comes; none does.
+    const burrow = await startBurrow(dir, [{ name: "idle", localPort: freePort() }], options);
+    stack.use(burrow);
+    try {
+      return await settle(burrow.server, s.footprintSettleMs, performance.now() - started);
+    } finally {
+      await burrow[Symbol.asyncDispose]();
+    }
+  };
+  await measure("embeddedClient", () => withClient("new", { env }));
+  await measure("postgresClient", async () => {
+    await using db = await throwaway();
+    return await withClient("postgres-client", { databaseUrl: db.url });
   });
   await measure("sshd", async () => {
     const dir = join(section.dir, "ssh");
