@@ -20,9 +20,20 @@
  * @module
  */
 
-import * as acme from "acme-client";
+import type * as Acme from "acme-client";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Logger } from "../util/logger.ts";
+
+let acmeModule: Promise<typeof Acme> | undefined;
+
+/**
+ * acme-client, loaded on first use: with its HTTP stack it is the largest
+ * module burrowd would otherwise load at start, and most servers never order
+ * a certificate.
+ */
+function loadAcme(): Promise<typeof Acme> {
+  return acmeModule ??= import("acme-client");
+}
 
 /** The directory of Let's Encrypt's production CA, the default of {@linkcode CertManagerOptions.directoryUrl}. */
 export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
@@ -121,7 +132,7 @@ export class CertManager implements AsyncDisposable {
   #now: () => number;
   #http: Deno.HttpClient;
   #abort = new AbortController();
-  #client: Promise<acme.Client> | undefined;
+  #client: Promise<Acme.Client> | undefined;
   #held = new Map<string, Held>();
   #pending = new Map<string, Promise<ManagedCertificate>>();
   #failures = new Map<string, Failure>();
@@ -377,6 +388,7 @@ export class CertManager implements AsyncDisposable {
 
   async #order(domain: string): Promise<Held> {
     const client = await this.#acmeClient();
+    const acme = await loadAcme();
     const [keyPem, csr] = await acme.crypto.createCsr(
       { commonName: domain, altNames: [domain] },
       await acme.crypto.createPrivateEcdsaKey(),
@@ -414,10 +426,11 @@ export class CertManager implements AsyncDisposable {
     return inspect(domain, cert, keyPem.toString());
   }
 
-  #acmeClient(): Promise<acme.Client> {
+  #acmeClient(): Promise<Acme.Client> {
     if (!this.#client) {
       const client = (async () => {
         const accountKey = await this.#accountKey();
+        const acme = await loadAcme();
         const client = new acme.Client({ directoryUrl: this.#directoryUrl, accountKey, ...POLL });
         useTransport(client, this.#http, this.#abort.signal);
         return client;
@@ -439,6 +452,7 @@ export class CertManager implements AsyncDisposable {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const acme = await loadAcme();
     const key = (await acme.crypto.createPrivateEcdsaKey()).toString();
     await writeAtomic(path, key, 0o600);
     return key;
@@ -463,7 +477,7 @@ type AcmeRequest = (
  * method (axios-style response: `status`, lower-case `headers`, `data`
  * parsed from JSON), so that one method is replaced here.
  */
-function useTransport(client: acme.Client, http: Deno.HttpClient, signal: AbortSignal): void {
+function useTransport(client: Acme.Client, http: Deno.HttpClient, signal: AbortSignal): void {
   const holder = (client as unknown as { http?: { request?: AcmeRequest } }).http;
   if (!holder || typeof holder.request !== "function") {
     throw new Error("Unsupported acme-client version: its HTTP client cannot be replaced");

@@ -128,6 +128,20 @@ export async function migrate(
   });
 }
 
+/**
+ * A short name for the schema `migrations` produce: their versions and
+ * checksums, hashed. Caches of a migrated database are keyed by it.
+ *
+ * @example
+ * ```ts ignore
+ * const key = await schemaKey(await loadMigrations()); // "schema-1f0c…"
+ * ```
+ */
+export async function schemaKey(migrations: Migration[]): Promise<string> {
+  const text = migrations.map((m) => `${m.version}:${m.checksum}`).join("\n");
+  return `schema-${(await sha256Hex(text)).slice(0, 16)}`;
+}
+
 /** Applied migrations whose file has changed since (worth a warning, not a refusal). */
 export async function changedMigrations(db: Database, migrations?: Migration[]): Promise<string[]> {
   const all = migrations ?? await loadMigrations();

@@ -5,7 +5,7 @@
  * @module
  */
 
-import postgres from "postgres";
+import type postgres from "postgres";
 import type { Logger } from "../util/logger.ts";
 import { type Database, DatabaseUnavailableError, maskUrl, type Queryable } from "./db.ts";
 
@@ -40,6 +40,8 @@ function wrap(sql: Sql | postgres.TransactionSql<{ bigint: number }>): Queryable
  */
 export async function openPostgres(url: string, options: PostgresOptions): Promise<Database> {
   const log = options.logger;
+  // Loaded here, not at the top: a server on the embedded database never needs it.
+  const { default: postgres } = await import("postgres");
   const sql: Sql = postgres(url, {
     max: options.max ?? 8,
     connect_timeout: options.connectTimeout ?? 5,

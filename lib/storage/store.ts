@@ -26,7 +26,13 @@ import {
   UsersDao,
   ValidationError,
 } from "./daos.ts";
-import { changedMigrations, migrate } from "./migrate.ts";
+import {
+  changedMigrations,
+  loadMigrations,
+  migrate,
+  type Migration,
+  schemaKey,
+} from "./migrate.ts";
 import type { ConfigChange, MetricRow, TunnelRow } from "./models.ts";
 import { openPglite } from "./pglite.ts";
 import { openPostgres } from "./postgres.ts";
@@ -245,15 +251,25 @@ export class Store {
   static async open(config: StorageConfig, options: StoreOptions): Promise<Store> {
     const log = options.logger;
     const url = config.url?.reveal();
-    const db = url
-      ? await openPostgres(url, { logger: log })
-      : await openPglite(config.data_dir, { logger: log, cacheDir: options.cacheDir });
+    const doMigrate = options.migrate ?? true;
+    const migrations = doMigrate ? await loadMigrations() : [];
+    const onApply = (m: Migration) => log.info("applying migration", { migration: m.name });
+    const db = url ? await openPostgres(url, { logger: log }) : await openPglite(config.data_dir, {
+      logger: log,
+      cacheDir: options.cacheDir,
+      // A new embedded database starts from a cached copy with the schema
+      // already applied: no DDL, which also costs PGlite memory.
+      setup: doMigrate
+        ? {
+          key: await schemaKey(migrations),
+          run: async (db) => void await migrate(db, migrations, onApply),
+        }
+        : undefined,
+    });
     try {
-      if (options.migrate ?? true) {
-        const result = await migrate(db, undefined, (m) => {
-          log.info("applying migration", { migration: m.name });
-        });
-        const changed = await changedMigrations(db);
+      if (doMigrate) {
+        const result = await migrate(db, migrations, onApply);
+        const changed = await changedMigrations(db, migrations);
         if (changed.length) {
           log.warn("applied migrations were edited since", { migrations: changed });
         }

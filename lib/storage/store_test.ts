@@ -9,7 +9,8 @@ import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
 import { DatabaseUnavailableError } from "./db.ts";
 import { loadMigrations, migrate, MigrationError } from "./migrate.ts";
 import type { ConfigChange } from "./models.ts";
-import { DataDirLockedError } from "./pglite.ts";
+import type { Logger } from "../util/logger.ts";
+import { DataDirLockedError, PGLITE_SETTINGS } from "./pglite.ts";
 import { Store } from "./store.ts";
 
 async function waitFor<T>(what: string, fn: () => T | undefined, ms = 5000): Promise<T> {
@@ -322,6 +323,12 @@ Deno.test("store conformance: PGlite", async (t) => {
     });
     try {
       await conformance(t, store);
+      await t.step("PostgreSQL runs with the settings sized for Burrow", async () => {
+        for (const [name, value] of Object.entries(PGLITE_SETTINGS)) {
+          const [row] = await store.db.query<Record<string, string>>(`show ${name}`);
+          assertEquals(row?.[name], value, name);
+        }
+      });
       await t.step("a second opener of the directory is refused", async () => {
         const error = await assertRejects(
           () => Store.open({ data_dir: dir }, { logger: nullLogger }),
@@ -337,6 +344,70 @@ Deno.test("store conformance: PGlite", async (t) => {
     assertEquals((await reopened.users.list()).map((u) => u.name), ["admin", "alice"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A logger that keeps its messages. */
+function recorder(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const logger: Logger & { lines: string[] } = {
+    lines,
+    debug: (msg) => void lines.push(msg),
+    info: (msg) => void lines.push(msg),
+    warn: (msg) => void lines.push(msg),
+    error: (msg) => void lines.push(msg),
+    child: () => logger,
+    enabled: () => true,
+  };
+  return logger;
+}
+
+Deno.test("PGlite: new databases start from cached clusters, migrated or blank", async () => {
+  const root = await Deno.makeTempDir({ prefix: "burrow-pglite-cache-" });
+  const cacheDir = `${root}/cache`;
+  const versions = (store: Store) =>
+    store.db.query<{ version: number }>("select version from schema_migrations order by 1");
+  const expected = (await loadMigrations()).map((m) => ({ version: m.version }));
+  try {
+    // First start: initdb, then both the blank and the migrated cluster are cached.
+    const first = recorder();
+    {
+      await using store = await Store.open({ data_dir: `${root}/a` }, { logger: first, cacheDir });
+      assertEquals(await versions(store), expected);
+      await store.users.add("only-in-a");
+    }
+    assert(first.lines.some((l) => l.startsWith("creating the embedded database (first")));
+    const cached = [...Deno.readDirSync(cacheDir)].map((e) => e.name).sort();
+    assertEquals(cached.length, 2, cached.join());
+    assert(cached.some((n) => n.endsWith("-blank")) && cached.some((n) => n.includes("-schema-")));
+
+    // A new database starts from the migrated copy: nothing to apply, nothing of a's data.
+    const second = recorder();
+    {
+      await using store = await Store.open({ data_dir: `${root}/b` }, { logger: second, cacheDir });
+      assertEquals(await versions(store), expected);
+      assertEquals(await store.users.byName("only-in-a"), null);
+    }
+    assert(second.lines.includes("creating the embedded database from the cached cluster"));
+    assert(!second.lines.includes("applying migration"), second.lines.join("\n"));
+
+    // A broken migrated copy is passed over for the blank one, and the migrations run.
+    const schema = cached.find((n) => n.includes("-schema-"))!;
+    await Deno.remove(`${cacheDir}/${schema}/PG_VERSION`);
+    const third = recorder();
+    {
+      await using store = await Store.open({ data_dir: `${root}/c` }, { logger: third, cacheDir });
+      assertEquals(await versions(store), expected);
+    }
+    assert(
+      third.lines.includes("the cached cluster is unusable, creating the database without it"),
+    );
+    assert(third.lines.includes("creating the embedded database from the cached blank cluster"));
+    assert(third.lines.includes("applying migration"));
+    // …and cached again, whole.
+    assert((await Deno.stat(`${cacheDir}/${schema}/PG_VERSION`)).isFile);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
 

@@ -7,8 +7,6 @@
  * @module
  */
 
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { join } from "node:path";
@@ -106,6 +104,11 @@ const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
  * anchor) for `burrowd`, `localhost`, loopback addresses and `names`.
  */
 export async function generateSelfSigned(names: string[]): Promise<{ cert: string; key: string }> {
+  // Loaded here: only a first start generates a certificate, and the X.509
+  // library with its dependency injection and ASN.1 schemas would otherwise
+  // stay in every server's and client's heap.
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
   const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
   const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
   const sans = new Set([GENERATED_CERT_NAME, "localhost", "127.0.0.1", "::1", ...names]);

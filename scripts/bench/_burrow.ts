@@ -6,6 +6,7 @@
  * @module
  */
 
+import { SERVER_V8_FLAGS } from "../build.ts";
 import { type Proc, spawn } from "./_procs.ts";
 
 const READY_MS = 60_000;
@@ -61,24 +62,39 @@ export interface StartBurrowOptions {
   databaseUrl?: string;
   /** More keys under `server:`. */
   server?: Record<string, unknown>;
+  /** More environment variables of the server process. */
+  env?: Record<string, string>;
 }
 
+/**
+ * How to run `main`: the binary `envVar` names, or `deno run` with the flags
+ * of its `deno task` (for burrowd, the V8 flags its compiled binary has).
+ */
 function command(envVar: string, main: string, config: string): [string, string[]] {
   const bin = Deno.env.get(envVar);
   if (bin) return [bin, ["--config", config]];
   const path = new URL(`../../${main}`, import.meta.url).pathname;
-  return [Deno.execPath(), ["run", "-A", "--unstable-net", path, "--config", config]];
+  const v8 = main === "main_server.ts" ? [`--v8-flags=${SERVER_V8_FLAGS.join(",")}`] : [];
+  return [Deno.execPath(), ["run", "-A", "--unstable-net", ...v8, path, "--config", config]];
+}
+
+/** A running Burrow server alone. */
+export interface BurrowServer {
+  proc: Proc;
+  /** Its "control channel listening" log line. */
+  listening: Record<string, unknown>;
+  /** Milliseconds from spawning the process to that line. */
+  readyMs: number;
 }
 
 /**
- * Starts the server, then the client with `tunnels`, and waits until all are
- * ready; throws (stopping both) when the client logs that one failed.
+ * Writes a server configuration in `dir` (data directory `dir/data`) and
+ * starts the server, waiting until its control channel listens.
  */
-export async function startBurrow(
+export async function startBurrowServer(
   dir: string,
-  tunnels: BenchTunnel[],
   options: StartBurrowOptions = {},
-): Promise<Burrow> {
+): Promise<BurrowServer> {
   const serverConfig = `${dir}/server.yaml`;
   await Deno.writeTextFile(
     serverConfig,
@@ -98,10 +114,32 @@ export async function startBurrow(
     }),
   );
   const [serverBin, serverArgs] = command("BURROWD_BIN", "main_server.ts", serverConfig);
-  const server = spawn("burrowd", serverBin, { args: serverArgs });
+  const started = performance.now();
+  const proc = spawn("burrowd", serverBin, {
+    args: serverArgs,
+    ...(options.env ? { env: options.env } : {}),
+  });
+  try {
+    const listening = await proc.waitForJson({ msg: "control channel listening" }, READY_MS);
+    return { proc, listening, readyMs: performance.now() - started };
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+}
+
+/**
+ * Starts the server, then the client with `tunnels`, and waits until all are
+ * ready; throws (stopping both) when the client logs that one failed.
+ */
+export async function startBurrow(
+  dir: string,
+  tunnels: BenchTunnel[],
+  options: StartBurrowOptions = {},
+): Promise<Burrow> {
+  const { proc: server, listening } = await startBurrowServer(dir, options);
   let client: Proc | undefined;
   try {
-    const listening = await server.waitForJson({ msg: "control channel listening" }, READY_MS);
     const clientConfig = `${dir}/client.yaml`;
     await Deno.writeTextFile(
       clientConfig,

@@ -323,6 +323,25 @@ export function rssKiB(pid: number): number {
   }
 }
 
+/** Resident memory of one process now and at its peak, in KiB. */
+export interface Footprint {
+  /** VmRSS. */
+  rssKiB: number;
+  /** VmHWM: the highest VmRSS since the process started. */
+  peakKiB: number;
+}
+
+/** VmRSS and VmHWM of one process; throws when it is gone. */
+export function footprintOf(pid: number): Footprint {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const field = (name: string) => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status);
+    if (!match) throw new Error(`No ${name} in /proc/${pid}/status`);
+    return Number(match[1]);
+  };
+  return { rssKiB: field("VmRSS"), peakKiB: field("VmHWM") };
+}
+
 /** Summed VmRSS of `pid` and its descendants, in KiB. */
 export function treeRssKiB(pid: number): number {
   return processTree(pid).reduce((sum, p) => sum + rssKiB(p), 0);

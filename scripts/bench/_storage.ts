@@ -33,7 +33,8 @@ export interface StorageSettings {
 
 const ADMIN_URL = Deno.env.get("BURROW_BENCH_PG") ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
-async function throwaway(): Promise<{ url: string; name: string } & AsyncDisposable> {
+/** A new database on the benchmark's PostgreSQL, dropped on dispose. */
+export async function throwaway(): Promise<{ url: string; name: string } & AsyncDisposable> {
   const name = `burrow_bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {}, connect_timeout: 5 });
   await admin.unsafe(`create database ${name}`);

@@ -8,13 +8,15 @@
  * GB moved; then storage and monitoring costs; then HTTP requests per second
  * and latency (wrk) against nginx as a reverse proxy, `ssh -R` with and
  * without a pty, pipenet and Burrow's HTTP tunnel; then UDP loss and
- * throughput (iperf3 -u) against an nginx stream relay.
+ * throughput (iperf3 -u) against an nginx stream relay. First of all, the
+ * idle and peak resident memory of burrowd (embedded database and
+ * PostgreSQL) next to an idle sshd and nginx.
  *
  * ```sh
  * deno task bench                      # full run, about ten minutes
  * deno task bench --quick              # smoke run: one 1 s run of each
  * deno task bench --json bench.json    # also write the raw results
- * deno task bench --only http          # one part: tunnel|storage|monitoring|http|udp
+ * deno task bench --only memory        # one part: memory|tunnel|storage|monitoring|http|udp
  * ```
  *
  * Honours `BURROWD_BIN` / `BURROW_BIN` to measure compiled binaries.
@@ -51,6 +53,12 @@ import { storageBench, type StorageResults } from "./_storage.ts";
 import { monitoringBench, type MonitoringResults } from "./_monitoring.ts";
 import { httpBench, type HttpResults, httpRows } from "./_http.ts";
 import { udpBench, type UdpResults, udpRows } from "./_udp.ts";
+import {
+  FOOTPRINT_HEADER,
+  footprintBench,
+  type FootprintResults,
+  footprintRows,
+} from "./_footprint.ts";
 
 /** How long and how often each measurement runs. */
 interface Settings {
@@ -76,6 +84,8 @@ interface Settings {
   httpSeconds: number;
   /** iperf3 `-u -t` of the UDP rows (`runs` runs each). */
   udpSeconds: number;
+  /** Idle time before a server's memory is read (memory rows). */
+  footprintSettleMs: number;
 }
 
 const FULL: Settings = {
@@ -92,6 +102,7 @@ const FULL: Settings = {
   idleSeconds: 30,
   httpSeconds: 3,
   udpSeconds: 2,
+  footprintSettleMs: 10_000,
 };
 
 const QUICK: Settings = {
@@ -108,6 +119,7 @@ const QUICK: Settings = {
   idleSeconds: 5,
   httpSeconds: 1,
   udpSeconds: 1,
+  footprintSettleMs: 3_000,
 };
 
 const AES_GCM = "aes128-gcm@openssh.com";
@@ -151,6 +163,7 @@ interface Results {
   firstByte: PerRoute<LatencySummary>;
   rate: PerRoute<RateResult>;
   memory: PerRoute<MemoryResult>;
+  footprint?: FootprintResults;
   storage?: StorageResults;
   monitoring?: MonitoringResults;
   http?: HttpResults;
@@ -171,7 +184,7 @@ function attempt<T>(
   return attemptIn({ errors, progress }, what, fn);
 }
 
-const PARTS = ["tunnel", "storage", "monitoring", "http", "udp"] as const;
+const PARTS = ["memory", "tunnel", "storage", "monitoring", "http", "udp"] as const;
 type Part = typeof PARTS[number];
 
 /** Starts the services, the iperf3 servers and the relays; returns the routes that came up. */
@@ -579,7 +592,7 @@ async function main(): Promise<number> {
       `Usage: deno task bench [--quick] [--json FILE] [--only ${PARTS.join("|")}]\n\n` +
         "  --quick      one 1 s run of each measurement (smoke test)\n" +
         "  --json FILE  also write the raw results as JSON\n" +
-        "  --only PART  just the tunnel, storage, monitoring, http or udp rows\n\n" +
+        "  --only PART  just the memory, tunnel, storage, monitoring, http or udp rows\n\n" +
         "Measures Burrow against a direct connection, `ssh -R`, nginx and pipenet on 127.0.0.1.\n" +
         "BURROWD_BIN / BURROW_BIN select compiled binaries instead of the sources.",
     );
@@ -622,7 +635,9 @@ async function main(): Promise<number> {
       progress,
     });
     try {
-      if (only === "http") {
+      if (only === "memory") {
+        results.footprint = await footprintBench(section("memory"), settings);
+      } else if (only === "http") {
         results.http = await httpBench(section("http"), settings);
       } else if (only === "udp") {
         results.udp = await udpBench(section("udp"), settings);
@@ -652,6 +667,10 @@ async function main(): Promise<number> {
           );
         }
       } else {
+        // First, while nothing else of this run holds memory or CPU.
+        if (only === undefined) {
+          results.footprint = await footprintBench(section("memory"), settings);
+        }
         const routes = await setUp(stack, dir.path, results.errors);
         progress(`routes up: ${routes.map((r) => r.label).join(", ")}`);
         await measureAll(routes, settings, results);
@@ -677,7 +696,16 @@ async function main(): Promise<number> {
   }
 
   const parts = [formatMachine(results.machine)];
-  if (only !== "http" && only !== "udp") parts.push(describeSettings(settings));
+  if (only !== "http" && only !== "udp" && only !== "memory") {
+    parts.push(describeSettings(settings));
+  }
+  if (results.footprint) {
+    parts.push(
+      "",
+      `Memory of idle servers: ${results.footprint.method}; target: the memory issue's limits:`,
+      formatTable(footprintRows(results.footprint), FOOTPRINT_HEADER),
+    );
+  }
   if (only === undefined || only === "tunnel") parts.push("", formatTable(rows(results)));
   if (results.storage) {
     parts.push(
