@@ -80,6 +80,15 @@ export interface ServerLimitsConfig {
   max_connections_per_tunnel: number;
 }
 
+/** `server.udp` and `client.udp`. */
+export interface UdpConfig {
+  /**
+   * SO_RCVBUF and SO_SNDBUF of each UDP socket, bytes; 0 keeps the kernel's
+   * default. Default 4 MiB.
+   */
+  socket_buffer: number;
+}
+
 /** `server.admin`. */
 export interface AdminConfig {
   /** Listen address. */
@@ -146,6 +155,8 @@ export interface ServerConfig {
   deny_ips: string[];
   /** Ranges a tunnel may listen on, e.g. `"2000-3000,3306"`; empty = any port. */
   allow_ports: Array<[number, number]>;
+  /** Public UDP sockets. */
+  udp: UdpConfig;
   /** Public HTTP port for http tunnels. */
   vhost_http_port?: number;
   /** Public HTTPS port for https tunnels. */
@@ -296,4 +307,6 @@ export interface ClientConfig {
   status: { bind_addr: string; bind_port: number };
   /** Tunnels this client publishes. */
   tunnels: TunnelConfig[];
+  /** Local UDP sockets (one per visitor session). */
+  udp: UdpConfig;
 }
