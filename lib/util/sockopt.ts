@@ -28,6 +28,7 @@
  */
 
 import { parseIp } from "./cidr.ts";
+import type { Logger } from "./logger.ts";
 
 /** `SOL_SOCKET` (Linux). */
 export const SOL_SOCKET = 1;
@@ -165,6 +166,7 @@ export class SocketOptions {
   #lib: LibC | null = null;
   #reason: string | null = null;
   #loaded = false;
+  #announced = false;
   #value = new Uint8Array(4);
   #length = new Uint8Array(4);
   #addr = new Uint8Array(128);
@@ -203,6 +205,25 @@ export class SocketOptions {
   get unavailableReason(): string | null {
     this.#load();
     return this.#reason;
+  }
+
+  /**
+   * Says once (per instance; the process has one) whether FFI socket options
+   * are on: `info` with the reason and what is lost when they are off,
+   * `debug` when on. Server and client call it at startup.
+   */
+  announce(logger: Pick<Logger, "info" | "debug">): void {
+    if (this.#announced) return;
+    this.#announced = true;
+    const reason = this.unavailableReason;
+    if (reason === null) {
+      logger.debug("FFI socket options on", { library: "libc.so.6" });
+    } else {
+      logger.info("FFI socket options off", {
+        reason,
+        effect: "UDP sockets keep the kernel's default buffer sizes; everything else works",
+      });
+    }
   }
 
   /** Sets an `int` option; false when it failed or FFI is unavailable. */
