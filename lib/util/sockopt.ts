@@ -73,6 +73,10 @@ export interface LibC {
   getpeername(fd: number, addr: Uint8Array, length: Uint8Array): number;
   /** `fcntl(fd, cmd)` with no argument (`F_GETFD`): -1 when `fd` is not open. */
   fcntl(fd: number, cmd: number): number;
+  /** `sendmsg(fd, &msghdr, flags)`: bytes sent or -1. Only batched datagram sends use it. */
+  sendmsg?(fd: number, msg: Uint8Array, flags: number): number | bigint;
+  /** `__errno_location()`: where this thread's `errno` lives. */
+  __errno_location?(): Deno.PointerValue;
 }
 
 /** Which socket to look for; addresses as Deno reports them (`Deno.NetAddr.hostname`). */
@@ -118,6 +122,8 @@ const SYMBOLS = {
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 function openLibc(): LibC {
@@ -167,6 +173,7 @@ export class SocketOptions {
   #reason: string | null = null;
   #loaded = false;
   #announced = false;
+  #errnoView: Deno.UnsafePointerView | undefined;
   #value = new Uint8Array(4);
   #length = new Uint8Array(4);
   #addr = new Uint8Array(128);
@@ -194,6 +201,23 @@ export class SocketOptions {
       this.#reason = `cannot open libc.so.6: ${(error as Error).message}`;
     }
     return this.#lib;
+  }
+
+  /**
+   * The libc functions, for other system calls through FFI (batched
+   * datagram sends); `null` when FFI is unavailable.
+   */
+  get libc(): LibC | null {
+    return this.#load();
+  }
+
+  /** `errno` of the last failed libc call on this thread; 0 when unknown. */
+  errno(): number {
+    const lib = this.#load();
+    const at = lib?.__errno_location?.();
+    if (!at) return 0;
+    this.#errnoView ??= new Deno.UnsafePointerView(at);
+    return this.#errnoView.getInt32();
   }
 
   /** Whether socket options can be set here (opens libc on first call). */
