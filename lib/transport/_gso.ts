@@ -14,11 +14,10 @@
 
 import { parseIp } from "../util/cidr.ts";
 import { type LibC, type SocketOptions, sockopt } from "../util/sockopt.ts";
+import { toSockaddr } from "./_sockaddr.ts";
 
 const SOL_UDP = 17;
 const UDP_SEGMENT = 103;
-const AF_INET = 2;
-const AF_INET6 = 10;
 const EAGAIN = 11;
 const EINTR = 4;
 /** Most segments one GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`). */
@@ -91,20 +90,10 @@ export class GsoSender {
   #address(v6: boolean, ip: { version: 4 | 6; value: bigint }, port: number): void {
     const view = this.#view;
     const pointer = (offset: number) => this.#base + BigInt(offset);
-    if (v6) {
-      view.setUint16(SOCKADDR, AF_INET6, true);
-      view.setUint16(SOCKADDR + 2, port, false);
-      // IPv4 destinations as IPv4-mapped addresses (::ffff:a.b.c.d).
-      const value = ip.version === 4 ? (0xffffn << 32n) | ip.value : ip.value;
-      view.setBigUint64(SOCKADDR + 8, value >> 64n, false);
-      view.setBigUint64(SOCKADDR + 16, value & 0xffff_ffff_ffff_ffffn, false);
-    } else {
-      view.setUint16(SOCKADDR, AF_INET, true);
-      view.setUint16(SOCKADDR + 2, port, false);
-      view.setUint32(SOCKADDR + 4, Number(ip.value), false);
-    }
+    const name = toSockaddr(ip, port, v6);
+    this.#block.set(name, SOCKADDR);
     view.setBigUint64(MSGHDR, pointer(SOCKADDR), true); // msg_name
-    view.setUint32(MSGHDR + 8, v6 ? 28 : 16, true); // msg_namelen
+    view.setUint32(MSGHDR + 8, name.length, true); // msg_namelen
     view.setBigUint64(MSGHDR + 16, pointer(IOVEC), true); // msg_iov
     view.setBigUint64(MSGHDR + 24, 1n, true); // msg_iovlen
     view.setBigUint64(IOVEC, pointer(0), true); // iov_base: the payload

@@ -75,6 +75,8 @@ export interface LibC {
   fcntl(fd: number, cmd: number): number;
   /** `sendmsg(fd, &msghdr, flags)`: bytes sent or -1. Only batched datagram sends use it. */
   sendmsg?(fd: number, msg: Uint8Array, flags: number): number | bigint;
+  /** `recvmmsg(fd, msgvec, vlen, flags, NULL)`: datagrams received or -1. For batched receives. */
+  recvmmsg?(fd: number, msgvec: Uint8Array, vlen: number, flags: number, timeout: null): number;
   /** `__errno_location()`: where this thread's `errno` lives. */
   __errno_location?(): Deno.PointerValue;
 }
@@ -123,6 +125,7 @@ const SYMBOLS = {
   getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32"], result: "i32" },
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -205,7 +208,7 @@ export class SocketOptions {
 
   /**
    * The libc functions, for other system calls through FFI (batched
-   * datagram sends); `null` when FFI is unavailable.
+   * datagram sends and receives); `null` when FFI is unavailable.
    */
   get libc(): LibC | null {
     return this.#load();
