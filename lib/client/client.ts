@@ -10,7 +10,6 @@ import type { ClientConfig, TunnelConfig } from "../config/types.ts";
 import {
   compressedConn,
   DatagramWriter,
-  MAX_DATAGRAM,
   Mux,
   type MuxStream,
   readDatagramBatches,
@@ -26,7 +25,7 @@ import {
   ProtocolError,
   type PushedTunnel,
 } from "../protocol/mod.ts";
-import { CertificateError, dialTls, UdpSender } from "../transport/mod.ts";
+import { CertificateError, dialTls, UdpReceiver, UdpSender } from "../transport/mod.ts";
 import { Backoff, sleep } from "../util/backoff.ts";
 import { type HealthChange, watchHealth } from "./health.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
@@ -662,13 +661,9 @@ export class BurrowClient {
         }
       },
     });
-    const replies = (async () => {
-      const buf = new Uint8Array(MAX_DATAGRAM + 1);
-      for (;;) {
-        const [data] = await socket.receive(buf);
-        writer.send(data); // copied: `buf` is free for the next one
-      }
-    })().catch(() => {});
+    const receiver = new UdpReceiver(socket);
+    // Copied by the writer: the receiver reuses its buffer.
+    const replies = receiver.run((data) => writer.send(data)).catch(() => {});
     try {
       for await (const batch of readDatagramBatches(stream)) {
         // Copied: the stream's buffer is reused next. Sent together once the batch is queued.
@@ -681,6 +676,8 @@ export class BurrowClient {
     } finally {
       await sender.flushed();
       await sender.close();
+      // Both use the socket's descriptor directly: they stop before it closes.
+      receiver.stop();
       socket.close();
       await replies;
       writer.close();

@@ -11,10 +11,9 @@
  * @module
  */
 
-import { DatagramWriter, MAX_DATAGRAM, type MuxStream, readDatagramBatches } from "../mux/mod.ts";
+import { DatagramWriter, type MuxStream, readDatagramBatches } from "../mux/mod.ts";
 import type { TunnelRow } from "../storage/models.ts";
-import { UdpSender } from "../transport/udp_sender.ts";
-import { formatAddr } from "../util/net.ts";
+import { UdpReceiver, UdpSender } from "../transport/mod.ts";
 import { raiseSocketBuffers } from "../util/socket_buffers.ts";
 import type { ConnectionEvent, LiveTransfer, RouteTarget, VisitorGuards } from "./tcp_tunnel.ts";
 import { TunnelError } from "./tcp_tunnel.ts";
@@ -76,6 +75,7 @@ export class UdpTunnel {
   /** The peer of the last datagram: most datagrams come from the same one. */
   #last: Peer | null = null;
   #closed = false;
+  #receiver: UdpReceiver;
   #receiving: Promise<void>;
   #sweeper: ReturnType<typeof setInterval>;
   /** Drops counted here, plus those of ended sessions; live sessions count their own. */
@@ -88,7 +88,10 @@ export class UdpTunnel {
     this.#options = options;
     this.#socket = socket;
     this.port = (socket.addr as Deno.NetAddr).port;
-    this.#receiving = this.#receiveLoop();
+    this.#receiver = new UdpReceiver(socket, {
+      onError: (error) => options.logger.warn("udp receive failed", { tunnel: this.name, error }),
+    });
+    this.#receiving = this.#receiver.run((data, from, key) => this.#onDatagram(data, from, key));
     this.#sweeper = setInterval(
       () => this.#sweep(),
       Math.max(100, Math.min(1_000, options.sessionTimeout / 2)),
@@ -164,43 +167,26 @@ export class UdpTunnel {
     }
   }
 
-  async #receiveLoop(): Promise<void> {
-    // Deno truncates a datagram silently into a short buffer: give it room for the largest.
-    const buf = new Uint8Array(MAX_DATAGRAM + 1);
-    const limit = this.#options.limit;
-    while (!this.#closed) {
-      let data: Uint8Array;
-      let addr: Deno.Addr;
-      try {
-        [data, addr] = await this.#socket.receive(buf);
-      } catch (error) {
-        if (this.#closed) return;
-        this.#options.logger.warn("udp receive failed", { tunnel: this.name, error });
-        continue;
-      }
-      const from = addr as Deno.NetAddr;
-      let peer = this.#last;
-      if (
-        !peer || peer.addr.port !== from.port || peer.addr.hostname !== from.hostname ||
-        peer.ended || peer.stream.isReset
-      ) {
-        peer = this.#visitor(from);
-        if (!peer) continue;
-        this.#last = peer;
-      }
-      peer.lastSeen = performance.now();
-      if (limit && !limit.in.tryTake(data.length)) {
-        this.#drop("in:bandwidth");
-        this.#options.onLimit?.();
-        continue;
-      }
-      // The writer copies the datagram, so `buf` is free for the next one.
-      if (peer.writer.send(data)) peer.live.sent += data.length;
+  #onDatagram(data: Uint8Array, from: Deno.NetAddr, key: string): void {
+    let peer = this.#last;
+    if (!peer || peer.key !== key || peer.ended || peer.stream.isReset) {
+      peer = this.#visitor(from, key);
+      if (!peer) return;
+      this.#last = peer;
     }
+    peer.lastSeen = performance.now();
+    const limit = this.#options.limit;
+    if (limit && !limit.in.tryTake(data.length)) {
+      this.#drop("in:bandwidth");
+      this.#options.onLimit?.();
+      return;
+    }
+    // The writer copies the datagram: the receiver reuses its buffer.
+    if (peer.writer.send(data)) peer.live.sent += data.length;
   }
 
   /** The session of a visitor other than the last one: found, opened, or refused (`null`). */
-  #visitor(from: Deno.NetAddr): Peer | null {
+  #visitor(from: Deno.NetAddr, key: string): Peer | null {
     const policy = this.#options.policy;
     if (policy && !policy.empty && !policy.allows(from.hostname)) {
       this.#denied++;
@@ -208,13 +194,12 @@ export class UdpTunnel {
       if (this.#denied === 1 || this.#denied % 1000 === 0) {
         this.#options.logger.warn("visitor refused by IP policy", {
           tunnel: this.name,
-          remote: formatAddr(from),
+          remote: key,
           refused_so_far: this.#denied,
         });
       }
       return null;
     }
-    const key = formatAddr(from);
     const peer = this.#peers.get(key);
     if (peer && !peer.stream.isReset) return peer;
     if (peer) this.#end(peer, "stream reset");
@@ -330,13 +315,14 @@ export class UdpTunnel {
     if (!this.#closed) {
       this.#closed = true;
       clearInterval(this.#sweeper);
+      // Receiver and senders use the socket's descriptor directly: they stop before it closes.
+      this.#receiver.stop();
       const stopped: Promise<void>[] = [];
       for (const peer of [...this.#peers.values()]) {
         peer.stream.reset("Tunnel closed");
         this.#end(peer, "tunnel closed");
         stopped.push(peer.sender.close());
       }
-      // Senders write to the socket's descriptor directly: they stop before it closes.
       await Promise.all(stopped);
       try {
         this.#socket.close();
