@@ -3,9 +3,10 @@
  * when full, the way a router's queue keeps UDP fresh: under overload the
  * newest datagrams are the ones worth delivering, and memory stays bounded.
  *
- * Datagrams are copied in, back to back into shared 64 KiB slabs, so a
- * queued datagram costs no allocation of its own and the caller may reuse
- * its buffer at once.
+ * Datagrams are copied in, back to back into one ring buffer that grows on
+ * demand up to the bound, so a busy queue allocates nothing per datagram
+ * and the caller may reuse its buffer at once. A datagram handed out is a
+ * view into the ring: valid until the next `push` (copy it to keep it).
  *
  * @example
  * ```ts
@@ -20,7 +21,9 @@
  * @module
  */
 
-const SLAB = 64 * 1024;
+/** First ring size; it doubles as needed up to `maxBytes`. */
+const INITIAL_BYTES = 4096;
+const INITIAL_ITEMS = 64;
 
 /** Options of {@linkcode DatagramQueue}. */
 export interface DatagramQueueOptions {
@@ -34,15 +37,17 @@ export interface DatagramQueueOptions {
 export class DatagramQueue {
   /** Datagrams dropped to make room, so far. */
   dropped = 0;
-  #items: Uint8Array[] = [];
-  #head = 0;
-  #bytes = 0;
   #maxBytes: number;
   #maxCount: number;
-  #slab = new Uint8Array(0);
-  #used = 0;
+  #ring = new Uint8Array(0);
+  // Items in a ring of their own: start offset and length in `#ring`.
+  #starts = new Int32Array(INITIAL_ITEMS);
+  #lengths = new Int32Array(INITIAL_ITEMS);
+  #first = 0;
+  #count = 0;
+  #bytes = 0;
 
-  /** An empty queue. */
+  /** An empty queue; memory is taken as datagrams arrive. */
   constructor(options: DatagramQueueOptions = {}) {
     this.#maxBytes = options.maxBytes ?? 1024 * 1024;
     this.#maxCount = options.maxCount ?? Infinity;
@@ -50,7 +55,7 @@ export class DatagramQueue {
 
   /** Datagrams queued. */
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#count;
   }
 
   /** Payload bytes queued. */
@@ -61,67 +66,115 @@ export class DatagramQueue {
   /**
    * Queues a copy of `datagram`, first dropping the oldest datagrams it
    * needs room for. Returns how many were dropped; a datagram larger than
-   * the whole queue is itself dropped (and counted).
+   * the whole queue is itself dropped (and counted). Datagrams handed out
+   * before are no longer valid.
    */
   push(datagram: Uint8Array): number {
     if (datagram.length > this.#maxBytes) {
       this.dropped++;
       return 1;
     }
+    // An empty datagram still takes a byte of the ring, so queued ones never share an offset.
+    const need = Math.max(datagram.length, 1);
     let dropped = 0;
-    while (
-      this.length > 0 &&
-      (this.#bytes + datagram.length > this.#maxBytes || this.length >= this.#maxCount)
-    ) {
-      this.shift();
-      dropped++;
+    let at: number;
+    for (;;) {
+      if (this.#count >= this.#maxCount) {
+        this.#discard();
+        dropped++;
+        continue;
+      }
+      at = this.#place(need);
+      if (at >= 0) break;
+      if (this.#ring.length < this.#maxBytes) {
+        this.#grow(need);
+      } else {
+        this.#discard();
+        dropped++;
+      }
     }
     this.dropped += dropped;
-    this.#items.push(this.#copy(datagram));
+    if (this.#count === this.#starts.length) this.#growItems();
+    const slot = (this.#first + this.#count) % this.#starts.length;
+    this.#starts[slot] = at;
+    this.#lengths[slot] = datagram.length;
+    this.#count++;
     this.#bytes += datagram.length;
+    this.#ring.set(datagram, at);
     return dropped;
   }
 
-  /** The oldest datagram, no longer queued; `undefined` when empty. It stays valid. */
+  /** The oldest datagram, no longer queued; `undefined` when empty. Valid until the next `push`. */
   shift(): Uint8Array | undefined {
-    if (this.#head === this.#items.length) return undefined;
-    const item = this.#items[this.#head]!;
-    this.#items[this.#head++] = EMPTY;
-    if (this.#head === this.#items.length) {
-      this.#items.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    this.#bytes -= item.length;
-    return item;
+    const head = this.peek();
+    if (head !== undefined) this.#discard();
+    return head;
   }
 
-  /** The oldest datagram, still queued. */
+  /** The oldest datagram, still queued. Valid until the next `push`. */
   peek(): Uint8Array | undefined {
-    return this.#head < this.#items.length ? this.#items[this.#head] : undefined;
+    if (this.#count === 0) return undefined;
+    const start = this.#starts[this.#first]!;
+    return this.#ring.subarray(start, start + this.#lengths[this.#first]!);
   }
 
   /** Empties the queue (not counted as dropped). */
   clear(): void {
-    this.#items = [];
-    this.#head = 0;
+    this.#first = 0;
+    this.#count = 0;
     this.#bytes = 0;
   }
 
-  #copy(datagram: Uint8Array): Uint8Array {
-    if (datagram.length > SLAB / 4) return datagram.slice();
-    if (this.#used + datagram.length > this.#slab.length) {
-      // The old slab is freed once the datagrams viewing it are gone.
-      this.#slab = new Uint8Array(SLAB);
-      this.#used = 0;
+  #discard(): void {
+    this.#bytes -= this.#lengths[this.#first]!;
+    this.#first = (this.#first + 1) % this.#starts.length;
+    this.#count--;
+    if (this.#count === 0) this.#first = 0;
+  }
+
+  /** Where `need` bytes fit without touching queued ones; -1 when they do not. */
+  #place(need: number): number {
+    if (this.#count === 0) return need <= this.#ring.length ? 0 : -1;
+    const oldest = this.#starts[this.#first]!;
+    const newest = (this.#first + this.#count - 1) % this.#starts.length;
+    const end = this.#starts[newest]! + Math.max(this.#lengths[newest]!, 1);
+    if (this.#starts[newest]! >= oldest) {
+      // Queued bytes lie in [oldest, end): room after them, else before them.
+      if (this.#ring.length - end >= need) return end;
+      return oldest >= need ? 0 : -1;
     }
-    const copy = this.#slab.subarray(this.#used, this.#used + datagram.length);
-    copy.set(datagram);
-    this.#used += datagram.length;
-    return copy;
+    // Wrapped: queued bytes lie in [oldest, …) and [0, end).
+    return oldest - end >= need ? end : -1;
+  }
+
+  /** A larger ring (up to `maxBytes`), the queued datagrams copied to its start in order. */
+  #grow(need: number): void {
+    let size = Math.max(this.#ring.length * 2, INITIAL_BYTES);
+    while (size < this.#bytes + this.#count + need) size *= 2;
+    const ring = new Uint8Array(Math.min(size, this.#maxBytes));
+    let at = 0;
+    for (let i = 0; i < this.#count; i++) {
+      const slot = (this.#first + i) % this.#starts.length;
+      const start = this.#starts[slot]!;
+      const length = this.#lengths[slot]!;
+      ring.set(this.#ring.subarray(start, start + length), at);
+      this.#starts[slot] = at;
+      at += Math.max(length, 1);
+    }
+    this.#ring = ring;
+  }
+
+  #growItems(): void {
+    const size = this.#starts.length * 2;
+    const starts = new Int32Array(size);
+    const lengths = new Int32Array(size);
+    for (let i = 0; i < this.#count; i++) {
+      const slot = (this.#first + i) % this.#starts.length;
+      starts[i] = this.#starts[slot]!;
+      lengths[i] = this.#lengths[slot]!;
+    }
+    this.#starts = starts;
+    this.#lengths = lengths;
+    this.#first = 0;
   }
 }
-
-const EMPTY = new Uint8Array(0);

@@ -56,3 +56,32 @@ Deno.test("a long overload keeps memory bounded and the newest datagrams", () =>
   queue.clear();
   assertEquals([queue.length, queue.bytes], [0, 0]);
 });
+
+Deno.test("the ring wraps, grows and keeps every datagram intact, empty ones included", () => {
+  const queue = new DatagramQueue({ maxBytes: 64 * 1024 });
+  let next = 0;
+  let expect = 0;
+  const make = (n: number) => {
+    const size = (n * 7919) % 3000; // 0 to 2999 bytes, 0 now and then
+    const d = new Uint8Array(size);
+    for (let i = 0; i < size; i++) d[i] = (n + i) & 0xff;
+    return d;
+  };
+  for (let round = 0; round < 5000; round++) {
+    const pushes = round % 7;
+    for (let i = 0; i < pushes; i++) {
+      const dropped = queue.push(make(next++));
+      expect += dropped; // dropped ones are the oldest: skip them
+    }
+    const pops = (round * 5) % 6;
+    for (let i = 0; i < pops; i++) {
+      const d = queue.shift();
+      if (!d) break;
+      const want = make(expect++);
+      assertEquals(d.length, want.length, `datagram ${expect - 1}`);
+      assert(d.every((b, j) => b === want[j]), `datagram ${expect - 1} intact`);
+    }
+    assert(queue.bytes <= 64 * 1024);
+  }
+  assertEquals(expect + queue.length, next);
+});
