@@ -21,6 +21,8 @@ export const MAX_DATAGRAM = 65_535;
 
 /** Frames handed to the stream and not yet written; more datagrams wait and coalesce. */
 const IN_FLIGHT = 2;
+/** Payload room of the largest reused frame buffers: at least one largest datagram. */
+const FRAME_ROOM = 4 + MAX_DATAGRAM;
 
 /** Options of {@linkcode DatagramWriter}. */
 export interface DatagramWriterOptions {
@@ -76,6 +78,7 @@ export class DatagramWriter {
   #waiting = false;
   #closing = false;
   #oversize = 0;
+  #free: Uint8Array[] = [];
 
   /** Writes to `stream`. */
   constructor(stream: MuxStream, options: DatagramWriterOptions = {}) {
@@ -153,7 +156,17 @@ export class DatagramWriter {
         count++;
         next = this.#queue.peek();
       }
-      const frame = new Uint8Array(HEADER_SIZE + size);
+      // Frame buffers are reused once written (at most IN_FLIGHT are out), in three sizes
+      // so that a quiet session (DNS) keeps small ones.
+      const want = HEADER_SIZE + size;
+      let frame = this.#free.pop();
+      if (!frame || frame.length < want) {
+        const room = Math.max(this.#maxFrame, FRAME_ROOM);
+        frame = new Uint8Array(
+          want <= 2048 ? 2048 : want <= 16_384 ? 16_384 : HEADER_SIZE + Math.max(room, size),
+        );
+      }
+      const buffer = frame;
       const view = new DataView(frame.buffer);
       let off = HEADER_SIZE;
       for (const item of items) {
@@ -165,14 +178,14 @@ export class DatagramWriter {
       this.bytes += size - 4 * count;
       this.frames++;
       this.#inFlight++;
-      stream.writeFrame(frame, size).then(this.#written, this.#written);
+      const written = () => {
+        this.#free.push(buffer);
+        this.#inFlight--;
+        this.#pump();
+      };
+      stream.writeFrame(frame, size).then(written, written);
     }
   }
-
-  #written = (): void => {
-    this.#inFlight--;
-    this.#pump();
-  };
 }
 
 /**
