@@ -29,7 +29,8 @@ export const GSO_MAX_SEGMENT = 1452;
 /** Failures in a row (other than a full buffer) after which a sender stops trying GSO. */
 const GSO_GIVE_UP = 3;
 
-// One off-heap block: the payload, then msghdr, iovec, cmsg and sockaddr (x86_64 and aarch64).
+// One off-heap block shared by all senders: the payload, then msghdr, iovec, cmsg and
+// sockaddr (x86_64 and aarch64 layouts).
 const PAYLOAD = 65_536;
 const MSGHDR = PAYLOAD; // 56 bytes
 const IOVEC = MSGHDR + 56; // 16 bytes
@@ -37,25 +38,49 @@ const CMSG = IOVEC + 16; // 16-byte header + u16, padded to 24
 const SOCKADDR = CMSG + 24; // up to 28 bytes
 const BLOCK = SOCKADDR + 32;
 
+/** The block every sender shares: sends are synchronous, so one at a time. */
+class Block {
+  readonly bytes = new Uint8Array(BLOCK); // large enough to live outside the V8 heap: it never moves
+  readonly view = new DataView(this.bytes.buffer);
+  readonly msg = this.bytes.subarray(MSGHDR);
+
+  constructor() {
+    const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.bytes)));
+    const at = (offset: number) => base + BigInt(offset);
+    this.view.setBigUint64(MSGHDR, at(SOCKADDR), true); // msg_name
+    this.view.setBigUint64(MSGHDR + 16, at(IOVEC), true); // msg_iov
+    this.view.setBigUint64(MSGHDR + 24, 1n, true); // msg_iovlen
+    this.view.setBigUint64(IOVEC, at(0), true); // iov_base: the payload
+    this.view.setBigUint64(CMSG, 18n, true); // cmsg_len: CMSG_LEN(2)
+    this.view.setInt32(CMSG + 8, SOL_UDP, true);
+    this.view.setInt32(CMSG + 12, UDP_SEGMENT, true);
+    this.control = at(CMSG);
+  }
+
+  readonly control: bigint;
+}
+
+let shared: Block | null = null;
+
 /** Sends to one address from one socket's descriptor. */
 export class GsoSender {
   #lib: LibC & Required<Pick<LibC, "sendmsg">>;
   #so: SocketOptions;
   #fd: number;
-  #block: Uint8Array;
-  #base: bigint;
-  #view: DataView;
+  #name: Uint8Array;
   #gso = true;
   #gsoFailures = 0;
 
-  private constructor(lib: LibC & Required<Pick<LibC, "sendmsg">>, so: SocketOptions, fd: number) {
+  private constructor(
+    lib: LibC & Required<Pick<LibC, "sendmsg">>,
+    so: SocketOptions,
+    fd: number,
+    name: Uint8Array,
+  ) {
     this.#lib = lib;
     this.#so = so;
     this.#fd = fd;
-    // Large enough to live outside the V8 heap, so its address never moves.
-    this.#block = new Uint8Array(BLOCK);
-    this.#base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#block)));
-    this.#view = new DataView(this.#block.buffer);
+    this.#name = name;
   }
 
   /**
@@ -77,29 +102,17 @@ export class GsoSender {
     if (!v6 && ip.version === 6) return null;
     const fd = so.socketFd(socket);
     if (fd === null) return null;
-    const sender = new GsoSender(lib as LibC & Required<Pick<LibC, "sendmsg">>, so, fd);
-    sender.#address(v6, ip, to.port);
-    return sender;
+    return new GsoSender(
+      lib as LibC & Required<Pick<LibC, "sendmsg">>,
+      so,
+      fd,
+      toSockaddr(ip, to.port, v6),
+    );
   }
 
   /** Whether runs still go out as one GSO send (off after repeated failures). */
   get gso(): boolean {
     return this.#gso;
-  }
-
-  #address(v6: boolean, ip: { version: 4 | 6; value: bigint }, port: number): void {
-    const view = this.#view;
-    const pointer = (offset: number) => this.#base + BigInt(offset);
-    const name = toSockaddr(ip, port, v6);
-    this.#block.set(name, SOCKADDR);
-    view.setBigUint64(MSGHDR, pointer(SOCKADDR), true); // msg_name
-    view.setUint32(MSGHDR + 8, name.length, true); // msg_namelen
-    view.setBigUint64(MSGHDR + 16, pointer(IOVEC), true); // msg_iov
-    view.setBigUint64(MSGHDR + 24, 1n, true); // msg_iovlen
-    view.setBigUint64(IOVEC, pointer(0), true); // iov_base: the payload
-    view.setBigUint64(CMSG, 18n, true); // cmsg_len: CMSG_LEN(2)
-    view.setInt32(CMSG + 8, SOL_UDP, true);
-    view.setInt32(CMSG + 12, UDP_SEGMENT, true);
   }
 
   /**
@@ -128,25 +141,27 @@ export class GsoSender {
    * the caller sends them another way.
    */
   send(datagrams: readonly Uint8Array[]): boolean {
-    const view = this.#view;
+    const block = shared ??= new Block();
+    const view = block.view;
     let size = 0;
     for (const d of datagrams) {
-      this.#block.set(d, size);
+      block.bytes.set(d, size);
       size += d.length;
     }
-    const batched = datagrams.length > 1;
+    block.bytes.set(this.#name, SOCKADDR);
+    view.setUint32(MSGHDR + 8, this.#name.length, true); // msg_namelen
     view.setBigUint64(IOVEC + 8, BigInt(size), true); // iov_len
+    const batched = datagrams.length > 1;
     if (batched) {
       view.setUint16(CMSG + 16, datagrams[0]!.length, true); // the segment size
-      view.setBigUint64(MSGHDR + 32, this.#base + BigInt(CMSG), true); // msg_control
+      view.setBigUint64(MSGHDR + 32, block.control, true); // msg_control
       view.setBigUint64(MSGHDR + 40, 24n, true); // msg_controllen: CMSG_SPACE(2)
     } else {
       view.setBigUint64(MSGHDR + 32, 0n, true);
       view.setBigUint64(MSGHDR + 40, 0n, true);
     }
-    const msg = this.#block.subarray(MSGHDR);
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (Number(this.#lib.sendmsg(this.#fd, msg, 0)) >= 0) {
+      if (Number(this.#lib.sendmsg(this.#fd, block.msg, 0)) >= 0) {
         if (batched) this.#gsoFailures = 0;
         return true;
       }

@@ -63,6 +63,7 @@ export class UdpSender {
   #closed = false;
   #gso: GsoSender | null;
   #batch: Uint8Array[] = [];
+  #scratch: Uint8Array | undefined;
 
   /**
    * Sends from `socket` to `to`. Call {@linkcode UdpSender.close} before
@@ -130,27 +131,46 @@ export class UdpSender {
   async #pump(): Promise<void> {
     this.#running = true;
     try {
-      const batch = this.#batch;
       while (!this.#closed && this.#queue.length > 0) {
-        batch.length = 0;
-        while (batch.length < 64 && this.#queue.length > 0) batch.push(this.#queue.shift()!);
-        let i = 0;
-        // Through FFI while it works: synchronous, a run of datagrams per call.
-        for (const gso = this.#gso; gso && i < batch.length && !this.#closed;) {
-          const n = gso.runLength(batch, i, batch.length - i);
-          const run = n === 1 ? [batch[i]!] : batch.slice(i, i + n);
-          this.calls++;
-          if (!gso.send(run)) break; // a full buffer or an error: Deno's send waits or says why
-          this.sent += n;
-          for (const d of run) this.bytes += d.length;
-          i += n;
+        if (this.#gso) {
+          await this.#pumpDirect(this.#gso);
+          continue;
         }
-        for (; i < batch.length && !this.#closed; i++) await this.#sendOne(batch[i]!);
+        // Queued datagrams are views into the queue's ring, which the next push may
+        // overwrite: each goes out from a copy of its own.
+        const datagram = this.#queue.shift()!;
+        this.#scratch ??= new Uint8Array(65_536);
+        this.#scratch.set(datagram);
+        await this.#sendOne(this.#scratch.subarray(0, datagram.length));
       }
     } finally {
       this.#batch.length = 0;
       this.#running = false;
       this.#pumping = null;
+    }
+  }
+
+  /** Up to 64 queued datagrams through FFI, runs in one call; through Deno after a failure. */
+  async #pumpDirect(gso: GsoSender): Promise<void> {
+    const batch = this.#batch;
+    batch.length = 0;
+    while (batch.length < 64 && this.#queue.length > 0) batch.push(this.#queue.shift()!);
+    let i = 0;
+    while (i < batch.length && !this.#closed) {
+      const n = gso.runLength(batch, i, batch.length - i);
+      const run = n === 1 ? [batch[i]!] : batch.slice(i, i + n);
+      this.calls++;
+      if (!gso.send(run)) break; // a full buffer or an error: Deno's send waits or says why
+      this.sent += n;
+      for (const d of run) this.bytes += d.length;
+      i += n;
+    }
+    if (i === batch.length || this.#closed) return;
+    // Copies before the first await: the views are only good until the next push.
+    const rest = batch.slice(i).map((d) => d.slice());
+    for (const datagram of rest) {
+      if (this.#closed) return;
+      await this.#sendOne(datagram);
     }
   }
 
