@@ -248,7 +248,8 @@ export class SocketOptions {
     } else {
       logger.info("FFI socket options off", {
         reason,
-        effect: "UDP sockets keep the kernel's default buffer sizes; everything else works",
+        effect:
+          "UDP sockets keep the kernel's default buffers and datagrams go one Deno call each: all works, with less headroom under load",
       });
     }
   }
