@@ -176,6 +176,7 @@ export class SocketOptions {
   #reason: string | null = null;
   #loaded = false;
   #announced = false;
+  #fds = new WeakMap<object, number>();
   #errnoView: Deno.UnsafePointerView | undefined;
   #value = new Uint8Array(4);
   #length = new Uint8Array(4);
@@ -358,9 +359,18 @@ export class SocketOptions {
 
   /**
    * The descriptor of a socket Deno opened: a TCP connection or listener, a
-   * TLS connection, or a UDP socket.
+   * TLS connection, or a UDP socket. Remembered per socket object, so asking
+   * again is free.
    */
   socketFd(socket: Deno.Conn | Deno.Listener | Deno.DatagramConn): number | null {
+    const known = this.#fds.get(socket);
+    if (known !== undefined) return known;
+    const fd = this.#lookup(socket);
+    if (fd !== null) this.#fds.set(socket, fd);
+    return fd;
+  }
+
+  #lookup(socket: Deno.Conn | Deno.Listener | Deno.DatagramConn): number | null {
     const local = ("localAddr" in socket ? socket.localAddr : socket.addr) as Deno.Addr;
     if (local.transport !== "tcp" && local.transport !== "udp") return null;
     const remote = "remoteAddr" in socket ? socket.remoteAddr as Deno.NetAddr : undefined;
