@@ -20,6 +20,8 @@ const SOL_UDP = 17;
 const UDP_SEGMENT = 103;
 const EAGAIN = 11;
 const EINTR = 4;
+/** Never block the JavaScript thread, whatever the descriptor's mode. */
+const MSG_DONTWAIT = 0x40;
 /** Most segments one GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`). */
 export const GSO_MAX_SEGMENTS = 64;
 /** Most payload bytes of one GSO send (below the 64 KiB IP length limit). */
@@ -161,7 +163,7 @@ export class GsoSender {
       view.setBigUint64(MSGHDR + 40, 0n, true);
     }
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (Number(this.#lib.sendmsg(this.#fd, block.msg, 0)) >= 0) {
+      if (Number(this.#lib.sendmsg(this.#fd, block.msg, MSG_DONTWAIT)) >= 0) {
         if (batched) this.#gsoFailures = 0;
         return true;
       }
