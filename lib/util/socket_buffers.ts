@@ -1,7 +1,7 @@
 /**
  * Large kernel buffers for UDP sockets: a burst of datagrams that arrives
  * while the process is busy waits in the socket's receive buffer instead of
- * being dropped by the kernel (Linux's default is 208 KiB, about 150
+ * being dropped by the kernel (Linux's default is 208 KiB, about a hundred
  * datagrams of 1400 bytes). Needs FFI (see {@linkcode SocketOptions}); the
  * kernel caps the size at `net.core.rmem_max` / `net.core.wmem_max`, which is
  * logged once per process with the `sysctl` that lifts the cap.
