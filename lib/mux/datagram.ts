@@ -29,7 +29,7 @@ export interface DatagramWriterOptions {
   /**
    * Payload bytes queued while the stream is busy or out of credit; beyond
    * it the oldest datagrams are dropped. At least {@linkcode MAX_DATAGRAM}.
-   * Default 256 KiB.
+   * Default 1 MiB (9 ms at 900 Mbit/s).
    */
   maxQueued?: number;
   /** Bytes of length-prefixed datagrams per frame (one larger datagram goes alone). Default 64 KiB. */

@@ -33,7 +33,7 @@ import { GsoSender } from "./_gso.ts";
 
 /** Options of {@linkcode UdpSender}. */
 export interface UdpSenderOptions {
-  /** Payload bytes queued behind the send in progress; beyond, the oldest are dropped. Default 256 KiB. */
+  /** Payload bytes queued behind the send in progress; beyond, the oldest are dropped. Default 1 MiB. */
   maxQueued?: number;
   /** Called when a send fails (the datagram is lost; sending goes on). */
   onError?: (error: Error) => void;
