@@ -62,21 +62,38 @@ export const SERVER_V8_FLAGS = ["--wasm-tiering-budget=1000000000"];
  * burrowd: network (control, tunnels, admin, PostgreSQL), files (config,
  * certificates, data directory, embedded database), environment
  * (BURROW_TOKEN, DATABASE_URL, cache dir), system (host name for the
- * certificate and session rows). burrow: the same minus nothing it could
- * drop safely (it reads CA files and may write a log file).
+ * certificate and session rows), FFI (libc's `setsockopt`, `sendmsg` and
+ * `recvmmsg` on Linux: large UDP socket buffers and batched datagram I/O;
+ * an optimisation that both programs skip, saying so once, wherever FFI is
+ * unavailable). burrow: the same minus nothing it could drop safely (it
+ * reads CA files and may write a log file).
  */
 export const PROGRAMS: Program[] = [
   {
     name: "burrowd",
     main: "main_server.ts",
-    permissions: ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys"],
+    permissions: [
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      "--allow-ffi",
+    ],
     include: ["sql"],
     v8Flags: SERVER_V8_FLAGS,
   },
   {
     name: "burrow",
     main: "main_client.ts",
-    permissions: ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys"],
+    permissions: [
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      "--allow-ffi",
+    ],
     include: [],
     v8Flags: [],
   },

@@ -35,13 +35,19 @@ export class Proc implements AsyncDisposable {
   #pumps: Promise<void>;
   #exited = false;
 
-  constructor(which: "server" | "client", args: string[], env: Record<string, string> = {}) {
+  /** `denoFlags` replace `-A` when running the mains unbuilt (a compiled binary ignores them). */
+  constructor(
+    which: "server" | "client",
+    args: string[],
+    env: Record<string, string> = {},
+    denoFlags: string[] = ["-A"],
+  ) {
     const bin = Deno.env.get(which === "server" ? "BURROWD_BIN" : "BURROW_BIN");
     const main = which === "server" ? "main_server.ts" : "main_client.ts";
     const command = bin
       ? new Deno.Command(bin, { args, cwd: ROOT, env, stdout: "piped", stderr: "piped" })
       : new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "--unstable-net", `${ROOT}${main}`, ...args],
+        args: ["run", ...denoFlags, "--unstable-net", `${ROOT}${main}`, ...args],
         cwd: ROOT,
         env,
         stdout: "piped",
@@ -121,6 +127,7 @@ export async function startServer(
   token: string,
   port = 0,
   extra = "",
+  denoFlags?: string[],
 ): Promise<{ proc: Proc; port: number; fingerprint: string }> {
   const path = `${dir}/server.yaml`;
   await Deno.writeTextFile(
@@ -134,7 +141,7 @@ ${extra.includes("storage:") ? "" : `  storage: {data_dir: "${dir}/data"}\n`}${
     }${extra.includes("  log:") ? "" : "  log: {level: info, format: json}"}
 ${extra}`,
   );
-  const proc = new Proc("server", ["--config", path]);
+  const proc = new Proc("server", ["--config", path], {}, denoFlags);
   try {
     const ready = await proc.waitFor((e) => e.msg === "control channel listening", 60_000);
     return { proc, port: ready.port as number, fingerprint: ready.fingerprint as string };
@@ -165,6 +172,8 @@ export async function startClient(
     extra?: string;
     /** Environment of the process. */
     env?: Record<string, string>;
+    /** Deno flags instead of `-A` (unbuilt runs only). */
+    denoFlags?: string[];
   },
 ): Promise<Proc> {
   const path = `${dir}/client-${crypto.randomUUID().slice(0, 6)}.yaml`;
@@ -187,7 +196,7 @@ ${options.extra?.includes("  log:") ? "" : "  log: {level: info, format: json}\n
     }
 ${options.extra ?? ""}`,
   );
-  return new Proc("client", ["--config", path], options.env ?? {});
+  return new Proc("client", ["--config", path], options.env ?? {}, options.denoFlags);
 }
 
 /** Waits for the client's "tunnel ready" of `name` after event index `from`. */

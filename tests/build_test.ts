@@ -60,6 +60,7 @@ Deno.test("deno install -g gives working burrowd and burrow commands", async () 
           "--allow-write",
           "--allow-env",
           "--allow-sys",
+          "--allow-ffi",
           "--unstable-net",
           `${ROOT}${main}`,
         ],
@@ -76,5 +77,13 @@ Deno.test("deno install -g gives working burrowd and burrow commands", async () 
     }
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("both binaries get --allow-ffi baked in (socket buffers, batched datagram I/O)", async () => {
+  const { PROGRAMS } = await import("../scripts/build.ts");
+  for (const program of PROGRAMS) {
+    assert(program.permissions.includes("--allow-ffi"), `${program.name}: ${program.permissions}`);
+    assert(!program.permissions.includes("-A"), `${program.name} has no -A`);
   }
 });

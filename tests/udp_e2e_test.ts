@@ -2,7 +2,7 @@
 // datagram boundaries, many peers, idle expiry, a UDP load-balancing group.
 
 import { assert, assertEquals } from "./_assert.ts";
-import { freePort, haveTool, startClient, startServer, tunnelPort } from "./_procs.ts";
+import { freePort, haveTool, type Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
 
 const TOKEN = "udp-e2e-token";
 
@@ -58,22 +58,30 @@ async function withUdp(
   tunnels: Array<{ name: string; local_port: number; yaml?: string }>,
   body: (
     ports: Map<string, number>,
-    ctx: { dir: string; port: number; fingerprint: string },
+    ctx: { dir: string; port: number; fingerprint: string; server: Proc; client: Proc },
   ) => Promise<void>,
+  denoFlags?: string[],
 ) {
   const dir = await Deno.makeTempDir({ prefix: "burrow-udp-" });
   try {
-    const server = await startServer(dir, TOKEN);
+    const server = await startServer(dir, TOKEN, 0, "", denoFlags);
     await using _s = server.proc;
     await using client = await startClient(dir, {
       port: server.port,
       token: TOKEN,
       fingerprint: server.fingerprint,
       tunnels: tunnels.map((t) => ({ ...t, type: "udp" as const })),
+      ...(denoFlags ? { denoFlags } : {}),
     });
     const ports = new Map<string, number>();
     for (const t of tunnels) ports.set(t.name, await tunnelPort(client, t.name));
-    await body(ports, { dir, port: server.port, fingerprint: server.fingerprint });
+    await body(ports, {
+      dir,
+      port: server.port,
+      fingerprint: server.fingerprint,
+      server: server.proc,
+      client,
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -164,6 +172,48 @@ Deno.test("datagram boundaries, 100 concurrent peers and idle expiry through a U
       }
     },
   );
+});
+
+Deno.test({
+  name: "without --allow-ffi both sides say so once and UDP tunnels work the same",
+  // Compiled binaries have --allow-ffi baked in.
+  ignore: Boolean(Deno.env.get("BURROWD_BIN") || Deno.env.get("BURROW_BIN")),
+  async fn() {
+    await using echo = udpEcho();
+    await withUdp([{ name: "echo", local_port: echo.port }], async (ports, ctx) => {
+      const port = ports.get("echo")!;
+      assertEquals(await ask(port, new Uint8Array([7])), new Uint8Array([7]));
+      const big = crypto.getRandomValues(new Uint8Array(65_507));
+      assertEquals(await ask(port, big), big);
+      const burst = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      try {
+        // A burst on one session: replies come back in order through the Deno-only paths.
+        const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port };
+        for (let i = 0; i < 50; i++) await burst.send(new Uint8Array([i, 1, 2, 3]), to);
+        const got: number[] = [];
+        const buf = new Uint8Array(64);
+        while (got.length < 50) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const next = await Promise.race([
+            burst.receive(buf),
+            new Promise<null>((r) => (timer = setTimeout(() => r(null), 2000))),
+          ]);
+          clearTimeout(timer);
+          if (!next) break;
+          got.push(next[0][0]!);
+        }
+        assert(got.length >= 45, `${got.length} of 50 replies`);
+        assert(got.every((n, i) => i === 0 || n > got[i - 1]!), "in order");
+      } finally {
+        burst.close();
+      }
+      for (const proc of [ctx.server, ctx.client]) {
+        const notices = proc.events.filter((e) => e.msg === "FFI socket options off");
+        assertEquals(notices.length, 1, proc.lines.slice(-20).join("\n"));
+        assertEquals(notices[0]!.reason, "no FFI permission (run with --allow-ffi)");
+      }
+    }, ["-A", "--deny-ffi"]);
+  },
 });
 
 Deno.test("a UDP load-balancing group spreads visitor sessions across clients", async () => {

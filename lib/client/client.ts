@@ -10,10 +10,9 @@ import type { ClientConfig, TunnelConfig } from "../config/types.ts";
 import {
   compressedConn,
   DatagramWriter,
-  MAX_DATAGRAM,
   Mux,
   type MuxStream,
-  readDatagrams,
+  readDatagramBatches,
   relay,
 } from "../mux/mod.ts";
 import {
@@ -26,11 +25,13 @@ import {
   ProtocolError,
   type PushedTunnel,
 } from "../protocol/mod.ts";
-import { CertificateError, dialTls } from "../transport/mod.ts";
+import { CertificateError, dialTls, UdpReceiver, UdpSender } from "../transport/mod.ts";
 import { Backoff, sleep } from "../util/backoff.ts";
 import { type HealthChange, watchHealth } from "./health.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
 import { VERSION } from "../util/version.ts";
+import { raiseSocketBuffers } from "../util/socket_buffers.ts";
+import { sockopt } from "../util/sockopt.ts";
 
 /** The server refused our credentials; retrying will not help. */
 export class AuthenticationError extends Error {
@@ -235,6 +236,7 @@ export class BurrowClient {
    * @throws {Error} when `reconnect.max_retries` attempts have failed.
    */
   async run(signal: AbortSignal): Promise<void> {
+    sockopt.announce(this.#log);
     const checks = new AbortController();
     const stopChecks = () => checks.abort();
     signal.addEventListener("abort", stopChecks, { once: true });
@@ -656,6 +658,9 @@ export class BurrowClient {
   /**
    * One visitor's UDP session: datagrams from the stream go to the local
    * service from a socket of their own, its replies come back on the stream.
+   * Neither direction waits on the other: each has a bounded queue that
+   * drops the oldest (sends to the service are awaited one at a time,
+   * replies travel several to a frame).
    */
   async #serveUdp(stream: MuxStream, tunnel: TunnelConfig): Promise<void> {
     const target: Deno.NetAddr = {
@@ -675,31 +680,45 @@ export class BurrowClient {
       this.#log.error("local service unavailable", { tunnel: tunnel.name, error });
       return;
     }
+    raiseSocketBuffers(socket, this.#config.udp?.socket_buffer ?? 0, { logger: this.#log });
     const writer = new DatagramWriter(stream);
-    const replies = (async () => {
-      const buf = new Uint8Array(MAX_DATAGRAM + 1);
-      for (;;) {
-        const [data] = await socket.receive(buf);
-        writer.send(data);
-      }
-    })().catch(() => {});
+    const sender = new UdpSender(socket, target, {
+      onError: (error) => {
+        if (!this.#localDown.has(tunnel.name)) {
+          this.#localDown.add(tunnel.name);
+          this.#log.error("local service unavailable", { tunnel: tunnel.name, error });
+        }
+      },
+    });
+    const receiver = new UdpReceiver(socket);
+    // Copied by the writer: the receiver reuses its buffer.
+    const replies = receiver.run((data) => writer.send(data)).catch(() => {});
     try {
-      for await (const datagram of readDatagrams(stream)) {
-        await socket.send(datagram, target).catch((error) => {
-          if (!this.#localDown.has(tunnel.name)) {
-            this.#localDown.add(tunnel.name);
-            this.#log.error("local service unavailable", { tunnel: tunnel.name, error });
-          }
-        });
+      for await (const batch of readDatagramBatches(stream)) {
+        // Copied: the stream's buffer is reused next. Sent together once the batch is queued.
+        for (const datagram of batch) sender.send(datagram);
       }
     } catch (error) {
       if (this.#log.enabled("debug")) {
         this.#log.debug("udp session ended with error", { tunnel: tunnel.name, error });
       }
     } finally {
+      await sender.flushed();
+      await sender.close();
+      // Both use the socket's descriptor directly: they stop before it closes.
+      receiver.stop();
       socket.close();
       await replies;
-      stream.closeWrite();
+      writer.close();
+      if (this.#log.enabled("debug")) {
+        this.#log.debug("udp session closed", {
+          tunnel: tunnel.name,
+          datagrams_in: sender.sent,
+          dropped_in: sender.dropped,
+          datagrams_out: writer.sent,
+          dropped_out: writer.dropped,
+        });
+      }
     }
   }
 }

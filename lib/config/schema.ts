@@ -125,6 +125,33 @@ const cidr = tag(
   "CIDR",
 );
 const size = tag(converted(parseSize, 'a size such as "100MB"'), "size");
+
+const MIB = 1024 * 1024;
+/** A socket buffer size: 0 (the kernel's default), or 4 KiB to 1 GiB. */
+const socketBuffer: Check<number> = tag((v, path, p) => {
+  const bytes = size(v, path, p);
+  if (bytes === undefined) return undefined;
+  if (bytes !== 0 && (bytes < 4096 || bytes > 1024 * MIB)) {
+    p.push(`${path}: expected 0 or a size from 4KiB to 1GiB, got ${describe(v)}`);
+    return undefined;
+  }
+  return bytes;
+}, "size");
+
+/** `server.udp` and `client.udp`: the same keys on both sides. */
+const udpFields = (side: "public" | "local") =>
+  f(
+    object({
+      socket_buffer: f(
+        socketBuffer,
+        4 * MIB,
+        `SO_RCVBUF/SO_SNDBUF of each ${side} UDP socket (FFI: Linux, \`--allow-ffi\`); capped ` +
+          "by `net.core.rmem_max`/`wmem_max` (logged once); `0`: kernel default",
+        "4MiB",
+      ),
+    }),
+    { socket_buffer: 4 * MIB },
+  );
 const portRanges = tag(
   converted(parsePortRanges, 'port ranges such as "2000-3000,3306"'),
   "port ranges",
@@ -359,6 +386,7 @@ const serverSchema = object({
     { max_tunnels_per_client: 10, max_bandwidth: 0, max_connections_per_tunnel: 0 },
   ),
   allow_ports: f(portRanges, [], 'ports tunnels may take, e.g. `"2000-3000,3306"`', "any"),
+  udp: udpFields("public"),
   allow_ips: f(
     list(cidr),
     [],
@@ -683,6 +711,7 @@ const clientSchema = object({
     "host name + random",
   ),
   tunnels: f(list(tunnelSchema), [], "the tunnels to open"),
+  udp: udpFields("local"),
   status: f(
     object({
       bind_addr: f(

@@ -260,4 +260,46 @@ Deno.test("server.auth login limits: defaults, values and exact errors", () => {
     problems(() => serverConfigFromObject({ server: { auth: { failure_interval: "0s" } } }))
   );
   assert.deepEqual(zero, ["server.auth.failure_interval: must be longer than 0s"]);
+
+Deno.test("udp.socket_buffer: 4 MiB by default, size units, exact paths for bad values", () => {
+  const server = withoutEnv(() => serverConfigFromObject(parse(SEED_SERVER)));
+  assert.equal(server.udp.socket_buffer, 4 * 1024 * 1024);
+  const client = withoutEnv(() => clientConfigFromObject(parse(SEED_CLIENT)));
+  assert.equal(client.udp.socket_buffer, 4 * 1024 * 1024);
+  const set = (value: unknown) =>
+    withoutEnv(() =>
+      serverConfigFromObject({ server: { udp: { socket_buffer: value } } }).udp.socket_buffer
+    );
+  assert.equal(set("4MB"), 4_000_000);
+  assert.equal(set("8MiB"), 8 * 1024 * 1024);
+  assert.equal(set(0), 0, "0 keeps the kernel's default");
+  assert.equal(set(65536), 65536);
+  assert.deepEqual(
+    withoutEnv(() =>
+      problems(() => serverConfigFromObject({ server: { udp: { socket_buffer: "4 parsecs" } } }))
+    ),
+    [
+      'server.udp.socket_buffer: Invalid size "4 parsecs": expected a number with B, KB, MB, GB, ' +
+      'KiB, MiB or GiB (e.g. "100MB")',
+    ],
+  );
+  assert.deepEqual(
+    withoutEnv(() =>
+      problems(() => serverConfigFromObject({ server: { udp: { socket_buffer: "2GiB" } } }))
+    ),
+    ['server.udp.socket_buffer: expected 0 or a size from 4KiB to 1GiB, got "2GiB"'],
+  );
+  assert.deepEqual(
+    withoutEnv(() =>
+      problems(() =>
+        clientConfigFromObject({
+          client: { server_addr: "x", auth_token: "t", udp: { socket_buffer: 100, sockbuf: 1 } },
+        })
+      )
+    ),
+    [
+      "client.udp.sockbuf: unknown key",
+      "client.udp.socket_buffer: expected 0 or a size from 4KiB to 1GiB, got 100",
+    ],
+  );
 });

@@ -86,6 +86,15 @@ export interface ServerLimitsConfig {
   max_connections_per_tunnel: number;
 }
 
+/** `server.udp` and `client.udp`. */
+export interface UdpConfig {
+  /**
+   * SO_RCVBUF and SO_SNDBUF of each UDP socket, bytes; 0 keeps the kernel's
+   * default. Default 4 MiB.
+   */
+  socket_buffer: number;
+}
+
 /** `server.admin`. */
 export interface AdminConfig {
   /** Listen address. */
@@ -154,6 +163,8 @@ export interface ServerConfig {
   deny_ips: string[];
   /** Ranges a tunnel may listen on, e.g. `"2000-3000,3306"`; empty = any port. */
   allow_ports: Array<[number, number]>;
+  /** Public UDP sockets. */
+  udp: UdpConfig;
   /** Public HTTP port for http tunnels. */
   vhost_http_port?: number;
   /** Public HTTPS port for https tunnels. */
@@ -304,4 +315,6 @@ export interface ClientConfig {
   status: { bind_addr: string; bind_port: number };
   /** Tunnels this client publishes. */
   tunnels: TunnelConfig[];
+  /** Local UDP sockets (one per visitor session). */
+  udp: UdpConfig;
 }

@@ -124,6 +124,14 @@ export class ServerMetrics {
     labelNames: ["limit"] as const,
     registers: [this.registry],
   });
+  readonly #udpDropped = new client.Counter({
+    name: "burrow_udp_dropped_total",
+    help: "Datagrams UDP tunnels dropped, by tunnel, direction (in = from visitors) and reason " +
+      "(queue_full: a full per-session queue dropped its oldest; no_route, bandwidth, " +
+      "connection_limit)",
+    labelNames: ["tunnel", "direction", "reason"] as const,
+    registers: [this.registry],
+  });
   readonly #queries = new client.Counter({
     name: "burrow_db_queries_total",
     help: "Database queries issued (batched writes count once per batch)",
@@ -317,6 +325,17 @@ export class ServerMetrics {
   /** Counts a limit hit. */
   limitHit(limit: string): void {
     this.#limits.inc({ limit });
+  }
+
+  /** `count` datagrams of tunnel `user/name` were dropped (reported in batches, not one by one). */
+  udpDropped(
+    user: string,
+    name: string,
+    direction: "in" | "out",
+    reason: string,
+    count: number,
+  ): void {
+    this.#udpDropped.inc({ tunnel: this.tunnelLabel(user, name), direction, reason }, count);
   }
 
   /** Counts a login attempt. */

@@ -72,6 +72,7 @@ export class MuxStream {
   // Send side.
   #credit: number;
   #creditWaiter: (() => void) | null = null;
+  #creditListeners: Array<() => void> = [];
   #writeTail: Promise<void> = Promise.resolve();
   #queuedWrites = 0;
   #localFin = false;
@@ -102,6 +103,28 @@ export class MuxStream {
   /** Whether the stream was reset. */
   get isReset(): boolean {
     return this.#reset !== null;
+  }
+
+  /** Whether writes are still possible (not reset, no FIN sent). */
+  get writable(): boolean {
+    return !this.#reset && !this.#localFin;
+  }
+
+  /**
+   * Bytes the peer lets us send now. A write within it and with no earlier
+   * write still waiting goes out at once; a larger one waits for the peer.
+   */
+  get credit(): number {
+    return this.#queuedWrites === 0 && !this.#reset && !this.#localFin ? this.#credit : 0;
+  }
+
+  /**
+   * Resolves at the peer's next window update, or at once after a reset or
+   * FIN: for writers that would rather drop than wait inside `write` (UDP).
+   */
+  creditChanged(): Promise<void> {
+    if (this.#reset || this.#localFin) return Promise.resolve();
+    return new Promise((resolve) => this.#creditListeners.push(resolve));
   }
 
   /**
@@ -210,6 +233,7 @@ export class MuxStream {
   closeWrite(): void {
     if (this.#localFin || this.#reset) return;
     this.#localFin = true;
+    this.#notifyCredit();
     this.#host.sendFin(this);
     this.#maybeRelease();
   }
@@ -247,6 +271,14 @@ export class MuxStream {
     const waiter = this.#creditWaiter;
     this.#creditWaiter = null;
     waiter?.();
+    this.#notifyCredit();
+  }
+
+  #notifyCredit(): void {
+    if (this.#creditListeners.length === 0) return;
+    const listeners = this.#creditListeners;
+    this.#creditListeners = [];
+    for (const listener of listeners) listener();
   }
 
   /** @internal */
@@ -273,6 +305,7 @@ export class MuxStream {
     const waiter = this.#creditWaiter;
     this.#creditWaiter = null;
     waiter?.();
+    this.#notifyCredit();
     this.#release();
   }
 

@@ -35,7 +35,7 @@ export {
   type JoinRequest,
   type TunnelGroup,
 } from "./group.ts";
-export type { UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
+export type { UdpDropReason, UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
 export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
 export { type AdminServer, readiness, startAdmin } from "./admin.ts";
 export {

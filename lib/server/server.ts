@@ -34,6 +34,7 @@ import { IpPolicy } from "../util/cidr.ts";
 import { parsePortRanges } from "../util/units.ts";
 import { TokenBucket } from "../util/rate.ts";
 import { VERSION } from "../util/version.ts";
+import { sockopt } from "../util/sockopt.ts";
 import {
   AlertEngine,
   type AlertRuleSpec,
@@ -46,7 +47,7 @@ import {
 } from "../monitor/mod.ts";
 import { GroupRegistry } from "./group.ts";
 import { probeTunnel } from "./prober.ts";
-import { UdpTunnel } from "./udp_tunnel.ts";
+import { type UdpDropReason, UdpTunnel } from "./udp_tunnel.ts";
 import { LoginLimiter, type LoginRefusal } from "./login_limiter.ts";
 import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
 import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
@@ -305,6 +306,7 @@ export class BurrowServer implements SessionHost {
       server.#unlisten = await store.listenConfig((change) => server.#onConfigChange(change));
       store.onRecover(() => server.#resync());
     }
+    sockopt.announce(logger);
     logger.info("control channel listening", {
       addr: config.bind_addr,
       port: server.port,
@@ -659,6 +661,24 @@ export class BurrowServer implements SessionHost {
         } per direction); traffic over it is slowed (TCP) or dropped (UDP)`
         : `Tunnel "${tunnel}" reached its limit of ${this.config.limits.max_connections_per_tunnel} ` +
           `open connections; more visitors are turned away`,
+    );
+  }
+
+  /** @internal */
+  countUdpDrops(
+    session: ClientSession,
+    tunnel: string,
+    direction: "in" | "out",
+    reason: UdpDropReason,
+    count: number,
+  ): void {
+    if (!this.config.metrics) return;
+    this.metrics.udpDropped(
+      session.principal?.userName ?? "admin",
+      tunnel,
+      direction,
+      reason,
+      count,
     );
   }
 

@@ -35,7 +35,7 @@ import {
   TunnelError,
   type VisitorGuards,
 } from "./tcp_tunnel.ts";
-import { UdpTunnel } from "./udp_tunnel.ts";
+import { type UdpDropReason, UdpTunnel } from "./udp_tunnel.ts";
 import { type HeaderRules, HttpTunnel } from "./http_tunnel.ts";
 import { HttpFront } from "./http_front.ts";
 
@@ -134,6 +134,14 @@ export interface SessionHost {
   userBuckets(session: ClientSession): { in: TokenBucket; out: TokenBucket } | undefined;
   /** A limit held back or dropped traffic of a tunnel (logged once per tunnel, counted always). */
   countLimit(kind: "bandwidth" | "connections", session: ClientSession, tunnel: string): void;
+  /** Datagrams a UDP tunnel dropped since its last report (`in`: from visitors). */
+  countUdpDrops(
+    session: ClientSession,
+    tunnel: string,
+    direction: "in" | "out",
+    reason: UdpDropReason,
+    count: number,
+  ): void;
   /** A public connection through one of this session's tunnels ended. */
   onConnection(
     session: ClientSession,
@@ -781,6 +789,9 @@ export class ClientSession {
         port,
         route: route ?? (() => fixed),
         sessionTimeout,
+        socketBuffer: this.#host.config.udp.socket_buffer,
+        onDropped: (direction, reason, count) =>
+          this.#host.countUdpDrops(this, name, direction, reason, count),
         // A group's sessions report through their member.
         onSession: route ? undefined : (event) => this.#host.onConnection(this, tunnel, event),
       });

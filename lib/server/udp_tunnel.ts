@@ -3,14 +3,23 @@
  * its own session (a mux stream to the client) carrying its datagrams with
  * their boundaries; sessions idle for `session_timeout` expire.
  *
+ * Neither direction waits on the other or queues without bound: datagrams
+ * to the client wait for the stream in a bounded queue (several travel per
+ * frame), datagrams to the visitor in a bounded queue behind one awaited
+ * send; both drop the oldest when full, and the drops are reported.
+ *
  * @module
  */
 
-import { DatagramWriter, MAX_DATAGRAM, type MuxStream, readDatagrams } from "../mux/mod.ts";
+import { DatagramWriter, type MuxStream, readDatagramBatches } from "../mux/mod.ts";
 import type { TunnelRow } from "../storage/models.ts";
-import { formatAddr } from "../util/net.ts";
+import { UdpReceiver, UdpSender } from "../transport/mod.ts";
+import { raiseSocketBuffers } from "../util/socket_buffers.ts";
 import type { ConnectionEvent, LiveTransfer, RouteTarget, VisitorGuards } from "./tcp_tunnel.ts";
 import { TunnelError } from "./tcp_tunnel.ts";
+
+/** Why datagrams were dropped. */
+export type UdpDropReason = "queue_full" | "no_route" | "bandwidth" | "connection_limit";
 
 /** Options of {@linkcode UdpTunnel.listen}. */
 export interface UdpTunnelOptions extends VisitorGuards {
@@ -26,6 +35,13 @@ export interface UdpTunnelOptions extends VisitorGuards {
   sessionTimeout: number;
   /** Called when each visitor session ends. */
   onSession?: ((event: ConnectionEvent) => void) | undefined;
+  /** SO_RCVBUF and SO_SNDBUF of the public socket, bytes; 0 keeps the kernel's. Default 0. */
+  socketBuffer?: number | undefined;
+  /**
+   * Datagrams dropped since the last call, by direction (`in`: from
+   * visitors) and reason; called at most once a second and at close.
+   */
+  onDropped?: ((direction: "in" | "out", reason: UdpDropReason, count: number) => void) | undefined;
 }
 
 interface Peer {
@@ -33,12 +49,15 @@ interface Peer {
   addr: Deno.NetAddr;
   stream: MuxStream;
   writer: DatagramWriter;
+  sender: UdpSender;
   target: RouteTarget;
   lastSeen: number;
   started: number;
-  bytesOut: number;
   live: LiveTransfer;
+  ended: boolean;
 }
+
+type DropKey = `${"in" | "out"}:${UdpDropReason}`;
 
 /** A listening UDP tunnel. */
 export class UdpTunnel {
@@ -53,10 +72,15 @@ export class UdpTunnel {
   #socket: Deno.DatagramConn;
   #options: UdpTunnelOptions;
   #peers = new Map<string, Peer>();
+  /** The peer of the last datagram: most datagrams come from the same one. */
+  #last: Peer | null = null;
   #closed = false;
+  #receiver: UdpReceiver;
   #receiving: Promise<void>;
   #sweeper: ReturnType<typeof setInterval>;
-  #dropped = 0;
+  /** Drops counted here, plus those of ended sessions; live sessions count their own. */
+  #drops = new Map<DropKey, number>();
+  #reported = new Map<DropKey, number>();
   #denied = 0;
 
   private constructor(options: UdpTunnelOptions, socket: Deno.DatagramConn) {
@@ -64,10 +88,13 @@ export class UdpTunnel {
     this.#options = options;
     this.#socket = socket;
     this.port = (socket.addr as Deno.NetAddr).port;
-    this.#receiving = this.#receiveLoop();
+    this.#receiver = new UdpReceiver(socket, {
+      onError: (error) => options.logger.warn("udp receive failed", { tunnel: this.name, error }),
+    });
+    this.#receiving = this.#receiver.run((data, from, key) => this.#onDatagram(data, from, key));
     this.#sweeper = setInterval(
       () => this.#sweep(),
-      Math.max(100, Math.min(5_000, options.sessionTimeout / 2)),
+      Math.max(100, Math.min(1_000, options.sessionTimeout / 2)),
     );
   }
 
@@ -92,6 +119,7 @@ export class UdpTunnel {
         `Cannot listen on UDP port ${options.port}: ${(error as Error).message}`,
       );
     }
+    raiseSocketBuffers(socket, options.socketBuffer ?? 0, { logger: options.logger });
     return new UdpTunnel(options, socket);
   }
 
@@ -105,61 +133,85 @@ export class UdpTunnel {
     return this.#peers.size;
   }
 
-  /** Datagrams dropped because a session's stream was backed up or no member was healthy. */
+  /** Datagrams dropped so far, both directions, every reason. */
   get dropped(): number {
-    return this.#dropped + [...this.#peers.values()].reduce((n, p) => n + p.writer.dropped, 0);
+    let n = 0;
+    for (const count of this.#dropTotals().values()) n += count;
+    return n;
   }
 
-  async #receiveLoop(): Promise<void> {
-    // Deno truncates a datagram silently into a short buffer: give it room for the largest.
-    const buf = new Uint8Array(MAX_DATAGRAM + 1);
-    while (!this.#closed) {
-      let data: Uint8Array;
-      let addr: Deno.Addr;
-      try {
-        [data, addr] = await this.#socket.receive(buf);
-      } catch (error) {
-        if (this.#closed) return;
-        this.#options.logger.warn("udp receive failed", { tunnel: this.name, error });
-        continue;
-      }
-      const from = addr as Deno.NetAddr;
-      const policy = this.#options.policy;
-      if (policy && !policy.empty && !policy.allows(from.hostname)) {
-        this.#denied++;
-        this.#options.onDenied?.();
-        if (this.#denied === 1 || this.#denied % 1000 === 0) {
-          this.#options.logger.warn("visitor refused by IP policy", {
-            tunnel: this.name,
-            remote: formatAddr(from),
-            refused_so_far: this.#denied,
-          });
-        }
-        continue;
-      }
-      const key = formatAddr(from);
-      let peer = this.#peers.get(key);
-      const max = this.#options.maxConnections ?? 0;
-      if (!peer && max > 0 && this.#peers.size >= max) {
-        this.#dropped++;
-        this.#options.onConnectionLimit?.();
-        continue;
-      }
-      if (!peer || peer.stream.isReset) {
-        peer = this.#open(key, from) ?? undefined;
-        if (!peer) {
-          this.#dropped++;
-          continue;
-        }
-      }
-      peer.lastSeen = performance.now();
-      if (this.#options.limit && !this.#options.limit.in.tryTake(data.length)) {
-        this.#dropped++;
-        this.#options.onLimit?.();
-        continue;
-      }
-      if (peer.writer.send(data)) peer.live.sent += data.length; // copied into its frame at once
+  #drop(key: DropKey, count = 1): void {
+    this.#drops.set(key, (this.#drops.get(key) ?? 0) + count);
+  }
+
+  #dropTotals(): Map<DropKey, number> {
+    const totals = new Map(this.#drops);
+    const add = (key: DropKey, n: number) => n && totals.set(key, (totals.get(key) ?? 0) + n);
+    for (const peer of this.#peers.values()) {
+      add("in:queue_full", peer.writer.dropped);
+      add("out:queue_full", peer.sender.dropped);
     }
+    return totals;
+  }
+
+  /** Reports the drops since the last report. */
+  #reportDrops(): void {
+    const report = this.#options.onDropped;
+    if (!report) return;
+    for (const [key, total] of this.#dropTotals()) {
+      const delta = total - (this.#reported.get(key) ?? 0);
+      if (delta <= 0) continue;
+      this.#reported.set(key, total);
+      const [direction, reason] = key.split(":") as ["in" | "out", UdpDropReason];
+      report(direction, reason, delta);
+    }
+  }
+
+  #onDatagram(data: Uint8Array, from: Deno.NetAddr, key: string): void {
+    let peer = this.#last;
+    if (!peer || peer.key !== key || peer.ended || peer.stream.isReset) {
+      peer = this.#visitor(from, key);
+      if (!peer) return;
+      this.#last = peer;
+    }
+    peer.lastSeen = performance.now();
+    const limit = this.#options.limit;
+    if (limit && !limit.in.tryTake(data.length)) {
+      this.#drop("in:bandwidth");
+      this.#options.onLimit?.();
+      return;
+    }
+    // The writer copies the datagram: the receiver reuses its buffer.
+    if (peer.writer.send(data)) peer.live.sent += data.length;
+  }
+
+  /** The session of a visitor other than the last one: found, opened, or refused (`null`). */
+  #visitor(from: Deno.NetAddr, key: string): Peer | null {
+    const policy = this.#options.policy;
+    if (policy && !policy.empty && !policy.allows(from.hostname)) {
+      this.#denied++;
+      this.#options.onDenied?.();
+      if (this.#denied === 1 || this.#denied % 1000 === 0) {
+        this.#options.logger.warn("visitor refused by IP policy", {
+          tunnel: this.name,
+          remote: key,
+          refused_so_far: this.#denied,
+        });
+      }
+      return null;
+    }
+    const peer = this.#peers.get(key);
+    if (peer && !peer.stream.isReset) return peer;
+    if (peer) this.#end(peer, "stream reset");
+    const max = this.#options.maxConnections ?? 0;
+    if (max > 0 && this.#peers.size >= max) {
+      this.#drop("in:connection_limit");
+      this.#options.onConnectionLimit?.();
+      return null;
+    }
+    const opened = this.#open(key, from);
+    if (!opened) this.#drop("in:no_route");
+    return opened;
   }
 
   #open(key: string, addr: Deno.NetAddr): Peer | null {
@@ -177,11 +229,17 @@ export class UdpTunnel {
       addr,
       stream,
       writer: new DatagramWriter(stream),
+      sender: new UdpSender(this.#socket, addr, {
+        onError: (error) => {
+          if (this.#closed) return;
+          this.#options.logger.debug("udp send failed", { tunnel: this.name, remote: key, error });
+        },
+      }),
       target,
       lastSeen: now,
       started: now,
-      bytesOut: 0,
       live: { sent: 0, received: 0 },
+      ended: false,
     };
     this.#peers.set(key, peer);
     this.#replies(peer);
@@ -190,18 +248,20 @@ export class UdpTunnel {
 
   /** Sends the client's replies back to the visitor until the session ends. */
   async #replies(peer: Peer): Promise<void> {
+    const limit = this.#options.limit;
     let error: string | undefined;
     try {
-      for await (const datagram of readDatagrams(peer.stream)) {
+      for await (const batch of readDatagramBatches(peer.stream)) {
         peer.lastSeen = performance.now();
-        if (this.#options.limit && !this.#options.limit.out.tryTake(datagram.length)) {
-          this.#dropped++;
-          this.#options.onLimit?.();
-          continue;
+        for (const datagram of batch) {
+          if (limit && !limit.out.tryTake(datagram.length)) {
+            this.#drop("out:bandwidth");
+            this.#options.onLimit?.();
+            continue;
+          }
+          peer.live.received += datagram.length;
+          peer.sender.send(datagram); // copied: the stream's buffer is reused next
         }
-        peer.bytesOut += datagram.length;
-        peer.live.received += datagram.length;
-        await this.#socket.send(datagram, peer.addr).catch(() => {});
       }
     } catch (e) {
       error = (e as Error).message;
@@ -212,11 +272,17 @@ export class UdpTunnel {
   #end(peer: Peer, error?: string): void {
     if (this.#peers.get(peer.key) !== peer) return;
     this.#peers.delete(peer.key);
+    if (this.#last === peer) this.#last = null;
+    peer.ended = true;
+    // Replies still queued for an idle or closed session are not worth sending.
+    void peer.sender.close();
+    this.#drop("in:queue_full", peer.writer.dropped);
+    this.#drop("out:queue_full", peer.sender.dropped);
     const event: ConnectionEvent = {
       tunnel: peer.target.name,
       remote: peer.key,
       bytesIn: peer.writer.bytes,
-      bytesOut: peer.bytesOut,
+      bytesOut: peer.live.received,
       durationMs: performance.now() - peer.started,
       error,
       transfer: peer.live,
@@ -225,7 +291,9 @@ export class UdpTunnel {
       tunnel: this.name,
       remote: peer.key,
       datagrams_in: peer.writer.sent,
-      dropped: peer.writer.dropped,
+      dropped_in: peer.writer.dropped,
+      datagrams_out: peer.sender.sent,
+      dropped_out: peer.sender.dropped,
       error,
     });
     peer.target.done?.(event);
@@ -239,6 +307,7 @@ export class UdpTunnel {
       peer.stream.reset(`UDP session idle for ${Math.round(this.#options.sessionTimeout / 1000)}s`);
       this.#end(peer);
     }
+    this.#reportDrops();
   }
 
   /** Closes the socket and every visitor session. */
@@ -246,13 +315,19 @@ export class UdpTunnel {
     if (!this.#closed) {
       this.#closed = true;
       clearInterval(this.#sweeper);
-      try {
-        this.#socket.close();
-      } catch { /* closed */ }
+      // Receiver and senders use the socket's descriptor directly: they stop before it closes.
+      this.#receiver.stop();
+      const stopped: Promise<void>[] = [];
       for (const peer of [...this.#peers.values()]) {
         peer.stream.reset("Tunnel closed");
         this.#end(peer, "tunnel closed");
+        stopped.push(peer.sender.close());
       }
+      await Promise.all(stopped);
+      try {
+        this.#socket.close();
+      } catch { /* closed */ }
+      this.#reportDrops();
     }
     await this.#receiving;
   }

@@ -1,6 +1,6 @@
 /**
- * Dial and listen for the control channel (TLS 1.3 over TCP) and an
- * in-memory pipe for tests.
+ * Dial and listen for the control channel (TLS 1.3 over TCP), an in-memory
+ * pipe for tests, and the awaited, bounded sending of UDP datagrams.
  *
  * @example
  * ```ts
@@ -14,3 +14,5 @@
 export * from "./tls.ts";
 export * from "./memory.ts";
 export * from "./node_tls.ts";
+export * from "./udp_sender.ts";
+export * from "./udp_receiver.ts";

@@ -1,7 +1,8 @@
 /**
  * Small shared pieces: logging, masked secrets, backoff, the seed's units,
- * address formatting, constant-time comparison and the build version. The
- * mains' CLI helpers live in `cli.ts`, outside this public face.
+ * address formatting, constant-time comparison, the build version and socket
+ * options through FFI (optional, feature-detected). The mains' CLI helpers
+ * live in `cli.ts`, outside this public face.
  *
  * @example
  * ```ts
@@ -22,3 +23,5 @@ export * from "./version.ts";
 export * from "./cidr.ts";
 export * from "./rate.ts";
 export * from "./names.ts";
+export * from "./sockopt.ts";
+export * from "./socket_buffers.ts";
