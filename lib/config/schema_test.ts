@@ -260,6 +260,7 @@ Deno.test("server.auth login limits: defaults, values and exact errors", () => {
     problems(() => serverConfigFromObject({ server: { auth: { failure_interval: "0s" } } }))
   );
   assert.deepEqual(zero, ["server.auth.failure_interval: must be longer than 0s"]);
+});
 
 Deno.test("udp.socket_buffer: 4 MiB by default, size units, exact paths for bad values", () => {
   const server = withoutEnv(() => serverConfigFromObject(parse(SEED_SERVER)));
