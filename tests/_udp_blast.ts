@@ -5,7 +5,7 @@
 //
 //   deno run --allow-net --unstable-net tests/_udp_blast.ts PORT SECONDS [SOCKETS]
 
-const [port, seconds, count = "4"] = Deno.args.map(Number);
+const [port, seconds, count = 4] = Deno.args.map(Number);
 if (!port || !seconds) throw new Error("Usage: _udp_blast.ts PORT SECONDS [SOCKETS]");
 const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port };
 const sockets = Array.from(

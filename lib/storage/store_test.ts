@@ -9,7 +9,6 @@ import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
 import { DatabaseUnavailableError } from "./db.ts";
 import { loadMigrations, migrate, MigrationError } from "./migrate.ts";
 import type { ConfigChange } from "./models.ts";
-import type { Logger } from "../util/logger.ts";
 import { DataDirLockedError, PGLITE_SETTINGS } from "./pglite.ts";
 import { Store } from "./store.ts";
 
