@@ -70,5 +70,5 @@ export { type SocketTotals, StreamSocket } from "./stream_socket.ts";
 export { VhostCertificates } from "./vhost_certs.ts";
 export { CertManager, type CertManagerOptions, type ManagedCertificate } from "./acme.ts";
 export { readSni } from "./sni.ts";
-export type { LocalAnswer, RequestInfo, SpliceTunnel, Transfer } from "./http/visitor.ts";
+export type { LocalAnswer, Pace, RequestInfo, SpliceTunnel, Transfer } from "./http/visitor.ts";
 export type { HeaderList, RequestHead, ResponseHead } from "./http/head.ts";
