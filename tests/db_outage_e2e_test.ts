@@ -228,7 +228,7 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
     const closed = await admin.waitFor((e) => e.msg === "tunnel closed by server", 10_000);
     assertEquals(closed.tunnel, "n3");
     assert(
-      String(closed.reason).includes(`Port ${taken} is already taken by user "erin"`),
+      String(closed.reason).includes(`Port ${taken} is reserved by another user's tunnel`),
       String(closed.reason),
     );
     assert(await refused(taken), "n3's port is closed");
