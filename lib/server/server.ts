@@ -34,7 +34,7 @@ import { IpPolicy } from "../util/cidr.ts";
 import { parsePortRanges } from "../util/units.ts";
 import { TokenBucket } from "../util/rate.ts";
 import { VERSION } from "../util/version.ts";
-import { sockopt } from "../util/sockopt.ts";
+import { IPPROTO_TCP, sockopt, TCP_NODELAY } from "../util/sockopt.ts";
 import {
   AlertEngine,
   type AlertRuleSpec,
@@ -1391,7 +1391,11 @@ function denoListener(
       for (;;) {
         const current = listener;
         try {
-          return await current.accept();
+          const conn = await current.accept();
+          // Deno's TLS connections have no setNoDelay: set TCP_NODELAY on the fd (FFI, if available).
+          const fd = sockopt.socketFd(conn);
+          if (fd !== null) sockopt.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+          return conn;
         } catch (error) {
           // A reload swapped the listener under us: accept from the new one.
           if (reloading) await reloading.catch(() => {});
