@@ -549,14 +549,7 @@ export class Http1Visitor {
       try {
         response = await up.readHead();
       } catch (error) {
-        up.discard("Bad response head");
-        this.#upstreams.delete(tunnel);
-        info.status = 502;
-        const message = `Tunnel "${tunnel.name}": bad response from the service: ${
-          (error as Error).message
-        }`;
-        await this.#write(answerBytes(errorPage(502, message), true));
-        return { keep: false, error: message };
+        return await this.#badResponse(tunnel, up, info, error);
       }
       if (!response) {
         this.#upstreams.delete(tunnel);
@@ -588,14 +581,7 @@ export class Http1Visitor {
     try {
       framing = responseFraming(request.method, head.status, head.headers);
     } catch (error) {
-      up.discard("Bad response framing");
-      this.#upstreams.delete(tunnel);
-      info.status = 502;
-      const message = `Tunnel "${tunnel.name}": bad response from the service: ${
-        (error as Error).message
-      }`;
-      await this.#write(answerBytes(errorPage(502, message), true));
-      return { keep: false, error: message };
+      return await this.#badResponse(tunnel, up, info, error);
     }
     const serviceCloses = headerTokens(head.headers, "connection").includes("close") ||
       (head.version === "1.0" && !headerTokens(head.headers, "connection").includes("keep-alive"));
@@ -650,6 +636,23 @@ export class Http1Visitor {
     }
     if (closeAfter) return { keep: false };
     return { keep: true };
+  }
+
+  /** The service's answer cannot be relayed: the visitor gets a 502 and the stream is dropped. */
+  async #badResponse(
+    tunnel: SpliceTunnel,
+    up: Upstream,
+    info: RequestInfo,
+    error: unknown,
+  ): Promise<{ keep: boolean; error: string }> {
+    up.discard("Bad response");
+    this.#upstreams.delete(tunnel);
+    info.status = 502;
+    const message = `Tunnel "${tunnel.name}": bad response from the service: ${
+      (error as Error).message
+    }`;
+    await this.#write(answerBytes(errorPage(502, message), true));
+    return { keep: false, error: message };
   }
 
   /** The service answered 101: relay it, then splice both ways. */
