@@ -1,0 +1,144 @@
+// 100,000 random and mutated request heads through the parser: it either
+// refuses a head with an HttpHeadError or accepts one whose every part is
+// clean and which reads back the same after serialising (what the splice
+// engine forwards is what was checked). Seeded, so a failure reproduces.
+
+import assert from "node:assert/strict";
+import { HttpHeadError, parseRequestHead, requestFraming, serializeHead } from "./head.ts";
+import { BodyTracker } from "./framing.ts";
+
+/** xorshift32: small, seeded, good enough to pick mutations. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
+}
+
+const PIECES = [
+  "GET",
+  "POST",
+  " ",
+  "/",
+  "/a?b=c",
+  "http://h.test/x",
+  "HTTP/1.1",
+  "HTTP/1.0",
+  "\r\n",
+  "\n",
+  "\r",
+  ":",
+  "Host",
+  "Content-Length",
+  "Transfer-Encoding",
+  "chunked",
+  "5",
+  "-1",
+  ",",
+  "\t",
+  "\x00",
+  "\x7f",
+  "\u00e9",
+  "X-A",
+  "Upgrade",
+  "Connection",
+];
+
+function validHead(next: () => number): string {
+  const pick = <T>(list: T[]) => list[Math.floor(next() * list.length)]!;
+  let head = `${pick(["GET", "POST", "PUT", "OPTIONS"])} ${pick(["/", "/x", "/a?b=1"])} ${
+    pick(["HTTP/1.1", "HTTP/1.0"])
+  }\r\nHost: ${pick(["a.test", "b.test:8080"])}\r\n`;
+  const n = Math.floor(next() * 5);
+  for (let i = 0; i < n; i++) {
+    head += `${pick(["X-A", "Content-Length", "Transfer-Encoding", "Connection", "Cookie"])}: ${
+      pick(["1", "5", "chunked", "close", "a=b; c=d", "keep-alive, Upgrade"])
+    }\r\n`;
+  }
+  return head + "\r\n";
+}
+
+function mutate(text: string, next: () => number): string {
+  const count = 1 + Math.floor(next() * 4);
+  for (let i = 0; i < count; i++) {
+    const at = Math.floor(next() * (text.length + 1));
+    const kind = next();
+    if (kind < 0.4) {
+      const piece = PIECES[Math.floor(next() * PIECES.length)]!;
+      text = text.slice(0, at) + piece + text.slice(at);
+    } else if (kind < 0.7) {
+      text = text.slice(0, at) + text.slice(at + 1 + Math.floor(next() * 3));
+    } else {
+      const c = String.fromCharCode(Math.floor(next() * 256));
+      text = text.slice(0, at) + c + text.slice(at + 1);
+    }
+  }
+  return text;
+}
+
+/** Control characters (tab allowed unless `strict`), DEL, and with `strict` spaces too. */
+function hasControl(text: string, strict: boolean): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 127 || (c < 32 && (strict || c !== 9)) || (strict && c === 32)) return true;
+  }
+  return false;
+}
+
+function bytesOf(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
+  return out;
+}
+
+Deno.test("head fuzz: 100,000 heads are refused cleanly or accepted clean", () => {
+  const next = rng(0xb0220);
+  let accepted = 0;
+  let refused = 0;
+  for (let i = 0; i < 100_000; i++) {
+    const text = i % 4 === 0 ? validHead(next) : mutate(validHead(next), next);
+    const bytes = bytesOf(text);
+    let head;
+    try {
+      head = parseRequestHead(bytes);
+      if (head) requestFraming(head.headers);
+    } catch (error) {
+      assert.ok(error instanceof HttpHeadError, `case ${i}: ${JSON.stringify(text)}: ${error}`);
+      refused++;
+      continue;
+    }
+    if (!head) continue;
+    accepted++;
+    assert.ok(!hasControl(head.method + head.target, true), `case ${i}: request line`);
+    for (const [name, value] of head.headers) {
+      assert.ok(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name), `case ${i}: name ${name}`);
+      assert.ok(!hasControl(value, false), `case ${i}: value ${JSON.stringify(value)}`);
+    }
+    // What would be forwarded reads back as the same head.
+    const again = parseRequestHead(
+      serializeHead(`${head.method} ${head.target} HTTP/${head.version}`, head.headers),
+    );
+    assert.deepEqual(again?.headers, head.headers, `case ${i}`);
+  }
+  assert.ok(accepted > 20_000 && refused > 20_000, `accepted ${accepted}, refused ${refused}`);
+});
+
+Deno.test("chunked fuzz: mutated bodies end where they should or are refused", () => {
+  const next = rng(0xc4c4);
+  for (let i = 0; i < 20_000; i++) {
+    const body = mutate("4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n", next);
+    const tracker = new BodyTracker({ kind: "chunked" });
+    try {
+      const used = tracker.feed(bytesOf(body));
+      assert.ok(used <= body.length);
+      if (tracker.done) assert.equal(tracker.feed(bytesOf("more")), 0);
+    } catch (error) {
+      assert.ok(error instanceof HttpHeadError, `case ${i}: ${JSON.stringify(body)}: ${error}`);
+    }
+  }
+});
