@@ -15,7 +15,7 @@ const decoder = new TextDecoder();
  * An origin on raw TCP: records everything it receives; answers 101 to a
  * WebSocket upgrade of `/ws` (then echoes), and 200 "ok" to anything else.
  */
-function rawOrigin(): { port: number; received: () => string } & AsyncDisposable {
+function rawOrigin(name?: string): { port: number; received: () => string } & AsyncDisposable {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let log = "";
   const conns = new Set<Deno.Conn>();
@@ -49,9 +49,11 @@ function rawOrigin(): { port: number; received: () => string } & AsyncDisposable
                 if (pending) await conn.write(encoder.encode(pending));
                 break;
               }
-              await conn.write(
-                encoder.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Origin: raw\r\n\r\nok"),
-              );
+              // Named origins answer with their name and the path they were asked for.
+              const body = name ? `${name}:${head.split(" ")[1]}` : "ok";
+              await conn.write(encoder.encode(
+                `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nX-Origin: raw\r\n\r\n${body}`,
+              ));
             }
           }
         } catch { /* visitor side gone */ }
@@ -253,5 +255,47 @@ Deno.test("http: absolute-form targets are rewritten or refused; two Host header
   assertEquals(seen.includes("evil.test"), false);
   assertEquals(seen.includes("other.test"), false);
   assertEquals(seen.includes("http://"), false, "no absolute-form target reached the service");
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+});
+
+Deno.test("http: pipelined requests on one connection go to the tunnel of each path, answered in order", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-splice-" });
+  await using a = rawOrigin("A");
+  await using b = rawOrigin("B");
+  const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);
+  await using _server = server.proc;
+  const http = (await server.proc.waitFor((e) => e.msg === "http vhost listening")).port as number;
+  await using client = await startClient(dir, {
+    port: server.port,
+    token: TOKEN,
+    fingerprint: server.fingerprint,
+    tunnels: [
+      { name: "site", type: "http", local_port: a.port, yaml: "custom_domains: [web.test]" },
+      {
+        name: "api",
+        type: "http",
+        local_port: b.port,
+        yaml: "custom_domains: [web.test], locations: [/api]",
+      },
+    ],
+  });
+  for (const name of ["site", "api"]) {
+    await client.waitFor((e) => e.msg === "tunnel ready" && e.tunnel === name);
+  }
+  const paths = ["/one", "/api/two", "/three", "/api/four", "/five"];
+  const pipelined = paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: web.test\r\n\r\n`).join("");
+  const last = "GET /api/six HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n";
+  const { answer, closed } = await visit(http, pipelined + last, /A:\/five[\s\S]*B:\/api\/six/);
+  const bodies = [...answer.matchAll(/\r\n\r\n([AB]:\/[a-z/]+)/g)].map((m) => m[1]);
+  assertEquals(bodies, [
+    "A:/one",
+    "B:/api/two",
+    "A:/three",
+    "B:/api/four",
+    "A:/five",
+    "B:/api/six",
+  ]);
+  assertEquals((answer.match(/HTTP\/1\.1 200 /g) ?? []).length, 6);
+  assert(closed, "closed after the request that asked for it");
   await Deno.remove(dir, { recursive: true }).catch(() => {});
 });
