@@ -9,22 +9,10 @@ import { Mux, PeerClosedError } from "../mux/mod.ts";
 import { memoryPipe } from "../transport/memory.ts";
 import { encodeFrame, FrameDecoder, FrameType, ProtocolError } from "./frame.ts";
 import { decodeControl, encodeControl, type Message } from "./messages.ts";
+import { xorshift32 as rng } from "../util/rng.ts";
 
 const SEED = Number(Deno.env.get("BURROW_FUZZ_SEED") ?? 0xb0220e);
 const CASES = Number(Deno.env.get("BURROW_FUZZ_CASES") ?? 100_000);
-
-/** xorshift32: small, fast, reproducible. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
 
 const encoder = new TextEncoder();
 

@@ -6,19 +6,7 @@
 import assert from "node:assert/strict";
 import { HttpHeadError, parseRequestHead, requestFraming, serializeHead } from "./head.ts";
 import { BodyTracker } from "./framing.ts";
-
-/** xorshift32: small, seeded, good enough to pick mutations. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
+import { xorshift32 as rng } from "../../util/rng.ts";
 
 const PIECES = [
   "GET",
