@@ -5,7 +5,7 @@
  */
 
 import { assert, assertEquals } from "./_assert.ts";
-import { startClient, startServer } from "./_procs.ts";
+import { type Proc, startClient, startServer } from "./_procs.ts";
 
 const TOKEN = "smuggling-e2e-token";
 const encoder = new TextEncoder();
@@ -125,6 +125,43 @@ async function visit(
   return { answer, closed };
 }
 
+type TunnelSpec = { name: string; type: "http"; local_port: number; yaml: string };
+
+/** burrowd with a vhost HTTP port and a client serving `tunnels`, each one ready. */
+async function vhostWith(
+  dir: string,
+  tunnels: TunnelSpec[],
+  extra = "",
+): Promise<{ server: Proc; http: number } & AsyncDisposable> {
+  const started = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n${extra}`);
+  const server = started.proc;
+  try {
+    const http = (await server.waitFor((e) => e.msg === "http vhost listening")).port as number;
+    const client = await startClient(dir, {
+      port: started.port,
+      token: TOKEN,
+      fingerprint: started.fingerprint,
+      tunnels,
+    });
+    const stop = async () => {
+      await client[Symbol.asyncDispose]();
+      await server[Symbol.asyncDispose]();
+    };
+    try {
+      for (const { name } of tunnels) {
+        await client.waitFor((e) => e.msg === "tunnel ready" && e.tunnel === name);
+      }
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+    return { server, http, [Symbol.asyncDispose]: stop };
+  } catch (error) {
+    await server[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
 const SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: anything.evil\r\n" +
   "X-Forwarded-For: 6.6.6.6\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n" +
   "Authorization: Basic c211Z2dsZWQ6eA==\r\n\r\n0\r\n\r\n";
@@ -133,31 +170,16 @@ Deno.test("http: an Upgrade the service refuses never turns the connection into 
   const dir = await Deno.makeTempDir({ prefix: "burrow-smuggle-" });
   await using origin = rawOrigin();
   // Debug level: the access events are logged.
-  const server = await startServer(
-    dir,
-    TOKEN,
-    0,
-    `  vhost_http_port: 0\n  log: {level: debug, format: json}\n`,
-  );
-  await using _server = server.proc;
-  const http = (await server.proc.waitFor((e) => e.msg === "http vhost listening")).port as number;
-  await using client = await startClient(dir, {
-    port: server.port,
-    token: TOKEN,
-    fingerprint: server.fingerprint,
-    tunnels: [
-      { name: "web", type: "http", local_port: origin.port, yaml: "custom_domains: [web.test]" },
-      {
-        name: "locked",
-        type: "http",
-        local_port: origin.port,
-        yaml: "custom_domains: [locked.test], basic_auth: {user: ann, password: secret}",
-      },
-    ],
-  });
-  for (const name of ["web", "locked"]) {
-    await client.waitFor((e) => e.msg === "tunnel ready" && e.tunnel === name);
-  }
+  await using burrow = await vhostWith(dir, [
+    { name: "web", type: "http", local_port: origin.port, yaml: "custom_domains: [web.test]" },
+    {
+      name: "locked",
+      type: "http",
+      local_port: origin.port,
+      yaml: "custom_domains: [locked.test], basic_auth: {user: ann, password: secret}",
+    },
+  ], "  log: {level: debug, format: json}\n");
+  const { server, http } = burrow;
   const upgradeTo = (host: string, extra = "") =>
     `GET / HTTP/1.1\r\nHost: ${host}\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n` +
     `HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n${extra}\r\n`;
@@ -200,8 +222,8 @@ Deno.test("http: an Upgrade the service refuses never turns the connection into 
   assert(ws.answer.endsWith("echo-me"), `bytes after the 101 are echoed: ${ws.answer}`);
 
   // The access log records the real status of each attempt, not 101.
-  await server.proc.waitFor((e) => e.msg === "access" && e.path === "/ws");
-  const statuses = server.proc.events
+  await server.waitFor((e) => e.msg === "access" && e.path === "/ws");
+  const statuses = server.events
     .filter((e) => e.msg === "access" && e.path === "/")
     .map((e) => e.http_status);
   assertEquals(statuses, [200, 200, 200]);
@@ -211,21 +233,10 @@ Deno.test("http: an Upgrade the service refuses never turns the connection into 
 Deno.test("http: absolute-form targets are rewritten or refused; two Host headers are refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-smuggle-" });
   await using origin = rawOrigin();
-  const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);
-  await using _server = server.proc;
-  const http = (await server.proc.waitFor((e) => e.msg === "http vhost listening")).port as number;
-  await using client = await startClient(dir, {
-    port: server.port,
-    token: TOKEN,
-    fingerprint: server.fingerprint,
-    tunnels: [{
-      name: "web",
-      type: "http",
-      local_port: origin.port,
-      yaml: "custom_domains: [web.test]",
-    }],
-  });
-  await client.waitFor((e) => e.msg === "tunnel ready" && e.tunnel === "web");
+  await using burrow = await vhostWith(dir, [
+    { name: "web", type: "http", local_port: origin.port, yaml: "custom_domains: [web.test]" },
+  ]);
+  const { http } = burrow;
 
   const mismatch = await visit(
     http,
@@ -262,26 +273,16 @@ Deno.test("http: pipelined requests on one connection go to the tunnel of each p
   const dir = await Deno.makeTempDir({ prefix: "burrow-splice-" });
   await using a = rawOrigin("A");
   await using b = rawOrigin("B");
-  const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);
-  await using _server = server.proc;
-  const http = (await server.proc.waitFor((e) => e.msg === "http vhost listening")).port as number;
-  await using client = await startClient(dir, {
-    port: server.port,
-    token: TOKEN,
-    fingerprint: server.fingerprint,
-    tunnels: [
-      { name: "site", type: "http", local_port: a.port, yaml: "custom_domains: [web.test]" },
-      {
-        name: "api",
-        type: "http",
-        local_port: b.port,
-        yaml: "custom_domains: [web.test], locations: [/api]",
-      },
-    ],
-  });
-  for (const name of ["site", "api"]) {
-    await client.waitFor((e) => e.msg === "tunnel ready" && e.tunnel === name);
-  }
+  await using burrow = await vhostWith(dir, [
+    { name: "site", type: "http", local_port: a.port, yaml: "custom_domains: [web.test]" },
+    {
+      name: "api",
+      type: "http",
+      local_port: b.port,
+      yaml: "custom_domains: [web.test], locations: [/api]",
+    },
+  ]);
+  const { http } = burrow;
   const paths = ["/one", "/api/two", "/three", "/api/four", "/five"];
   const pipelined = paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: web.test\r\n\r\n`).join("");
   const last = "GET /api/six HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n";
