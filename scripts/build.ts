@@ -58,6 +58,16 @@ interface Program {
  */
 export const SERVER_V8_FLAGS = ["--wasm-tiering-budget=1000000000"];
 
+/** What both binaries may do; `--allow-ffi` enables the optional socket tuning (see the README). */
+const PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys",
+  "--allow-ffi",
+];
+
 /**
  * burrowd: network (control, tunnels, admin, PostgreSQL), files (config,
  * certificates, data directory, embedded database), environment
@@ -72,28 +82,14 @@ export const PROGRAMS: Program[] = [
   {
     name: "burrowd",
     main: "main_server.ts",
-    permissions: [
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys",
-      "--allow-ffi",
-    ],
+    permissions: PERMISSIONS,
     include: ["sql"],
     v8Flags: SERVER_V8_FLAGS,
   },
   {
     name: "burrow",
     main: "main_client.ts",
-    permissions: [
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys",
-      "--allow-ffi",
-    ],
+    permissions: PERMISSIONS,
     include: [],
     v8Flags: [],
   },
