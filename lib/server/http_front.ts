@@ -221,6 +221,7 @@ export class HttpFront {
   /** HTTP: Deno's listener; each connection is served by the splice engine. */
   #listener: Deno.TcpListener | null;
   #visitors = new Set<Http1Visitor>();
+  #idleSweep: ReturnType<typeof setInterval> | undefined;
   #accepting: Promise<void> = Promise.resolve();
   #sockets = new Set<net.Socket>();
   #contexts = new Map<string, { context: tls.SecureContext; at: number }>();
@@ -241,6 +242,7 @@ export class HttpFront {
       this.#server = null;
       this.port = (server.addr as Deno.NetAddr).port;
       this.#accepting = this.#acceptLoop(server);
+      this.#idleSweep = this.#sweepIdle(options.idleTimeout ?? 60_000);
     } else {
       this.#listener = null;
       this.#server = server;
@@ -321,6 +323,31 @@ export class HttpFront {
     server.on("error", (error) => options.logger.warn("http listener error", { error }));
     front = new HttpFront(options, server, httpServer);
     return front;
+  }
+
+  /**
+   * HTTP: closes visitor connections that moved no byte for `idle` ms (a
+   * request or response stalled mid-way). One sweep for all connections:
+   * a visitor only sets a flag when bytes move. Upgraded ones are exempt.
+   */
+  #sweepIdle(idle: number): ReturnType<typeof setInterval> {
+    const every = Math.max(100, Math.min(5_000, idle / 4));
+    const quiet = new WeakMap<Http1Visitor, number>();
+    return setInterval(() => {
+      for (const visitor of this.#visitors) {
+        if (visitor.touched || visitor.switched) {
+          visitor.touched = false;
+          quiet.delete(visitor);
+          continue;
+        }
+        const ms = (quiet.get(visitor) ?? 0) + every;
+        quiet.set(visitor, ms);
+        if (ms >= idle) {
+          this.#options.logger.debug("idle visitor connection closed", { idle_ms: ms });
+          visitor.close();
+        }
+      }
+    }, every);
   }
 
   /** HTTP: accepts visitors and serves each with the splice engine. */
@@ -567,6 +594,7 @@ export class HttpFront {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#listener) {
+      clearInterval(this.#idleSweep);
       try {
         this.#listener.close();
       } catch { /* closed */ }

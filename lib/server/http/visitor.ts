@@ -267,6 +267,9 @@ export class Http1Visitor {
   #closed = false;
   #upstreams = new Map<SpliceTunnel, Upstream>();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #switched = false;
+  /** Set on every read and write; the front's idle sweep clears it (cheaper than a timer each). */
+  touched = true;
 
   /** A visitor on `conn`. */
   constructor(conn: RelayConn, options: Http1VisitorOptions) {
@@ -292,6 +295,11 @@ export class Http1Visitor {
     } finally {
       this.close();
     }
+  }
+
+  /** Whether the connection became a raw pipe (WebSocket): the idle sweep leaves those alone. */
+  get switched(): boolean {
+    return this.#switched;
   }
 
   /** Closes the connection and its streams. Safe to call twice. */
@@ -329,6 +337,7 @@ export class Http1Visitor {
       this.#end = used;
     }
     const n = await this.#conn.read(this.#buf.subarray(this.#end));
+    this.touched = true;
     if (n === null) {
       this.#eof = true;
       return false;
@@ -374,6 +383,7 @@ export class Http1Visitor {
   }
 
   async #write(bytes: Uint8Array): Promise<void> {
+    this.touched = true;
     let off = 0;
     while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
   }
@@ -676,6 +686,7 @@ export class Http1Visitor {
       return { keep: false, error: message };
     }
     this.#upstreams.delete(tunnel);
+    this.#switched = true;
     await this.#write(tunnel.responseHead(response.head, null));
     const rest = up.takeRest();
     if (rest) {

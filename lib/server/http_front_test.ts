@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import { nullLogger } from "../util/logger.ts";
+import { HttpFront } from "./http_front.ts";
+
+Deno.test("http front: a visitor that stops sending mid-way is closed after the idle timeout", async () => {
+  const front = await HttpFront.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    scheme: "http",
+    logger: nullLogger,
+    headerTimeout: 10_000,
+    idleTimeout: 400,
+  });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
+    const started = performance.now();
+    // Half a request head, then silence: the idle sweep ends it long before the head deadline.
+    await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a.te"));
+    const n = await conn.read(new Uint8Array(64)).catch(() => null);
+    const ms = performance.now() - started;
+    conn.close();
+    assert.equal(n, null, "closed without an answer");
+    assert.ok(ms >= 300 && ms < 5_000, `closed after ${Math.round(ms)} ms`);
+
+    // A visitor that keeps its requests coming is not closed.
+    const busy = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
+    const buf = new Uint8Array(4096);
+    for (let i = 0; i < 6; i++) {
+      await busy.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n"));
+      const got = await busy.read(buf);
+      assert.ok(got && new TextDecoder().decode(buf.subarray(0, got)).startsWith("HTTP/1.1 404"));
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    busy.close();
+  } finally {
+    await front.close();
+  }
+});
