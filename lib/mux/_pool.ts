@@ -1,21 +1,21 @@
 /**
- * Reusable receive buffers for large data payloads, so a busy stream does
- * not allocate (and fault in) a fresh buffer per frame.
+ * Reusable receive buffers for data payloads, so a busy stream does not
+ * allocate a fresh buffer per frame: in Deno every new `Uint8Array` costs
+ * about a microsecond (a backing store from malloc, tracked for the GC),
+ * more than relaying a small frame does.
  *
- * Buffers come in power-of-two classes from 16 KiB to 128 KiB; a payload
+ * Buffers come in power-of-two classes from 1 KiB to 128 KiB; a payload
  * takes the smallest class that fits, so a buffer is at most twice its
- * payload and buffered memory stays within twice the flow-control window.
+ * payload (or 1 KiB) and buffered memory stays within twice the
+ * flow-control window.
  *
  * @module
  */
 
-const MIN_CLASS = 16 * 1024;
-const CLASSES = 4; // 16, 32, 64, 128 KiB
+const MIN_CLASS = 1024;
+const CLASSES = 8; // 1, 2, 4, 8, 16, 32, 64, 128 KiB
 /** Bytes of free buffers kept per class (a busy 8-stream transfer needs ~3 MiB). */
 const KEEP_BYTES_PER_CLASS = 4 * 1024 * 1024;
-
-/** Payloads at or below this size are copied into exact-size buffers. */
-export const POOL_THRESHOLD = 8 * 1024;
 
 function classOf(size: number): number {
   let c = 0;

@@ -6,7 +6,7 @@
  */
 
 import { HEADER_SIZE } from "../protocol/mod.ts";
-import { type BufferPool, POOL_THRESHOLD } from "./_pool.ts";
+import type { BufferPool } from "./_pool.ts";
 
 /** The part of the multiplexer a stream talks to. */
 export interface StreamHost {
@@ -135,7 +135,7 @@ export class MuxStream {
    */
   async read(): Promise<Uint8Array | null> {
     const chunk = await this.readBorrowed();
-    if (chunk === null || chunk.buffer.byteLength <= POOL_THRESHOLD) return chunk;
+    if (chunk === null) return chunk;
     this.#borrowed = null;
     const owned = chunk.slice();
     this.#host.pool.release(chunk);
@@ -252,13 +252,8 @@ export class MuxStream {
     if (this.#reset || this.#remoteFin) return true; // late data after our reset: drop
     this.#received += payload.length;
     if (this.#received > this.#granted) return false;
-    let copy: Uint8Array;
-    if (payload.length > POOL_THRESHOLD) {
-      copy = this.#host.pool.acquire(payload.length).subarray(0, payload.length);
-      copy.set(payload);
-    } else {
-      copy = payload.slice();
-    }
+    const copy = this.#host.pool.acquire(payload.length).subarray(0, payload.length);
+    copy.set(payload);
     this.#chunks.push(copy);
     this.#buffered += payload.length;
     this.#wakeReader();

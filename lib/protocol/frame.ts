@@ -87,11 +87,21 @@ export function writeHeader(
   streamId: number,
   length: number,
 ): void {
-  const view = new DataView(target.buffer, target.byteOffset + offset, HEADER_SIZE);
-  view.setUint32(0, MAGIC);
-  view.setUint8(4, type);
-  view.setUint32(5, length);
-  view.setUint32(9, streamId);
+  // Byte by byte: a DataView per frame would be an allocation on every write.
+  const o = offset;
+  target[o] = MAGIC >>> 24;
+  target[o + 1] = (MAGIC >>> 16) & 0xff;
+  target[o + 2] = (MAGIC >>> 8) & 0xff;
+  target[o + 3] = MAGIC & 0xff;
+  target[o + 4] = type;
+  target[o + 5] = length >>> 24;
+  target[o + 6] = (length >>> 16) & 0xff;
+  target[o + 7] = (length >>> 8) & 0xff;
+  target[o + 8] = length & 0xff;
+  target[o + 9] = streamId >>> 24;
+  target[o + 10] = (streamId >>> 16) & 0xff;
+  target[o + 11] = (streamId >>> 8) & 0xff;
+  target[o + 12] = streamId & 0xff;
 }
 
 /** Encodes a whole frame into a new buffer. */

@@ -221,7 +221,7 @@ export class HttpFront {
   /** HTTP: Deno's listener; each connection is served by the splice engine. */
   #listener: Deno.TcpListener | null;
   #visitors = new Set<Http1Visitor>();
-  #idleSweep: ReturnType<typeof setInterval> | undefined;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #accepting: Promise<void> = Promise.resolve();
   #sockets = new Set<net.Socket>();
   #contexts = new Map<string, { context: tls.SecureContext; at: number }>();
@@ -242,7 +242,7 @@ export class HttpFront {
       this.#server = null;
       this.port = (server.addr as Deno.NetAddr).port;
       this.#accepting = this.#acceptLoop(server);
-      this.#idleSweep = this.#sweepIdle(options.idleTimeout ?? 60_000);
+      this.#sweeper = this.#sweep(options.idleTimeout ?? 60_000, options.headerTimeout);
     } else {
       this.#listener = null;
       this.#server = server;
@@ -326,15 +326,25 @@ export class HttpFront {
   }
 
   /**
-   * HTTP: closes visitor connections that moved no byte for `idle` ms (a
-   * request or response stalled mid-way). One sweep for all connections:
-   * a visitor only sets a flag when bytes move. Upgraded ones are exempt.
+   * HTTP: one sweep for all visitor connections, instead of timers per
+   * request. It closes a connection whose request head is not complete
+   * `headerTimeout` ms after it began to wait for it (slowloris; closed at
+   * most one tick late), and one that moved no byte for `idle` ms (a request
+   * or response stalled mid-way). A visitor only sets fields as it goes.
+   * Upgraded connections are exempt from the idle limit.
    */
-  #sweepIdle(idle: number): ReturnType<typeof setInterval> {
-    const every = Math.max(100, Math.min(5_000, idle / 4));
+  #sweep(idle: number, headerTimeout: number): ReturnType<typeof setInterval> {
+    const every = Math.max(50, Math.min(1_000, headerTimeout / 10, idle / 4));
     const quiet = new WeakMap<Http1Visitor, number>();
     return setInterval(() => {
       for (const visitor of this.#visitors) {
+        if (visitor.headSweeps >= 0 && ++visitor.headSweeps * every >= headerTimeout) {
+          this.#options.logger.debug("request head too slow: closed", {
+            timeout_ms: headerTimeout,
+          });
+          visitor.close();
+          continue;
+        }
         if (visitor.touched || visitor.switched) {
           visitor.touched = false;
           quiet.delete(visitor);
@@ -371,7 +381,6 @@ export class HttpFront {
       const visitor = new Http1Visitor(conn, {
         scheme: "http",
         remote: visitorAddress({ remoteAddress: (conn.remoteAddr as Deno.NetAddr).hostname }),
-        headerTimeout: options.headerTimeout,
         dispatch: (host, path) => this.#dispatch(host, path),
         onBadRequest: () => options.onUnrouted?.("bad_request"),
         logger: options.logger,
@@ -594,7 +603,7 @@ export class HttpFront {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#listener) {
-      clearInterval(this.#idleSweep);
+      clearInterval(this.#sweeper);
       try {
         this.#listener.close();
       } catch { /* closed */ }

@@ -36,3 +36,47 @@ Deno.test("http front: a visitor that stops sending mid-way is closed after the 
     await front.close();
   }
 });
+
+Deno.test("http front: a request head not complete within headerTimeout is closed by the sweep", async () => {
+  const front = await HttpFront.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    scheme: "http",
+    logger: nullLogger,
+    headerTimeout: 300,
+  });
+  try {
+    // A byte every 100 ms keeps the connection from being idle, never completing the head.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
+    const started = performance.now();
+    let closedAfter = -1;
+    const reading = conn.read(new Uint8Array(64)).catch(() => null).then((n) => {
+      closedAfter = performance.now() - started;
+      return n;
+    });
+    const head = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: slow.test\r\nX-Slow: ");
+    for (let i = 0; i < 30 && closedAfter < 0; i++) {
+      await conn.write(head.subarray(i, i + 1)).catch(() => 0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(await reading, null, "closed without an answer");
+    conn.close();
+    assert.ok(
+      closedAfter >= 280 && closedAfter < 1_500,
+      `closed after ${Math.round(closedAfter)} ms`,
+    );
+
+    // Requests that each arrive in time on one kept-alive connection are all answered.
+    const busy = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
+    const buf = new Uint8Array(4096);
+    for (let i = 0; i < 5; i++) {
+      await busy.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n"));
+      const got = await busy.read(buf);
+      assert.ok(got && new TextDecoder().decode(buf.subarray(0, got)).startsWith("HTTP/1.1 404"));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    busy.close();
+  } finally {
+    await front.close();
+  }
+});

@@ -20,6 +20,7 @@ import type { Throttle } from "./session.ts";
 import type { ConnectionEvent, LiveTransfer, VisitorGuards } from "./tcp_tunnel.ts";
 import { StreamSocket } from "./stream_socket.ts";
 import {
+  type HeadEdit,
   type HeaderList,
   headerTokens,
   parseResponseHead,
@@ -401,61 +402,69 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     return errorPage(refusal.status, refusal.message, refusal.headers);
   }
 
-  /** The request head sent to the service: hop-by-hop headers out, forwarding headers and rules in. */
-  requestHead(head: RequestHead, target: string, remote: string, scheme: string): Uint8Array {
-    const connection = headerTokens(head.headers, "connection");
+  /**
+   * How the request head sent to the service differs from the visitor's:
+   * hop-by-hop headers and the rules' removals out, forwarding headers and
+   * set rules in; the lines kept cross as they came.
+   */
+  requestHead(head: RequestHead, target: string, remote: string, scheme: string): HeadEdit {
+    const fields = head.headers;
+    const connection = headerTokens(fields, "connection");
     const upgrade = connection.includes("upgrade");
     // Headers the Connection header names are hop-by-hop too, unless they belong to an upgrade.
     const named = connection.length > 0 && !upgrade ? new Set(connection) : null;
     const { drop, set, setsHost } = this.#requestRules;
-    const headers: HeaderList = [["Host", ""]];
+    const keep = new Array<boolean>(fields.length);
     let host = "";
     let forwardedFor = "";
-    for (const pair of head.headers) {
-      const name = pair[0];
-      const lower = name.toLowerCase();
+    for (let i = 0; i < fields.length; i++) {
+      const pair = fields[i]!;
+      const lower = pair[0].toLowerCase();
+      let kept = true;
       if (lower === "host") {
         host ||= pair[1];
-        continue;
-      }
-      if (lower === "x-forwarded-for") {
+        kept = !setsHost;
+      } else if (lower === "x-forwarded-for") {
         forwardedFor = forwardedFor ? `${forwardedFor}, ${pair[1]}` : pair[1];
-        continue;
-      }
-      if (
+        kept = false;
+      } else if (
         drop.has(lower) || named?.has(lower) ||
         (SPLICE_HOP.has(lower) && !(upgrade && (lower === "connection" || lower === "upgrade" ||
           lower === "http2-settings")))
-      ) continue;
-      headers.push(pair);
+      ) kept = false;
+      keep[i] = kept;
     }
-    if (setsHost) headers.shift();
-    else headers[0]![1] = host;
-    headers.push(["X-Forwarded-For", forwardedFor ? `${forwardedFor}, ${remote}` : remote]);
-    headers.push(["X-Forwarded-Proto", scheme]);
-    if (host) headers.push(["X-Forwarded-Host", host]);
-    for (const pair of set) headers.push(pair);
-    return serializeHead(`${head.method} ${target} HTTP/${head.version}`, headers);
+    let extra = `X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${remote}` : remote}\r\n` +
+      `X-Forwarded-Proto: ${scheme}\r\n`;
+    if (host) extra += `X-Forwarded-Host: ${host}\r\n`;
+    for (const [name, value] of set) extra += `${name}: ${value}\r\n`;
+    const firstLine = target === head.target
+      ? null
+      : `${head.method} ${target} HTTP/${head.version}`;
+    return { firstLine, keep, extra };
   }
 
-  /** The response head sent to the visitor, with the tunnel's response rules applied. */
-  responseHead(head: ResponseHead, connection: string | null): Uint8Array {
+  /**
+   * How the response head sent to the visitor differs from the service's:
+   * the tunnel's response rules applied, and `connection` as the
+   * Connection header when given.
+   */
+  responseHead(head: ResponseHead, connection: string | null): HeadEdit {
     const switching = head.status === 101;
     const removed = this.#responseRemoved;
-    const headers: HeaderList = [];
-    for (const pair of head.headers) {
-      const lower = pair[0].toLowerCase();
-      if (removed.has(lower)) continue;
-      if (
-        SPLICE_HOP.has(lower) && !(switching && (lower === "connection" || lower === "upgrade"))
-      ) {
-        continue;
-      }
-      headers.push(pair);
+    const fields = head.headers;
+    const keep = new Array<boolean>(fields.length);
+    for (let i = 0; i < fields.length; i++) {
+      const lower = fields[i]![0].toLowerCase();
+      keep[i] = !removed.has(lower) &&
+        !(SPLICE_HOP.has(lower) && !(switching && (lower === "connection" || lower === "upgrade")));
     }
-    for (const pair of this.#responseRules.set) headers.push(pair);
-    if (connection) headers.push(["Connection", connection]);
-    return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers);
+    let extra = "";
+    for (const [name, value] of this.#responseRules.set) extra += `${name}: ${value}\r\n`;
+    if (connection) extra += `Connection: ${connection}\r\n`;
+    // The visitor speaks to an HTTP/1.1 proxy, whatever the service's version.
+    const firstLine = head.version === "1.1" ? null : `HTTP/1.1 ${head.status} ${head.reason}`;
+    return { firstLine, keep, extra };
   }
 
   /** Opens a stream to the service for a visitor connection. */

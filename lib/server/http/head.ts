@@ -48,6 +48,8 @@ export interface RequestHead {
   version: "1.0" | "1.1";
   /** Header fields in order. */
   headers: HeaderList;
+  /** Where each header field's line starts in the head's bytes (see {@linkcode rebuildHead}). */
+  starts: number[];
   /** Byte length of the head, including its final empty line. */
   size: number;
 }
@@ -62,6 +64,8 @@ export interface ResponseHead {
   reason: string;
   /** Header fields in order. */
   headers: HeaderList;
+  /** Where each header field's line starts in the head's bytes (see {@linkcode rebuildHead}). */
+  starts: number[];
   /** Byte length of the head, including its final empty line. */
   size: number;
 }
@@ -131,10 +135,14 @@ function lines(bytes: Uint8Array, size: number): string[] {
   return out;
 }
 
-function parseFields(raw: string[]): HeaderList {
+/** The fields of `raw` (the head's lines after the first), and where each line starts. */
+function parseFields(raw: string[], offset: number): { headers: HeaderList; starts: number[] } {
   if (raw.length > MAX_HEADERS) throw new HttpHeadError(`More than ${MAX_HEADERS} header fields`);
   const headers: HeaderList = [];
+  const starts: number[] = [];
   for (const line of raw) {
+    starts.push(offset);
+    offset += line.length + 2;
     if (line.length === 0) throw new HttpHeadError("Empty line inside the message head");
     const first = line.charCodeAt(0);
     if (first === 32 || first === 9) {
@@ -157,7 +165,7 @@ function parseFields(raw: string[]): HeaderList {
     }
     headers.push([line.slice(0, colon), value]);
   }
-  return headers;
+  return { headers, starts };
 }
 
 function clip(text: string): string {
@@ -208,8 +216,8 @@ export function parseRequestHead(bytes: Uint8Array, maxSize = MAX_HEAD_SIZE): Re
     throw new HttpHeadError("Invalid characters in the request target");
   }
   const v = version(parts[2]);
-  const headers = parseFields(all);
-  return { method, target, version: v, headers, size };
+  const { headers, starts } = parseFields(all, requestLine.length + 2);
+  return { method, target, version: v, headers, starts, size };
 }
 
 /**
@@ -236,12 +244,13 @@ export function parseResponseHead(
     const statusLine = all.shift() ?? "";
     const match = /^(HTTP\/1\.[01]) ([1-9][0-9]{2})(?: (.*))?$/.exec(statusLine);
     if (!match) throw new HttpHeadError(`Malformed status line "${clip(statusLine)}"`);
-    const headers = parseFields(all);
+    const { headers, starts } = parseFields(all, statusLine.length + 2);
     return {
       version: version(match[1]),
       status: Number(match[2]),
       reason: match[3] ?? "",
       headers,
+      starts,
       size,
     };
   } catch (error) {
@@ -350,7 +359,106 @@ export function responseFraming(method: string, status: number, headers: HeaderL
 export function serializeHead(firstLine: string, headers: HeaderList): Uint8Array {
   let text = firstLine + "\r\n";
   for (const [k, v] of headers) text += `${k}: ${v}\r\n`;
-  text += "\r\n";
+  return bytesOf(text + "\r\n");
+}
+
+/**
+ * How a head is rebuilt from the bytes it was parsed from: the lines kept
+ * are copied as bytes, never decoded and encoded again, so what a field
+ * carried (obs-text included) crosses unchanged.
+ */
+export interface HeadEdit {
+  /** Replaces the first line (given without its CRLF); `null` keeps it. */
+  firstLine: string | null;
+  /** One entry per header field: `false` leaves its line out. */
+  keep: boolean[];
+  /** Whole lines, each ending in CRLF, added before the empty line. */
+  extra: string;
+}
+
+/** The byte length of `head` after `edit`. */
+export function editedSize(head: { starts: number[]; size: number }, edit: HeadEdit): number {
+  const { starts, size } = head;
+  const fieldsEnd = size - 2;
+  let length = (edit.firstLine === null ? starts[0] ?? fieldsEnd : edit.firstLine.length + 2) +
+    edit.extra.length + 2;
+  for (let i = 0; i < starts.length; i++) {
+    if (edit.keep[i] !== false) length += (starts[i + 1] ?? fieldsEnd) - starts[i]!;
+  }
+  return length;
+}
+
+/**
+ * Writes `head` (parsed from `bytes`) after `edit` into `out` at `at`,
+ * which must have {@linkcode editedSize} bytes free; returns the offset
+ * after it. Nothing is allocated: the hot path of every request.
+ */
+export function writeEdited(
+  out: Uint8Array,
+  at: number,
+  bytes: Uint8Array,
+  head: { starts: number[]; size: number },
+  edit: HeadEdit,
+): number {
+  const { starts, size } = head;
+  const fieldsEnd = size - 2;
+  if (edit.firstLine === null) {
+    const firstEnd = starts[0] ?? fieldsEnd;
+    out.set(bytes.subarray(0, firstEnd), at);
+    at += firstEnd;
+  } else {
+    at = writeLatin1(out, at, edit.firstLine);
+    out[at++] = CR;
+    out[at++] = LF;
+  }
+  // Runs of kept lines are copied in one piece.
+  let run = -1;
+  for (let i = 0; i <= starts.length; i++) {
+    const kept = i < starts.length && edit.keep[i] !== false;
+    if (kept && run < 0) run = starts[i]!;
+    if (!kept && run >= 0) {
+      const end = starts[i] ?? fieldsEnd;
+      out.set(bytes.subarray(run, end), at);
+      at += end - run;
+      run = -1;
+    }
+  }
+  at = writeLatin1(out, at, edit.extra);
+  out[at++] = CR;
+  out[at++] = LF;
+  return at;
+}
+
+/**
+ * `head` (parsed from `bytes`) after `edit`, in a new array.
+ *
+ * @example
+ * ```ts
+ * import { parseRequestHead, rebuildHead } from "./head.ts";
+ * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\nTE: x\r\n\r\n");
+ * const head = parseRequestHead(bytes)!;
+ * const out = rebuildHead(bytes, head, { firstLine: null, keep: [true, false], extra: "Via: b\r\n" });
+ * console.assert(new TextDecoder().decode(out) === "GET / HTTP/1.1\r\nHost: a\r\nVia: b\r\n\r\n");
+ * ```
+ */
+export function rebuildHead(
+  bytes: Uint8Array,
+  head: { starts: number[]; size: number },
+  edit: HeadEdit,
+): Uint8Array {
+  const out = new Uint8Array(editedSize(head, edit));
+  writeEdited(out, 0, bytes, head, edit);
+  return out;
+}
+
+/** Writes `text` one byte per char (header values may carry obs-text); returns the end. */
+function writeLatin1(out: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i) & 0xff;
+  return at;
+}
+
+/** `text` as bytes, one per char: header values may carry bytes above 0x7f (obs-text). */
+function bytesOf(text: string): Uint8Array {
   let plain = true;
   for (let i = 0; i < text.length; i++) {
     if (text.charCodeAt(i) >= 0x80) {

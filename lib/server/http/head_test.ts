@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import {
+  editedSize,
   HttpHeadError,
   parseRequestHead,
   parseResponseHead,
+  rebuildHead,
   requestFraming,
   responseFraming,
   serializeHead,
+  writeEdited,
 } from "./head.ts";
 import { BodyTracker } from "./framing.ts";
 
@@ -138,4 +141,43 @@ Deno.test("framing: invalid chunked bodies are refused", () => {
     const tracker = new BodyTracker({ kind: "chunked" });
     assertThrows(() => tracker.feed(bytes(body)), HttpHeadError, undefined, JSON.stringify(body));
   }
+});
+
+Deno.test("head edit: kept lines cross as bytes, dropped lines go, first line and extras replace", () => {
+  // A value with obs-text (0xe9) must cross byte for byte.
+  const wire = new Uint8Array([
+    ...new TextEncoder().encode(
+      "GET http://a/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-N: caf",
+    ),
+    0xe9,
+    ...new TextEncoder().encode("\r\nTE: trailers\r\n\r\n"),
+  ]);
+  const head = parseRequestHead(wire)!;
+  assert.deepEqual(head.starts.length, head.headers.length);
+  const edit = {
+    firstLine: "GET /x HTTP/1.1",
+    keep: [true, false, true, false],
+    extra: "Via: b\r\n",
+  };
+  const out = rebuildHead(wire, head, edit);
+  assert.equal(out.length, editedSize(head, edit));
+  const text = Array.from(out, (b) => String.fromCharCode(b)).join("");
+  assert.equal(text, "GET /x HTTP/1.1\r\nHost: a\r\nX-N: caf\u00e9\r\nVia: b\r\n\r\n");
+  // Nothing changed: the same bytes; written at an offset of a larger buffer.
+  const same = { firstLine: null, keep: [true, true, true, true], extra: "" };
+  const into = new Uint8Array(wire.length + 5);
+  assert.equal(writeEdited(into, 5, wire, head, same), into.length);
+  assert.deepEqual(into.subarray(5), wire);
+  // A head without fields.
+  const bare = new TextEncoder().encode("HTTP/1.0 204 No Content\r\n\r\n");
+  const response = parseResponseHead(bare)!;
+  const upgraded = rebuildHead(bare, response, {
+    firstLine: "HTTP/1.1 204 No Content",
+    keep: [],
+    extra: "Connection: keep-alive\r\n",
+  });
+  assert.equal(
+    new TextDecoder().decode(upgraded),
+    "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n",
+  );
 });

@@ -18,6 +18,8 @@ import type { Logger } from "../../util/logger.ts";
 import { BodyTracker } from "./framing.ts";
 import {
   type BodyFraming,
+  editedSize,
+  type HeadEdit,
   headEnd,
   headerTokens,
   headerValues,
@@ -29,6 +31,7 @@ import {
   type RequestHead,
   responseFraming,
   type ResponseHead,
+  writeEdited,
 } from "./head.ts";
 
 /** Pacing of one direction (a tunnel's bandwidth limit). */
@@ -77,10 +80,10 @@ export interface SpliceTunnel {
   readonly pace: { in: Pace; out: Pace } | undefined;
   /** An answer that refuses the request before it reaches the client, or `null`. */
   refuse(remote: string, authorization: string | undefined, info: RequestInfo): LocalAnswer | null;
-  /** The request head sent to the service. */
-  requestHead(head: RequestHead, target: string, remote: string, scheme: string): Uint8Array;
-  /** The response head sent to the visitor; `connection` is added as the Connection header. */
-  responseHead(head: ResponseHead, connection: string | null): Uint8Array;
+  /** How the request head sent to the service differs from the visitor's. */
+  requestHead(head: RequestHead, target: string, remote: string, scheme: string): HeadEdit;
+  /** How the response head sent to the visitor differs; `connection` becomes the Connection header. */
+  responseHead(head: ResponseHead, connection: string | null): HeadEdit;
   /** Opens a stream to the local service. */
   open(remote: string): MuxStream;
   /** A stream from `open` is no longer used. */
@@ -108,8 +111,6 @@ export interface Http1VisitorOptions {
   scheme: "http" | "https";
   /** The visitor's address. */
   remote: string;
-  /** Milliseconds a request head may take to arrive (slowloris). */
-  headerTimeout: number;
   /** Routes a request: a tunnel, or an answer (404, 502, redirect, ACME challenge). */
   dispatch: (host: string, path: string) => Dispatch;
   /** Called for each request refused as malformed. */
@@ -134,6 +135,8 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 const encoder = new TextEncoder();
+/** Size of a visitor's reused buffer. */
+const SCRATCH_SIZE = 16 * 1024;
 
 /** The text of an error page (`status`, reason, message). */
 export function errorPage(
@@ -253,7 +256,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  * @example
  * ```ts ignore
  * const conn = await listener.accept();
- * await new Http1Visitor(conn, { scheme: "http", remote: "1.2.3.4", headerTimeout: 10_000,
+ * await new Http1Visitor(conn, { scheme: "http", remote: "1.2.3.4",
  *   dispatch: (host, path) => front.dispatch(host, path), logger }).run();
  * ```
  */
@@ -261,15 +264,29 @@ export class Http1Visitor {
   #conn: RelayConn;
   #options: Http1VisitorOptions;
   #buf = new Uint8Array(16 * 1024);
+  /**
+   * Reused for each request's first frame (head and the body bytes already
+   * here) and for each response's head with its first body bytes: a new
+   * array per request would cost more than the relay itself. While a
+   * request frame in it waits to be written, a response gets a new array;
+   * a response write is awaited.
+   */
+  #scratch = new Uint8Array(SCRATCH_SIZE);
+  #scratchSending = false;
   #start = 0;
   #end = 0;
   #eof = false;
   #closed = false;
   #upstreams = new Map<SpliceTunnel, Upstream>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
   #switched = false;
   /** Set on every read and write; the front's idle sweep clears it (cheaper than a timer each). */
   touched = true;
+  /**
+   * Sweeps of the front since this visitor began waiting for a request head,
+   * or -1 while it is not waiting: the front closes it when the head is late
+   * (slowloris), so no request pays for a timer of its own.
+   */
+  headSweeps = -1;
 
   /** A visitor on `conn`. */
   constructor(conn: RelayConn, options: Http1VisitorOptions) {
@@ -304,7 +321,6 @@ export class Http1Visitor {
 
   /** Closes the connection and its streams. Safe to call twice. */
   close(): void {
-    clearTimeout(this.#timer);
     if (this.#closed) return;
     this.#closed = true;
     for (const up of this.#upstreams.values()) up.discard("Visitor connection closed");
@@ -348,10 +364,7 @@ export class Http1Visitor {
 
   /** The next request head; `null` when the visitor is done (end, deadline, or refused head). */
   async #readHead(): Promise<RequestHead | null> {
-    this.#timer = setTimeout(() => {
-      this.#options.logger.debug("request head too slow: closed", { remote: this.#options.remote });
-      this.close();
-    }, this.#options.headerTimeout);
+    this.headSweeps = 0;
     try {
       let scanned = 0;
       for (;;) {
@@ -372,7 +385,7 @@ export class Http1Visitor {
         if (this.#closed || !(await this.#fill())) return null;
       }
     } finally {
-      clearTimeout(this.#timer);
+      this.headSweeps = -1;
     }
   }
 
@@ -393,6 +406,8 @@ export class Http1Visitor {
   /** Serves one request; whether the connection goes on. */
   async #serve(head: RequestHead): Promise<boolean> {
     const started = performance.now();
+    // Valid until the buffer is next filled, which happens only after the head is sent on.
+    const headBytes = this.#buf.subarray(this.#start, this.#start + head.size);
     this.#start += head.size;
     const hosts = headerValues(head.headers, "host");
     if (hosts.length > 1) return this.#refuse(400, "More than one Host header").then(() => false);
@@ -425,7 +440,17 @@ export class Http1Visitor {
     const upgrade = connection.includes("upgrade")
       ? new Set(headerTokens(head.headers, "upgrade").map((p) => p.split("/")[0]!))
       : null;
-    return await this.#exchange(tunnel, head, target, info, framing, keepAlive, upgrade, started);
+    return await this.#exchange(
+      tunnel,
+      head,
+      headBytes,
+      target,
+      info,
+      framing,
+      keepAlive,
+      upgrade,
+      started,
+    );
   }
 
   /** Sends a local answer; the connection goes on if the request had no body to skip. */
@@ -438,6 +463,7 @@ export class Http1Visitor {
   async #exchange(
     tunnel: SpliceTunnel,
     head: RequestHead,
+    headBytes: Uint8Array,
     target: string,
     info: RequestInfo,
     framing: BodyFraming,
@@ -458,7 +484,7 @@ export class Http1Visitor {
       this.#upstreams.set(tunnel, up);
     }
     const transfer = tunnel.begin();
-    const requestHead = tunnel.requestHead(head, target, remote, this.#options.scheme);
+    const edit = tunnel.requestHead(head, target, remote, this.#options.scheme);
     // The head and the body bytes already here go out as one frame.
     const body = new BodyTracker(framing);
     let bodyNow = 0;
@@ -469,15 +495,19 @@ export class Http1Visitor {
       await this.#refuse(400, (error as Error).message);
       return false;
     }
-    const frame = new Uint8Array(HEADER_SIZE + requestHead.length + bodyNow);
-    frame.set(requestHead, HEADER_SIZE);
-    frame.set(
-      this.#buf.subarray(this.#start, this.#start + bodyNow),
-      HEADER_SIZE + requestHead.length,
-    );
+    const length = editedSize(head, edit) + bodyNow;
+    const reuse = HEADER_SIZE + length <= SCRATCH_SIZE && !this.#scratchSending;
+    const frame = reuse ? this.#scratch : new Uint8Array(HEADER_SIZE + length);
+    const at = writeEdited(frame, HEADER_SIZE, headBytes, head, edit);
+    frame.set(this.#buf.subarray(this.#start, this.#start + bodyNow), at);
     this.#start += bodyNow;
     transfer.sent += bodyNow;
-    const sending = up.stream.writeFrame(frame, frame.length - HEADER_SIZE);
+    const sending = up.stream.writeFrame(frame, length);
+    if (reuse) {
+      this.#scratchSending = true;
+      const free = () => (this.#scratchSending = false);
+      sending.then(free, free);
+    }
     const pumping: Promise<string> =
       (body.done ? sending.then(() => "done") : this.#pumpBody(body, up, tunnel, transfer, sending))
         .catch(() => "failed");
@@ -580,7 +610,7 @@ export class Http1Visitor {
       // 100 Continue, 103 Early Hints: passed on as they are; the final answer follows.
       await this.#write(response.bytes);
     }
-    const { head } = response;
+    const { head, bytes: responseBytes } = response;
     tunnel.firstByte(performance.now() - started);
     info.status = head.status;
     if (head.status === 101) {
@@ -598,10 +628,15 @@ export class Http1Visitor {
     // A request with Upgrade that the service did not switch ends the connection after its answer.
     const closeAfter = !keepAlive || framing.kind === "close" || upgrade !== null;
     const connection = closeAfter ? "close" : request.version === "1.0" ? "keep-alive" : null;
-    const headBytes = tunnel.responseHead(head, connection);
+    // Written out with the first body bytes, from the scratch buffer when they fit.
+    const edit = tunnel.responseHead(head, connection);
+    const headLength = editedSize(head, edit);
+    let pendingHead: Uint8Array | null = headLength <= SCRATCH_SIZE / 2 && !this.#scratchSending
+      ? this.#scratch.subarray(0, headLength)
+      : new Uint8Array(headLength);
+    writeEdited(pendingHead, 0, responseBytes, head, edit);
     const body = new BodyTracker(framing);
     const pace = tunnel.pace?.out;
-    let pendingHead: Uint8Array | null = headBytes;
     let error: string | undefined;
     while (!body.done) {
       const chunk = await up.next();
@@ -621,9 +656,10 @@ export class Http1Visitor {
       if (pace && !pace.tryTake(n)) await pace.take(n);
       const piece = chunk.subarray(0, n);
       if (pendingHead) {
-        // Head and first body bytes in one write when the piece is small.
-        if (piece.length <= 16 * 1024) {
-          await this.#write(concat(pendingHead, piece));
+        // Head and first body bytes in one write when they fit.
+        if (pendingHead.buffer === this.#scratch.buffer && headLength + n <= SCRATCH_SIZE) {
+          this.#scratch.set(piece, headLength);
+          await this.#write(this.#scratch.subarray(0, headLength + n));
         } else {
           await this.#write(pendingHead);
           await this.#write(piece);
@@ -687,7 +723,10 @@ export class Http1Visitor {
     }
     this.#upstreams.delete(tunnel);
     this.#switched = true;
-    await this.#write(tunnel.responseHead(response.head, null));
+    const edit = tunnel.responseHead(response.head, null);
+    const switching = new Uint8Array(editedSize(response.head, edit));
+    writeEdited(switching, 0, response.bytes, response.head, edit);
+    await this.#write(switching);
     const rest = up.takeRest();
     if (rest) {
       await this.#write(rest);
