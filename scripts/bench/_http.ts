@@ -439,10 +439,9 @@ interface Target {
 }
 
 const TARGETS: Partial<Record<string, Target>> = {
-  "1KiB rps sshPty": { text: "≥ 1.0× other", ok: (b, o) => b / o >= 1.0 },
-  "1KiB rps pipenet": { text: "≥ 5× other", ok: (b, o) => b / o >= 5 },
-  "1KiB p99 nginx": { text: "≤ 2× other", ok: (b, o) => b / o <= 2 },
-  "100KiB rps sshPty": { text: "≥ 2× other", ok: (b, o) => b / o >= 2 },
+  "1KiB rps sshPty": { text: "≥ 0.9× other", ok: (b, o) => b / o >= 0.9 },
+  "1KiB p99 sshPty": { text: "≤ 1.2× other", ok: (b, o) => b / o <= 1.2 },
+  "100KiB rps sshPty": { text: "≥ 1.0× other", ok: (b, o) => b / o >= 1.0 },
 };
 
 /** One-line, bounded form of an error for a table cell, without wrk's URL prefix. */
