@@ -392,6 +392,17 @@ export function editedSize(head: { starts: number[]; size: number }, edit: HeadE
  * Writes `head` (parsed from `bytes`) after `edit` into `out` at `at`,
  * which must have {@linkcode editedSize} bytes free; returns the offset
  * after it. Nothing is allocated: the hot path of every request.
+ *
+ * @example
+ * ```ts
+ * import { editedSize, parseRequestHead, writeEdited } from "./head.ts";
+ * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\nTE: x\r\n\r\n");
+ * const head = parseRequestHead(bytes)!;
+ * const edit = { firstLine: null, keep: [true, false], extra: "Via: b\r\n" };
+ * const out = new Uint8Array(editedSize(head, edit));
+ * writeEdited(out, 0, bytes, head, edit);
+ * console.assert(new TextDecoder().decode(out) === "GET / HTTP/1.1\r\nHost: a\r\nVia: b\r\n\r\n");
+ * ```
  */
 export function writeEdited(
   out: Uint8Array,
@@ -427,28 +438,6 @@ export function writeEdited(
   out[at++] = CR;
   out[at++] = LF;
   return at;
-}
-
-/**
- * `head` (parsed from `bytes`) after `edit`, in a new array.
- *
- * @example
- * ```ts
- * import { parseRequestHead, rebuildHead } from "./head.ts";
- * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\nTE: x\r\n\r\n");
- * const head = parseRequestHead(bytes)!;
- * const out = rebuildHead(bytes, head, { firstLine: null, keep: [true, false], extra: "Via: b\r\n" });
- * console.assert(new TextDecoder().decode(out) === "GET / HTTP/1.1\r\nHost: a\r\nVia: b\r\n\r\n");
- * ```
- */
-export function rebuildHead(
-  bytes: Uint8Array,
-  head: { starts: number[]; size: number },
-  edit: HeadEdit,
-): Uint8Array {
-  const out = new Uint8Array(editedSize(head, edit));
-  writeEdited(out, 0, bytes, head, edit);
-  return out;
 }
 
 /** Writes `text` one byte per char (header values may carry obs-text); returns the end. */
