@@ -20,9 +20,12 @@ import type { Throttle } from "./session.ts";
 import type { ConnectionEvent, LiveTransfer, VisitorGuards } from "./tcp_tunnel.ts";
 import { StreamSocket } from "./stream_socket.ts";
 import {
+  hasToken,
   type HeadEdit,
+  headerCount,
   type HeaderList,
   headerTokens,
+  lowerName,
   parseResponseHead,
   requestFraming,
   type RequestHead,
@@ -409,17 +412,18 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
    */
   requestHead(head: RequestHead, target: string, remote: string, scheme: string): HeadEdit {
     const fields = head.headers;
-    const connection = headerTokens(fields, "connection");
-    const upgrade = connection.includes("upgrade");
+    const upgrade = hasToken(fields, "connection", "upgrade");
     // Headers the Connection header names are hop-by-hop too, unless they belong to an upgrade.
-    const named = connection.length > 0 && !upgrade ? new Set(connection) : null;
+    const named = !upgrade && headerCount(fields, "connection") > 0
+      ? headerTokens(fields, "connection")
+      : null;
     const { drop, set, setsHost } = this.#requestRules;
     const keep = new Array<boolean>(fields.length);
     let host = "";
     let forwardedFor = "";
     for (let i = 0; i < fields.length; i++) {
       const pair = fields[i]!;
-      const lower = pair[0].toLowerCase();
+      const lower = lowerName(pair[0]);
       let kept = true;
       if (lower === "host") {
         host ||= pair[1];
@@ -428,7 +432,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
         forwardedFor = forwardedFor ? `${forwardedFor}, ${pair[1]}` : pair[1];
         kept = false;
       } else if (
-        drop.has(lower) || named?.has(lower) ||
+        drop.has(lower) || (named !== null && named.includes(lower)) ||
         (SPLICE_HOP.has(lower) && !(upgrade && (lower === "connection" || lower === "upgrade" ||
           lower === "http2-settings")))
       ) kept = false;
@@ -455,7 +459,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     const fields = head.headers;
     const keep = new Array<boolean>(fields.length);
     for (let i = 0; i < fields.length; i++) {
-      const lower = fields[i]![0].toLowerCase();
+      const lower = lowerName(fields[i]![0]);
       keep[i] = !removed.has(lower) &&
         !(SPLICE_HOP.has(lower) && !(switching && (lower === "connection" || lower === "upgrade")));
     }

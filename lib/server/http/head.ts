@@ -107,90 +107,135 @@ export function headEnd(bytes: Uint8Array, from = 0, maxSize = MAX_HEAD_SIZE): n
 const ascii = new TextDecoder();
 const asciiEncoder = new TextEncoder();
 
-/** Bytes as a string of one char per byte (latin1); the common all-ASCII case natively. */
-function latin1(bytes: Uint8Array, from: number, to: number): string {
-  let plain = true;
-  for (let i = from; i < to; i++) {
-    if (bytes[i]! >= 0x80) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return ascii.decode(bytes.subarray(from, to));
+/** The head's bytes before `end` as a string of one char per byte (latin1). */
+function headText(bytes: Uint8Array, end: number, high: boolean): string {
+  if (!high) return ascii.decode(bytes.subarray(0, end));
   let s = "";
-  for (let i = from; i < to; i += 4096) {
-    s += String.fromCharCode(...bytes.subarray(i, Math.min(to, i + 4096)));
+  for (let i = 0; i < end; i += 4096) {
+    s += String.fromCharCode(...bytes.subarray(i, Math.min(end, i + 4096)));
   }
   return s;
 }
 
-/** Splits head lines (without the final empty line); every line ended by CRLF. */
-function lines(bytes: Uint8Array, size: number): string[] {
-  const out = latin1(bytes, 0, size - 4).split("\r\n");
-  for (const line of out) {
-    if (line.includes("\r") || line.includes("\n")) {
-      throw new HttpHeadError("Bare CR or LF in the message head");
-    }
-  }
-  return out;
-}
-
-/** The fields of `raw` (the head's lines after the first), and where each line starts. */
-function parseFields(raw: string[], offset: number): { headers: HeaderList; starts: number[] } {
-  if (raw.length > MAX_HEADERS) throw new HttpHeadError(`More than ${MAX_HEADERS} header fields`);
-  const headers: HeaderList = [];
-  const starts: number[] = [];
-  for (const line of raw) {
-    starts.push(offset);
-    offset += line.length + 2;
-    if (line.length === 0) throw new HttpHeadError("Empty line inside the message head");
-    const first = line.charCodeAt(0);
-    if (first === 32 || first === 9) {
-      throw new HttpHeadError("Folded header line (obs-fold) refused");
-    }
-    const colon = line.indexOf(":");
-    if (colon <= 0) throw new HttpHeadError(`Header line without a name: "${clip(line)}"`);
-    for (let i = 0; i < colon; i++) {
-      const c = line.charCodeAt(i);
-      if (c >= 128 || !TOKEN[c]) {
-        throw new HttpHeadError(`Invalid header name "${clip(line.slice(0, colon))}"`);
-      }
-    }
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
-    for (let i = 0; i < value.length; i++) {
-      const c = value.charCodeAt(i);
-      if ((c < 32 && c !== 9) || c === 127) {
-        throw new HttpHeadError(`Control character in header "${line.slice(0, colon)}"`);
-      }
-    }
-    headers.push([line.slice(0, colon), value]);
-  }
-  return { headers, starts };
-}
-
+/** `text` as a message's excerpt: printable, at most 40 chars. */
 function clip(text: string): string {
   const printable = text.replace(/[^\x20-\x7e]/g, "?");
   return printable.length > 40 ? printable.slice(0, 40) + "…" : printable;
 }
 
-/** Only visible ASCII (no controls, spaces or bytes above 0x7e). */
-function visible(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c <= 32 || c >= 127) return false;
+/** Bytes `from`..`to` as a message's excerpt. */
+function clipBytes(bytes: Uint8Array, from: number, to: number): string {
+  return clip(String.fromCharCode(...bytes.subarray(from, Math.min(to, from + 41))));
+}
+
+/** The index of the CR ending the line that starts at `from`; a CR without LF is refused. */
+function lineEnd(bytes: Uint8Array, from: number): number {
+  let i = from;
+  while (bytes[i] !== CR) i++;
+  if (bytes[i + 1] !== LF) throw new HttpHeadError("Bare CR or LF in the message head");
+  return i;
+}
+
+/**
+ * Where the scan of the header lines puts each field: name start, name
+ * end, value start, value end (trimmed), four entries per field. Reused:
+ * heads are parsed one at a time and their strings are cut before the
+ * next parse.
+ */
+const FIELDS = new Int32Array(MAX_HEADERS * 4);
+
+/**
+ * Checks the header lines from `at` (just after the first line) to
+ * `fieldsEnd` (where the final empty line starts) and records each field in
+ * {@linkcode FIELDS}; returns the number of fields, negated when a byte
+ * above 0x7f occurs (obs-text, so the head is decoded as latin1).
+ */
+function scanFields(bytes: Uint8Array, at: number, fieldsEnd: number, starts: number[]): number {
+  let count = 0;
+  let high = false;
+  while (at < fieldsEnd) {
+    if (count === MAX_HEADERS) throw new HttpHeadError(`More than ${MAX_HEADERS} header fields`);
+    starts.push(at);
+    const first = bytes[at];
+    if (first === 32 || first === 9) {
+      throw new HttpHeadError("Folded header line (obs-fold) refused");
+    }
+    // The name: token characters up to the colon.
+    let i = at;
+    let badName = false;
+    let c = bytes[i]!;
+    while (c !== 58 && c !== CR) {
+      if (c >= 128 || !TOKEN[c]) badName = true;
+      c = bytes[++i]!;
+    }
+    if (c === CR) {
+      lineEnd(bytes, i);
+      throw new HttpHeadError(`Header line without a name: "${clipBytes(bytes, at, i)}"`);
+    }
+    if (i === at) {
+      throw new HttpHeadError(
+        `Header line without a name: "${clipBytes(bytes, at, lineEnd(bytes, at))}"`,
+      );
+    }
+    if (badName) {
+      throw new HttpHeadError(`Invalid header name "${clipBytes(bytes, at, i)}"`);
+    }
+    const nameEnd = i++;
+    // The value: leading and trailing blanks are not part of it; controls other than tab refused.
+    while (bytes[i] === 32 || bytes[i] === 9) i++;
+    const valueStart = i;
+    for (;;) {
+      c = bytes[i]!;
+      if (c === CR) break;
+      if ((c < 32 && c !== 9) || c === 127) {
+        throw new HttpHeadError(`Control character in header "${clipBytes(bytes, at, nameEnd)}"`);
+      }
+      if (c >= 128) high = true;
+      i++;
+    }
+    if (bytes[i + 1] !== LF) throw new HttpHeadError("Bare CR or LF in the message head");
+    let valueEnd = i;
+    while (valueEnd > valueStart && (bytes[valueEnd - 1] === 32 || bytes[valueEnd - 1] === 9)) {
+      valueEnd--;
+    }
+    const k = count * 4;
+    FIELDS[k] = at;
+    FIELDS[k + 1] = nameEnd;
+    FIELDS[k + 2] = valueStart;
+    FIELDS[k + 3] = valueEnd;
+    count++;
+    at = i + 2;
   }
+  return high ? -count - 1 : count;
+}
+
+/** The fields recorded by {@linkcode scanFields}, cut from `text`. */
+function fieldsOf(text: string, count: number): HeaderList {
+  const headers: HeaderList = new Array(count);
+  for (let f = 0; f < count; f++) {
+    const k = f * 4;
+    headers[f] = [text.slice(FIELDS[k], FIELDS[k + 1]), text.slice(FIELDS[k + 2], FIELDS[k + 3])];
+  }
+  return headers;
+}
+
+/** Whether bytes `from`..`to` are `text` (ASCII). */
+function bytesAre(bytes: Uint8Array, from: number, to: number, text: string): boolean {
+  if (to - from !== text.length) return false;
+  for (let i = 0; i < text.length; i++) if (bytes[from + i] !== text.charCodeAt(i)) return false;
   return true;
 }
 
-function version(text: string | undefined): "1.0" | "1.1" {
-  if (text === "HTTP/1.1") return "1.1";
-  if (text === "HTTP/1.0") return "1.0";
-  throw new HttpHeadError(`Unsupported protocol version "${clip(text ?? "")}"`, 505);
+function versionAt(bytes: Uint8Array, from: number, to: number): "1.0" | "1.1" {
+  if (bytesAre(bytes, from, to, "HTTP/1.1")) return "1.1";
+  if (bytesAre(bytes, from, to, "HTTP/1.0")) return "1.0";
+  throw new HttpHeadError(`Unsupported protocol version "${clipBytes(bytes, from, to)}"`, 505);
 }
 
 /**
  * Parses the request head at the start of `bytes`, or returns `null` when
- * it is not complete yet.
+ * it is not complete yet. One scan of the bytes checks every line; the
+ * strings are then cut from one decoded copy of the head.
  *
  * @throws {HttpHeadError} when the head is malformed or smuggles.
  *
@@ -204,20 +249,47 @@ function version(text: string | undefined): "1.0" | "1.1" {
 export function parseRequestHead(bytes: Uint8Array, maxSize = MAX_HEAD_SIZE): RequestHead | null {
   const size = headEnd(bytes, 0, maxSize);
   if (size < 0) return null;
-  const all = lines(bytes, size);
-  const requestLine = all.shift() ?? "";
-  const parts = requestLine.split(" ");
-  if (parts.length !== 3) throw new HttpHeadError(`Malformed request line "${clip(requestLine)}"`);
-  const [method, target] = parts as [string, string, string];
-  if (!method || [...method].some((c) => c.charCodeAt(0) >= 128 || !TOKEN[c.charCodeAt(0)])) {
-    throw new HttpHeadError(`Invalid method "${clip(method)}"`);
+  // The request line: method SP target SP version, exactly.
+  const end = lineEnd(bytes, 0);
+  let sp1 = -1;
+  let sp2 = -1;
+  let high = false;
+  for (let i = 0; i < end; i++) {
+    const c = bytes[i]!;
+    if (c === 32) {
+      if (sp1 < 0) sp1 = i;
+      else if (sp2 < 0) sp2 = i;
+      else sp2 = end + 1;
+    } else if (c >= 128) high = true;
   }
-  if (!target || !visible(target)) {
-    throw new HttpHeadError("Invalid characters in the request target");
+  if (sp2 < 0 || sp2 > end) {
+    throw new HttpHeadError(`Malformed request line "${clipBytes(bytes, 0, end)}"`);
   }
-  const v = version(parts[2]);
-  const { headers, starts } = parseFields(all, requestLine.length + 2);
-  return { method, target, version: v, headers, starts, size };
+  if (sp1 === 0) throw new HttpHeadError(`Invalid method ""`);
+  for (let i = 0; i < sp1; i++) {
+    const c = bytes[i]!;
+    if (c >= 128 || !TOKEN[c]) {
+      throw new HttpHeadError(`Invalid method "${clipBytes(bytes, 0, sp1)}"`);
+    }
+  }
+  if (sp2 === sp1 + 1) throw new HttpHeadError("Invalid characters in the request target");
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const c = bytes[i]!;
+    if (c <= 32 || c >= 127) throw new HttpHeadError("Invalid characters in the request target");
+  }
+  const version = versionAt(bytes, sp2 + 1, end);
+  const starts: number[] = [];
+  const scanned = scanFields(bytes, end + 2, size - 2, starts);
+  const count = scanned < 0 ? -scanned - 1 : scanned;
+  const text = headText(bytes, size - 2, high || scanned < 0);
+  return {
+    method: text.slice(0, sp1),
+    target: text.slice(sp1 + 1, sp2),
+    version,
+    headers: fieldsOf(text, count),
+    starts,
+    size,
+  };
 }
 
 /**
@@ -240,16 +312,29 @@ export function parseResponseHead(
   try {
     const size = headEnd(bytes, 0, maxSize);
     if (size < 0) return null;
-    const all = lines(bytes, size);
-    const statusLine = all.shift() ?? "";
-    const match = /^(HTTP\/1\.[01]) ([1-9][0-9]{2})(?: (.*))?$/.exec(statusLine);
-    if (!match) throw new HttpHeadError(`Malformed status line "${clip(statusLine)}"`);
-    const { headers, starts } = parseFields(all, statusLine.length + 2);
+    // The status line: HTTP/1.x SP three digits, then SP and a reason, or nothing.
+    const end = lineEnd(bytes, 0);
+    const d0 = bytes[9]! - 48;
+    const d1 = bytes[10]! - 48;
+    const d2 = bytes[11]! - 48;
+    if (
+      end < 12 || !(bytesAre(bytes, 0, 8, "HTTP/1.1") || bytesAre(bytes, 0, 8, "HTTP/1.0")) ||
+      bytes[8] !== 32 || d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9 ||
+      (end > 12 && bytes[12] !== 32)
+    ) {
+      throw new HttpHeadError(`Malformed status line "${clipBytes(bytes, 0, end)}"`);
+    }
+    let high = false;
+    for (let i = 13; i < end; i++) if (bytes[i]! >= 128) high = true;
+    const starts: number[] = [];
+    const scanned = scanFields(bytes, end + 2, size - 2, starts);
+    const count = scanned < 0 ? -scanned - 1 : scanned;
+    const text = headText(bytes, size - 2, high || scanned < 0);
     return {
-      version: version(match[1]),
-      status: Number(match[2]),
-      reason: match[3] ?? "",
-      headers,
+      version: bytes[7] === 49 ? "1.1" : "1.0",
+      status: d0 * 100 + d1 * 10 + d2,
+      reason: end > 12 ? text.slice(13, end) : "",
+      headers: fieldsOf(text, count),
       starts,
       size,
     };
@@ -259,13 +344,46 @@ export function parseResponseHead(
   }
 }
 
+/** Lower-case header names, remembered: the same few names come with every request. */
+const LOWER = new Map<string, string>();
+
+/** `name` in lower case (header names are ASCII tokens). */
+export function lowerName(name: string): string {
+  let lower = LOWER.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (name.length <= 64 && LOWER.size < 4096) LOWER.set(name, lower);
+  }
+  return lower;
+}
+
 /** The values of header `name` (lower case), in order. */
 export function headerValues(headers: HeaderList, name: string): string[] {
   const out: string[] = [];
-  for (const [k, v] of headers) {
-    if (k.length === name.length && k.toLowerCase() === name) out.push(v);
+  for (let i = 0; i < headers.length; i++) {
+    const [k, v] = headers[i]!;
+    if (k.length === name.length && lowerName(k) === name) out.push(v);
   }
   return out;
+}
+
+/** The first value of header `name` (lower case), or `undefined`. */
+export function headerValue(headers: HeaderList, name: string): string | undefined {
+  for (let i = 0; i < headers.length; i++) {
+    const [k, v] = headers[i]!;
+    if (k.length === name.length && lowerName(k) === name) return v;
+  }
+  return undefined;
+}
+
+/** How many fields named `name` (lower case) there are. */
+export function headerCount(headers: HeaderList, name: string): number {
+  let n = 0;
+  for (let i = 0; i < headers.length; i++) {
+    const k = headers[i]![0];
+    if (k.length === name.length && lowerName(k) === name) n++;
+  }
+  return n;
 }
 
 /** Comma-separated tokens of header `name`, lower case. */
@@ -275,21 +393,80 @@ export function headerTokens(headers: HeaderList, name: string): string[] {
   );
 }
 
-function contentLength(headers: HeaderList): number | null {
-  const values = headerValues(headers, "content-length");
-  if (values.length === 0) return null;
-  let length: number | null = null;
-  for (const value of values) {
-    for (const part of value.split(",")) {
-      const text = part.trim();
-      if (!/^[0-9]{1,15}$/.test(text)) {
-        throw new HttpHeadError(`Invalid Content-Length "${clip(text)}"`);
+/**
+ * Whether a value of header `name` lists `token` (both lower case), as
+ * {@linkcode headerTokens} would, without building the list.
+ */
+export function hasToken(headers: HeaderList, name: string, token: string): boolean {
+  for (let i = 0; i < headers.length; i++) {
+    const [k, v] = headers[i]!;
+    if (k.length === name.length && lowerName(k) === name && listsToken(v, token)) return true;
+  }
+  return false;
+}
+
+/** Whether the comma-separated `value` has the element `token` (lower case), any case. */
+function listsToken(value: string, token: string): boolean {
+  let from = 0;
+  while (from <= value.length) {
+    let to = value.indexOf(",", from);
+    if (to < 0) to = value.length;
+    let a = from;
+    let b = to;
+    while (a < b && isBlank(value.charCodeAt(a))) a++;
+    while (b > a && isBlank(value.charCodeAt(b - 1))) b--;
+    if (b - a === token.length) {
+      let same = true;
+      for (let i = 0; i < token.length; i++) {
+        let c = value.charCodeAt(a + i);
+        if (c >= 65 && c <= 90) c += 32;
+        if (c !== token.charCodeAt(i)) {
+          same = false;
+          break;
+        }
       }
-      const n = Number(text);
+      if (same) return true;
+    }
+    from = to + 1;
+  }
+  return false;
+}
+
+/** Whitespace as `String.prototype.trim` sees it in a latin1 header value. */
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9 || c === 0xa0 || (c >= 10 && c <= 13);
+}
+
+function contentLength(headers: HeaderList): number | null {
+  let length: number | null = null;
+  for (let h = 0; h < headers.length; h++) {
+    const [k, value] = headers[h]!;
+    if (k.length !== 14 || lowerName(k) !== "content-length") continue;
+    let from = 0;
+    while (from <= value.length) {
+      let to = value.indexOf(",", from);
+      if (to < 0) to = value.length;
+      let a = from;
+      let b = to;
+      while (a < b && isBlank(value.charCodeAt(a))) a++;
+      while (b > a && isBlank(value.charCodeAt(b - 1))) b--;
+      let n = 0;
+      for (let i = a; i < b; i++) {
+        const d = value.charCodeAt(i) - 48;
+        if (d < 0 || d > 9) {
+          n = -1;
+          break;
+        }
+        n = n * 10 + d;
+      }
+      if (n < 0 || b === a || b - a > 15) {
+        throw new HttpHeadError(`Invalid Content-Length "${clip(value.slice(a, b))}"`);
+      }
       if (length !== null && n !== length) {
         throw new HttpHeadError("Differing Content-Length values");
       }
       length = n;
+      from = to + 1;
     }
   }
   return length;
@@ -309,12 +486,12 @@ function contentLength(headers: HeaderList): number | null {
  * ```
  */
 export function requestFraming(headers: HeaderList): BodyFraming {
-  const codings = headerTokens(headers, "transfer-encoding");
   const length = contentLength(headers);
-  if (headerValues(headers, "transfer-encoding").length > 0) {
+  if (headerCount(headers, "transfer-encoding") > 0) {
     if (length !== null) {
       throw new HttpHeadError("Both Content-Length and Transfer-Encoding: request refused");
     }
+    const codings = headerTokens(headers, "transfer-encoding");
     if (codings.length !== 1 || codings[0] !== "chunked") {
       throw new HttpHeadError(
         `Unsupported Transfer-Encoding "${clip(codings.join(", "))}" (only chunked is accepted)`,
@@ -322,8 +499,10 @@ export function requestFraming(headers: HeaderList): BodyFraming {
     }
     return { kind: "chunked" };
   }
-  return length ? { kind: "length", length } : { kind: "none" };
+  return length ? { kind: "length", length } : NO_BODY;
 }
+
+const NO_BODY: BodyFraming = Object.freeze({ kind: "none" });
 
 /**
  * The body framing of a response to `method` (RFC 9112 §6.3): none for
@@ -338,17 +517,17 @@ export function requestFraming(headers: HeaderList): BodyFraming {
  * ```
  */
 export function responseFraming(method: string, status: number, headers: HeaderList): BodyFraming {
-  if (method === "HEAD" || status < 200 || status === 204 || status === 304) {
-    return { kind: "none" };
-  }
+  if (method === "HEAD" || status < 200 || status === 204 || status === 304) return NO_BODY;
   try {
-    const codings = headerTokens(headers, "transfer-encoding");
-    if (codings.length > 0) {
-      return codings[codings.length - 1] === "chunked" ? { kind: "chunked" } : { kind: "close" };
+    if (headerCount(headers, "transfer-encoding") > 0) {
+      const codings = headerTokens(headers, "transfer-encoding");
+      if (codings.length > 0) {
+        return codings[codings.length - 1] === "chunked" ? { kind: "chunked" } : { kind: "close" };
+      }
     }
     const length = contentLength(headers);
     if (length === null) return { kind: "close" };
-    return length ? { kind: "length", length } : { kind: "none" };
+    return length ? { kind: "length", length } : NO_BODY;
   } catch (error) {
     if (error instanceof HttpHeadError) throw new HttpHeadError(error.message, 502);
     throw error;

@@ -19,10 +19,12 @@ import { BodyTracker } from "./framing.ts";
 import {
   type BodyFraming,
   editedSize,
+  hasToken,
   type HeadEdit,
   headEnd,
+  headerCount,
   headerTokens,
-  headerValues,
+  headerValue,
   HttpHeadError,
   MAX_HEAD_SIZE,
   parseRequestHead,
@@ -409,12 +411,12 @@ export class Http1Visitor {
     // Valid until the buffer is next filled, which happens only after the head is sent on.
     const headBytes = this.#buf.subarray(this.#start, this.#start + head.size);
     this.#start += head.size;
-    const hosts = headerValues(head.headers, "host");
-    if (hosts.length > 1) return this.#refuse(400, "More than one Host header").then(() => false);
-    if (hosts.length === 0 && head.version === "1.1") {
+    const hosts = headerCount(head.headers, "host");
+    if (hosts > 1) return this.#refuse(400, "More than one Host header").then(() => false);
+    if (hosts === 0 && head.version === "1.1") {
       return this.#refuse(400, "The request has no Host header").then(() => false);
     }
-    const host = hosts[0] ?? "";
+    const host = headerValue(head.headers, "host") ?? "";
     const target = originTarget(head, host);
     if (typeof target !== "string") return this.#refuse(400, target.error).then(() => false);
     let framing: BodyFraming;
@@ -423,21 +425,20 @@ export class Http1Visitor {
     } catch (error) {
       return this.#refuse(400, (error as Error).message).then(() => false);
     }
-    const connection = headerTokens(head.headers, "connection");
     const keepAlive = head.version === "1.1"
-      ? !connection.includes("close")
-      : connection.includes("keep-alive");
+      ? !hasToken(head.headers, "connection", "close")
+      : hasToken(head.headers, "connection", "keep-alive");
     const decided = this.#options.dispatch(host, target);
     if ("answer" in decided) return this.#answer(decided.answer, framing, keepAlive);
     const tunnel = decided.tunnel;
     const info: RequestInfo = { method: head.method, host, path: target, status: 0 };
     const refusal = tunnel.refuse(
       this.#options.remote,
-      headerValues(head.headers, "authorization")[0],
+      headerValue(head.headers, "authorization"),
       info,
     );
     if (refusal) return this.#answer(refusal, framing, keepAlive);
-    const upgrade = connection.includes("upgrade")
+    const upgrade = hasToken(head.headers, "connection", "upgrade")
       ? new Set(headerTokens(head.headers, "upgrade").map((p) => p.split("/")[0]!))
       : null;
     return await this.#exchange(
@@ -623,8 +624,8 @@ export class Http1Visitor {
     } catch (error) {
       return await this.#badResponse(tunnel, up, info, error);
     }
-    const serviceCloses = headerTokens(head.headers, "connection").includes("close") ||
-      (head.version === "1.0" && !headerTokens(head.headers, "connection").includes("keep-alive"));
+    const serviceCloses = hasToken(head.headers, "connection", "close") ||
+      (head.version === "1.0" && !hasToken(head.headers, "connection", "keep-alive"));
     // A request with Upgrade that the service did not switch ends the connection after its answer.
     const closeAfter = !keepAlive || framing.kind === "close" || upgrade !== null;
     const connection = closeAfter ? "close" : request.version === "1.0" ? "keep-alive" : null;
