@@ -10,6 +10,7 @@
  */
 
 import client from "prom-client";
+import { FastHistogram } from "./_histogram.ts";
 
 /** Most distinct `tunnel` label values before new tunnels are folded into `_other`. */
 export const MAX_TUNNEL_LABELS = 1000;
@@ -48,6 +49,14 @@ export interface MetricsSource {
   alerts(): Array<{ state: string; severity: string }>;
 }
 
+/** Connections that ended, and their bytes, of one tunnel since the last scrape. */
+interface Ended {
+  ok: number;
+  failed: number;
+  in: number;
+  out: number;
+}
+
 /** The server's metrics. */
 export class ServerMetrics {
   /** The registry `/metrics` renders. */
@@ -57,6 +66,14 @@ export class ServerMetrics {
     Transfer,
     { sent: number; received: number; user: string; tunnel: string }
   >();
+  /**
+   * Ended connections and their bytes per user and tunnel name, not yet
+   * handed to the counters: a request then costs two map lookups and a few
+   * additions, and prom-client's label hashing runs once per tunnel at
+   * scrape time instead of five times per request.
+   */
+  #ended = new Map<string, Map<string, Ended>>();
+  #endedCount = 0;
   #lastCache = new Map<string, { hits: number; misses: number }>();
   #lastQueries = 0;
   #lastDropped = 0;
@@ -80,12 +97,13 @@ export class ServerMetrics {
     labelNames: ["user", "direction"] as const,
     registers: [this.registry],
   });
-  readonly #firstByte = new client.Histogram({
+  // Observed once per request: a histogram without prom-client's per-call label hashing.
+  readonly #firstByte = new FastHistogram({
     name: "burrow_first_byte_seconds",
     help: "Time from accepting a public connection to the first byte back from the service",
-    labelNames: ["type"] as const,
+    label: "type",
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [this.registry],
+    registry: this.registry,
   });
   readonly #rtt = new client.Histogram({
     name: "burrow_heartbeat_rtt_seconds",
@@ -268,6 +286,30 @@ export class ServerMetrics {
     }
   }
 
+  /** Hands what {@linkcode ServerMetrics.connectionEnded} gathered to the counters. */
+  #flushEnded(): void {
+    for (const [user, tunnels] of this.#ended) {
+      for (const [name, e] of tunnels) {
+        const tunnel = this.tunnelLabel(user, name);
+        if (e.ok > 0) this.#connections.inc({ tunnel, result: "ok" }, e.ok);
+        if (e.failed > 0) {
+          this.#connections.inc({ tunnel, result: "error" }, e.failed);
+          this.#errors.inc({ kind: "connection_failed" }, e.failed);
+        }
+        if (e.in > 0) {
+          this.#bytes.inc({ tunnel, direction: "in" }, e.in);
+          this.#userBytes.inc({ user, direction: "in" }, e.in);
+        }
+        if (e.out > 0) {
+          this.#bytes.inc({ tunnel, direction: "out" }, e.out);
+          this.#userBytes.inc({ user, direction: "out" }, e.out);
+        }
+      }
+    }
+    this.#ended.clear();
+    this.#endedCount = 0;
+  }
+
   #collectCaches(): void {
     const source = this.#source;
     if (!source) return;
@@ -299,17 +341,35 @@ export class ServerMetrics {
     bytesIn: number,
     bytesOut: number,
   ): void {
-    this.#connections.inc({
-      tunnel: this.tunnelLabel(user, name),
-      result: failed ? "error" : "ok",
-    });
-    if (failed) this.#errors.inc({ kind: "connection_failed" });
-    this.#account(user, name, transfer ?? { sent: bytesIn, received: bytesOut });
+    let tunnels = this.#ended.get(user);
+    if (!tunnels) this.#ended.set(user, tunnels = new Map());
+    let e = tunnels.get(name);
+    if (!e) {
+      // Names come from clients: past a bound, what is gathered goes to the counters now.
+      if (this.#endedCount >= MAX_TUNNEL_LABELS) {
+        this.#flushEnded();
+        this.#ended.set(user, tunnels = new Map());
+      }
+      tunnels.set(name, e = { ok: 0, failed: 0, in: 0, out: 0 });
+      this.#endedCount++;
+    }
+    if (failed) e.failed++;
+    else e.ok++;
+    // Bytes already counted at a scrape while the connection was open are not counted again.
+    const reported = transfer ? this.#reported.get(transfer) : undefined;
+    if (transfer && reported) {
+      this.#reported.delete(transfer);
+      e.in += transfer.sent - reported.sent;
+      e.out += transfer.received - reported.received;
+    } else {
+      e.in += transfer ? transfer.sent : bytesIn;
+      e.out += transfer ? transfer.received : bytesOut;
+    }
   }
 
   /** The first byte came back `ms` after accept. */
   firstByte(type: string, ms: number): void {
-    this.#firstByte.observe({ type }, ms / 1000);
+    this.#firstByte.observe(type, ms / 1000);
   }
 
   /** A heartbeat arrived; the control connection's round trip is `ms`. */
@@ -350,6 +410,7 @@ export class ServerMetrics {
 
   /** Brings counters fed at scrape time up to date (live bytes, caches, queries). */
   #prepare(): void {
+    this.#flushEnded();
     for (const s of this.#source?.sessions() ?? []) {
       for (const t of s.tunnels) {
         // Bytes of connections still open count now, not only when they end.

@@ -498,13 +498,14 @@ export class Store {
   addMetrics(
     tunnel: TunnelRef,
     delta: Partial<Omit<MetricRow, "tunnel_id" | "bucket">>,
-    at: Date = new Date(),
+    at?: Date,
   ): void {
     if (typeof tunnel !== "number" && tunnel.id !== null) tunnel = tunnel.id;
-    const bucket = new Date(Math.floor(at.getTime() / 60_000) * 60_000);
+    // Called for every request: no Date is made unless a new bucket starts.
+    const bucketMs = Math.floor((at ? at.getTime() : Date.now()) / 60_000) * 60_000;
     const key = `${
       typeof tunnel === "number" ? tunnel : `q${(tunnel as QueuedTunnel).seq}`
-    }@${bucket.getTime()}`;
+    }@${bucketMs}`;
     let entry = this.#metrics.get(key);
     if (!entry) {
       if (!this.#room()) return;
@@ -512,7 +513,7 @@ export class Store {
         tunnel,
         row: {
           tunnel_id: typeof tunnel === "number" ? tunnel : 0,
-          bucket,
+          bucket: new Date(bucketMs),
           bytes_in: 0,
           bytes_out: 0,
           connections: 0,
