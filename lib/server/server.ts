@@ -159,6 +159,7 @@ export class BurrowServer implements SessionHost {
   #resyncAgain = false;
   #accessWindow = { second: 0, written: 0, suppressed: 0 };
   #access: (event: AccessEvent) => void;
+  #accessing: () => boolean;
   #prober: ReturnType<typeof setInterval> | undefined;
   #controlPolicy: IpPolicy;
   #controlDenied = 0;
@@ -196,10 +197,13 @@ export class BurrowServer implements SessionHost {
       failureInterval: config.auth.failure_interval,
       maxHandshakes: config.auth.max_handshakes,
     });
-    this.#access = accessLog(config.log.access_file, logger.child("access"), {
+    const accessLogger = logger.child("access");
+    this.#access = accessLog(config.log.access_file, accessLogger, {
       maxSize: config.log.max_size,
       maxFiles: config.log.max_files,
     });
+    // Without a file, access lines are debug logs: most requests build none.
+    this.#accessing = config.log.access_file ? () => true : () => accessLogger.enabled("debug");
     this.stats = new TunnelStats({ windowMs: config.alerting.window });
     this.metrics = new ServerMetrics();
     this.alerts = options.alerts(this.stats);
@@ -887,18 +891,20 @@ export class BurrowServer implements SessionHost {
       );
     }
     this.stats.recordConnection(user, tunnel.name, !!event.error);
-    this.#access({
-      tunnel: tunnel.name,
-      user,
-      type: tunnelType(tunnel),
-      remote: event.remote,
-      bytes_in: event.bytesIn,
-      bytes_out: event.bytesOut,
-      duration_ms: Math.round(event.durationMs),
-      status: event.error ? "error" : "ok",
-      error: event.error,
-      ...("http" in event ? httpFields((event as HttpEvent).http) : {}),
-    });
+    if (this.#accessing()) {
+      this.#access({
+        tunnel: tunnel.name,
+        user,
+        type: tunnelType(tunnel),
+        remote: event.remote,
+        bytes_in: event.bytesIn,
+        bytes_out: event.bytesOut,
+        duration_ms: Math.round(event.durationMs),
+        status: event.error ? "error" : "ok",
+        error: event.error,
+        ...("http" in event ? httpFields((event as HttpEvent).http) : {}),
+      });
+    }
     const store = this.store;
     const ref = this.#ref(session, tunnel);
     if (!store || ref === null) return;

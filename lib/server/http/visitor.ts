@@ -104,6 +104,9 @@ export interface SpliceTunnel {
   firstByte(ms: number): void;
 }
 
+/** Where a request's body stands: still going, all sent, or why it stopped. */
+type PumpState = "pending" | "done" | "visitor-ended" | "bad-body" | "failed";
+
 /** What the front decides for a request. */
 export type Dispatch = { tunnel: SpliceTunnel } | { answer: LocalAnswer };
 
@@ -504,14 +507,22 @@ export class Http1Visitor {
     this.#start += bodyNow;
     transfer.sent += bodyNow;
     const sending = up.stream.writeFrame(frame, length);
-    if (reuse) {
-      this.#scratchSending = true;
-      const free = () => (this.#scratchSending = false);
-      sending.then(free, free);
+    if (reuse) this.#scratchSending = true;
+    // Read as a field rather than awaited: the common request has no body to pump.
+    const pump: { state: PumpState } = { state: "pending" };
+    sending.then(() => {
+      if (reuse) this.#scratchSending = false;
+      if (body.done) pump.state = "done";
+    }, () => {
+      if (reuse) this.#scratchSending = false;
+      pump.state = "failed";
+    });
+    if (!body.done) {
+      this.#pumpBody(body, up, tunnel, transfer, sending).then(
+        (state) => (pump.state = state),
+        () => (pump.state = "failed"),
+      );
     }
-    const pumping: Promise<string> =
-      (body.done ? sending.then(() => "done") : this.#pumpBody(body, up, tunnel, transfer, sending))
-        .catch(() => "failed");
 
     let outcome: { keep: boolean; error?: string | undefined };
     try {
@@ -524,16 +535,13 @@ export class Http1Visitor {
         upgrade,
         transfer,
         started,
-        pumping,
+        pump,
       );
     } catch (error) {
       outcome = { keep: false, error: (error as Error).message };
     }
-    if (outcome.keep) {
-      // The service answered before the request body was through: the connection cannot go on.
-      const pumped = await Promise.race([pumping, Promise.resolve("pending" as const)]);
-      if (pumped !== "done") outcome.keep = false;
-    }
+    // The service answered before the request body was through: the connection cannot go on.
+    if (outcome.keep && pump.state !== "done") outcome.keep = false;
     if (info.status !== 101) tunnel.end(transfer, info, started, remote, outcome.error);
     return outcome.keep && !this.#closed;
   }
@@ -545,7 +553,7 @@ export class Http1Visitor {
     tunnel: SpliceTunnel,
     transfer: Transfer,
     head: Promise<void>,
-  ): Promise<"done" | "visitor-ended" | "bad-body"> {
+  ): Promise<PumpState> {
     const pace = tunnel.pace?.in;
     await head;
     while (!body.done) {
@@ -583,7 +591,7 @@ export class Http1Visitor {
     upgrade: Set<string> | null,
     transfer: Transfer,
     started: number,
-    pumping: Promise<string>,
+    pump: { state: PumpState },
   ): Promise<{ keep: boolean; error?: string | undefined }> {
     let response: { head: ResponseHead; bytes: Uint8Array } | null;
     for (;;) {
@@ -600,9 +608,9 @@ export class Http1Visitor {
         const message = /unavailable|offline/.test(reason)
           ? `Tunnel "${tunnel.name}": ${reason}`
           : `Tunnel "${tunnel.name}": the service's connection failed (${reason})`;
-        const visitorGone = (await Promise.race([pumping, Promise.resolve("pending")])) ===
-          "visitor-ended";
-        if (!visitorGone) await this.#write(answerBytes(errorPage(502, message), true));
+        if (pump.state !== "visitor-ended") {
+          await this.#write(answerBytes(errorPage(502, message), true));
+        }
         return { keep: false, error: message };
       }
       const status = response.head.status;
