@@ -10,6 +10,7 @@
 import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { join } from "node:path";
+import { IPPROTO_TCP, sockopt, TCP_NODELAY } from "../util/sockopt.ts";
 
 /** A certificate chain and key in PEM, with the leaf's fingerprint. */
 export interface CertifiedKey {
@@ -259,6 +260,9 @@ export async function dialTls(options: DialOptions): Promise<Deno.TlsConn> {
         `Connecting to ${options.hostname}:${options.port}`,
         () => {},
       );
+      // A TlsConn has no setNoDelay: set TCP_NODELAY on its fd (FFI, if available).
+      const fd = sockopt.socketFd(conn);
+      if (fd !== null) sockopt.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
       await withTimeout(conn.handshake(), timeout, "TLS handshake", () => conn?.close());
       return conn;
     } catch (error) {
