@@ -217,8 +217,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout
 }
 
 /**
- * Connects to the server's control port over TLS with `TCP_NODELAY` set,
- * verifying the server by CA, by pinned fingerprint, or not at all when
+ * Connects to the server's control port over TLS with `TCP_NODELAY` set
+ * (with a client certificate, through FFI on the socket: without FFI that
+ * connection keeps Nagle's algorithm), verifying the server by CA, by pinned fingerprint, or not at all when
  * `insecure` is set; with none of them, by the system's roots.
  *
  * @throws {CertificateError} when a pinned fingerprint does not match.
