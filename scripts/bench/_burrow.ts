@@ -1,13 +1,15 @@
 /**
  * Burrow's server and client as real processes: `deno run main_server.ts` /
  * `main_client.ts`, or the compiled binaries named by `BURROWD_BIN` /
- * `BURROW_BIN`, each waited on through its JSON log lines.
+ * `BURROW_BIN`, each waited on through its JSON log lines. The same mains of
+ * another checkout (another commit, to compare with) run with `checkout`.
  *
  * @module
  */
 
+import { join } from "node:path";
 import { SERVER_V8_FLAGS } from "../build.ts";
-import { type Proc, spawn } from "./_procs.ts";
+import { type Proc, run, spawn } from "./_procs.ts";
 
 const READY_MS = 60_000;
 
@@ -64,18 +66,82 @@ export interface StartBurrowOptions {
   server?: Record<string, unknown>;
   /** More environment variables of the server process. */
   env?: Record<string, string>;
+  /**
+   * A directory holding a checkout of another Burrow commit (see
+   * {@linkcode describeCheckout}): its `main_server.ts` and `main_client.ts`
+   * run with its own `deno.json` (import map, lock file, and the V8 flags of
+   * its `server` task); `BURROWD_BIN` / `BURROW_BIN` do not apply. The
+   * configuration written is this file's, so that commit must read the same
+   * keys. Default: this checkout.
+   */
+  checkout?: string;
+}
+
+/** A checkout of a Burrow commit, to run next to this one. */
+export interface Checkout {
+  dir: string;
+  /** `git rev-parse --short HEAD` in `dir`, with ` (modified)` when its tree differs. */
+  commit: string;
+}
+
+/** Checks that `dir` holds a Burrow checkout and names its commit; throws when it does not. */
+export async function describeCheckout(dir: string): Promise<Checkout> {
+  for (const file of ["deno.json", "main_server.ts", "main_client.ts"]) {
+    try {
+      await Deno.stat(join(dir, file));
+    } catch {
+      throw new Error(`"${dir}" is not a Burrow checkout: it has no ${file}`);
+    }
+  }
+  const commit = (await run("git", ["-C", dir, "rev-parse", "--short", "HEAD"], 10_000)).trim();
+  const changes = await run(
+    "git",
+    ["-C", dir, "status", "--porcelain", "--untracked-files=no"],
+    10_000,
+  );
+  return { dir, commit: changes.trim() ? `${commit} (modified)` : commit };
 }
 
 /**
  * How to run `main`: the binary `envVar` names, or `deno run` with the flags
- * of its `deno task` (for burrowd, the V8 flags its compiled binary has).
+ * of its `deno task` (for burrowd, the V8 flags its compiled binary has); in
+ * `checkout`, `deno run` with that checkout's configuration and task flags.
  */
-function command(envVar: string, main: string, config: string): [string, string[]] {
+async function command(
+  envVar: string,
+  main: string,
+  config: string,
+  checkout?: string,
+): Promise<[string, string[]]> {
+  if (checkout !== undefined) {
+    const denoJson = join(checkout, "deno.json");
+    const tasks = (JSON.parse(await Deno.readTextFile(denoJson)) as {
+      tasks?: Record<string, string>;
+    }).tasks ?? {};
+    const task = tasks[main === "main_server.ts" ? "server" : "client"] ?? "";
+    const v8 = task.match(/--v8-flags=\S+/g) ?? [];
+    return [Deno.execPath(), [
+      "run",
+      "-A",
+      "--unstable-net",
+      "--config",
+      denoJson,
+      ...v8,
+      join(checkout, main),
+      "--config",
+      config,
+    ]];
+  }
   const bin = Deno.env.get(envVar);
   if (bin) return [bin, ["--config", config]];
   const path = new URL(`../../${main}`, import.meta.url).pathname;
   const v8 = main === "main_server.ts" ? [`--v8-flags=${SERVER_V8_FLAGS.join(",")}`] : [];
   return [Deno.execPath(), ["run", "-A", "--unstable-net", ...v8, path, "--config", config]];
+}
+
+/** ` (DIR)` after a process name when it runs from another checkout. */
+function suffix(options: StartBurrowOptions): string {
+  return options.checkout === undefined ? "" : ` (${options.checkout})`;
 }
 
 /** A running Burrow server alone. */
@@ -113,9 +179,14 @@ export async function startBurrowServer(
       },
     }),
   );
-  const [serverBin, serverArgs] = command("BURROWD_BIN", "main_server.ts", serverConfig);
+  const [serverBin, serverArgs] = await command(
+    "BURROWD_BIN",
+    "main_server.ts",
+    serverConfig,
+    options.checkout,
+  );
   const started = performance.now();
-  const proc = spawn("burrowd", serverBin, {
+  const proc = spawn(`burrowd${suffix(options)}`, serverBin, {
     args: serverArgs,
     ...(options.env ? { env: options.env } : {}),
   });
@@ -154,8 +225,13 @@ export async function startBurrow(
         },
       }),
     );
-    const [clientBin, clientArgs] = command("BURROW_BIN", "main_client.ts", clientConfig);
-    client = spawn("burrow", clientBin, { args: clientArgs });
+    const [clientBin, clientArgs] = await command(
+      "BURROW_BIN",
+      "main_client.ts",
+      clientConfig,
+      options.checkout,
+    );
+    client = spawn(`burrow${suffix(options)}`, clientBin, { args: clientArgs });
     const remotePorts = new Map<string, number>();
     for (const tunnel of tunnels) {
       const event = await client.waitForEvent(
