@@ -20,6 +20,8 @@ export interface Machine {
   nginx: string;
   node: string;
   burrow: string;
+  /** The other Burrow checkout that new connections were compared with (`BURROW_BASELINE`). */
+  baseline?: { dir: string; commit: string };
   date: string;
 }
 
@@ -76,6 +78,9 @@ export function formatMachine(m: Machine): string {
     `machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB RAM, Linux ${m.kernel}`,
     `tools:   deno ${m.deno}; ${m.iperf3}; ${m.openssh}; ${m.wrk}; ${m.nginx}; ${m.node}`,
     `burrow:  ${m.burrow}`,
+    ...(m.baseline
+      ? [`baseline: Burrow ${m.baseline.commit}, deno run from BURROW_BASELINE=${m.baseline.dir}`]
+      : []),
     `date:    ${m.date}`,
   ].join("\n");
 }

@@ -2,10 +2,13 @@
  * `deno task bench`: Burrow against a direct connection and against OpenSSH's
  * reverse tunnel (`ssh -R`), all measured in one run on 127.0.0.1.
  *
- * Rows: TCP throughput (iperf3, one and eight streams), small request/response
- * round trips, new connections (connect-to-first-byte and connections per
- * second), resident memory per idle relayed connection, and CPU seconds per
- * GB moved; then storage and monitoring costs; then HTTP requests per second
+ * Rows: TCP throughput (iperf3, one and eight streams; against `ssh -R` with
+ * its default cipher and with aes128-gcm), small request/response round trips
+ * (against `ssh -tt -R`, which sets TCP_NODELAY), new connections
+ * (connect-to-first-byte and connections per second; against another Burrow
+ * commit when `BURROW_BASELINE` names its checkout), resident memory per idle
+ * relayed connection, and CPU seconds per GB moved; then storage and
+ * monitoring costs; then HTTP requests per second
  * and latency (wrk) against nginx as a reverse proxy, `ssh -R` with and
  * without a pty, pipenet and Burrow's HTTP tunnel; then UDP loss and
  * throughput (iperf3 -u) against an nginx stream relay. First of all, the
@@ -19,13 +22,21 @@
  * deno task bench --only memory        # one part: memory|tunnel|storage|monitoring|http|udp
  * ```
  *
- * Honours `BURROWD_BIN` / `BURROW_BIN` to measure compiled binaries.
+ * Honours `BURROWD_BIN` / `BURROW_BIN` to measure compiled binaries, and
+ * `BURROW_BASELINE`, a directory holding a checkout of another Burrow commit
+ * (issue 13's targets compare with f383716), to judge new connections against
+ * that commit's server and client run in the same way:
+ *
+ * ```sh
+ * git worktree add /tmp/burrow-f383716 f383716
+ * BURROW_BASELINE=/tmp/burrow-f383716 deno task bench --only tunnel
+ * ```
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { startBurrow } from "./_burrow.ts";
+import { type Checkout, describeCheckout, startBurrow } from "./_burrow.ts";
 import { runIperf, startIperfServer } from "./_iperf.ts";
 import {
   connectionRate,
@@ -124,23 +135,51 @@ const QUICK: Settings = {
 
 const AES_GCM = "aes128-gcm@openssh.com";
 
-type RouteKey = "direct" | "sshDefault" | "sshGcm" | "burrow";
+type RouteKey = "direct" | "sshDefault" | "sshGcm" | "sshPty" | "burrow" | "baseline";
 
-/** One way to reach the local services, with the ports to connect to. */
+/** What each route is called in progress lines and in the tunnel rows' "other" column. */
+const LABELS: Record<RouteKey, string> = {
+  direct: "direct",
+  sshDefault: "ssh -R (default cipher)",
+  sshGcm: "ssh -R (aes128-gcm)",
+  // As the HTTP rows start it: with a pty, OpenSSH sets TCP_NODELAY.
+  sshPty: "ssh -tt -R (pty)",
+  burrow: "Burrow",
+  baseline: "baseline (BURROW_BASELINE)",
+};
+
+/** One way to reach the local services, with the public ports of those it forwards. */
 interface Route {
   key: RouteKey;
   label: string;
-  iperf: number;
-  echo: number;
-  greet: number;
+  iperf?: number;
+  echo?: number;
+  greet?: number;
   /** The relay's processes; absent for direct. */
   relay?: RelayPids;
+}
+
+/** The port through which `route` reaches `service`; throws when it does not forward it. */
+function port(route: Route, service: "iperf" | "echo" | "greet"): number {
+  const p = route[service];
+  if (p === undefined) throw new Error(`${route.label} does not forward the ${service} service`);
+  return p;
 }
 
 /** iperf3 results of one route: median and every run, in Gbit/s. */
 interface Throughput {
   gbps: number;
   runs: number[];
+}
+
+/** Latency of one route: the medians of its runs' percentiles, and the runs. */
+interface LatencyRuns extends LatencySummary {
+  runs: LatencySummary[];
+}
+
+/** New connections per second through one route: the median of its runs, and the runs. */
+interface RateRuns extends RateResult {
+  runs: RateResult[];
 }
 
 /** CPU seconds per GB received, over all measured single-stream runs. */
@@ -159,9 +198,9 @@ interface Results {
   throughput1: PerRoute<Throughput>;
   throughput8: PerRoute<Throughput>;
   cpu: PerRoute<CpuPerGB>;
-  roundTrip: PerRoute<LatencySummary>;
-  firstByte: PerRoute<LatencySummary>;
-  rate: PerRoute<RateResult>;
+  roundTrip: PerRoute<LatencyRuns>;
+  firstByte: PerRoute<LatencyRuns>;
+  rate: PerRoute<RateRuns>;
   memory: PerRoute<MemoryResult>;
   footprint?: FootprintResults;
   storage?: StorageResults;
@@ -187,8 +226,16 @@ function attempt<T>(
 const PARTS = ["memory", "tunnel", "storage", "monitoring", "http", "udp"] as const;
 type Part = typeof PARTS[number];
 
-/** Starts the services, the iperf3 servers and the relays; returns the routes that came up. */
-async function setUp(stack: AsyncDisposableStack, dir: string, errors: string[]): Promise<Route[]> {
+/**
+ * Starts the services, the iperf3 servers and the relays (with `baseline`,
+ * also that checkout's server and client); returns the routes that came up.
+ */
+async function setUp(
+  stack: AsyncDisposableStack,
+  dir: string,
+  errors: string[],
+  baseline?: Checkout,
+): Promise<Route[]> {
   const services = stack.use(spawn("services", Deno.execPath(), {
     args: [
       "run",
@@ -212,7 +259,7 @@ async function setUp(stack: AsyncDisposableStack, dir: string, errors: string[])
 
   const routes: Route[] = [{
     key: "direct",
-    label: "direct",
+    label: LABELS.direct,
     iperf: iperfPorts.get("direct")!,
     echo: ports.echo,
     greet: ports.greet,
@@ -226,7 +273,7 @@ async function setUp(stack: AsyncDisposableStack, dir: string, errors: string[])
   });
   if (sshd) {
     for (const [key, cipher] of [["sshDefault", undefined], ["sshGcm", AES_GCM]] as const) {
-      const label = cipher ? `ssh -R -c ${cipher}` : "ssh -R";
+      const label = LABELS[key];
       const iperf = iperfPorts.get(key)!;
       const tunnel = await attempt(errors, `start ${label}`, async () => {
         const t = await startSshTunnel(label, sshd, [iperf, ports.echo, ports.greet], {
@@ -245,6 +292,20 @@ async function setUp(stack: AsyncDisposableStack, dir: string, errors: string[])
         relay: { server: sshd.proc.pid, client: tunnel.proc.pid },
       });
     }
+    // The round trips' reference, started as the HTTP rows start theirs.
+    const pty = await attempt(errors, `start ${LABELS.sshPty}`, async () => {
+      const t = await startSshTunnel(LABELS.sshPty, sshd, [ports.echo], { pty: true });
+      stack.use(t.proc);
+      return t;
+    });
+    if (pty) {
+      routes.push({
+        key: "sshPty",
+        label: LABELS.sshPty,
+        echo: pty.remotePorts.get(ports.echo)!,
+        relay: { server: sshd.proc.pid, client: pty.proc.pid },
+      });
+    }
   }
 
   const burrow = await attempt(errors, "start Burrow", async () => {
@@ -260,19 +321,104 @@ async function setUp(stack: AsyncDisposableStack, dir: string, errors: string[])
   if (burrow) {
     routes.push({
       key: "burrow",
-      label: "Burrow",
+      label: LABELS.burrow,
       iperf: burrow.remotePorts.get("iperf")!,
       echo: burrow.remotePorts.get("echo")!,
       greet: burrow.remotePorts.get("greet")!,
       relay: { server: burrow.server.pid, client: burrow.client.pid },
     });
   }
+
+  if (baseline) {
+    const label = baselineLabel(baseline);
+    const b = await attempt(errors, `start ${label} (${baseline.dir})`, async () => {
+      await Deno.mkdir(`${dir}/baseline`);
+      return stack.use(
+        await startBurrow(`${dir}/baseline`, [{ name: "greet", localPort: ports.greet }], {
+          checkout: baseline.dir,
+        }),
+      );
+    });
+    if (b) {
+      routes.push({
+        key: "baseline",
+        label,
+        greet: b.remotePorts.get("greet")!,
+        relay: { server: b.server.pid, client: b.client.pid },
+      });
+    }
+  }
   return routes;
 }
 
+/** The baseline's name in the table: `Burrow <commit>`. */
+function baselineLabel(baseline: Checkout | undefined): string {
+  return baseline ? `Burrow ${baseline.commit}` : LABELS.baseline;
+}
+
 /**
- * iperf3 `runs` times through each route, interleaved so that drift on the
- * machine hits every route alike. With `cpu`, adds up the relays' CPU time.
+ * `runs` rounds of `measure`, each round through every route in turn, so
+ * that drift on the machine hits every route alike. A route that fails once
+ * is left out of the later rounds and of the result.
+ */
+async function interleaved<T>(
+  routes: Route[],
+  runs: number,
+  what: string,
+  errors: string[],
+  measure: (route: Route) => Promise<T>,
+): Promise<PerRoute<T[]>> {
+  const out: PerRoute<T[]> = {};
+  const failed = new Set<RouteKey>();
+  for (let i = 0; i < runs; i++) {
+    for (const route of routes) {
+      if (failed.has(route.key)) continue;
+      progress(`${what} ${route.label} (run ${i + 1}/${runs})`);
+      const value = await attempt(errors, `${what} through ${route.label}`, () => measure(route));
+      if (value === undefined) {
+        failed.add(route.key);
+        delete out[route.key];
+        continue;
+      }
+      (out[route.key] ??= []).push(value);
+    }
+  }
+  return out;
+}
+
+/** `f` of each route's value. */
+function mapRoutes<T, U>(values: PerRoute<T>, f: (value: T) => U): PerRoute<U> {
+  const out: PerRoute<U> = {};
+  for (const [key, value] of Object.entries(values) as Array<[RouteKey, T]>) out[key] = f(value);
+  return out;
+}
+
+/** One route's latency runs summed up: p50 and p99 are the medians of the runs'. */
+function latencyMedians(runs: LatencySummary[]): LatencyRuns {
+  return {
+    samples: runs.reduce((sum, r) => sum + r.samples, 0),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    max: Math.max(...runs.map((r) => r.max)),
+    runs,
+  };
+}
+
+/** One route's connection-rate runs summed up: the rate is the median of the runs'. */
+function rateMedian(runs: RateResult[]): RateRuns {
+  const sum = (f: (r: RateResult) => number) => runs.reduce((total, r) => total + f(r), 0);
+  return {
+    perSecond: median(runs.map((r) => r.perSecond)),
+    completed: sum((r) => r.completed),
+    failed: sum((r) => r.failed),
+    seconds: sum((r) => r.seconds),
+    runs,
+  };
+}
+
+/**
+ * iperf3 `runs` times through each route, interleaved. With `cpu`, adds up
+ * the relays' CPU time.
  */
 async function throughput(
   routes: Route[],
@@ -281,48 +427,34 @@ async function throughput(
   errors: string[],
   cpu?: PerRoute<CpuPerGB>,
 ): Promise<PerRoute<Throughput>> {
-  const runs = new Map<RouteKey, number[]>();
-  const failed = new Set<RouteKey>();
   const totals = new Map<RouteKey, { bytes: number; server: number; client: number }>();
-  for (let i = 0; i < settings.runs; i++) {
-    for (const route of routes) {
-      if (failed.has(route.key)) continue;
-      progress(`iperf3 -P ${parallel} ${route.label} (run ${i + 1}/${settings.runs})`);
+  const runs = await interleaved(
+    routes,
+    settings.runs,
+    `iperf3 -P ${parallel}`,
+    errors,
+    async (route) => {
       const relay = route.relay;
-      const result = await attempt(
-        errors,
-        `iperf3 -P ${parallel} through ${route.label}`,
-        async () => {
-          const before = relay && [treeCpuSeconds(relay.server), treeCpuSeconds(relay.client)];
-          const r = await runIperf(route.iperf, { seconds: settings.seconds, parallel });
-          if (relay && before) {
-            const t = totals.get(route.key) ?? { bytes: 0, server: 0, client: 0 };
-            t.bytes += r.bytes;
-            t.server += treeCpuSeconds(relay.server) - before[0]!;
-            t.client += treeCpuSeconds(relay.client) - before[1]!;
-            totals.set(route.key, t);
-          }
-          return r;
-        },
-      );
-      if (!result) {
-        failed.add(route.key);
-        runs.delete(route.key);
-        totals.delete(route.key);
-        continue;
+      const before = relay && [treeCpuSeconds(relay.server), treeCpuSeconds(relay.client)];
+      const r = await runIperf(port(route, "iperf"), { seconds: settings.seconds, parallel });
+      if (relay && before) {
+        const t = totals.get(route.key) ?? { bytes: 0, server: 0, client: 0 };
+        t.bytes += r.bytes;
+        t.server += treeCpuSeconds(relay.server) - before[0]!;
+        t.client += treeCpuSeconds(relay.client) - before[1]!;
+        totals.set(route.key, t);
       }
-      runs.set(route.key, [...runs.get(route.key) ?? [], result.bitsPerSecond / 1e9]);
-    }
-  }
+      return r.bitsPerSecond / 1e9;
+    },
+  );
   if (cpu) {
     for (const [key, t] of totals) {
+      if (!runs[key]) continue; // failed: its partial totals would mislead
       const gb = t.bytes / 1e9;
       cpu[key] = { gb, server: t.server / gb, client: t.client / gb };
     }
   }
-  const out: PerRoute<Throughput> = {};
-  for (const [key, values] of runs) out[key] = { gbps: median(values), runs: values };
-  return out;
+  return mapRoutes(runs, (values) => ({ gbps: median(values), runs: values }));
 }
 
 /** Runs `measure` for each route, collecting what succeeded. */
@@ -343,174 +475,240 @@ async function perRoute<T>(
 
 async function measureAll(routes: Route[], s: Settings, results: Results): Promise<void> {
   const errors = results.errors;
-  const relayed = routes.filter((r) => r.relay);
   const pick = (...keys: RouteKey[]) => routes.filter((r) => keys.includes(r.key));
-  const core = pick("direct", "sshGcm", "burrow");
+  const tcp = pick("direct", "sshDefault", "sshGcm", "burrow");
+  const roundTrips = pick("direct", "sshPty", "burrow");
+  const connections = pick("direct", "burrow", "baseline");
 
   // Memory first, while the relays are fresh: after the throughput runs their
   // heaps hold freed buffers that new connections would reuse unseen.
   results.memory = await perRoute(
-    core.filter((r) => r.relay),
+    pick("sshGcm", "burrow"),
     `RSS with ${s.memoryConnections} idle connections`,
     errors,
-    (r) => memoryPerConnection(r.echo, r.relay!, { connections: s.memoryConnections }),
+    (r) => memoryPerConnection(port(r, "echo"), r.relay!, { connections: s.memoryConnections }),
   );
 
   if (!s.quick) {
     // Untimed: lets the JIT and the relays' buffers settle before measuring.
     await perRoute(
-      relayed,
+      tcp.filter((r) => r.relay),
       "warm-up iperf3 -t 1",
       errors,
-      (r) => runIperf(r.iperf, { seconds: 1 }),
+      (r) => runIperf(port(r, "iperf"), { seconds: 1 }),
     );
   }
-  results.throughput1 = await throughput(routes, 1, s, errors, results.cpu);
-  results.throughput8 = await throughput(core, 8, s, errors);
+  results.throughput1 = await throughput(tcp, 1, s, errors, results.cpu);
+  results.throughput8 = await throughput(tcp, 8, s, errors);
 
-  results.roundTrip = await perRoute(
-    core,
-    "round trips",
-    errors,
-    (r) => pingPong(r.echo, { count: s.pingCount, size: 32, budgetMs: s.latencyBudgetMs }),
+  results.roundTrip = mapRoutes(
+    await interleaved(
+      roundTrips,
+      s.runs,
+      "round trips",
+      errors,
+      (r) =>
+        pingPong(port(r, "echo"), { count: s.pingCount, size: 32, budgetMs: s.latencyBudgetMs }),
+    ),
+    latencyMedians,
   );
-  results.firstByte = await perRoute(
-    core,
-    "connect-to-first-byte",
-    errors,
-    (r) => connectToFirstByte(r.greet, { count: s.firstByteCount, budgetMs: s.latencyBudgetMs }),
+
+  if (!s.quick) {
+    // Untimed: the baseline has carried nothing yet, and Burrow no new connections.
+    await perRoute(
+      connections.filter((r) => r.relay),
+      "warm-up connections/s 1 s",
+      errors,
+      (r) => connectionRate(port(r, "greet"), s.rateWorkers, 1),
+    );
+  }
+  results.firstByte = mapRoutes(
+    await interleaved(
+      connections,
+      s.runs,
+      "connect-to-first-byte",
+      errors,
+      (r) =>
+        connectToFirstByte(port(r, "greet"), {
+          count: s.firstByteCount,
+          budgetMs: s.latencyBudgetMs,
+        }),
+    ),
+    latencyMedians,
   );
-  results.rate = await perRoute(
-    core,
-    `connections/s (${s.rateWorkers} workers)`,
-    errors,
-    (r) => connectionRate(r.greet, s.rateWorkers, s.rateSeconds),
+  results.rate = mapRoutes(
+    await interleaved(
+      connections,
+      s.runs,
+      `connections/s (${s.rateWorkers} workers)`,
+      errors,
+      (r) => connectionRate(port(r, "greet"), s.rateWorkers, s.rateSeconds),
+    ),
+    rateMedian,
   );
 }
 
+/** A target on Burrow's figure, mostly against the route in the "other" column. */
+interface Target {
+  text: string;
+  /** Whether Burrow meets it; undefined when it cannot be judged (no other figure). */
+  ok: (burrow: number, other: number | undefined) => boolean | undefined;
+}
+
+/** Burrow at least `min` times the other route. */
+function atLeast(min: number, note = ""): Target {
+  return {
+    text: `≥ ${min.toFixed(1)}× other${note}`,
+    ok: (b, o) => o === undefined ? undefined : b / o >= min,
+  };
+}
+
+/** Burrow at most `max` times the other route. */
+function atMost(max: number, note = ""): Target {
+  return {
+    text: `≤ ${max.toFixed(1)}× other${note}`,
+    ok: (b, o) => o === undefined ? undefined : b / o <= max,
+  };
+}
+
+/** One row of the tunnel table: Burrow against `other`. */
+interface RowSpec {
+  metric: string;
+  value: (k: RouteKey) => number | undefined;
+  other: RouteKey;
+  digits: number;
+  /** Default: report only. */
+  target?: Target | undefined;
+  /** Whether the row has a direct figure. Default true. */
+  direct?: boolean;
+  /** In place of a missing other figure (default `FAIL`) and of the verdict (default `—`). */
+  missing?: { other: string; met: string } | undefined;
+}
+
+/**
+ * The tunnel rows: issue 13's targets ("Data plane v2"), each on Burrow
+ * against a route of the same run. New connections are judged against the
+ * BURROW_BASELINE checkout, when there is one.
+ */
 function rows(r: Results): Row[] {
-  const out: Row[] = [];
-  const gbps = (t: PerRoute<Throughput>, k: RouteKey) => t[k]?.gbps;
-  const throughputRow = (
-    metric: string,
-    t: PerRoute<Throughput>,
-    ssh: RouteKey,
-    min: number,
-  ) => {
-    const b = gbps(t, "burrow");
-    const vs = gbps(t, ssh);
-    out.push({
-      metric,
-      direct: num(gbps(t, "direct"), 2),
-      ssh: num(vs, 2),
-      burrow: num(b, 2),
-      vsSsh: ratio(b, vs),
-      vsDirect: ratio(b, gbps(t, "direct")),
-      target: `≥ ${min.toFixed(1)}× ssh`,
-      met: verdict(b !== undefined && vs !== undefined ? b / vs >= min : undefined),
-    });
+  const baseline = r.machine.baseline;
+  const label = (k: RouteKey) => k === "baseline" ? baselineLabel(baseline) : LABELS[k];
+  const row = (spec: RowSpec): Row => {
+    const b = spec.value("burrow");
+    const o = spec.value(spec.other);
+    const d = spec.direct === false ? undefined : spec.value("direct");
+    const measured = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v);
+    const judged = spec.target && measured(b)
+      ? spec.target.ok(b, measured(o) ? o : undefined)
+      : undefined;
+    const met = judged === undefined ? spec.missing?.met ?? "—" : verdict(judged);
+    return {
+      metric: `${spec.metric}, other: ${label(spec.other)}`,
+      direct: spec.direct === false ? "—" : num(d, spec.digits),
+      ssh: num(o, spec.digits, spec.missing?.other),
+      burrow: num(b, spec.digits),
+      vsSsh: ratio(b, o),
+      vsDirect: spec.direct === false ? "—" : ratio(b, d),
+      target: spec.target?.text ?? "report",
+      met,
+    };
   };
-  throughputRow("TCP 1 stream, Gbit/s (ssh default cipher)", r.throughput1, "sshDefault", 1.4);
-  throughputRow("TCP 1 stream, Gbit/s (ssh aes128-gcm)", r.throughput1, "sshGcm", 1.0);
-  throughputRow("TCP 8 streams, Gbit/s (ssh aes128-gcm)", r.throughput8, "sshGcm", 1.2);
+  const gbps = (t: PerRoute<Throughput>) => (k: RouteKey) => t[k]?.gbps;
+  const runs = ` (median of ${r.settings.runs} run${r.settings.runs === 1 ? "" : "s"})`;
+  // Judged only against a baseline; without one, say how to get it.
+  const againstBaseline = (target: Target): Pick<RowSpec, "target" | "missing"> =>
+    baseline ? { target } : { missing: { other: "—", met: "— (set BURROW_BASELINE)" } };
+  const workers = `${r.settings.rateWorkers} workers`;
 
-  const latencyRow = (
-    metric: string,
-    value: (k: RouteKey) => number | undefined,
-    target: string,
-    ok: (burrow: number, direct: number) => [boolean, string],
-  ) => {
-    const b = value("burrow");
-    const d = value("direct");
-    const s = value("sshGcm");
-    const judged = b !== undefined && d !== undefined && Number.isFinite(b) ? ok(b, d) : undefined;
-    out.push({
-      metric,
-      direct: num(d, 0),
-      ssh: num(s, 0),
-      burrow: num(b, 0),
-      vsSsh: ratio(b, s),
-      vsDirect: ratio(b, d),
-      target,
-      met: judged ? verdict(judged[0], judged[1]) : "—",
-    });
-  };
-  const added = (limit: number) => (b: number, d: number): [boolean, string] => [
-    b - d <= limit,
-    `+${(b - d).toFixed(0)} µs`,
+  return [
+    row({
+      metric: "TCP 1 stream, Gbit/s",
+      value: gbps(r.throughput1),
+      other: "sshDefault",
+      digits: 2,
+      target: atLeast(1.0),
+    }),
+    row({ metric: "TCP 1 stream, Gbit/s", value: gbps(r.throughput1), other: "sshGcm", digits: 2 }),
+    row({
+      metric: "TCP 8 streams, Gbit/s",
+      value: gbps(r.throughput8),
+      other: "sshDefault",
+      digits: 2,
+      target: atLeast(0.8),
+    }),
+    row({
+      metric: "TCP 8 streams, Gbit/s",
+      value: gbps(r.throughput8),
+      other: "sshGcm",
+      digits: 2,
+    }),
+    row({
+      metric: "round trip 32 B p50, µs",
+      value: (k) => r.roundTrip[k]?.p50,
+      other: "sshPty",
+      digits: 0,
+      target: atMost(1.1),
+    }),
+    row({
+      metric: "round trip 32 B p99, µs",
+      value: (k) => r.roundTrip[k]?.p99,
+      other: "sshPty",
+      digits: 0,
+      target: atMost(1.3),
+    }),
+    row({
+      metric: "connect-to-first-byte p50, µs",
+      value: (k) => r.firstByte[k]?.p50,
+      other: "baseline",
+      digits: 0,
+      ...againstBaseline(atMost(1.0, runs)),
+    }),
+    row({
+      metric: "connect-to-first-byte p99, µs",
+      value: (k) => r.firstByte[k]?.p99,
+      other: "baseline",
+      digits: 0,
+      ...againstBaseline(atMost(1.0, runs)),
+    }),
+    row({
+      metric: `new connections/s (${workers})`,
+      value: (k) => r.rate[k]?.perSecond,
+      other: "baseline",
+      digits: 0,
+      ...againstBaseline(atLeast(1.0, runs)),
+    }),
+    row({
+      metric: "server (sshd) RSS per idle conn, KiB",
+      value: (k) => r.memory[k]?.serverPerConnKiB,
+      other: "sshGcm",
+      digits: 1,
+      direct: false,
+      target: { text: "≤ 16 KiB", ok: (b) => b <= 16 },
+    }),
+    row({
+      metric: "client (ssh) RSS per idle conn, KiB",
+      value: (k) => r.memory[k]?.clientPerConnKiB,
+      other: "sshGcm",
+      digits: 1,
+      direct: false,
+    }),
+    ...(["sshDefault", "sshGcm"] as const).flatMap((other) => [
+      row({
+        metric: "server (sshd) CPU-s per GB",
+        value: (k) => r.cpu[k]?.server,
+        other,
+        digits: 2,
+        direct: false,
+      }),
+      row({
+        metric: "client (ssh) CPU-s per GB",
+        value: (k) => r.cpu[k]?.client,
+        other,
+        digits: 2,
+        direct: false,
+      }),
+    ]),
   ];
-  latencyRow(
-    "round trip 32 B p50, µs",
-    (k) => r.roundTrip[k]?.p50,
-    "≤ direct + 60 µs",
-    added(60),
-  );
-  latencyRow(
-    "round trip 32 B p99, µs",
-    (k) => r.roundTrip[k]?.p99,
-    "≤ direct + 250 µs",
-    added(250),
-  );
-  latencyRow(
-    "connect-to-first-byte p50, µs",
-    (k) => r.firstByte[k]?.p50,
-    "≤ 500 µs",
-    (b) => [b <= 500, ""],
-  );
-  latencyRow(
-    "connect-to-first-byte p99, µs",
-    (k) => r.firstByte[k]?.p99,
-    "report",
-    () => [true, ""],
-  );
-  out[out.length - 1]!.met = "—";
-  latencyRow(
-    `new connections/s (${r.settings.rateWorkers} workers)`,
-    (k) => r.rate[k]?.perSecond,
-    "≥ 5000/s",
-    (b) => [b >= 5000, ""],
-  );
-
-  const relayRow = (
-    metric: string,
-    value: (k: RouteKey) => number | undefined,
-    ssh: RouteKey,
-    digits: number,
-    target = "report",
-    ok?: (b: number) => boolean,
-  ) => {
-    const b = value("burrow");
-    const s = value(ssh);
-    out.push({
-      metric,
-      direct: "—",
-      ssh: num(s, digits),
-      burrow: num(b, digits),
-      vsSsh: ratio(b, s),
-      vsDirect: "—",
-      target,
-      met: ok && b !== undefined ? verdict(ok(b)) : "—",
-    });
-  };
-  relayRow(
-    "server RSS per idle conn, KiB (sshd)",
-    (k) => r.memory[k]?.serverPerConnKiB,
-    "sshGcm",
-    1,
-    "≤ 16 KiB",
-    (b) => b <= 16,
-  );
-  relayRow(
-    "client RSS per idle conn, KiB (ssh)",
-    (k) => r.memory[k]?.clientPerConnKiB,
-    "sshGcm",
-    1,
-  );
-  relayRow("server CPU-s per GB (sshd aes128-gcm)", (k) => r.cpu[k]?.server, "sshGcm", 2);
-  relayRow("client CPU-s per GB (ssh aes128-gcm)", (k) => r.cpu[k]?.client, "sshGcm", 2);
-  relayRow("server CPU-s per GB (sshd default)", (k) => r.cpu[k]?.server, "sshDefault", 2);
-  relayRow("client CPU-s per GB (ssh default)", (k) => r.cpu[k]?.client, "sshDefault", 2);
-  return out;
 }
 
 function storageRows(r: Results): Row[] {
@@ -566,16 +764,23 @@ function monitoringRows(r: Results): Row[] {
 
 function describeSettings(s: Settings): string {
   return [
-    `method:  iperf3 -t ${s.seconds}, median of ${s.runs} interleaved run(s); ` +
+    `method:  ${s.runs} interleaved run(s) of each, medians: iperf3 -t ${s.seconds}; ` +
     `${s.pingCount} sequential 32 B round trips on one TCP_NODELAY connection; ` +
     `${s.firstByteCount} sequential connect-to-first-byte; ` +
-    `${s.rateWorkers} workers × ${s.rateSeconds} s connect/read 1 byte/close; ` +
+    `${s.rateWorkers} workers × ${s.rateSeconds} s connect/read 1 byte/close ` +
+    `(percentiles and rates: the median of the runs'). ` +
     `RSS (VmRSS) delta over ${s.memoryConnections} echoed idle connections; ` +
     `CPU (utime+stime) over the single-stream runs.`,
-    `         ssh -R column: aes128-gcm@openssh.com unless the row says default cipher. ` +
-    `All on 127.0.0.1.`,
+    `         Tunnel rows: the other column is the route the row names; aes128-gcm is ` +
+    `ssh -c ${AES_GCM}. All on 127.0.0.1.`,
   ].join("\n");
 }
+
+/** Under the tunnel rows when they were not judged against a baseline. */
+const NO_BASELINE_NOTE =
+  "New connections are judged against issue 13's starting commit when BURROW_BASELINE names " +
+  "its checkout:\n  git worktree add /tmp/burrow-f383716 f383716\n" +
+  "  BURROW_BASELINE=/tmp/burrow-f383716 deno task bench --only tunnel";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -594,7 +799,10 @@ async function main(): Promise<number> {
         "  --json FILE  also write the raw results as JSON\n" +
         "  --only PART  just the memory, tunnel, storage, monitoring, http or udp rows\n\n" +
         "Measures Burrow against a direct connection, `ssh -R`, nginx and pipenet on 127.0.0.1.\n" +
-        "BURROWD_BIN / BURROW_BIN select compiled binaries instead of the sources.",
+        "BURROWD_BIN / BURROW_BIN select compiled binaries instead of the sources.\n" +
+        "BURROW_BASELINE=DIR also runs the Burrow checkout in DIR (e.g. made with\n" +
+        "`git worktree add /tmp/burrow-f383716 f383716`) and judges the tunnel rows'\n" +
+        "new connections against it.",
     );
     return 0;
   }
@@ -604,8 +812,18 @@ async function main(): Promise<number> {
     return 2;
   }
   const only = values.only as Part | undefined;
+  const baselineDir = Deno.env.get("BURROW_BASELINE");
+  let baseline: Checkout | undefined;
+  if (baselineDir && (only === undefined || only === "tunnel")) {
+    try {
+      baseline = await describeCheckout(baselineDir);
+    } catch (error) {
+      console.error(`bench: BURROW_BASELINE: ${(error as Error).message}`);
+      return 2;
+    }
+  }
   const results: Results = {
-    machine: await describeMachine(),
+    machine: { ...await describeMachine(), ...(baseline ? { baseline } : {}) },
     settings,
     throughput1: {},
     throughput8: {},
@@ -671,11 +889,11 @@ async function main(): Promise<number> {
         if (only === undefined) {
           results.footprint = await footprintBench(section("memory"), settings);
         }
-        const routes = await setUp(stack, dir.path, results.errors);
+        const routes = await setUp(stack, dir.path, results.errors, baseline);
         progress(`routes up: ${routes.map((r) => r.label).join(", ")}`);
         await measureAll(routes, settings, results);
         if (only !== "tunnel") {
-          const greet = routes.find((r) => r.key === "direct")!.greet;
+          const greet = port(routes.find((r) => r.key === "direct")!, "greet");
           results.storage = await storageBench(dir.path, settings, greet, progress, results.errors);
           results.monitoring = await monitoringBench(
             dir.path,
@@ -706,7 +924,10 @@ async function main(): Promise<number> {
       formatTable(footprintRows(results.footprint), FOOTPRINT_HEADER),
     );
   }
-  if (only === undefined || only === "tunnel") parts.push("", formatTable(rows(results)));
+  if (only === undefined || only === "tunnel") {
+    parts.push("", formatTable(rows(results), { ssh: "other", vsSsh: "Burrow/other" }));
+    if (!baseline) parts.push("", NO_BASELINE_NOTE);
+  }
   if (results.storage) {
     parts.push(
       "",
