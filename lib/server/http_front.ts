@@ -274,9 +274,10 @@ export class HttpFront {
     let front: HttpFront | undefined;
     const fallback = options.fallbackCertificate;
     const certificate = fallback ? { cert: fallback.cert, key: fallback.key } : {};
-    // HTTP/2: node's server, handed each connection that chose h2 once TLS is up. Its
-    // compatibility API gives requests the shape of node:http's, which HttpTunnel.serve takes.
-    const h2 = http2.createSecureServer({ ...certificate, minVersion: "TLSv1.2" });
+    // HTTP/2: node's server, handed each connection that chose h2 once TLS is up (so its own
+    // TLS settings are never used). Its compatibility API gives requests the shape of
+    // node:http's, which HttpTunnel.serve takes.
+    const h2 = http2.createSecureServer({});
     // Sessions idle this long are closed (their requests are streams, not sockets to sweep).
     h2.setTimeout(options.idleTimeout ?? 60_000);
     const h1Shaped = h2 as unknown as http.Server;
