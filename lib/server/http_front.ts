@@ -1,30 +1,39 @@
 /**
  * The public HTTP and HTTPS ports ("vhosts"): every request is routed by its
- * host name and path to an {@linkcode HttpTunnel}. The HTTPS port reads the
- * TLS server name first, then either relays the connection untouched
- * (passthrough tunnels) or terminates TLS with the certificate for that name
- * and serves HTTP/2 or HTTP/1.1.
+ * host name and path to an {@linkcode HttpTunnel}. HTTP/1.1 is served by the
+ * splice engine ({@linkcode Http1Visitor}) on both ports. The HTTPS port
+ * reads the TLS server name first, then either relays the connection
+ * untouched (passthrough tunnels) or terminates TLS with the certificate for
+ * that name; a connection that negotiates HTTP/2 (ALPN `h2`) is served by
+ * node's HTTP/2 server, any other by the splice engine.
  *
  * @module
  */
 
-import http from "node:http";
+import type http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
+import type { RelayConn } from "../mux/mod.ts";
+import { nodeSocketConn } from "../transport/mod.ts";
 import type { Logger } from "../util/logger.ts";
 import { Balancer, type Strategy } from "./balancer.ts";
 import {
   type FrontInfo,
   hostOf,
   type HttpTunnel,
-  rawError,
   sendError,
   visitorAddress,
 } from "./http_tunnel.ts";
 import { MAX_CLIENT_HELLO, readSni } from "./sni.ts";
 import { type Dispatch, errorPage, Http1Visitor, type LocalAnswer } from "./http/visitor.ts";
 import { timingSafeEqual } from "node:crypto";
+
+/**
+ * Read-ahead per TLS visitor connection before it is paused: the splice
+ * engine takes bytes as it forwards them, so more only costs memory.
+ */
+const TLS_READ_AHEAD = 256 * 1024;
 
 /** The tunnels of one host and path prefix: one, or a load-balancing group. */
 interface Slot {
@@ -215,24 +224,26 @@ export class HttpFront {
   /** `http` or `https`. */
   readonly scheme: "http" | "https";
   #options: HttpFrontOptions;
-  /** HTTPS: node's listener (the ClientHello is read first, then TLS is terminated by node). */
+  /** HTTPS: node's listener (the ClientHello is read first, then TLS is terminated or passed). */
   #server: net.Server | null;
-  #http: http.Server | http2.Http2SecureServer | null;
-  /** HTTP: Deno's listener; each connection is served by the splice engine. */
+  /** HTTPS: terminates TLS on the sockets `#server` hands it. */
+  #tls: tls.Server | null;
+  /** HTTPS: serves the TLS connections that negotiated `h2`. */
+  #h2: http2.Http2SecureServer | null;
+  /** HTTP: Deno's listener. */
   #listener: Deno.TcpListener | null;
+  /** HTTP/1.1 connections, each served by the splice engine. */
   #visitors = new Set<Http1Visitor>();
-  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #sweeper: ReturnType<typeof setInterval>;
   #accepting: Promise<void> = Promise.resolve();
   #sockets = new Set<net.Socket>();
   #contexts = new Map<string, { context: tls.SecureContext; at: number }>();
-  #headTimers = new Map<net.Socket, ReturnType<typeof setTimeout>>();
-  #watched = new WeakSet<net.Socket>();
   #closed = false;
 
   private constructor(
     options: HttpFrontOptions,
     server: net.Server | Deno.TcpListener,
-    httpServer: http.Server | http2.Http2SecureServer | null,
+    terminator: { tls: tls.Server; h2: http2.Http2SecureServer } | null,
   ) {
     this.#options = options;
     this.router = options.router ?? new HttpRouter();
@@ -242,13 +253,14 @@ export class HttpFront {
       this.#server = null;
       this.port = (server.addr as Deno.NetAddr).port;
       this.#accepting = this.#acceptLoop(server);
-      this.#sweeper = this.#sweep(options.idleTimeout ?? 60_000, options.headerTimeout);
     } else {
       this.#listener = null;
       this.#server = server;
       this.port = (server.address() as net.AddressInfo).port;
     }
-    this.#http = httpServer;
+    this.#tls = terminator?.tls ?? null;
+    this.#h2 = terminator?.h2 ?? null;
+    this.#sweeper = this.#sweep(options.idleTimeout ?? 60_000, options.headerTimeout);
   }
 
   /** Binds the port and starts serving. */
@@ -257,49 +269,31 @@ export class HttpFront {
       const listener = Deno.listen({ hostname: options.hostname, port: options.port });
       return new HttpFront(options, listener, null);
     }
-    const idle = options.idleTimeout ?? 60_000;
     // Assigned once bound; the handlers below run only after that.
     // deno-lint-ignore prefer-const
     let front: HttpFront | undefined;
     const fallback = options.fallbackCertificate;
-    // Typed as either server: node's HTTP/1.1 fallback hands the same handlers HTTP/1 requests.
-    const httpServer = http2.createSecureServer({
-      allowHTTP1: true,
-      ...(fallback ? { cert: fallback.cert, key: fallback.key } : {}),
+    const certificate = fallback ? { cert: fallback.cert, key: fallback.key } : {};
+    // HTTP/2: node's server, handed each connection that chose h2 once TLS is up (so its own
+    // TLS settings are never used). Its compatibility API gives requests the shape of
+    // node:http's, which HttpTunnel.serve takes.
+    const h2 = http2.createSecureServer({});
+    // Sessions idle this long are closed (their requests are streams, not sockets to sweep).
+    h2.setTimeout(options.idleTimeout ?? 60_000);
+    const h1Shaped = h2 as unknown as http.Server;
+    h1Shaped.on("request", (req, res) => front!.#request(req, res, false));
+    h1Shaped.on("checkContinue", (req, res) => front!.#request(req, res, true));
+    const terminator = tls.createServer({
+      ...certificate,
+      ALPNProtocols: ["h2", "http/1.1"],
       minVersion: "TLSv1.2",
       handshakeTimeout: options.headerTimeout,
       SNICallback: (name, done) => {
         front!.#context(name).then((context) => done(null, context), (error) => done(error));
       },
-    }) as unknown as http.Server;
-    // Connections are handed in from our own listener, so node's server never "listens";
-    // Deno's node:http closes kept-alive sockets of a server that is not listening.
-    Object.defineProperty(httpServer, "listening", { get: () => !front || !front.#closed });
-    // The server's own idle timeout: a socket-level one set here breaks keep-alive under Deno.
-    (httpServer as http.Server).setTimeout(idle, (socket: net.Socket) => socket.destroy());
-    httpServer.on("request", (req, res) => {
-      front!.#headerDone(req, res);
-      front!.#request(req, res, false);
-    });
-    httpServer.on("checkContinue", (req, res) => {
-      front!.#headerDone(req, res);
-      front!.#request(req, res, true);
-    });
-    httpServer.on("upgrade", (req, socket, head) => {
-      front!.#headerDone(req, null);
-      front!.#upgrade(req, socket as net.Socket, head);
-    });
-    // The deadline for a request head starts when TLS is up.
-    // (HTTP/2 sessions are left to the idle timeout: their requests are streams, not sockets.)
-    httpServer.on("secureConnection", (socket: tls.TLSSocket) => {
-      if (socket.alpnProtocol !== "h2") front!.#awaitHead(socket);
-    });
-    httpServer.on("clientError", (_error, socket: net.Socket) => {
-      if (socket.writable && !socket.destroyed) {
-        socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-      }
-      socket.destroy();
-    });
+    }, (socket) => front!.#secured(socket));
+    // A failed or late handshake (the deadline is handshakeTimeout): the connection ends.
+    terminator.on("tlsClientError", (_error, socket: tls.TLSSocket) => socket.destroy());
     // Half-open allowed: a visitor that ends its side still gets the rest of the answer.
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
       if (!front || front.#closed) {
@@ -321,12 +315,12 @@ export class HttpFront {
       });
     });
     server.on("error", (error) => options.logger.warn("http listener error", { error }));
-    front = new HttpFront(options, server, httpServer);
+    front = new HttpFront(options, server, { tls: terminator, h2 });
     return front;
   }
 
   /**
-   * HTTP: one sweep for all visitor connections, instead of timers per
+   * One sweep for all HTTP/1.1 visitor connections, instead of timers per
    * request. It closes a connection whose request head is not complete
    * `headerTimeout` ms after it began to wait for it (slowloris; closed at
    * most one tick late), and one that moved no byte for `idle` ms (a request
@@ -378,16 +372,35 @@ export class HttpFront {
       }
       // A proxy forwards what it has at once: Nagle would hold small responses for an ACK.
       conn.setNoDelay(true);
-      const visitor = new Http1Visitor(conn, {
-        scheme: "http",
-        remote: visitorAddress({ remoteAddress: (conn.remoteAddr as Deno.NetAddr).hostname }),
-        dispatch: (host, path) => this.#dispatch(host, path),
-        onBadRequest: () => options.onUnrouted?.("bad_request"),
-        logger: options.logger,
-      });
-      this.#visitors.add(visitor);
-      visitor.run().finally(() => this.#visitors.delete(visitor));
+      this.#visit(conn, (conn.remoteAddr as Deno.NetAddr).hostname);
     }
+  }
+
+  /** HTTPS: TLS is up; HTTP/2 goes to node's server, HTTP/1.1 (or no ALPN) to the splice engine. */
+  #secured(socket: tls.TLSSocket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    if (socket.alpnProtocol === "h2") {
+      this.#h2!.emit("secureConnection", socket);
+      return;
+    }
+    this.#visit(nodeSocketConn(socket, { maxBuffered: TLS_READ_AHEAD }), socket.remoteAddress);
+  }
+
+  /** Serves one HTTP/1.1 connection with the splice engine, under the sweep's deadlines. */
+  #visit(conn: RelayConn, address: string | undefined): void {
+    const options = this.#options;
+    const visitor = new Http1Visitor(conn, {
+      scheme: this.scheme,
+      remote: visitorAddress({ remoteAddress: address }),
+      dispatch: (host, path) => this.#dispatch(host, path),
+      onBadRequest: () => options.onUnrouted?.("bad_request"),
+      logger: options.logger,
+    });
+    this.#visitors.add(visitor);
+    visitor.run().finally(() => this.#visitors.delete(visitor));
   }
 
   /** Where a request goes: a tunnel, or an answer given here (ACME, redirect, 404, 502). */
@@ -444,44 +457,6 @@ export class HttpFront {
     };
   }
 
-  /**
-   * Gives `socket` `headerTimeout` ms to deliver a complete request head
-   * (slowloris defence: node's own `headersTimeout` is checked too rarely to
-   * count on). Re-armed after each response on a kept-alive connection.
-   */
-  #awaitHead(socket: net.Socket): void {
-    clearTimeout(this.#headTimers.get(socket));
-    const timer = setTimeout(() => {
-      this.#headTimers.delete(socket);
-      this.#options.logger.debug("request head too slow: closed", {
-        remote: visitorAddress(socket),
-      });
-      socket.destroy();
-    }, this.#options.headerTimeout);
-    this.#headTimers.set(socket, timer);
-    if (!this.#watched.has(socket)) {
-      this.#watched.add(socket);
-      socket.once("close", () => {
-        clearTimeout(this.#headTimers.get(socket));
-        this.#headTimers.delete(socket);
-      });
-    }
-  }
-
-  /** A request head arrived on its socket: stop that socket's deadline until the response ends. */
-  #headerDone(req: http.IncomingMessage, res: http.ServerResponse | null): void {
-    const socket = req.socket as net.Socket;
-    const timer = this.#headTimers.get(socket);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    this.#headTimers.delete(socket);
-    if (res && req.httpVersionMajor === 1) {
-      res.once("finish", () => {
-        if (!socket.destroyed) this.#awaitHead(socket);
-      });
-    }
-  }
-
   /** HTTPS: reads the ClientHello, then passes through or terminates TLS. */
   #peek(socket: net.Socket): void {
     const log = this.#options.logger;
@@ -520,7 +495,7 @@ export class HttpFront {
         return;
       }
       socket.unshift(bytes);
-      this.#http!.emit("connection", socket);
+      this.#tls!.emit("connection", socket);
     };
     socket.on("readable", onReadable);
     socket.on("close", () => clearTimeout(timer));
@@ -550,16 +525,9 @@ export class HttpFront {
     return { scheme: this.scheme };
   }
 
+  /** HTTPS: one HTTP/2 request. */
   #request(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void {
     const options = this.#options;
-    const bad = req.httpVersionMajor === 1 ? originForm(req) : null;
-    if (bad) {
-      options.onUnrouted?.("bad_request");
-      req.resume();
-      res.shouldKeepAlive = false;
-      sendError(res, 400, bad);
-      return;
-    }
     const host = String(req.headers.host ?? req.headers[":authority"] ?? "");
     const decided = this.#dispatch(host, req.url ?? "/");
     if ("tunnel" in decided) {
@@ -575,47 +543,22 @@ export class HttpFront {
     sendAnswer(res, decided.answer);
   }
 
-  #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Uint8Array): void {
-    const bad = originForm(req);
-    if (bad) {
-      this.#options.onUnrouted?.("bad_request");
-      rawError(socket, 400, bad);
-      return;
-    }
-    const host = String(req.headers.host ?? "");
-    const picked = this.router.match(host, req.url ?? "/");
-    if (picked && typeof picked === "object" && "upgrade" in picked) {
-      picked.upgrade(req, socket, head, this.#info());
-      return;
-    }
-    this.#options.onUnrouted?.(picked === null ? "unknown_host" : "tunnel_offline");
-    rawError(
-      socket,
-      picked === null ? 404 : 502,
-      picked === null
-        ? `No tunnel serves host "${hostOf(host)}"`
-        : `The tunnel for host "${hostOf(host)}" is offline`,
-    );
-  }
-
   /** Stops listening and closes open visitor connections. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#sweeper);
+    for (const visitor of this.#visitors) visitor.close();
     if (this.#listener) {
-      clearInterval(this.#sweeper);
       try {
         this.#listener.close();
       } catch { /* closed */ }
-      for (const visitor of this.#visitors) visitor.close();
       await this.#accepting;
       return;
     }
     const server = this.#server!;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
-    for (const timer of this.#headTimers.values()) clearTimeout(timer);
-    this.#headTimers.clear();
     await closed;
   }
 }
@@ -632,39 +575,6 @@ function sendAnswer(res: http.ServerResponse, answer: LocalAnswer): void {
   }
   res.writeHead(answer.status, answer.headers ?? {});
   res.end(answer.body);
-}
-
-/**
- * Checks an HTTP/1.x request's Host header and target, rewriting an
- * absolute-form target (`GET http://app.test/x`) to origin form (`/x`).
- * Returns why the request is refused, or `null`. RFC 9112 §3.2: exactly one
- * Host; an absolute target's authority must be the host that routes it.
- */
-function originForm(req: http.IncomingMessage): string | null {
-  let hosts = 0;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === "host") hosts++;
-  }
-  if (hosts > 1) return "More than one Host header";
-  if (hosts === 0 && req.httpVersionMinor >= 1) return "The request has no Host header";
-  const target = req.url ?? "/";
-  if (target.startsWith("/") || target === "*") return null;
-  let url: URL;
-  try {
-    url = new URL(target);
-  } catch {
-    return "Invalid request target";
-  }
-  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
-    return "Invalid request target";
-  }
-  const header = String(req.headers.host ?? "").toLowerCase();
-  if (hostOf(url.host) !== hostOf(header)) {
-    return `The request target's host "${url.host}" differs from its Host header`;
-  }
-  req.url = url.pathname + url.search;
-  return null;
 }
 
 function concat(chunks: Uint8Array[], length: number): Uint8Array {

@@ -23,17 +23,11 @@ import {
   hasToken,
   type HeadEdit,
   headerCount,
-  type HeaderList,
   headerTokens,
   lowerName,
-  parseResponseHead,
-  requestFraming,
   type RequestHead,
-  responseFraming,
   type ResponseHead,
-  serializeHead,
 } from "./http/head.ts";
-import { BodyTracker } from "./http/framing.ts";
 import {
   errorPage,
   type LocalAnswer,
@@ -326,13 +320,12 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     req: http.IncomingMessage,
     remote: string,
     front: FrontInfo,
-    mode: "request" | "expect-continue" | "upgrade",
+    mode: "request" | "expect-continue",
   ): Array<[string, string]> {
     const raw = req.rawHeaders;
-    const upgrade = mode === "upgrade";
     // Headers the Connection header names are hop-by-hop too (rare: computed only when present).
     const connection = req.headers.connection;
-    const named = connection && !upgrade
+    const named = connection
       ? new Set(String(connection).toLowerCase().split(",").map((s) => s.trim()))
       : null;
     const { drop, set, setsHost } = this.#requestRules;
@@ -353,8 +346,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
       }
       if (
         lower.startsWith(":") || drop.has(lower) || named?.has(lower) ||
-        (lower === "expect" && mode === "request") ||
-        (HOP_BY_HOP.has(lower) && !(upgrade && (lower === "connection" || lower === "upgrade")))
+        (lower === "expect" && mode === "request") || HOP_BY_HOP.has(lower)
       ) continue;
       headers.push([name, value]);
     }
@@ -515,7 +507,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     this.#options.onFirstByte?.(ms);
   }
 
-  /** Serves one visitor request (HTTP/1.1 or HTTP/2). */
+  /** Serves one HTTP/2 visitor request (HTTP/1.1 is spliced by the front's `Http1Visitor`). */
   serve(
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -624,221 +616,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     pump(req, upstream, limit?.in, (n) => (live.sent += n)).catch(() => upstream.destroy());
   }
 
-  /**
-   * Carries an HTTP/1.1 upgrade request (WebSocket) to the service. The
-   * connection becomes a raw pipe only when the service answers 101 with a
-   * protocol the visitor asked for; until then nothing the visitor sends
-   * after the request (its body aside) reaches the service. Any other answer
-   * is relayed as a normal response and the connection is closed after it,
-   * so a follow-up request can never ride an upgrade that did not happen.
-   */
-  upgrade(req: http.IncomingMessage, socket: net.Socket, head: Uint8Array, front: FrontInfo): void {
-    const started = performance.now();
-    const remote = visitorAddress(socket);
-    const host = String(req.headers.host ?? "");
-    const info = { method: req.method ?? "GET", host, path: req.url ?? "/", status: 101 };
-    const refusal = this.#gate(remote, req.headers.authorization);
-    if (refusal) {
-      rawError(socket, refusal.status, refusal.message, refusal.headers);
-      if (refusal.status === 502 || refusal.status === 503) {
-        this.#finish(started, remote, { ...info, status: refusal.status }, 0, 0, refusal.message);
-      }
-      return;
-    }
-    const requestHeaders = pairs(req.rawHeaders);
-    let body: BodyTracker;
-    try {
-      body = new BodyTracker(requestFraming(requestHeaders));
-    } catch (error) {
-      rawError(socket, 400, (error as Error).message);
-      return;
-    }
-    const asked = new Set(
-      headerTokens(requestHeaders, "upgrade").map((p) => p.split("/")[0]!),
-    );
-    const headers = this.#forwardHeaders(req, remote, front, "upgrade");
-    const stream = new StreamSocket(this.#open(remote));
-    stream.write(serializeHead(`${info.method} ${info.path} HTTP/1.1`, headers));
-
-    // Visitor bytes: the request's own body goes on; whatever follows it waits for the 101.
-    const held: Uint8Array[] = [];
-    let heldBytes = 0;
-    const fromVisitor = (chunk: Uint8Array) => {
-      let rest = chunk;
-      if (!body.done) {
-        let n: number;
-        try {
-          n = body.feed(chunk);
-        } catch (error) {
-          abandon(400, (error as Error).message);
-          return;
-        }
-        if (n > 0) stream.write(chunk.subarray(0, n));
-        rest = chunk.subarray(n);
-      }
-      if (rest.length === 0) return;
-      held.push(rest);
-      heldBytes += rest.length;
-      if (heldBytes > 64 * 1024) socket.pause();
-    };
-    // A visitor that half-closes before the 101 is ended towards the service by the splice.
-    const onEnd = () => {};
-    const onClose = () => abandon(0, "The visitor left before the service answered");
-    socket.on("data", fromVisitor);
-    socket.on("end", onEnd);
-    socket.on("close", onClose);
-
-    // Service bytes: interim answers go through; the first final answer decides.
-    let answer: Uint8Array = new Uint8Array(0);
-    let settled = false;
-    const detach = () => {
-      settled = true;
-      socket.off("data", fromVisitor);
-      socket.off("end", onEnd);
-      socket.off("close", onClose);
-      stream.off("data", fromService);
-      stream.off("end", serviceGone);
-      stream.off("error", serviceGone);
-    };
-    const abandon = (status: number, message: string) => {
-      if (settled) return;
-      detach();
-      if (status && !socket.destroyed) rawError(socket, status, message);
-      else socket.destroy();
-      stream.destroy();
-      const failure = status === 0 || status >= 500 ? message : undefined;
-      this.#finish(started, remote, { ...info, status: status || 499 }, 0, 0, failure);
-    };
-    const serviceGone = (error?: Error) =>
-      abandon(
-        502,
-        `Tunnel "${this.name}": the service closed the connection without answering the upgrade` +
-          (error && stream.resetReason ? ` (${stream.resetReason})` : ""),
-      );
-    const fromService = (chunk: Uint8Array) => {
-      answer = answer.length ? concatBytes(answer, chunk) : chunk;
-      while (!settled) {
-        let response: ResponseHead | null;
-        try {
-          response = parseResponseHead(answer);
-        } catch (error) {
-          abandon(
-            502,
-            `Tunnel "${this.name}": bad response from the service: ${(error as Error).message}`,
-          );
-          return;
-        }
-        if (!response) return;
-        const rest = answer.subarray(response.size);
-        if (response.status === 101) {
-          const protocol = headerTokens(response.headers, "upgrade")[0]?.split("/")[0];
-          if (!protocol || !asked.has(protocol)) {
-            abandon(
-              502,
-              `Tunnel "${this.name}": the service switched to a protocol the visitor did not ask for`,
-            );
-            return;
-          }
-          detach();
-          this.#options.onFirstByte?.(performance.now() - started);
-          socket.write(answer.subarray(0, response.size));
-          if (rest.length) socket.write(rest);
-          for (const chunk of held) stream.write(chunk);
-          this.#splice(socket, stream, started, remote, info, true);
-          socket.resume();
-          return;
-        }
-        if (response.status < 200) {
-          // 100 Continue and other interim answers: pass on, keep waiting.
-          socket.write(answer.subarray(0, response.size));
-          answer = rest;
-          continue;
-        }
-        detach();
-        this.#notUpgraded(socket, stream, response, rest, started, remote, info);
-        return;
-      }
-    };
-    stream.on("data", fromService);
-    stream.on("end", serviceGone);
-    stream.on("error", serviceGone);
-    if (head.length) fromVisitor(head);
-  }
-
-  /**
-   * The service answered an upgrade request with a normal response: relay
-   * it to the visitor with `Connection: close` and close after its body.
-   */
-  #notUpgraded(
-    socket: net.Socket,
-    stream: StreamSocket,
-    response: ResponseHead,
-    rest: Uint8Array,
-    started: number,
-    remote: string,
-    info: HttpEvent["http"],
-  ): void {
-    const { drop, set } = this.#responseRules;
-    const headers: HeaderList = response.headers.filter(([k]) => {
-      const lower = k.toLowerCase();
-      // Framing headers stay: the body is relayed as it came.
-      return lower === "transfer-encoding" || !drop.has(lower);
-    });
-    for (const [k, v] of set) headers.push([k, v]);
-    headers.push(["Connection", "close"]);
-    let body: BodyTracker;
-    try {
-      body = new BodyTracker(responseFraming(info.method, response.status, response.headers));
-    } catch (error) {
-      const message = `Tunnel "${this.name}": bad response from the service: ${
-        (error as Error).message
-      }`;
-      rawError(socket, 502, message);
-      stream.destroy();
-      this.#finish(started, remote, { ...info, status: 502 }, 0, 0, message);
-      return;
-    }
-    this.#options.onFirstByte?.(performance.now() - started);
-    socket.write(serializeHead(`HTTP/1.1 ${response.status} ${response.reason}`, headers));
-    let received = 0;
-    let ended = false;
-    const end = (failure?: string) => {
-      if (ended) return;
-      ended = true;
-      stream.off("data", onData);
-      socket.end();
-      stream.destroy();
-      this.#finish(started, remote, { ...info, status: response.status }, 0, received, failure);
-    };
-    const onData = (chunk: Uint8Array) => {
-      let n: number;
-      try {
-        n = body.feed(chunk);
-      } catch (error) {
-        end(`Tunnel "${this.name}": bad response body: ${(error as Error).message}`);
-        socket.destroy();
-        return;
-      }
-      received += n;
-      if (n > 0 && !socket.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-        stream.pause();
-        socket.once("drain", () => stream.resume());
-      }
-      if (body.done) end();
-    };
-    // Whatever the visitor sends from now on is not forwarded; the connection ends after this answer.
-    socket.on("data", () => {});
-    socket.once("close", () => end(body.done ? undefined : "The visitor left during the response"));
-    stream.on("data", onData);
-    stream.once(
-      "end",
-      () => end(body.done || body.untilClose ? undefined : "The service ended early"),
-    );
-    stream.once("error", () => end(stream.resetReason ?? "The service's connection failed"));
-    if (rest.length) onData(rest);
-    else if (body.done) end();
-  }
-
   /** Relays a TLS connection untouched (passthrough); `hello` holds the bytes already read. */
   passthroughConnection(socket: net.Socket, hello: Uint8Array, sni: string): void {
     const started = performance.now();
@@ -861,7 +638,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     started: number,
     remote: string,
     info: HttpEvent["http"],
-    firstByteSeen = false,
   ): void {
     const live: LiveTransfer = { sent: 0, received: 0 };
     this.#live.add(live);
@@ -870,7 +646,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     socket.setNoDelay(true);
     const limit = this.#options.limit;
     let failure: string | undefined;
-    let first = !firstByteSeen;
+    let first = true;
     const up = pump(socket, stream, limit?.in, (n) => (live.sent += n));
     const down = pump(stream, socket, limit?.out, (n) => {
       if (first) {
@@ -942,20 +718,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
   }
 }
 
-/** `rawHeaders` (name, value, name, value …) as pairs. */
-function pairs(raw: string[]): HeaderList {
-  const out: HeaderList = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
-  return out;
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
 function checkBasic(
   header: string | undefined,
   auth: { user: string; password: string },
@@ -991,23 +753,6 @@ export function sendError(
     ...headers,
   });
   res.end(body);
-}
-
-/** The same, written raw on a socket that was being upgraded. */
-export function rawError(
-  socket: net.Socket,
-  status: number,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  const body = `${status} ${http.STATUS_CODES[status] ?? ""}\n${message}\n`;
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-  socket.end(
-    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\n` +
-      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${
-        new TextEncoder().encode(body).length
-      }\r\nConnection: close\r\n${extra}\r\n${body}`,
-  );
 }
 
 /**

@@ -13,6 +13,7 @@
 
 export * from "./tls.ts";
 export * from "./memory.ts";
+export * from "./node_socket.ts";
 export * from "./node_tls.ts";
 export * from "./udp_sender.ts";
 export * from "./udp_receiver.ts";

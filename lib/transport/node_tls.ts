@@ -4,18 +4,16 @@
  * client certificate signed by the configured CA (checked during the
  * handshake: a client without one never reaches the Burrow protocol), and
  * can swap its certificate for new connections without dropping the
- * established ones. Accepted sockets are wrapped as a {@linkcode Duplex}.
+ * established ones. Accepted sockets are wrapped by {@linkcode nodeSocketConn}.
  *
  * @module
  */
 
 import tls from "node:tls";
-import type { Duplex } from "../mux/mux.ts";
+import { type NodeSocketConn, nodeSocketConn } from "./node_socket.ts";
 
 /** An accepted mutual-TLS connection. */
-export interface NodeTlsConn extends Duplex {
-  /** The client's address. */
-  readonly remoteAddr: Deno.NetAddr;
+export interface NodeTlsConn extends NodeSocketConn {
   /** The client certificate's subject common name. */
   readonly peerName: string;
 }
@@ -48,81 +46,6 @@ export interface MutualTlsOptions {
   onHandshakeError: (remote: string, error: Error) => void;
 }
 
-/** Wraps a node TLS socket as a Duplex with backpressure both ways. */
-function duplexOf(socket: tls.TLSSocket): NodeTlsConn {
-  const chunks: Uint8Array[] = [];
-  let buffered = 0;
-  let ended = false;
-  let failure: Error | null = null;
-  let waiter: (() => void) | null = null;
-  const wake = () => {
-    const w = waiter;
-    waiter = null;
-    w?.();
-  };
-  socket.on("data", (data: Uint8Array) => {
-    chunks.push(data);
-    buffered += data.length;
-    if (buffered > 1 << 20) socket.pause();
-    wake();
-  });
-  socket.on("end", () => {
-    ended = true;
-    wake();
-  });
-  socket.on("close", () => {
-    ended = true;
-    wake();
-  });
-  socket.on("error", (error: Error) => {
-    failure = error;
-    wake();
-  });
-  const cert = socket.getPeerCertificate();
-  return {
-    remoteAddr: {
-      transport: "tcp",
-      hostname: socket.remoteAddress ?? "",
-      port: socket.remotePort ?? 0,
-    },
-    peerName: String(cert?.subject?.CN ?? ""),
-    async read(p: Uint8Array): Promise<number | null> {
-      while (!chunks.length) {
-        if (failure) throw failure;
-        if (ended) return null;
-        await new Promise<void>((resolve) => (waiter = resolve));
-      }
-      const head = chunks[0]!;
-      const n = Math.min(p.length, head.length);
-      p.set(head.subarray(0, n));
-      if (n === head.length) chunks.shift();
-      else chunks[0] = head.subarray(n);
-      buffered -= n;
-      if (buffered <= 1 << 19 && socket.isPaused()) socket.resume();
-      return n;
-    },
-    write(p: Uint8Array): Promise<number> {
-      if (failure) return Promise.reject(failure);
-      if (socket.destroyed) return Promise.reject(new Deno.errors.BrokenPipe("Connection closed"));
-      const copy = p.slice();
-      return new Promise((resolve, reject) => {
-        const ok = socket.write(copy, (error) => {
-          if (error) reject(error);
-        });
-        if (ok) resolve(p.length);
-        else socket.once("drain", () => resolve(p.length));
-      });
-    },
-    close() {
-      // End (flushing what is queued, such as a last error message), then make sure.
-      if (socket.destroyed) return;
-      socket.end();
-      const timer = setTimeout(() => socket.destroy(), 1_000);
-      socket.once("close", () => clearTimeout(timer));
-    },
-  };
-}
-
 /**
  * Listens for mutual-TLS control connections.
  *
@@ -141,7 +64,10 @@ export async function listenMutualTls(options: MutualTlsOptions): Promise<NodeTl
     handshakeTimeout: 10_000,
   }, (socket) => {
     socket.setNoDelay(true);
-    const conn = duplexOf(socket);
+    const conn: NodeTlsConn = {
+      ...nodeSocketConn(socket),
+      peerName: String(socket.getPeerCertificate()?.subject?.CN ?? ""),
+    };
     if (acceptor) {
       const a = acceptor;
       acceptor = null;
