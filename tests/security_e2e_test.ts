@@ -242,6 +242,30 @@ Deno.test("limits: a push against a 1 MB/s max_bandwidth is paced to it; max_con
   }
 });
 
+Deno.test("abuse: a connection that never starts TLS is shut after handshake_timeout", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
+  try {
+    // Deno's TLS (the default) does not free a socket closed mid-handshake by itself.
+    const server = await startServer(dir, TOKEN, 0, `  handshake_timeout: 1s`);
+    await using _s = server.proc;
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const started = performance.now();
+    const outcome = await Promise.race([
+      silent.read(new Uint8Array(16)).then(
+        (n) => (n === null ? "closed" : `read ${n}`),
+        () => "closed",
+      ),
+      new Promise<string>((r) => setTimeout(() => r("hang"), 8000)),
+    ]);
+    silent.close();
+    assertEquals(outcome, "closed", "the server shuts a connection that never sends a TLS hello");
+    const waited = performance.now() - started;
+    assert(waited >= 900 && waited < 5000, `closed after ${waited} ms (handshake_timeout 1s)`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 // Guessing tokens (refused beyond the login limiter's limits) is tested in login_limit_e2e_test.ts.
 Deno.test("abuse: a silent connection is closed after handshake_timeout", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-sec-" });
@@ -465,10 +489,10 @@ async function tls12(port: number): Promise<string> {
   return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
 }
 
-Deno.test("control port is TLS 1.3 only by default: TLS 1.2 refused, Burrow clients connect", async () => {
+Deno.test("tls.min_version 1.3: TLS 1.2 refused, Burrow clients connect", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-tls13-" });
   try {
-    const server = await startServer(dir, TOKEN, 0);
+    const server = await startServer(dir, TOKEN, 0, `  tls: {min_version: "1.3"}`);
     await using _s = server.proc;
     await server.proc.waitFor((e) => e.msg === "TLS 1.3 only on the control port");
     await using client = await startClient(dir, {
@@ -486,11 +510,12 @@ Deno.test("control port is TLS 1.3 only by default: TLS 1.2 refused, Burrow clie
   }
 });
 
-Deno.test("tls.min_version 1.2 opts into Deno's TLS, which also speaks TLS 1.2", async () => {
+Deno.test("by default the control port is Deno's TLS, which also speaks TLS 1.2", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-tls12-" });
   try {
-    const server = await startServer(dir, TOKEN, 0, `  tls: {min_version: "1.2"}`);
+    const server = await startServer(dir, TOKEN, 0);
     await using _s = server.proc;
+    await server.proc.waitFor((e) => String(e.msg).startsWith("control port on Deno's TLS"));
     const text = await tls12(server.port);
     assert(/Protocol\s*:\s*TLSv1\.2/.test(text), text.slice(0, 800));
   } finally {

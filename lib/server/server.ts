@@ -246,9 +246,18 @@ export class BurrowServer implements SessionHost {
         logger.info("closed sessions left open by a previous run", { count: leftovers });
       }
     }
-    const listener = config.tls.client_ca_file || config.tls.min_version === "1.3"
-      ? await nodeListener(config, tls, logger)
-      : denoListener(config, tls);
+    // Deno's TLS is the faster control port, but it needs FFI for TCP_NODELAY and for a
+    // handshake deadline that frees the socket; node:tls does both by itself.
+    const denoTls = !config.tls.client_ca_file && config.tls.min_version === "1.2" &&
+      sockopt.available();
+    if (!config.tls.client_ca_file && config.tls.min_version === "1.2" && !denoTls) {
+      logger.info("control port on node:tls instead of Deno's TLS", {
+        reason: sockopt.unavailableReason,
+      });
+    }
+    const listener = denoTls
+      ? denoListener(config, tls, logger)
+      : await nodeListener(config, tls, logger);
     const rules: AlertRuleSpec[] = config.alerts.map((r) => ({ ...r }));
     if (config.alerting.default_rules) {
       for (const d of DEFAULT_RULES) if (!rules.some((r) => r.name === d.name)) rules.push(d);
@@ -1369,6 +1378,7 @@ interface ControlListener {
 function denoListener(
   config: ServerConfig,
   initial: { cert: string; key: string },
+  logger: Logger,
 ): ControlListener {
   let tls = initial;
   let listener: Deno.TlsListener;
@@ -1389,6 +1399,7 @@ function denoListener(
     throw error;
   }
   const port = (listener.addr as Deno.NetAddr).port;
+  logger.info("control port on Deno's TLS (TLS 1.3, and 1.2 for clients that ask)");
   let closed = false;
   let reloading: Promise<unknown> | null = null;
   return {
@@ -1398,10 +1409,10 @@ function denoListener(
         const current = listener;
         try {
           const conn = await current.accept();
-          // Deno's TLS connections have no setNoDelay: set TCP_NODELAY on the fd (FFI, if available).
+          // Deno's TLS connections have no setNoDelay: set TCP_NODELAY on the fd (FFI).
           const fd = sockopt.socketFd(conn);
           if (fd !== null) sockopt.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-          return conn;
+          return untilSecured(conn);
         } catch (error) {
           // A reload swapped the listener under us: accept from the new one.
           if (reloading) await reloading.catch(() => {});
@@ -1449,7 +1460,26 @@ function denoListener(
   };
 }
 
-/** node:tls: TLS 1.3 only, and mutual TLS when a client CA is configured. */
+/**
+ * A Deno TLS connection whose `close()` also ends a handshake still in
+ * progress: Deno's alone leaves such a socket open (the peer never learns,
+ * the descriptor stays), so the handshake deadline shuts it down first.
+ */
+function untilSecured(conn: Deno.TlsConn): Duplex & { remoteAddr: Deno.Addr } {
+  let secured = false;
+  conn.handshake().then(() => (secured = true), () => {});
+  return {
+    remoteAddr: conn.remoteAddr,
+    read: (p) => conn.read(p),
+    write: (p) => conn.write(p),
+    close() {
+      if (!secured) sockopt.shutdown(conn);
+      conn.close();
+    },
+  };
+}
+
+/** node:tls: TLS 1.3 only unless `min_version` says 1.2, and mutual TLS when a client CA is configured. */
 async function nodeListener(
   config: ServerConfig,
   tls: { cert: string; key: string },
@@ -1466,12 +1496,14 @@ async function nodeListener(
       );
     }
   }
+  const minVersion = !file && config.tls.min_version === "1.2" ? "TLSv1.2" : "TLSv1.3";
   const listener = await listenMutualTls({
     hostname: config.bind_addr,
     port: config.bind_port,
     cert: tls.cert,
     key: tls.key,
     ca,
+    minVersion,
     onHandshakeError: (remote, error) =>
       logger.warn(file ? "client certificate refused" : "TLS handshake refused", {
         remote,
@@ -1480,7 +1512,7 @@ async function nodeListener(
   });
   if (file) {
     logger.info("mutual TLS on the control port", { client_ca_file: file, min_version: "TLSv1.3" });
-  } else logger.info("TLS 1.3 only on the control port");
+  } else if (minVersion === "TLSv1.3") logger.info("TLS 1.3 only on the control port");
   return {
     port: listener.port,
     accept: () => listener.accept(),

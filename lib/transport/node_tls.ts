@@ -42,6 +42,8 @@ export interface MutualTlsOptions {
   key: string;
   /** PEM CA(s) client certificates must chain to; without it no client certificate is asked for. */
   ca?: string | undefined;
+  /** Oldest TLS version accepted; default `TLSv1.3` (mutual TLS always asks for 1.3). */
+  minVersion?: "TLSv1.2" | "TLSv1.3";
   /** Called when a handshake fails (no certificate, wrong CA, old TLS). */
   onHandshakeError: (remote: string, error: Error) => void;
 }
@@ -56,11 +58,12 @@ export async function listenMutualTls(options: MutualTlsOptions): Promise<NodeTl
   let acceptor: ((conn: NodeTlsConn | null) => void) | null = null;
   let closed = false;
   const mutual = options.ca !== undefined;
+  const minVersion = mutual ? "TLSv1.3" : options.minVersion ?? "TLSv1.3";
   const server = tls.createServer({
     cert: options.cert,
     key: options.key,
     ...(mutual ? { ca: [options.ca!], requestCert: true, rejectUnauthorized: true } : {}),
-    minVersion: "TLSv1.3",
+    minVersion,
     handshakeTimeout: 10_000,
   }, (socket) => {
     socket.setNoDelay(true);
@@ -98,7 +101,7 @@ export async function listenMutualTls(options: MutualTlsOptions): Promise<NodeTl
         cert,
         key,
         ...(mutual ? { ca: [options.ca!] } : {}),
-        minVersion: "TLSv1.3",
+        minVersion,
       });
     },
     async accept() {

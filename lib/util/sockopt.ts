@@ -52,6 +52,7 @@ const SOCK_DGRAM = 2;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const F_GETFD = 1;
+const SHUT_RDWR = 2;
 /** Closed descriptors in a row that end the walk over the descriptor table. */
 const DENSE_GAP = 64;
 
@@ -73,6 +74,8 @@ export interface LibC {
   getpeername(fd: number, addr: Uint8Array, length: Uint8Array): number;
   /** `fcntl(fd, cmd)` with no argument (`F_GETFD`): -1 when `fd` is not open. */
   fcntl(fd: number, cmd: number): number;
+  /** `shutdown(fd, how)`: ends a connection's directions without closing the descriptor. */
+  shutdown?(fd: number, how: number): number;
   /** `sendmsg(fd, &msghdr, flags)`: bytes sent or -1. Only batched datagram sends use it. */
   sendmsg?(fd: number, msg: Uint8Array, flags: number): number | bigint;
   /** `recvmmsg(fd, msgvec, vlen, flags, NULL)`: datagrams received or -1. For batched receives. */
@@ -124,6 +127,7 @@ const SYMBOLS = {
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -370,6 +374,27 @@ export class SocketOptions {
     const fd = this.#lookup(socket);
     if (fd !== null) this.#fds.set(socket, fd);
     return fd;
+  }
+
+  /**
+   * Shuts a TCP connection down both ways (`shutdown(fd, SHUT_RDWR)`): the
+   * peer reads the end, and Deno's own task on the socket ends, so closing
+   * it then frees the socket even where `close()` alone would not (a
+   * `Deno.TlsConn` still in its handshake). The descriptor is checked to be
+   * still this connection's before anything is done to it. False when FFI
+   * is unavailable or the socket is gone.
+   */
+  shutdown(conn: Deno.Conn): boolean {
+    const lib = this.#load();
+    if (!lib?.shutdown) return false;
+    const fd = this.socketFd(conn);
+    if (fd === null) return false;
+    const local = this.#endpoint(lib.getsockname, fd);
+    const peer = this.#endpoint(lib.getpeername, fd);
+    const localAddr = conn.localAddr as Deno.NetAddr;
+    const remoteAddr = conn.remoteAddr as Deno.NetAddr;
+    if (local?.port !== localAddr.port || peer?.port !== remoteAddr.port) return false;
+    return lib.shutdown(fd, SHUT_RDWR) === 0;
   }
 
   #lookup(socket: Deno.Conn | Deno.Listener | Deno.DatagramConn): number | null {
