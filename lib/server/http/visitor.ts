@@ -220,7 +220,7 @@ class Upstream {
   async readHead(): Promise<{ head: ResponseHead; bytes: Uint8Array } | null> {
     let acc: Uint8Array | null = null;
     for (;;) {
-      const chunk = await this.next();
+      const chunk = this.takeRest() ?? await this.next();
       if (chunk === null) {
         if (acc?.length) {
           this.failure ??= "The service closed the connection inside a response head";
@@ -400,9 +400,15 @@ export class Http1Visitor {
     await this.#write(answerBytes(errorPage(status, reason), true)).catch(() => {});
   }
 
-  async #write(bytes: Uint8Array): Promise<void> {
+  /** Writes all of `bytes`: one call when the connection takes them at once, as it mostly does. */
+  #write(bytes: Uint8Array): Promise<void> {
     this.touched = true;
-    let off = 0;
+    return this.#conn.write(bytes).then((n) => {
+      if (n < bytes.length) return this.#writeRest(bytes, n);
+    });
+  }
+
+  async #writeRest(bytes: Uint8Array, off: number): Promise<void> {
     while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
   }
 
@@ -648,7 +654,8 @@ export class Http1Visitor {
     const pace = tunnel.pace?.out;
     let error: string | undefined;
     while (!body.done) {
-      const chunk = await up.next();
+      // What came with the head is used without another await.
+      const chunk = up.takeRest() ?? await up.next();
       if (chunk === null) {
         if (!body.untilClose) error = up.failure ?? "The service ended the response early";
         break;
