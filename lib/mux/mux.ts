@@ -302,8 +302,15 @@ export class Mux implements StreamHost {
       return;
     }
     queue.push(item);
-    if (!this.#writing) this.#writeLoop();
+    if (!this.#writing) {
+      // Started after the current microtasks: the frames other streams queue in the same turn
+      // of the event loop (one per ready visitor) then go out in one write.
+      this.#writing = true;
+      queueMicrotask(this.#startWriting);
+    }
   }
+
+  #startWriting = () => void this.#writeLoop();
 
   async #writeLoop(): Promise<void> {
     this.#writing = true;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeFrame, FrameType, ProtocolError } from "../protocol/mod.ts";
+import { encodeFrame, FrameType, HEADER_SIZE, ProtocolError } from "../protocol/mod.ts";
 import { memoryPipe } from "../transport/memory.ts";
 import { Mux, type MuxOptions } from "./mux.ts";
 import { type MuxStream, StreamResetError } from "./stream.ts";
@@ -236,4 +236,33 @@ Deno.test("after close, control reads end and stream reads reject", async () => 
   await assert.rejects(() => s.read(), StreamResetError);
   assert.equal(await client.closed, null);
   server.close();
+});
+
+Deno.test("frames queued by several streams in one turn go out in one write", async () => {
+  const writes: number[] = [];
+  let release!: () => void;
+  const blocked = new Promise<void>((r) => (release = r));
+  const conn = {
+    read: async () => {
+      await blocked;
+      return null;
+    },
+    write: (p: Uint8Array) => {
+      writes.push(p.length);
+      return Promise.resolve(p.length);
+    },
+    close: () => release(),
+  };
+  const mux = new Mux(conn, { role: "client", pingInterval: 0 });
+  try {
+    const streams = [0, 1, 2].map((i) => mux.open({ n: i }));
+    await mux.flush();
+    const opens = writes.splice(0);
+    // As a visitor engine does: each stream writes in the same turn of the event loop.
+    await Promise.all(streams.map((s) => s.write(new Uint8Array(100))));
+    assert.equal(opens.length, 1, `the three open frames took ${opens.length} writes`);
+    assert.deepEqual(writes, [3 * (HEADER_SIZE + 100)], "three data frames in one write");
+  } finally {
+    mux.close();
+  }
 });
