@@ -92,6 +92,20 @@ export interface MemoryOptions {
 }
 
 /**
+ * Waits until `pid`'s RSS stops falling: two reads 500 ms apart within 1 MiB,
+ * or 15 s at most.
+ */
+async function steadyRss(pid: number): Promise<void> {
+  let last = treeRssKiB(pid);
+  for (let i = 0; i < 30; i++) {
+    await delay(500);
+    const now = treeRssKiB(pid);
+    if (Math.abs(now - last) < 1024) return;
+    last = now;
+  }
+}
+
+/**
  * Warms the relay up with a few connections, reads RSS, holds
  * `connections` echoed connections open, reads RSS again, and closes them.
  */
@@ -104,6 +118,10 @@ export async function memoryPerConnection(
   const timeout = options.timeoutMs ?? 60_000;
   closeAll(await openEchoed(port, 50, timeout));
   await delay(settle);
+  // After throughput runs a process may still be giving memory back (heap shrinking, malloc
+  // trimming): a "before" read then would make the per-connection figure negative.
+  await steadyRss(pids.server);
+  await steadyRss(pids.client);
   const serverBeforeKiB = treeRssKiB(pids.server);
   const clientBeforeKiB = treeRssKiB(pids.client);
   const conns = await openEchoed(port, options.connections, timeout);
