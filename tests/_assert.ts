@@ -38,3 +38,16 @@ export async function assertRejects<E extends Error>(
   }
   throw new Error(`Expected a ${type.name}, but it resolved`);
 }
+
+/** Resolves with `promise`, or fails naming `what` after `ms`; never leaves a timer behind. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -3,7 +3,7 @@
  * HTTP-01 challenges really fetched from a challenge server of this test.
  */
 
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, within } from "./_assert.ts";
 import nodeAssert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { CertManager } from "../lib/server/acme.ts";
@@ -51,21 +51,6 @@ function recordingLogger(): {
       );
     },
   };
-}
-
-/** `promise`, or a rejection after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function openssl(args: string[]): Promise<string> {

@@ -7,7 +7,7 @@
  */
 
 import http2 from "node:http2";
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, within } from "./_assert.ts";
 import { createCa } from "./_pki.ts";
 import type { Proc } from "./_procs.ts";
 import { rawOrigin, type TunnelSpec, vhostWith, visit } from "./_raw_http.ts";
@@ -15,19 +15,6 @@ import { rawOrigin, type TunnelSpec, vhostWith, visit } from "./_raw_http.ts";
 const HOST = "web.test";
 /** Bound of each step that waits on the network. */
 const STEP_MS = 15_000;
-
-/** Resolves with `promise`, or fails naming `what` after `ms`; never leaves a timer behind. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * burrowd with an HTTPS port holding a certificate for {@linkcode HOST}

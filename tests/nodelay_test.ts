@@ -11,7 +11,7 @@
  * service, so none can have closed before it is looked at.
  */
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, within } from "./_assert.ts";
 import { createCa } from "./_pki.ts";
 import { BurrowClient, FatalClientError, type TunnelState } from "../lib/client/mod.ts";
 import { clientConfigFromObject, serverConfigFromObject } from "../lib/config/mod.ts";
@@ -28,6 +28,9 @@ import {
 const TOKEN = "nodelay-token";
 /** Bound of each step that waits on the network. */
 const STEP_MS = 10_000;
+
+/** `promise`, or a failure naming `what` after `STEP_MS`. */
+const step = <T>(what: string, promise: Promise<T>) => within(promise, STEP_MS, what);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -37,21 +40,6 @@ const unavailable = sockopt.unavailableReason;
 const ignore = unavailable !== null && Deno.env.get("CI") !== "true";
 if (ignore) {
   console.warn(`skipping: TCP_NODELAY cannot be read back here: ${unavailable}`);
-}
-
-/** Rejects after `STEP_MS` with what was being waited for. */
-async function within<T>(what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out waiting for ${what}`)), STEP_MS);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A promise with its resolver. */
@@ -234,7 +222,7 @@ async function socketsWithoutNoDelay(variant: ControlVariant): Promise<string[]>
       if (states.get(name)?.status === "active") return Promise.resolve();
       const ready = signal();
       active.set(name, ready.resolve);
-      return within(
+      return step(
         `tunnel "${name}" to be active`,
         Promise.race([
           ready.promise,
@@ -253,12 +241,12 @@ async function socketsWithoutNoDelay(variant: ControlVariant): Promise<string[]>
     // A visitor request held by each service: every socket on its way is open.
     using tcpVisitor = await Deno.connect({ hostname: "127.0.0.1", port: tcpPort });
     await tcpVisitor.write(encoder.encode("ping"));
-    const tcpLocal = await within("the TCP request at the service", tcpService.received);
+    const tcpLocal = await step("the TCP request at the service", tcpService.received);
     using httpVisitor = await Deno.connect({ hostname: "127.0.0.1", port: httpPort });
     await httpVisitor.write(encoder.encode("GET / HTTP/1.1\r\nHost: web.test\r\n\r\n"));
-    const httpLocal = await within("the HTTP request at the service", httpService.received);
+    const httpLocal = await step("the HTTP request at the service", httpService.received);
     // TLS is up only once the server has accepted (and set up) the socket.
-    using httpsVisitor = await within(
+    using httpsVisitor = await step(
       "a TLS connection to the HTTPS vhost port",
       dialTls({
         hostname: "127.0.0.1",
@@ -302,8 +290,8 @@ async function socketsWithoutNoDelay(variant: ControlVariant): Promise<string[]>
     // The held requests complete: the sockets looked at were the working ones.
     tcpService.release();
     httpService.release();
-    assertEquals(await within("the TCP echo", readUntil(tcpVisitor, (t) => t.length >= 4)), "ping");
-    const response = await within(
+    assertEquals(await step("the TCP echo", readUntil(tcpVisitor, (t) => t.length >= 4)), "ping");
+    const response = await step(
       "the HTTP response",
       readUntil(httpVisitor, (t) => t.endsWith("ok")),
     );

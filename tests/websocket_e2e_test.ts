@@ -6,26 +6,13 @@
 import { Buffer } from "node:buffer";
 import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer } from "ws";
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, within } from "./_assert.ts";
 import { haveTool, startClient, startServer, writeAll } from "./_procs.ts";
 
 const TOKEN = "websocket-e2e-token";
 const HOST = "app.burrow.test";
 /** Bound of each step that waits on the network (generous: CI machines run tests in parallel). */
 const STEP_MS = 15_000;
-
-/** Resolves with `promise`, or fails naming `what` after `ms`; never leaves a timer behind. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** `n` random bytes (`getRandomValues` fills at most 64 KiB at a time). */
 function randomBytes(n: number): Uint8Array {

@@ -405,8 +405,11 @@ export function hasToken(headers: HeaderList, name: string, token: string): bool
   return false;
 }
 
-/** Whether the comma-separated `value` has the element `token` (lower case), any case. */
-function listsToken(value: string, token: string): boolean {
+/**
+ * Calls `test` with the bounds of each comma-separated element of `value`,
+ * trimmed, until it returns true; whether one did.
+ */
+function someElement(value: string, test: (from: number, to: number) => boolean): boolean {
   let from = 0;
   while (from <= value.length) {
     let to = value.indexOf(",", from);
@@ -415,21 +418,23 @@ function listsToken(value: string, token: string): boolean {
     let b = to;
     while (a < b && isBlank(value.charCodeAt(a))) a++;
     while (b > a && isBlank(value.charCodeAt(b - 1))) b--;
-    if (b - a === token.length) {
-      let same = true;
-      for (let i = 0; i < token.length; i++) {
-        let c = value.charCodeAt(a + i);
-        if (c >= 65 && c <= 90) c += 32;
-        if (c !== token.charCodeAt(i)) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return true;
-    }
+    if (test(a, b)) return true;
     from = to + 1;
   }
   return false;
+}
+
+/** Whether the comma-separated `value` has the element `token` (lower case), any case. */
+function listsToken(value: string, token: string): boolean {
+  return someElement(value, (a, b) => {
+    if (b - a !== token.length) return false;
+    for (let i = 0; i < token.length; i++) {
+      let c = value.charCodeAt(a + i);
+      if (c >= 65 && c <= 90) c += 32;
+      if (c !== token.charCodeAt(i)) return false;
+    }
+    return true;
+  });
 }
 
 /** Whitespace as `String.prototype.trim` sees it in a latin1 header value. */
@@ -442,14 +447,7 @@ function contentLength(headers: HeaderList): number | null {
   for (let h = 0; h < headers.length; h++) {
     const [k, value] = headers[h]!;
     if (k.length !== 14 || lowerName(k) !== "content-length") continue;
-    let from = 0;
-    while (from <= value.length) {
-      let to = value.indexOf(",", from);
-      if (to < 0) to = value.length;
-      let a = from;
-      let b = to;
-      while (a < b && isBlank(value.charCodeAt(a))) a++;
-      while (b > a && isBlank(value.charCodeAt(b - 1))) b--;
+    someElement(value, (a, b) => {
       let n = 0;
       for (let i = a; i < b; i++) {
         const d = value.charCodeAt(i) - 48;
@@ -466,8 +464,8 @@ function contentLength(headers: HeaderList): number | null {
         throw new HttpHeadError("Differing Content-Length values");
       }
       length = n;
-      from = to + 1;
-    }
+      return false;
+    });
   }
   return length;
 }
