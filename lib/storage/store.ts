@@ -37,10 +37,10 @@ import type { ConfigChange, MetricRow, TunnelRow } from "./models.ts";
 import { openPglite } from "./pglite.ts";
 import { openPostgres } from "./postgres.ts";
 
-/** Options of {@linkcode Store.open}. */
 /** Log rows per statement of a batched write (see {@linkcode Store.flush}). */
 const LOG_SLICE = 50;
 
+/** Options of {@linkcode Store.open}. */
 export interface StoreOptions {
   /** Where progress and problems are logged. */
   logger: Logger;
@@ -222,6 +222,8 @@ export class Store {
   #beats = new Map<string, SessionBeat>();
   #closes = new Map<string, { id: string; at: Date; reason: string }>();
   #metrics = new Map<string, { tunnel: TunnelRef; row: MetricRow }>();
+  /** The bucket the last `addMetrics` added to: requests mostly follow one another on a tunnel. */
+  #lastMetric: { tunnel: TunnelRef; bucketMs: number; row: MetricRow } | null = null;
   #logs: QueuedLog[] = [];
 
   private constructor(db: Database, options: StoreOptions, queryTimeout: number) {
@@ -506,6 +508,11 @@ export class Store {
     if (typeof tunnel !== "number" && tunnel.id !== null) tunnel = tunnel.id;
     // Called for every request: no Date is made unless a new bucket starts.
     const bucketMs = Math.floor((at ? at.getTime() : Date.now()) / 60_000) * 60_000;
+    const last = this.#lastMetric;
+    if (last !== null && last.tunnel === tunnel && last.bucketMs === bucketMs) {
+      addInto(last.row, delta);
+      return;
+    }
     const key = `${
       typeof tunnel === "number" ? tunnel : `q${(tunnel as QueuedTunnel).seq}`
     }@${bucketMs}`;
@@ -527,6 +534,7 @@ export class Store {
       };
       this.#metrics.set(key, entry);
     }
+    this.#lastMetric = { tunnel, bucketMs, row: entry.row };
     addInto(entry.row, delta);
   }
 
@@ -634,6 +642,7 @@ export class Store {
     this.#opens = new Map();
     this.#beats = new Map();
     this.#closes = new Map();
+    this.#lastMetric = null;
     for (const [key] of metricEntries) this.#metrics.delete(key);
     this.#logs = this.#logs.filter((l) => waiting(l.tunnel));
     const metrics = mergeMetrics(metricEntries.map(([, e]) => e));
