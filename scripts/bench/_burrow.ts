@@ -24,7 +24,7 @@ export interface BenchTunnel {
   name: string;
   localPort: number;
   /** Default `tcp`. */
-  type?: "tcp" | "udp" | "http";
+  type?: "tcp" | "udp" | "http" | "https";
   /** Public port for `tcp`/`udp`; default 0 (the server picks). */
   remotePort?: number;
   /** Host names of an `http` tunnel. */
@@ -38,7 +38,7 @@ function tunnelConfig(t: BenchTunnel): Record<string, unknown> {
     type,
     local_addr: "127.0.0.1",
     local_port: t.localPort,
-    ...(type === "http"
+    ...(type === "http" || type === "https"
       ? { custom_domains: t.customDomains ?? [] }
       : { remote_port: t.remotePort ?? 0 }),
   };

@@ -28,6 +28,8 @@ import { runWrk, type WrkResult, wrkScript } from "./_wrk.ts";
 export const PIPENET_VERSION = "1.4.3";
 
 const BURROW_HOST = "bench.burrow.test";
+/** Host of the HTTPS tunnel (the server's own certificate; wrk and curl do not verify it). */
+const BURROW_TLS_HOST = "secure.burrow.test";
 const PIPENET_DOMAIN = "pipenet.test";
 const PIPENET_SUBDOMAIN = "benchpipe";
 const READY_MS = 20_000;
@@ -44,7 +46,15 @@ export interface HttpSettings {
 }
 
 /** The routes, in table order. */
-export const HTTP_ROUTES = ["direct", "nginx", "ssh", "sshPty", "pipenet", "burrow"] as const;
+export const HTTP_ROUTES = [
+  "direct",
+  "nginx",
+  "ssh",
+  "sshPty",
+  "pipenet",
+  "burrow",
+  "burrowTls",
+] as const;
 /** One way to reach the origin. */
 export type HttpRouteKey = typeof HTTP_ROUTES[number];
 
@@ -56,6 +66,7 @@ export const HTTP_LABELS: Record<HttpRouteKey, string> = {
   sshPty: "ssh -tt -R (pty)",
   pipenet: `pipenet ${PIPENET_VERSION}`,
   burrow: "Burrow",
+  burrowTls: "Burrow HTTPS",
 };
 
 /** The response sizes. */
@@ -87,6 +98,35 @@ interface Route {
   port: number;
   /** `Host` header for host-routed relays. */
   host?: string;
+  /** Spoken over TLS (`https://`). */
+  tls?: boolean;
+}
+
+/** A GET over TLS with curl (the certificate not verified); "" for a 200 with `bytes` of body. */
+async function probeTls(port: number, host: string, path: string, bytes: number): Promise<string> {
+  try {
+    const out = await new Deno.Command("curl", {
+      args: [
+        "-sk",
+        "--max-time",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download}",
+        "-H",
+        `Host: ${host}`,
+        `https://127.0.0.1:${port}${path}`,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const [code, size] = new TextDecoder().decode(out.stdout).split(" ");
+    if (code !== "200") return `answered ${code || "nothing"}`;
+    return Number(size) === bytes ? "" : `${size} body bytes, expected ${bytes}`;
+  } catch (error) {
+    return `curl: ${(error as Error).message}`;
+  }
 }
 
 /**
@@ -140,7 +180,9 @@ async function waitForHttp(
   const deadline = Date.now() + timeoutMs;
   const host = route.host ?? `127.0.0.1:${route.port}`;
   for (;;) {
-    const problem = await probe(route.port, host, path, bytes);
+    const problem = route.tls
+      ? await probeTls(route.port, host, path, bytes)
+      : await probe(route.port, host, path, bytes);
     if (problem === "") return;
     const dead = procs.find((p) => p.exited);
     if (dead) throw new Error(`${dead.name} exited; last output:\n${dead.tail()}`);
@@ -329,23 +371,36 @@ async function setUp(section: Section, stack: AsyncDisposableStack, results: Htt
     };
   });
 
-  const burrow = up("burrow", async () => {
-    const burrowDir = join(dir, "burrow");
+  // One Burrow pair serves both: plain HTTP and HTTPS (TLS ended by burrowd) vhost ports.
+  const vhostPort = freePort();
+  const vhostTlsPort = freePort();
+  const burrowDir = join(dir, "burrow");
+  const pair = (async () => {
     await Deno.mkdir(burrowDir);
-    const vhostPort = freePort();
-    const b = stack.use(
+    return stack.use(
       await startBurrow(burrowDir, [
         { name: "web", type: "http", localPort: originPort, customDomains: [BURROW_HOST] },
-      ], { server: { vhost_http_port: vhostPort } }),
+        { name: "secure", type: "https", localPort: originPort, customDomains: [BURROW_TLS_HOST] },
+      ], { server: { vhost_http_port: vhostPort, vhost_https_port: vhostTlsPort } }),
     );
+  })();
+  const burrow = up("burrow", async () => {
+    const b = await pair;
     return {
       route: { key: "burrow", port: vhostPort, host: BURROW_HOST },
       procs: [b.server, b.client],
     };
   });
+  const burrowTls = up("burrowTls", async () => {
+    const b = await pair;
+    return {
+      route: { key: "burrowTls", port: vhostTlsPort, host: BURROW_TLS_HOST, tls: true },
+      procs: [b.server, b.client],
+    };
+  });
 
   // The relays start side by side; each one's failure is its own.
-  await Promise.all([nginx, ssh, pipenet, burrow]);
+  await Promise.all([nginx, ssh, pipenet, burrow, burrowTls]);
   return routes.sort((a, b) => HTTP_ROUTES.indexOf(a.key) - HTTP_ROUTES.indexOf(b.key));
 }
 
@@ -364,7 +419,7 @@ export async function httpBench(section: Section, s: HttpSettings): Promise<Http
     section.progress(`HTTP routes up: ${routes.map((r) => HTTP_LABELS[r.key]).join(", ")}`);
     const script = await wrkScript(section.dir);
     const wrk = (route: Route, size: typeof HTTP_SIZES[number], seconds: number) =>
-      runWrk(`http://127.0.0.1:${route.port}/${size.key}.bin`, script, {
+      runWrk(`${route.tls ? "https" : "http"}://127.0.0.1:${route.port}/${size.key}.bin`, script, {
         seconds,
         threads: 2,
         connections: CONNECTIONS,
@@ -492,6 +547,28 @@ export function httpRows(r: HttpResults): Row[] {
           met,
         });
       }
+    }
+  }
+  // HTTPS, TLS ended by burrowd, against the same tunnel over plain HTTP: what TLS costs.
+  for (const size of HTTP_SIZES) {
+    const m = r.sizes[size.key];
+    if (!m.burrowTls) continue;
+    for (const metric of ["rps", "p99"] as const) {
+      const value = (k: HttpRouteKey) => metric === "rps" ? m[k]?.requestsPerSecond : m[k]?.p99Ms;
+      const digits = metric === "rps" ? 0 : 2;
+      const b = value("burrowTls");
+      const o = value("burrow");
+      out.push({
+        metric: `${size.label} ${metric === "rps" ? "req/s" : "p99 ms"} over HTTPS, other: ` +
+          "Burrow over HTTP",
+        direct: num(value("direct"), digits),
+        ssh: num(o, digits),
+        burrow: num(b, digits),
+        vsSsh: ratio(b, o),
+        vsDirect: ratio(b, value("direct")),
+        target: "report",
+        met: "—",
+      });
     }
   }
   return out;
