@@ -105,7 +105,6 @@ export function headEnd(bytes: Uint8Array, from = 0, maxSize = MAX_HEAD_SIZE): n
 }
 
 const ascii = new TextDecoder();
-const asciiEncoder = new TextEncoder();
 
 /** The head's bytes before `end` as a string of one char per byte (latin1). */
 function headText(bytes: Uint8Array, end: number, high: boolean): string {
@@ -358,7 +357,7 @@ export function lowerName(name: string): string {
 }
 
 /** The values of header `name` (lower case), in order. */
-export function headerValues(headers: HeaderList, name: string): string[] {
+function headerValues(headers: HeaderList, name: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < headers.length; i++) {
     const [k, v] = headers[i]!;
@@ -532,13 +531,6 @@ export function responseFraming(method: string, status: number, headers: HeaderL
   }
 }
 
-/** Serialises a head: `firstLine`, then the fields, then the empty line. */
-export function serializeHead(firstLine: string, headers: HeaderList): Uint8Array {
-  let text = firstLine + "\r\n";
-  for (const [k, v] of headers) text += `${k}: ${v}\r\n`;
-  return bytesOf(text + "\r\n");
-}
-
 /**
  * How a head is rebuilt from the bytes it was parsed from: the lines kept
  * are copied as bytes, never decoded and encoded again, so what a field
@@ -621,20 +613,4 @@ export function writeEdited(
 function writeLatin1(out: Uint8Array, at: number, text: string): number {
   for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i) & 0xff;
   return at;
-}
-
-/** `text` as bytes, one per char: header values may carry bytes above 0x7f (obs-text). */
-function bytesOf(text: string): Uint8Array {
-  let plain = true;
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) >= 0x80) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return asciiEncoder.encode(text);
-  // Header values may carry bytes above 0x7f (obs-text): one byte per char, as they came.
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
-  return out;
 }
