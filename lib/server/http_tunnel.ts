@@ -20,10 +20,10 @@ import type { Throttle } from "./session.ts";
 import type { ConnectionEvent, LiveTransfer, VisitorGuards } from "./tcp_tunnel.ts";
 import { StreamSocket } from "./stream_socket.ts";
 import {
-  hasToken,
   type HeadEdit,
-  headerCount,
-  headerTokens,
+  HEADER_KIND,
+  type KnownName,
+  latin1Bytes,
   lowerName,
   type RequestHead,
   type ResponseHead,
@@ -92,8 +92,15 @@ export interface FrontInfo {
   scheme: "http" | "https";
 }
 
+/** A table of header kinds ({@linkcode HEADER_KIND}): 1 for each of `names`. */
+function kindTable(names: KnownName[]): Uint8Array {
+  const table = new Uint8Array(32);
+  for (const name of names) table[HEADER_KIND[name]] = 1;
+  return table;
+}
+
 /** Hop-by-hop headers a splice drops; the framing ones (Transfer-Encoding, Trailer) stay with their bytes. */
-const SPLICE_HOP = new Set([
+const SPLICE_HOP = kindTable([
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -101,6 +108,19 @@ const SPLICE_HOP = new Set([
   "upgrade",
   "http2-settings",
 ]);
+/** The hop-by-hop headers an upgrade request keeps. */
+const UPGRADE_KEEPS = kindTable(["connection", "upgrade", "http2-settings"]);
+/** The hop-by-hop headers a 101 response keeps. */
+const SWITCH_KEEPS = kindTable(["connection", "upgrade"]);
+
+/** The lines a head edit adds, as text and, once asked for twice in a row, as bytes. */
+interface Extra {
+  text: string;
+  bytes: Uint8Array | undefined;
+}
+
+/** Forwarding headers only Burrow sets (a visitor's are dropped). */
+const OURS = new Set(["x-forwarded-proto", "x-forwarded-host"]);
 
 const HOP_BY_HOP = new Set([
   "connection",
@@ -175,6 +195,17 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
   #streams = new Set<MuxStream>();
   #throttledAtStart = new WeakMap<Transfer, number>();
   #responseRemoved: Set<string>;
+  /** The last request extra and what it was made of: a visitor's requests mostly repeat it. */
+  #requestExtra: Extra & { forwardedFor: string; remote: string; scheme: string; host: string } = {
+    forwardedFor: "",
+    remote: "",
+    scheme: "",
+    host: "",
+    text: "",
+    bytes: undefined,
+  };
+  /** Response extras by the Connection header given. */
+  #responseExtras = new Map<string | null, Extra>();
   #requests = 0;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -202,13 +233,8 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     const requestSet = Object.entries(request?.set ?? {})
       .filter(([k]) => !requestRemoved.has(k.toLowerCase()));
     this.#requestRules = {
-      // Set headers replace the visitor's; the forwarding headers are always ours.
-      drop: new Set([
-        ...requestRemoved,
-        ...requestSet.map(([k]) => k.toLowerCase()),
-        "x-forwarded-proto",
-        "x-forwarded-host",
-      ]),
+      // Set headers replace the visitor's (the forwarding headers are always ours).
+      drop: new Set([...requestRemoved, ...requestSet.map(([k]) => k.toLowerCase())]),
       set: requestSet,
       setsHost: requestSet.some(([k]) => k.toLowerCase() === "host"),
     };
@@ -345,7 +371,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
         continue;
       }
       if (
-        lower.startsWith(":") || drop.has(lower) || named?.has(lower) ||
+        lower.startsWith(":") || drop.has(lower) || named?.has(lower) || OURS.has(lower) ||
         (lower === "expect" && mode === "request") || HOP_BY_HOP.has(lower)
       ) continue;
       headers.push([name, value]);
@@ -403,41 +429,66 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
    * set rules in; the lines kept cross as they came.
    */
   requestHead(head: RequestHead, target: string, remote: string, scheme: string): HeadEdit {
-    const fields = head.headers;
-    const upgrade = hasToken(fields, "connection", "upgrade");
+    const upgrade = head.hasToken("connection", "upgrade");
     // Headers the Connection header names are hop-by-hop too, unless they belong to an upgrade.
-    const named = !upgrade && headerCount(fields, "connection") > 0
-      ? headerTokens(fields, "connection")
-      : null;
+    const named = !upgrade && head.indexOf("connection") >= 0 ? head.tokens("connection") : null;
     const { drop, set, setsHost } = this.#requestRules;
-    const keep = new Array<boolean>(fields.length);
+    // Names are cut and lowered only when a rule or the Connection header names fields.
+    const byName = drop.size > 0 || named !== null;
+    const count = head.fieldCount;
+    const keep = new Array<boolean>(count);
     let host = "";
     let forwardedFor = "";
-    for (let i = 0; i < fields.length; i++) {
-      const pair = fields[i]!;
-      const lower = lowerName(pair[0]);
+    for (let i = 0; i < count; i++) {
+      const kind = head.kind(i);
       let kept = true;
-      if (lower === "host") {
-        host ||= pair[1];
+      if (kind === HEADER_KIND.host) {
+        host ||= head.value(i);
         kept = !setsHost;
-      } else if (lower === "x-forwarded-for") {
-        forwardedFor = forwardedFor ? `${forwardedFor}, ${pair[1]}` : pair[1];
+      } else if (kind === HEADER_KIND["x-forwarded-for"]) {
+        const value = head.value(i);
+        forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
         kept = false;
       } else if (
-        drop.has(lower) || (named !== null && named.includes(lower)) ||
-        (SPLICE_HOP.has(lower) && !(upgrade && (lower === "connection" || lower === "upgrade" ||
-          lower === "http2-settings")))
-      ) kept = false;
+        kind === HEADER_KIND["x-forwarded-proto"] || kind === HEADER_KIND["x-forwarded-host"] ||
+        (SPLICE_HOP[kind] === 1 && !(upgrade && UPGRADE_KEEPS[kind] === 1))
+      ) {
+        kept = false;
+      } else if (byName) {
+        const lower = lowerName(head.name(i));
+        kept = !drop.has(lower) && !(named !== null && named.includes(lower));
+      }
       keep[i] = kept;
     }
-    let extra = `X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${remote}` : remote}\r\n` +
-      `X-Forwarded-Proto: ${scheme}\r\n`;
-    if (host) extra += `X-Forwarded-Host: ${host}\r\n`;
-    for (const [name, value] of set) extra += `${name}: ${value}\r\n`;
+    const extra = this.#requestExtraFor(forwardedFor, remote, scheme, host, set);
     const firstLine = target === head.target
       ? null
       : `${head.method} ${target} HTTP/${head.version}`;
-    return { firstLine, keep, extra };
+    return { firstLine, keep, extra: extra.text, extraBytes: extra.bytes };
+  }
+
+  /** The forwarding headers and set rules of a request, remembered from the last request. */
+  #requestExtraFor(
+    forwardedFor: string,
+    remote: string,
+    scheme: string,
+    host: string,
+    set: Array<[string, string]>,
+  ): Extra {
+    const last = this.#requestExtra;
+    if (
+      last.text !== "" && last.remote === remote && last.host === host &&
+      last.forwardedFor === forwardedFor && last.scheme === scheme
+    ) {
+      last.bytes ??= latin1Bytes(last.text);
+      return last;
+    }
+    let text = `X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${remote}` : remote}\r\n` +
+      `X-Forwarded-Proto: ${scheme}\r\n`;
+    if (host) text += `X-Forwarded-Host: ${host}\r\n`;
+    for (const [name, value] of set) text += `${name}: ${value}\r\n`;
+    this.#requestExtra = { forwardedFor, remote, scheme, host, text, bytes: undefined };
+    return this.#requestExtra;
   }
 
   /**
@@ -446,21 +497,26 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
    * Connection header when given.
    */
   responseHead(head: ResponseHead, connection: string | null): HeadEdit {
-    const switching = head.status === 101;
+    const keeps = head.status === 101 ? SWITCH_KEEPS : null;
     const removed = this.#responseRemoved;
-    const fields = head.headers;
-    const keep = new Array<boolean>(fields.length);
-    for (let i = 0; i < fields.length; i++) {
-      const lower = lowerName(fields[i]![0]);
-      keep[i] = !removed.has(lower) &&
-        !(SPLICE_HOP.has(lower) && !(switching && (lower === "connection" || lower === "upgrade")));
+    const count = head.fieldCount;
+    const keep = new Array<boolean>(count);
+    for (let i = 0; i < count; i++) {
+      const kind = head.kind(i);
+      keep[i] = !(SPLICE_HOP[kind] === 1 && keeps?.[kind] !== 1) &&
+        !(removed.size > 0 && removed.has(lowerName(head.name(i))));
     }
-    let extra = "";
-    for (const [name, value] of this.#responseRules.set) extra += `${name}: ${value}\r\n`;
-    if (connection) extra += `Connection: ${connection}\r\n`;
+    let extra = this.#responseExtras.get(connection);
+    if (extra === undefined) {
+      let text = "";
+      for (const [name, value] of this.#responseRules.set) text += `${name}: ${value}\r\n`;
+      if (connection) text += `Connection: ${connection}\r\n`;
+      extra = { text, bytes: latin1Bytes(text) };
+      if (this.#responseExtras.size < 8) this.#responseExtras.set(connection, extra);
+    }
     // The visitor speaks to an HTTP/1.1 proxy, whatever the service's version.
     const firstLine = head.version === "1.1" ? null : `HTTP/1.1 ${head.status} ${head.reason}`;
-    return { firstLine, keep, extra };
+    return { firstLine, keep, extra: extra.text, extraBytes: extra.bytes };
   }
 
   /** Opens a stream to the service for a visitor connection. */

@@ -5,6 +5,11 @@
  * duplicate lengths, obs-fold, bare LF, control characters), and the body
  * framing that follows from a head.
  *
+ * One scan checks every byte and records where each field's name and
+ * value lie; the names the engine asks about are recognised by their bytes
+ * during that scan. Strings are cut from the bytes only when asked for, so
+ * relaying a response decodes none of its head.
+ *
  * Pure: no I/O. A head that is refused throws {@linkcode HttpHeadError},
  * whose message names the problem and is safe to show to the sender.
  *
@@ -38,38 +43,6 @@ export type BodyFraming =
 /** Header fields in arrival order, names as sent. */
 export type HeaderList = Array<[string, string]>;
 
-/** A parsed request head. */
-export interface RequestHead {
-  /** The method, e.g. `GET`. */
-  method: string;
-  /** The request target as sent (origin form, or absolute form, `*`, authority form). */
-  target: string;
-  /** `1.0` or `1.1`. */
-  version: "1.0" | "1.1";
-  /** Header fields in order. */
-  headers: HeaderList;
-  /** Where each header field's line starts in the head's bytes (see {@linkcode rebuildHead}). */
-  starts: number[];
-  /** Byte length of the head, including its final empty line. */
-  size: number;
-}
-
-/** A parsed response head. */
-export interface ResponseHead {
-  /** `1.0` or `1.1`. */
-  version: "1.0" | "1.1";
-  /** Status code. */
-  status: number;
-  /** Reason phrase as sent. */
-  reason: string;
-  /** Header fields in order. */
-  headers: HeaderList;
-  /** Where each header field's line starts in the head's bytes (see {@linkcode rebuildHead}). */
-  starts: number[];
-  /** Byte length of the head, including its final empty line. */
-  size: number;
-}
-
 const CR = 13;
 const LF = 10;
 
@@ -77,6 +50,274 @@ const LF = 10;
 const TOKEN = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789") TOKEN[c.charCodeAt(0)] = 1;
 for (let c = 65; c <= 90; c++) TOKEN[c] = TOKEN[c + 32] = 1;
+
+/**
+ * The header names the engine asks about, recognised by their bytes while a
+ * head is scanned; a field's kind is its name's index here plus one, 0 for
+ * any other name.
+ */
+const KNOWN_NAMES = [
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "http2-settings",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "authorization",
+] as const;
+
+/** A header name recognised while scanning (see {@linkcode ParsedHead.kind}). */
+export type KnownName = typeof KNOWN_NAMES[number];
+
+/** The kind of each known header name. */
+export const HEADER_KIND: Readonly<Record<KnownName, number>> = Object.freeze(
+  Object.fromEntries(KNOWN_NAMES.map((name, i) => [name, i + 1])) as Record<KnownName, number>,
+);
+
+const KIND_OF = new Map<string, number>(KNOWN_NAMES.map((name, i) => [name, i + 1]));
+/** Known names by length, for the scan. */
+const BY_LENGTH: Array<Array<[string, number]> | undefined> = [];
+for (const [name, kind] of KIND_OF) (BY_LENGTH[name.length] ??= []).push([name, kind]);
+
+/** The kind of the (valid token) name in bytes `from`..`to`. */
+function kindOf(bytes: Uint8Array, from: number, to: number): number {
+  const candidates = BY_LENGTH[to - from];
+  if (candidates === undefined) return 0;
+  next: for (let c = 0; c < candidates.length; c++) {
+    const [name, kind] = candidates[c]!;
+    // Known names hold letters, digits and "-": OR-ing 0x20 lowers a letter and keeps the rest.
+    for (let i = 0; i < name.length; i++) {
+      if ((bytes[from + i]! | 0x20) !== name.charCodeAt(i)) continue next;
+    }
+    return kind;
+  }
+  return 0;
+}
+
+/** Entries per field in {@linkcode ParsedHead.fields}. */
+const STRIDE = 5;
+
+/** Bytes `from`..`to` as a string of one char per byte (latin1). */
+function latin1(bytes: Uint8Array, from: number, to: number): string {
+  if (to - from <= 64) {
+    let s = "";
+    for (let i = from; i < to; i++) s += String.fromCharCode(bytes[i]!);
+    return s;
+  }
+  let s = "";
+  for (let i = from; i < to; i += 4096) {
+    s += String.fromCharCode(...bytes.subarray(i, Math.min(to, i + 4096)));
+  }
+  return s;
+}
+
+/**
+ * What a request and a response head share: where each field lies in the
+ * bytes it was parsed from, and the fields as strings, cut on demand.
+ *
+ * The bytes are not copied. `headers`, `name`, `value` and the lookups read
+ * them, so a head from a reused buffer must be read before the buffer is
+ * filled again; the engine reads all it needs right after parsing.
+ */
+export class ParsedHead {
+  /** The bytes parsed (the head starts at 0). */
+  readonly bytes: Uint8Array;
+  /**
+   * Five entries per field: where its line starts, where its name ends,
+   * where its value starts and ends (trimmed), and its kind (see
+   * {@linkcode HEADER_KIND}; 0 for other names).
+   */
+  readonly fields: number[];
+  /** Byte length of the head, including its final empty line. */
+  readonly size: number;
+  #headers: HeaderList | null = null;
+
+  /** A head of `size` bytes at the start of `bytes`, its fields recorded in `fields`. */
+  constructor(bytes: Uint8Array, fields: number[], size: number) {
+    this.bytes = bytes;
+    this.fields = fields;
+    this.size = size;
+  }
+
+  /** How many header fields there are. */
+  get fieldCount(): number {
+    return this.fields.length / STRIDE;
+  }
+
+  /** Field `i`'s name kind ({@linkcode HEADER_KIND}), 0 for a name not known there. */
+  kind(i: number): number {
+    return this.fields[i * STRIDE + 4]!;
+  }
+
+  /** Field `i`'s name as sent. */
+  name(i: number): string {
+    const f = i * STRIDE;
+    return latin1(this.bytes, this.fields[f]!, this.fields[f + 1]!);
+  }
+
+  /** Field `i`'s value, without surrounding blanks; a byte above 0x7f is one char (latin1). */
+  value(i: number): string {
+    const f = i * STRIDE;
+    return latin1(this.bytes, this.fields[f + 2]!, this.fields[f + 3]!);
+  }
+
+  /** Header fields in order, names as sent (decoded once, on first use). */
+  get headers(): HeaderList {
+    if (this.#headers === null) {
+      const n = this.fieldCount;
+      const headers: HeaderList = new Array(n);
+      for (let i = 0; i < n; i++) headers[i] = [this.name(i), this.value(i)];
+      this.#headers = headers;
+    }
+    return this.#headers;
+  }
+
+  /** Whether field `i` is named `name` (lower case), `kind` being that name's kind or 0. */
+  #named(i: number, name: string, kind: number): boolean {
+    const f = i * STRIDE;
+    if (kind !== 0) return this.fields[f + 4] === kind;
+    const from = this.fields[f]!;
+    if (this.fields[f + 1]! - from !== name.length) return false;
+    for (let j = 0; j < name.length; j++) {
+      let c = this.bytes[from + j]!;
+      if (c >= 65 && c <= 90) c += 32;
+      if (c !== name.charCodeAt(j)) return false;
+    }
+    return true;
+  }
+
+  /** The index of the first field named `name` (lower case) from `start`, or -1. */
+  indexOf(name: string, start = 0): number {
+    const kind = KIND_OF.get(name) ?? 0;
+    const n = this.fieldCount;
+    for (let i = start; i < n; i++) if (this.#named(i, name, kind)) return i;
+    return -1;
+  }
+
+  /** How many fields are named `name` (lower case). */
+  countOf(name: string): number {
+    let count = 0;
+    for (let i = this.indexOf(name); i >= 0; i = this.indexOf(name, i + 1)) count++;
+    return count;
+  }
+
+  /** The first value of the field named `name` (lower case), or `undefined`. */
+  get(name: string): string | undefined {
+    const i = this.indexOf(name);
+    return i < 0 ? undefined : this.value(i);
+  }
+
+  /** Comma-separated elements of the fields named `name` (lower case), each lower case. */
+  tokens(name: string): string[] {
+    const out: string[] = [];
+    for (let i = this.indexOf(name); i >= 0; i = this.indexOf(name, i + 1)) {
+      for (const t of this.value(i).split(",")) {
+        const token = t.trim().toLowerCase();
+        if (token.length > 0) out.push(token);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Whether a field named `name` lists the element `token` (both lower
+   * case; elements compared in any case), as {@linkcode tokens} would say,
+   * without cutting strings.
+   */
+  hasToken(name: string, token: string): boolean {
+    const bytes = this.bytes;
+    for (let i = this.indexOf(name); i >= 0; i = this.indexOf(name, i + 1)) {
+      const f = i * STRIDE;
+      const end = this.fields[f + 3]!;
+      let from = this.fields[f + 2]!;
+      while (from <= end) {
+        let to = from;
+        while (to < end && bytes[to] !== 44) to++;
+        let a = from;
+        let b = to;
+        while (a < b && isBlank(bytes[a]!)) a++;
+        while (b > a && isBlank(bytes[b - 1]!)) b--;
+        if (b - a === token.length) {
+          let j = 0;
+          for (; j < token.length; j++) {
+            let c = bytes[a + j]!;
+            if (c >= 65 && c <= 90) c += 32;
+            if (c !== token.charCodeAt(j)) break;
+          }
+          if (j === token.length) return true;
+        }
+        from = to + 1;
+      }
+    }
+    return false;
+  }
+}
+
+/** Whitespace as `String.prototype.trim` sees it in a latin1 header value. */
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9 || c === 0xa0 || (c >= 10 && c <= 13);
+}
+
+/** A parsed request head. */
+export class RequestHead extends ParsedHead {
+  /** The method, e.g. `GET`. */
+  readonly method: string;
+  /** The request target as sent (origin form, or absolute form, `*`, authority form). */
+  readonly target: string;
+  /** `1.0` or `1.1`. */
+  readonly version: "1.0" | "1.1";
+
+  /** A head parsed by {@linkcode parseRequestHead}. */
+  constructor(
+    bytes: Uint8Array,
+    fields: number[],
+    size: number,
+    method: string,
+    target: string,
+    version: "1.0" | "1.1",
+  ) {
+    super(bytes, fields, size);
+    this.method = method;
+    this.target = target;
+    this.version = version;
+  }
+}
+
+/** A parsed response head. */
+export class ResponseHead extends ParsedHead {
+  /** `1.0` or `1.1`. */
+  readonly version: "1.0" | "1.1";
+  /** Status code. */
+  readonly status: number;
+  /** Where the status line ends. */
+  readonly #lineEnd: number;
+
+  /** A head parsed by {@linkcode parseResponseHead}. */
+  constructor(
+    bytes: Uint8Array,
+    fields: number[],
+    size: number,
+    version: "1.0" | "1.1",
+    status: number,
+    lineEnd: number,
+  ) {
+    super(bytes, fields, size);
+    this.version = version;
+    this.status = status;
+    this.#lineEnd = lineEnd;
+  }
+
+  /** Reason phrase as sent. */
+  get reason(): string {
+    return this.#lineEnd > 12 ? latin1(this.bytes, 13, this.#lineEnd) : "";
+  }
+}
 
 /**
  * Where the head in `bytes` ends (the index just past its empty line), or
@@ -104,18 +345,6 @@ export function headEnd(bytes: Uint8Array, from = 0, maxSize = MAX_HEAD_SIZE): n
   return -1;
 }
 
-const ascii = new TextDecoder();
-
-/** The head's bytes before `end` as a string of one char per byte (latin1). */
-function headText(bytes: Uint8Array, end: number, high: boolean): string {
-  if (!high) return ascii.decode(bytes.subarray(0, end));
-  let s = "";
-  for (let i = 0; i < end; i += 4096) {
-    s += String.fromCharCode(...bytes.subarray(i, Math.min(end, i + 4096)));
-  }
-  return s;
-}
-
 /** `text` as a message's excerpt: printable, at most 40 chars. */
 function clip(text: string): string {
   const printable = text.replace(/[^\x20-\x7e]/g, "?");
@@ -124,7 +353,7 @@ function clip(text: string): string {
 
 /** Bytes `from`..`to` as a message's excerpt. */
 function clipBytes(bytes: Uint8Array, from: number, to: number): string {
-  return clip(String.fromCharCode(...bytes.subarray(from, Math.min(to, from + 41))));
+  return clip(latin1(bytes, from, Math.min(to, from + 41)));
 }
 
 /** The index of the CR ending the line that starts at `from`; a CR without LF is refused. */
@@ -136,25 +365,14 @@ function lineEnd(bytes: Uint8Array, from: number): number {
 }
 
 /**
- * Where the scan of the header lines puts each field: name start, name
- * end, value start, value end (trimmed), four entries per field. Reused:
- * heads are parsed one at a time and their strings are cut before the
- * next parse.
- */
-const FIELDS = new Int32Array(MAX_HEADERS * 4);
-
-/**
  * Checks the header lines from `at` (just after the first line) to
- * `fieldsEnd` (where the final empty line starts) and records each field in
- * {@linkcode FIELDS}; returns the number of fields, negated when a byte
- * above 0x7f occurs (obs-text, so the head is decoded as latin1).
+ * `fieldsEnd` (where the final empty line starts) and records each field
+ * in `fields` (see {@linkcode ParsedHead.fields}).
  */
-function scanFields(bytes: Uint8Array, at: number, fieldsEnd: number, starts: number[]): number {
+function scanFields(bytes: Uint8Array, at: number, fieldsEnd: number, fields: number[]): void {
   let count = 0;
-  let high = false;
   while (at < fieldsEnd) {
     if (count === MAX_HEADERS) throw new HttpHeadError(`More than ${MAX_HEADERS} header fields`);
-    starts.push(at);
     const first = bytes[at];
     if (first === 32 || first === 9) {
       throw new HttpHeadError("Folded header line (obs-fold) refused");
@@ -189,7 +407,6 @@ function scanFields(bytes: Uint8Array, at: number, fieldsEnd: number, starts: nu
       if ((c < 32 && c !== 9) || c === 127) {
         throw new HttpHeadError(`Control character in header "${clipBytes(bytes, at, nameEnd)}"`);
       }
-      if (c >= 128) high = true;
       i++;
     }
     if (bytes[i + 1] !== LF) throw new HttpHeadError("Bare CR or LF in the message head");
@@ -197,25 +414,10 @@ function scanFields(bytes: Uint8Array, at: number, fieldsEnd: number, starts: nu
     while (valueEnd > valueStart && (bytes[valueEnd - 1] === 32 || bytes[valueEnd - 1] === 9)) {
       valueEnd--;
     }
-    const k = count * 4;
-    FIELDS[k] = at;
-    FIELDS[k + 1] = nameEnd;
-    FIELDS[k + 2] = valueStart;
-    FIELDS[k + 3] = valueEnd;
+    fields.push(at, nameEnd, valueStart, valueEnd, kindOf(bytes, at, nameEnd));
     count++;
     at = i + 2;
   }
-  return high ? -count - 1 : count;
-}
-
-/** The fields recorded by {@linkcode scanFields}, cut from `text`. */
-function fieldsOf(text: string, count: number): HeaderList {
-  const headers: HeaderList = new Array(count);
-  for (let f = 0; f < count; f++) {
-    const k = f * 4;
-    headers[f] = [text.slice(FIELDS[k], FIELDS[k + 1]), text.slice(FIELDS[k + 2], FIELDS[k + 3])];
-  }
-  return headers;
 }
 
 /** Whether bytes `from`..`to` are `text` (ASCII). */
@@ -234,7 +436,7 @@ function versionAt(bytes: Uint8Array, from: number, to: number): "1.0" | "1.1" {
 /**
  * Parses the request head at the start of `bytes`, or returns `null` when
  * it is not complete yet. One scan of the bytes checks every line; the
- * strings are then cut from one decoded copy of the head.
+ * method and target are cut as strings, the fields when asked for.
  *
  * @throws {HttpHeadError} when the head is malformed or smuggles.
  *
@@ -242,7 +444,7 @@ function versionAt(bytes: Uint8Array, from: number, to: number): "1.0" | "1.1" {
  * ```ts
  * import { parseRequestHead } from "./head.ts";
  * const head = parseRequestHead(new TextEncoder().encode("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
- * console.assert(head?.target === "/a");
+ * console.assert(head?.target === "/a" && head.get("host") === "x");
  * ```
  */
 export function parseRequestHead(bytes: Uint8Array, maxSize = MAX_HEAD_SIZE): RequestHead | null {
@@ -252,14 +454,12 @@ export function parseRequestHead(bytes: Uint8Array, maxSize = MAX_HEAD_SIZE): Re
   const end = lineEnd(bytes, 0);
   let sp1 = -1;
   let sp2 = -1;
-  let high = false;
   for (let i = 0; i < end; i++) {
-    const c = bytes[i]!;
-    if (c === 32) {
+    if (bytes[i] === 32) {
       if (sp1 < 0) sp1 = i;
       else if (sp2 < 0) sp2 = i;
       else sp2 = end + 1;
-    } else if (c >= 128) high = true;
+    }
   }
   if (sp2 < 0 || sp2 > end) {
     throw new HttpHeadError(`Malformed request line "${clipBytes(bytes, 0, end)}"`);
@@ -277,18 +477,16 @@ export function parseRequestHead(bytes: Uint8Array, maxSize = MAX_HEAD_SIZE): Re
     if (c <= 32 || c >= 127) throw new HttpHeadError("Invalid characters in the request target");
   }
   const version = versionAt(bytes, sp2 + 1, end);
-  const starts: number[] = [];
-  const scanned = scanFields(bytes, end + 2, size - 2, starts);
-  const count = scanned < 0 ? -scanned - 1 : scanned;
-  const text = headText(bytes, size - 2, high || scanned < 0);
-  return {
-    method: text.slice(0, sp1),
-    target: text.slice(sp1 + 1, sp2),
-    version,
-    headers: fieldsOf(text, count),
-    starts,
+  const fields: number[] = [];
+  scanFields(bytes, end + 2, size - 2, fields);
+  return new RequestHead(
+    bytes,
+    fields,
     size,
-  };
+    latin1(bytes, 0, sp1),
+    latin1(bytes, sp1 + 1, sp2),
+    version,
+  );
 }
 
 /**
@@ -323,20 +521,10 @@ export function parseResponseHead(
     ) {
       throw new HttpHeadError(`Malformed status line "${clipBytes(bytes, 0, end)}"`);
     }
-    let high = false;
-    for (let i = 13; i < end; i++) if (bytes[i]! >= 128) high = true;
-    const starts: number[] = [];
-    const scanned = scanFields(bytes, end + 2, size - 2, starts);
-    const count = scanned < 0 ? -scanned - 1 : scanned;
-    const text = headText(bytes, size - 2, high || scanned < 0);
-    return {
-      version: bytes[7] === 49 ? "1.1" : "1.0",
-      status: d0 * 100 + d1 * 10 + d2,
-      reason: end > 12 ? text.slice(13, end) : "",
-      headers: fieldsOf(text, count),
-      starts,
-      size,
-    };
+    const fields: number[] = [];
+    scanFields(bytes, end + 2, size - 2, fields);
+    const version = bytes[7] === 49 ? "1.1" : "1.0";
+    return new ResponseHead(bytes, fields, size, version, d0 * 100 + d1 * 10 + d2, end);
   } catch (error) {
     if (error instanceof HttpHeadError) throw new HttpHeadError(error.message, 502);
     throw error;
@@ -356,100 +544,24 @@ export function lowerName(name: string): string {
   return lower;
 }
 
-/** The values of header `name` (lower case), in order. */
-function headerValues(headers: HeaderList, name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i++) {
-    const [k, v] = headers[i]!;
-    if (k.length === name.length && lowerName(k) === name) out.push(v);
-  }
-  return out;
-}
-
-/** The first value of header `name` (lower case), or `undefined`. */
-export function headerValue(headers: HeaderList, name: string): string | undefined {
-  for (let i = 0; i < headers.length; i++) {
-    const [k, v] = headers[i]!;
-    if (k.length === name.length && lowerName(k) === name) return v;
-  }
-  return undefined;
-}
-
-/** How many fields named `name` (lower case) there are. */
-export function headerCount(headers: HeaderList, name: string): number {
-  let n = 0;
-  for (let i = 0; i < headers.length; i++) {
-    const k = headers[i]![0];
-    if (k.length === name.length && lowerName(k) === name) n++;
-  }
-  return n;
-}
-
-/** Comma-separated tokens of header `name`, lower case. */
-export function headerTokens(headers: HeaderList, name: string): string[] {
-  return headerValues(headers, name).flatMap((v) =>
-    v.split(",").map((t) => t.trim().toLowerCase()).filter((t) => t.length > 0)
-  );
-}
-
-/**
- * Whether a value of header `name` lists `token` (both lower case), as
- * {@linkcode headerTokens} would, without building the list.
- */
-export function hasToken(headers: HeaderList, name: string, token: string): boolean {
-  for (let i = 0; i < headers.length; i++) {
-    const [k, v] = headers[i]!;
-    if (k.length === name.length && lowerName(k) === name && listsToken(v, token)) return true;
-  }
-  return false;
-}
-
-/**
- * Calls `test` with the bounds of each comma-separated element of `value`,
- * trimmed, until it returns true; whether one did.
- */
-function someElement(value: string, test: (from: number, to: number) => boolean): boolean {
-  let from = 0;
-  while (from <= value.length) {
-    let to = value.indexOf(",", from);
-    if (to < 0) to = value.length;
-    let a = from;
-    let b = to;
-    while (a < b && isBlank(value.charCodeAt(a))) a++;
-    while (b > a && isBlank(value.charCodeAt(b - 1))) b--;
-    if (test(a, b)) return true;
-    from = to + 1;
-  }
-  return false;
-}
-
-/** Whether the comma-separated `value` has the element `token` (lower case), any case. */
-function listsToken(value: string, token: string): boolean {
-  return someElement(value, (a, b) => {
-    if (b - a !== token.length) return false;
-    for (let i = 0; i < token.length; i++) {
-      let c = value.charCodeAt(a + i);
-      if (c >= 65 && c <= 90) c += 32;
-      if (c !== token.charCodeAt(i)) return false;
-    }
-    return true;
-  });
-}
-
-/** Whitespace as `String.prototype.trim` sees it in a latin1 header value. */
-function isBlank(c: number): boolean {
-  return c === 32 || c === 9 || c === 0xa0 || (c >= 10 && c <= 13);
-}
-
-function contentLength(headers: HeaderList): number | null {
+/** The Content-Length of `head` (every element of every field agreeing), or `null`. */
+function contentLength(head: ParsedHead): number | null {
+  const { bytes, fields } = head;
   let length: number | null = null;
-  for (let h = 0; h < headers.length; h++) {
-    const [k, value] = headers[h]!;
-    if (k.length !== 14 || lowerName(k) !== "content-length") continue;
-    someElement(value, (a, b) => {
+  for (let i = head.indexOf("content-length"); i >= 0; i = head.indexOf("content-length", i + 1)) {
+    const f = i * STRIDE;
+    const end = fields[f + 3]!;
+    let from = fields[f + 2]!;
+    while (from <= end) {
+      let to = from;
+      while (to < end && bytes[to] !== 44) to++;
+      let a = from;
+      let b = to;
+      while (a < b && isBlank(bytes[a]!)) a++;
+      while (b > a && isBlank(bytes[b - 1]!)) b--;
       let n = 0;
-      for (let i = a; i < b; i++) {
-        const d = value.charCodeAt(i) - 48;
+      for (let j = a; j < b; j++) {
+        const d = bytes[j]! - 48;
         if (d < 0 || d > 9) {
           n = -1;
           break;
@@ -457,14 +569,14 @@ function contentLength(headers: HeaderList): number | null {
         n = n * 10 + d;
       }
       if (n < 0 || b === a || b - a > 15) {
-        throw new HttpHeadError(`Invalid Content-Length "${clip(value.slice(a, b))}"`);
+        throw new HttpHeadError(`Invalid Content-Length "${clipBytes(bytes, a, b)}"`);
       }
       if (length !== null && n !== length) {
         throw new HttpHeadError("Differing Content-Length values");
       }
       length = n;
-      return false;
-    });
+      from = to + 1;
+    }
   }
   return length;
 }
@@ -478,17 +590,18 @@ function contentLength(headers: HeaderList): number | null {
  *
  * @example
  * ```ts
- * import { requestFraming } from "./head.ts";
- * console.assert(requestFraming([["Content-Length", "5"]]).kind === "length");
+ * import { parseRequestHead, requestFraming } from "./head.ts";
+ * const head = parseRequestHead(new TextEncoder().encode("PUT / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"));
+ * console.assert(requestFraming(head!).kind === "length");
  * ```
  */
-export function requestFraming(headers: HeaderList): BodyFraming {
-  const length = contentLength(headers);
-  if (headerCount(headers, "transfer-encoding") > 0) {
+export function requestFraming(head: ParsedHead): BodyFraming {
+  const length = contentLength(head);
+  if (head.indexOf("transfer-encoding") >= 0) {
     if (length !== null) {
       throw new HttpHeadError("Both Content-Length and Transfer-Encoding: request refused");
     }
-    const codings = headerTokens(headers, "transfer-encoding");
+    const codings = head.tokens("transfer-encoding");
     if (codings.length !== 1 || codings[0] !== "chunked") {
       throw new HttpHeadError(
         `Unsupported Transfer-Encoding "${clip(codings.join(", "))}" (only chunked is accepted)`,
@@ -509,20 +622,21 @@ const NO_BODY: BodyFraming = Object.freeze({ kind: "none" });
  *
  * @example
  * ```ts
- * import { responseFraming } from "./head.ts";
- * console.assert(responseFraming("HEAD", 200, [["Content-Length", "5"]]).kind === "none");
+ * import { parseResponseHead, responseFraming } from "./head.ts";
+ * const head = parseResponseHead(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"));
+ * console.assert(responseFraming("HEAD", 200, head!).kind === "none");
  * ```
  */
-export function responseFraming(method: string, status: number, headers: HeaderList): BodyFraming {
+export function responseFraming(method: string, status: number, head: ParsedHead): BodyFraming {
   if (method === "HEAD" || status < 200 || status === 204 || status === 304) return NO_BODY;
   try {
-    if (headerCount(headers, "transfer-encoding") > 0) {
-      const codings = headerTokens(headers, "transfer-encoding");
+    if (head.indexOf("transfer-encoding") >= 0) {
+      const codings = head.tokens("transfer-encoding");
       if (codings.length > 0) {
         return codings[codings.length - 1] === "chunked" ? { kind: "chunked" } : { kind: "close" };
       }
     }
-    const length = contentLength(headers);
+    const length = contentLength(head);
     if (length === null) return { kind: "close" };
     return length ? { kind: "length", length } : NO_BODY;
   } catch (error) {
@@ -543,24 +657,26 @@ export interface HeadEdit {
   keep: boolean[];
   /** Whole lines, each ending in CRLF, added before the empty line. */
   extra: string;
+  /** `extra` as bytes (one per char), when the caller keeps them ready. */
+  extraBytes?: Uint8Array | undefined;
 }
 
 /** The byte length of `head` after `edit`. */
-export function editedSize(head: { starts: number[]; size: number }, edit: HeadEdit): number {
-  const { starts, size } = head;
+export function editedSize(head: ParsedHead, edit: HeadEdit): number {
+  const { fields, size } = head;
   const fieldsEnd = size - 2;
-  let length = (edit.firstLine === null ? starts[0] ?? fieldsEnd : edit.firstLine.length + 2) +
+  let length = (edit.firstLine === null ? fields[0] ?? fieldsEnd : edit.firstLine.length + 2) +
     edit.extra.length + 2;
-  for (let i = 0; i < starts.length; i++) {
-    if (edit.keep[i] !== false) length += (starts[i + 1] ?? fieldsEnd) - starts[i]!;
+  for (let f = 0, i = 0; f < fields.length; f += STRIDE, i++) {
+    if (edit.keep[i] !== false) length += (fields[f + STRIDE] ?? fieldsEnd) - fields[f]!;
   }
   return length;
 }
 
 /**
- * Writes `head` (parsed from `bytes`) after `edit` into `out` at `at`,
- * which must have {@linkcode editedSize} bytes free; returns the offset
- * after it. Nothing is allocated: the hot path of every request.
+ * Writes `head` after `edit` into `out` at `at`, which must have
+ * {@linkcode editedSize} bytes free; returns the offset after it. Nothing
+ * is allocated: the hot path of every request.
  *
  * @example
  * ```ts
@@ -569,21 +685,15 @@ export function editedSize(head: { starts: number[]; size: number }, edit: HeadE
  * const head = parseRequestHead(bytes)!;
  * const edit = { firstLine: null, keep: [true, false], extra: "Via: b\r\n" };
  * const out = new Uint8Array(editedSize(head, edit));
- * writeEdited(out, 0, bytes, head, edit);
+ * writeEdited(out, 0, head, edit);
  * console.assert(new TextDecoder().decode(out) === "GET / HTTP/1.1\r\nHost: a\r\nVia: b\r\n\r\n");
  * ```
  */
-export function writeEdited(
-  out: Uint8Array,
-  at: number,
-  bytes: Uint8Array,
-  head: { starts: number[]; size: number },
-  edit: HeadEdit,
-): number {
-  const { starts, size } = head;
+export function writeEdited(out: Uint8Array, at: number, head: ParsedHead, edit: HeadEdit): number {
+  const { bytes, fields, size } = head;
   const fieldsEnd = size - 2;
   if (edit.firstLine === null) {
-    const firstEnd = starts[0] ?? fieldsEnd;
+    const firstEnd = fields[0] ?? fieldsEnd;
     out.set(bytes.subarray(0, firstEnd), at);
     at += firstEnd;
   } else {
@@ -592,18 +702,24 @@ export function writeEdited(
     out[at++] = LF;
   }
   // Runs of kept lines are copied in one piece.
+  const count = fields.length / STRIDE;
   let run = -1;
-  for (let i = 0; i <= starts.length; i++) {
-    const kept = i < starts.length && edit.keep[i] !== false;
-    if (kept && run < 0) run = starts[i]!;
+  for (let i = 0; i <= count; i++) {
+    const kept = i < count && edit.keep[i] !== false;
+    if (kept && run < 0) run = fields[i * STRIDE]!;
     if (!kept && run >= 0) {
-      const end = starts[i] ?? fieldsEnd;
+      const end = fields[i * STRIDE] ?? fieldsEnd;
       out.set(bytes.subarray(run, end), at);
       at += end - run;
       run = -1;
     }
   }
-  at = writeLatin1(out, at, edit.extra);
+  if (edit.extraBytes !== undefined) {
+    out.set(edit.extraBytes, at);
+    at += edit.extraBytes.length;
+  } else {
+    at = writeLatin1(out, at, edit.extra);
+  }
   out[at++] = CR;
   out[at++] = LF;
   return at;
@@ -613,4 +729,11 @@ export function writeEdited(
 function writeLatin1(out: Uint8Array, at: number, text: string): number {
   for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i) & 0xff;
   return at;
+}
+
+/** `text` (lines of header fields) as bytes, one per char, for {@linkcode HeadEdit.extraBytes}. */
+export function latin1Bytes(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  writeLatin1(out, 0, text);
+  return out;
 }

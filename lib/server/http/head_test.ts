@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import {
   editedSize,
+  HEADER_KIND,
+  type HeaderList,
   HttpHeadError,
+  type ParsedHead,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
@@ -10,17 +13,26 @@ import {
 } from "./head.ts";
 import { BodyTracker } from "./framing.ts";
 
-/** `head` (parsed from `wire`) after `edit`, as the engine writes it. */
+/** `head` after `edit`, as the engine writes it. */
 const edited = (
-  wire: Uint8Array,
-  head: { starts: number[]; size: number },
+  head: ParsedHead,
   edit: { firstLine: string | null; keep: boolean[]; extra: string },
 ) => {
   const out = new Uint8Array(editedSize(head, edit));
-  assert.equal(writeEdited(out, 0, wire, head, edit), out.length);
+  assert.equal(writeEdited(out, 0, head, edit), out.length);
   return out;
 };
 const bytes = (text: string) => new TextEncoder().encode(text);
+/** A request head carrying `headers`, parsed. */
+const requestWith = (headers: HeaderList) =>
+  parseRequestHead(
+    bytes(`POST / HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`),
+  )!;
+/** A response head carrying `headers`, parsed. */
+const responseWith = (headers: HeaderList) =>
+  parseResponseHead(
+    bytes(`HTTP/1.1 200 OK\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`),
+  )!;
 const assertEquals = <T>(actual: T, expected: T, message?: string) =>
   assert.deepStrictEqual(actual, expected, message);
 
@@ -70,10 +82,18 @@ Deno.test("head: malformed and smuggling heads are refused with a reason", () =>
 });
 
 Deno.test("head: request framing refuses ambiguity", () => {
-  assertEquals(requestFraming([]), { kind: "none" });
-  assertEquals(requestFraming([["Content-Length", "5"]]), { kind: "length", length: 5 });
-  assertEquals(requestFraming([["content-length", "5"], ["Content-Length", "5"]]).kind, "length");
-  assertEquals(requestFraming([["Transfer-Encoding", "chunked"]]), { kind: "chunked" });
+  assertEquals(requestFraming(requestWith([])), { kind: "none" });
+  assertEquals(requestFraming(requestWith([["Content-Length", "5"]])), {
+    kind: "length",
+    length: 5,
+  });
+  assertEquals(
+    requestFraming(requestWith([["content-length", "5"], ["Content-Length", "5"]])).kind,
+    "length",
+  );
+  assertEquals(requestFraming(requestWith([["Transfer-Encoding", "chunked"]])), {
+    kind: "chunked",
+  });
   for (
     const headers of [
       [["Content-Length", "5"], ["Transfer-Encoding", "chunked"]],
@@ -86,22 +106,39 @@ Deno.test("head: request framing refuses ambiguity", () => {
       [["Transfer-Encoding", "chunked"], ["Transfer-Encoding", "chunked"]],
     ] as Array<Array<[string, string]>>
   ) {
-    assertThrows(() => requestFraming(headers), HttpHeadError, undefined, JSON.stringify(headers));
+    assertThrows(
+      () => requestFraming(requestWith(headers)),
+      HttpHeadError,
+      undefined,
+      JSON.stringify(headers),
+    );
   }
 });
 
 Deno.test("head: response heads and their framing", () => {
   const head = parseResponseHead(bytes("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"))!;
   assertEquals([head.status, head.reason, head.size], [200, "OK", 38]);
-  assertEquals(responseFraming("GET", 200, head.headers), { kind: "length", length: 3 });
-  assertEquals(responseFraming("HEAD", 200, head.headers), { kind: "none" });
-  assertEquals(responseFraming("GET", 204, []), { kind: "none" });
-  assertEquals(responseFraming("GET", 304, head.headers), { kind: "none" });
-  assertEquals(responseFraming("GET", 101, []), { kind: "none" });
-  assertEquals(responseFraming("GET", 200, []), { kind: "close" });
-  assertEquals(responseFraming("GET", 200, [["Transfer-Encoding", "gzip, chunked"]]), {
-    kind: "chunked",
-  });
+  assertEquals(responseFraming("GET", 200, head), { kind: "length", length: 3 });
+  assertEquals(responseFraming("HEAD", 200, head), { kind: "none" });
+  assertEquals(responseFraming("GET", 204, responseWith([])), { kind: "none" });
+  assertEquals(responseFraming("GET", 304, head), { kind: "none" });
+  assertEquals(responseFraming("GET", 101, responseWith([])), { kind: "none" });
+  assertEquals(responseFraming("GET", 200, responseWith([])), { kind: "close" });
+  assertEquals(
+    responseFraming("GET", 200, responseWith([["Transfer-Encoding", "gzip, chunked"]])),
+    { kind: "chunked" },
+  );
+  assertEquals(
+    responseFraming("GET", 200, responseWith([["Transfer-Encoding", "chunked, gzip"]])),
+    { kind: "close" },
+  );
+  const lengths = responseWith([["Content-Length", "7, 7"], ["content-LENGTH", " 7"]]);
+  assertEquals(responseFraming("GET", 200, lengths), { kind: "length", length: 7 });
+  const differing = responseWith([["Content-Length", "7"], ["Content-Length", "8"]]);
+  assertEquals(
+    assertThrows(() => responseFraming("GET", 200, differing), HttpHeadError).status,
+    502,
+  );
   const bad = assertThrows(() => parseResponseHead(bytes("HTTP/1.1 2000\r\n\r\n")), HttpHeadError);
   assertEquals(bad.status, 502);
 });
@@ -111,7 +148,7 @@ Deno.test("head: heads round-trip through the engine's edit, bytes above 0x7f in
   const wire = Uint8Array.from(text, (c) => c.charCodeAt(0));
   const head = parseRequestHead(wire)!;
   assertEquals(head.headers, [["Host", "a"], ["X-Name", "caf\u00e9"]]);
-  const out = edited(wire, head, { firstLine: null, keep: [true, true], extra: "" });
+  const out = edited(head, { firstLine: null, keep: [true, true], extra: "" });
   assertEquals(out, wire);
   assertEquals(out[out.length - 3], 10);
 });
@@ -164,25 +201,25 @@ Deno.test("head edit: kept lines cross as bytes, dropped lines go, first line an
     ...new TextEncoder().encode("\r\nTE: trailers\r\n\r\n"),
   ]);
   const head = parseRequestHead(wire)!;
-  assert.deepEqual(head.starts.length, head.headers.length);
+  assert.deepEqual(head.fieldCount, head.headers.length);
   const edit = {
     firstLine: "GET /x HTTP/1.1",
     keep: [true, false, true, false],
     extra: "Via: b\r\n",
   };
-  const out = edited(wire, head, edit);
+  const out = edited(head, edit);
   assert.equal(out.length, editedSize(head, edit));
   const text = Array.from(out, (b) => String.fromCharCode(b)).join("");
   assert.equal(text, "GET /x HTTP/1.1\r\nHost: a\r\nX-N: caf\u00e9\r\nVia: b\r\n\r\n");
   // Nothing changed: the same bytes; written at an offset of a larger buffer.
   const same = { firstLine: null, keep: [true, true, true, true], extra: "" };
   const into = new Uint8Array(wire.length + 5);
-  assert.equal(writeEdited(into, 5, wire, head, same), into.length);
+  assert.equal(writeEdited(into, 5, head, same), into.length);
   assert.deepEqual(into.subarray(5), wire);
   // A head without fields.
   const bare = new TextEncoder().encode("HTTP/1.0 204 No Content\r\n\r\n");
   const response = parseResponseHead(bare)!;
-  const upgraded = edited(bare, response, {
+  const upgraded = edited(response, {
     firstLine: "HTTP/1.1 204 No Content",
     keep: [],
     extra: "Connection: keep-alive\r\n",
@@ -191,4 +228,35 @@ Deno.test("head edit: kept lines cross as bytes, dropped lines go, first line an
     new TextDecoder().decode(upgraded),
     "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n",
   );
+});
+
+Deno.test("head: lookups by name read the bytes, in any case, known names or not", () => {
+  const head = requestWith([
+    ["HOST", "a.test"],
+    ["Connection", "Keep-Alive,  Upgrade ,"],
+    ["connection", "x-trace"],
+    ["X-Trace", "1"],
+    ["x-trace", " 2 "],
+    ["Content-Length", "0"],
+  ]);
+  assertEquals(head.kind(0), HEADER_KIND.host);
+  assertEquals(head.kind(3), 0);
+  assertEquals([head.get("host"), head.countOf("host"), head.countOf("x-trace")], ["a.test", 1, 2]);
+  assertEquals(head.get("x-trace"), "1");
+  assertEquals(head.value(4), "2");
+  assertEquals(head.indexOf("x-trace", 4), 4);
+  assertEquals(head.indexOf("x-none"), -1);
+  assertEquals(head.tokens("connection"), ["keep-alive", "upgrade", "x-trace"]);
+  for (const token of ["keep-alive", "upgrade", "x-trace"]) {
+    assertEquals(head.hasToken("connection", token), true, token);
+  }
+  assertEquals(head.hasToken("connection", "close"), false);
+  assertEquals(head.hasToken("connection", "upgrad"), false);
+  assertEquals(head.hasToken("x-trace", "2"), true);
+  assertEquals(head.headers[1], ["Connection", "Keep-Alive,  Upgrade ,"]);
+  assertEquals(head.name(0), "HOST");
+  // A name that only looks like a known one.
+  const near = requestWith([["Hosts", "x"], ["Content-Lengths", "5"]]);
+  assertEquals([near.kind(0), near.kind(1), near.get("host")], [0, 0, undefined]);
+  assertEquals(requestFraming(near), { kind: "none" });
 });

@@ -19,12 +19,8 @@ import { BodyTracker } from "./framing.ts";
 import {
   type BodyFraming,
   editedSize,
-  hasToken,
   type HeadEdit,
   headEnd,
-  headerCount,
-  headerTokens,
-  headerValue,
   HttpHeadError,
   MAX_HEAD_SIZE,
   parseRequestHead,
@@ -216,8 +212,8 @@ class Upstream {
     this.#rest = own ? bytes.slice() : bytes;
   }
 
-  /** Reads a response head; `null` when the stream ends first. */
-  async readHead(): Promise<{ head: ResponseHead; bytes: Uint8Array } | null> {
+  /** Reads a response head; `null` when the stream ends first. Its bytes are valid until the next read. */
+  async readHead(): Promise<ResponseHead | null> {
     let acc: Uint8Array | null = null;
     for (;;) {
       const chunk = this.takeRest() ?? await this.next();
@@ -232,7 +228,7 @@ class Upstream {
       if (head) {
         // The head is used before the next read; what follows may be a borrowed view.
         this.unread(bytes.subarray(head.size), false);
-        return { head, bytes: bytes.subarray(0, head.size) };
+        return head;
       }
       if (bytes.length >= MAX_HEAD_SIZE) {
         throw new HttpHeadError(`Response head longer than ${MAX_HEAD_SIZE} bytes`, 502);
@@ -417,43 +413,41 @@ export class Http1Visitor {
   /** Serves one request; whether the connection goes on. */
   async #serve(head: RequestHead): Promise<boolean> {
     const started = performance.now();
-    // Valid until the buffer is next filled, which happens only after the head is sent on.
-    const headBytes = this.#buf.subarray(this.#start, this.#start + head.size);
+    // The head's bytes stay valid until the buffer is next filled, after the head is sent on.
     this.#start += head.size;
-    const hosts = headerCount(head.headers, "host");
+    const hosts = head.countOf("host");
     if (hosts > 1) return this.#refuse(400, "More than one Host header").then(() => false);
     if (hosts === 0 && head.version === "1.1") {
       return this.#refuse(400, "The request has no Host header").then(() => false);
     }
-    const host = headerValue(head.headers, "host") ?? "";
+    const host = head.get("host") ?? "";
     const target = originTarget(head, host);
     if (typeof target !== "string") return this.#refuse(400, target.error).then(() => false);
     let framing: BodyFraming;
     try {
-      framing = requestFraming(head.headers);
+      framing = requestFraming(head);
     } catch (error) {
       return this.#refuse(400, (error as Error).message).then(() => false);
     }
     const keepAlive = head.version === "1.1"
-      ? !hasToken(head.headers, "connection", "close")
-      : hasToken(head.headers, "connection", "keep-alive");
+      ? !head.hasToken("connection", "close")
+      : head.hasToken("connection", "keep-alive");
     const decided = this.#options.dispatch(host, target);
     if ("answer" in decided) return this.#answer(decided.answer, framing, keepAlive);
     const tunnel = decided.tunnel;
     const info: RequestInfo = { method: head.method, host, path: target, status: 0 };
     const refusal = tunnel.refuse(
       this.#options.remote,
-      headerValue(head.headers, "authorization"),
+      head.get("authorization"),
       info,
     );
     if (refusal) return this.#answer(refusal, framing, keepAlive);
-    const upgrade = hasToken(head.headers, "connection", "upgrade")
-      ? new Set(headerTokens(head.headers, "upgrade").map((p) => p.split("/")[0]!))
+    const upgrade = head.hasToken("connection", "upgrade")
+      ? new Set(head.tokens("upgrade").map((p) => p.split("/")[0]!))
       : null;
     return await this.#exchange(
       tunnel,
       head,
-      headBytes,
       target,
       info,
       framing,
@@ -473,7 +467,6 @@ export class Http1Visitor {
   async #exchange(
     tunnel: SpliceTunnel,
     head: RequestHead,
-    headBytes: Uint8Array,
     target: string,
     info: RequestInfo,
     framing: BodyFraming,
@@ -508,7 +501,7 @@ export class Http1Visitor {
     const length = editedSize(head, edit) + bodyNow;
     const reuse = HEADER_SIZE + length <= SCRATCH_SIZE && !this.#scratchSending;
     const frame = reuse ? this.#scratch : new Uint8Array(HEADER_SIZE + length);
-    const at = writeEdited(frame, HEADER_SIZE, headBytes, head, edit);
+    const at = writeEdited(frame, HEADER_SIZE, head, edit);
     frame.set(this.#buf.subarray(this.#start, this.#start + bodyNow), at);
     this.#start += bodyNow;
     transfer.sent += bodyNow;
@@ -599,7 +592,7 @@ export class Http1Visitor {
     started: number,
     pump: { state: PumpState },
   ): Promise<{ keep: boolean; error?: string | undefined }> {
-    let response: { head: ResponseHead; bytes: Uint8Array } | null;
+    let response: ResponseHead | null;
     for (;;) {
       try {
         response = await up.readHead();
@@ -619,27 +612,27 @@ export class Http1Visitor {
         }
         return { keep: false, error: message };
       }
-      const status = response.head.status;
+      const status = response.status;
       if (status === 101) break;
       if (status >= 200) break;
       // 100 Continue, 103 Early Hints: passed on as they are; the final answer follows.
-      await this.#write(response.bytes);
+      await this.#write(response.bytes.subarray(0, response.size));
     }
-    const { head, bytes: responseBytes } = response;
+    const head = response;
     tunnel.firstByte(performance.now() - started);
     info.status = head.status;
     if (head.status === 101) {
-      return await this.#switch(tunnel, up, response, info, upgrade, transfer, started);
+      return await this.#switch(tunnel, up, head, info, upgrade, transfer, started);
     }
 
     let framing: BodyFraming;
     try {
-      framing = responseFraming(request.method, head.status, head.headers);
+      framing = responseFraming(request.method, head.status, head);
     } catch (error) {
       return await this.#badResponse(tunnel, up, info, error);
     }
-    const serviceCloses = hasToken(head.headers, "connection", "close") ||
-      (head.version === "1.0" && !hasToken(head.headers, "connection", "keep-alive"));
+    const serviceCloses = head.hasToken("connection", "close") ||
+      (head.version === "1.0" && !head.hasToken("connection", "keep-alive"));
     // A request with Upgrade that the service did not switch ends the connection after its answer.
     const closeAfter = !keepAlive || framing.kind === "close" || upgrade !== null;
     const connection = closeAfter ? "close" : request.version === "1.0" ? "keep-alive" : null;
@@ -649,7 +642,7 @@ export class Http1Visitor {
     let pendingHead: Uint8Array | null = headLength <= SCRATCH_SIZE / 2 && !this.#scratchSending
       ? this.#scratch.subarray(0, headLength)
       : new Uint8Array(headLength);
-    writeEdited(pendingHead, 0, responseBytes, head, edit);
+    writeEdited(pendingHead, 0, head, edit);
     const body = new BodyTracker(framing);
     const pace = tunnel.pace?.out;
     let error: string | undefined;
@@ -721,13 +714,13 @@ export class Http1Visitor {
   async #switch(
     tunnel: SpliceTunnel,
     up: Upstream,
-    response: { head: ResponseHead; bytes: Uint8Array },
+    response: ResponseHead,
     info: RequestInfo,
     upgrade: Set<string> | null,
     transfer: Transfer,
     started: number,
   ): Promise<{ keep: boolean; error?: string | undefined }> {
-    const protocol = headerTokens(response.head.headers, "upgrade")[0]?.split("/")[0];
+    const protocol = response.tokens("upgrade")[0]?.split("/")[0];
     if (!upgrade || !protocol || !upgrade.has(protocol)) {
       up.discard("Unrequested protocol switch");
       this.#upstreams.delete(tunnel);
@@ -739,9 +732,9 @@ export class Http1Visitor {
     }
     this.#upstreams.delete(tunnel);
     this.#switched = true;
-    const edit = tunnel.responseHead(response.head, null);
-    const switching = new Uint8Array(editedSize(response.head, edit));
-    writeEdited(switching, 0, response.bytes, response.head, edit);
+    const edit = tunnel.responseHead(response, null);
+    const switching = new Uint8Array(editedSize(response, edit));
+    writeEdited(switching, 0, response, edit);
     await this.#write(switching);
     const rest = up.takeRest();
     if (rest) {
