@@ -71,4 +71,4 @@ export { VhostCertificates } from "./vhost_certs.ts";
 export { CertManager, type CertManagerOptions, type ManagedCertificate } from "./acme.ts";
 export { readSni } from "./sni.ts";
 export type { LocalAnswer, Pace, RequestInfo, SpliceTunnel, Transfer } from "./http/visitor.ts";
-export type { HeadEdit, HeaderList, RequestHead, ResponseHead } from "./http/head.ts";
+export type { HeadEdit, HeaderList, ParsedHead, RequestHead, ResponseHead } from "./http/head.ts";
