@@ -551,9 +551,11 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
   ): void {
     this.#live.delete(transfer);
     const limit = this.#options.limit;
-    const before = this.#throttledAtStart.get(transfer);
-    if (limit && before !== undefined && limit.in.throttled + limit.out.throttled > before) {
-      this.#options.onLimit?.();
+    if (limit) {
+      const before = this.#throttledAtStart.get(transfer);
+      if (before !== undefined && limit.in.throttled + limit.out.throttled > before) {
+        this.#options.onLimit?.();
+      }
     }
     this.#finish(startedAt, remote, info, transfer.sent, transfer.received, error, transfer);
   }

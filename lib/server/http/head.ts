@@ -447,8 +447,13 @@ function versionAt(bytes: Uint8Array, from: number, to: number): "1.0" | "1.1" {
  * console.assert(head?.target === "/a" && head.get("host") === "x");
  * ```
  */
-export function parseRequestHead(bytes: Uint8Array, maxSize = MAX_HEAD_SIZE): RequestHead | null {
-  const size = headEnd(bytes, 0, maxSize);
+export function parseRequestHead(
+  bytes: Uint8Array,
+  maxSize = MAX_HEAD_SIZE,
+  /** Where the head ends, when the caller's {@linkcode headEnd} already found it. */
+  knownSize = -1,
+): RequestHead | null {
+  const size = knownSize >= 0 ? knownSize : headEnd(bytes, 0, maxSize);
   if (size < 0) return null;
   // The request line: method SP target SP version, exactly.
   const end = lineEnd(bytes, 0);

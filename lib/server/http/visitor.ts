@@ -376,7 +376,7 @@ export class Http1Visitor {
         const view = this.#buf.subarray(this.#start, this.#end);
         try {
           const end = headEnd(view, scanned);
-          if (end >= 0) return parseRequestHead(view);
+          if (end >= 0) return parseRequestHead(view, MAX_HEAD_SIZE, end);
         } catch (error) {
           if (!(error instanceof HttpHeadError)) throw error;
           await this.#refuse(error.status, error.message);
