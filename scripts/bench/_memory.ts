@@ -1,6 +1,6 @@
 /**
- * Resident memory per idle relayed connection: RSS of the relay's processes
- * before and after holding many echoed connections open through it.
+ * Resident memory per idle relayed connection: the slope of the relay's RSS
+ * as echoed connections are opened through it in steps and held open.
  *
  * @module
  */
@@ -78,8 +78,33 @@ export interface MemoryResult {
   serverAfterKiB: number;
   clientBeforeKiB: number;
   clientAfterKiB: number;
+  /** Least-squares slope of RSS over the steps. */
   serverPerConnKiB: number;
   clientPerConnKiB: number;
+  /** RSS read after each step, the first before any connection. */
+  serverStepsKiB: number[];
+  clientStepsKiB: number[];
+}
+
+/** Steps in which the connections are opened (RSS is read after each). */
+const STEPS = 5;
+
+/**
+ * The least-squares slope of `ys` over `xs`: one lumpy read (a heap
+ * growing its young generation by megabytes at once) moves it far less
+ * than it moves a difference of two reads.
+ */
+export function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
 }
 
 /** Options of {@linkcode memoryPerConnection}. */
@@ -106,8 +131,9 @@ async function steadyRss(pid: number): Promise<void> {
 }
 
 /**
- * Warms the relay up with a few connections, reads RSS, holds
- * `connections` echoed connections open, reads RSS again, and closes them.
+ * Warms the relay up with a few connections, reads RSS, then opens
+ * `connections` echoed connections in {@linkcode STEPS} steps, reading RSS
+ * after each, and closes them. The figure per connection is the slope.
  */
 export async function memoryPerConnection(
   port: number,
@@ -122,22 +148,30 @@ export async function memoryPerConnection(
   // trimming): a "before" read then would make the per-connection figure negative.
   await steadyRss(pids.server);
   await steadyRss(pids.client);
-  const serverBeforeKiB = treeRssKiB(pids.server);
-  const clientBeforeKiB = treeRssKiB(pids.client);
-  const conns = await openEchoed(port, options.connections, timeout);
+  const n = options.connections;
+  const held: number[] = [0];
+  const server = [treeRssKiB(pids.server)];
+  const client = [treeRssKiB(pids.client)];
+  const conns: Deno.TcpConn[] = [];
   try {
-    await delay(settle);
-    const serverAfterKiB = treeRssKiB(pids.server);
-    const clientAfterKiB = treeRssKiB(pids.client);
-    const n = options.connections;
+    for (let step = 1; step <= STEPS; step++) {
+      const target = Math.round((n * step) / STEPS);
+      conns.push(...await openEchoed(port, target - conns.length, timeout));
+      await delay(settle);
+      held.push(conns.length);
+      server.push(treeRssKiB(pids.server));
+      client.push(treeRssKiB(pids.client));
+    }
     return {
       connections: n,
-      serverBeforeKiB,
-      serverAfterKiB,
-      clientBeforeKiB,
-      clientAfterKiB,
-      serverPerConnKiB: (serverAfterKiB - serverBeforeKiB) / n,
-      clientPerConnKiB: (clientAfterKiB - clientBeforeKiB) / n,
+      serverBeforeKiB: server[0]!,
+      serverAfterKiB: server[STEPS]!,
+      clientBeforeKiB: client[0]!,
+      clientAfterKiB: client[STEPS]!,
+      serverPerConnKiB: slope(held, server),
+      clientPerConnKiB: slope(held, client),
+      serverStepsKiB: server,
+      clientStepsKiB: client,
     };
   } finally {
     closeAll(conns);

@@ -770,7 +770,7 @@ function describeSettings(s: Settings): string {
     `${s.firstByteCount} sequential connect-to-first-byte; ` +
     `${s.rateWorkers} workers × ${s.rateSeconds} s connect/read 1 byte/close ` +
     `(percentiles and rates: the median of the runs'). ` +
-    `RSS (VmRSS) delta over ${s.memoryConnections} echoed idle connections; ` +
+    `RSS (VmRSS) slope over ${s.memoryConnections} echoed idle connections opened in 5 steps; ` +
     `CPU (utime+stime) over the single-stream runs.`,
     `         Tunnel rows: the other column is the route the row names; aes128-gcm is ` +
     `ssh -c ${AES_GCM}. All on 127.0.0.1.`,
