@@ -216,7 +216,17 @@ class Upstream {
   async readHead(): Promise<ResponseHead | null> {
     let acc: Uint8Array | null = null;
     for (;;) {
-      const chunk = this.takeRest() ?? await this.next();
+      let chunk = this.takeRest();
+      if (chunk === null && !this.ended) {
+        // Read here rather than through next(): one async frame fewer per response.
+        try {
+          chunk = await this.stream.readBorrowed();
+          if (chunk === null) this.ended = true;
+        } catch (error) {
+          this.ended = true;
+          this.failure = (error as Error).message;
+        }
+      }
       if (chunk === null) {
         if (acc?.length) {
           this.failure ??= "The service closed the connection inside a response head";
@@ -340,6 +350,11 @@ export class Http1Visitor {
   /** Reads more visitor bytes into the buffer; false at end of stream. */
   async #fill(): Promise<boolean> {
     if (this.#eof) return false;
+    return this.#filled(await this.#conn.read(this.#room()));
+  }
+
+  /** Where the next read goes: the buffer's free end, made room for first. */
+  #room(): Uint8Array {
     if (this.#start === this.#end) this.#start = this.#end = 0;
     if (this.#end === this.#buf.length) {
       const used = this.#buffered;
@@ -353,7 +368,11 @@ export class Http1Visitor {
       this.#start = 0;
       this.#end = used;
     }
-    const n = await this.#conn.read(this.#buf.subarray(this.#end));
+    return this.#buf.subarray(this.#end);
+  }
+
+  /** Takes the outcome of a read into {@linkcode #room}; false at end of stream. */
+  #filled(n: number | null): boolean {
     this.touched = true;
     if (n === null) {
       this.#eof = true;
@@ -383,7 +402,9 @@ export class Http1Visitor {
           return null;
         }
         scanned = view.length;
-        if (this.#closed || !(await this.#fill())) return null;
+        // The read is awaited here rather than in #fill: one async frame fewer per request.
+        if (this.#closed || this.#eof) return null;
+        if (!this.#filled(await this.#conn.read(this.#room()))) return null;
       }
     } finally {
       this.headSweeps = -1;
@@ -410,8 +431,11 @@ export class Http1Visitor {
 
   // ---- one request ----
 
-  /** Serves one request; whether the connection goes on. */
-  async #serve(head: RequestHead): Promise<boolean> {
+  /**
+   * Serves one request; whether the connection goes on. Not `async`: the
+   * promise it returns is the exchange's own, one hop fewer per request.
+   */
+  #serve(head: RequestHead): Promise<boolean> {
     const started = performance.now();
     // The head's bytes stay valid until the buffer is next filled, after the head is sent on.
     this.#start += head.size;
@@ -445,7 +469,7 @@ export class Http1Visitor {
     const upgrade = head.hasToken("connection", "upgrade")
       ? new Set(head.tokens("upgrade").map((p) => p.split("/")[0]!))
       : null;
-    return await this.#exchange(
+    return this.#exchange(
       tunnel,
       head,
       target,
