@@ -428,7 +428,13 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
    * hop-by-hop headers and the rules' removals out, forwarding headers and
    * set rules in; the lines kept cross as they came.
    */
-  requestHead(head: RequestHead, target: string, remote: string, scheme: string): HeadEdit {
+  requestHead(
+    head: RequestHead,
+    target: string,
+    host: string,
+    remote: string,
+    scheme: string,
+  ): HeadEdit {
     const upgrade = head.hasToken("connection", "upgrade");
     // Headers the Connection header names are hop-by-hop too, unless they belong to an upgrade.
     const named = !upgrade && head.indexOf("connection") >= 0 ? head.tokens("connection") : null;
@@ -437,13 +443,11 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     const byName = drop.size > 0 || named !== null;
     const count = head.fieldCount;
     const keep = new Array<boolean>(count);
-    let host = "";
     let forwardedFor = "";
     for (let i = 0; i < count; i++) {
       const kind = head.kind(i);
       let kept = true;
       if (kind === HEADER_KIND.host) {
-        host ||= head.value(i);
         kept = !setsHost;
       } else if (kind === HEADER_KIND["x-forwarded-for"]) {
         const value = head.value(i);

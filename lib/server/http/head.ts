@@ -698,9 +698,7 @@ export function writeEdited(out: Uint8Array, at: number, head: ParsedHead, edit:
   const { bytes, fields, size } = head;
   const fieldsEnd = size - 2;
   if (edit.firstLine === null) {
-    const firstEnd = fields[0] ?? fieldsEnd;
-    out.set(bytes.subarray(0, firstEnd), at);
-    at += firstEnd;
+    at = copy(out, at, bytes, 0, fields[0] ?? fieldsEnd);
   } else {
     at = writeLatin1(out, at, edit.firstLine);
     out[at++] = CR;
@@ -713,9 +711,7 @@ export function writeEdited(out: Uint8Array, at: number, head: ParsedHead, edit:
     const kept = i < count && edit.keep[i] !== false;
     if (kept && run < 0) run = fields[i * STRIDE]!;
     if (!kept && run >= 0) {
-      const end = fields[i * STRIDE] ?? fieldsEnd;
-      out.set(bytes.subarray(run, end), at);
-      at += end - run;
+      at = copy(out, at, bytes, run, fields[i * STRIDE] ?? fieldsEnd);
       run = -1;
     }
   }
@@ -728,6 +724,20 @@ export function writeEdited(out: Uint8Array, at: number, head: ParsedHead, edit:
   out[at++] = CR;
   out[at++] = LF;
   return at;
+}
+
+/**
+ * Copies `bytes[from..to]` into `out` at `at`; returns the end. A short
+ * piece (a request line) is copied byte by byte: cheaper than the view
+ * that `set` needs.
+ */
+function copy(out: Uint8Array, at: number, bytes: Uint8Array, from: number, to: number): number {
+  if (to - from <= 32) {
+    for (let i = from; i < to; i++) out[at++] = bytes[i]!;
+    return at;
+  }
+  out.set(bytes.subarray(from, to), at);
+  return at + to - from;
 }
 
 /** Writes `text` one byte per char (header values may carry obs-text); returns the end. */

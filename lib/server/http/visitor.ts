@@ -78,8 +78,14 @@ export interface SpliceTunnel {
   readonly pace: { in: Pace; out: Pace } | undefined;
   /** An answer that refuses the request before it reaches the client, or `null`. */
   refuse(remote: string, authorization: string | undefined, info: RequestInfo): LocalAnswer | null;
-  /** How the request head sent to the service differs from the visitor's. */
-  requestHead(head: RequestHead, target: string, remote: string, scheme: string): HeadEdit;
+  /** How the request head sent to the service differs from the visitor's (`host`: its Host value). */
+  requestHead(
+    head: RequestHead,
+    target: string,
+    host: string,
+    remote: string,
+    scheme: string,
+  ): HeadEdit;
   /** How the response head sent to the visitor differs; `connection` becomes the Connection header. */
   responseHead(head: ResponseHead, connection: string | null): HeadEdit;
   /** Opens a stream to the local service. */
@@ -511,12 +517,14 @@ export class Http1Visitor {
       this.#upstreams.set(tunnel, up);
     }
     const transfer = tunnel.begin();
-    const edit = tunnel.requestHead(head, target, remote, this.#options.scheme);
+    const edit = tunnel.requestHead(head, target, info.host, remote, this.#options.scheme);
     // The head and the body bytes already here go out as one frame.
     const body = new BodyTracker(framing);
     let bodyNow = 0;
     try {
-      bodyNow = body.feed(this.#buf.subarray(this.#start, this.#end));
+      if (!body.done && this.#end > this.#start) {
+        bodyNow = body.feed(this.#buf.subarray(this.#start, this.#end));
+      }
     } catch (error) {
       tunnel.end(transfer, { ...info, status: 400 }, started, remote, (error as Error).message);
       await this.#refuse(400, (error as Error).message);
@@ -526,7 +534,7 @@ export class Http1Visitor {
     const reuse = HEADER_SIZE + length <= SCRATCH_SIZE && !this.#scratchSending;
     const frame = reuse ? this.#scratch : new Uint8Array(HEADER_SIZE + length);
     const at = writeEdited(frame, HEADER_SIZE, head, edit);
-    frame.set(this.#buf.subarray(this.#start, this.#start + bodyNow), at);
+    if (bodyNow > 0) frame.set(this.#buf.subarray(this.#start, this.#start + bodyNow), at);
     this.#start += bodyNow;
     transfer.sent += bodyNow;
     const sending = up.stream.writeFrame(frame, length);
@@ -687,7 +695,7 @@ export class Http1Visitor {
       if (n < chunk.length) up.unread(chunk.subarray(n), true);
       if (n === 0) continue;
       if (pace && !pace.tryTake(n)) await pace.take(n);
-      const piece = chunk.subarray(0, n);
+      const piece = n === chunk.length ? chunk : chunk.subarray(0, n);
       if (pendingHead) {
         // Head and first body bytes in one write when they fit.
         if (pendingHead.buffer === this.#scratch.buffer && headLength + n <= SCRATCH_SIZE) {
