@@ -182,14 +182,7 @@ export class ParsedHead {
   #named(i: number, name: string, kind: number): boolean {
     const f = i * STRIDE;
     if (kind !== 0) return this.fields[f + 4] === kind;
-    const from = this.fields[f]!;
-    if (this.fields[f + 1]! - from !== name.length) return false;
-    for (let j = 0; j < name.length; j++) {
-      let c = this.bytes[from + j]!;
-      if (c >= 65 && c <= 90) c += 32;
-      if (c !== name.charCodeAt(j)) return false;
-    }
-    return true;
+    return lowerEquals(this.bytes, this.fields[f]!, this.fields[f + 1]!, name);
   }
 
   /** The index of the first field named `name` (lower case) from `start`, or -1. */
@@ -235,23 +228,9 @@ export class ParsedHead {
     for (let i = this.indexOf(name); i >= 0; i = this.indexOf(name, i + 1)) {
       const f = i * STRIDE;
       const end = this.fields[f + 3]!;
-      let from = this.fields[f + 2]!;
-      while (from <= end) {
-        let to = from;
-        while (to < end && bytes[to] !== 44) to++;
-        let a = from;
-        let b = to;
-        while (a < b && isBlank(bytes[a]!)) a++;
-        while (b > a && isBlank(bytes[b - 1]!)) b--;
-        if (b - a === token.length) {
-          let j = 0;
-          for (; j < token.length; j++) {
-            let c = bytes[a + j]!;
-            if (c >= 65 && c <= 90) c += 32;
-            if (c !== token.charCodeAt(j)) break;
-          }
-          if (j === token.length) return true;
-        }
+      for (let from = this.fields[f + 2]!; from <= end;) {
+        const to = element(bytes, from, end);
+        if (lowerEquals(bytes, ELEMENT[0]!, ELEMENT[1]!, token)) return true;
         from = to + 1;
       }
     }
@@ -262,6 +241,37 @@ export class ParsedHead {
 /** Whitespace as `String.prototype.trim` sees it in a latin1 header value. */
 function isBlank(c: number): boolean {
   return c === 32 || c === 9 || c === 0xa0 || (c >= 10 && c <= 13);
+}
+
+/** Where {@linkcode element} puts the trimmed bounds of the element it found. */
+const ELEMENT = new Int32Array(2);
+
+/**
+ * The comma-separated element of a value that starts at `from` (the value
+ * ending at `end`): its bounds without surrounding blanks go to
+ * {@linkcode ELEMENT}; returns where it ends (its comma, or `end`).
+ */
+function element(bytes: Uint8Array, from: number, end: number): number {
+  let to = from;
+  while (to < end && bytes[to] !== 44) to++;
+  let a = from;
+  let b = to;
+  while (a < b && isBlank(bytes[a]!)) a++;
+  while (b > a && isBlank(bytes[b - 1]!)) b--;
+  ELEMENT[0] = a;
+  ELEMENT[1] = b;
+  return to;
+}
+
+/** Whether bytes `from`..`to` are `lower` (lower case ASCII) in any case. */
+function lowerEquals(bytes: Uint8Array, from: number, to: number, lower: string): boolean {
+  if (to - from !== lower.length) return false;
+  for (let j = 0; j < lower.length; j++) {
+    let c = bytes[from + j]!;
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(j)) return false;
+  }
+  return true;
 }
 
 /** A parsed request head. */
@@ -556,14 +566,10 @@ function contentLength(head: ParsedHead): number | null {
   for (let i = head.indexOf("content-length"); i >= 0; i = head.indexOf("content-length", i + 1)) {
     const f = i * STRIDE;
     const end = fields[f + 3]!;
-    let from = fields[f + 2]!;
-    while (from <= end) {
-      let to = from;
-      while (to < end && bytes[to] !== 44) to++;
-      let a = from;
-      let b = to;
-      while (a < b && isBlank(bytes[a]!)) a++;
-      while (b > a && isBlank(bytes[b - 1]!)) b--;
+    for (let from = fields[f + 2]!; from <= end;) {
+      const to = element(bytes, from, end);
+      const a = ELEMENT[0]!;
+      const b = ELEMENT[1]!;
       let n = 0;
       for (let j = a; j < b; j++) {
         const d = bytes[j]! - 48;
