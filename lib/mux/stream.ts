@@ -62,7 +62,9 @@ export class MuxStream {
   #borrowed: Uint8Array | null = null;
   #head = 0;
   #buffered = 0;
-  #readWaiter: (() => void) | null = null;
+  /** The reader waiting for data: handed its chunk (or end, or reset) as soon as there is one. */
+  #reader: { resolve: (chunk: Uint8Array | null) => void; reject: (error: Error) => void } | null =
+    null;
   #remoteFin = false;
   #window: number;
   #granted: number;
@@ -145,24 +147,39 @@ export class MuxStream {
   /**
    * Like {@linkcode MuxStream.read}, without a copy: the chunk is valid only
    * until the next `read` or `readBorrowed` call, when its buffer is reused.
+   * Not `async`: a reader that waits is handed its chunk by the frame that
+   * brings it, one promise hop sooner.
    */
-  async readBorrowed(): Promise<Uint8Array | null> {
+  readBorrowed(): Promise<Uint8Array | null> {
     if (this.#borrowed) {
       this.#host.pool.release(this.#borrowed);
       this.#borrowed = null;
     }
-    while (this.#head === this.#chunks.length) {
-      if (this.#reset) throw this.#reset;
-      if (this.#remoteFin) {
-        if (!this.#readDone) {
-          this.#readDone = true;
-          this.#maybeRelease();
-        }
-        return null;
-      }
-      await new Promise<void>((resolve) => (this.#readWaiter = resolve));
+    try {
+      const now = this.#take();
+      if (now !== undefined) return Promise.resolve(now);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    return new Promise((resolve, reject) => (this.#reader = { resolve, reject }));
+  }
+
+  /**
+   * The next chunk, now borrowed; `null` at the end; `undefined` when none
+   * has arrived yet.
+   *
+   * @throws {StreamResetError} when the stream was reset.
+   */
+  #take(): Uint8Array | null | undefined {
     if (this.#reset) throw this.#reset;
+    if (this.#head === this.#chunks.length) {
+      if (!this.#remoteFin) return undefined;
+      if (!this.#readDone) {
+        this.#readDone = true;
+        this.#maybeRelease();
+      }
+      return null;
+    }
     const chunk = this.#chunks[this.#head]!;
     this.#chunks[this.#head++] = EMPTY;
     if (this.#head === this.#chunks.length) {
@@ -305,9 +322,19 @@ export class MuxStream {
   }
 
   #wakeReader(): void {
-    const waiter = this.#readWaiter;
-    this.#readWaiter = null;
-    waiter?.();
+    const reader = this.#reader;
+    if (reader === null) return;
+    let now: Uint8Array | null | undefined;
+    try {
+      now = this.#take();
+    } catch (error) {
+      this.#reader = null;
+      reader.reject(error as Error);
+      return;
+    }
+    if (now === undefined) return;
+    this.#reader = null;
+    reader.resolve(now);
   }
 
   async #takeCredit(wanted: number): Promise<number> {
