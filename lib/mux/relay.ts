@@ -95,6 +95,8 @@ export async function relay(
     const max = options.maxBuffer ?? 64 * 1024;
     let size = Math.min(options.initialBuffer ?? 1024, max);
     const slots: Array<Uint8Array | null> = [null, null];
+    // Each slot's payload area, made once per buffer rather than at every read.
+    const payloads: Array<Uint8Array | null> = [null, null];
     const inflight: Array<Promise<void> | null> = [null, null];
     let i = 0;
     try {
@@ -103,8 +105,9 @@ export async function relay(
         let buf = slots[i];
         if (!buf || buf.length < HEADER_SIZE + size) {
           buf = slots[i] = new Uint8Array(HEADER_SIZE + size);
+          payloads[i] = buf.subarray(HEADER_SIZE);
         }
-        const n = await conn.read(buf.subarray(HEADER_SIZE));
+        const n = await conn.read(payloads[i]!);
         if (n === null) break;
         if (n === 0) continue;
         if (options.throttleUp) await options.throttleUp.take(n);
@@ -128,7 +131,7 @@ export async function relay(
         const chunk = await stream.readBorrowed();
         if (chunk === null) break;
         if (options.throttleDown) await options.throttleDown.take(chunk.length);
-        let off = 0;
+        let off = chunk.length > 0 ? await conn.write(chunk) : 0;
         while (off < chunk.length) off += await conn.write(chunk.subarray(off));
         if (result.received === 0 && options.onFirstByte) options.onFirstByte();
         result.received += chunk.length;
