@@ -51,18 +51,30 @@ async function tunnelRows(sql: Sql): Promise<TunnelRows> {
   }]));
 }
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000) {
+/**
+ * Polls `fn` until it returns a value. `seen` describes the state it last
+ * looked at, so a timeout says whether rows were late, missing or counted
+ * twice.
+ */
+async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  ms = 15_000,
+  seen?: () => unknown,
+) {
   const deadline = performance.now() + ms;
   let last: unknown;
   for (;;) {
     try {
       const value = await fn();
       if (value !== undefined) return value;
+      last = seen?.();
     } catch (error) {
       last = error;
     }
     if (performance.now() > deadline) {
-      throw new Error(`Timed out waiting for ${what}${last ? `: ${last}` : ""}`);
+      const state = last instanceof Error ? String(last) : JSON.stringify(last);
+      throw new Error(`Timed out waiting for ${what}${last !== undefined ? `: ${state}` : ""}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -282,13 +294,20 @@ Deno.test("connections terminated every 0.3 s: no impact, every row written, res
     const t1 = await ready(admin, "t1");
     await traffic(t1, 10, "t1 during");
     await killer;
-    const after = await eventually("rows after", async () => {
-      const rows = await tunnelRows(sql);
-      return rows.t0?.connections === 15 && rows.t0.access === 15 &&
-          rows.t1?.connections === 10 && rows.t1.access === 10 && rows.t1.active_port === t1
-        ? rows
-        : undefined;
-    });
+    let lastRows: unknown;
+    const after = await eventually(
+      "rows after",
+      async () => {
+        const rows = await tunnelRows(sql);
+        lastRows = rows;
+        return rows.t0?.connections === 15 && rows.t0.access === 15 &&
+            rows.t1?.connections === 10 && rows.t1.access === 10 && rows.t1.active_port === t1
+          ? rows
+          : undefined;
+      },
+      15_000,
+      () => ({ rows: lastRows, expected: "t0 15/15, t1 10/10 on port " + t1 }),
+    );
     const resyncs = log.events.slice(mark).filter((e) =>
       e.msg === "config feed re-subscribed; resynchronising"
     ).length;
