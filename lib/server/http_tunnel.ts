@@ -438,7 +438,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     const upgrade = head.hasToken("connection", "upgrade");
     // Headers the Connection header names are hop-by-hop too, unless they belong to an upgrade.
     const named = !upgrade && head.indexOf("connection") >= 0 ? head.tokens("connection") : null;
-    const { drop, set, setsHost } = this.#requestRules;
+    const { drop, setsHost } = this.#requestRules;
     // Names are cut and lowered only when a rule or the Connection header names fields.
     const byName = drop.size > 0 || named !== null;
     const count = head.fieldCount;
@@ -464,7 +464,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
       }
       keep[i] = kept;
     }
-    const extra = this.#requestExtraFor(forwardedFor, remote, scheme, host, set);
+    const extra = this.#requestExtraFor(forwardedFor, remote, scheme, host);
     const firstLine = target === head.target
       ? null
       : `${head.method} ${target} HTTP/${head.version}`;
@@ -477,7 +477,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     remote: string,
     scheme: string,
     host: string,
-    set: Array<[string, string]>,
   ): Extra {
     const last = this.#requestExtra;
     if (
@@ -490,7 +489,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     let text = `X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${remote}` : remote}\r\n` +
       `X-Forwarded-Proto: ${scheme}\r\n`;
     if (host) text += `X-Forwarded-Host: ${host}\r\n`;
-    for (const [name, value] of set) text += `${name}: ${value}\r\n`;
+    for (const [name, value] of this.#requestRules.set) text += `${name}: ${value}\r\n`;
     this.#requestExtra = { forwardedFor, remote, scheme, host, text, bytes: undefined };
     return this.#requestExtra;
   }

@@ -188,21 +188,27 @@ class Upstream {
 
   /** Next bytes: what is left over first, then the stream's (borrowed until the next call). */
   async next(): Promise<Uint8Array | null> {
-    const rest = this.#rest;
-    if (rest) {
-      this.#rest = null;
-      return rest;
-    }
+    const rest = this.takeRest();
+    if (rest) return rest;
     if (this.ended) return null;
     try {
-      const chunk = await this.stream.readBorrowed();
-      if (chunk === null) this.ended = true;
-      return chunk;
+      return this.#got(await this.stream.readBorrowed());
     } catch (error) {
-      this.ended = true;
-      this.failure = (error as Error).message;
-      return null;
+      return this.#lost(error);
     }
+  }
+
+  /** A chunk read from the stream; `null` (its end) ends this upstream. */
+  #got(chunk: Uint8Array | null): Uint8Array | null {
+    if (chunk === null) this.ended = true;
+    return chunk;
+  }
+
+  /** The stream failed: this upstream ends, and `failure` says why. */
+  #lost(error: unknown): null {
+    this.ended = true;
+    this.failure = (error as Error).message;
+    return null;
   }
 
   /** What was read past the last head or body, without waiting for more. */
@@ -226,11 +232,9 @@ class Upstream {
       if (chunk === null && !this.ended) {
         // Read here rather than through next(): one async frame fewer per response.
         try {
-          chunk = await this.stream.readBorrowed();
-          if (chunk === null) this.ended = true;
+          chunk = this.#got(await this.stream.readBorrowed());
         } catch (error) {
-          this.ended = true;
-          this.failure = (error as Error).message;
+          chunk = this.#lost(error);
         }
       }
       if (chunk === null) {
