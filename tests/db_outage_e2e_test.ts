@@ -114,11 +114,28 @@ async function stack(dir: string, url: string, servicePort: number) {
   );
   const admin = (await server.proc.waitFor((e) => e.msg === "admin listening")).port as number;
   const api = async (path: string, body?: unknown) => {
-    const r = await fetch(`http://127.0.0.1:${admin}${path}`, {
-      method: body ? "POST" : "GET",
-      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
+    let r: Response;
+    try {
+      r = await fetch(`http://127.0.0.1:${admin}${path}`, {
+        method: body ? "POST" : "GET",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (error) {
+      // Say whether burrowd is gone, and what it logged last: a refused admin port has been
+      // seen once in CI, and the fetch error alone cannot tell a crash from a closed listener.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const state = await Promise.race([
+        server.proc.status.then((st) => `exited with code ${st.code}`),
+        new Promise<string>((done) => (timer = setTimeout(() => done("still running"), 200))),
+      ]);
+      clearTimeout(timer);
+      throw new Error(
+        `${path}: ${(error as Error).message}; burrowd ${state}; last log lines:\n` +
+          server.proc.lines.slice(-30).join("\n"),
+        { cause: error },
+      );
+    }
     return { status: r.status, text: await r.text() };
   };
   assertEquals((await api("/api/v1/users", { name: "dora" })).status, 201);
