@@ -9,13 +9,18 @@
  *   interactive and sets TCP_NODELAY);
  * - pipenet, a localtunnel-style tunnel on Node.js (server and client from
  *   npm, installed into a cache directory on first use), routed by `Host`;
- * - Burrow's HTTP tunnel behind `vhost_http_port`, routed by `Host`.
+ * - Burrow's HTTP tunnel behind `vhost_http_port`, routed by `Host`;
+ * - the floor of a Deno tunnel (`_floor.ts`): two processes that relay bytes
+ *   over one TLS connection and do nothing else, to read Burrow against what
+ *   the runtime allows here; 1 KiB only, as it has no flow control and
+ *   buffers whole large responses.
  *
  * @module
  */
 
 import { join } from "node:path";
 import { startBurrow } from "./_burrow.ts";
+import { startFloor } from "./_floor.ts";
 import { median } from "./_latency.ts";
 import { startNginx } from "./_nginx.ts";
 import { delay, freePort, type Proc, run, spawn } from "./_procs.ts";
@@ -54,6 +59,7 @@ export const HTTP_ROUTES = [
   "pipenet",
   "burrow",
   "burrowTls",
+  "floor",
 ] as const;
 /** One way to reach the origin. */
 export type HttpRouteKey = typeof HTTP_ROUTES[number];
@@ -67,6 +73,7 @@ export const HTTP_LABELS: Record<HttpRouteKey, string> = {
   pipenet: `pipenet ${PIPENET_VERSION}`,
   burrow: "Burrow",
   burrowTls: "Burrow HTTPS",
+  floor: "Deno relay floor",
 };
 
 /** The response sizes. */
@@ -399,8 +406,13 @@ async function setUp(section: Section, stack: AsyncDisposableStack, results: Htt
     };
   });
 
+  const floor = up("floor", async () => {
+    const { port, procs } = await startFloor(join(dir, "floor"), originPort, stack);
+    return { route: { key: "floor", port }, procs };
+  });
+
   // The relays start side by side; each one's failure is its own.
-  await Promise.all([nginx, ssh, pipenet, burrow, burrowTls]);
+  await Promise.all([nginx, ssh, pipenet, burrow, burrowTls, floor]);
   return routes.sort((a, b) => HTTP_ROUTES.indexOf(a.key) - HTTP_ROUTES.indexOf(b.key));
 }
 
@@ -440,7 +452,7 @@ export async function httpBench(section: Section, s: HttpSettings): Promise<Http
       for (const size of HTTP_SIZES) {
         for (const route of routes) {
           const id = `${size.key} ${route.key}`;
-          if (failed.has(id)) continue;
+          if (failed.has(id) || (route.key === "floor" && size.key !== "1KiB")) continue;
           section.progress(
             `wrk ${size.label} ${HTTP_LABELS[route.key]} (run ${i + 1}/${s.runs})`,
           );
@@ -529,7 +541,8 @@ export function httpRows(r: HttpResults): Row[] {
     for (const metric of ["rps", "p99"] as const) {
       const value = (k: HttpRouteKey) => metric === "rps" ? m[k]?.requestsPerSecond : m[k]?.p99Ms;
       const digits = metric === "rps" ? 0 : 2;
-      for (const other of ["nginx", "ssh", "sshPty", "pipenet"] as const) {
+      for (const other of ["nginx", "ssh", "sshPty", "pipenet", "floor"] as const) {
+        if (other === "floor" && size.key !== "1KiB") continue;
         const b = value("burrow");
         const o = value(other);
         const target = TARGETS[`${size.key} ${metric} ${other}`];
@@ -547,6 +560,28 @@ export function httpRows(r: HttpResults): Row[] {
           met,
         });
       }
+    }
+  }
+  // The floor against ssh -tt: how near the runtime itself comes to the targets here.
+  for (const size of HTTP_SIZES) {
+    const m = r.sizes[size.key];
+    if (!m.floor) continue;
+    for (const metric of ["rps", "p99"] as const) {
+      const value = (k: HttpRouteKey) => metric === "rps" ? m[k]?.requestsPerSecond : m[k]?.p99Ms;
+      const digits = metric === "rps" ? 0 : 2;
+      const f = value("floor");
+      const o = value("sshPty");
+      out.push({
+        metric: `${size.label} ${metric === "rps" ? "req/s" : "p99 ms"} of the Deno relay ` +
+          `floor (in the Burrow column), other: ${HTTP_LABELS.sshPty}`,
+        direct: num(value("direct"), digits),
+        ssh: num(o, digits),
+        burrow: num(f, digits),
+        vsSsh: ratio(f, o),
+        vsDirect: ratio(f, value("direct")),
+        target: "report",
+        met: "—",
+      });
     }
   }
   // HTTPS, TLS ended by burrowd, against the same tunnel over plain HTTP: what TLS costs.
