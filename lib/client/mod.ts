@@ -12,4 +12,7 @@
  */
 
 export * from "./client.ts";
+export { AuthenticationError, FatalClientError } from "./errors.ts";
+export * from "./state.ts";
 export * from "./status.ts";
+export * from "./run.ts";

@@ -10,7 +10,8 @@
 
 import { join } from "node:path";
 import type { Logger } from "../util/logger.ts";
-import type { BurrowClient, ClientStatus } from "./client.ts";
+import type { BurrowClient } from "./client.ts";
+import type { ClientStatus } from "./state.ts";
 
 /** Where running clients record their status endpoints. */
 export function runDir(): string {

@@ -133,6 +133,36 @@ function textValue(v: unknown): string {
   return s !== undefined && /[\s"=]/.test(s) ? JSON.stringify(s) : String(s);
 }
 
+/** The `log:` keys that both programs read from their configuration. */
+export interface LogSettings {
+  /** Lowest level written. */
+  level: LogLevel;
+  /** `json` lines or `text`. */
+  format: "json" | "text";
+  /** Also append lines to this file. */
+  file?: string | undefined;
+  /** Levels by component, overriding `level`. */
+  levels?: Record<string, LogLevel> | undefined;
+  /** Also append warnings and errors to this file. */
+  error_file?: string | undefined;
+  /** Rotate the files at this many bytes. */
+  max_size: number;
+  /** Rotated files kept. */
+  max_files: number;
+}
+
+/** The root logger a configuration's `log:` section describes. */
+export function loggerFromSettings(log: LogSettings): Logger {
+  return createLogger({
+    level: log.level,
+    format: log.format,
+    ...(log.file ? { file: log.file } : {}),
+    levels: log.levels,
+    errorFile: log.error_file,
+    rotate: { maxSize: log.max_size, maxFiles: log.max_files },
+  });
+}
+
 /** Creates the root logger. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = RANK[options.level ?? "info"];

@@ -1,0 +1,204 @@
+/**
+ * The `burrow` command line: its commands, flags, help text and exit codes,
+ * built with commander. The main parses `Deno.args` with it; each command
+ * runs through {@linkcode runClient} or the status readers.
+ *
+ * @example
+ * ```ts ignore
+ * import { clientProgram } from "./cli.ts";
+ * await clientProgram({ exit: Deno.exit, shutdownSignal: () => new AbortController().signal })
+ *   .parseAsync(["status"], { from: "user" });
+ * ```
+ *
+ * @module
+ */
+
+import { Command } from "commander";
+import { clientConfigFromObject, ConfigError, loadClientConfig } from "../config/mod.ts";
+import { VERSION } from "../util/version.ts";
+import { runClient } from "./run.ts";
+import { fetchStatus, formatStatus, readStatuses } from "./status.ts";
+
+interface CommonFlags {
+  logLevel?: "debug" | "info" | "warn" | "error";
+  logFormat?: "json" | "text";
+}
+
+interface QuickFlags extends CommonFlags {
+  subdomain?: string;
+  domain?: string[];
+  basicAuth?: string;
+  hostHeader?: string;
+  server?: string;
+  token?: string;
+  remotePort: string;
+  localAddr: string;
+  name: string;
+  fingerprint?: string;
+  caFile?: string;
+  insecureSkipVerify?: boolean;
+}
+
+function logOverrides(flags: CommonFlags): Record<string, unknown> | undefined {
+  const log: Record<string, unknown> = {};
+  if (flags.logLevel) log.level = flags.logLevel;
+  if (flags.logFormat) log.format = flags.logFormat;
+  return Object.keys(log).length ? log : undefined;
+}
+
+function splitHostPort(text: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
+  if (!match) throw new ConfigError([`--server: expected HOST or HOST:PORT, got "${text}"`]);
+  return { host: match[1]!.replace(/^\[|\]$/g, ""), port: match[2] ? Number(match[2]) : 7000 };
+}
+
+async function showStatus(flags: { url?: string; json?: boolean }): Promise<number> {
+  const found = flags.url
+    ? [{ url: flags.url, status: await fetchStatus(flags.url) }]
+    : await readStatuses();
+  if (!found.length) {
+    console.error("burrow status: no running burrow client found on this machine (or pass --url)");
+    return 1;
+  }
+  if (flags.json) console.log(JSON.stringify(found.map((f) => f.status), null, 2));
+  else console.log(found.map((f) => formatStatus(f.status)).join("\n\n"));
+  return 0;
+}
+
+/** What the program needs from its main. */
+export interface ClientProgramOptions {
+  /** Records the exit code of the command that ran. */
+  exit: (code: number) => void;
+  /** Starts listening for the OS's stop signals; the signal aborts on the first one. */
+  shutdownSignal: () => AbortSignal;
+}
+
+/**
+ * The `burrow` command line: `run` (a config file, the default), `status`,
+ * and the quick modes `tcp`, `udp`, `http` and `https`.
+ */
+export function clientProgram({ exit, shutdownSignal }: ClientProgramOptions): Command {
+  const cmd = new Command("burrow")
+    .description(
+      "Burrow tunnel client: publishes local services through a burrowd server.",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show this help")
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `
+Environment:
+  BURROW_TOKEN    token for the server (overrides client.auth_token / --token)
+
+Examples:
+  burrow --config client.yaml
+  burrow tcp 22 --remote-port 2222 --server tunnel.example.com:7000 --token s3cret \\
+      --fingerprint sha256:0123…
+  burrow http 8080 --subdomain app --server tunnel.example.com:7000   # prints the public URL
+
+Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
+3 authentication failed.`,
+    );
+
+  cmd.command("run", { isDefault: true })
+    .description("run the tunnels of a config file (the default command)")
+    .requiredOption("-c, --config <file>", "client YAML config")
+    .option("--log-level <level>", "debug, info, warn or error")
+    .option("--log-format <format>", "json or text")
+    .action(async (flags: CommonFlags & { config: string }) => {
+      const log = logOverrides(flags);
+      const config = await loadClientConfig(flags.config, log ? { client: { log } } : undefined);
+      exit(await runClient(config, { signal: shutdownSignal() }));
+    });
+
+  cmd.command("status")
+    .description("show the tunnels, traffic and RTT of the burrow clients running on this machine")
+    .option("--url <url>", "read this client's status endpoint, e.g. http://127.0.0.1:41234/status")
+    .option("--json", "print JSON instead of a table")
+    .action(async (flags: { url?: string; json?: boolean }) => {
+      try {
+        exit(await showStatus(flags));
+      } catch (error) {
+        console.error(`burrow status: ${(error as Error).message}`);
+        exit(1);
+      }
+    });
+
+  for (const type of ["tcp", "udp", "http", "https"] as const) {
+    const web = type === "http" || type === "https";
+    const sub = cmd.command(type)
+      .description(
+        web
+          ? `publish one local HTTP service on the server's ${type.toUpperCase()} port, ngrok style`
+          : `publish one local ${type.toUpperCase()} port, ngrok style`,
+      )
+      .argument("<local_port>", "local port to publish")
+      .option("-s, --server <host:port>", "burrowd address (default port 7000)")
+      .option("-t, --token <token>", "token; prefer BURROW_TOKEN");
+    if (web) {
+      sub
+        .option("--subdomain <label>", "serve <label>.<server's subdomain_host>")
+        .option(
+          "-d, --domain <host>",
+          "serve this host name (repeatable)",
+          (v: string, all: string[] = []) => [...all, v],
+        )
+        .option("--basic-auth <user:password>", "visitors must log in")
+        .option("--host-header <host>", "rewrite Host on the way to the service");
+    } else {
+      sub.option("-r, --remote-port <port>", "public port on the server, 0 = server picks", "0");
+    }
+    sub
+      .option("--local-addr <addr>", "local address", "127.0.0.1")
+      .option("--name <name>", "tunnel name", type)
+      .option("--fingerprint <sha256>", "pin the server certificate (burrowd prints it)")
+      .option("--ca-file <file>", "verify the server against this CA")
+      .option("--insecure-skip-verify", "accept any server certificate (not recommended)")
+      .option("--log-level <level>", "debug, info, warn or error")
+      .option("--log-format <format>", "json or text")
+      .action(async (localPort: string, flags: QuickFlags) => {
+        if (!flags.server) throw new ConfigError(["--server: required (HOST:PORT of burrowd)"]);
+        const { host, port } = splitHostPort(flags.server);
+        const tls: Record<string, unknown> = {};
+        if (flags.caFile) tls.ca_file = flags.caFile;
+        if (flags.insecureSkipVerify) tls.insecure_skip_verify = true;
+        const client: Record<string, unknown> = {
+          server_addr: host,
+          server_port: port,
+          tls,
+          tunnels: [{
+            name: flags.name,
+            type,
+            local_addr: flags.localAddr,
+            local_port: Number(localPort),
+            ...(web ? webOptions(flags) : { remote_port: Number(flags.remotePort) }),
+          }],
+        };
+        if (flags.token !== undefined) client.auth_token = flags.token;
+        if (flags.fingerprint) client.server_fingerprint = flags.fingerprint;
+        const log = logOverrides(flags);
+        if (log) client.log = log;
+        const config = clientConfigFromObject({ client }, "command line");
+        exit(await runClient(config, { signal: shutdownSignal(), quick: true }));
+      });
+  }
+  return cmd;
+}
+
+/** The HTTP keys of a quick-mode tunnel from its flags. */
+function webOptions(flags: QuickFlags): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (flags.subdomain) out.subdomain = flags.subdomain;
+  if (flags.domain?.length) out.custom_domains = flags.domain;
+  if (flags.hostHeader) out.custom_headers = { Host: flags.hostHeader };
+  if (flags.basicAuth) {
+    const colon = flags.basicAuth.indexOf(":");
+    if (colon <= 0) throw new ConfigError(["--basic-auth: expected USER:PASSWORD"]);
+    out.basic_auth = {
+      user: flags.basicAuth.slice(0, colon),
+      password: flags.basicAuth.slice(colon + 1),
+    };
+  }
+  return out;
+}

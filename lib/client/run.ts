@@ -1,0 +1,90 @@
+/**
+ * One run of the client program: the logger its configuration asks for,
+ * the local status endpoint, the live status line on a terminal, and the
+ * client until `signal` aborts; resolves to the program's exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { runClient } from "./run.ts";
+ * const code = await runClient(config, { signal: AbortSignal.timeout(60_000) });
+ * ```
+ *
+ * @module
+ */
+
+import type { ClientConfig } from "../config/mod.ts";
+import { loggerFromSettings } from "../util/logger.ts";
+import { BurrowClient } from "./client.ts";
+import { AuthenticationError } from "./errors.ts";
+import type { TunnelState } from "./state.ts";
+import { liveStatusLine, startStatusEndpoint, type StatusEndpoint } from "./status.ts";
+
+/** Exit codes of `burrow`. */
+export const CLIENT_EXIT = {
+  /** A clean shutdown. */
+  ok: 0,
+  /** A fatal error. */
+  fatal: 1,
+  /** A usage or configuration error. */
+  usage: 2,
+  /** The server refused the token. */
+  auth: 3,
+} as const;
+
+/** Options of {@linkcode runClient}. */
+export interface RunClientOptions {
+  /** Stops the client; its reason (e.g. `"SIGTERM"`) is logged. */
+  signal: AbortSignal;
+  /** Quick mode (`burrow tcp 22 …`): print each public address as its tunnel comes up. */
+  quick?: boolean;
+}
+
+/** Runs the client of `config` until `signal` aborts or a fatal error; resolves to the exit code. */
+export async function runClient(config: ClientConfig, options: RunClientOptions): Promise<number> {
+  const logger = loggerFromSettings(config.log);
+  const log = logger.child("client");
+  const onTunnel = options.quick
+    ? (state: TunnelState) => {
+      if (state.status !== "active") return;
+      const tunnel = config.tunnels.find((t) => t.name === state.name)!;
+      const local = `${tunnel.local_addr}:${tunnel.local_port}`;
+      for (const url of state.urls ?? [`${tunnel.type}://${state.publicAddr}`]) {
+        console.log(`Forwarding  ${url} -> ${local}`);
+      }
+    }
+    : undefined;
+  const client = new BurrowClient(config, { logger, ...(onTunnel ? { onTunnel } : {}) });
+  let status: StatusEndpoint | null = null;
+  try {
+    status = await startStatusEndpoint(client, config.status, log);
+  } catch (error) {
+    log.warn("status endpoint not started; burrow status cannot see this client", {
+      addr: `${config.status.bind_addr}:${config.status.bind_port}`,
+      error,
+    });
+  }
+  const stopLine = Deno.stdout.isTerminal() && Deno.env.get("BURROW_NO_STATUS_LINE") === undefined
+    ? liveStatusLine(client)
+    : null;
+  const onAbort = () => log.info("stopping", { signal: String(options.signal.reason) });
+  options.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await client.run(options.signal);
+    log.info("stopped");
+    return CLIENT_EXIT.ok;
+  } catch (error) {
+    if (error instanceof AuthenticationError) {
+      console.error(
+        `burrow: authentication failed: ${error.message} (check auth_token / BURROW_TOKEN)`,
+      );
+      return CLIENT_EXIT.auth;
+    }
+    log.error("fatal", { error: (error as Error).message });
+    console.error(`burrow: ${(error as Error).message}`);
+    return CLIENT_EXIT.fatal;
+  } finally {
+    options.signal.removeEventListener("abort", onAbort);
+    stopLine?.();
+    await status?.close();
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * What the client knows of its tunnels and itself, as its callbacks, its
+ * status endpoint and `burrow status` report it.
+ *
+ * @module
+ */
+
+/** State of one tunnel as last reported by the server. */
+export interface TunnelState {
+  /** Name, unique within its list. */
+  name: string;
+  /** State being reported: `closed` when the server removed it. */
+  status: "pending" | "active" | "failed" | "closed";
+  /** Defined in the server's database rather than in this client's config. */
+  managed?: boolean;
+  /** Public port on the server. */
+  remotePort?: number;
+  /** Public address visitors use. */
+  publicAddr?: string;
+  /** HTTP(S) tunnels: every public URL. */
+  urls?: string[];
+  /** Why the tunnel failed. */
+  error?: string;
+}
+
+/** A client's state as `burrow status` shows it. */
+export interface ClientStatus {
+  /** This client's id. */
+  client_id: string;
+  /** `host:port` of burrowd. */
+  server: string;
+  /** Whether the control connection is up. */
+  connected: boolean;
+  /** Last heartbeat round trip. */
+  rtt_ms: number | null;
+  /** Every tunnel. */
+  tunnels: Array<{
+    name: string;
+    type: string;
+    status: TunnelState["status"];
+    public_addr: string | null;
+    local: string | null;
+    managed: boolean;
+    error: string | null;
+    connections: number;
+    active_connections: number;
+    bytes_in: number;
+    bytes_out: number;
+  }>;
+}
