@@ -16,7 +16,7 @@ import {
   type ServerConfig,
   type ServerOverrides,
 } from "./lib/config/mod.ts";
-import { BurrowServer, startAdmin } from "./lib/server/mod.ts";
+import { runServer } from "./lib/server/mod.ts";
 import { ConflictError, NotFoundError, Store, ValidationError } from "./lib/storage/mod.ts";
 import { parseDuration, parseSize } from "./lib/util/units.ts";
 import { loadServerCertificate } from "./lib/transport/mod.ts";
@@ -57,57 +57,21 @@ function overridesFrom(flags: RunFlags): ServerOverrides {
 
 async function run(flags: RunFlags): Promise<number> {
   const config = await loadServerConfig(flags.config, overridesFrom(flags));
-  const logger = createLogger({
-    level: config.log.level,
-    format: config.log.format,
-    ...(config.log.file ? { file: config.log.file } : {}),
-    levels: config.log.levels,
-    errorFile: config.log.error_file,
-    rotate: { maxSize: config.log.max_size, maxFiles: config.log.max_files },
-  });
-  const store = await Store.open(config.storage, { logger: logger.child("storage") });
-  let server: BurrowServer;
-  try {
-    server = await BurrowServer.start(config, { logger, store });
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
-  let admin;
-  try {
-    admin = startAdmin(server, config.admin, logger);
-  } catch (error) {
-    await server.shutdown(0);
-    await store.close();
-    throw error;
-  }
-  if (Deno.stderr.isTerminal()) {
-    console.error(
-      `\nburrowd ${VERSION} is listening on ${config.bind_addr}:${server.port}\n` +
-        `Clients pin this server with:\n  server_fingerprint: "${server.fingerprint}"\n` +
-        (config.auth.token
-          ? ""
-          : `and log in with the token in ${config.storage.data_dir}/token:\n` +
-            `  auth_token: "${server.token.reveal()}"\n`),
-    );
-  }
-  const stop = Promise.withResolvers<string>();
-  const removeSignals = onShutdownSignals(stop.resolve);
-  // SIGHUP: pick up new certificate files for new connections, keep the sessions.
-  const reload = () => {
-    server.reloadCertificate().catch((error) =>
-      logger.child("server").error("certificate reload failed", { error })
-    );
-  };
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", reload);
-  const signal = await stop.promise;
-  logger.child("server").info("signal received", { signal });
-  if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", reload);
-  await server.shutdown();
-  await admin.close();
-  await store.close();
-  removeSignals();
-  return 0;
+  return await runServer(config, { signal: shutdownSignal(), onReload });
+}
+
+/** Aborts on the first SIGINT/SIGTERM (a second one exits at once), with the signal's name as reason. */
+function shutdownSignal(): AbortSignal {
+  const controller = new AbortController();
+  onShutdownSignals((signal) => controller.abort(signal));
+  return controller.signal;
+}
+
+/** Calls `reload` on each SIGHUP (none on Windows); returns the unsubscribe. */
+function onReload(reload: () => void): () => void {
+  if (Deno.build.os === "windows") return () => {};
+  Deno.addSignalListener("SIGHUP", reload);
+  return () => Deno.removeSignalListener("SIGHUP", reload);
 }
 
 interface AdminFlags {

@@ -70,5 +70,6 @@ export { type SocketTotals, StreamSocket } from "./stream_socket.ts";
 export { VhostCertificates } from "./vhost_certs.ts";
 export { CertManager, type CertManagerOptions, type ManagedCertificate } from "./acme.ts";
 export { readSni } from "./sni.ts";
+export { runServer, type RunServerOptions } from "./run.ts";
 export type { LocalAnswer, Pace, RequestInfo, SpliceTunnel, Transfer } from "./http/visitor.ts";
 export type { HeadEdit, HeaderList, ParsedHead, RequestHead, ResponseHead } from "./http/head.ts";

@@ -1,0 +1,78 @@
+/**
+ * One run of the server program: the logger its configuration asks for,
+ * the database, the server and its admin port, a banner on a terminal, and
+ * a graceful shutdown when `signal` aborts.
+ *
+ * @example
+ * ```ts ignore
+ * import { runServer } from "./run.ts";
+ * const code = await runServer(config, { signal: AbortSignal.timeout(60_000) });
+ * ```
+ *
+ * @module
+ */
+
+import type { ServerConfig } from "../config/mod.ts";
+import { Store } from "../storage/mod.ts";
+import { loggerFromSettings } from "../util/logger.ts";
+import { VERSION } from "../util/version.ts";
+import { startAdmin } from "./admin.ts";
+import { BurrowServer } from "./server.ts";
+
+/** Options of {@linkcode runServer}. */
+export interface RunServerOptions {
+  /** Stops the server gracefully; its reason (e.g. `"SIGTERM"`) is logged. */
+  signal: AbortSignal;
+  /**
+   * Subscribes `reload` to requests to re-read the certificate files (SIGHUP)
+   * and returns the unsubscribe. Default: no such requests.
+   */
+  onReload?: (reload: () => void) => () => void;
+}
+
+/** Runs burrowd with `config` until `signal` aborts; resolves to the exit code. */
+export async function runServer(config: ServerConfig, options: RunServerOptions): Promise<number> {
+  const logger = loggerFromSettings(config.log);
+  const store = await Store.open(config.storage, { logger: logger.child("storage") });
+  let server: BurrowServer;
+  try {
+    server = await BurrowServer.start(config, { logger, store });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  let admin;
+  try {
+    admin = startAdmin(server, config.admin, logger);
+  } catch (error) {
+    await server.shutdown(0);
+    await store.close();
+    throw error;
+  }
+  if (Deno.stderr.isTerminal()) {
+    console.error(
+      `\nburrowd ${VERSION} is listening on ${config.bind_addr}:${server.port}\n` +
+        `Clients pin this server with:\n  server_fingerprint: "${server.fingerprint}"\n` +
+        (config.auth.token
+          ? ""
+          : `and log in with the token in ${config.storage.data_dir}/token:\n` +
+            `  auth_token: "${server.token.reveal()}"\n`),
+    );
+  }
+  // New certificate files serve new connections; the sessions stay.
+  const stopReloads = options.onReload?.(() => {
+    server.reloadCertificate().catch((error) =>
+      logger.child("server").error("certificate reload failed", { error })
+    );
+  });
+  const { signal } = options;
+  if (!signal.aborted) {
+    await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+  }
+  logger.child("server").info("signal received", { signal: String(signal.reason) });
+  stopReloads?.();
+  await server.shutdown();
+  await admin.close();
+  await store.close();
+  return 0;
+}
