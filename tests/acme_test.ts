@@ -3,11 +3,11 @@
  * HTTP-01 challenges really fetched from a challenge server of this test.
  */
 
-import { assert, assertEquals, assertRejects, within } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, within } from "../lib/testing/mod.ts";
 import nodeAssert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { CertManager } from "../lib/server/acme.ts";
-import { createLogger, type Logger } from "../lib/util/logger.ts";
+import { CertManager } from "../lib/server/mod.ts";
+import { createLogger, type Logger } from "../lib/util/mod.ts";
 import { haveTool } from "./_procs.ts";
 import { startPebble } from "./_pebble.ts";
 

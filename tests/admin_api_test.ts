@@ -3,22 +3,14 @@
 // Every response is validated against the served OpenAPI document.
 
 import Ajv2020 from "ajv/dist/2020.js";
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, until } from "../lib/testing/mod.ts";
 import { BurrowClient, type TunnelState } from "../lib/client/mod.ts";
 import { clientConfigFromObject, serverConfigFromObject } from "../lib/config/mod.ts";
 import { type AdminServer, BurrowServer, startAdmin } from "../lib/server/mod.ts";
 import { Store } from "../lib/storage/mod.ts";
-import { createLogger } from "../lib/util/logger.ts";
+import { createLogger } from "../lib/util/mod.ts";
 
 const TOKEN = "admin-api-shared-token";
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000) {
-  const deadline = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A checker of responses against the OpenAPI document's response schemas. */
 function openApiChecker(doc: Record<string, unknown>) {

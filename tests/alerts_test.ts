@@ -1,7 +1,7 @@
 // Alert rules: the condition grammar, the state machine, the webhook
 // notifier, and the seed's rules driven to fire and resolve by real traffic.
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, until } from "../lib/testing/mod.ts";
 import { BurrowClient, type TunnelState } from "../lib/client/mod.ts";
 import { clientConfigFromObject, serverConfigFromObject } from "../lib/config/mod.ts";
 import {
@@ -14,17 +14,9 @@ import {
   webhookNotifier,
 } from "../lib/monitor/mod.ts";
 import { BurrowServer } from "../lib/server/mod.ts";
-import { createLogger } from "../lib/util/logger.ts";
+import { createLogger } from "../lib/util/mod.ts";
 
 const quiet = createLogger({ level: "error", format: "json", sink: () => {} });
-
-async function until(what: string, check: () => boolean, ms = 10_000) {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 Deno.test("conditions: the seed's forms parse; bad ones say what is wrong", () => {
   assertEquals(parseCondition('tunnel_status == "disconnected"'), {

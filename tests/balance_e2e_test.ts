@@ -1,7 +1,7 @@
 // Load balancing across clients: real burrowd and three burrow processes,
 // each in front of its own local service that answers with its name.
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import {
   freePort,
   localService,

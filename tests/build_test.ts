@@ -1,6 +1,6 @@
 // The release script: what it can verify without Deno's download host.
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

@@ -3,7 +3,7 @@
  * once (every write is flushed), bulk text shrinks on the tunnel.
  */
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import { echo, localService, startClient, startServer, tunnelPort, writeAll } from "./_procs.ts";
 
 const TOKEN = "compression-token";

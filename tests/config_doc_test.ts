@@ -1,6 +1,6 @@
 // The README's configuration reference is generated from the schema and must be current.
 
-import { assertEquals } from "./_assert.ts";
+import { assertEquals } from "../lib/testing/mod.ts";
 
 Deno.test("README configuration reference matches the schema (deno task docs)", async () => {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -5,8 +5,8 @@
 // a tunnel whose queued row clashes with one written meanwhile is closed.
 
 import postgres from "postgres";
-import { assert, assertEquals } from "./_assert.ts";
-import { havePostgres, throwawayDatabase } from "./_db.ts";
+import { assert, assertEquals, eventually } from "../lib/testing/mod.ts";
+import { havePostgres, throwawayDatabase } from "../lib/testing/mod.ts";
 import { pgProxy } from "./_pg_proxy.ts";
 import {
   echo,
@@ -49,35 +49,6 @@ async function tunnelRows(sql: Sql): Promise<TunnelRows> {
     connections: r.connections,
     access: r.access,
   }]));
-}
-
-/**
- * Polls `fn` until it returns a value. `seen` describes the state it last
- * looked at, so a timeout says whether rows were late, missing or counted
- * twice.
- */
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  ms = 15_000,
-  seen?: () => unknown,
-) {
-  const deadline = performance.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value !== undefined) return value;
-      last = seen?.();
-    } catch (error) {
-      last = error;
-    }
-    if (performance.now() > deadline) {
-      const state = last instanceof Error ? String(last) : JSON.stringify(last);
-      throw new Error(`Timed out waiting for ${what}${last !== undefined ? `: ${state}` : ""}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** `n` connections through `port`, each echoing its text. */

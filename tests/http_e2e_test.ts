@@ -3,7 +3,7 @@
  * in this process, and curl as the visitor (HTTP/1.1 and HTTP/2).
  */
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import { createCa } from "./_pki.ts";
 import { haveTool, type Proc, startClient, startServer } from "./_procs.ts";
 

@@ -4,7 +4,7 @@
  * and slow visitors on the vhost ports.
  */
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import { startPebble } from "./_pebble.ts";
 import { freePort, haveTool, type Proc, startClient, startServer } from "./_procs.ts";
 

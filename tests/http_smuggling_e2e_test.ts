@@ -4,7 +4,7 @@
  * receives, and a raw-TCP visitor that sends what a browser never would.
  */
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import { rawOrigin, vhostWith, visit } from "./_raw_http.ts";
 
 const SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: anything.evil\r\n" +

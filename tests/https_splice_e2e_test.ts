@@ -7,7 +7,7 @@
  */
 
 import http2 from "node:http2";
-import { assert, assertEquals, within } from "./_assert.ts";
+import { assert, assertEquals, within } from "../lib/testing/mod.ts";
 import { createCa } from "./_pki.ts";
 import type { Proc } from "./_procs.ts";
 import { rawOrigin, type TunnelSpec, vhostWith, visit } from "./_raw_http.ts";

@@ -15,7 +15,8 @@ import { BurrowServer } from "../lib/server/mod.ts";
 import { dialTls } from "../lib/transport/mod.ts";
 import { Mux } from "../lib/mux/mod.ts";
 import { decodeControl, encodeControl, type Message } from "../lib/protocol/mod.ts";
-import { createLogger, type Logger } from "../lib/util/logger.ts";
+import { createLogger, type Logger } from "../lib/util/mod.ts";
+import { until } from "../lib/testing/mod.ts";
 
 const TOKEN = "integration-token";
 
@@ -28,14 +29,6 @@ function capture(): { logger: Logger; events: Array<Record<string, unknown>> } {
     sink: (line) => events.push(JSON.parse(line)),
   });
   return { logger, events };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A local echo service. */

@@ -8,7 +8,7 @@
 import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import { Proc, startClient } from "./_procs.ts";
 import {
   decodeControl,

@@ -11,7 +11,7 @@
  * service, so none can have closed before it is looked at.
  */
 
-import { assert, assertEquals, within } from "./_assert.ts";
+import { assert, assertEquals, within } from "../lib/testing/mod.ts";
 import { createCa } from "./_pki.ts";
 import { BurrowClient, FatalClientError, type TunnelState } from "../lib/client/mod.ts";
 import { clientConfigFromObject, serverConfigFromObject } from "../lib/config/mod.ts";

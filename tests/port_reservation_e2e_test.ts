@@ -5,8 +5,8 @@
  */
 
 import postgres from "postgres";
-import { assert, assertEquals } from "./_assert.ts";
-import { havePostgres, throwawayDatabase } from "./_db.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
+import { havePostgres, throwawayDatabase } from "../lib/testing/mod.ts";
 import { freePort, runServerCommand, startClient, startServer } from "./_procs.ts";
 
 const TOKEN = "reservation-e2e-token";

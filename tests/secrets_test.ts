@@ -6,8 +6,8 @@
 // command that issues it.
 
 import postgres from "postgres";
-import { assert, assertEquals } from "./_assert.ts";
-import { havePostgres, throwawayDatabase } from "./_db.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
+import { havePostgres, throwawayDatabase } from "../lib/testing/mod.ts";
 import {
   echo,
   echoThrough,

@@ -3,7 +3,7 @@
 // clients from a denied address never reach the handshake.
 
 import net from "node:net";
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import {
   localService,
   Proc,

@@ -1,6 +1,6 @@
 // burrow status: reads the running client's local status endpoint.
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import {
   echo,
   echoThrough,

@@ -2,8 +2,8 @@
 // the local PostgreSQL (a throwaway database per test) or embedded PGlite.
 
 import postgres from "postgres";
-import { assert, assertEquals } from "./_assert.ts";
-import { havePostgres, throwawayDatabase } from "./_db.ts";
+import { assert, assertEquals, eventually } from "../lib/testing/mod.ts";
+import { havePostgres, throwawayDatabase } from "../lib/testing/mod.ts";
 import { pgProxy } from "./_pg_proxy.ts";
 import {
   echo,
@@ -19,16 +19,6 @@ import {
 } from "./_procs.ts";
 
 const TOKEN = "storage-e2e-shared-token";
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000) {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await fn().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 Deno.test("user tokens: issue, log in, tunnel recorded under the user, revoke", async () => {
   if (!(await havePostgres())) return;

@@ -1,7 +1,7 @@
 // UDP tunnels end to end: real burrowd and burrow, dig against dnsmasq,
 // datagram boundaries, many peers, idle expiry, a UDP load-balancing group.
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../lib/testing/mod.ts";
 import { freePort, haveTool, type Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
 
 const TOKEN = "udp-e2e-token";

@@ -3,7 +3,7 @@
 // queues drop the oldest datagrams), delivery goes on all along, the drops
 // are counted in /metrics, and a fresh visitor gets an answer right after.
 
-import { assert } from "./_assert.ts";
+import { assert } from "../lib/testing/mod.ts";
 import { type Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
 
 const TOKEN = "udp-overload-token";

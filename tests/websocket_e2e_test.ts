@@ -6,7 +6,7 @@
 import { Buffer } from "node:buffer";
 import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer } from "ws";
-import { assert, assertEquals, within } from "./_assert.ts";
+import { assert, assertEquals, within } from "../lib/testing/mod.ts";
 import { haveTool, startClient, startServer, writeAll } from "./_procs.ts";
 
 const TOKEN = "websocket-e2e-token";

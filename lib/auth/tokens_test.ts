@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../../tests/_assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing/mod.ts";
 import { DatabaseUnavailableError, NotFoundError, Store } from "../storage/mod.ts";
 import { nullLogger } from "../util/logger.ts";
 import { looksLikeJwt, TokenError, TokenService } from "./tokens.ts";

@@ -15,7 +15,7 @@
 
 import { Command } from "commander";
 import { clientConfigFromObject, ConfigError, loadClientConfig } from "../config/mod.ts";
-import { VERSION } from "../util/version.ts";
+import { VERSION } from "../util/mod.ts";
 import { runClient } from "./run.ts";
 import { fetchStatus, formatStatus, readStatuses } from "./status.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ClientConfig, TunnelConfig } from "../config/types.ts";
+import type { ClientConfig, TunnelConfig } from "../config/mod.ts";
 import { Mux, type MuxStream } from "../mux/mod.ts";
 import {
   decodeControl,
@@ -16,15 +16,15 @@ import {
   type PushedTunnel,
 } from "../protocol/mod.ts";
 import { CertificateError, dialTls } from "../transport/mod.ts";
-import { Backoff, sleep } from "../util/backoff.ts";
+import { Backoff, sleep } from "../util/mod.ts";
 import { type HealthChange, watchHealth } from "./health.ts";
 import { AuthenticationError, FatalClientError, RetryLaterError } from "./errors.ts";
 import { handshake, readClientCertificate } from "./handshake.ts";
 import { LocalSide } from "./local.ts";
 import type { ClientStatus, TunnelState } from "./state.ts";
 import { tunnelRequest } from "./requests.ts";
-import { type Logger, nullLogger } from "../util/logger.ts";
-import { sockopt } from "../util/sockopt.ts";
+import { type Logger, nullLogger } from "../util/mod.ts";
+import { sockopt } from "../util/mod.ts";
 
 /** Options of {@linkcode BurrowClient}. */
 export interface BurrowClientOptions {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ClientConfig } from "../config/types.ts";
+import type { ClientConfig } from "../config/mod.ts";
 import type { Mux } from "../mux/mod.ts";
 import {
   decodeControl,
@@ -18,8 +18,8 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from "../protocol/mod.ts";
-import type { Logger } from "../util/logger.ts";
-import { VERSION } from "../util/version.ts";
+import type { Logger } from "../util/mod.ts";
+import { VERSION } from "../util/mod.ts";
 import { AuthenticationError, FatalClientError, RetryLaterError } from "./errors.ts";
 
 /**

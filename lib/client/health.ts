@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { HealthCheckConfig } from "../config/types.ts";
+import type { HealthCheckConfig } from "../config/mod.ts";
 
 /** A change of a local service's health. */
 export interface HealthChange {

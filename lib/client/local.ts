@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { TunnelConfig } from "../config/types.ts";
+import type { TunnelConfig } from "../config/mod.ts";
 import {
   compressedConn,
   DatagramWriter,
@@ -16,8 +16,8 @@ import {
   relay,
 } from "../mux/mod.ts";
 import { UdpReceiver, UdpSender } from "../transport/mod.ts";
-import type { Logger } from "../util/logger.ts";
-import { raiseSocketBuffers } from "../util/socket_buffers.ts";
+import type { Logger } from "../util/mod.ts";
+import { raiseSocketBuffers } from "../util/mod.ts";
 
 const LOCAL_DIAL_TIMEOUT = 5_000;
 

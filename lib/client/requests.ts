@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { TunnelConfig } from "../config/types.ts";
+import type { TunnelConfig } from "../config/mod.ts";
 import type { TunnelRequest } from "../protocol/mod.ts";
 
 /** The `create_tunnel` settings of `tunnel`; keys left at their defaults are not sent. */

@@ -1,4 +1,4 @@
-import { assertEquals } from "../../tests/_assert.ts";
+import { assertEquals } from "../testing/mod.ts";
 import { clientConfigFromObject } from "../config/mod.ts";
 import { tunnelRequest } from "./requests.ts";
 

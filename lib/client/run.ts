@@ -13,7 +13,7 @@
  */
 
 import type { ClientConfig } from "../config/mod.ts";
-import { loggerFromSettings } from "../util/logger.ts";
+import { loggerFromSettings } from "../util/mod.ts";
 import { BurrowClient } from "./client.ts";
 import { AuthenticationError } from "./errors.ts";
 import type { TunnelState } from "./state.ts";

@@ -9,7 +9,7 @@
  */
 
 import { join } from "node:path";
-import type { Logger } from "../util/logger.ts";
+import type { Logger } from "../util/mod.ts";
 import type { BurrowClient } from "./client.ts";
 import type { ClientStatus } from "./state.ts";
 

@@ -14,10 +14,10 @@
  * @module
  */
 
-import { Secret } from "../util/secret.ts";
-import { parseDuration, parsePortRanges, parseSize } from "../util/units.ts";
-import { parseCidr } from "../util/cidr.ts";
-import { DNS_LABEL, ENTITY_NAME, HEADER_NAME, HOST_NAME, HOST_PATTERN } from "../util/names.ts";
+import { Secret } from "../util/mod.ts";
+import { parseDuration, parsePortRanges, parseSize } from "../util/mod.ts";
+import { parseCidr } from "../util/mod.ts";
+import { DNS_LABEL, ENTITY_NAME, HEADER_NAME, HOST_NAME, HOST_PATTERN } from "../util/mod.ts";
 import type { ClientConfig, LogConfig, ServerConfig, TunnelConfig } from "./types.ts";
 
 /** One or more problems in a configuration, each with its YAML path. */

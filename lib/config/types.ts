@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Secret } from "../util/secret.ts";
+import type { Secret } from "../util/mod.ts";
 
 /** Log output settings shared by both sides. */
 export interface LogConfig {

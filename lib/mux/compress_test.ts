@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { memoryPipe } from "../transport/memory.ts";
+import { memoryPipe } from "../transport/mod.ts";
 import { compressedConn, GzipDecoder, GzipEncoder } from "./compress.ts";
 import { Mux } from "./mux.ts";
 import { relay, type RelayConn, type RelayResult } from "./relay.ts";

@@ -13,7 +13,7 @@
  */
 
 import { HEADER_SIZE, ProtocolError } from "../protocol/mod.ts";
-import { DatagramQueue } from "../util/datagram_queue.ts";
+import { DatagramQueue } from "../util/mod.ts";
 import type { MuxStream } from "./stream.ts";
 
 /** Largest datagram carried (the UDP maximum). */

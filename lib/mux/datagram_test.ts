@@ -1,5 +1,5 @@
-import { assert, assertEquals, assertRejects } from "../../tests/_assert.ts";
-import { memoryPipe } from "../transport/memory.ts";
+import { assert, assertEquals, assertRejects } from "../testing/mod.ts";
+import { memoryPipe } from "../transport/mod.ts";
 import { DatagramWriter, MAX_DATAGRAM, readDatagrams } from "./datagram.ts";
 import { Mux, type MuxOptions } from "./mux.ts";
 import type { MuxStream } from "./stream.ts";

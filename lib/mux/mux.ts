@@ -14,18 +14,12 @@ import {
   ProtocolError,
   writeHeader,
 } from "../protocol/mod.ts";
+import type { Duplex } from "../transport/mod.ts";
 import { MuxStream, type StreamHost } from "./stream.ts";
 import { BufferPool } from "./_pool.ts";
 
-/** The byte pipe a mux runs over: a `Deno.Conn`, a TLS connection, a memory pipe. */
-export interface Duplex {
-  /** Reads into `p`; resolves with the count, or `null` at end of stream. */
-  read(p: Uint8Array): Promise<number | null>;
-  /** Writes from `p`; resolves with the count written. */
-  write(p: Uint8Array): Promise<number>;
-  /** Closes both directions. */
-  close(): void;
-}
+/** The byte pipe a mux runs over (defined with the transports that provide it). */
+export type { Duplex };
 
 /** Options of {@linkcode Mux}. */
 export interface MuxOptions {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { encodeFrame, FrameType, HEADER_SIZE, ProtocolError } from "../protocol/mod.ts";
-import { memoryPipe } from "../transport/memory.ts";
+import { memoryPipe } from "../transport/mod.ts";
 import { Mux, type MuxOptions } from "./mux.ts";
 import { type MuxStream, StreamResetError } from "./stream.ts";
 

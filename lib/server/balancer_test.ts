@@ -1,4 +1,4 @@
-import { assertEquals } from "../../tests/_assert.ts";
+import { assertEquals } from "../testing/mod.ts";
 import { Balancer, type BalancerMember } from "./balancer.ts";
 
 const member = (weight = 1): BalancerMember => ({ weight, active: 0, healthy: true });

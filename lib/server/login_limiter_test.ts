@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { limitKey, type LoginAttempt, LoginLimiter, type LoginRefusal } from "./login_limiter.ts";
 
 const refused = (x: LoginAttempt | LoginRefusal | Disposable): x is LoginRefusal => "reason" in x;

@@ -1,4 +1,4 @@
-import { assertEquals } from "../../tests/_assert.ts";
+import { assertEquals } from "../testing/mod.ts";
 import { LruCache } from "./cache.ts";
 
 Deno.test("LRU cache: evicts the least recently used, expires by TTL, counts hits and misses", () => {

@@ -1,8 +1,8 @@
 // One conformance suite, run against both backends: PGlite in a temp dir and
 // PostgreSQL in a throwaway database.
 
-import { assert, assertEquals, assertRejects } from "../../tests/_assert.ts";
-import { havePostgres, throwawayDatabase } from "../../tests/_db.ts";
+import { assert, assertEquals, assertRejects, eventually } from "../testing/mod.ts";
+import { havePostgres, throwawayDatabase } from "../testing/mod.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
@@ -11,16 +11,6 @@ import { loadMigrations, migrate, MigrationError } from "./migrate.ts";
 import type { ConfigChange } from "./models.ts";
 import { DataDirLockedError, PGLITE_SETTINGS } from "./pglite.ts";
 import { Store } from "./store.ts";
-
-async function waitFor<T>(what: string, fn: () => T | undefined, ms = 5000): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = fn();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
   await t.step("migrations are idempotent and recorded", async () => {
@@ -59,7 +49,7 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
     assertEquals((await store.users.setDisabled("alice", true)).disabled, true);
     await store.users.setDisabled("alice", false);
     await assertRejects(() => store.users.setDisabled("nobody", true), NotFoundError);
-    await waitFor("user notification", () => changes.find((c) => c.table === "users"));
+    await eventually("user notification", () => changes.find((c) => c.table === "users"));
   });
 
   await t.step("api keys and signing keys", async () => {
@@ -76,7 +66,7 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
     assert((await store.apiKeys.revoke("jti-1")).revoked_at instanceof Date);
     await assertRejects(() => store.apiKeys.revoke("nope"), NotFoundError);
     assertEquals((await store.apiKeys.list(alice.id)).map((k) => k.user_name), ["alice"]);
-    await waitFor("api key notification", () => changes.find((c) => c.table === "api_keys"));
+    await eventually("api key notification", () => changes.find((c) => c.table === "api_keys"));
     await store.signingKeys.add("k1", "HS256", "c2VjcmV0");
     assertEquals((await store.signingKeys.active()).map((k) => k.kid), ["k1"]);
     await store.signingKeys.retire("k1");
@@ -99,7 +89,7 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
       true,
       "offline",
     ]);
-    const inserted = await waitFor(
+    const inserted = await eventually(
       "insert notification",
       () => changes.find((c) => c.table === "tunnels" && c.op === "insert"),
     );
@@ -161,12 +151,12 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
     await store.tunnels.setStatus(ssh.id, "active", 2222, null);
     const moved = await store.tunnels.update(ssh.id, { remote_port: 2223 });
     assertEquals([moved.remote_port, moved.status, moved.active_port], [2223, "active", 2222]);
-    await waitFor("update notification", () => changes.find((c) => c.op === "update"));
+    await eventually("update notification", () => changes.find((c) => c.op === "update"));
     assertEquals(changes.length, 1);
     await assertRejects(() => store.tunnels.update(9_999_999, {}), NotFoundError);
     assertEquals(await store.tunnels.remove(ssh.id), true);
     assertEquals(await store.tunnels.remove(ssh.id), false);
-    await waitFor("delete notification", () => changes.find((c) => c.op === "delete"));
+    await eventually("delete notification", () => changes.find((c) => c.op === "delete"));
     assertEquals((await store.tunnels.managedFor(alice.id)).map((t) => t.name), ["web"]);
   });
 
@@ -525,13 +515,13 @@ Deno.test("pending writes: queued tunnel rows first, their counters follow, the 
           "no answer within 200 ms",
         );
         assert(performance.now() - started < 1000);
-        await waitFor("the ping to mark it down", () => store.available ? undefined : true);
+        await eventually("the ping to mark it down", () => store.available ? undefined : true);
         store.tunnelStatus(1, "offline", null, null);
         assertEquals(store.pendingWrites, 1);
       } finally {
         store.db.query = real;
       }
-      await waitFor("the probe to reconnect", () => store.available ? true : undefined);
+      await eventually("the probe to reconnect", () => store.available ? true : undefined);
       await store.flush();
       assertEquals(store.pendingWrites, 0);
     },

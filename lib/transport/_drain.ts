@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type LibC, type SocketOptions, sockopt } from "../util/sockopt.ts";
+import { type LibC, type SocketOptions, sockopt } from "../util/mod.ts";
 
 const SLOTS = 32;
 /** Room for the largest datagram, so none is ever truncated. */

@@ -12,8 +12,8 @@
  * @module
  */
 
-import { parseIp } from "../util/cidr.ts";
-import { type LibC, type SocketOptions, sockopt } from "../util/sockopt.ts";
+import { parseIp } from "../util/mod.ts";
+import { type LibC, type SocketOptions, sockopt } from "../util/mod.ts";
 import { toSockaddr } from "./_sockaddr.ts";
 
 const SOL_UDP = 17;

@@ -1,5 +1,5 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
-import { parseIp } from "../util/cidr.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
+import { parseIp } from "../util/mod.ts";
 import { sameSource, sourceAddr, toSockaddr } from "./_sockaddr.ts";
 
 const roundTrip = (host: string, v6 = true) =>

@@ -17,3 +17,4 @@ export * from "./node_socket.ts";
 export * from "./node_tls.ts";
 export * from "./udp_sender.ts";
 export * from "./udp_receiver.ts";
+export type { Duplex } from "./duplex.ts";

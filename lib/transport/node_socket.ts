@@ -8,7 +8,7 @@
  */
 
 import type net from "node:net";
-import type { Duplex } from "../mux/mux.ts";
+import type { Duplex } from "./duplex.ts";
 
 /** A node socket seen as a connection. */
 export interface NodeSocketConn extends Duplex {

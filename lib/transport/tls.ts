@@ -10,7 +10,7 @@
 import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { join } from "node:path";
-import { IPPROTO_TCP, sockopt, TCP_NODELAY } from "../util/sockopt.ts";
+import { IPPROTO_TCP, sockopt, TCP_NODELAY } from "../util/mod.ts";
 
 /** A certificate chain and key in PEM, with the leaf's fingerprint. */
 export interface CertifiedKey {

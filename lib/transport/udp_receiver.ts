@@ -24,9 +24,9 @@
  * @module
  */
 
-import { formatAddr } from "../util/net.ts";
-import { parseIp } from "../util/cidr.ts";
-import type { SocketOptions } from "../util/sockopt.ts";
+import { formatAddr } from "../util/mod.ts";
+import { parseIp } from "../util/mod.ts";
+import type { SocketOptions } from "../util/mod.ts";
 import { DatagramDrain } from "./_drain.ts";
 import { sameSource, sourceAddr, toSockaddr } from "./_sockaddr.ts";
 

@@ -1,6 +1,6 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
-import { raiseSocketBuffers } from "../util/socket_buffers.ts";
-import { sockopt } from "../util/sockopt.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
+import { raiseSocketBuffers } from "../util/mod.ts";
+import { sockopt } from "../util/mod.ts";
 import { UdpReceiver, type UdpReceiverOptions } from "./udp_receiver.ts";
 
 const MODES: Array<[string, UdpReceiverOptions]> = [

@@ -27,8 +27,8 @@
  * @module
  */
 
-import { DatagramQueue } from "../util/datagram_queue.ts";
-import type { SocketOptions } from "../util/sockopt.ts";
+import { DatagramQueue } from "../util/mod.ts";
+import type { SocketOptions } from "../util/mod.ts";
 import { GsoSender } from "./_gso.ts";
 
 /** Options of {@linkcode UdpSender}. */

@@ -1,7 +1,7 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { UdpSender, type UdpSenderOptions } from "./udp_sender.ts";
-import { raiseSocketBuffers } from "../util/socket_buffers.ts";
-import { sockopt } from "../util/sockopt.ts";
+import { raiseSocketBuffers } from "../util/mod.ts";
+import { sockopt } from "../util/mod.ts";
 
 /** Every test runs through FFI (when this process has it) and through Deno's ops only. */
 const MODES: Array<[string, UdpSenderOptions]> = [

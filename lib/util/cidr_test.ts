@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { IpPolicy, parseCidr, parseIp } from "./cidr.ts";
 
 Deno.test("IP parsing: v4, v6, compressed, mapped, zones; junk refused", () => {

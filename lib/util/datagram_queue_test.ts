@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { DatagramQueue } from "./datagram_queue.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);

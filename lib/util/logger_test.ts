@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { accessLog, createLogger, RotatingFile } from "./logger.ts";
 
 Deno.test("log files rotate by size and keep max_files", async () => {

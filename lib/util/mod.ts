@@ -25,3 +25,7 @@ export * from "./rate.ts";
 export * from "./names.ts";
 export * from "./sockopt.ts";
 export * from "./socket_buffers.ts";
+export * from "./datagram_queue.ts";
+export * from "./sockopt.ts";
+export * from "./socket_buffers.ts";
+export * from "./rng.ts";

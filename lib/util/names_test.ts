@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { DNS_LABEL, HEADER_NAME, HOST_NAME, HOST_PATTERN, patternCovers } from "./names.ts";
 
 Deno.test("host patterns: exact names, any-depth and one-label wildcards", () => {

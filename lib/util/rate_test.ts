@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { TokenBucket } from "./rate.ts";
 
 Deno.test("token bucket: bursts, then paces to the rate; tryTake refuses instead of waiting", () => {

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { raiseSocketBuffers } from "./socket_buffers.ts";
 import { type LibC, SocketOptions, sockopt } from "./sockopt.ts";
 

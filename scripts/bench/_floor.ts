@@ -21,8 +21,8 @@
  */
 
 import { join } from "node:path";
-import { generateSelfSigned } from "../../lib/transport/tls.ts";
-import { IPPROTO_TCP, sockopt, TCP_NODELAY } from "../../lib/util/sockopt.ts";
+import { generateSelfSigned } from "../../lib/transport/mod.ts";
+import { IPPROTO_TCP, sockopt, TCP_NODELAY } from "../../lib/util/mod.ts";
 import { freePort, type Proc, spawn } from "./_procs.ts";
 
 const OPEN = 1;

@@ -4,12 +4,12 @@
 // every input either parses or fails with ProtocolError; nothing else is
 // thrown, nothing hangs, and a bad peer only closes its own mux.
 
-import { assert } from "../../tests/_assert.ts";
-import { Mux, PeerClosedError } from "../mux/mod.ts";
-import { memoryPipe } from "../transport/memory.ts";
-import { encodeFrame, FrameDecoder, FrameType, ProtocolError } from "./frame.ts";
-import { decodeControl, encodeControl, type Message } from "./messages.ts";
-import { xorshift32 as rng } from "../util/rng.ts";
+import { assert } from "../testing/mod.ts";
+import { Mux, PeerClosedError } from "./mod.ts";
+import { memoryPipe } from "../transport/mod.ts";
+import { encodeFrame, FrameDecoder, FrameType, ProtocolError } from "../protocol/mod.ts";
+import { decodeControl, encodeControl, type Message } from "../protocol/mod.ts";
+import { xorshift32 as rng } from "../util/mod.ts";
 
 const SEED = Number(Deno.env.get("BURROW_FUZZ_SEED") ?? 0xb0220e);
 const CASES = Number(Deno.env.get("BURROW_FUZZ_CASES") ?? 100_000);

@@ -6,7 +6,7 @@
 import postgres from "postgres";
 
 /** The local PostgreSQL the machines provide (trust auth). */
-export const PG_ADMIN_URL = Deno.env.get("BURROW_TEST_PG") ??
+export const PG_ADMIN_URL: string = Deno.env.get("BURROW_TEST_PG") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
 
 /** Whether PostgreSQL answers; in CI its absence is a failure, not a skip. */
