@@ -14,8 +14,6 @@
  * @module
  */
 
-import type { AlertRow } from "../storage/models.ts";
-import type { Store } from "../storage/store.ts";
 import type { Logger } from "../util/logger.ts";
 import type { TunnelSnapshot, TunnelStats } from "./stats.ts";
 
@@ -293,6 +291,31 @@ interface Active {
   id: number | null;
 }
 
+/** How urgent an alert is. */
+export type AlertSeverity = "critical" | "warning" | "info";
+
+/**
+ * Where the engine keeps its alerts' states (the server's database), so
+ * that the admin API and a restarted server see them. Failures are logged
+ * by the engine; it goes on evaluating.
+ */
+export interface AlertStore {
+  /** Records an alert whose condition started to hold; resolves to its id. */
+  fire(
+    rule: string,
+    severity: AlertSeverity,
+    message: string,
+    labels: Record<string, string>,
+    state: "pending",
+  ): Promise<number>;
+  /** A pending alert's duration passed: it fires. */
+  firing(id: number, message: string): Promise<void>;
+  /** The alert's condition stopped holding. */
+  resolve(id: number): Promise<void>;
+  /** A pending alert whose condition stopped holding before it fired. */
+  discard(id: number): Promise<void>;
+}
+
 /** Options of {@linkcode AlertEngine}. */
 export interface AlertEngineOptions {
   /** The rules; parsed at construction. */
@@ -300,7 +323,7 @@ export interface AlertEngineOptions {
   /** Where tunnel states come from. */
   stats: TunnelStats;
   /** Where alert states are kept (optional). */
-  store?: Store | null | undefined;
+  store?: AlertStore | null | undefined;
   /** Where events go. */
   notifiers: Notifier[];
   /** Where problems are logged. */
@@ -369,7 +392,7 @@ export class AlertEngine {
   }
 
   /** Suppresses notifications of the alert with row id `id` until `until`. */
-  silence(alert: Pick<AlertRow, "rule" | "labels">, until: Date): void {
+  silence(alert: { rule: string; labels: Record<string, unknown> }, until: Date): void {
     this.#silenced.set(`${alert.rule}|${String(alert.labels.tunnel ?? "")}`, until.getTime());
   }
 
@@ -442,21 +465,23 @@ export class AlertEngine {
     if (!store) return;
     const work = (async () => {
       if (what === "pending") {
-        const row = await store.run((s) =>
-          s.alerts.fire(a.rule.name, a.rule.severity, this.#summary(a), this.#labels(a), "pending")
+        const id = await store.fire(
+          a.rule.name,
+          a.rule.severity,
+          this.#summary(a),
+          this.#labels(a),
+          "pending",
         );
-        a.id = row.id;
+        a.id = id;
         // It may have moved on while the insert ran.
-        if (a.state === "firing") await store.run((s) => s.alerts.firing(row.id, this.#summary(a)));
-        else if (!this.#active.has(`${a.rule.name}|${a.tunnel.key}`)) {
-          await store.run((s) => s.alerts.discard(row.id));
-        }
+        if (a.state === "firing") await store.firing(id, this.#summary(a));
+        else if (!this.#active.has(`${a.rule.name}|${a.tunnel.key}`)) await store.discard(id);
         return;
       }
       if (a.id === null) return; // the pending insert is still running; it catches up
-      if (what === "firing") await store.run((s) => s.alerts.firing(a.id!, this.#summary(a)));
-      else if (what === "resolved") await store.run((s) => s.alerts.resolve(a.id!));
-      else await store.run((s) => s.alerts.discard(a.id!));
+      if (what === "firing") await store.firing(a.id, this.#summary(a));
+      else if (what === "resolved") await store.resolve(a.id);
+      else await store.discard(a.id);
     })().catch((error) => this.#options.logger.warn("recording an alert failed", { error }));
     this.#track(work);
   }

@@ -45,6 +45,7 @@ import {
   TunnelStats,
   webhookNotifier,
 } from "../monitor/mod.ts";
+import { alertStore } from "./stores.ts";
 import { GroupRegistry } from "./group.ts";
 import { probeTunnel } from "./prober.ts";
 import { type UdpDropReason, UdpTunnel } from "./udp_tunnel.ts";
@@ -294,7 +295,7 @@ export class BurrowServer implements SessionHost {
           new AlertEngine({
             rules,
             stats,
-            store,
+            store: store ? alertStore(store) : null,
             notifiers,
             logger: logger.child("alerts"),
             intervalMs: config.alerting.evaluate_every,
