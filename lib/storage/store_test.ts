@@ -1,8 +1,14 @@
 // One conformance suite, run against both backends: PGlite in a temp dir and
 // PostgreSQL in a throwaway database.
 
-import { assert, assertEquals, assertRejects, eventually } from "../testing/mod.ts";
-import { havePostgres, throwawayDatabase } from "../testing/mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  eventually,
+  havePostgres,
+  throwawayDatabase,
+} from "../testing/mod.ts";
 import { type Logger, nullLogger } from "../util/logger.ts";
 import { Secret } from "../util/secret.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
