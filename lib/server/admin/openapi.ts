@@ -56,11 +56,11 @@ function operation(op: Operation): Record<string, unknown> {
  * ```
  */
 export function openApiDocument(): Record<string, unknown> {
-  return describe(ROUTES);
+  return openApiDocumentOf(ROUTES);
 }
 
 /** The OpenAPI 3.1 document of `routes`. */
-export function describe(routes: readonly Resource[]): Record<string, unknown> {
+export function openApiDocumentOf(routes: readonly Resource[]): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const resource of routes) {
     const parameters = pathParameters(resource);

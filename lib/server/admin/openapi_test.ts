@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import Ajv2020 from "ajv/dist/2020.js";
-import { describe, openApiDocument } from "./openapi.ts";
+import { openApiDocument, openApiDocumentOf } from "./openapi.ts";
 import { listing, METHODS } from "./route.ts";
 import { ROUTES } from "./routes.ts";
 
@@ -38,8 +38,8 @@ Deno.test("openApiDocument: every route and method, with schemas that compile", 
   assert.ok(operations >= 20, `${operations} operations`);
 });
 
-Deno.test("describe: a route's declarations become its operation", () => {
-  const doc = describe([{
+Deno.test("openApiDocumentOf: a route's declarations become its operation", () => {
+  const doc = openApiDocumentOf([{
     path: "/things/{id}",
     params: { id: { type: "integer" } },
     get: listing("List things", "User", () => [], { q: { type: "string" } }),
