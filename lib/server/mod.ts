@@ -37,14 +37,22 @@ export {
 } from "./group.ts";
 export type { UdpDropReason, UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
 export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
-export { type AdminServer, readiness, startAdmin } from "./admin.ts";
 export {
   AdminApi,
   type AdminRequestOptions,
+  type AdminServer,
+  AdminService,
+  type AdminServiceOptions,
   ApiError,
   type ApiErrorOptions,
   openApiDocument,
-} from "./api.ts";
+  readiness,
+  type SchemaVersion,
+  startAdmin,
+  type TokenListing,
+  type TunnelOverview,
+  type UserPolicy,
+} from "./admin/mod.ts";
 export {
   limitKey,
   type LoginAttempt,

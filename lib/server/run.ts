@@ -16,7 +16,7 @@ import type { ServerConfig } from "../config/mod.ts";
 import { Store } from "../storage/mod.ts";
 import { loggerFromSettings } from "../util/logger.ts";
 import { VERSION } from "../util/version.ts";
-import { startAdmin } from "./admin.ts";
+import { startAdmin } from "./admin/mod.ts";
 import { BurrowServer } from "./server.ts";
 
 /** Options of {@linkcode runServer}. */

@@ -9,9 +9,9 @@
 
 import { AdminApi } from "./api.ts";
 
-import type { AdminConfig } from "../config/types.ts";
-import type { Logger } from "../util/logger.ts";
-import type { BurrowServer } from "./server.ts";
+import type { AdminConfig } from "../../config/types.ts";
+import type { Logger } from "../../util/logger.ts";
+import type { BurrowServer } from "../server.ts";
 
 /** A running admin listener. */
 export interface AdminServer {
