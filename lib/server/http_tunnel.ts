@@ -16,7 +16,7 @@ import type { Logger } from "../util/logger.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { TunnelRow } from "../storage/models.ts";
 import type { BalancerMember } from "./balancer.ts";
-import type { Throttle } from "./session.ts";
+import type { Throttle } from "../util/rate.ts";
 import type { ConnectionEvent, LiveTransfer, VisitorGuards } from "./tcp_tunnel.ts";
 import { StreamSocket } from "./stream_socket.ts";
 import {

@@ -18,8 +18,8 @@ export type {
   Principal,
   SessionHost,
   SessionTunnel,
-  Throttle,
 } from "./session.ts";
+export type { Throttle } from "../util/mod.ts";
 export type {
   ConnectionEvent,
   LiveTransfer,

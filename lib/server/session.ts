@@ -23,7 +23,7 @@ import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
 import { IpPolicy } from "../util/cidr.ts";
 import { DNS_LABEL, ENTITY_NAME, HEADER_NAME, HOST_PATTERN, patternCovers } from "../util/names.ts";
-import { TokenBucket } from "../util/rate.ts";
+import { bothLimits, type Throttle, TokenBucket } from "../util/rate.ts";
 import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
 import type { Strategy } from "./balancer.ts";
@@ -737,7 +737,7 @@ export class ClientSession {
     if (!own && !user) return undefined;
     if (!own) return user;
     if (!user) return own;
-    return { in: both(own.in, user.in), out: both(own.out, user.out) };
+    return { in: bothLimits(own.in, user.in), out: bothLimits(own.out, user.out) };
   }
 
   /** What every public listener of this session shares: visitor policy, limits and their counters. */
@@ -994,32 +994,6 @@ export class ClientSession {
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed" });
   }
-}
-
-/** What a bandwidth limit needs: pacing (TCP) and a non-waiting check (UDP). */
-export interface Throttle {
-  /** Waits until `n` bytes may pass. */
-  take(n: number): Promise<void>;
-  /** Takes `n` bytes if they may pass now. */
-  tryTake(n: number): boolean;
-  /** Times a caller had to wait or was refused. */
-  readonly throttled: number;
-}
-
-/** Two limits at once: bytes pass when both allow them. */
-function both(a: TokenBucket, b: TokenBucket): Throttle {
-  return {
-    async take(n) {
-      await a.take(n);
-      await b.take(n);
-    },
-    tryTake(n) {
-      return a.tryTake(n) && b.tryTake(n);
-    },
-    get throttled() {
-      return a.throttled + b.throttled;
-    },
-  };
 }
 
 /** The HTTP settings of a tunnel request, checked. */

@@ -9,7 +9,7 @@ import { compressedConn, type Mux, relay } from "../mux/mod.ts";
 import { formatAddr } from "../util/net.ts";
 import type { Logger } from "../util/logger.ts";
 import type { IpPolicy } from "../util/cidr.ts";
-import type { Throttle } from "./session.ts";
+import type { Throttle } from "../util/rate.ts";
 import type { TunnelRow } from "../storage/models.ts";
 
 /**
