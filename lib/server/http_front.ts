@@ -24,7 +24,7 @@ import {
   type HttpTunnel,
   sendError,
   visitorAddress,
-} from "./http_tunnel.ts";
+} from "./tunnels/http_tunnel.ts";
 import { MAX_CLIENT_HELLO, readSni } from "./sni.ts";
 import { type Dispatch, errorPage, Http1Visitor, type LocalAnswer } from "./http/visitor.ts";
 import { timingSafeEqual } from "node:crypto";

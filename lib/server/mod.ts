@@ -17,25 +17,32 @@ export type {
   ClientSession,
   Principal,
   SessionHost,
-  SessionTunnel,
-  Throttle,
+  TunnelIdentity,
 } from "./session.ts";
-export type {
-  ConnectionEvent,
-  LiveTransfer,
-  RouteTarget,
-  TcpTunnel,
-  TcpTunnelOptions,
-  VisitorGuards,
-} from "./tcp_tunnel.ts";
+export type { Throttle } from "../util/mod.ts";
 export {
+  type ConnectionEvent,
   type GroupListener,
   type GroupMember,
   GroupRegistry,
   type JoinRequest,
+  type LiveTransfer,
+  type OpenRequest,
+  type ProbeState,
+  type PublicTunnel,
+  type RouteTarget,
+  type TcpTunnel,
+  type TcpTunnelOptions,
+  type TunnelContext,
   type TunnelGroup,
-} from "./group.ts";
-export type { UdpDropReason, UdpTunnel, UdpTunnelOptions } from "./udp_tunnel.ts";
+  type TunnelKind,
+  type TunnelTotals,
+  type TunnelType,
+  type UdpDropReason,
+  type UdpTunnel,
+  type UdpTunnelOptions,
+  type VisitorGuards,
+} from "./tunnels/mod.ts";
 export { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
 export {
   AdminApi,
@@ -66,7 +73,7 @@ export {
   type HttpEvent,
   HttpTunnel,
   type HttpTunnelOptions,
-} from "./http_tunnel.ts";
+} from "./tunnels/mod.ts";
 export {
   type CertificateSource,
   HttpFront,

@@ -46,13 +46,22 @@ import {
   webhookNotifier,
 } from "../monitor/mod.ts";
 import { alertStore } from "./stores.ts";
-import { GroupRegistry } from "./group.ts";
 import { probeTunnel } from "./prober.ts";
-import { type UdpDropReason, UdpTunnel } from "./udp_tunnel.ts";
 import { LoginLimiter, type LoginRefusal } from "./login_limiter.ts";
-import { type AuthResult, ClientSession, type SessionHost, type SessionTunnel } from "./session.ts";
-import { type ConnectionEvent, TcpTunnel, TunnelError } from "./tcp_tunnel.ts";
-import { type HttpEvent, HttpTunnel } from "./http_tunnel.ts";
+import {
+  type AuthResult,
+  ClientSession,
+  type SessionHost,
+  type TunnelIdentity,
+} from "./session.ts";
+import {
+  type ConnectionEvent,
+  GroupRegistry,
+  type HttpEvent,
+  type PublicTunnel,
+  TunnelError,
+  type UdpDropReason,
+} from "./tunnels/mod.ts";
 import { HttpFront } from "./http_front.ts";
 import { VhostCertificates } from "./vhost_certs.ts";
 
@@ -551,7 +560,7 @@ export class BurrowServer implements SessionHost {
           user: s.principal?.userName ?? "admin",
           tunnels: [...s.tunnels.values()].map((t) => ({
             name: t.name,
-            type: tunnelType(t),
+            type: t.type,
             activeConnections: t.activeConnections,
             liveTransfers: t.liveTransfers,
           })),
@@ -601,13 +610,14 @@ export class BurrowServer implements SessionHost {
     for (const session of [...this.#sessions]) {
       const user = session.principal?.userName ?? "admin";
       for (const tunnel of [...session.tunnels.values()]) {
-        if (!(tunnel instanceof TcpTunnel) || !tunnel.probe) continue;
+        const probe = tunnel.probe;
+        if (!probe) continue;
         const failure = await probeTunnel(session.mux, tunnel.name, 3000);
         if (session.mux.isClosed || session.tunnels.get(tunnel.name) !== tunnel) continue;
         this.stats.recordConnection(user, tunnel.name, failure !== null);
         if (failure !== null) this.metrics.error("probe_failed");
-        if ((failure !== null) === tunnel.probeFailing) continue;
-        tunnel.probeFailing = failure !== null;
+        if ((failure !== null) === probe.failing) continue;
+        probe.failing = failure !== null;
         const fields = { tunnel: tunnel.name, user, client_id: session.clientId };
         if (failure !== null) {
           this.logger.warn("tunnel probe failed", { ...fields, reason: failure });
@@ -704,11 +714,10 @@ export class BurrowServer implements SessionHost {
   /** @internal */
   onFirstByte(
     session: ClientSession,
-    tunnel: Pick<SessionTunnel, "name">,
-    type: string,
+    tunnel: Pick<PublicTunnel, "name" | "type">,
     ms: number,
   ): void {
-    if (this.config.metrics) this.metrics.firstByte(type, ms);
+    if (this.config.metrics) this.metrics.firstByte(tunnel.type, ms);
     this.stats.recordLatency(session.principal?.userName ?? "admin", tunnel.name, ms);
   }
 
@@ -836,21 +845,21 @@ export class BurrowServer implements SessionHost {
   }
 
   /** What a session's tunnel's status, counters and events refer to, if anything. */
-  #ref(session: ClientSession, tunnel: Pick<SessionTunnel, "dbId" | "name">): TunnelRef | null {
+  #ref(session: ClientSession, tunnel: Pick<PublicTunnel, "dbId" | "name">): TunnelRef | null {
     return tunnel.dbId ?? this.#unrecorded.get(`${session.sessionId}/${tunnel.name}`) ?? null;
   }
 
   /** @internal */
   tunnelStatus(
     session: ClientSession,
-    tunnel: Pick<SessionTunnel, "dbId" | "name" | "port">,
+    tunnel: TunnelIdentity,
     status: "offline" | "active" | "failed",
     error: string | null,
     gone = false,
   ): void {
     const user = session.principal?.userName ?? "admin";
     if (status === "active") {
-      this.stats.connected(user, tunnel.name, tunnelType(tunnel));
+      this.stats.connected(user, tunnel.name, tunnel.type);
     } else if (gone) {
       this.stats.forget(user, tunnel.name);
     } else {
@@ -886,7 +895,7 @@ export class BurrowServer implements SessionHost {
   /** @internal */
   onConnection(
     session: ClientSession,
-    tunnel: Pick<SessionTunnel, "dbId" | "name">,
+    tunnel: Pick<PublicTunnel, "dbId" | "name" | "type">,
     event: ConnectionEvent,
   ): void {
     const user = session.principal?.userName ?? "admin";
@@ -905,7 +914,7 @@ export class BurrowServer implements SessionHost {
       this.#access({
         tunnel: tunnel.name,
         user,
-        type: tunnelType(tunnel),
+        type: tunnel.type,
         remote: event.remote,
         bytes_in: event.bytesIn,
         bytes_out: event.bytesOut,
@@ -1353,15 +1362,8 @@ function canonical(value: unknown): string {
   );
 }
 
-/** `tcp` or `udp` for a tunnel object (a group member reports its listener's type). */
 function httpFields(http: HttpEvent["http"]) {
   return { method: http.method, host: http.host, path: http.path, http_status: http.status };
-}
-
-function tunnelType(tunnel: object): string {
-  if (tunnel instanceof HttpTunnel) return tunnel.type;
-  if ("group" in tunnel) return (tunnel as { group: { key: string } }).group.key.split(":")[0]!;
-  return tunnel instanceof UdpTunnel ? "udp" : "tcp";
 }
 
 /** The control port: Deno's TLS (fast), or node:tls for mutual TLS. */

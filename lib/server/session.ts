@@ -22,28 +22,31 @@ import {
 import type { TunnelRow } from "../storage/models.ts";
 import type { Logger } from "../util/logger.ts";
 import { IpPolicy } from "../util/cidr.ts";
-import { DNS_LABEL, ENTITY_NAME, HEADER_NAME, HOST_PATTERN, patternCovers } from "../util/names.ts";
-import { TokenBucket } from "../util/rate.ts";
+import { bothLimits, type Throttle, TokenBucket } from "../util/rate.ts";
 import { VERSION } from "../util/version.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
-import type { Strategy } from "./balancer.ts";
-import { type GroupMember, GroupRegistry } from "./group.ts";
+import type { HttpFront } from "./http_front.ts";
 import {
   type ConnectionEvent,
-  type RouteTarget,
-  TcpTunnel,
+  type GroupRegistry,
+  isTunnelType,
+  listenSignature,
+  managedRequest,
+  openTunnel,
+  type PublicTunnel,
+  type TunnelContext,
   TunnelError,
+  tunnelKind,
+  UDP_SESSION_TIMEOUT,
+  type UdpDropReason,
   type VisitorGuards,
-} from "./tcp_tunnel.ts";
-import { type UdpDropReason, UdpTunnel } from "./udp_tunnel.ts";
-import { type HeaderRules, HttpTunnel } from "./http_tunnel.ts";
-import { HttpFront } from "./http_front.ts";
+} from "./tunnels/mod.ts";
 
-/** A tunnel a session holds: its own listener or socket, or its membership in a group. */
-export type SessionTunnel = TcpTunnel | UdpTunnel | GroupMember | HttpTunnel;
-
-/** Default `session_timeout` of UDP tunnels (the seed's 30 s). */
-const UDP_SESSION_TIMEOUT = 30_000;
+/** A tunnel's identity as the server records it (a refused tunnel has no port). */
+export type TunnelIdentity = Pick<PublicTunnel, "dbId" | "name" | "port"> & {
+  /** Its type as requested. */
+  readonly type: string;
+};
 
 /** Who a session logged in as. */
 export interface Principal {
@@ -116,7 +119,7 @@ export interface SessionHost {
   /** A tunnel's state changed. */
   tunnelStatus(
     session: ClientSession,
-    tunnel: Pick<SessionTunnel, "dbId" | "name" | "port">,
+    tunnel: TunnelIdentity,
     status: "offline" | "active" | "failed",
     error: string | null,
     gone?: boolean,
@@ -124,8 +127,7 @@ export interface SessionHost {
   /** The first byte of a public connection came back `ms` after it was accepted. */
   onFirstByte(
     session: ClientSession,
-    tunnel: Pick<SessionTunnel, "name">,
-    type: string,
+    tunnel: Pick<PublicTunnel, "name" | "type">,
     ms: number,
   ): void;
   /** Counts an error of `kind` (metrics). */
@@ -145,7 +147,7 @@ export interface SessionHost {
   /** A public connection through one of this session's tunnels ended. */
   onConnection(
     session: ClientSession,
-    tunnel: Pick<SessionTunnel, "dbId" | "name">,
+    tunnel: Pick<PublicTunnel, "dbId" | "name" | "type">,
     event: ConnectionEvent,
   ): void;
 }
@@ -164,14 +166,6 @@ function policyOf(allow: unknown, deny: unknown): IpPolicy {
     return v as string[];
   };
   return IpPolicy.parse(strings(allow, "allow_ips"), strings(deny, "deny_ips"));
-}
-
-/** What decides whether a managed tunnel must be re-opened after a change. */
-function listenSignature(row: TunnelRow): string {
-  const http = row.type === "http" || row.type === "https"
-    ? `|${JSON.stringify(row.custom_domains)}|${row.subdomain}|${JSON.stringify(row.options)}`
-    : "";
-  return `${row.name}|${row.type}|${row.remote_port ?? 0}${http}`;
 }
 
 /** Milliseconds a new connection has to complete hello and auth. */
@@ -196,7 +190,7 @@ export class ClientSession {
   /** When the session was authenticated. */
   connectedAt: Date = new Date();
   /** Open tunnels by name. */
-  readonly tunnels = new Map<string, SessionTunnel>();
+  readonly tunnels = new Map<string, PublicTunnel>();
   /** The multiplexed control connection. */
   readonly mux: Mux;
 
@@ -220,6 +214,26 @@ export class ClientSession {
     this.#host = host;
     this.#log = host.logger;
     this.mux = new Mux(conn, { role: "server", pingInterval: host.config.heartbeat_interval });
+  }
+
+  /** This session as the tunnel it opens now sees it. */
+  #tunnelContext(): TunnelContext {
+    const host = this.#host;
+    return {
+      config: host.config,
+      logger: this.#log,
+      mux: this.mux,
+      clientId: this.clientId,
+      groups: host.groups,
+      vhosts: host.vhosts,
+      allowedDomains: this.principal?.tokenLimits?.domains ?? null,
+      ports: (requested) => this.#checkPort(requested),
+      guards: (name, policy) => this.#guards(name, policy),
+      onConnection: (tunnel, event) => host.onConnection(this, tunnel, event),
+      onFirstByte: (tunnel, ms) => host.onFirstByte(this, tunnel, ms),
+      onUdpDrops: (tunnel, direction, reason, count) =>
+        host.countUdpDrops(this, tunnel, direction, reason, count),
+    };
   }
 
   /** Runs the session to its end; never throws. */
@@ -414,7 +428,7 @@ export class ClientSession {
         case "tunnel_health": {
           const tunnel = this.tunnels.get(message.tunnel_id);
           if (!tunnel) break;
-          if ("group" in tunnel && tunnel.group) {
+          if (tunnel.group) {
             if (tunnel.healthy !== message.healthy) {
               tunnel.healthy = message.healthy;
               this.#log.info(message.healthy ? "group member healthy" : "group member unhealthy", {
@@ -446,7 +460,7 @@ export class ClientSession {
       return { type: "tunnel_status", tunnel_id: name, status: "failed", error: reason };
     };
     const config = this.#host.config;
-    if (!["tcp", "udp", "http", "https"].includes(request.protocol)) {
+    if (!isTunnelType(request.protocol)) {
       return fail(`Unknown tunnel type ${JSON.stringify(request.protocol)}`);
     }
     const timeout = request.session_timeout ?? UDP_SESSION_TIMEOUT;
@@ -485,7 +499,7 @@ export class ClientSession {
     ) {
       return fail(`compression must be gzip or none, not ${JSON.stringify(request.compression)}`);
     }
-    if (compress && request.protocol !== "tcp") {
+    if (compress && !tunnelKind(request.protocol).compresses) {
       return fail(`compression applies to tcp tunnels, not ${request.protocol}`);
     }
     let policy: IpPolicy;
@@ -494,19 +508,13 @@ export class ClientSession {
     } catch (error) {
       return fail((error as Error).message);
     }
-    const opened = request.protocol === "http" || request.protocol === "https"
-      ? await this.#openHttp(name, request, policy)
-      : request.group !== undefined
-      ? await this.#joinGroup(name, request, policy)
-      : request.protocol === "udp"
-      ? this.#listenUdp(name, request.remote_port ?? 0, timeout as number, undefined, policy)
-      : this.#listen(name, request.remote_port ?? 0, undefined, policy, compress);
+    const opened = await openTunnel({ name, request, policy }, this.#tunnelContext());
     if (typeof opened === "string") {
-      this.#host.tunnelStatus(this, { dbId, name, port: 0 }, "failed", opened, true);
+      const refused = { dbId, name, port: 0, type: request.protocol };
+      this.#host.tunnelStatus(this, refused, "failed", opened, true);
       return fail(opened);
     }
     opened.dbId = dbId;
-    if (request.probe === true && opened instanceof TcpTunnel) opened.probe = true;
     this.tunnels.set(name, opened);
     this.#host.tunnelStatus(this, opened, "active", null);
     this.#log.info("tunnel opened", {
@@ -514,179 +522,15 @@ export class ClientSession {
       type: request.protocol,
       client_id: this.clientId,
       remote_port: opened.port,
-      ...("group" in opened && opened.group ? { group: opened.group.name } : {}),
+      ...(opened.group ? { group: opened.group.name } : {}),
     });
     return {
       type: "tunnel_status",
       tunnel_id: name,
       status: "active",
       remote_port: opened.port,
-      ...(opened instanceof HttpTunnel ? { urls: this.#urls(opened) } : {}),
+      ...(opened.urls ? { urls: [...opened.urls] } : {}),
     };
-  }
-
-  /** The public URLs of an HTTP(S) tunnel, for the client to print. */
-  #urls(tunnel: HttpTunnel): string[] {
-    const vhosts = this.#host.vhosts;
-    const urls: string[] = [];
-    const hostPart = (host: string) => host === "*" ? "<any host>" : host;
-    const url = (scheme: string, host: string, port: number) =>
-      `${scheme}://${hostPart(host)}${port === (scheme === "https" ? 443 : 80) ? "" : `:${port}`}${
-        tunnel.locations[0] === "/" ? "" : tunnel.locations[0]
-      }`;
-    for (const host of tunnel.hosts) {
-      if (tunnel.type === "http") urls.push(url("http", host, tunnel.port));
-      if (vhosts.https && (tunnel.type === "https" || tunnel.autoCert)) {
-        urls.push(url("https", host, vhosts.https.port));
-      }
-    }
-    return urls;
-  }
-
-  /**
-   * Opens an HTTP(S) tunnel: its host names (custom domains, the subdomain
-   * under `subdomain_host`, or every host when neither is given) on the
-   * shared vhost port, or on a port of its own when `remote_port` names
-   * another one.
-   */
-  async #openHttp(
-    name: string,
-    request: TunnelRequest,
-    policy: IpPolicy,
-  ): Promise<HttpTunnel | string> {
-    const config = this.#host.config;
-    const vhosts = this.#host.vhosts;
-    const type = request.protocol as "http" | "https";
-    const spec = httpSpec(request);
-    if (typeof spec === "string") return spec;
-    const hosts = [...spec.domains];
-    if (spec.subdomain) {
-      if (!config.subdomain_host) {
-        return `This server gives no subdomains (server.subdomain_host is not set); use custom_domains`;
-      }
-      hosts.push(`${spec.subdomain}.${config.subdomain_host}`.toLowerCase());
-    }
-    const allowedDomains = this.principal?.tokenLimits?.domains;
-    if (allowedDomains) {
-      const outside = hosts.find((h) => !allowedDomains.some((d) => patternCovers(d, h)));
-      if (outside !== undefined || !hosts.length) {
-        return `This token may not serve host ${
-          outside !== undefined ? `"${outside}"` : "names other than its own"
-        } (allowed: ${allowedDomains.join(", ")})`;
-      }
-    }
-    const requested = request.remote_port ?? 0;
-    let front: HttpFront | null = type === "https" ? vhosts.https : vhosts.http;
-    let own: HttpFront | null = null;
-    if (type === "https" && !front) {
-      return "This server has no HTTPS port (server.vhost_https_port is not set)";
-    }
-    if (requested !== 0 && requested !== front?.port) {
-      if (type === "https") {
-        return `https tunnels are served on the HTTPS port ${
-          front!.port
-        }; remove remote_port ${requested}`;
-      }
-      // A port of its own, serving every host name that reaches it.
-      const candidates = this.#checkPort(requested);
-      if (typeof candidates === "string") return candidates;
-      try {
-        own = await HttpFront.listen({
-          hostname: config.bind_addr,
-          port: requested,
-          scheme: "http",
-          logger: this.#log,
-          headerTimeout: config.handshake_timeout ?? 10_000,
-        });
-      } catch (error) {
-        return `Port ${requested} is not available: ${(error as Error).message}`;
-      }
-      front = own;
-      hosts.length = 0;
-      hosts.push("*");
-    }
-    if (!front) {
-      return "This server has no HTTP port (server.vhost_http_port is not set); " +
-        "give the tunnel a remote_port of its own";
-    }
-    if (!hosts.length) hosts.push("*");
-    const alsoHttps = type === "http" && spec.autoCert && !own ? vhosts.https : null;
-    if (type === "http" && spec.autoCert && !vhosts.https) {
-      this.#log.warn("ssl_cert: auto ignored: this server has no HTTPS port", { tunnel: name });
-    }
-    const routers = [front.router, ...(alsoHttps ? [alsoHttps.router] : [])];
-    const guards = this.#guards(name, policy);
-    const tunnel: HttpTunnel = new HttpTunnel({
-      ...guards,
-      name,
-      type,
-      hosts,
-      locations: spec.locations,
-      port: front.port,
-      mux: this.mux,
-      requestHeaders: spec.requestHeaders,
-      responseHeaders: spec.responseHeaders,
-      basicAuth: spec.basicAuth,
-      passthrough: spec.passthrough,
-      autoCert: spec.autoCert && !own,
-      group: spec.group,
-      weight: spec.weight,
-      onConnection: (event) => this.#host.onConnection(this, tunnel, event),
-      onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, type, ms),
-      onClose: () => {
-        for (const router of routers) router.remove(tunnel);
-        if (own) void own.close();
-      },
-    });
-    for (const [i, router] of routers.entries()) {
-      const refused = router.add(tunnel, spec.strategy);
-      if (refused) {
-        for (const added of routers.slice(0, i)) added.remove(tunnel);
-        await own?.close();
-        return refused;
-      }
-    }
-    if (spec.group) {
-      this.#log.info("group member joined", {
-        group: spec.group.name,
-        tunnel: name,
-        client_id: this.clientId,
-      });
-    }
-    return tunnel;
-  }
-
-  /** Joins (or founds) the load-balancing group the request names. */
-  async #joinGroup(
-    name: string,
-    request: TunnelRequest,
-    policy: IpPolicy,
-  ): Promise<GroupMember | string> {
-    const settings = groupSettings(request);
-    if (typeof settings === "string") return settings;
-    const { name: group, key, strategy, weight } = settings;
-    const type = request.protocol === "udp" ? "udp" : "tcp";
-    const timeout = (request.session_timeout as number | undefined) ?? UDP_SESSION_TIMEOUT;
-    return await this.#host.groups.join(
-      {
-        group,
-        type,
-        key,
-        strategy,
-        weight,
-        port: request.remote_port ?? 0,
-        tunnelName: name,
-        clientId: this.clientId,
-        mux: this.mux,
-        compress: request.compression === "gzip",
-        onConnection: (member, event) => this.#host.onConnection(this, member, event),
-        onFirstByte: (member, ms) => this.#host.onFirstByte(this, member, type, ms),
-      },
-      (route) =>
-        type === "udp"
-          ? this.#listenUdp(name, request.remote_port ?? 0, timeout, route, policy)
-          : this.#listen(name, request.remote_port ?? 0, route, policy),
-    );
   }
 
   /**
@@ -737,7 +581,7 @@ export class ClientSession {
     if (!own && !user) return undefined;
     if (!own) return user;
     if (!user) return own;
-    return { in: both(own.in, user.in), out: both(own.out, user.out) };
+    return { in: bothLimits(own.in, user.in), out: bothLimits(own.out, user.out) };
   }
 
   /** What every public listener of this session shares: visitor policy, limits and their counters. */
@@ -751,80 +595,6 @@ export class ClientSession {
       maxConnections: this.#host.config.limits.max_connections_per_tunnel,
       onConnectionLimit: () => this.#host.countLimit("connections", this, name),
     };
-  }
-
-  /** Tries the allowed ports for `requested` until `open` binds one, or says why none. */
-  #bind<T>(requested: number, open: (port: number) => T): T | string {
-    const config = this.#host.config;
-    const candidates = this.#checkPort(requested);
-    if (typeof candidates === "string") return candidates;
-    let lastError: Error | undefined;
-    for (const port of candidates) {
-      try {
-        return open(port);
-      } catch (error) {
-        lastError = error as Error;
-      }
-    }
-    return requested === 0 && config.allow_ports.length
-      ? `No free port in ${formatPortRanges(config.allow_ports)}`
-      : (lastError instanceof TunnelError ? lastError.message : String(lastError));
-  }
-
-  /** Binds a public UDP port, or returns why it cannot. */
-  #listenUdp(
-    name: string,
-    requested: number,
-    sessionTimeout: number,
-    route?: () => RouteTarget | null,
-    policy?: IpPolicy,
-  ): UdpTunnel | string {
-    const hostname = this.#host.config.bind_addr;
-    const fixed = { mux: this.mux, name };
-    return this.#bind(requested, (port) => {
-      const tunnel: UdpTunnel = UdpTunnel.listen({
-        ...this.#guards(name, policy),
-        name,
-        hostname,
-        port,
-        route: route ?? (() => fixed),
-        sessionTimeout,
-        socketBuffer: this.#host.config.udp.socket_buffer,
-        onDropped: (direction, reason, count) =>
-          this.#host.countUdpDrops(this, name, direction, reason, count),
-        // A group's sessions report through their member.
-        onSession: route ? undefined : (event) => this.#host.onConnection(this, tunnel, event),
-      });
-      return tunnel;
-    });
-  }
-
-  /** Opens a public TCP listener, or returns why it cannot. */
-  #listen(
-    name: string,
-    requested: number,
-    route?: () => RouteTarget | null,
-    policy?: IpPolicy,
-    compress = false,
-  ): TcpTunnel | string {
-    const hostname = this.#host.config.bind_addr;
-    return this.#bind(requested, (port) => {
-      // A group's listener: each connection reports through its member.
-      if (route) {
-        return TcpTunnel.listen({ ...this.#guards(name, policy), name, hostname, port, route });
-      }
-      const tunnel: TcpTunnel = TcpTunnel.listen({
-        ...this.#guards(name, policy),
-        name,
-        hostname,
-        port,
-        mux: this.mux,
-        compress,
-        onConnection: (event) => this.#host.onConnection(this, tunnel, event),
-        onFirstByte: (ms) => this.#host.onFirstByte(this, tunnel, "tcp", ms),
-      });
-      return tunnel;
-    });
   }
 
   /** Tells the client about one of its tunnels (clients of protocol 2 and later). */
@@ -883,38 +653,28 @@ export class ClientSession {
           ...base,
           status: "active",
           remote_port: current.port,
-          ...(current instanceof HttpTunnel ? { urls: this.#urls(current) } : {}),
+          ...(current.urls ? { urls: [...current.urls] } : {}),
         });
         continue;
       }
       let error: string | null = null;
-      if (!["tcp", "udp", "http", "https"].includes(row.type)) {
+      if (!isTunnelType(row.type)) {
         error = `Unknown tunnel type "${row.type}"`;
       } else if (!row.local_port) error = "Tunnel has no local_port";
       else if (this.tunnels.has(row.name)) {
         error = `Tunnel "${row.name}" already exists in this session`;
       }
-      const timeout = Number(row.options.session_timeout ?? UDP_SESSION_TIMEOUT);
       let policy: IpPolicy | undefined;
       try {
         policy = policyOf(row.options.allow_ips, row.options.deny_ips);
       } catch (e) {
         error ??= (e as Error).message;
       }
-      const opened = error
-        ? error
-        : row.type === "http" || row.type === "https"
-        ? await this.#openHttp(row.name, {
-          ...row.options,
-          protocol: row.type,
-          local_port: row.local_port ?? 0,
-          remote_port: row.remote_port ?? 0,
-          custom_domains: row.custom_domains,
-          ...(row.subdomain ? { subdomain: row.subdomain } : {}),
-        }, policy ?? policyOf(undefined, undefined))
-        : row.type === "udp"
-        ? this.#listenUdp(row.name, row.remote_port ?? 0, timeout, undefined, policy)
-        : this.#listen(row.name, row.remote_port ?? 0, undefined, policy);
+      const opened = error ??
+        await openTunnel(
+          { name: row.name, request: managedRequest(row), policy },
+          this.#tunnelContext(),
+        );
       if (typeof opened === "string") {
         this.#log.warn("tunnel refused", {
           tunnel: row.name,
@@ -923,7 +683,7 @@ export class ClientSession {
         });
         this.#host.tunnelStatus(
           this,
-          { dbId: row.id, name: row.name, port: 0 },
+          { dbId: row.id, name: row.name, port: 0, type: row.type },
           "failed",
           opened,
           true,
@@ -946,7 +706,7 @@ export class ClientSession {
         ...base,
         status: "active",
         remote_port: opened.port,
-        ...(opened instanceof HttpTunnel ? { urls: this.#urls(opened) } : {}),
+        ...(opened.urls ? { urls: [...opened.urls] } : {}),
       });
     }
     // Pushed only when it changed (a login of a user without managed tunnels sends nothing).
@@ -994,161 +754,6 @@ export class ClientSession {
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed" });
   }
-}
-
-/** What a bandwidth limit needs: pacing (TCP) and a non-waiting check (UDP). */
-export interface Throttle {
-  /** Waits until `n` bytes may pass. */
-  take(n: number): Promise<void>;
-  /** Takes `n` bytes if they may pass now. */
-  tryTake(n: number): boolean;
-  /** Times a caller had to wait or was refused. */
-  readonly throttled: number;
-}
-
-/** Two limits at once: bytes pass when both allow them. */
-function both(a: TokenBucket, b: TokenBucket): Throttle {
-  return {
-    async take(n) {
-      await a.take(n);
-      await b.take(n);
-    },
-    tryTake(n) {
-      return a.tryTake(n) && b.tryTake(n);
-    },
-    get throttled() {
-      return a.throttled + b.throttled;
-    },
-  };
-}
-
-/** The HTTP settings of a tunnel request, checked. */
-interface HttpSpec {
-  domains: string[];
-  subdomain: string | undefined;
-  locations: string[] | undefined;
-  requestHeaders: HeaderRules;
-  responseHeaders: HeaderRules;
-  basicAuth: { user: string; password: string } | undefined;
-  passthrough: boolean;
-  autoCert: boolean;
-  group: { name: string; key: string } | undefined;
-  strategy: Strategy;
-  weight: number;
-}
-
-/** Reads and checks the HTTP keys of `request` (they come from the wire: trust nothing). */
-function httpSpec(request: TunnelRequest): HttpSpec | string {
-  const domains: string[] = [];
-  const listed = request.custom_domains ?? [];
-  if (!Array.isArray(listed)) return "custom_domains must be a list of host names";
-  for (const d of [...listed, ...(request.domain ? [request.domain] : [])]) {
-    if (typeof d !== "string" || !HOST_PATTERN.test(d)) {
-      return `${JSON.stringify(d)} is not a host name (custom_domains)`;
-    }
-    if (!domains.includes(d.toLowerCase())) domains.push(d.toLowerCase());
-  }
-  const subdomain = request.subdomain;
-  if (
-    subdomain !== undefined &&
-    !(typeof subdomain === "string" && DNS_LABEL.test(subdomain))
-  ) {
-    return `subdomain ${JSON.stringify(subdomain)} is not a DNS label`;
-  }
-  let locations: string[] | undefined;
-  if (request.locations !== undefined) {
-    if (
-      !Array.isArray(request.locations) ||
-      !request.locations.every((l) => typeof l === "string" && /^\/\S*$/.test(l))
-    ) {
-      return "locations must be a list of paths starting with /";
-    }
-    locations = request.locations as string[];
-  }
-  const rules = (value: unknown, what: string): HeaderRules | string => {
-    const out: HeaderRules = { set: {}, remove: [] };
-    if (value === undefined) return out;
-    if (typeof value !== "object" || value === null) return `${what} must be a mapping`;
-    const { set = {}, remove = [] } = value as { set?: unknown; remove?: unknown };
-    if (typeof set !== "object" || set === null) return `${what}.set must be a mapping`;
-    for (const [k, v] of Object.entries(set)) {
-      if (!HEADER_NAME.test(k) || typeof v !== "string" || /[\r\n\0]/.test(v)) {
-        return `${what}.set: ${JSON.stringify(k)} is not a valid header`;
-      }
-      out.set[k] = v;
-    }
-    if (
-      !Array.isArray(remove) || !remove.every((r) => typeof r === "string" && HEADER_NAME.test(r))
-    ) {
-      return `${what}.remove must be a list of header names`;
-    }
-    out.remove = remove.map((r: string) => r.toLowerCase());
-    return out;
-  };
-  const requestHeaders = rules(request.request_headers, "request_headers");
-  if (typeof requestHeaders === "string") return requestHeaders;
-  const custom = rules({ set: request.custom_headers ?? {} }, "custom_headers");
-  if (typeof custom === "string") return custom;
-  requestHeaders.set = { ...custom.set, ...requestHeaders.set };
-  const responseHeaders = rules(request.response_headers, "response_headers");
-  if (typeof responseHeaders === "string") return responseHeaders;
-  let basicAuth: { user: string; password: string } | undefined;
-  if (request.basic_auth !== undefined) {
-    const a = request.basic_auth as { user?: unknown; password?: unknown };
-    if (
-      typeof a !== "object" || a === null || typeof a.user !== "string" || !a.user ||
-      a.user.includes(":") || typeof a.password !== "string" || !a.password
-    ) {
-      return 'basic_auth needs a user (without ":") and a password';
-    }
-    basicAuth = { user: a.user, password: a.password };
-  }
-  const passthrough = request.tls_passthrough === true;
-  if (passthrough && request.protocol !== "https") return "Only https tunnels pass TLS through";
-  const autoCert = request.ssl_cert === "auto";
-  let group: { name: string; key: string } | undefined;
-  let strategy: Strategy = "round_robin";
-  let weight = 1;
-  if (request.group !== undefined) {
-    const settings = groupSettings(request);
-    if (typeof settings === "string") return settings;
-    group = { name: settings.name, key: settings.key };
-    strategy = settings.strategy;
-    weight = settings.weight;
-  }
-  return {
-    domains,
-    subdomain: subdomain as string | undefined,
-    locations,
-    requestHeaders,
-    responseHeaders,
-    basicAuth,
-    passthrough,
-    autoCert,
-    group,
-    strategy,
-    weight,
-  };
-}
-
-/** A group member's settings from a tunnel request, checked, or why they are wrong. */
-function groupSettings(
-  request: TunnelRequest,
-): { name: string; key: string; strategy: Strategy; weight: number } | string {
-  const { group, group_key: key } = request;
-  const strategy = request.load_balance ?? "round_robin";
-  const weight = request.weight ?? 1;
-  if (typeof group !== "string" || !ENTITY_NAME.test(group)) {
-    return `Group name ${JSON.stringify(group)} is invalid`;
-  }
-  if (typeof key !== "string" || !key) return `Group "${group}" needs a group_key`;
-  if (strategy !== "round_robin" && strategy !== "least_connections") {
-    return `load_balance must be round_robin or least_connections, not ${JSON.stringify(strategy)}`;
-  }
-  if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000) {
-    return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
-  }
-  return { name: group, key, strategy, weight };
 }
 
 /** Port ranges in both `a` and `b`. */

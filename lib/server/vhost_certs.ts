@@ -12,7 +12,7 @@ import type { Logger } from "../util/logger.ts";
 import { patternCovers } from "../util/names.ts";
 import { CertManager } from "./acme.ts";
 import type { CertificateSource } from "./http_front.ts";
-import type { HttpTunnel } from "./http_tunnel.ts";
+import type { HttpTunnel } from "./tunnels/http_tunnel.ts";
 
 /**
  * Certificates of the HTTPS port.

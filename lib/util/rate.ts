@@ -61,3 +61,42 @@ export class TokenBucket {
     return true;
   }
 }
+
+/**
+ * What a bandwidth limit offers its users: pacing (TCP, HTTP) and a check
+ * that never waits (UDP). A {@linkcode TokenBucket} is one.
+ */
+export interface Throttle {
+  /** Waits until `n` bytes may pass. */
+  take(n: number): Promise<void>;
+  /** Takes `n` bytes if they may pass now. */
+  tryTake(n: number): boolean;
+  /** Times a caller had to wait or was refused. */
+  readonly throttled: number;
+}
+
+/**
+ * Two limits at once (a tunnel's own and its user's): bytes pass when both
+ * allow them.
+ *
+ * @example
+ * ```ts
+ * import { bothLimits, TokenBucket } from "./rate.ts";
+ * const limit = bothLimits(new TokenBucket(1_000_000), new TokenBucket(500_000));
+ * console.assert(limit.tryTake(1024) && limit.throttled === 0);
+ * ```
+ */
+export function bothLimits(a: Throttle, b: Throttle): Throttle {
+  return {
+    async take(n) {
+      await a.take(n);
+      await b.take(n);
+    },
+    tryTake(n) {
+      return a.tryTake(n) && b.tryTake(n);
+    },
+    get throttled() {
+      return a.throttled + b.throttled;
+    },
+  };
+}

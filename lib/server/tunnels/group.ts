@@ -7,12 +7,18 @@
  * @module
  */
 
-import type { Mux } from "../mux/mod.ts";
-import type { TunnelRow } from "../storage/models.ts";
-import type { Logger } from "../util/logger.ts";
-import { timingSafeEqualText } from "../util/timing_safe.ts";
-import { Balancer, type BalancerMember, type Strategy } from "./balancer.ts";
-import type { ConnectionEvent, LiveTransfer } from "./tcp_tunnel.ts";
+import type { Mux } from "../../mux/mod.ts";
+import type { TunnelRow } from "../../storage/models.ts";
+import type { Logger } from "../../util/logger.ts";
+import { timingSafeEqualText } from "../../util/timing_safe.ts";
+import { Balancer, type BalancerMember, type Strategy } from "../balancer.ts";
+import type {
+  ConnectionEvent,
+  LiveTransfer,
+  PublicTunnel,
+  RouteTarget,
+  TunnelTotals,
+} from "./public_tunnel.ts";
 
 /** The shared public side of a group: a TCP listener or a UDP socket. */
 export interface GroupListener {
@@ -51,7 +57,7 @@ export interface JoinRequest {
 }
 
 /** A tunnel's membership in a group; closes like a tunnel. */
-export class GroupMember implements BalancerMember {
+export class GroupMember implements BalancerMember, PublicTunnel {
   /** The member's tunnel name. */
   readonly name: string;
   /** The member's client id. */
@@ -64,6 +70,10 @@ export class GroupMember implements BalancerMember {
   healthy = true;
   /** Connections carried so far. */
   connections = 0;
+  /** Bytes from visitors, of the connections that finished. */
+  bytesIn = 0;
+  /** Bytes to visitors, of the connections that finished. */
+  bytesOut = 0;
   /** Its row in the database, when recorded. */
   dbId: number | null = null;
   /** Group members are always declared by clients. */
@@ -89,9 +99,19 @@ export class GroupMember implements BalancerMember {
     this.mux = request.mux;
   }
 
+  /** The group's type. */
+  get type(): "tcp" | "udp" {
+    return this.group.type;
+  }
+
   /** The group's public port. */
   get port(): number {
     return this.group.port;
+  }
+
+  /** Totals of this member since it joined. */
+  get stats(): TunnelTotals {
+    return { connections: this.connections, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
   }
 
   /** Connections open through this member now. */
@@ -109,6 +129,8 @@ export class GroupMember implements BalancerMember {
 export class TunnelGroup {
   /** Group name. */
   readonly name: string;
+  /** The members' type. */
+  readonly type: "tcp" | "udp";
   /** Registry key: type and name. */
   readonly key: string;
   /** The balancer over the members. */
@@ -121,13 +143,14 @@ export class TunnelGroup {
   /** @internal */
   constructor(
     name: string,
-    type: string,
+    type: "tcp" | "udp",
     key: string,
     strategy: Strategy,
     registry: GroupRegistry,
     log: Logger,
   ) {
     this.name = name;
+    this.type = type;
     this.key = `${type}:${name}`;
     this.#key = key;
     this.balancer = new Balancer(strategy);
@@ -151,14 +174,7 @@ export class TunnelGroup {
   }
 
   /** @internal */
-  route(): {
-    mux: Mux;
-    name: string;
-    compress: boolean;
-    attach(c: Deno.TcpConn, live: LiveTransfer): void;
-    done(e: ConnectionEvent): void;
-    firstByte(ms: number): void;
-  } | null {
+  route(): RouteTarget | null {
     // A member whose connection just died (not yet removed) is passed over.
     let member = this.balancer.pick();
     for (let i = 0; member && (member.mux.isClosed || member.mux.peerGoingAway); i++) {
@@ -182,6 +198,8 @@ export class TunnelGroup {
       },
       done: (event) => {
         member.active--;
+        member.bytesIn += event.bytesIn;
+        member.bytesOut += event.bytesOut;
         if (conn) member.conns.delete(conn);
         if (transfer) member.liveTransfers.delete(transfer);
         this.#registry.onConnection(member, event);
@@ -240,7 +258,7 @@ export class GroupRegistry {
    */
   async join(
     request: JoinRequest,
-    listen: (route: () => ReturnType<TunnelGroup["route"]>) => GroupListener | string,
+    listen: (route: () => RouteTarget | null) => GroupListener | string,
   ): Promise<GroupMember | string> {
     const registryKey = `${request.type}:${request.group}`;
     let group = this.#groups.get(registryKey);

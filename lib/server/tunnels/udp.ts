@@ -11,15 +11,27 @@
  * @module
  */
 
-import { DatagramWriter, type MuxStream, readDatagramBatches } from "../mux/mod.ts";
-import type { TunnelRow } from "../storage/models.ts";
-import { UdpReceiver, UdpSender } from "../transport/mod.ts";
-import { raiseSocketBuffers } from "../util/socket_buffers.ts";
-import type { ConnectionEvent, LiveTransfer, RouteTarget, VisitorGuards } from "./tcp_tunnel.ts";
-import { TunnelError } from "./tcp_tunnel.ts";
+import { DatagramWriter, type MuxStream, readDatagramBatches } from "../../mux/mod.ts";
+import type { TunnelRow } from "../../storage/models.ts";
+import { UdpReceiver, UdpSender } from "../../transport/mod.ts";
+import type { Throttle } from "../../util/rate.ts";
+import { raiseSocketBuffers } from "../../util/socket_buffers.ts";
+import { bindPort, type TunnelKind, type UdpDropReason } from "./context.ts";
+import { VisitorGuard, type VisitorGuards } from "./guards.ts";
+import { joinGroup } from "./membership.ts";
+import {
+  type ConnectionEvent,
+  type LiveTransfer,
+  type PublicTunnel,
+  type RouteTarget,
+  TunnelError,
+  type TunnelTotals,
+} from "./public_tunnel.ts";
 
-/** Why datagrams were dropped. */
-export type UdpDropReason = "queue_full" | "no_route" | "bandwidth" | "connection_limit";
+export type { UdpDropReason };
+
+/** Default `session_timeout` of UDP tunnels (the seed's 30 s). */
+export const UDP_SESSION_TIMEOUT = 30_000;
 
 /** Options of {@linkcode UdpTunnel.listen}. */
 export interface UdpTunnelOptions extends VisitorGuards {
@@ -60,7 +72,9 @@ interface Peer {
 type DropKey = `${"in" | "out"}:${UdpDropReason}`;
 
 /** A listening UDP tunnel. */
-export class UdpTunnel {
+export class UdpTunnel implements PublicTunnel {
+  /** Its type. */
+  readonly type = "udp";
   /** Tunnel name as the client declared it. */
   readonly name: string;
   /** The public port. */
@@ -71,6 +85,8 @@ export class UdpTunnel {
   managed: TunnelRow | null = null;
   #socket: Deno.DatagramConn;
   #options: UdpTunnelOptions;
+  #guard: VisitorGuard;
+  #limit: { in: Throttle; out: Throttle } | undefined;
   #peers = new Map<string, Peer>();
   /** The peer of the last datagram: most datagrams come from the same one. */
   #last: Peer | null = null;
@@ -81,11 +97,15 @@ export class UdpTunnel {
   /** Drops counted here, plus those of ended sessions; live sessions count their own. */
   #drops = new Map<DropKey, number>();
   #reported = new Map<DropKey, number>();
-  #denied = 0;
+  #sessions = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
 
   private constructor(options: UdpTunnelOptions, socket: Deno.DatagramConn) {
     this.name = options.name;
     this.#options = options;
+    this.#guard = new VisitorGuard(options.name, options);
+    this.#limit = options.limit;
     this.#socket = socket;
     this.port = (socket.addr as Deno.NetAddr).port;
     this.#receiver = new UdpReceiver(socket, {
@@ -133,6 +153,11 @@ export class UdpTunnel {
     return this.#peers.size;
   }
 
+  /** Totals since the tunnel opened: visitor sessions, and the bytes of those that ended. */
+  get stats(): TunnelTotals {
+    return { connections: this.#sessions, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
+  }
+
   /** Datagrams dropped so far, both directions, every reason. */
   get dropped(): number {
     let n = 0;
@@ -175,10 +200,10 @@ export class UdpTunnel {
       this.#last = peer;
     }
     peer.lastSeen = performance.now();
-    const limit = this.#options.limit;
+    const limit = this.#limit;
     if (limit && !limit.in.tryTake(data.length)) {
       this.#drop("in:bandwidth");
-      this.#options.onLimit?.();
+      this.#guard.limited();
       return;
     }
     // The writer copies the datagram: the receiver reuses its buffer.
@@ -187,26 +212,13 @@ export class UdpTunnel {
 
   /** The session of a visitor other than the last one: found, opened, or refused (`null`). */
   #visitor(from: Deno.NetAddr, key: string): Peer | null {
-    const policy = this.#options.policy;
-    if (policy && !policy.empty && !policy.allows(from.hostname)) {
-      this.#denied++;
-      this.#options.onDenied?.();
-      if (this.#denied === 1 || this.#denied % 1000 === 0) {
-        this.#options.logger.warn("visitor refused by IP policy", {
-          tunnel: this.name,
-          remote: key,
-          refused_so_far: this.#denied,
-        });
-      }
-      return null;
-    }
+    const guard = this.#guard;
+    if (!guard.admits(from.hostname, key)) return null;
     const peer = this.#peers.get(key);
     if (peer && !peer.stream.isReset) return peer;
     if (peer) this.#end(peer, "stream reset");
-    const max = this.#options.maxConnections ?? 0;
-    if (max > 0 && this.#peers.size >= max) {
+    if (guard.full(this.#peers.size)) {
       this.#drop("in:connection_limit");
-      this.#options.onConnectionLimit?.();
       return null;
     }
     const opened = this.#open(key, from);
@@ -242,13 +254,14 @@ export class UdpTunnel {
       ended: false,
     };
     this.#peers.set(key, peer);
+    this.#sessions++;
     this.#replies(peer);
     return peer;
   }
 
   /** Sends the client's replies back to the visitor until the session ends. */
   async #replies(peer: Peer): Promise<void> {
-    const limit = this.#options.limit;
+    const limit = this.#limit;
     let error: string | undefined;
     try {
       for await (const batch of readDatagramBatches(peer.stream)) {
@@ -256,7 +269,7 @@ export class UdpTunnel {
         for (const datagram of batch) {
           if (limit && !limit.out.tryTake(datagram.length)) {
             this.#drop("out:bandwidth");
-            this.#options.onLimit?.();
+            this.#guard.limited();
             continue;
           }
           peer.live.received += datagram.length;
@@ -287,6 +300,8 @@ export class UdpTunnel {
       error,
       transfer: peer.live,
     };
+    this.#bytesIn += event.bytesIn;
+    this.#bytesOut += event.bytesOut;
     this.#options.logger.debug("udp session closed", {
       tunnel: this.name,
       remote: peer.key,
@@ -332,3 +347,64 @@ export class UdpTunnel {
     await this.#receiving;
   }
 }
+
+/** UDP tunnels: a public socket of their own, or one shared by their group. */
+export const udpTunnels: TunnelKind = {
+  compresses: false,
+  open({ name, request, policy }, context) {
+    const sessionTimeout = (request.session_timeout as number | undefined) ?? UDP_SESSION_TIMEOUT;
+    const fixed = { mux: context.mux, name };
+    return Promise.resolve(bindPort(context, {
+      port: request.remote_port ?? 0,
+      bind: (port) => {
+        const tunnel: UdpTunnel = UdpTunnel.listen({
+          ...context.guards(name, policy),
+          name,
+          hostname: context.config.bind_addr,
+          port,
+          route: () => fixed,
+          sessionTimeout,
+          socketBuffer: context.config.udp.socket_buffer,
+          onDropped: (direction, reason, count) =>
+            context.onUdpDrops(name, direction, reason, count),
+          onSession: (event) => context.onConnection(tunnel, event),
+        });
+        return tunnel;
+      },
+    }));
+  },
+  join(open, context) {
+    const { name, request, policy } = open;
+    const sessionTimeout = (request.session_timeout as number | undefined) ?? UDP_SESSION_TIMEOUT;
+    return joinGroup(open, context, {
+      type: "udp",
+      // The group's socket: each session reports through the member it went to.
+      listen: (route) =>
+        bindPort(context, {
+          port: request.remote_port ?? 0,
+          bind: (port) =>
+            UdpTunnel.listen({
+              ...context.guards(name, policy),
+              name,
+              hostname: context.config.bind_addr,
+              port,
+              route,
+              sessionTimeout,
+              socketBuffer: context.config.udp.socket_buffer,
+              onDropped: (direction, reason, count) =>
+                context.onUdpDrops(name, direction, reason, count),
+            }),
+        }),
+    });
+  },
+  requestOf(row) {
+    return {
+      protocol: "udp",
+      local_port: row.local_port ?? 0,
+      remote_port: row.remote_port ?? 0,
+      session_timeout: Number(row.options.session_timeout ?? UDP_SESSION_TIMEOUT),
+    };
+  },
+  // A new session_timeout applies to the next opening (as it always has).
+  publicSide: () => "",
+};

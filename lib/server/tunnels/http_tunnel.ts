@@ -11,14 +11,15 @@
 import http from "node:http";
 import type net from "node:net";
 import type { Readable, Writable } from "node:stream";
-import type { Mux, MuxStream } from "../mux/mod.ts";
-import type { Logger } from "../util/logger.ts";
+import type { Mux, MuxStream } from "../../mux/mod.ts";
+import type { Logger } from "../../util/logger.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { TunnelRow } from "../storage/models.ts";
-import type { BalancerMember } from "./balancer.ts";
-import type { Throttle } from "./session.ts";
-import type { ConnectionEvent, LiveTransfer, VisitorGuards } from "./tcp_tunnel.ts";
-import { StreamSocket } from "./stream_socket.ts";
+import type { TunnelRow } from "../../storage/models.ts";
+import type { Throttle } from "../../util/rate.ts";
+import type { BalancerMember } from "../balancer.ts";
+import { StreamSocket } from "../stream_socket.ts";
+import { VisitorGuard, type VisitorGuards } from "./guards.ts";
+import type { ConnectionEvent, LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
 import {
   type HeadEdit,
   HEADER_KIND,
@@ -27,14 +28,14 @@ import {
   lowerName,
   type RequestHead,
   type ResponseHead,
-} from "./http/head.ts";
+} from "../http/head.ts";
 import {
   errorPage,
   type LocalAnswer,
   type RequestInfo,
   type SpliceTunnel,
   type Transfer,
-} from "./http/visitor.ts";
+} from "../http/visitor.ts";
 
 /** Header changes of one direction. */
 export interface HeaderRules {
@@ -72,6 +73,8 @@ export interface HttpTunnelOptions extends VisitorGuards {
   group?: { name: string; key: string } | undefined;
   /** Share of the group's requests. Default 1. */
   weight?: number | undefined;
+  /** The public URLs, for the client to print. */
+  urls?: readonly string[] | undefined;
   /** Called when each request (or upgraded connection) ends. */
   onConnection?: ((event: HttpEvent) => void) | undefined;
   /** Called with ms from the request to the response head. */
@@ -157,7 +160,7 @@ export function hostOf(value: string | undefined): string {
  * front.router.add(tunnel);
  * ```
  */
-export class HttpTunnel implements BalancerMember, SpliceTunnel {
+export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   /** Tunnel name as the client declared it. */
   readonly name: string;
   /** `http` or `https`. */
@@ -176,15 +179,16 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
   readonly group: { name: string; key: string } | undefined;
   /** Share of the group's requests. */
   readonly weight: number;
+  /** The public URLs. */
+  readonly urls: readonly string[];
   /** Its row in the database, when recorded there. */
   dbId: number | null = null;
   /** The database row of a server-managed tunnel; `null` when the client declared it. */
   managed: TunnelRow | null = null;
   #clientHealthy = true;
-  /** Probed end to end (TCP tunnels only). */
-  readonly probe = false;
   #mux: Mux;
   #options: HttpTunnelOptions;
+  #guard: VisitorGuard;
   #requestRules: { drop: Set<string>; set: Array<[string, string]>; setsHost: boolean };
   #responseRules: { drop: Set<string>; set: Array<[string, string]> };
   #log: Logger;
@@ -209,7 +213,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
   #requests = 0;
   #bytesIn = 0;
   #bytesOut = 0;
-  #denied = 0;
   #closed = false;
 
   /** A tunnel over `options.mux`. */
@@ -223,8 +226,10 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     this.autoCert = options.autoCert ?? false;
     this.group = options.group;
     this.weight = options.weight ?? 1;
+    this.urls = options.urls ?? [];
     this.#mux = options.mux;
     this.#options = options;
+    this.#guard = new VisitorGuard(options.name, options);
     this.#log = options.logger;
     // Header rules, worked out once rather than per request.
     const request = options.requestHeaders;
@@ -275,7 +280,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
   }
 
   /** Totals since the tunnel opened. */
-  get stats(): { connections: number; bytesIn: number; bytesOut: number } {
+  get stats(): TunnelTotals {
     return { connections: this.#requests, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
   }
 
@@ -306,17 +311,8 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     remote: string,
     authorization: string | undefined,
   ): { status: number; message: string; headers?: Record<string, string> } | null {
-    const policy = this.#options.policy;
-    if (policy && !policy.allows(remote)) {
-      this.#denied++;
-      this.#options.onDenied?.();
-      if (this.#denied === 1 || this.#denied % 1000 === 0) {
-        this.#log.warn("visitor refused by IP policy", {
-          tunnel: this.name,
-          remote,
-          refused_so_far: this.#denied,
-        });
-      }
+    const guard = this.#guard;
+    if (!guard.admits(remote)) {
       return { status: 403, message: "Forbidden: your address may not use this tunnel" };
     }
     const auth = this.#options.basicAuth;
@@ -327,9 +323,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
         headers: { "www-authenticate": `Basic realm="${this.name}", charset="UTF-8"` },
       };
     }
-    const max = this.#options.maxConnections ?? 0;
-    if (max > 0 && this.#live.size >= max) {
-      this.#options.onConnectionLimit?.();
+    if (guard.full(this.#live.size)) {
       return { status: 503, message: "Too many requests in flight for this tunnel; try again" };
     }
     if (!this.online) {
@@ -409,7 +403,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
 
   /** Bandwidth limit per direction. */
   get pace(): { in: Throttle; out: Throttle } | undefined {
-    return this.#options.limit;
+    return this.#guard.limit;
   }
 
   /** The answer refusing a request before it reaches the client, counted as today's refusals are. */
@@ -539,8 +533,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     const transfer: Transfer = { sent: 0, received: 0 };
     this.#live.add(transfer);
     this.#requests++;
-    const limit = this.#options.limit;
-    if (limit) this.#throttledAtStart.set(transfer, limit.in.throttled + limit.out.throttled);
+    if (this.#guard.limit) this.#throttledAtStart.set(transfer, this.#guard.throttled);
     return transfer;
   }
 
@@ -553,12 +546,9 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     error?: string,
   ): void {
     this.#live.delete(transfer);
-    const limit = this.#options.limit;
-    if (limit) {
+    if (this.#guard.limit) {
       const before = this.#throttledAtStart.get(transfer);
-      if (before !== undefined && limit.in.throttled + limit.out.throttled > before) {
-        this.#options.onLimit?.();
-      }
+      if (before !== undefined) this.#guard.limitedSince(before);
     }
     this.#finish(startedAt, remote, info, transfer.sent, transfer.received, error, transfer);
   }
@@ -600,8 +590,8 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
       front,
       expectContinue ? "expect-continue" : "request",
     );
-    const limit = this.#options.limit;
-    const throttledBefore = limit ? limit.in.throttled + limit.out.throttled : 0;
+    const limit = this.#guard.limit;
+    const throttledBefore = this.#guard.throttled;
     let status = 0;
     let failure: string | undefined;
     let socket: StreamSocket | undefined;
@@ -619,9 +609,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
       if (done) return;
       done = true;
       this.#live.delete(live);
-      if (limit && limit.in.throttled + limit.out.throttled > throttledBefore) {
-        this.#options.onLimit?.();
-      }
+      this.#guard.limitedSince(throttledBefore);
       this.#finish(
         started,
         remote,
@@ -705,7 +693,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel {
     this.#requests++;
     this.#spliced.add(socket);
     socket.setNoDelay(true);
-    const limit = this.#options.limit;
+    const limit = this.#guard.limit;
     let failure: string | undefined;
     let first = true;
     const up = pump(socket, stream, limit?.in, (n) => (live.sent += n));

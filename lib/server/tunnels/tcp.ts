@@ -1,38 +1,27 @@
 /**
  * A TCP tunnel on the server: a public listener whose every connection is
- * carried as its own mux stream to the client that owns the tunnel.
+ * carried as its own mux stream to the client that owns the tunnel, or to
+ * the member of its load-balancing group the balancer picks.
  *
  * @module
  */
 
-import { compressedConn, type Mux, relay } from "../mux/mod.ts";
-import { formatAddr } from "../util/net.ts";
-import type { Logger } from "../util/logger.ts";
-import type { IpPolicy } from "../util/cidr.ts";
-import type { Throttle } from "./session.ts";
-import type { TunnelRow } from "../storage/models.ts";
-
-/**
- * What every public listener enforces on visitors, and the counters it
- * reports to. TCP paces over the bandwidth limit and closes connections over
- * the connection limit; UDP drops datagrams; HTTP answers 403 / 503.
- */
-export interface VisitorGuards {
-  /** Where events are logged. */
-  logger: Logger;
-  /** Visitors allowed; others are refused before anything reaches the client. */
-  policy?: IpPolicy | undefined;
-  /** Called for each visitor (or datagram) the policy refused. */
-  onDenied?: (() => void) | undefined;
-  /** Bandwidth limit per direction (from / to visitors). */
-  limit?: { in: Throttle; out: Throttle } | undefined;
-  /** Called when the bandwidth limit held traffic back or dropped it. */
-  onLimit?: (() => void) | undefined;
-  /** Most open connections, UDP sessions or requests in flight; 0 or absent: unlimited. */
-  maxConnections?: number | undefined;
-  /** Called for each visitor refused by `maxConnections`. */
-  onConnectionLimit?: (() => void) | undefined;
-}
+import { compressedConn, type Mux, relay } from "../../mux/mod.ts";
+import type { TunnelRow } from "../../storage/models.ts";
+import type { Logger } from "../../util/logger.ts";
+import { formatAddr } from "../../util/net.ts";
+import { bindPort, type TunnelKind } from "./context.ts";
+import { joinGroup } from "./membership.ts";
+import { VisitorGuard, type VisitorGuards } from "./guards.ts";
+import {
+  type ConnectionEvent,
+  type LiveTransfer,
+  type ProbeState,
+  type PublicTunnel,
+  type RouteTarget,
+  TunnelError,
+  type TunnelTotals,
+} from "./public_tunnel.ts";
 
 /** Options of {@linkcode TcpTunnel.listen}. */
 export interface TcpTunnelOptions extends VisitorGuards {
@@ -55,85 +44,30 @@ export interface TcpTunnelOptions extends VisitorGuards {
   onFirstByte?: ((ms: number) => void) | undefined;
   /** Gzip the data streams (`compression: gzip`). */
   compress?: boolean | undefined;
-}
-
-/** Where one public connection is carried. */
-export interface RouteTarget {
-  /** The client connection that carries it. */
-  mux: Mux;
-  /** The tunnel name the client knows. */
-  name: string;
-  /** Gzip the stream (the client sees `gzip: true` in the stream's metadata). */
-  compress?: boolean;
-  /** Called with the public connection once it is accepted (to drop it later) and its live totals. */
-  attach?(conn: Deno.TcpConn, live: LiveTransfer): void;
-  /** Called when the connection ends, with its totals. */
-  done?(event: ConnectionEvent): void;
-  /** Called when the first byte comes back, with ms since the connection was accepted. */
-  firstByte?(ms: number): void;
-}
-
-/** One finished public connection. */
-export interface ConnectionEvent {
-  /** Tunnel name. */
-  tunnel: string;
-  /** Visitor `host:port`. */
-  remote: string;
-  /** Bytes from the visitor. */
-  bytesIn: number;
-  /** Bytes to the visitor. */
-  bytesOut: number;
-  /** How long it lasted in ms. */
-  durationMs: number;
-  /** Why it ended, if not cleanly (e.g. the local service refused). */
-  error?: string | undefined;
-  /** The live totals object of this connection (identity for live byte accounting). */
-  transfer?: LiveTransfer | undefined;
-}
-
-/** Bytes moved so far by one open connection or UDP session; grows while it runs. */
-export interface LiveTransfer {
-  /** Bytes from the visitor so far. */
-  sent: number;
-  /** Bytes to the visitor so far. */
-  received: number;
-}
-
-/** Why a tunnel could not be opened, in words for both logs. */
-export class TunnelError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "TunnelError";
-  }
+  /** Probed end to end by the server (`probe: true`). */
+  probe?: boolean | undefined;
 }
 
 /** A listening TCP tunnel. */
-export class TcpTunnel {
+export class TcpTunnel implements PublicTunnel {
+  /** Its type. */
+  readonly type = "tcp";
   /** Tunnel name as the client declared it. */
   readonly name: string;
   /** The public port (the real one when 0 was asked). */
   readonly port: number;
   /** Its row in the database, when recorded there. */
   dbId: number | null = null;
-  /** Probed end to end by the server. */
-  probe = false;
-  /** The last probe failed (state changes are logged once). */
-  probeFailing = false;
   /** The database row of a server-managed tunnel; `null` when the client declared it. */
   managed: TunnelRow | null = null;
+  /** Probed end to end by the server, when it asked for it. */
+  readonly probe: ProbeState | undefined;
   #listener: Deno.TcpListener;
   #route: () => RouteTarget | null;
   #log: Logger;
   #onConnection: ((event: ConnectionEvent) => void) | undefined;
   #onFirstByte: ((ms: number) => void) | undefined;
-  #policy: IpPolicy | undefined;
-  #onDenied: (() => void) | undefined;
-  #denied = 0;
-  #limit: { in: Throttle; out: Throttle } | undefined;
-  #onLimit: (() => void) | undefined;
-  #maxConnections: number;
-  #onConnectionLimit: (() => void) | undefined;
+  #guard: VisitorGuard;
   #live = new Set<LiveTransfer>();
   #conns = new Set<Deno.TcpConn>();
   #closed = false;
@@ -152,12 +86,8 @@ export class TcpTunnel {
     this.#log = options.logger;
     this.#onConnection = options.onConnection;
     this.#onFirstByte = options.onFirstByte;
-    this.#policy = options.policy?.empty ? undefined : options.policy;
-    this.#onDenied = options.onDenied;
-    this.#limit = options.limit;
-    this.#onLimit = options.onLimit;
-    this.#maxConnections = options.maxConnections ?? 0;
-    this.#onConnectionLimit = options.onConnectionLimit;
+    this.#guard = new VisitorGuard(options.name, options);
+    this.probe = options.probe ? { failing: false } : undefined;
     this.#accepting = this.#acceptLoop();
   }
 
@@ -193,7 +123,7 @@ export class TcpTunnel {
   }
 
   /** Totals since the tunnel opened: connections, bytes from visitors, bytes to visitors. */
-  get stats(): { connections: number; bytesIn: number; bytesOut: number } {
+  get stats(): TunnelTotals {
     return { connections: this.#connections, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
   }
 
@@ -213,23 +143,14 @@ export class TcpTunnel {
 
   async #serve(conn: Deno.TcpConn): Promise<void> {
     const remote = formatAddr(conn.remoteAddr);
-    if (this.#policy && !this.#policy.allows((conn.remoteAddr as Deno.NetAddr).hostname)) {
-      // Dropped before a stream is opened: nothing reaches the client.
+    const guard = this.#guard;
+    // Refused before a stream is opened: nothing reaches the client.
+    if (!guard.admits((conn.remoteAddr as Deno.NetAddr).hostname, remote)) {
       conn.close();
-      this.#denied++;
-      this.#onDenied?.();
-      if (this.#denied === 1 || this.#denied % 1000 === 0) {
-        this.#log.warn("visitor refused by IP policy", {
-          tunnel: this.name,
-          remote,
-          refused_so_far: this.#denied,
-        });
-      }
       return;
     }
-    if (this.#maxConnections > 0 && this.#conns.size >= this.#maxConnections) {
+    if (guard.full(this.#conns.size)) {
       conn.close();
-      this.#onConnectionLimit?.();
       return;
     }
     const target = this.#closed ? null : this.#route();
@@ -256,8 +177,8 @@ export class TcpTunnel {
       });
       conn.setNoDelay(true);
       const firstByte = target.firstByte ?? this.#onFirstByte;
-      const limit = this.#limit;
-      const throttledBefore = limit ? limit.in.throttled + limit.out.throttled : 0;
+      const limit = guard.limit;
+      const throttledBefore = guard.throttled;
       // Compressed: the relay's counts are the tunnel's (compressed) bytes.
       const result = await relay(target.compress ? compressedConn(conn) : conn, stream, {
         maxBuffer: target.mux.maxFrameData,
@@ -269,7 +190,7 @@ export class TcpTunnel {
       this.#bytesIn += result.sent;
       this.#bytesOut += result.received;
       const durationMs = performance.now() - started;
-      if (limit && limit.in.throttled + limit.out.throttled > throttledBefore) this.#onLimit?.();
+      guard.limitedSince(throttledBefore);
       event = {
         tunnel: target.name,
         remote,
@@ -320,3 +241,51 @@ export class TcpTunnel {
     }
   }
 }
+
+/** TCP tunnels: a public port of their own, or one shared by their group. */
+export const tcpTunnels: TunnelKind = {
+  compresses: true,
+  open({ name, request, policy }, context) {
+    const compress = request.compression === "gzip";
+    return Promise.resolve(bindPort(context, {
+      port: request.remote_port ?? 0,
+      bind: (port) => {
+        const tunnel: TcpTunnel = TcpTunnel.listen({
+          ...context.guards(name, policy),
+          name,
+          hostname: context.config.bind_addr,
+          port,
+          mux: context.mux,
+          compress,
+          probe: request.probe === true,
+          onConnection: (event) => context.onConnection(tunnel, event),
+          onFirstByte: (ms) => context.onFirstByte(tunnel, ms),
+        });
+        return tunnel;
+      },
+    }));
+  },
+  join(open, context) {
+    const { name, request, policy } = open;
+    return joinGroup(open, context, {
+      type: "tcp",
+      // The group's listener: each connection reports through the member it went to.
+      listen: (route) =>
+        bindPort(context, {
+          port: request.remote_port ?? 0,
+          bind: (port) =>
+            TcpTunnel.listen({
+              ...context.guards(name, policy),
+              name,
+              hostname: context.config.bind_addr,
+              port,
+              route,
+            }),
+        }),
+    });
+  },
+  requestOf(row) {
+    return { protocol: "tcp", local_port: row.local_port ?? 0, remote_port: row.remote_port ?? 0 };
+  },
+  publicSide: () => "",
+};
