@@ -1,5 +1,6 @@
 /**
- * `deno task deps`: checks which way the imports of `lib/` point.
+ * `deno task deps` (part of `deno task ok`): checks which way the imports
+ * of `lib/` point.
  *
  * - A folder of `lib/` imports only the folders below it ({@linkcode LAYERS}).
  * - An import that crosses into another folder goes through that folder's
@@ -36,6 +37,17 @@ export const LAYERS: Record<string, readonly string[]> = {
   server: ["util", "config", "protocol", "transport", "mux", "storage", "auth", "monitor"],
   testing: ["util", "config", "protocol", "transport", "mux"],
 };
+
+/**
+ * Imports across layers that are known and waiting for their fix, each with
+ * the reason. Keep this list short: an entry is debt, not permission.
+ */
+export const EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: string }> = [{
+  from: "auth",
+  to: "storage",
+  why: "TokenService still reads signing keys, users and API keys through the Store; " +
+    "it needs a small token-store interface of its own, as monitor's AlertStore",
+}];
 
 /** Files outside a folder's library that a main or script may import besides `mod.ts`. */
 const ENTRY_POINTS = new Set(["cli.ts"]);
@@ -105,7 +117,8 @@ export function checkImport(imp: Import): Violation | null {
   }
   const allowed = LAYERS[from];
   if (allowed === undefined) return { message: `${at}: lib/${from}/ is not in the layer table` };
-  if (!allowed.includes(to) && !(to === "testing" && isTest(imp.from))) {
+  const excepted = EXCEPTIONS.some((e) => e.from === from && e.to === to);
+  if (!allowed.includes(to) && !excepted && !(to === "testing" && isTest(imp.from))) {
     return {
       message: `${at}: lib/${from}/ imports lib/${to}/, which is not below it ` +
         `(it may import ${allowed.length ? allowed.join(", ") : "nothing"})`,
@@ -201,5 +214,9 @@ if (import.meta.main) {
     console.error(`check_deps: ${violations.length} import(s) point the wrong way (see above)`);
     Deno.exit(1);
   }
-  console.log("check_deps: every import points down and goes through mod.ts; no cycles");
+  const known = EXCEPTIONS.map((e) => `lib/${e.from}/ → lib/${e.to}/`).join(", ");
+  console.log(
+    "check_deps: every import points down and goes through mod.ts; no cycles" +
+      (known ? ` (known exceptions: ${known})` : ""),
+  );
 }

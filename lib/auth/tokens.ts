@@ -9,6 +9,7 @@
  * @module
  */
 
+import { HOST_PATTERN, LruCache, parsePortRanges, timingSafeEqualText } from "../util/mod.ts";
 import {
   decodeProtectedHeader,
   errors as joseErrors,
@@ -19,15 +20,9 @@ import {
   jwtVerify,
   SignJWT,
 } from "jose";
-import { LruCache } from "../storage/cache.ts";
-import { DatabaseUnavailableError } from "../storage/db.ts";
-import { NotFoundError } from "../storage/daos.ts";
-import type { ApiKey, ConfigChange, SigningKey, TokenLimits, User } from "../storage/models.ts";
-import { parsePortRanges } from "../util/units.ts";
-import { HOST_PATTERN } from "../util/names.ts";
-import type { Store } from "../storage/store.ts";
-import type { Logger } from "../util/logger.ts";
-import { timingSafeEqualText } from "../util/timing_safe.ts";
+import { DatabaseUnavailableError, NotFoundError } from "../storage/mod.ts";
+import type { ApiKey, ConfigChange, SigningKey, Store, TokenLimits, User } from "../storage/mod.ts";
+import type { Logger } from "../util/mod.ts";
 
 /** The public half of a signing key, as published in the JWK Set. */
 export interface PublicJwk {

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../testing/mod.ts";
 import { DatabaseUnavailableError, NotFoundError, Store } from "../storage/mod.ts";
-import { nullLogger } from "../util/logger.ts";
+import { nullLogger } from "../util/mod.ts";
 import { looksLikeJwt, TokenError, TokenService } from "./tokens.ts";
 
 Deno.test("user tokens: issue, verify, scopes, expiry, revocation, disabled users, outages", async (t) => {

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Logger } from "../util/logger.ts";
+import type { Logger } from "../util/mod.ts";
 import type { TunnelSnapshot, TunnelStats } from "./stats.ts";
 
 /** One rule. */

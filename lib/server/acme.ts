@@ -22,7 +22,7 @@
 
 import type * as Acme from "acme-client";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import type { Logger } from "../util/logger.ts";
+import type { Logger } from "../util/mod.ts";
 
 let acmeModule: Promise<typeof Acme> | undefined;
 

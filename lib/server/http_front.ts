@@ -10,13 +10,14 @@
  * @module
  */
 
+import { timingSafeEqualTextSync } from "../util/mod.ts";
 import type http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import type { RelayConn } from "../mux/mod.ts";
 import { nodeSocketConn } from "../transport/mod.ts";
-import type { Logger } from "../util/logger.ts";
+import type { Logger } from "../util/mod.ts";
 import { Balancer, type Strategy } from "./balancer.ts";
 import {
   type FrontInfo,
@@ -27,7 +28,6 @@ import {
 } from "./tunnels/http_tunnel.ts";
 import { MAX_CLIENT_HELLO, readSni } from "./sni.ts";
 import { type Dispatch, errorPage, Http1Visitor, type LocalAnswer } from "./http/visitor.ts";
-import { timingSafeEqual } from "node:crypto";
 
 /**
  * Read-ahead per TLS visitor connection before it is paused: the splice
@@ -69,7 +69,7 @@ export class HttpRouter {
           return `${where} is already served by tunnel "${owner?.name}"` +
             (slot.group ? ` (group "${slot.group.name}")` : "");
         }
-        if (!sameKey(slot.group.key, tunnel.group.key)) {
+        if (!timingSafeEqualTextSync(slot.group.key, tunnel.group.key)) {
           return `Wrong group_key for group "${tunnel.group.name}"`;
         }
       }
@@ -154,12 +154,6 @@ export class HttpRouter {
   tunnelsFor(host: string): HttpTunnel[] {
     return (this.#slots(host) ?? []).flatMap((s) => [...s.balancer.members]);
   }
-}
-
-function sameKey(a: string, b: string): boolean {
-  const ea = new TextEncoder().encode(a);
-  const eb = new TextEncoder().encode(b);
-  return ea.length === eb.length && timingSafeEqual(ea, eb);
 }
 
 /** Whether `path` is under the prefix `location` (`/api` covers `/api`, `/api/x`, `/api?q`). */

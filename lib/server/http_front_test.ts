@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import tls from "node:tls";
 import { generateSelfSigned, type NodeSocketConn, nodeSocketConn } from "../transport/mod.ts";
-import { nullLogger } from "../util/logger.ts";
+import { nullLogger } from "../util/mod.ts";
 import { HttpFront } from "./http_front.ts";
 
 /** TLS to the front on 127.0.0.1 as `front.test`, offering HTTP/1.1 only. */

@@ -43,7 +43,7 @@
  * @module
  */
 
-import { parseIp } from "../util/cidr.ts";
+import { parseIp } from "../util/mod.ts";
 
 /** Default {@linkcode LoginLimiterOptions.maxFailures}. */
 export const DEFAULT_MAX_FAILURES = 10;

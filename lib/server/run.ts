@@ -14,8 +14,7 @@
 
 import type { ServerConfig } from "../config/mod.ts";
 import { Store } from "../storage/mod.ts";
-import { loggerFromSettings } from "../util/logger.ts";
-import { VERSION } from "../util/version.ts";
+import { loggerFromSettings, VERSION } from "../util/mod.ts";
 import { startAdmin } from "./admin/mod.ts";
 import { BurrowServer } from "./server.ts";
 

@@ -5,16 +5,32 @@
  * @module
  */
 
+import {
+  type AccessEvent,
+  accessLog,
+  formatAddr,
+  IpPolicy,
+  IPPROTO_TCP,
+  type Logger,
+  LruCache,
+  nullLogger,
+  parsePortRanges,
+  Secret,
+  sockopt,
+  TCP_NODELAY,
+  timingSafeEqualText,
+  TokenBucket,
+  VERSION,
+} from "../util/mod.ts";
 import { join } from "node:path";
 import { looksLikeApiKey, looksLikeJwt, TokenError, TokenService } from "../auth/mod.ts";
-import type { ServerConfig } from "../config/types.ts";
+import type { ServerConfig } from "../config/mod.ts";
 import type { TunnelRequest } from "../protocol/mod.ts";
 import {
   type ConfigChange,
   ConflictError,
   DatabaseUnavailableError,
   type DeclaredTunnel,
-  LruCache,
   type PendingTunnel,
   recordingLogger,
   type Store,
@@ -26,15 +42,6 @@ import {
 } from "../storage/mod.ts";
 import { listenMutualTls, loadServerCertificate } from "../transport/mod.ts";
 import type { Duplex } from "../mux/mod.ts";
-import { formatAddr } from "../util/net.ts";
-import { type AccessEvent, accessLog, type Logger, nullLogger } from "../util/logger.ts";
-import { Secret } from "../util/secret.ts";
-import { timingSafeEqualText } from "../util/timing_safe.ts";
-import { IpPolicy } from "../util/cidr.ts";
-import { parsePortRanges } from "../util/units.ts";
-import { TokenBucket } from "../util/rate.ts";
-import { VERSION } from "../util/version.ts";
-import { IPPROTO_TCP, sockopt, TCP_NODELAY } from "../util/sockopt.ts";
 import {
   AlertEngine,
   type AlertRuleSpec,

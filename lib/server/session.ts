@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ServerConfig } from "../config/types.ts";
+import type { ServerConfig } from "../config/mod.ts";
 import { type Duplex, Mux, PeerClosedError } from "../mux/mod.ts";
 import {
   decodeControl,
@@ -19,11 +19,9 @@ import {
   type TunnelRequest,
   type TunnelStatusMessage,
 } from "../protocol/mod.ts";
-import type { TunnelRow } from "../storage/models.ts";
-import type { Logger } from "../util/logger.ts";
-import { IpPolicy } from "../util/cidr.ts";
-import { bothLimits, type Throttle, TokenBucket } from "../util/rate.ts";
-import { VERSION } from "../util/version.ts";
+import type { TunnelRow } from "../storage/mod.ts";
+import type { Logger } from "../util/mod.ts";
+import { bothLimits, IpPolicy, type Throttle, TokenBucket, VERSION } from "../util/mod.ts";
 import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
 import type { HttpFront } from "./http_front.ts";
 import {

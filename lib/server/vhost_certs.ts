@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { ServerConfig } from "../config/types.ts";
-import type { Logger } from "../util/logger.ts";
-import { patternCovers } from "../util/names.ts";
+import type { ServerConfig } from "../config/mod.ts";
+import type { Logger } from "../util/mod.ts";
+import { patternCovers } from "../util/mod.ts";
 import { CertManager } from "./acme.ts";
 import type { CertificateSource } from "./http_front.ts";
 import type { HttpTunnel } from "./tunnels/http_tunnel.ts";

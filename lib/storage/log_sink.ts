@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { LogFields, Logger, LogLevel } from "../util/logger.ts";
+import type { LogFields, Logger, LogLevel } from "../util/mod.ts";
 import type { Store } from "./store.ts";
 
 function plain(fields: LogFields | undefined): Record<string, unknown> {

@@ -13,7 +13,6 @@
  * @module
  */
 
-export * from "./cache.ts";
 export * from "./daos.ts";
 export * from "./db.ts";
 export * from "./migrate.ts";

@@ -17,7 +17,7 @@
 
 import type { PGlite, PGliteOptions } from "@electric-sql/pglite";
 import { basename, dirname, join } from "node:path";
-import type { Logger } from "../util/logger.ts";
+import type { Logger } from "../util/mod.ts";
 import type { Database, Queryable } from "./db.ts";
 
 /**

@@ -6,7 +6,7 @@
  */
 
 import type postgres from "postgres";
-import type { Logger } from "../util/logger.ts";
+import type { Logger } from "../util/mod.ts";
 import { type Database, DatabaseUnavailableError, maskUrl, type Queryable } from "./db.ts";
 
 /** Options of {@linkcode openPostgres}. */

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { StorageConfig } from "../config/types.ts";
-import type { Logger } from "../util/logger.ts";
+import type { StorageConfig } from "../config/mod.ts";
+import type { Logger } from "../util/mod.ts";
 import { type Database, DatabaseUnavailableError, isConnectionError } from "./db.ts";
 import {
   AlertsDao,

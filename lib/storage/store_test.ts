@@ -9,8 +9,7 @@ import {
   havePostgres,
   throwawayDatabase,
 } from "../testing/mod.ts";
-import { type Logger, nullLogger } from "../util/logger.ts";
-import { Secret } from "../util/secret.ts";
+import { type Logger, nullLogger, Secret } from "../util/mod.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
 import { DatabaseUnavailableError } from "./db.ts";
 import { loadMigrations, migrate, MigrationError } from "./migrate.ts";

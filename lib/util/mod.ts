@@ -29,3 +29,4 @@ export * from "./datagram_queue.ts";
 export * from "./sockopt.ts";
 export * from "./socket_buffers.ts";
 export * from "./rng.ts";
+export * from "./cache.ts";

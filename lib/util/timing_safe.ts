@@ -11,7 +11,7 @@
  * @module
  */
 
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 
 const encoder = new TextEncoder();
 
@@ -25,4 +25,13 @@ export async function timingSafeEqualText(a: string, b: string): Promise<boolean
     crypto.subtle.digest("SHA-256", encoder.encode(b)),
   ]);
   return timingSafeEqual(new Uint8Array(ha), new Uint8Array(hb));
+}
+
+/**
+ * {@linkcode timingSafeEqualText} without awaiting, for checks on a path
+ * that must not yield (a request head being answered).
+ */
+export function timingSafeEqualTextSync(a: string, b: string): boolean {
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(a), digest(b));
 }

@@ -21,8 +21,8 @@ import {
   NotFoundError,
   ValidationError,
 } from "../../storage/mod.ts";
-import type { Logger } from "../../util/logger.ts";
-import { timingSafeEqualText } from "../../util/timing_safe.ts";
+import type { Logger } from "../../util/mod.ts";
+import { timingSafeEqualText } from "../../util/mod.ts";
 import type { BurrowServer } from "../server.ts";
 import { openApiDocument } from "./openapi.ts";
 import { ApiError, checkBody, METHODS, type Resource, type RouteContext } from "./route.ts";

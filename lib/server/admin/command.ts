@@ -10,8 +10,7 @@ import type { Command } from "commander";
 import { TokenError } from "../../auth/mod.ts";
 import type { ServerConfig } from "../../config/mod.ts";
 import { ConflictError, NotFoundError, Store, ValidationError } from "../../storage/mod.ts";
-import { createLogger } from "../../util/logger.ts";
-import { parseDuration } from "../../util/units.ts";
+import { createLogger, parseDuration } from "../../util/mod.ts";
 import { AdminService } from "./service.ts";
 
 /** The flags of every command that opens the database. */

@@ -9,8 +9,8 @@
 
 import { AdminApi } from "./api.ts";
 
-import type { AdminConfig } from "../../config/types.ts";
-import type { Logger } from "../../util/logger.ts";
+import type { AdminConfig } from "../../config/mod.ts";
+import type { Logger } from "../../util/mod.ts";
 import type { BurrowServer } from "../server.ts";
 
 /** A running admin listener. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { VERSION } from "../../util/version.ts";
+import { VERSION } from "../../util/mod.ts";
 import { METHODS, type Operation, PAGE_QUERY, type Resource } from "./route.ts";
 import { ROUTES } from "./routes.ts";
 import { ref, type Schema, SCHEMAS } from "./schemas.ts";

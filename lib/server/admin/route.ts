@@ -8,8 +8,8 @@
  * @module
  */
 
-import type { Logger } from "../../util/logger.ts";
-import { parseDuration } from "../../util/units.ts";
+import type { Logger } from "../../util/mod.ts";
+import { parseDuration } from "../../util/mod.ts";
 import type { BurrowServer } from "../server.ts";
 import { listOf, ref, type Schema, type SchemaName, SCHEMAS } from "./schemas.ts";
 import type { AdminService } from "./service.ts";

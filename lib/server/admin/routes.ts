@@ -7,7 +7,7 @@
  * @module
  */
 
-import { VERSION } from "../../util/version.ts";
+import { VERSION } from "../../util/mod.ts";
 import { ALERT_ROUTES } from "./alert_routes.ts";
 import { LIVE_ROUTES } from "./live_routes.ts";
 import type { Resource } from "./route.ts";

@@ -25,7 +25,7 @@ import {
   type User,
   type UsersDao,
 } from "../../storage/mod.ts";
-import { createLogger, type Logger } from "../../util/logger.ts";
+import { createLogger, type Logger } from "../../util/mod.ts";
 
 /** The policy fields of a user (`UsersDao.setPolicy`); fields left out keep their value. */
 export type UserPolicy = Parameters<UsersDao["setPolicy"]>[1];

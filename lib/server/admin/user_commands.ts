@@ -6,7 +6,7 @@
 
 import type { Command } from "commander";
 import { ValidationError } from "../../storage/mod.ts";
-import { parseSize } from "../../util/units.ts";
+import { parseSize } from "../../util/mod.ts";
 import { type CommandKit, type DatabaseFlags, list, table } from "./command.ts";
 import type { UserPolicy } from "./service.ts";
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseSize } from "../../util/units.ts";
+import { parseSize } from "../../util/mod.ts";
 import { ApiError, listing, type Resource } from "./route.ts";
 import { closed, ref, stringList } from "./schemas.ts";
 import type { UserPolicy } from "./service.ts";

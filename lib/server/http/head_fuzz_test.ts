@@ -12,7 +12,7 @@ import {
   writeEdited,
 } from "./head.ts";
 import { BodyTracker } from "./framing.ts";
-import { xorshift32 as rng } from "../../util/rng.ts";
+import { xorshift32 as rng } from "../../util/mod.ts";
 
 const PIECES = [
   "GET",

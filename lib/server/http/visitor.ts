@@ -14,7 +14,7 @@
 
 import { HEADER_SIZE } from "../../protocol/mod.ts";
 import { type MuxStream, relay, type RelayConn, type RelayResult } from "../../mux/mod.ts";
-import type { Logger } from "../../util/logger.ts";
+import type { Logger } from "../../util/mod.ts";
 import { BodyTracker } from "./framing.ts";
 import {
   type BodyFraming,

@@ -7,12 +7,12 @@
  * @module
  */
 
-import type { ServerConfig } from "../../config/types.ts";
+import type { ServerConfig } from "../../config/mod.ts";
 import type { Mux } from "../../mux/mod.ts";
 import type { TunnelRequest } from "../../protocol/mod.ts";
-import type { TunnelRow } from "../../storage/models.ts";
-import type { IpPolicy } from "../../util/cidr.ts";
-import type { Logger } from "../../util/logger.ts";
+import type { TunnelRow } from "../../storage/mod.ts";
+import type { IpPolicy } from "../../util/mod.ts";
+import type { Logger } from "../../util/mod.ts";
 import { formatPortRanges } from "../ports.ts";
 import type { HttpFront } from "../http_front.ts";
 import type { GroupRegistry } from "./group.ts";

@@ -8,9 +8,9 @@
  */
 
 import type { Mux } from "../../mux/mod.ts";
-import type { TunnelRow } from "../../storage/models.ts";
-import type { Logger } from "../../util/logger.ts";
-import { timingSafeEqualText } from "../../util/timing_safe.ts";
+import type { TunnelRow } from "../../storage/mod.ts";
+import type { Logger } from "../../util/mod.ts";
+import { timingSafeEqualText } from "../../util/mod.ts";
 import { Balancer, type BalancerMember, type Strategy } from "../balancer.ts";
 import type {
   ConnectionEvent,

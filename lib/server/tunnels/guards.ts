@@ -8,9 +8,9 @@
  * @module
  */
 
-import type { IpPolicy } from "../../util/cidr.ts";
-import type { Logger } from "../../util/logger.ts";
-import type { Throttle } from "../../util/rate.ts";
+import type { IpPolicy } from "../../util/mod.ts";
+import type { Logger } from "../../util/mod.ts";
+import type { Throttle } from "../../util/mod.ts";
 
 /** The visitor policy, limits and counters of one tunnel. */
 export interface VisitorGuards {

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { IpPolicy } from "../../util/cidr.ts";
-import { type LogFields, nullLogger } from "../../util/logger.ts";
-import { TokenBucket } from "../../util/rate.ts";
+import { IpPolicy, type LogFields, nullLogger, TokenBucket } from "../../util/mod.ts";
 import { VisitorGuard } from "./guards.ts";
 
 Deno.test("visitor guard: an empty policy admits everyone and counts nothing", () => {

@@ -8,7 +8,7 @@
  */
 
 import type { TunnelRequest } from "../../protocol/mod.ts";
-import { DNS_LABEL, HEADER_NAME, HOST_PATTERN, patternCovers } from "../../util/names.ts";
+import { DNS_LABEL, HEADER_NAME, HOST_PATTERN, patternCovers } from "../../util/mod.ts";
 import type { Strategy } from "../balancer.ts";
 import { HttpFront } from "../http_front.ts";
 import type { OpenRequest, TunnelContext, TunnelKind } from "./context.ts";

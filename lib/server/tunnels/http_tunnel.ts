@@ -12,10 +12,8 @@ import http from "node:http";
 import type net from "node:net";
 import type { Readable, Writable } from "node:stream";
 import type { Mux, MuxStream } from "../../mux/mod.ts";
-import type { Logger } from "../../util/logger.ts";
-import { createHash, timingSafeEqual } from "node:crypto";
-import type { TunnelRow } from "../../storage/models.ts";
-import type { Throttle } from "../../util/rate.ts";
+import { type Logger, type Throttle, timingSafeEqualTextSync } from "../../util/mod.ts";
+import type { TunnelRow } from "../../storage/mod.ts";
 import type { BalancerMember } from "../balancer.ts";
 import { StreamSocket } from "../stream_socket.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
@@ -779,8 +777,7 @@ function checkBasic(
     return false;
   }
   // Hashed first, so the comparison's time depends on neither length nor content.
-  const digest = (text: string) => createHash("sha256").update(text).digest();
-  return timingSafeEqual(digest(decoded), digest(`${auth.user}:${auth.password}`));
+  return timingSafeEqualTextSync(decoded, `${auth.user}:${auth.password}`);
 }
 
 /** A short plain-text error page. */

@@ -8,7 +8,7 @@
  */
 
 import type { TunnelRequest } from "../../protocol/mod.ts";
-import { ENTITY_NAME } from "../../util/names.ts";
+import { ENTITY_NAME } from "../../util/mod.ts";
 import type { Strategy } from "../balancer.ts";
 import type { OpenRequest, TunnelContext } from "./context.ts";
 import type { GroupListener, GroupMember } from "./group.ts";

@@ -13,7 +13,7 @@
 
 import type { Mux } from "../../mux/mod.ts";
 import type { TunnelRequest } from "../../protocol/mod.ts";
-import type { TunnelRow } from "../../storage/models.ts";
+import type { TunnelRow } from "../../storage/mod.ts";
 
 /** A tunnel type as the wire and the database name it. */
 export type TunnelType = TunnelRequest["protocol"];

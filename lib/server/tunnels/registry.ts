@@ -6,7 +6,7 @@
  */
 
 import type { TunnelRequest } from "../../protocol/mod.ts";
-import type { TunnelRow } from "../../storage/models.ts";
+import type { TunnelRow } from "../../storage/mod.ts";
 import type { OpenRequest, TunnelContext, TunnelKind } from "./context.ts";
 import { httpTunnels } from "./http.ts";
 import type { PublicTunnel, TunnelType } from "./public_tunnel.ts";

@@ -7,9 +7,9 @@
  */
 
 import { compressedConn, type Mux, relay } from "../../mux/mod.ts";
-import type { TunnelRow } from "../../storage/models.ts";
-import type { Logger } from "../../util/logger.ts";
-import { formatAddr } from "../../util/net.ts";
+import type { TunnelRow } from "../../storage/mod.ts";
+import type { Logger } from "../../util/mod.ts";
+import { formatAddr } from "../../util/mod.ts";
 import { bindPort, type TunnelKind } from "./context.ts";
 import { joinGroup } from "./membership.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";

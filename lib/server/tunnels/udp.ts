@@ -12,10 +12,10 @@
  */
 
 import { DatagramWriter, type MuxStream, readDatagramBatches } from "../../mux/mod.ts";
-import type { TunnelRow } from "../../storage/models.ts";
+import type { TunnelRow } from "../../storage/mod.ts";
 import { UdpReceiver, UdpSender } from "../../transport/mod.ts";
-import type { Throttle } from "../../util/rate.ts";
-import { raiseSocketBuffers } from "../../util/socket_buffers.ts";
+import type { Throttle } from "../../util/mod.ts";
+import { raiseSocketBuffers } from "../../util/mod.ts";
 import { bindPort, type TunnelKind, type UdpDropReason } from "./context.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
 import { joinGroup } from "./membership.ts";
