@@ -10,14 +10,12 @@ import {
   accessLog,
   formatAddr,
   IpPolicy,
-  IPPROTO_TCP,
   type Logger,
   LruCache,
   nullLogger,
   parsePortRanges,
   Secret,
   sockopt,
-  TCP_NODELAY,
   timingSafeEqualText,
   TokenBucket,
   VERSION,
@@ -40,7 +38,13 @@ import {
   type User,
   ValidationError,
 } from "../storage/mod.ts";
-import { listenMutualTls, loadServerCertificate } from "../transport/mod.ts";
+import {
+  listenDenoTls,
+  listenMutualTls,
+  loadServerCertificate,
+  nodeTlsListener,
+  type TlsListener,
+} from "../transport/mod.ts";
 import type { Duplex } from "../mux/mod.ts";
 import {
   AlertEngine,
@@ -152,7 +156,7 @@ export class BurrowServer implements SessionHost {
   /** Certificates of the HTTPS port (files and ACME). */
   readonly certificates: VhostCertificates;
 
-  #listener: ControlListener;
+  #listener: TlsListener;
   #sessions = new Set<ClientSession>();
   #byClient = new Map<string, ClientSession>();
   /** Every connection's session, authenticated or still in its handshake. */
@@ -185,7 +189,7 @@ export class BurrowServer implements SessionHost {
   private constructor(
     config: ServerConfig,
     logger: Logger,
-    listener: ControlListener,
+    listener: TlsListener,
     fingerprint: string,
     token: Secret,
     options: {
@@ -1373,32 +1377,11 @@ function httpFields(http: HttpEvent["http"]) {
   return { method: http.method, host: http.host, path: http.path, http_status: http.status };
 }
 
-/** The control port: Deno's TLS (fast), or node:tls for mutual TLS. */
-interface ControlListener {
-  /** The bound port. */
-  readonly port: number;
-  /** The next connection. */
-  accept(): Promise<Duplex & { remoteAddr: Deno.Addr }>;
-  /** Uses a new certificate for new connections; established ones carry on. */
-  reload(cert: string, key: string): Promise<void>;
-  /** Stops accepting. */
-  close(): void;
-}
-
-function denoListener(
-  config: ServerConfig,
-  initial: { cert: string; key: string },
-  logger: Logger,
-): ControlListener {
-  let tls = initial;
-  let listener: Deno.TlsListener;
+/** The control port on Deno's TLS; a taken port is named with its configuration key. */
+function denoListener(config: ServerConfig, tls: { cert: string; key: string }, logger: Logger) {
+  let listener: TlsListener;
   try {
-    listener = Deno.listenTls({
-      hostname: config.bind_addr,
-      port: config.bind_port,
-      cert: tls.cert,
-      key: tls.key,
-    });
+    listener = listenDenoTls({ hostname: config.bind_addr, port: config.bind_port, ...tls });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new Error(
@@ -1408,85 +1391,8 @@ function denoListener(
     }
     throw error;
   }
-  const port = (listener.addr as Deno.NetAddr).port;
   logger.info("control port on Deno's TLS (TLS 1.3, and 1.2 for clients that ask)");
-  let closed = false;
-  let reloading: Promise<unknown> | null = null;
-  return {
-    port,
-    async accept() {
-      for (;;) {
-        const current = listener;
-        try {
-          const conn = await current.accept();
-          // Deno's TLS connections have no setNoDelay: set TCP_NODELAY on the fd (FFI).
-          const fd = sockopt.socketFd(conn);
-          if (fd !== null) sockopt.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-          return untilSecured(conn);
-        } catch (error) {
-          // A reload swapped the listener under us: accept from the new one.
-          if (reloading) await reloading.catch(() => {});
-          if (!closed && current !== listener) continue;
-          throw error;
-        }
-      }
-    },
-    async reload(cert, key) {
-      // Deno.listenTls cannot change its certificate: close and listen again on the
-      // same port. Accepted connections are not affected by closing the listener; the
-      // port is free once the pending accept has been cancelled, a moment later.
-      const listen = async (c: string, k: string) => {
-        for (let attempt = 0;; attempt++) {
-          try {
-            return Deno.listenTls({ hostname: config.bind_addr, port, cert: c, key: k });
-          } catch (error) {
-            if (!(error instanceof Deno.errors.AddrInUse) || attempt >= 100) throw error;
-            await new Promise((resolve) => setTimeout(resolve, 10));
-          }
-        }
-      };
-      const swap = (async () => {
-        listener.close();
-        try {
-          listener = await listen(cert, key);
-        } catch (error) {
-          // Keep serving with the previous certificate rather than not at all.
-          listener = await listen(tls.cert, tls.key);
-          throw error;
-        }
-        tls = { cert, key };
-      })();
-      reloading = swap;
-      try {
-        await swap;
-      } finally {
-        reloading = null;
-      }
-    },
-    close() {
-      closed = true;
-      listener.close();
-    },
-  };
-}
-
-/**
- * A Deno TLS connection whose `close()` also ends a handshake still in
- * progress: Deno's alone leaves such a socket open (the peer never learns,
- * the descriptor stays), so the handshake deadline shuts it down first.
- */
-function untilSecured(conn: Deno.TlsConn): Duplex & { remoteAddr: Deno.Addr } {
-  let secured = false;
-  conn.handshake().then(() => (secured = true), () => {});
-  return {
-    remoteAddr: conn.remoteAddr,
-    read: (p) => conn.read(p),
-    write: (p) => conn.write(p),
-    close() {
-      if (!secured) sockopt.shutdown(conn);
-      conn.close();
-    },
-  };
+  return listener;
 }
 
 /** node:tls: TLS 1.3 only unless `min_version` says 1.2, and mutual TLS when a client CA is configured. */
@@ -1494,7 +1400,7 @@ async function nodeListener(
   config: ServerConfig,
   tls: { cert: string; key: string },
   logger: Logger,
-): Promise<ControlListener> {
+): Promise<TlsListener> {
   const file = config.tls.client_ca_file;
   let ca: string | undefined;
   if (file) {
@@ -1523,10 +1429,5 @@ async function nodeListener(
   if (file) {
     logger.info("mutual TLS on the control port", { client_ca_file: file, min_version: "TLSv1.3" });
   } else if (minVersion === "TLSv1.3") logger.info("TLS 1.3 only on the control port");
-  return {
-    port: listener.port,
-    accept: () => listener.accept(),
-    reload: (cert, key) => Promise.resolve(listener.setCertificate(cert, key)),
-    close: () => listener.close(),
-  };
+  return nodeTlsListener(listener);
 }

@@ -15,6 +15,7 @@ export * from "./tls.ts";
 export * from "./memory.ts";
 export * from "./node_socket.ts";
 export * from "./node_tls.ts";
+export * from "./listener.ts";
 export * from "./udp_sender.ts";
 export * from "./udp_receiver.ts";
 export type { Duplex } from "./duplex.ts";
