@@ -57,8 +57,48 @@ interface Ended {
   out: number;
 }
 
+/**
+ * What the traffic of tunnels reports to the metrics, per connection and
+ * per event. {@linkcode ServerMetrics} counts it; {@linkcode NO_TRAFFIC_METRICS}
+ * is the do-nothing default when `server.metrics` is off.
+ */
+export interface TrafficMetrics {
+  /** A connection or HTTP request ended. */
+  connectionEnded(
+    user: string,
+    name: string,
+    failed: boolean,
+    transfer: Transfer | undefined,
+    bytesIn: number,
+    bytesOut: number,
+  ): void;
+  /** The first byte of an answer came after `ms`. */
+  firstByte(type: string, ms: number): void;
+  /** A heartbeat's round trip. */
+  heartbeat(ms: number): void;
+  /** A bandwidth or connection limit was hit. */
+  limitHit(limit: string): void;
+  /** `count` datagrams were dropped. */
+  udpDropped(
+    user: string,
+    name: string,
+    direction: "in" | "out",
+    reason: string,
+    count: number,
+  ): void;
+}
+
+/** Traffic metrics that go nowhere: the server's when `server.metrics` is off. */
+export const NO_TRAFFIC_METRICS: TrafficMetrics = Object.freeze({
+  connectionEnded() {},
+  firstByte() {},
+  heartbeat() {},
+  limitHit() {},
+  udpDropped() {},
+});
+
 /** The server's metrics. */
-export class ServerMetrics {
+export class ServerMetrics implements TrafficMetrics {
   /** The registry `/metrics` renders. */
   readonly registry: client.Registry = new client.Registry();
   #labels = new Set<string>();

@@ -88,3 +88,4 @@ export { readSni } from "./sni.ts";
 export { runServer, type RunServerOptions } from "./run.ts";
 export type { LocalAnswer, Pace, RequestInfo, SpliceTunnel, Transfer } from "./http/visitor.ts";
 export type { HeadEdit, HeaderList, ParsedHead, RequestHead, ResponseHead } from "./http/head.ts";
+export { Login, type LoginOptions } from "./login.ts";

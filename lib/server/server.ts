@@ -11,32 +11,21 @@ import {
   formatAddr,
   IpPolicy,
   type Logger,
-  LruCache,
   nullLogger,
   parsePortRanges,
   Secret,
   sockopt,
-  timingSafeEqualText,
   TokenBucket,
   VERSION,
 } from "../util/mod.ts";
-import { join } from "node:path";
-import { looksLikeApiKey, looksLikeJwt, TokenError, TokenService } from "../auth/mod.ts";
+import { TokenError, TokenService } from "../auth/mod.ts";
 import type { ServerConfig } from "../config/mod.ts";
 import type { TunnelRequest } from "../protocol/mod.ts";
 import {
-  type ConfigChange,
-  ConflictError,
   DatabaseUnavailableError,
-  type DeclaredTunnel,
-  type PendingTunnel,
   recordingLogger,
   type Store,
-  type TunnelRecord,
-  type TunnelRef,
-  type TunnelRow,
   type User,
-  ValidationError,
 } from "../storage/mod.ts";
 import {
   listenDenoTls,
@@ -51,14 +40,17 @@ import {
   type AlertRuleSpec,
   DEFAULT_RULES,
   logNotifier,
+  NO_TRAFFIC_METRICS,
   type Notifier,
   ServerMetrics,
+  type TrafficMetrics,
   TunnelStats,
   webhookNotifier,
 } from "../monitor/mod.ts";
 import { alertStore } from "./stores.ts";
 import { probeTunnel } from "./prober.ts";
-import { LoginLimiter, type LoginRefusal } from "./login_limiter.ts";
+import type { LoginRefusal } from "./login_limiter.ts";
+import { Login } from "./login.ts";
 import {
   type AuthResult,
   ClientSession,
@@ -70,35 +62,17 @@ import {
   GroupRegistry,
   type HttpEvent,
   type PublicTunnel,
-  TunnelError,
   type UdpDropReason,
 } from "./tunnels/mod.ts";
-import { HttpFront } from "./http_front.ts";
+import type { HttpFront } from "./http_front.ts";
+import { openVhosts } from "./vhosts.ts";
+import { ConfigSync } from "./config_sync.ts";
+import { TunnelRecords } from "./tunnel_records.ts";
+import { loadOrCreateToken } from "./token_file.ts";
 import { VhostCertificates } from "./vhost_certs.ts";
 
 /** Most access events per second written to the `logs` table; the rest are counted. */
 const ACCESS_LOG_PER_SECOND = 100;
-
-/**
- * The token in `<dataDir>/token`, generated (32 random bytes, base64url)
- * when absent. The token itself is never logged, only where it is kept.
- */
-export async function loadOrCreateToken(dataDir: string, logger: Logger): Promise<Secret> {
-  const path = join(dataDir, "token");
-  try {
-    const text = (await Deno.readTextFile(path)).trim();
-    if (text) return new Secret(text);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  const token = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
-  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
-  logger.info("generated a client token", { file: path });
-  return new Secret(token);
-}
 
 /** Options of {@linkcode BurrowServer.start}. */
 export interface BurrowServerOptions {
@@ -145,8 +119,8 @@ export class BurrowServer implements SessionHost {
   readonly groups: GroupRegistry;
   /** Prometheus metrics. */
   readonly metrics: ServerMetrics;
-  /** Per-address limits on logins, shared by the control port and the admin API. */
-  readonly logins: LoginLimiter;
+  /** Logging in, shared by the control port and the admin API. */
+  readonly login: Login;
   /** Per-tunnel state and windows. */
   readonly stats: TunnelStats;
   /** The alert rules engine. */
@@ -166,18 +140,12 @@ export class BurrowServer implements SessionHost {
   #stopped: Promise<void> | null = null;
   #admin: User | null;
   #unlisten: (() => Promise<void>) | null = null;
-  /** user id → its database-managed tunnels, served from here while the database is down. */
-  #managed = new LruCache<number, TunnelRow[]>({ max: 10_000, ttl: 60_000 });
-  /**
-   * `user id/name` → the row of a tunnel a client declared, kept right by the
-   * change feed and resyncs: a declaration that owns the same port and names
-   * is published without waiting on the database.
-   */
-  #declared = new LruCache<string, TunnelRow>({ max: 10_000, ttl: Infinity });
-  /** `session id/name` → the queued row of a tunnel declared while the database was down. */
-  #unrecorded = new Map<string, PendingTunnel>();
-  #resyncing: Promise<void> | null = null;
-  #resyncAgain = false;
+  /** Keeps sessions in step with the database (none without one). */
+  #sync: ConfigSync | null = null;
+  /** Where traffic is counted: the metrics, or nowhere when `server.metrics` is off. */
+  #traffic: TrafficMetrics;
+  /** The `tunnels` rows of the tunnels clients declare (none without a database). */
+  #records: TunnelRecords | null = null;
   #accessWindow = { second: 0, written: 0, suppressed: 0 };
   #access: (event: AccessEvent) => void;
   #accessing: () => boolean;
@@ -213,11 +181,6 @@ export class BurrowServer implements SessionHost {
     this.node = options.node;
     this.groups = new GroupRegistry(logger);
     this.#controlPolicy = IpPolicy.parse(config.allow_ips, config.deny_ips);
-    this.logins = new LoginLimiter({
-      maxFailures: config.auth.max_failures,
-      failureInterval: config.auth.failure_interval,
-      maxHandshakes: config.auth.max_handshakes,
-    });
     const accessLogger = logger.child("access");
     this.#access = accessLog(config.log.access_file, accessLogger, {
       maxSize: config.log.max_size,
@@ -227,6 +190,18 @@ export class BurrowServer implements SessionHost {
     this.#accessing = config.log.access_file ? () => true : () => accessLogger.enabled("debug");
     this.stats = new TunnelStats({ windowMs: config.alerting.window });
     this.metrics = new ServerMetrics();
+    this.#traffic = config.metrics ? this.metrics : NO_TRAFFIC_METRICS;
+    this.login = new Login({
+      limits: {
+        maxFailures: config.auth.max_failures,
+        failureInterval: config.auth.failure_interval,
+        maxHandshakes: config.auth.max_handshakes,
+      },
+      sharedToken: token,
+      tokens: this.tokens,
+      metrics: this.metrics,
+      logger,
+    });
     this.alerts = options.alerts(this.stats);
     this.#bindMetrics();
     this.#listener = listener;
@@ -337,8 +312,16 @@ export class BurrowServer implements SessionHost {
       prune();
     }
     if (store) {
-      server.#unlisten = await store.listenConfig((change) => server.#onConfigChange(change));
-      store.onRecover(() => server.#resync());
+      server.#records = new TunnelRecords(store, server.logger);
+      server.#sync = new ConfigSync({
+        host: { sessions: () => server.#sessions, stopping: () => server.#stopping },
+        store,
+        tokens: server.tokens,
+        logger: server.logger,
+        declared: server.#records!.declared,
+      });
+      server.#unlisten = await store.listenConfig((change) => server.#sync!.onChange(change));
+      store.onRecover(() => server.#sync!.resync());
     }
     sockopt.announce(logger);
     logger.info("control channel listening", {
@@ -396,40 +379,19 @@ export class BurrowServer implements SessionHost {
 
   /** @internal */
   enterHandshake(address: string): Disposable | LoginRefusal {
-    const slot = this.logins.enter(address);
-    if ("reason" in slot) this.loginRefused(slot, address);
-    return slot;
+    return this.login.enterHandshake(address);
   }
 
-  /**
-   * @internal Counts a refusal of the login limiter, and logs the first since
-   * the address was last quiet and every hundredth after it (a flood must
-   * not flood the log too).
-   */
+  /** @internal */
   loginRefused(refusal: LoginRefusal, address: string): void {
-    this.metrics.loginRefused(refusal.reason);
-    if (refusal.refusedSinceQuiet === 1 || refusal.refusedSinceQuiet % 100 === 0) {
-      this.logger.warn(
-        refusal.reason === "rate"
-          ? "too many failed logins: refusing this address for now"
-          : "too many logins in progress: refusing more from this address",
-        {
-          remote: address,
-          refused_since_quiet: refusal.refusedSinceQuiet,
-          ...(refusal.reason === "rate"
-            ? { retry_after_s: refusal.retryAfter, max_failures: this.logins.maxFailures }
-            : { max_handshakes: this.logins.maxHandshakes }),
-        },
-      );
-    }
+    this.login.refused(refusal, address);
   }
 
   /** @internal */
   async authenticate(token: string, address: string, clientId: string): Promise<AuthResult> {
     // Taken before the token is looked at: an empty bucket refuses at once, right or wrong.
-    const attempt = this.logins.attempt(address);
+    const attempt = this.login.attempt(address);
     if ("reason" in attempt) {
-      this.loginRefused(attempt, address);
       return { ok: false, code: "limit", message: attempt.message, retryAfter: attempt.retryAfter };
     }
     const result = await this.#authenticate(token, address, clientId);
@@ -448,17 +410,14 @@ export class BurrowServer implements SessionHost {
     address: string,
     clientId: string,
   ): Promise<Exclude<AuthResult, { code: "limit" }>> {
-    if (await timingSafeEqualText(token, this.token.reveal())) {
-      return {
-        ok: true,
-        principal: { userId: this.#admin?.id ?? null, userName: "admin", tokenId: null },
-      };
-    }
-    if (!this.tokens || !(looksLikeJwt(token) || looksLikeApiKey(token))) {
-      return { ok: false, code: "auth_failed", message: "invalid token" };
-    }
     try {
-      const who = await this.tokens.verify(token, "tunnel");
+      const who = await this.login.verify(token, "tunnel", { onlyTokenShaped: true });
+      if (who === null) {
+        return {
+          ok: true,
+          principal: { userId: this.#admin?.id ?? null, userName: "admin", tokenId: null },
+        };
+      }
       const user = who.user;
       const clients = user.allowed_clients ?? [];
       if (clients.length && !clients.includes(clientId)) {
@@ -531,9 +490,9 @@ export class BurrowServer implements SessionHost {
     const userId = session.principal?.userId;
     if (userId != null) {
       // The newcomer takes the user's unbound tunnels from the previous newest session.
-      const previous = this.#newestOf(userId, session);
+      const previous = this.#sync?.newestOf(userId, session);
       const affected = previous?.hasManagedTunnels ? [session, previous] : [session];
-      this.#syncUser(userId, affected);
+      this.#sync?.syncUser(userId, affected);
     }
   }
 
@@ -542,14 +501,12 @@ export class BurrowServer implements SessionHost {
     this.#sessions.delete(session);
     if (this.#byClient.get(session.clientId) === session) this.#byClient.delete(session.clientId);
     this.store?.sessionClosed(session.sessionId, reason, this.#beat(session));
-    for (const key of this.#unrecorded.keys()) {
-      if (key.startsWith(`${session.sessionId}/`)) this.#unrecorded.delete(key);
-    }
+    this.#records?.forgetSession(session.sessionId);
     // Tunnels of this user not bound to one client move to its next newest session.
     const userId = session.principal?.userId;
     if (userId != null && !this.#stopping && session.hasManagedTunnels) {
-      const next = this.#newestOf(userId, session);
-      if (next) this.#syncUser(userId, [next]);
+      const next = this.#sync?.newestOf(userId, session);
+      if (next) this.#sync?.syncUser(userId, [next]);
     }
   }
 
@@ -578,7 +535,7 @@ export class BurrowServer implements SessionHost {
         })),
       caches: () => ({
         tokens: this.tokens ? this.tokens.cache : { hits: 0, misses: 0 },
-        managed_tunnels: this.#managed,
+        managed_tunnels: this.#sync?.managed ?? { hits: 0, misses: 0 },
       }),
       database: () =>
         this.store
@@ -633,7 +590,7 @@ export class BurrowServer implements SessionHost {
         if (failure !== null) {
           this.logger.warn("tunnel probe failed", { ...fields, reason: failure });
         } else this.logger.info("tunnel probe recovered", fields);
-        const ref = this.#ref(session, tunnel);
+        const ref = this.#records?.ref(session, tunnel) ?? null;
         this.store?.addLog({
           level: failure ? "warn" : "info",
           kind: "event",
@@ -668,7 +625,7 @@ export class BurrowServer implements SessionHost {
 
   /** @internal */
   countLimit(kind: "bandwidth" | "connections", session: ClientSession, tunnel: string): void {
-    if (this.config.metrics) this.metrics.limitHit(kind);
+    this.#traffic.limitHit(kind);
     const user = session.principal?.userName ?? "admin";
     const key = `${kind}|${user}/${tunnel}`;
     if (this.#limitLogged.has(key)) return;
@@ -707,8 +664,7 @@ export class BurrowServer implements SessionHost {
     reason: UdpDropReason,
     count: number,
   ): void {
-    if (!this.config.metrics) return;
-    this.metrics.udpDropped(
+    this.#traffic.udpDropped(
       session.principal?.userName ?? "admin",
       tunnel,
       direction,
@@ -728,13 +684,13 @@ export class BurrowServer implements SessionHost {
     tunnel: Pick<PublicTunnel, "name" | "type">,
     ms: number,
   ): void {
-    if (this.config.metrics) this.metrics.firstByte(tunnel.type, ms);
+    this.#traffic.firstByte(tunnel.type, ms);
     this.stats.recordLatency(session.principal?.userName ?? "admin", tunnel.name, ms);
   }
 
   /** @internal */
   onHeartbeat(session: ClientSession): void {
-    if (this.config.metrics) this.metrics.heartbeat(session.mux.rtt);
+    this.#traffic.heartbeat(session.mux.rtt);
     // Batched: the store writes every session's latest beat in one query per flush.
     this.store?.sessionBeat(this.#beat(session));
   }
@@ -742,122 +698,15 @@ export class BurrowServer implements SessionHost {
   /**
    * @internal
    *
-   * A declaration owning the same port and names as the cached row of this
-   * user's tunnel is published at once and recorded in the background;
-   * otherwise the row is written first (conflicts refuse the tunnel). While
-   * the database is unreachable the row is queued and the tunnel published:
-   * its counters and events wait with it, and if the database refuses the
-   * row once it answers, the tunnel is closed with the reason.
+   * Records the `tunnels` row of a tunnel `session` declares; see
+   * {@linkcode TunnelRecords.record}.
    */
-  async recordTunnel(
+  recordTunnel(
     session: ClientSession,
     name: string,
     request: TunnelRequest,
   ): Promise<number | null> {
-    const userId = session.principal?.userId;
-    if (!this.store || userId == null) return null;
-    const store = this.store;
-    const record: TunnelRecord = {
-      userId,
-      clientId: session.clientId,
-      tunnel: declaredTunnel(name, request),
-    };
-    const cached = this.#declared.get(`${userId}/${name}`);
-    if (cached && ownsSame(cached, record.tunnel)) {
-      this.#recordLater(session, record, cached.id);
-      return cached.id;
-    }
-    if (!store.available || store.queuedTunnel(userId, name)) {
-      return this.#queueTunnel(session, record);
-    }
-    try {
-      const row = await store.run((s) =>
-        s.tunnels.recordDeclared(userId, session.clientId, record.tunnel)
-      );
-      this.#declared.set(`${userId}/${name}`, row);
-      return row.id;
-    } catch (error) {
-      if (error instanceof ConflictError || error instanceof ValidationError) {
-        throw new TunnelError(error.message);
-      }
-      if (error instanceof DatabaseUnavailableError) return this.#queueTunnel(session, record);
-      throw error;
-    }
-  }
-
-  /** Queues the row of a tunnel about to be published without one. */
-  #queueTunnel(session: ClientSession, record: TunnelRecord): null {
-    const name = record.tunnel.name;
-    const pending = this.store!.queueTunnel(record, {
-      onRecorded: (row) => this.#recorded(session, row),
-      onRefused: (error) => this.#refusedLater(session, name, error),
-    });
-    this.#unrecorded.set(`${session.sessionId}/${name}`, pending);
-    this.logger.warn("tunnel row queued: database unavailable", {
-      tunnel: name,
-      client_id: session.clientId,
-      pending_writes: this.store!.pendingWrites,
-    });
-    return null;
-  }
-
-  /** Records (or queues) the row of a tunnel published under its cached row id `id`. */
-  #recordLater(session: ClientSession, record: TunnelRecord, id: number): void {
-    const store = this.store!;
-    const { userId, clientId, tunnel } = record;
-    const options = {
-      onRecorded: (row: TunnelRow) => {
-        this.#declared.set(`${row.user_id}/${row.name}`, row);
-        // Re-created meanwhile (deleted, then declared again): the live tunnel follows its row.
-        const live = session.tunnels.get(row.name);
-        if (live && !live.managed && live.dbId === id) live.dbId = row.id;
-      },
-      onRefused: (error: Error) => this.#refusedLater(session, tunnel.name, error),
-    };
-    if (!store.available || store.queuedTunnel(userId, tunnel.name)) {
-      store.queueTunnel(record, options);
-      return;
-    }
-    store.run((s) => s.tunnels.recordDeclared(userId, clientId, tunnel)).then(
-      options.onRecorded,
-      (error) => {
-        if (error instanceof DatabaseUnavailableError) store.queueTunnel(record, options);
-        else if (error instanceof ConflictError || error instanceof ValidationError) {
-          options.onRefused(error);
-        } else this.logger.error("recording a tunnel failed", { tunnel: tunnel.name, error });
-      },
-    );
-  }
-
-  /** The queued row of a tunnel published during an outage was written. */
-  #recorded(session: ClientSession, row: TunnelRow): void {
-    this.#declared.set(`${row.user_id}/${row.name}`, row);
-    this.#unrecorded.delete(`${session.sessionId}/${row.name}`);
-    const tunnel = session.tunnels.get(row.name);
-    if (tunnel && !tunnel.managed && tunnel.dbId === null) tunnel.dbId = row.id;
-    this.logger.info("queued tunnel row written", {
-      tunnel: row.name,
-      tunnel_id: row.id,
-      client_id: session.clientId,
-    });
-  }
-
-  /** The database refused the row of a tunnel published without it: the tunnel closes. */
-  #refusedLater(session: ClientSession, name: string, error: Error): void {
-    this.#unrecorded.delete(`${session.sessionId}/${name}`);
-    const reason = `Tunnel "${name}" was published while the database could not check it, ` +
-      `and the database refuses it: ${error.message}`;
-    this.logger.warn("tunnel refused by the database after publishing", {
-      tunnel: name,
-      client_id: session.clientId,
-      reason: error.message,
-    });
-    session.revokeTunnel(name, reason).catch(() => {});
-  }
-
-  /** What a session's tunnel's status, counters and events refer to, if anything. */
-  #ref(session: ClientSession, tunnel: Pick<PublicTunnel, "dbId" | "name">): TunnelRef | null {
-    return tunnel.dbId ?? this.#unrecorded.get(`${session.sessionId}/${tunnel.name}`) ?? null;
+    return this.#records?.record(session, name, request) ?? Promise.resolve(null);
   }
 
   /** @internal */
@@ -876,8 +725,8 @@ export class BurrowServer implements SessionHost {
     } else {
       this.stats.disconnected(user, tunnel.name);
     }
-    const ref = this.#ref(session, tunnel);
-    if (gone) this.#unrecorded.delete(`${session.sessionId}/${tunnel.name}`);
+    const ref = this.#records?.ref(session, tunnel) ?? null;
+    if (gone) this.#records?.forget(session.sessionId, tunnel.name);
     // Status changes are events in the logs table.
     this.store?.addLog({
       level: status === "failed" ? "warn" : "info",
@@ -910,16 +759,14 @@ export class BurrowServer implements SessionHost {
     event: ConnectionEvent,
   ): void {
     const user = session.principal?.userName ?? "admin";
-    if (this.config.metrics) {
-      this.metrics.connectionEnded(
-        user,
-        tunnel.name,
-        !!event.error,
-        event.transfer,
-        event.bytesIn,
-        event.bytesOut,
-      );
-    }
+    this.#traffic.connectionEnded(
+      user,
+      tunnel.name,
+      !!event.error,
+      event.transfer,
+      event.bytesIn,
+      event.bytesOut,
+    );
     this.stats.recordConnection(user, tunnel.name, !!event.error);
     if (this.#accessing()) {
       this.#access({
@@ -936,7 +783,7 @@ export class BurrowServer implements SessionHost {
       });
     }
     const store = this.store;
-    const ref = this.#ref(session, tunnel);
+    const ref = this.#records?.ref(session, tunnel) ?? null;
     if (!store || ref === null) return;
     store.addMetrics(ref, {
       bytes_in: event.bytesIn,
@@ -980,207 +827,6 @@ export class BurrowServer implements SessionHost {
         ...(event.error ? { error: event.error } : {}),
       },
     });
-  }
-
-  // ---- database-managed tunnels ----
-
-  #sessionsOf(userId: number): ClientSession[] {
-    return [...this.#sessions].filter((s) => s.principal?.userId === userId && !s.mux.isClosed);
-  }
-
-  /** The user's managed tunnels: cached (invalidated by notifications), else read. */
-  async #managedRows(userId: number): Promise<TunnelRow[] | null> {
-    const cached = this.#managed.get(userId);
-    if (cached) return cached;
-    try {
-      const rows = await this.store!.run((s) => s.tunnels.managedFor(userId));
-      this.#managed.set(userId, rows);
-      return rows;
-    } catch (error) {
-      if (!(error instanceof DatabaseUnavailableError)) {
-        this.logger.error("loading managed tunnels failed", { user_id: userId, error });
-      }
-      // Keep serving what we had.
-      return this.#managed.getStale(userId) ?? null;
-    }
-  }
-
-  /**
-   * Hands sessions of a user the managed tunnels they serve: one bound to a
-   * client id goes to that client, an unbound one to the user's newest
-   * session. `only` limits the work to the sessions a login or logout affects.
-   */
-  async #syncUser(userId: number, only?: ClientSession[]): Promise<void> {
-    const sessions = this.#sessionsOf(userId);
-    if (!sessions.length || !this.store) return;
-    const rows = await this.#managedRows(userId);
-    if (!rows) return;
-    const newest = sessions.reduce((a, b) => (b.connectedAt >= a.connectedAt ? b : a));
-    const targets = only ? sessions.filter((s) => only.includes(s)) : sessions;
-    await Promise.all(
-      targets.map((session) =>
-        session.applyManaged(
-          rows.filter((r) =>
-            r.client_id === session.clientId || (r.client_id === null && session === newest)
-          ),
-        )
-      ),
-    );
-  }
-
-  #newestOf(userId: number, except?: ClientSession): ClientSession | undefined {
-    return this.#sessionsOf(userId).filter((s) => s !== except).reduce<ClientSession | undefined>(
-      (a, b) => (!a || b.connectedAt >= a.connectedAt ? b : a),
-      undefined,
-    );
-  }
-
-  /**
-   * After the change feed or the database reconnected (notifications may
-   * have been missed): re-reads what the caches hold instead of dropping it,
-   * so tokens and tunnels keep serving, and acts on what changed meanwhile:
-   * sessions of revoked tokens or disabled users close, declared tunnels
-   * disabled or deleted close, managed tunnels are handed out again. Runs
-   * one at a time; requests meanwhile make one more run.
-   */
-  #resync(): Promise<void> {
-    if (this.#resyncing) {
-      this.#resyncAgain = true;
-      return this.#resyncing;
-    }
-    this.#resyncing = (async () => {
-      do {
-        this.#resyncAgain = false;
-        await this.#resyncOnce().catch((error) =>
-          this.logger.error("resynchronising failed", { error })
-        );
-      } while (this.#resyncAgain && !this.#stopping);
-    })().finally(() => (this.#resyncing = null));
-    return this.#resyncing;
-  }
-
-  async #resyncOnce(): Promise<void> {
-    const store = this.store;
-    if (!store || this.#stopping) return;
-    const sessions = [...this.#sessions];
-    if (this.tokens) {
-      const ids = sessions.map((s) => s.principal?.tokenId).filter((id) => id != null);
-      const current = await this.tokens.revalidate(ids as string[]);
-      for (const session of current ? sessions : []) {
-        const id = session.principal?.tokenId;
-        if (id == null || !current!.has(id)) continue;
-        const entry = current!.get(id);
-        const why = !entry || entry.key.revoked_at
-          ? "The token of this session was revoked"
-          : entry.user.disabled
-          ? `User "${entry.user.name}" was disabled`
-          : null;
-        if (!why) continue;
-        this.logger.info("closing session after resync", { client_id: session.clientId, why });
-        session.close(why);
-      }
-    }
-    // Declared tunnels: those cached and those open.
-    const ids = new Set<number>();
-    for (const key of this.#declared.keys()) ids.add(this.#declared.getStale(key)!.id);
-    for (const session of sessions) {
-      for (const t of session.tunnels.values()) if (!t.managed && t.dbId != null) ids.add(t.dbId);
-    }
-    const rows = ids.size
-      ? await store.run((s) => s.tunnels.byIds([...ids])).catch(() => null)
-      : [];
-    if (rows) {
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const key of this.#declared.keys()) {
-        const row = byId.get(this.#declared.getStale(key)!.id);
-        if (row) this.#declared.set(key, row);
-        else this.#declared.delete(key);
-      }
-      for (const session of sessions) {
-        for (const tunnel of [...session.tunnels.values()]) {
-          if (tunnel.managed || tunnel.dbId == null) continue;
-          const row = byId.get(tunnel.dbId);
-          if (row?.enabled) continue;
-          await session.revokeTunnel(
-            tunnel.name,
-            row ? "disabled on the server" : "deleted on the server",
-          );
-        }
-      }
-    }
-    // Managed tunnels: re-read in one query (kept as cached if it fails), then handed out.
-    const users = [
-      ...new Set([...this.#sessions].map((s) => s.principal?.userId).filter((id) => id != null)),
-    ] as number[];
-    const managed = users.length
-      ? await store.run((s) => s.tunnels.managedForUsers(users)).catch(() => null)
-      : null;
-    for (const id of managed ? users : []) {
-      this.#managed.set(id, managed!.filter((r) => r.user_id === id));
-    }
-    for (const id of users) await this.#syncUser(id);
-  }
-
-  async #onConfigChange(change: ConfigChange): Promise<void> {
-    if (change.table === "*") return await this.#resync();
-    this.tokens?.invalidate(change);
-    const userId = change.user_id;
-    if (change.table === "users" && typeof change.id === "number") {
-      const user = change.op === "delete"
-        ? null
-        : await this.store!.run((s) => s.users.byId(change.id as number)).catch(() => undefined);
-      if (user === undefined) return;
-      if (!user || user.disabled) {
-        for (const session of this.#sessionsOf(change.id)) {
-          this.logger.info("closing session of a disabled user", {
-            client_id: session.clientId,
-            user: session.principal?.userName,
-          });
-          session.close(`User "${session.principal?.userName}" was disabled`);
-        }
-      }
-      return;
-    }
-    if (change.table === "api_keys" && typeof change.id === "string") {
-      const key = change.op === "delete"
-        ? null
-        : await this.store!.run((s) => s.apiKeys.withUser(change.id as string)).catch(() =>
-          undefined
-        );
-      if (key === undefined) return;
-      if (!key || key.key.revoked_at) {
-        for (const session of this.#sessions) {
-          if (session.principal?.tokenId !== change.id) continue;
-          this.logger.info("closing session of a revoked token", { client_id: session.clientId });
-          session.close("The token of this session was revoked");
-        }
-      }
-      return;
-    }
-    if (change.table !== "tunnels" || userId == null) return;
-    if (typeof change.id === "number") this.#declared.deleteWhere((_, r) => r.id === change.id);
-    if (change.source === "client" && typeof change.id === "number") {
-      // A tunnel a client declared was disabled, deleted or changed in the database.
-      const row = change.op === "delete"
-        ? null
-        : await this.store!.run((s) => s.tunnels.get(change.id as number)).catch(() => undefined);
-      if (row === undefined) return;
-      if (row) this.#declared.set(`${row.user_id}/${row.name}`, row);
-      if (!row || !row.enabled) {
-        for (const session of this.#sessionsOf(userId)) {
-          for (const tunnel of session.tunnels.values()) {
-            if (tunnel.dbId !== change.id || tunnel.managed) continue;
-            await session.revokeTunnel(
-              tunnel.name,
-              row ? "disabled on the server" : "deleted on the server",
-            );
-          }
-        }
-      }
-      return;
-    }
-    this.#managed.delete(userId);
-    await this.#syncUser(userId);
   }
 
   async #acceptLoop(): Promise<void> {
@@ -1265,112 +911,6 @@ export class BurrowServer implements SessionHost {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown(0);
   }
-}
-
-/** Opens the shared HTTP and HTTPS ports that the configuration asks for. */
-async function openVhosts(
-  config: ServerConfig,
-  logger: Logger,
-  certificates: VhostCertificates,
-  fallback: { cert: string; key: string },
-  onUnrouted: (kind: string) => void,
-): Promise<{ http: HttpFront | null; https: HttpFront | null }> {
-  const headerTimeout = config.handshake_timeout ?? 10_000;
-  const log = logger.child("http");
-  let https: HttpFront | null = null;
-  if (config.vhost_https_port !== undefined) {
-    https = await HttpFront.listen({
-      hostname: config.bind_addr,
-      port: config.vhost_https_port,
-      scheme: "https",
-      logger: log,
-      headerTimeout,
-      certificates,
-      fallbackCertificate: fallback,
-      onUnrouted,
-    }).catch((error) => {
-      throw new Error(
-        `Cannot listen on vhost_https_port ${config.vhost_https_port}: ${error.message}`,
-      );
-    });
-    log.info("https vhost listening", { addr: config.bind_addr, port: https.port });
-  }
-  let http: HttpFront | null = null;
-  if (config.vhost_http_port !== undefined) {
-    try {
-      http = await HttpFront.listen({
-        hostname: config.bind_addr,
-        port: config.vhost_http_port,
-        scheme: "http",
-        logger: log,
-        headerTimeout,
-        acmeChallenge: (token) => certificates.challengeResponse(token),
-        httpsRouter: https?.router,
-        httpsPort: https?.port,
-        onUnrouted,
-      });
-    } catch (error) {
-      await https?.close();
-      throw new Error(
-        `Cannot listen on vhost_http_port ${config.vhost_http_port}: ${(error as Error).message}`,
-      );
-    }
-    log.info("http vhost listening", { addr: config.bind_addr, port: http.port });
-  }
-  return { http, https };
-}
-
-/** The `tunnels` row fields of a tunnel a client declared. */
-function declaredTunnel(name: string, request: TunnelRequest): DeclaredTunnel {
-  return {
-    name,
-    type: request.protocol,
-    local_port: request.local_port,
-    remote_port: request.remote_port ?? 0,
-    ...(request.custom_domains ? { custom_domains: request.custom_domains } : {}),
-    ...(request.subdomain ? { subdomain: request.subdomain } : {}),
-    ...(request.domain
-      ? { custom_domains: [...(request.custom_domains ?? []), request.domain] }
-      : {}),
-    ...(typeof request.group === "string" || Array.isArray(request.locations)
-      ? {
-        ...(typeof request.group === "string" ? { group: request.group } : {}),
-        options: {
-          ...(typeof request.group === "string"
-            ? {
-              group: request.group,
-              load_balance: request.load_balance ?? "round_robin",
-              weight: request.weight ?? 1,
-            }
-            : {}),
-          ...(Array.isArray(request.locations) ? { locations: request.locations } : {}),
-        },
-      }
-      : {}),
-  };
-}
-
-/**
- * Whether the recorded `row` already owns what `declared` claims (port, host
- * names, group), so publishing it needs no check by the database.
- */
-function ownsSame(row: TunnelRow, declared: DeclaredTunnel): boolean {
-  return row.enabled && row.source === "client" && row.type === declared.type &&
-    (row.remote_port ?? 0) === (declared.remote_port ?? 0) &&
-    canonical(row.custom_domains ?? []) === canonical(declared.custom_domains ?? []) &&
-    (row.subdomain ?? null) === (declared.subdomain ?? null) &&
-    canonical(row.options ?? {}) === canonical(declared.options ?? {});
-}
-
-/** JSON with object keys sorted (jsonb does not keep their order). */
-function canonical(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_, v) =>
-      v && typeof v === "object" && !Array.isArray(v)
-        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-        : v,
-  );
 }
 
 function httpFields(http: HttpEvent["http"]) {

@@ -29,6 +29,7 @@ export interface TlsListener {
 
 /** Where and with what {@linkcode listenDenoTls} listens. */
 export interface DenoTlsListenOptions {
+  /** Address to bind. */
   hostname: string;
   /** 0 picks a free port. */
   port: number;

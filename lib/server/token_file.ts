@@ -1,0 +1,30 @@
+/**
+ * The shared client token that burrowd generates on first start when the
+ * configuration names none, kept in `<data_dir>/token` (mode 0600).
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { type Logger, Secret } from "../util/mod.ts";
+
+/**
+ * The token in `<dataDir>/token`, generated (32 random bytes, base64url)
+ * when absent. The token itself is never logged, only where it is kept.
+ */
+export async function loadOrCreateToken(dataDir: string, logger: Logger): Promise<Secret> {
+  const path = join(dataDir, "token");
+  try {
+    const text = (await Deno.readTextFile(path)).trim();
+    if (text) return new Secret(text);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const token = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
+  logger.info("generated a client token", { file: path });
+  return new Secret(token);
+}
