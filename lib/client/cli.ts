@@ -13,9 +13,9 @@
  * @module
  */
 
-import { Command } from "commander";
+import type { Command } from "commander";
+import { newProgram } from "../util/cli.ts";
 import { clientConfigFromObject, ConfigError, loadClientConfig } from "../config/mod.ts";
-import { VERSION } from "../util/mod.ts";
 import { runClient } from "./run.ts";
 import { fetchStatus, formatStatus, readStatuses } from "./status.ts";
 
@@ -78,16 +78,10 @@ export interface ClientProgramOptions {
  * and the quick modes `tcp`, `udp`, `http` and `https`.
  */
 export function clientProgram({ exit, shutdownSignal }: ClientProgramOptions): Command {
-  const cmd = new Command("burrow")
-    .description(
-      "Burrow tunnel client: publishes local services through a burrowd server.",
-    )
-    .version(VERSION, "-V, --version", "print the version")
-    .helpOption("-h, --help", "show this help")
-    .exitOverride()
-    .addHelpText(
-      "after",
-      `
+  const cmd = newProgram(
+    "burrow",
+    "Burrow tunnel client: publishes local services through a burrowd server.",
+    `
 Environment:
   BURROW_TOKEN    token for the server (overrides client.auth_token / --token)
 
@@ -99,7 +93,7 @@ Examples:
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
 3 authentication failed.`,
-    );
+  );
 
   cmd.command("run", { isDefault: true })
     .description("run the tunnels of a config file (the default command)")

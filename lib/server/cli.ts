@@ -14,9 +14,9 @@
  * @module
  */
 
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
+import { newProgram } from "../util/cli.ts";
 import { loadServerConfig, type ServerOverrides } from "../config/mod.ts";
-import { VERSION } from "../util/mod.ts";
 import { addAdminCommands } from "./admin/mod.ts";
 import { runServer } from "./run.ts";
 
@@ -75,17 +75,11 @@ export interface ServerProgramOptions {
  */
 export function serverProgram(options: ServerProgramOptions): Command {
   const { exit } = options;
-  const cmd = new Command("burrowd")
-    .description(
-      "Burrow tunnel server: accepts burrow clients on the control port and publishes their " +
-        "local services on public ports.",
-    )
-    .version(VERSION, "-V, --version", "print the version")
-    .helpOption("-h, --help", "show this help")
-    .exitOverride()
-    .addHelpText(
-      "after",
-      `
+  const cmd = newProgram(
+    "burrowd",
+    "Burrow tunnel server: accepts burrow clients on the control port and publishes their " +
+      "local services on public ports.",
+    `
 Environment:
   BURROW_TOKEN    shared client token (overrides server.auth.token)
   DATABASE_URL    PostgreSQL URL (overrides server.storage.url)
@@ -102,7 +96,7 @@ Examples:
   burrowd group list                      load-balancing groups and each member's share
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
-    );
+  );
 
   cmd.command("run", { isDefault: true })
     .description("run the server (the default command)")

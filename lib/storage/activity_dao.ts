@@ -12,23 +12,11 @@ import { json } from "./_sql.ts";
 
 // ---------------------------------------------------------------- sessions
 
-/** A session as it opens. */
-export interface SessionOpen {
-  /** Session id. */
-  id: string;
-  /** Authenticated user. */
-  user_id: number | null;
-  /** The client's stable id. */
-  client_id: string;
-  /** `host:port`. */
-  remote_addr: string;
-  /** Client software. */
-  client_version: string;
-  /** The burrowd holding it. */
-  node: string;
-  /** Login time. */
-  connected_at: Date;
-}
+/** A session as it opens: the columns of its row known at login. */
+export type SessionOpen = Pick<
+  SessionRow,
+  "id" | "user_id" | "client_id" | "remote_addr" | "client_version" | "node" | "connected_at"
+>;
 
 /** Latest liveness of a session. */
 export interface SessionBeat {

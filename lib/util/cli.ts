@@ -12,7 +12,8 @@
  * @module
  */
 
-import { type Command, CommanderError } from "commander";
+import { Command, CommanderError } from "commander";
+import { VERSION } from "./version.ts";
 
 /** An error that is the user's to fix (bad config or flags): exit code 2. */
 export interface UsageErrorClass {
@@ -62,4 +63,19 @@ export function onShutdownSignals(onStop: (signal: string) => void): () => void 
   return () => {
     for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   };
+}
+
+/**
+ * A program as both mains start theirs: `name`, its description, `-V`
+ * and `-h`, errors thrown instead of exiting (so {@linkcode runProgram}
+ * picks the exit code), and `help` (environment, examples, exit codes)
+ * after the generated help.
+ */
+export function newProgram(name: string, description: string, help: string): Command {
+  return new Command(name)
+    .description(description)
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show this help")
+    .exitOverride()
+    .addHelpText("after", help);
 }
