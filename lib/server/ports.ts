@@ -47,3 +47,70 @@ export function candidatePorts(ranges: PortRanges, limit = 64, random = Math.ran
   }
   return [...picked];
 }
+
+/** The port ranges that bound a tunnel request; `null`: no limit at that level. */
+export interface PortLimits {
+  /** `server.allow_ports` (empty: every port). */
+  server: PortRanges;
+  /** The user's `allow_ports`. */
+  user: PortRanges | null;
+  /** The token's `ports` limit. */
+  token: PortRanges | null;
+  /** The user, for the messages. */
+  userName: string;
+}
+
+/**
+ * The ports a tunnel asking for `requested` (0: any) may try, within the
+ * server's, the user's and the token's ranges (a port must be in each that
+ * is set); or why it may not, naming the ranges that refuse it.
+ *
+ * @example
+ * ```ts
+ * import { portsFor } from "./ports.ts";
+ * const limits = { server: [[2000, 3000]] as const, user: null, token: null, userName: "ann" };
+ * console.assert(portsFor(2222, limits)[0] === 2222);
+ * console.assert(typeof portsFor(22, limits) === "string");
+ * ```
+ */
+export function portsFor(
+  requested: number,
+  limits: PortLimits,
+  random: () => number = Math.random,
+): number[] | string {
+  const { server, user, token, userName } = limits;
+  if (token && requested !== 0 && !portAllowed(requested, token)) {
+    return `Port ${requested} is not allowed for this token (allowed: ${formatPortRanges(token)})`;
+  }
+  // The token's ranges narrow the user's (when both are set, a port must be in both).
+  const mine = token && user ? intersectRanges(token, user) : token ?? user;
+  if (requested !== 0) {
+    if (!portAllowed(requested, server)) {
+      return `Port ${requested} is not allowed on this server (allowed: ${
+        formatPortRanges(server)
+      })`;
+    }
+    if (mine && !portAllowed(requested, mine)) {
+      return `Port ${requested} is not allowed for user "${userName}" ` +
+        `(allowed: ${formatPortRanges(mine)})`;
+    }
+    return [requested];
+  }
+  if (!mine) return candidatePorts(server, 64, random);
+  const ports = candidatePorts(mine, 64, random).filter((p) => portAllowed(p, server));
+  return ports.length ? ports : `No port is allowed both for user "${userName}" ` +
+    `(${formatPortRanges(mine)}) and on this server (${formatPortRanges(server)})`;
+}
+
+/** Port ranges in both `a` and `b`. */
+function intersectRanges(a: PortRanges, b: PortRanges): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [a0, a1] of a) {
+    for (const [b0, b1] of b) {
+      const lo = Math.max(a0, b0);
+      const hi = Math.min(a1, b1);
+      if (lo <= hi) out.push([lo, hi]);
+    }
+  }
+  return out;
+}

@@ -22,7 +22,7 @@ import {
 import type { TunnelRow } from "../storage/mod.ts";
 import type { Logger } from "../util/mod.ts";
 import { bothLimits, IpPolicy, type Throttle, TokenBucket, VERSION } from "../util/mod.ts";
-import { candidatePorts, formatPortRanges, portAllowed } from "./ports.ts";
+import { portsFor } from "./ports.ts";
 import type { HttpFront } from "./http_front.ts";
 import {
   type ConnectionEvent,
@@ -225,7 +225,13 @@ export class ClientSession {
       groups: host.groups,
       vhosts: host.vhosts,
       allowedDomains: this.principal?.tokenLimits?.domains ?? null,
-      ports: (requested) => this.#checkPort(requested),
+      ports: (requested) =>
+        portsFor(requested, {
+          server: this.#host.config.allow_ports,
+          user: this.principal?.allowPorts ?? null,
+          token: this.principal?.tokenLimits?.ports ?? null,
+          userName: this.principal?.userName ?? "admin",
+        }),
       guards: (name, policy) => this.#guards(name, policy),
       onConnection: (tunnel, event) => host.onConnection(this, tunnel, event),
       onFirstByte: (tunnel, ms) => host.onFirstByte(this, tunnel, ms),
@@ -532,43 +538,6 @@ export class ClientSession {
   }
 
   /**
-   * The ports a tunnel asking for `requested` may try, within the server's
-   * `allow_ports` and the user's; or why it may not.
-   */
-  #checkPort(requested: number): number[] | string {
-    const config = this.#host.config;
-    const tokenPorts = this.principal?.tokenLimits?.ports ?? null;
-    const userPorts = this.principal?.allowPorts ?? null;
-    if (tokenPorts && requested !== 0 && !portAllowed(requested, tokenPorts)) {
-      return `Port ${requested} is not allowed for this token (allowed: ${
-        formatPortRanges(tokenPorts)
-      })`;
-    }
-    // The token's ranges narrow the user's (when both are set, a port must be in both).
-    const mine = tokenPorts && userPorts
-      ? intersectRanges(tokenPorts, userPorts)
-      : tokenPorts ?? userPorts;
-    if (requested !== 0) {
-      if (!portAllowed(requested, config.allow_ports)) {
-        return `Port ${requested} is not allowed on this server (allowed: ${
-          formatPortRanges(config.allow_ports)
-        })`;
-      }
-      if (mine && !portAllowed(requested, mine)) {
-        return `Port ${requested} is not allowed for user "${this.principal!.userName}" ` +
-          `(allowed: ${formatPortRanges(mine)})`;
-      }
-      return [requested];
-    }
-    if (!mine) return candidatePorts(config.allow_ports);
-    const ports = candidatePorts(mine).filter((p) => portAllowed(p, config.allow_ports));
-    return ports.length
-      ? ports
-      : `No port is allowed both for user "${this.principal!.userName}" ` +
-        `(${formatPortRanges(mine)}) and on this server (${formatPortRanges(config.allow_ports)})`;
-  }
-
-  /**
    * The bandwidth limit of a new tunnel: its own (`server.limits.max_bandwidth`)
    * and its user's (shared by all the user's tunnels on this server), if any.
    */
@@ -752,20 +721,4 @@ export class ClientSession {
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed" });
   }
-}
-
-/** Port ranges in both `a` and `b`. */
-function intersectRanges(
-  a: Array<[number, number]>,
-  b: Array<[number, number]>,
-): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (const [a0, a1] of a) {
-    for (const [b0, b1] of b) {
-      const lo = Math.max(a0, b0);
-      const hi = Math.min(a1, b1);
-      if (lo <= hi) out.push([lo, hi]);
-    }
-  }
-  return out;
 }
