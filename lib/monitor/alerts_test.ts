@@ -3,15 +3,9 @@
 
 import { assert, assertEquals } from "../testing/mod.ts";
 import { createLogger } from "../util/mod.ts";
-import {
-  AlertEngine,
-  type AlertEvent,
-  ConditionError,
-  holds,
-  parseCondition,
-  webhookNotifier,
-} from "./alerts.ts";
+import { AlertEngine, type AlertEvent, ConditionError, holds, parseCondition } from "./alerts.ts";
 import { TunnelStats } from "./stats.ts";
+import { notifiersFor, webhookNotifier } from "./notifiers.ts";
 
 const quiet = createLogger({ level: "error", format: "json", sink: () => {} });
 
@@ -164,4 +158,9 @@ Deno.test("webhook notifier: Alertmanager body, retries with backoff, failures l
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("notifiers: the log always, the webhook when a URL is configured", () => {
+  assertEquals(notifiersFor({}, quiet).length, 1);
+  assertEquals(notifiersFor({ webhook_url: "http://127.0.0.1:9/hook" }, quiet).length, 2);
 });

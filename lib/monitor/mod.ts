@@ -12,5 +12,6 @@
  */
 
 export * from "./alerts.ts";
+export * from "./notifiers.ts";
 export * from "./metrics.ts";
 export * from "./stats.ts";

@@ -39,13 +39,11 @@ import {
   AlertEngine,
   type AlertRuleSpec,
   DEFAULT_RULES,
-  logNotifier,
   NO_TRAFFIC_METRICS,
-  type Notifier,
+  notifiersFor,
   ServerMetrics,
   type TrafficMetrics,
   TunnelStats,
-  webhookNotifier,
 } from "../monitor/mod.ts";
 import { alertStore } from "./stores.ts";
 import { probeTunnel } from "./prober.ts";
@@ -258,10 +256,7 @@ export class BurrowServer implements SessionHost {
     if (config.alerting.default_rules) {
       for (const d of DEFAULT_RULES) if (!rules.some((r) => r.name === d.name)) rules.push(d);
     }
-    const notifiers: Notifier[] = [logNotifier(logger.child("alerts"))];
-    if (config.alerting.webhook_url) {
-      notifiers.push(webhookNotifier(config.alerting.webhook_url, logger.child("alerts")));
-    }
+    const notifiers = notifiersFor(config.alerting, logger.child("alerts"));
     const certificates = new VhostCertificates(config, logger.child("certs"));
     let vhosts: { http: HttpFront | null; https: HttpFront | null };
     try {
