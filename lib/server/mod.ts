@@ -74,13 +74,8 @@ export {
   HttpTunnel,
   type HttpTunnelOptions,
 } from "./tunnels/mod.ts";
-export {
-  type CertificateSource,
-  HttpFront,
-  type HttpFrontOptions,
-  HttpRouter,
-  underLocation,
-} from "./http_front.ts";
+export { type CertificateSource, HttpFront, type HttpFrontOptions } from "./http_front.ts";
+export { HttpRouter, underLocation } from "./http/router.ts";
 export { type SocketTotals, StreamSocket } from "./stream_socket.ts";
 export { VhostCertificates } from "./vhost_certs.ts";
 export { CertManager, type CertManagerOptions, type ManagedCertificate } from "./acme.ts";
