@@ -22,7 +22,8 @@
 
 import type * as Acme from "acme-client";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import type { Logger } from "../util/mod.ts";
+import { type Logger, writeFileAtomic } from "../util/mod.ts";
+import { useTransport } from "./acme_http.ts";
 
 let acmeModule: Promise<typeof Acme> | undefined;
 
@@ -42,12 +43,6 @@ export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/dire
 const RENEW_BEFORE_MS = 30 * 86_400_000;
 /** Default interval of {@linkcode CertManager.startRenewal}: 12 hours. */
 const RENEW_INTERVAL_MS = 12 * 3_600_000;
-/** Upper bound of one HTTP request to the ACME server. */
-const REQUEST_TIMEOUT_MS = 30_000;
-/** Attempts of one request that meets a network error, a 429 or a 5xx. */
-const REQUEST_ATTEMPTS = 3;
-/** Longest wait between two attempts, whatever Retry-After says. */
-const RETRY_MAX_DELAY_MS = 30_000;
 /** Polling of pending challenges and orders: first delay, longest delay, attempts. */
 const POLL = { backoffMin: 500, backoffMax: 10_000, backoffAttempts: 10 };
 /** After a failed order, no new order for the domain for this long (doubling up to a cap). */
@@ -382,8 +377,8 @@ export class CertManager implements AsyncDisposable {
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
     // Key first: a crash in between leaves a certificate that does not match
     // its key, which #load rejects, rather than an old key with a new chain.
-    await writeAtomic(`${this.#dir}/${domain}.key`, held.key, 0o600);
-    await writeAtomic(`${this.#dir}/${domain}.crt`, held.cert, 0o644);
+    await writeFileAtomic(`${this.#dir}/${domain}.key`, held.key, 0o600);
+    await writeFileAtomic(`${this.#dir}/${domain}.crt`, held.cert, 0o644);
   }
 
   async #order(domain: string): Promise<Held> {
@@ -454,100 +449,9 @@ export class CertManager implements AsyncDisposable {
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const acme = await loadAcme();
     const key = (await acme.crypto.createPrivateEcdsaKey()).toString();
-    await writeAtomic(path, key, 0o600);
+    await writeFileAtomic(path, key, 0o600);
     return key;
   }
-}
-
-/** The request function of acme-client 5's internal HTTP client. */
-type AcmeRequest = (
-  url: string,
-  method: string,
-  opts?: { data?: unknown; headers?: Record<string, string> },
-) => Promise<{ status: number; headers: Record<string, string>; data: unknown }>;
-
-/**
- * Sends the requests of `client` with `fetch` through `http`.
- *
- * acme-client 5 sends them through one axios instance shared by every client
- * in the process, with no timeout, with network errors retried for 75 s on
- * timers nothing can cancel, and with an exhausted retry surfacing as
- * "Cannot read properties of undefined (reading 'config')". Its own HTTP
- * client funnels every request through one `request(url, method, opts)`
- * method (axios-style response: `status`, lower-case `headers`, `data`
- * parsed from JSON), so that one method is replaced here.
- */
-function useTransport(client: Acme.Client, http: Deno.HttpClient, signal: AbortSignal): void {
-  const holder = (client as unknown as { http?: { request?: AcmeRequest } }).http;
-  if (!holder || typeof holder.request !== "function") {
-    throw new Error("Unsupported acme-client version: its HTTP client cannot be replaced");
-  }
-  holder.request = (url, method, opts = {}) => send(http, signal, url, method, opts);
-}
-
-async function send(
-  http: Deno.HttpClient,
-  closed: AbortSignal,
-  url: string,
-  method: string,
-  opts: { data?: unknown; headers?: Record<string, string> },
-): ReturnType<AcmeRequest> {
-  const verb = method.toUpperCase();
-  for (let attempt = 1;; attempt++) {
-    if (closed.aborted) throw new Error("Certificate manager is closed");
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), REQUEST_TIMEOUT_MS);
-    let retryIn = 1000 * attempt;
-    try {
-      const response = await fetch(url, {
-        method: verb,
-        client: http,
-        signal: AbortSignal.any([closed, deadline.signal]),
-        headers: { "content-type": "application/jose+json", ...opts.headers },
-        ...(opts.data === undefined ? {} : { body: JSON.stringify(opts.data) }),
-      });
-      const text = await response.text();
-      const headers: Record<string, string> = {};
-      response.headers.forEach((value, name) => (headers[name] = value));
-      const json = (response.headers.get("content-type") ?? "").includes("json");
-      const result = {
-        status: response.status,
-        headers,
-        data: json && text ? JSON.parse(text) : text,
-      };
-      const transient = response.status === 429 || response.status >= 500;
-      if (!transient || attempt >= REQUEST_ATTEMPTS) return result;
-      const after = Number(response.headers.get("retry-after"));
-      if (after > 0) retryIn = after * 1000;
-    } catch (error) {
-      if (closed.aborted) throw new Error("Certificate manager is closed");
-      if (attempt >= REQUEST_ATTEMPTS) {
-        const reason = deadline.signal.aborted
-          ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`
-          : error instanceof Error
-          ? error.message
-          : String(error);
-        throw new Error(`ACME request ${verb} ${url} failed: ${reason}`, { cause: error });
-      }
-    } finally {
-      clearTimeout(timer);
-    }
-    await sleep(Math.min(retryIn, RETRY_MAX_DELAY_MS), closed);
-  }
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Parses and checks a certificate chain and key for `domain`. */
@@ -587,17 +491,4 @@ function normalizeDomain(domain: string): string {
     );
   }
   return name;
-}
-
-/** Writes `data` to `path` through a temporary file and a rename. */
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeTextFile(tmp, data, { mode, createNew: true });
-    await Deno.chmod(tmp, mode);
-    await Deno.rename(tmp, path);
-  } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
 }

@@ -30,3 +30,4 @@ export * from "./sockopt.ts";
 export * from "./socket_buffers.ts";
 export * from "./rng.ts";
 export * from "./cache.ts";
+export * from "./files.ts";
