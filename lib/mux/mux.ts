@@ -18,9 +18,6 @@ import type { Duplex } from "../transport/mod.ts";
 import { MuxStream, type StreamHost } from "./stream.ts";
 import { BufferPool } from "./_pool.ts";
 
-/** The byte pipe a mux runs over (defined with the transports that provide it). */
-export type { Duplex };
-
 /** Options of {@linkcode Mux}. */
 export interface MuxOptions {
   /** Which side: decides stream id parity. */

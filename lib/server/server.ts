@@ -34,7 +34,7 @@ import {
   nodeTlsListener,
   type TlsListener,
 } from "../transport/mod.ts";
-import type { Duplex } from "../mux/mod.ts";
+import type { Duplex } from "../transport/mod.ts";
 import {
   AlertEngine,
   type AlertRuleSpec,

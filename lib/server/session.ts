@@ -6,7 +6,8 @@
  */
 
 import type { ServerConfig } from "../config/mod.ts";
-import { type Duplex, Mux, PeerClosedError } from "../mux/mod.ts";
+import { Mux, PeerClosedError } from "../mux/mod.ts";
+import type { Duplex } from "../transport/mod.ts";
 import {
   decodeControl,
   encodeControl,

@@ -1,7 +1,12 @@
 /**
  * Storage: every setting, user, token, tunnel, session, metric and log in a
  * database, PostgreSQL (`server.storage.url`) or the embedded PGlite default
- * (`server.storage.data_dir`), behind one {@linkcode Store}.
+ * (`server.storage.data_dir`), behind one {@linkcode Store}. The data
+ * access is one DAO per table, grouped by what the tables hold (accounts,
+ * tunnels, activity). Every statement is a fixed string with `$n`
+ * parameters: user input never becomes SQL text. Batched writes pass their
+ * rows as one JSON parameter expanded by `jsonb_to_recordset`, so a batch of
+ * any size is one query.
  *
  * @example
  * ```ts ignore
@@ -13,7 +18,10 @@
  * @module
  */
 
-export * from "./daos.ts";
+export * from "./errors.ts";
+export * from "./accounts_dao.ts";
+export * from "./tunnels_dao.ts";
+export * from "./activity_dao.ts";
 export * from "./db.ts";
 export * from "./migrate.ts";
 export * from "./models.ts";

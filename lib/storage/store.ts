@@ -12,20 +12,16 @@ import type { Logger } from "../util/mod.ts";
 import { type Database, DatabaseUnavailableError, isConnectionError } from "./db.ts";
 import {
   AlertsDao,
-  ApiKeysDao,
-  ConflictError,
-  type DeclaredTunnel,
   type LogInput,
   LogsDao,
   MetricsDao,
   type SessionBeat,
   type SessionOpen,
   SessionsDao,
-  SigningKeysDao,
-  TunnelsDao,
-  UsersDao,
-  ValidationError,
-} from "./daos.ts";
+} from "./activity_dao.ts";
+import { ApiKeysDao, SigningKeysDao, UsersDao } from "./accounts_dao.ts";
+import { ConflictError, ValidationError } from "./errors.ts";
+import { type DeclaredTunnel, TunnelsDao } from "./tunnels_dao.ts";
 import {
   changedMigrations,
   loadMigrations,

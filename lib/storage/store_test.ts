@@ -10,7 +10,7 @@ import {
   throwawayDatabase,
 } from "../testing/mod.ts";
 import { type Logger, nullLogger, Secret } from "../util/mod.ts";
-import { ConflictError, NotFoundError, ValidationError } from "./daos.ts";
+import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
 import { DatabaseUnavailableError } from "./db.ts";
 import { loadMigrations, migrate, MigrationError } from "./migrate.ts";
 import type { ConfigChange } from "./models.ts";
