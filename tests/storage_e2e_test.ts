@@ -63,8 +63,12 @@ Deno.test("user tokens: issue, log in, tunnel recorded under the user, revoke", 
     const port = await tunnelPort(client, "web");
     assertEquals(await echoThrough(port, "hello alice"), "hello alice");
     const opened = await server.proc.waitFor((e) => e.msg === "session opened");
-    const [row] = await sql`select t.source, t.status, t.active_port, u.name
-      from tunnels t join users u on u.id = t.user_id where t.name = 'web'`;
+    // The status write is queued: wait for it rather than racing it.
+    const row = await eventually("the web tunnel's row to say active", async () => {
+      const [r] = await sql`select t.source, t.status, t.active_port, u.name
+        from tunnels t join users u on u.id = t.user_id where t.name = 'web'`;
+      return r?.status === "active" ? r : undefined;
+    });
     assertEquals({ ...row }, {
       source: "client",
       status: "active",
@@ -164,8 +168,18 @@ Deno.test("live change: a tunnel inserted, moved and deleted in SQL reaches the 
       `update → traffic through the moved port: ${(performance.now() - t1).toFixed(0)} ms`,
     );
     assert(await refused(port1), "the old port must be closed");
-    const [status] = await sql`select status, active_port from tunnels where id = ${inserted!.id}`;
-    assertEquals({ ...status }, { status: "active", active_port: port2 });
+    // Status writes are queued (latest wins), so the row follows shortly after the port.
+    let seen: unknown;
+    await eventually(
+      "the row's active_port to follow the move",
+      async () => {
+        const [row] = await sql`select status, active_port from tunnels where id = ${inserted!.id}`;
+        seen = { ...row };
+        return row?.status === "active" && row?.active_port === port2 ? true : undefined;
+      },
+      5_000,
+      () => seen,
+    );
 
     // Delete it.
     from = client.events.length;
