@@ -291,7 +291,9 @@ Deno.test("abuse: a silent connection is closed after handshake_timeout", async 
     silent.close();
     assertEquals(outcome, "closed", "the server closes a connection that does not log in");
     const waited = performance.now() - started;
-    assert(waited >= 900, `closed after ${waited} ms (handshake_timeout 1s)`);
+    // The server's clock starts at its accept, before this side's handshake ends: under load that
+    // can be a few hundred ms earlier, so only "not at once" is checked here; the log says why.
+    assert(waited >= 500, `closed after ${waited} ms (handshake_timeout 1s)`);
     await server.proc.waitFor((e) =>
       e.msg === "connection failed before login" &&
       String(e.error).includes("Handshake not completed")

@@ -16,13 +16,46 @@ import {
   type TokenService,
 } from "../auth/mod.ts";
 import type { ServerMetrics } from "../monitor/mod.ts";
-import { type Logger, type Secret, timingSafeEqualText } from "../util/mod.ts";
+import { DatabaseUnavailableError } from "../storage/mod.ts";
+import {
+  IpPolicy,
+  type Logger,
+  parsePortRanges,
+  type Secret,
+  timingSafeEqualText,
+} from "../util/mod.ts";
 import {
   type LoginAttempt,
   LoginLimiter,
   type LoginLimiterOptions,
   type LoginRefusal,
 } from "./login_limiter.ts";
+
+/** Who a session logged in as. */
+export interface Principal {
+  /** The user's row id; `null` when the server runs without a database. */
+  userId: number | null;
+  /** The user's name (`admin` for the shared token). */
+  userName: string;
+  /** The user token's id; `null` for the shared token. */
+  tokenId: string | null;
+  /** Port ranges the user's tunnels may take (on top of `server.allow_ports`); `null`: any. */
+  allowPorts?: Array<[number, number]> | null;
+  /** The user's bandwidth limit (bytes/s per direction, all its tunnels); `null`: none. */
+  maxBandwidth?: number | null;
+  /** Limits of the token the client logged in with; `null` parts do not limit. */
+  tokenLimits?: {
+    types: string[] | null;
+    ports: Array<[number, number]> | null;
+    domains: string[] | null;
+  };
+}
+
+/** The outcome of checking a client's credentials. */
+export type AuthResult =
+  | { ok: true; principal: Principal }
+  | { ok: false; code: "auth_failed" | "unavailable"; message: string }
+  | { ok: false; code: "limit"; message: string; retryAfter: number };
 
 /** Options of {@linkcode Login}. */
 export interface LoginOptions {
@@ -36,6 +69,10 @@ export interface LoginOptions {
   metrics: ServerMetrics;
   /** Where refusals are logged. */
   logger: Logger;
+  /** The row id of the built-in `admin` user the shared token logs in as; `null` without a database. */
+  adminId?: number | null;
+  /** Notes that a user token or API key was used now (its `last_used_at`). */
+  touch?: (tokenId: string) => void;
 }
 
 /** The login checks of one server. */
@@ -46,10 +83,14 @@ export class Login {
   #tokens: TokenService | null;
   #metrics: ServerMetrics;
   #log: Logger;
+  #adminId: number | null;
+  #touch: (tokenId: string) => void;
 
   /** Nothing is tracked until the first login. */
   constructor(options: LoginOptions) {
     this.limiter = new LoginLimiter(options.limits);
+    this.#adminId = options.adminId ?? null;
+    this.#touch = options.touch ?? (() => {});
     this.#shared = options.sharedToken;
     this.#tokens = options.tokens;
     this.#metrics = options.metrics;
@@ -117,5 +158,89 @@ export class Login {
       throw new TokenError("invalid token");
     }
     return await this.#tokens.verify(token, scope);
+  }
+
+  /**
+   * Logs in a client of the control port: `token` from `address` for client
+   * id `clientId`, within the user's allowed client ids and addresses. An
+   * address that failed too often is refused at once, before its token is
+   * looked at (`code: "limit"`); outcomes are counted.
+   */
+  async client(token: string, address: string, clientId: string): Promise<AuthResult> {
+    // Taken before the token is looked at: an empty bucket refuses at once, right or wrong.
+    const attempt = this.attempt(address);
+    if ("reason" in attempt) {
+      return { ok: false, code: "limit", message: attempt.message, retryAfter: attempt.retryAfter };
+    }
+    const result = await this.#client(token, address, clientId);
+    if (result.ok) {
+      attempt.succeeded();
+      this.#metrics.login("ok");
+    } else {
+      this.#metrics.login(result.code);
+      this.#metrics.error(result.code);
+    }
+    return result;
+  }
+
+  async #client(
+    token: string,
+    address: string,
+    clientId: string,
+  ): Promise<Exclude<AuthResult, { code: "limit" }>> {
+    try {
+      const who = await this.verify(token, "tunnel", { onlyTokenShaped: true });
+      if (who === null) {
+        return {
+          ok: true,
+          principal: { userId: this.#adminId, userName: "admin", tokenId: null },
+        };
+      }
+      const user = who.user;
+      const clients = user.allowed_clients ?? [];
+      if (clients.length && !clients.includes(clientId)) {
+        return {
+          ok: false,
+          code: "auth_failed",
+          message: `client id "${clientId}" may not log in as user "${user.name}"`,
+        };
+      }
+      if (!IpPolicy.parse(user.allow_ips ?? [], user.deny_ips ?? []).allows(address)) {
+        return {
+          ok: false,
+          code: "auth_failed",
+          message: `address ${address} may not log in as user "${user.name}"`,
+        };
+      }
+      this.#touch(who.tokenId);
+      return {
+        ok: true,
+        principal: {
+          userId: user.id,
+          userName: user.name,
+          tokenId: who.tokenId,
+          allowPorts: user.allow_ports ? parsePortRanges(user.allow_ports) : null,
+          maxBandwidth: user.max_bandwidth ?? null,
+          tokenLimits: {
+            types: who.limits.types ?? null,
+            ports: who.limits.ports ? parsePortRanges(who.limits.ports) : null,
+            domains: who.limits.domains ?? null,
+          },
+        },
+      };
+    } catch (error) {
+      if (error instanceof TokenError) {
+        return { ok: false, code: "auth_failed", message: error.message };
+      }
+      if (error instanceof DatabaseUnavailableError) {
+        return {
+          ok: false,
+          code: "unavailable",
+          message: "The server cannot check this token now: its database is unreachable. " +
+            "Retrying.",
+        };
+      }
+      throw error;
+    }
   }
 }

@@ -12,13 +12,15 @@
  */
 
 export { BurrowServer, type BurrowServerOptions } from "./server.ts";
-export type {
-  AuthResult,
-  ClientSession,
-  Principal,
-  SessionHost,
-  TunnelIdentity,
-} from "./session.ts";
+export type { ClientSession, SessionHost } from "./session.ts";
+export type { AuthResult, Principal } from "./login.ts";
+export {
+  NO_HISTORY,
+  type RecordedSession,
+  Recorder,
+  type SessionRecorder,
+  type TunnelIdentity,
+} from "./recorder.ts";
 export type { Throttle } from "../util/mod.ts";
 export {
   type ConnectionEvent,

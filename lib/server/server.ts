@@ -1,39 +1,27 @@
 /**
- * The Burrow server: the TLS control listener, the sessions of connected
- * clients, and graceful shutdown.
+ * The Burrow server's life: its start (certificate, shared token, database,
+ * control port, vhost ports, alerts, chores), the sessions of connected
+ * clients (one per client id), and graceful shutdown. What sessions report
+ * goes to the recorder; logins to `login.ts`.
  *
  * @module
  */
 
 import {
-  type AccessEvent,
   accessLog,
   formatAddr,
   IpPolicy,
   type Logger,
   nullLogger,
-  parsePortRanges,
   Secret,
   sockopt,
-  TokenBucket,
   VERSION,
 } from "../util/mod.ts";
-import { TokenError, TokenService } from "../auth/mod.ts";
+import { TokenService } from "../auth/mod.ts";
 import type { ServerConfig } from "../config/mod.ts";
 import type { TunnelRequest } from "../protocol/mod.ts";
-import {
-  DatabaseUnavailableError,
-  recordingLogger,
-  type Store,
-  type User,
-} from "../storage/mod.ts";
-import {
-  listenDenoTls,
-  listenMutualTls,
-  loadServerCertificate,
-  nodeTlsListener,
-  type TlsListener,
-} from "../transport/mod.ts";
+import { recordingLogger, type Store, type User } from "../storage/mod.ts";
+import { loadServerCertificate, type TlsListener } from "../transport/mod.ts";
 import type { Duplex } from "../transport/mod.ts";
 import {
   AlertEngine,
@@ -42,35 +30,24 @@ import {
   NO_TRAFFIC_METRICS,
   notifiersFor,
   ServerMetrics,
-  type TrafficMetrics,
   TunnelStats,
 } from "../monitor/mod.ts";
 import { alertStore } from "./stores.ts";
-import { probeTunnel } from "./prober.ts";
+import { Chores } from "./chores.ts";
+import { gaugeSource } from "./gauges.ts";
 import type { LoginRefusal } from "./login_limiter.ts";
-import { Login } from "./login.ts";
-import {
-  type AuthResult,
-  ClientSession,
-  type SessionHost,
-  type TunnelIdentity,
-} from "./session.ts";
-import {
-  type ConnectionEvent,
-  GroupRegistry,
-  type HttpEvent,
-  type PublicTunnel,
-  type UdpDropReason,
-} from "./tunnels/mod.ts";
+import { type AuthResult, Login } from "./login.ts";
+import { ClientSession, type SessionHost } from "./session.ts";
+import { NO_HISTORY, Recorder, sessionBeat } from "./recorder.ts";
+import { listenControlPort } from "./control_port.ts";
+import { Bandwidth } from "./bandwidth.ts";
+import { GroupRegistry } from "./tunnels/mod.ts";
 import type { HttpFront } from "./http_front.ts";
 import { openVhosts } from "./vhosts.ts";
 import { ConfigSync } from "./config_sync.ts";
 import { TunnelRecords } from "./tunnel_records.ts";
 import { loadOrCreateToken } from "./token_file.ts";
 import { VhostCertificates } from "./vhost_certs.ts";
-
-/** Most access events per second written to the `logs` table; the rest are counted. */
-const ACCESS_LOG_PER_SECOND = 100;
 
 /** Options of {@linkcode BurrowServer.start}. */
 export interface BurrowServerOptions {
@@ -123,6 +100,10 @@ export class BurrowServer implements SessionHost {
   readonly stats: TunnelStats;
   /** The alert rules engine. */
   readonly alerts: AlertEngine;
+  /** Where sessions report traffic and tunnel state. */
+  readonly recorder: Recorder;
+  /** The bandwidth limits of tunnels. */
+  readonly bandwidth: Bandwidth;
   /** The shared HTTP and HTTPS ports, when configured. */
   readonly vhosts: { http: HttpFront | null; https: HttpFront | null };
   /** Certificates of the HTTPS port (files and ACME). */
@@ -136,21 +117,14 @@ export class BurrowServer implements SessionHost {
   #accepting: Promise<void>;
   #stopping = false;
   #stopped: Promise<void> | null = null;
-  #admin: User | null;
   #unlisten: (() => Promise<void>) | null = null;
   /** Keeps sessions in step with the database (none without one). */
   #sync: ConfigSync | null = null;
-  /** Where traffic is counted: the metrics, or nowhere when `server.metrics` is off. */
-  #traffic: TrafficMetrics;
   /** The `tunnels` rows of the tunnels clients declare (none without a database). */
   #records: TunnelRecords | null = null;
-  #accessWindow = { second: 0, written: 0, suppressed: 0 };
-  #access: (event: AccessEvent) => void;
-  #accessing: () => boolean;
-  #prober: ReturnType<typeof setInterval> | undefined;
+  #chores: Chores | null = null;
   #controlPolicy: IpPolicy;
   #controlDenied = 0;
-  #pruner: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     config: ServerConfig,
@@ -175,20 +149,29 @@ export class BurrowServer implements SessionHost {
     this.logger = logger;
     this.store = options.store;
     this.tokens = options.tokens;
-    this.#admin = options.admin;
     this.node = options.node;
     this.groups = new GroupRegistry(logger);
     this.#controlPolicy = IpPolicy.parse(config.allow_ips, config.deny_ips);
-    const accessLogger = logger.child("access");
-    this.#access = accessLog(config.log.access_file, accessLogger, {
-      maxSize: config.log.max_size,
-      maxFiles: config.log.max_files,
-    });
-    // Without a file, access lines are debug logs: most requests build none.
-    this.#accessing = config.log.access_file ? () => true : () => accessLogger.enabled("debug");
     this.stats = new TunnelStats({ windowMs: config.alerting.window });
     this.metrics = new ServerMetrics();
-    this.#traffic = config.metrics ? this.metrics : NO_TRAFFIC_METRICS;
+    this.bandwidth = new Bandwidth(config.limits.max_bandwidth);
+    this.#records = this.store ? new TunnelRecords(this.store, logger) : null;
+    const accessLogger = logger.child("access");
+    this.recorder = new Recorder({
+      config,
+      logger,
+      metrics: this.metrics,
+      traffic: config.metrics ? this.metrics : NO_TRAFFIC_METRICS,
+      stats: this.stats,
+      history: this.store ?? NO_HISTORY,
+      records: this.#records,
+      access: accessLog(config.log.access_file, accessLogger, {
+        maxSize: config.log.max_size,
+        maxFiles: config.log.max_files,
+      }),
+      // Without a file, access lines are debug logs: most requests build none.
+      accessing: config.log.access_file ? () => true : () => accessLogger.enabled("debug"),
+    });
     this.login = new Login({
       limits: {
         maxFailures: config.auth.max_failures,
@@ -199,9 +182,11 @@ export class BurrowServer implements SessionHost {
       tokens: this.tokens,
       metrics: this.metrics,
       logger,
+      adminId: options.admin?.id ?? null,
+      touch: (id) => this.store?.run((s) => s.apiKeys.touch([id])).catch(() => {}),
     });
     this.alerts = options.alerts(this.stats);
-    this.#bindMetrics();
+    this.metrics.bind(gaugeSource(this, () => this.#sync?.managed ?? { hits: 0, misses: 0 }));
     this.#listener = listener;
     this.#fingerprint = fingerprint;
     this.#accepting = this.#acceptLoop();
@@ -240,18 +225,7 @@ export class BurrowServer implements SessionHost {
         logger.info("closed sessions left open by a previous run", { count: leftovers });
       }
     }
-    // Deno's TLS is the faster control port, but it needs FFI for TCP_NODELAY and for a
-    // handshake deadline that frees the socket; node:tls does both by itself.
-    const denoTls = !config.tls.client_ca_file && config.tls.min_version === "1.2" &&
-      sockopt.available();
-    if (!config.tls.client_ca_file && config.tls.min_version === "1.2" && !denoTls) {
-      logger.info("control port on node:tls instead of Deno's TLS", {
-        reason: sockopt.unavailableReason,
-      });
-    }
-    const listener = denoTls
-      ? denoListener(config, tls, logger)
-      : await nodeListener(config, tls, logger);
+    const listener = await listenControlPort(config, tls, logger);
     const rules: AlertRuleSpec[] = config.alerts.map((r) => ({ ...r }));
     if (config.alerting.default_rules) {
       for (const d of DEFAULT_RULES) if (!rules.some((r) => r.name === d.name)) rules.push(d);
@@ -265,7 +239,7 @@ export class BurrowServer implements SessionHost {
         logger,
         certificates,
         tls,
-        (kind) => server?.countError(kind),
+        (kind) => server?.metrics.error(kind),
       );
     } catch (error) {
       listener.close();
@@ -300,14 +274,14 @@ export class BurrowServer implements SessionHost {
     }
     certificates.startRenewal();
     server.alerts.start();
-    server.#prober = setInterval(() => server.#probeAll(), config.alerting.probe_interval);
-    if (store && (config.storage.retention ?? 0) > 0) {
-      const prune = () => server.#prune();
-      server.#pruner = setInterval(prune, 3_600_000);
-      prune();
-    }
+    server.#chores = new Chores({
+      config,
+      store,
+      logger,
+      sessions: () => server.#sessions,
+      recorder: server.recorder,
+    });
     if (store) {
-      server.#records = new TunnelRecords(store, server.logger);
       server.#sync = new ConfigSync({
         host: { sessions: () => server.#sessions, stopping: () => server.#stopping },
         store,
@@ -378,87 +352,8 @@ export class BurrowServer implements SessionHost {
   }
 
   /** @internal */
-  loginRefused(refusal: LoginRefusal, address: string): void {
-    this.login.refused(refusal, address);
-  }
-
-  /** @internal */
-  async authenticate(token: string, address: string, clientId: string): Promise<AuthResult> {
-    // Taken before the token is looked at: an empty bucket refuses at once, right or wrong.
-    const attempt = this.login.attempt(address);
-    if ("reason" in attempt) {
-      return { ok: false, code: "limit", message: attempt.message, retryAfter: attempt.retryAfter };
-    }
-    const result = await this.#authenticate(token, address, clientId);
-    if (result.ok) {
-      attempt.succeeded();
-      this.metrics.login("ok");
-    } else {
-      this.metrics.login(result.code);
-      this.metrics.error(result.code);
-    }
-    return result;
-  }
-
-  async #authenticate(
-    token: string,
-    address: string,
-    clientId: string,
-  ): Promise<Exclude<AuthResult, { code: "limit" }>> {
-    try {
-      const who = await this.login.verify(token, "tunnel", { onlyTokenShaped: true });
-      if (who === null) {
-        return {
-          ok: true,
-          principal: { userId: this.#admin?.id ?? null, userName: "admin", tokenId: null },
-        };
-      }
-      const user = who.user;
-      const clients = user.allowed_clients ?? [];
-      if (clients.length && !clients.includes(clientId)) {
-        return {
-          ok: false,
-          code: "auth_failed",
-          message: `client id "${clientId}" may not log in as user "${user.name}"`,
-        };
-      }
-      if (!IpPolicy.parse(user.allow_ips ?? [], user.deny_ips ?? []).allows(address)) {
-        return {
-          ok: false,
-          code: "auth_failed",
-          message: `address ${address} may not log in as user "${user.name}"`,
-        };
-      }
-      this.store!.run((s) => s.apiKeys.touch([who.tokenId])).catch(() => {});
-      return {
-        ok: true,
-        principal: {
-          userId: user.id,
-          userName: user.name,
-          tokenId: who.tokenId,
-          allowPorts: user.allow_ports ? parsePortRanges(user.allow_ports) : null,
-          maxBandwidth: user.max_bandwidth ?? null,
-          tokenLimits: {
-            types: who.limits.types ?? null,
-            ports: who.limits.ports ? parsePortRanges(who.limits.ports) : null,
-            domains: who.limits.domains ?? null,
-          },
-        },
-      };
-    } catch (error) {
-      if (error instanceof TokenError) {
-        return { ok: false, code: "auth_failed", message: error.message };
-      }
-      if (error instanceof DatabaseUnavailableError) {
-        return {
-          ok: false,
-          code: "unavailable",
-          message: "The server cannot check this token now: its database is unreachable. " +
-            "Retrying.",
-        };
-      }
-      throw error;
-    }
+  authenticate(token: string, address: string, clientId: string): Promise<AuthResult> {
+    return this.login.client(token, address, clientId);
   }
 
   /** @internal */
@@ -495,7 +390,7 @@ export class BurrowServer implements SessionHost {
   unregister(session: ClientSession, reason: string): void {
     this.#sessions.delete(session);
     if (this.#byClient.get(session.clientId) === session) this.#byClient.delete(session.clientId);
-    this.store?.sessionClosed(session.sessionId, reason, this.#beat(session));
+    this.store?.sessionClosed(session.sessionId, reason, sessionBeat(session));
     this.#records?.forgetSession(session.sessionId);
     // Tunnels of this user not bound to one client move to its next newest session.
     const userId = session.principal?.userId;
@@ -503,191 +398,6 @@ export class BurrowServer implements SessionHost {
       const next = this.#sync?.newestOf(userId, session);
       if (next) this.#sync?.syncUser(userId, [next]);
     }
-  }
-
-  #beat(session: ClientSession) {
-    const bytes = session.mux.bytes;
-    return {
-      id: session.sessionId,
-      at: new Date(),
-      rtt_ms: session.mux.rtt || null,
-      bytes_in: bytes.in,
-      bytes_out: bytes.out,
-    };
-  }
-
-  #bindMetrics(): void {
-    this.metrics.bind({
-      sessions: () =>
-        [...this.#sessions].map((s) => ({
-          user: s.principal?.userName ?? "admin",
-          tunnels: [...s.tunnels.values()].map((t) => ({
-            name: t.name,
-            type: t.type,
-            activeConnections: t.activeConnections,
-            liveTransfers: t.liveTransfers,
-          })),
-        })),
-      caches: () => ({
-        tokens: this.tokens ? this.tokens.cache : { hits: 0, misses: 0 },
-        managed_tunnels: this.#sync?.managed ?? { hits: 0, misses: 0 },
-      }),
-      database: () =>
-        this.store
-          ? {
-            available: this.store.available,
-            pendingWrites: this.store.pendingWrites,
-            maxPendingWrites: this.store.maxPendingWrites,
-            droppedWrites: this.store.droppedWrites,
-            queries: this.store.queries,
-          }
-          : null,
-      alerts: () => {
-        const severity = new Map(this.alerts.rules.map((r) => [r.name, r.severity]));
-        return this.alerts.active.map((a) => ({
-          state: a.state,
-          severity: severity.get(a.rule) ?? "",
-        }));
-      },
-    });
-  }
-
-  /** Deletes history older than `server.storage.retention`. */
-  async #prune(): Promise<void> {
-    const retention = this.config.storage.retention ?? 0;
-    if (!this.store || retention <= 0) return;
-    try {
-      const deleted = await this.store.prune(new Date(Date.now() - retention));
-      if (Object.values(deleted).some((n) => n > 0)) {
-        this.logger.info("pruned history past retention", { ...deleted, retention_ms: retention });
-      }
-    } catch (error) {
-      if (!(error instanceof DatabaseUnavailableError)) {
-        this.logger.warn("pruning history failed", { error });
-      }
-    }
-  }
-
-  /** Probes every tunnel that asked for it (`probe: true`), end to end. */
-  async #probeAll(): Promise<void> {
-    for (const session of [...this.#sessions]) {
-      const user = session.principal?.userName ?? "admin";
-      for (const tunnel of [...session.tunnels.values()]) {
-        const probe = tunnel.probe;
-        if (!probe) continue;
-        const failure = await probeTunnel(session.mux, tunnel.name, 3000);
-        if (session.mux.isClosed || session.tunnels.get(tunnel.name) !== tunnel) continue;
-        this.stats.recordConnection(user, tunnel.name, failure !== null);
-        if (failure !== null) this.metrics.error("probe_failed");
-        if ((failure !== null) === probe.failing) continue;
-        probe.failing = failure !== null;
-        const fields = { tunnel: tunnel.name, user, client_id: session.clientId };
-        if (failure !== null) {
-          this.logger.warn("tunnel probe failed", { ...fields, reason: failure });
-        } else this.logger.info("tunnel probe recovered", fields);
-        const ref = this.#records?.ref(session, tunnel) ?? null;
-        this.store?.addLog({
-          level: failure ? "warn" : "info",
-          kind: "event",
-          tunnel_id: typeof ref === "number" ? ref : null,
-          tunnel: typeof ref === "object" ? ref ?? undefined : undefined,
-          session_id: session.sessionId,
-          message: failure ? "tunnel probe failed" : "tunnel probe recovered",
-          fields: { ...fields, ...(failure ? { reason: failure } : {}) },
-        });
-      }
-    }
-  }
-
-  #limitLogged = new Set<string>();
-  #userBuckets = new Map<number, { rate: number; in: TokenBucket; out: TokenBucket }>();
-
-  /** @internal */
-  userBuckets(session: ClientSession): { in: TokenBucket; out: TokenBucket } | undefined {
-    const p = session.principal;
-    if (!p || p.userId == null || !p.maxBandwidth) return undefined;
-    let b = this.#userBuckets.get(p.userId);
-    if (!b || b.rate !== p.maxBandwidth) {
-      b = {
-        rate: p.maxBandwidth,
-        in: new TokenBucket(p.maxBandwidth),
-        out: new TokenBucket(p.maxBandwidth),
-      };
-      this.#userBuckets.set(p.userId, b);
-    }
-    return b;
-  }
-
-  /** @internal */
-  countLimit(kind: "bandwidth" | "connections", session: ClientSession, tunnel: string): void {
-    this.#traffic.limitHit(kind);
-    const user = session.principal?.userName ?? "admin";
-    const key = `${kind}|${user}/${tunnel}`;
-    if (this.#limitLogged.has(key)) return;
-    this.#limitLogged.add(key);
-    const limit = kind === "bandwidth"
-      ? { bytes_per_second: this.config.limits.max_bandwidth }
-      : { max_connections: this.config.limits.max_connections_per_tunnel };
-    this.logger.warn(
-      kind === "bandwidth" ? "bandwidth limit reached" : "connection limit reached",
-      { tunnel, user, client_id: session.clientId, ...limit },
-    );
-    // Once per tunnel and kind, like the log line: the client's user learns why traffic is slow
-    // or visitors are turned away.
-    session.notify(
-      tunnel,
-      kind === "bandwidth" ? "bandwidth_limit" : "connection_limit",
-      kind === "bandwidth"
-        ? `Tunnel "${tunnel}" reached its bandwidth limit (${
-          [
-            this.config.limits.max_bandwidth ? `${this.config.limits.max_bandwidth} B/s` : "",
-            session.principal?.maxBandwidth
-              ? `${session.principal.maxBandwidth} B/s for all of user "${user}"`
-              : "",
-          ].filter(Boolean).join(", ")
-        } per direction); traffic over it is slowed (TCP) or dropped (UDP)`
-        : `Tunnel "${tunnel}" reached its limit of ${this.config.limits.max_connections_per_tunnel} ` +
-          `open connections; more visitors are turned away`,
-    );
-  }
-
-  /** @internal */
-  countUdpDrops(
-    session: ClientSession,
-    tunnel: string,
-    direction: "in" | "out",
-    reason: UdpDropReason,
-    count: number,
-  ): void {
-    this.#traffic.udpDropped(
-      session.principal?.userName ?? "admin",
-      tunnel,
-      direction,
-      reason,
-      count,
-    );
-  }
-
-  /** @internal */
-  countError(kind: string): void {
-    this.metrics.error(kind);
-  }
-
-  /** @internal */
-  onFirstByte(
-    session: ClientSession,
-    tunnel: Pick<PublicTunnel, "name" | "type">,
-    ms: number,
-  ): void {
-    this.#traffic.firstByte(tunnel.type, ms);
-    this.stats.recordLatency(session.principal?.userName ?? "admin", tunnel.name, ms);
-  }
-
-  /** @internal */
-  onHeartbeat(session: ClientSession): void {
-    this.#traffic.heartbeat(session.mux.rtt);
-    // Batched: the store writes every session's latest beat in one query per flush.
-    this.store?.sessionBeat(this.#beat(session));
   }
 
   /**
@@ -702,126 +412,6 @@ export class BurrowServer implements SessionHost {
     request: TunnelRequest,
   ): Promise<number | null> {
     return this.#records?.record(session, name, request) ?? Promise.resolve(null);
-  }
-
-  /** @internal */
-  tunnelStatus(
-    session: ClientSession,
-    tunnel: TunnelIdentity,
-    status: "offline" | "active" | "failed",
-    error: string | null,
-    gone = false,
-  ): void {
-    const user = session.principal?.userName ?? "admin";
-    if (status === "active") {
-      this.stats.connected(user, tunnel.name, tunnel.type);
-    } else if (gone) {
-      this.stats.forget(user, tunnel.name);
-    } else {
-      this.stats.disconnected(user, tunnel.name);
-    }
-    const ref = this.#records?.ref(session, tunnel) ?? null;
-    if (gone) this.#records?.forget(session.sessionId, tunnel.name);
-    // Status changes are events in the logs table.
-    this.store?.addLog({
-      level: status === "failed" ? "warn" : "info",
-      kind: "event",
-      tunnel_id: typeof ref === "number" ? ref : null,
-      tunnel: typeof ref === "object" ? ref ?? undefined : undefined,
-      session_id: session.sessionId,
-      message: status === "active"
-        ? "tunnel connected"
-        : gone
-        ? (status === "failed" ? "tunnel refused" : "tunnel removed")
-        : "tunnel disconnected",
-      fields: {
-        tunnel: tunnel.name,
-        user,
-        client_id: session.clientId,
-        ...(status === "active" ? { port: tunnel.port } : {}),
-        ...(error ? { error } : {}),
-      },
-    });
-    if (!this.store || ref === null) return;
-    // Written at once, or queued while the database is down (latest status wins).
-    this.store.tunnelStatus(ref, status, status === "active" ? tunnel.port : null, error);
-  }
-
-  /** @internal */
-  onConnection(
-    session: ClientSession,
-    tunnel: Pick<PublicTunnel, "dbId" | "name" | "type">,
-    event: ConnectionEvent,
-  ): void {
-    const user = session.principal?.userName ?? "admin";
-    this.#traffic.connectionEnded(
-      user,
-      tunnel.name,
-      !!event.error,
-      event.transfer,
-      event.bytesIn,
-      event.bytesOut,
-    );
-    this.stats.recordConnection(user, tunnel.name, !!event.error);
-    if (this.#accessing()) {
-      this.#access({
-        tunnel: tunnel.name,
-        user,
-        type: tunnel.type,
-        remote: event.remote,
-        bytes_in: event.bytesIn,
-        bytes_out: event.bytesOut,
-        duration_ms: Math.round(event.durationMs),
-        status: event.error ? "error" : "ok",
-        error: event.error,
-        ...("http" in event ? httpFields((event as HttpEvent).http) : {}),
-      });
-    }
-    const store = this.store;
-    const ref = this.#records?.ref(session, tunnel) ?? null;
-    if (!store || ref === null) return;
-    store.addMetrics(ref, {
-      bytes_in: event.bytesIn,
-      bytes_out: event.bytesOut,
-      connections: 1,
-      errors: event.error ? 1 : 0,
-    });
-    // Access events are capped per second so a connection flood cannot flood the database.
-    const second = Math.floor(Date.now() / 1000);
-    const w = this.#accessWindow;
-    if (w.second !== second) {
-      if (w.suppressed) {
-        store.addLog({
-          level: "warn",
-          kind: "event",
-          tunnel_id: null,
-          session_id: null,
-          message: "access events suppressed",
-          fields: { count: w.suppressed, limit_per_second: ACCESS_LOG_PER_SECOND },
-        });
-      }
-      this.#accessWindow = { second, written: 0, suppressed: 0 };
-    }
-    if (this.#accessWindow.written >= ACCESS_LOG_PER_SECOND) {
-      this.#accessWindow.suppressed++;
-      return;
-    }
-    this.#accessWindow.written++;
-    store.addLog({
-      level: event.error ? "warn" : "info",
-      kind: event.error ? "error" : "access",
-      tunnel_id: typeof ref === "number" ? ref : null,
-      tunnel: typeof ref === "object" ? ref : undefined,
-      session_id: session.sessionId,
-      message: event.error ? "connection failed" : "connection",
-      fields: {
-        remote: event.remote,
-        bytes_in: event.bytesIn,
-        bytes_out: event.bytesOut,
-        duration_ms: Math.round(event.durationMs),
-        ...(event.error ? { error: event.error } : {}),
-      },
-    });
   }
 
   async #acceptLoop(): Promise<void> {
@@ -869,8 +459,7 @@ export class BurrowServer implements SessionHost {
 
   async #shutdown(graceMs: number): Promise<void> {
     this.#stopping = true;
-    clearInterval(this.#prober);
-    clearInterval(this.#pruner);
+    this.#chores?.stop();
     this.logger.info("shutting down", { sessions: this.#sessions.size, grace_ms: graceMs });
     try {
       this.#listener.close();
@@ -906,63 +495,4 @@ export class BurrowServer implements SessionHost {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown(0);
   }
-}
-
-function httpFields(http: HttpEvent["http"]) {
-  return { method: http.method, host: http.host, path: http.path, http_status: http.status };
-}
-
-/** The control port on Deno's TLS; a taken port is named with its configuration key. */
-function denoListener(config: ServerConfig, tls: { cert: string; key: string }, logger: Logger) {
-  let listener: TlsListener;
-  try {
-    listener = listenDenoTls({ hostname: config.bind_addr, port: config.bind_port, ...tls });
-  } catch (error) {
-    if (error instanceof Deno.errors.AddrInUse) {
-      throw new Error(
-        `Control port ${config.bind_addr}:${config.bind_port} is already in use ` +
-          `(server.bind_port): is another burrowd running?`,
-      );
-    }
-    throw error;
-  }
-  logger.info("control port on Deno's TLS (TLS 1.3, and 1.2 for clients that ask)");
-  return listener;
-}
-
-/** node:tls: TLS 1.3 only unless `min_version` says 1.2, and mutual TLS when a client CA is configured. */
-async function nodeListener(
-  config: ServerConfig,
-  tls: { cert: string; key: string },
-  logger: Logger,
-): Promise<TlsListener> {
-  const file = config.tls.client_ca_file;
-  let ca: string | undefined;
-  if (file) {
-    try {
-      ca = await Deno.readTextFile(file);
-    } catch (error) {
-      throw new Error(
-        `server.tls.client_ca_file: cannot read ${file}: ${(error as Error).message}`,
-      );
-    }
-  }
-  const minVersion = !file && config.tls.min_version === "1.2" ? "TLSv1.2" : "TLSv1.3";
-  const listener = await listenMutualTls({
-    hostname: config.bind_addr,
-    port: config.bind_port,
-    cert: tls.cert,
-    key: tls.key,
-    ca,
-    minVersion,
-    onHandshakeError: (remote, error) =>
-      logger.warn(file ? "client certificate refused" : "TLS handshake refused", {
-        remote,
-        error: error.message,
-      }),
-  });
-  if (file) {
-    logger.info("mutual TLS on the control port", { client_ca_file: file, min_version: "TLSv1.3" });
-  } else if (minVersion === "TLSv1.3") logger.info("TLS 1.3 only on the control port");
-  return nodeTlsListener(listener);
 }

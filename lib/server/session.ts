@@ -16,62 +16,30 @@ import {
   MIN_PROTOCOL_VERSION,
   negotiateVersion,
   ProtocolError,
-  type PushedTunnel,
   type TunnelRequest,
   type TunnelStatusMessage,
 } from "../protocol/mod.ts";
 import type { TunnelRow } from "../storage/mod.ts";
 import type { Logger } from "../util/mod.ts";
-import { bothLimits, IpPolicy, type Throttle, TokenBucket, VERSION } from "../util/mod.ts";
+import { type IpPolicy, VERSION } from "../util/mod.ts";
 import { portsFor } from "./ports.ts";
+import type { AuthResult, Principal } from "./login.ts";
+import type { SessionRecorder } from "./recorder.ts";
+import { reconcileManaged } from "./managed.ts";
+import type { Bandwidth } from "./bandwidth.ts";
 import type { HttpFront } from "./http_front.ts";
 import {
-  type ConnectionEvent,
   type GroupRegistry,
   isTunnelType,
-  listenSignature,
-  managedRequest,
   openTunnel,
   type PublicTunnel,
   type TunnelContext,
   TunnelError,
   tunnelKind,
   UDP_SESSION_TIMEOUT,
-  type UdpDropReason,
   type VisitorGuards,
+  visitorPolicy,
 } from "./tunnels/mod.ts";
-
-/** A tunnel's identity as the server records it (a refused tunnel has no port). */
-export type TunnelIdentity = Pick<PublicTunnel, "dbId" | "name" | "port"> & {
-  /** Its type as requested. */
-  readonly type: string;
-};
-
-/** Who a session logged in as. */
-export interface Principal {
-  /** The user's row id; `null` when the server runs without a database. */
-  userId: number | null;
-  /** The user's name (`admin` for the shared token). */
-  userName: string;
-  /** The user token's id; `null` for the shared token. */
-  tokenId: string | null;
-  /** Port ranges the user's tunnels may take (on top of `server.allow_ports`); `null`: any. */
-  allowPorts?: Array<[number, number]> | null;
-  /** The user's bandwidth limit (bytes/s per direction, all its tunnels); `null`: none. */
-  maxBandwidth?: number | null;
-  /** Limits of the token the client logged in with; `null` parts do not limit. */
-  tokenLimits?: {
-    types: string[] | null;
-    ports: Array<[number, number]> | null;
-    domains: string[] | null;
-  };
-}
-
-/** The outcome of checking a client's credentials. */
-export type AuthResult =
-  | { ok: true; principal: Principal }
-  | { ok: false; code: "auth_failed" | "unavailable"; message: string }
-  | { ok: false; code: "limit"; message: string; retryAfter: number };
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -83,6 +51,10 @@ export interface SessionHost {
   readonly groups: GroupRegistry;
   /** The shared HTTP and HTTPS ports, when configured. */
   readonly vhosts: { http: HttpFront | null; https: HttpFront | null };
+  /** Where the session reports traffic and its tunnels' state. */
+  readonly recorder: SessionRecorder;
+  /** The bandwidth limits of its tunnels. */
+  readonly bandwidth: Bandwidth;
   /**
    * Checks a client's token (shared token, user token or API key) from
    * `address` for client id `clientId`; refuses at once, without looking at
@@ -101,8 +73,6 @@ export interface SessionHost {
   unregister(session: ClientSession, reason: string): void;
   /** Whether another client may log in now (max_clients). */
   hasRoom(): boolean;
-  /** A heartbeat arrived. */
-  onHeartbeat(session: ClientSession): void;
   /**
    * Records a tunnel the client declared; resolves with its row id (`null`
    * when there is no database to record it in, or while its row waits for
@@ -115,56 +85,6 @@ export interface SessionHost {
     name: string,
     request: TunnelRequest,
   ): Promise<number | null>;
-  /** A tunnel's state changed. */
-  tunnelStatus(
-    session: ClientSession,
-    tunnel: TunnelIdentity,
-    status: "offline" | "active" | "failed",
-    error: string | null,
-    gone?: boolean,
-  ): void;
-  /** The first byte of a public connection came back `ms` after it was accepted. */
-  onFirstByte(
-    session: ClientSession,
-    tunnel: Pick<PublicTunnel, "name" | "type">,
-    ms: number,
-  ): void;
-  /** Counts an error of `kind` (metrics). */
-  countError(kind: string): void;
-  /** The session user's shared bandwidth buckets, when the user has a limit. */
-  userBuckets(session: ClientSession): { in: TokenBucket; out: TokenBucket } | undefined;
-  /** A limit held back or dropped traffic of a tunnel (logged once per tunnel, counted always). */
-  countLimit(kind: "bandwidth" | "connections", session: ClientSession, tunnel: string): void;
-  /** Datagrams a UDP tunnel dropped since its last report (`in`: from visitors). */
-  countUdpDrops(
-    session: ClientSession,
-    tunnel: string,
-    direction: "in" | "out",
-    reason: UdpDropReason,
-    count: number,
-  ): void;
-  /** A public connection through one of this session's tunnels ended. */
-  onConnection(
-    session: ClientSession,
-    tunnel: Pick<PublicTunnel, "dbId" | "name" | "type">,
-    event: ConnectionEvent,
-  ): void;
-}
-
-/**
- * The visitor policy of a tunnel request.
- *
- * @throws {Error} naming a bad block or a list that is not a list of strings.
- */
-function policyOf(allow: unknown, deny: unknown): IpPolicy {
-  const strings = (v: unknown, name: string): string[] => {
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
-      throw new Error(`${name} must be a list of IP addresses or CIDR blocks`);
-    }
-    return v as string[];
-  };
-  return IpPolicy.parse(strings(allow, "allow_ips"), strings(deny, "deny_ips"));
 }
 
 /** Milliseconds a new connection has to complete hello and auth. */
@@ -234,10 +154,10 @@ export class ClientSession {
           userName: this.principal?.userName ?? "admin",
         }),
       guards: (name, policy) => this.#guards(name, policy),
-      onConnection: (tunnel, event) => host.onConnection(this, tunnel, event),
-      onFirstByte: (tunnel, ms) => host.onFirstByte(this, tunnel, ms),
+      onConnection: (tunnel, event) => host.recorder.connection(this, tunnel, event),
+      onFirstByte: (tunnel, ms) => host.recorder.firstByte(this, tunnel, ms),
       onUdpDrops: (tunnel, direction, reason, count) =>
-        host.countUdpDrops(this, tunnel, direction, reason, count),
+        host.recorder.udpDrops(this, tunnel, direction, reason, count),
     };
   }
 
@@ -269,7 +189,7 @@ export class ClientSession {
       this.mux.close();
       for (const tunnel of this.tunnels.values()) {
         await tunnel.close();
-        this.#host.tunnelStatus(this, tunnel, "offline", null);
+        this.#host.recorder.tunnelStatus(this, tunnel, "offline", null);
       }
       this.tunnels.clear();
       const cause = await this.mux.closed;
@@ -277,7 +197,7 @@ export class ClientSession {
       const fields = { remote: this.remote, client_id: this.clientId || undefined };
       if (cause instanceof ProtocolError) {
         this.#log.warn("protocol error", { ...fields, error: cause.message });
-        this.#host.countError("protocol_error");
+        this.#host.recorder.error("protocol_error");
       } else if (!registered && cause && !this.#refused) {
         // Pinning clients fetch the certificate on a connection they close at once.
         const level = cause instanceof PeerClosedError && this.mux.bytes.in === 0
@@ -421,7 +341,7 @@ export class ClientSession {
       switch (message.type) {
         case "heartbeat":
           this.#send({ type: "heartbeat", timestamp: message.timestamp, status: "online" });
-          this.#host.onHeartbeat(this);
+          this.#host.recorder.heartbeat(this);
           break;
         case "control":
           if (message.action === "create_tunnel") {
@@ -461,7 +381,7 @@ export class ClientSession {
   async #createTunnel(name: string, request: TunnelRequest): Promise<TunnelStatusMessage> {
     const fail = (reason: string): TunnelStatusMessage => {
       this.#log.warn("tunnel refused", { tunnel: name, client_id: this.clientId, reason });
-      this.#host.countError("tunnel_refused");
+      this.#host.recorder.error("tunnel_refused");
       return { type: "tunnel_status", tunnel_id: name, status: "failed", error: reason };
     };
     const config = this.#host.config;
@@ -509,19 +429,19 @@ export class ClientSession {
     }
     let policy: IpPolicy;
     try {
-      policy = policyOf(request.allow_ips, request.deny_ips);
+      policy = visitorPolicy(request.allow_ips, request.deny_ips);
     } catch (error) {
       return fail((error as Error).message);
     }
     const opened = await openTunnel({ name, request, policy }, this.#tunnelContext());
     if (typeof opened === "string") {
       const refused = { dbId, name, port: 0, type: request.protocol };
-      this.#host.tunnelStatus(this, refused, "failed", opened, true);
+      this.#host.recorder.tunnelStatus(this, refused, "failed", opened, true);
       return fail(opened);
     }
     opened.dbId = dbId;
     this.tunnels.set(name, opened);
-    this.#host.tunnelStatus(this, opened, "active", null);
+    this.#host.recorder.tunnelStatus(this, opened, "active", null);
     this.#log.info("tunnel opened", {
       tunnel: name,
       type: request.protocol,
@@ -538,30 +458,16 @@ export class ClientSession {
     };
   }
 
-  /**
-   * The bandwidth limit of a new tunnel: its own (`server.limits.max_bandwidth`)
-   * and its user's (shared by all the user's tunnels on this server), if any.
-   */
-  #bandwidth(): { in: Throttle; out: Throttle } | undefined {
-    const rate = this.#host.config.limits.max_bandwidth;
-    const own = rate > 0 ? { in: new TokenBucket(rate), out: new TokenBucket(rate) } : undefined;
-    const user = this.#host.userBuckets(this);
-    if (!own && !user) return undefined;
-    if (!own) return user;
-    if (!user) return own;
-    return { in: bothLimits(own.in, user.in), out: bothLimits(own.out, user.out) };
-  }
-
   /** What every public listener of this session shares: visitor policy, limits and their counters. */
   #guards(name: string, policy: IpPolicy | undefined): VisitorGuards {
     return {
       logger: this.#log,
       policy,
-      onDenied: () => this.#host.countError("visitor_denied"),
-      limit: this.#bandwidth(),
-      onLimit: () => this.#host.countLimit("bandwidth", this, name),
+      onDenied: () => this.#host.recorder.error("visitor_denied"),
+      limit: this.#host.bandwidth.forTunnel(this.principal),
+      onLimit: () => this.#host.recorder.limitHit("bandwidth", this, name),
       maxConnections: this.#host.config.limits.max_connections_per_tunnel,
-      onConnectionLimit: () => this.#host.countLimit("connections", this, name),
+      onConnectionLimit: () => this.#host.recorder.limitHit("connections", this, name),
     };
   }
 
@@ -590,93 +496,11 @@ export class ClientSession {
 
   async #applyManaged(rows: TunnelRow[]): Promise<void> {
     if (this.mux.isClosed) return;
-    const wanted = new Map(rows.map((r) => [r.id, r]));
-    for (const [name, tunnel] of [...this.tunnels]) {
-      if (!tunnel.managed) continue;
-      const row = wanted.get(tunnel.dbId!);
-      if (row && listenSignature(row) === listenSignature(tunnel.managed)) {
-        tunnel.managed = row;
-        continue;
-      }
-      this.tunnels.delete(name);
-      await tunnel.close();
-      this.#host.tunnelStatus(this, tunnel, "offline", null, true);
-      this.#log.info("tunnel closed", {
-        tunnel: name,
-        client_id: this.clientId,
-        reason: row ? "changed on the server" : "removed or disabled on the server",
-      });
-    }
-    const pushed: PushedTunnel[] = [];
-    for (const row of rows) {
-      const base = {
-        name: row.name,
-        type: row.type,
-        local_addr: row.local_addr,
-        local_port: row.local_port ?? 0,
-      };
-      const current = [...this.tunnels.values()].find((t) => t.managed && t.dbId === row.id);
-      if (current) {
-        pushed.push({
-          ...base,
-          status: "active",
-          remote_port: current.port,
-          ...(current.urls ? { urls: [...current.urls] } : {}),
-        });
-        continue;
-      }
-      let error: string | null = null;
-      if (!isTunnelType(row.type)) {
-        error = `Unknown tunnel type "${row.type}"`;
-      } else if (!row.local_port) error = "Tunnel has no local_port";
-      else if (this.tunnels.has(row.name)) {
-        error = `Tunnel "${row.name}" already exists in this session`;
-      }
-      let policy: IpPolicy | undefined;
-      try {
-        policy = policyOf(row.options.allow_ips, row.options.deny_ips);
-      } catch (e) {
-        error ??= (e as Error).message;
-      }
-      const opened = error ??
-        await openTunnel(
-          { name: row.name, request: managedRequest(row), policy },
-          this.#tunnelContext(),
-        );
-      if (typeof opened === "string") {
-        this.#log.warn("tunnel refused", {
-          tunnel: row.name,
-          client_id: this.clientId,
-          reason: opened,
-        });
-        this.#host.tunnelStatus(
-          this,
-          { dbId: row.id, name: row.name, port: 0, type: row.type },
-          "failed",
-          opened,
-          true,
-        );
-        pushed.push({ ...base, status: "failed", error: opened });
-        continue;
-      }
-      opened.dbId = row.id;
-      opened.managed = row;
-      this.tunnels.set(row.name, opened);
-      this.#host.tunnelStatus(this, opened, "active", null);
-      this.#log.info("tunnel opened", {
-        tunnel: row.name,
-        type: row.type,
-        client_id: this.clientId,
-        remote_port: opened.port,
-        managed: true,
-      });
-      pushed.push({
-        ...base,
-        status: "active",
-        remote_port: opened.port,
-        ...(opened.urls ? { urls: [...opened.urls] } : {}),
-      });
-    }
+    const pushed = await reconcileManaged(this, rows, {
+      logger: this.#log,
+      recorder: this.#host.recorder,
+      context: () => this.#tunnelContext(),
+    });
     // Pushed only when it changed (a login of a user without managed tunnels sends nothing).
     const text = JSON.stringify(pushed);
     if (text === this.#lastPush) return;
@@ -691,7 +515,7 @@ export class ClientSession {
     if (!tunnel || tunnel.managed) return;
     this.tunnels.delete(name);
     await tunnel.close();
-    this.#host.tunnelStatus(this, tunnel, "offline", reason, true);
+    this.#host.recorder.tunnelStatus(this, tunnel, "offline", reason, true);
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId, reason });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed", error: reason });
   }
@@ -718,7 +542,7 @@ export class ClientSession {
     }
     this.tunnels.delete(name);
     await tunnel.close();
-    this.#host.tunnelStatus(this, tunnel, "offline", null, true);
+    this.#host.recorder.tunnelStatus(this, tunnel, "offline", null, true);
     this.#log.info("tunnel closed", { tunnel: name, client_id: this.clientId });
     this.#send({ type: "tunnel_status", tunnel_id: name, status: "closed" });
   }

@@ -23,10 +23,11 @@ import {
 } from "../storage/mod.ts";
 import { type Logger, LruCache } from "../util/mod.ts";
 import type { ClientSession } from "./session.ts";
+import type { TunnelRefs } from "./recorder.ts";
 import { type PublicTunnel, TunnelError } from "./tunnels/mod.ts";
 
 /** The declared tunnels' rows of one server. */
-export class TunnelRecords {
+export class TunnelRecords implements TunnelRefs {
   /**
    * `user id/name` → the row of a tunnel a client declared, kept right by the
    * change feed and resyncs: a declaration that owns the same port and names
@@ -163,7 +164,10 @@ export class TunnelRecords {
   }
 
   /** What a session's tunnel's status, counters and events refer to, if anything. */
-  ref(session: ClientSession, tunnel: Pick<PublicTunnel, "dbId" | "name">): TunnelRef | null {
+  ref(
+    session: Pick<ClientSession, "sessionId">,
+    tunnel: Pick<PublicTunnel, "dbId" | "name">,
+  ): TunnelRef | null {
     return tunnel.dbId ?? this.#unrecorded.get(`${session.sessionId}/${tunnel.name}`) ?? null;
   }
 

@@ -8,9 +8,7 @@
  * @module
  */
 
-import type { IpPolicy } from "../../util/mod.ts";
-import type { Logger } from "../../util/mod.ts";
-import type { Throttle } from "../../util/mod.ts";
+import { IpPolicy, type Logger, type Throttle } from "../../util/mod.ts";
 
 /** The visitor policy, limits and counters of one tunnel. */
 export interface VisitorGuards {
@@ -28,6 +26,23 @@ export interface VisitorGuards {
   maxConnections?: number | undefined;
   /** Called for each visitor refused by `maxConnections`. */
   onConnectionLimit?: (() => void) | undefined;
+}
+
+/**
+ * The visitor policy of a tunnel request or row (`allow_ips`, `deny_ips`),
+ * each `undefined`, `null` or a list of addresses and CIDR blocks.
+ *
+ * @throws {Error} naming a bad block or a list that is not a list of strings.
+ */
+export function visitorPolicy(allow: unknown, deny: unknown): IpPolicy {
+  const strings = (v: unknown, name: string): string[] => {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+      throw new Error(`${name} must be a list of IP addresses or CIDR blocks`);
+    }
+    return v as string[];
+  };
+  return IpPolicy.parse(strings(allow, "allow_ips"), strings(deny, "deny_ips"));
 }
 
 /** Refusals by IP policy are logged at the first and then every this many. */

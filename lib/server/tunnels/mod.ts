@@ -35,7 +35,7 @@ export type {
   UdpDropReason,
 } from "./context.ts";
 export { bindPort } from "./context.ts";
-export { VisitorGuard, type VisitorGuards } from "./guards.ts";
+export { VisitorGuard, type VisitorGuards, visitorPolicy } from "./guards.ts";
 export {
   isTunnelType,
   listenSignature,
