@@ -82,5 +82,6 @@ export { CertManager, type CertManagerOptions, type ManagedCertificate } from ".
 export { readSni } from "./sni.ts";
 export { runServer, type RunServerOptions } from "./run.ts";
 export type { LocalAnswer, Pace, RequestInfo, SpliceTunnel, Transfer } from "./http/visitor.ts";
-export type { HeadEdit, HeaderList, ParsedHead, RequestHead, ResponseHead } from "./http/head.ts";
+export type { HeadEdit } from "./http/head_edit.ts";
+export type { HeaderList, ParsedHead, RequestHead, ResponseHead } from "./http/parsed_head.ts";
 export { Login, type LoginOptions } from "./login.ts";

@@ -18,19 +18,16 @@ import type { Logger } from "../../util/mod.ts";
 import { BodyTracker } from "./framing.ts";
 import {
   type BodyFraming,
-  editedSize,
-  type HeadEdit,
   headEnd,
   HttpHeadError,
   MAX_HEAD_SIZE,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
-  type RequestHead,
   responseFraming,
-  type ResponseHead,
-  writeEdited,
 } from "./head.ts";
+import { editedSize, type HeadEdit, writeEdited } from "./head_edit.ts";
+import type { RequestHead, ResponseHead } from "./parsed_head.ts";
 
 /** Pacing of one direction (a tunnel's bandwidth limit). */
 export interface Pace {
