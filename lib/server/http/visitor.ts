@@ -16,6 +16,7 @@ import { HEADER_SIZE } from "../../protocol/mod.ts";
 import { type MuxStream, relay, type RelayConn, type RelayResult } from "../../mux/mod.ts";
 import type { Logger } from "../../util/mod.ts";
 import { BodyTracker } from "./framing.ts";
+import { answerBytes, errorPage, type LocalAnswer } from "./local_answer.ts";
 import {
   type BodyFraming,
   headEnd,
@@ -43,16 +44,6 @@ export interface Transfer {
   sent: number;
   /** Bytes to the visitor. */
   received: number;
-}
-
-/** An answer given without asking the service. */
-export interface LocalAnswer {
-  /** Status code. */
-  status: number;
-  /** Body (plain text unless `headers` say otherwise). */
-  body: string;
-  /** Extra response headers. */
-  headers?: Record<string, string> | undefined;
 }
 
 /** The request as the access log sees it. */
@@ -123,51 +114,8 @@ export interface Http1VisitorOptions {
   logger: Logger;
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  200: "OK",
-  301: "Moved Permanently",
-  308: "Permanent Redirect",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  505: "HTTP Version Not Supported",
-};
-
-const encoder = new TextEncoder();
 /** Size of a visitor's reused buffer. */
 const SCRATCH_SIZE = 16 * 1024;
-
-/** The text of an error page (`status`, reason, message). */
-export function errorPage(
-  status: number,
-  message: string,
-  headers: Record<string, string> = {},
-): LocalAnswer {
-  return {
-    status,
-    body: `${status} ${STATUS_TEXT[status] ?? ""}\n${message}\n`,
-    headers: { "content-type": "text/plain; charset=utf-8", "x-burrow-error": "1", ...headers },
-  };
-}
-
-/** The bytes of a local answer. */
-function answerBytes(answer: LocalAnswer, close: boolean): Uint8Array {
-  const body = encoder.encode(answer.body);
-  let head = `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status] ?? ""}\r\n`;
-  for (const [k, v] of Object.entries(answer.headers ?? {})) head += `${k}: ${v}\r\n`;
-  head += `content-length: ${body.length}\r\n`;
-  if (close) head += "connection: close\r\n";
-  const headBytes = encoder.encode(head + "\r\n");
-  const out = new Uint8Array(headBytes.length + body.length);
-  out.set(headBytes);
-  out.set(body, headBytes.length);
-  return out;
-}
 
 /** A kept-alive stream to one tunnel's service, with bytes read past the last response. */
 class Upstream {
