@@ -16,7 +16,6 @@ import { HEADER_SIZE } from "../../protocol/mod.ts";
 import { type MuxStream, relay, type RelayConn, type RelayResult } from "../../mux/mod.ts";
 import type { Logger } from "../../util/mod.ts";
 import { BodyTracker } from "./framing.ts";
-import { answerBytes, errorPage, type LocalAnswer } from "./local_answer.ts";
 import {
   type BodyFraming,
   headEnd,
@@ -27,78 +26,13 @@ import {
   requestFraming,
   responseFraming,
 } from "./head.ts";
-import { editedSize, type HeadEdit, writeEdited } from "./head_edit.ts";
+import { editedSize, writeEdited } from "./head_edit.ts";
+import { answerBytes, errorPage, type LocalAnswer } from "./local_answer.ts";
 import type { RequestHead, ResponseHead } from "./parsed_head.ts";
-
-/** Pacing of one direction (a tunnel's bandwidth limit). */
-export interface Pace {
-  /** Waits until `n` bytes may pass. */
-  take(n: number): Promise<void>;
-  /** Takes `n` bytes if they may pass now. */
-  tryTake(n: number): boolean;
-}
-
-/** Bytes moved by one request (or upgraded connection), live while it runs. */
-export interface Transfer {
-  /** Bytes from the visitor. */
-  sent: number;
-  /** Bytes to the visitor. */
-  received: number;
-}
-
-/** The request as the access log sees it. */
-export interface RequestInfo {
-  /** Method. */
-  method: string;
-  /** Host header as sent. */
-  host: string;
-  /** Request target (origin form). */
-  path: string;
-  /** Final status (101 for an upgrade). */
-  status: number;
-}
-
-/** What the splice engine needs of an HTTP tunnel. */
-export interface SpliceTunnel {
-  /** Tunnel name. */
-  readonly name: string;
-  /** Bandwidth limit per direction (from / to visitors). */
-  readonly pace: { in: Pace; out: Pace } | undefined;
-  /** An answer that refuses the request before it reaches the client, or `null`. */
-  refuse(remote: string, authorization: string | undefined, info: RequestInfo): LocalAnswer | null;
-  /** How the request head sent to the service differs from the visitor's (`host`: its Host value). */
-  requestHead(
-    head: RequestHead,
-    target: string,
-    host: string,
-    remote: string,
-    scheme: string,
-  ): HeadEdit;
-  /** How the response head sent to the visitor differs; `connection` becomes the Connection header. */
-  responseHead(head: ResponseHead, connection: string | null): HeadEdit;
-  /** Opens a stream to the local service. */
-  open(remote: string): MuxStream;
-  /** A stream from `open` is no longer used. */
-  forget(stream: MuxStream): void;
-  /** A request starts: counted in flight. */
-  begin(): Transfer;
-  /** A request ended. */
-  end(
-    transfer: Transfer,
-    info: RequestInfo,
-    startedAt: number,
-    remote: string,
-    error?: string,
-  ): void;
-  /** The response head arrived `ms` after the request. */
-  firstByte(ms: number): void;
-}
+import type { Dispatch, RequestInfo, SpliceTunnel, Transfer } from "./splice_tunnel.ts";
 
 /** Where a request's body stands: still going, all sent, or why it stopped. */
 type PumpState = "pending" | "done" | "visitor-ended" | "bad-body" | "failed";
-
-/** What the front decides for a request. */
-export type Dispatch = { tunnel: SpliceTunnel } | { answer: LocalAnswer };
 
 /** Options of {@linkcode Http1Visitor}. */
 export interface Http1VisitorOptions {

@@ -22,7 +22,7 @@ import { type HeadEdit, latin1Bytes } from "../http/head_edit.ts";
 import { HEADER_KIND, type KnownName, lowerName } from "../http/header_names.ts";
 import type { RequestHead, ResponseHead } from "../http/parsed_head.ts";
 import { errorPage, type LocalAnswer } from "../http/local_answer.ts";
-import type { RequestInfo, SpliceTunnel, Transfer } from "../http/visitor.ts";
+import type { RequestInfo, SpliceTunnel, Transfer } from "../http/splice_tunnel.ts";
 
 /** Header changes of one direction. */
 export interface HeaderRules {
