@@ -13,7 +13,7 @@
  */
 
 import { HEADER_SIZE } from "../../protocol/mod.ts";
-import { type MuxStream, relay, type RelayConn, type RelayResult } from "../../mux/mod.ts";
+import { relay, type RelayConn, type RelayResult } from "../../mux/mod.ts";
 import type { Logger } from "../../util/mod.ts";
 import { BodyTracker } from "./framing.ts";
 import {
@@ -22,7 +22,6 @@ import {
   HttpHeadError,
   MAX_HEAD_SIZE,
   parseRequestHead,
-  parseResponseHead,
   requestFraming,
   responseFraming,
 } from "./head.ts";
@@ -30,6 +29,7 @@ import { editedSize, writeEdited } from "./head_edit.ts";
 import { answerBytes, errorPage, type LocalAnswer } from "./local_answer.ts";
 import type { RequestHead, ResponseHead } from "./parsed_head.ts";
 import type { Dispatch, RequestInfo, SpliceTunnel, Transfer } from "./splice_tunnel.ts";
+import { Upstream } from "./upstream.ts";
 
 /** Where a request's body stands: still going, all sent, or why it stopped. */
 type PumpState = "pending" | "done" | "visitor-ended" | "bad-body" | "failed";
@@ -50,105 +50,6 @@ export interface Http1VisitorOptions {
 
 /** Size of a visitor's reused buffer. */
 const SCRATCH_SIZE = 16 * 1024;
-
-/** A kept-alive stream to one tunnel's service, with bytes read past the last response. */
-class Upstream {
-  readonly stream: MuxStream;
-  /** Read but not yet used (owned copy, or a view on the last borrowed chunk). */
-  #rest: Uint8Array | null = null;
-  #tunnel: SpliceTunnel;
-  ended = false;
-  failure: string | null = null;
-
-  constructor(tunnel: SpliceTunnel, stream: MuxStream) {
-    this.#tunnel = tunnel;
-    this.stream = stream;
-  }
-
-  /** Next bytes: what is left over first, then the stream's (borrowed until the next call). */
-  async next(): Promise<Uint8Array | null> {
-    const rest = this.takeRest();
-    if (rest) return rest;
-    if (this.ended) return null;
-    try {
-      return this.#got(await this.stream.readBorrowed());
-    } catch (error) {
-      return this.#lost(error);
-    }
-  }
-
-  /** A chunk read from the stream; `null` (its end) ends this upstream. */
-  #got(chunk: Uint8Array | null): Uint8Array | null {
-    if (chunk === null) this.ended = true;
-    return chunk;
-  }
-
-  /** The stream failed: this upstream ends, and `failure` says why. */
-  #lost(error: unknown): null {
-    this.ended = true;
-    this.failure = (error as Error).message;
-    return null;
-  }
-
-  /** What was read past the last head or body, without waiting for more. */
-  takeRest(): Uint8Array | null {
-    const rest = this.#rest;
-    this.#rest = null;
-    return rest;
-  }
-
-  /** Puts back `bytes` (not yet used); `own` copies them so the next read cannot overwrite them. */
-  unread(bytes: Uint8Array, own: boolean): void {
-    if (bytes.length === 0) return;
-    this.#rest = own ? bytes.slice() : bytes;
-  }
-
-  /** Reads a response head; `null` when the stream ends first. Its bytes are valid until the next read. */
-  async readHead(): Promise<ResponseHead | null> {
-    let acc: Uint8Array | null = null;
-    for (;;) {
-      let chunk = this.takeRest();
-      if (chunk === null && !this.ended) {
-        // Read here rather than through next(): one async frame fewer per response.
-        try {
-          chunk = this.#got(await this.stream.readBorrowed());
-        } catch (error) {
-          chunk = this.#lost(error);
-        }
-      }
-      if (chunk === null) {
-        if (acc?.length) {
-          this.failure ??= "The service closed the connection inside a response head";
-        }
-        return null;
-      }
-      const bytes: Uint8Array = acc ? concat(acc, chunk) : chunk;
-      const head = parseResponseHead(bytes);
-      if (head) {
-        // The head is used before the next read; what follows may be a borrowed view.
-        this.unread(bytes.subarray(head.size), false);
-        return head;
-      }
-      if (bytes.length >= MAX_HEAD_SIZE) {
-        throw new HttpHeadError(`Response head longer than ${MAX_HEAD_SIZE} bytes`, 502);
-      }
-      acc = acc ? bytes : chunk.slice();
-    }
-  }
-
-  /** Gives the stream up: no further request goes over it. */
-  discard(reason: string): void {
-    if (!this.stream.isReset) this.stream.reset(reason);
-    this.#tunnel.forget(this.stream);
-  }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
 
 /**
  * Serves one visitor connection until it closes.
