@@ -23,16 +23,20 @@ import {
   MAX_HEAD_SIZE,
   parseRequestHead,
   requestFraming,
-  responseFraming,
 } from "./head.ts";
 import { editedSize, writeEdited } from "./head_edit.ts";
 import { answerBytes, errorPage, type LocalAnswer } from "./local_answer.ts";
-import type { RequestHead, ResponseHead } from "./parsed_head.ts";
+import { type RequestHead, ResponseHead } from "./parsed_head.ts";
+import {
+  type Exchange,
+  type Outcome,
+  type PumpState,
+  relayResponse,
+  SCRATCH_SIZE,
+  type VisitorSide,
+} from "./response_relay.ts";
 import type { Dispatch, RequestInfo, SpliceTunnel, Transfer } from "./splice_tunnel.ts";
 import { Upstream } from "./upstream.ts";
-
-/** Where a request's body stands: still going, all sent, or why it stopped. */
-type PumpState = "pending" | "done" | "visitor-ended" | "bad-body" | "failed";
 
 /** Options of {@linkcode Http1Visitor}. */
 export interface Http1VisitorOptions {
@@ -47,9 +51,6 @@ export interface Http1VisitorOptions {
   /** Where events are logged. */
   logger: Logger;
 }
-
-/** Size of a visitor's reused buffer. */
-const SCRATCH_SIZE = 16 * 1024;
 
 /**
  * Serves one visitor connection until it closes.
@@ -79,6 +80,13 @@ export class Http1Visitor {
   #eof = false;
   #closed = false;
   #upstreams = new Map<SpliceTunnel, Upstream>();
+  /** What relaying a response may use of this connection. */
+  readonly #side: VisitorSide = {
+    write: (bytes) => this.#write(bytes),
+    scratch: this.#scratch,
+    scratchSending: () => this.#scratchSending,
+    drop: (tunnel) => this.#upstreams.delete(tunnel),
+  };
   #switched = false;
   /** Set on every read and write; the front's idle sweep clears it (cheaper than a timer each). */
   touched = true;
@@ -323,40 +331,44 @@ export class Http1Visitor {
     transfer.sent += bodyNow;
     const sending = up.stream.writeFrame(frame, length);
     if (reuse) this.#scratchSending = true;
-    // Read as a field rather than awaited: the common request has no body to pump.
-    const pump: { state: PumpState } = { state: "pending" };
+    // Its `pump` is read as a field rather than awaited: the common request has no body to pump.
+    const exchange: Exchange = {
+      tunnel,
+      up,
+      request: head,
+      info,
+      keepAlive,
+      upgrade,
+      transfer,
+      started,
+      pump: "pending",
+    };
     sending.then(() => {
       if (reuse) this.#scratchSending = false;
-      if (body.done) pump.state = "done";
+      if (body.done) exchange.pump = "done";
     }, () => {
       if (reuse) this.#scratchSending = false;
-      pump.state = "failed";
+      exchange.pump = "failed";
     });
     if (!body.done) {
       this.#pumpBody(body, up, tunnel, transfer, sending).then(
-        (state) => (pump.state = state),
-        () => (pump.state = "failed"),
+        (state) => (exchange.pump = state),
+        () => (exchange.pump = "failed"),
       );
     }
 
-    let outcome: { keep: boolean; error?: string | undefined };
+    let outcome: Outcome;
     try {
-      outcome = await this.#relayResponse(
-        tunnel,
-        up,
-        head,
-        info,
-        keepAlive,
-        upgrade,
-        transfer,
-        started,
-        pump,
-      );
+      const answer = await relayResponse(this.#side, exchange);
+      // A 101 comes back unrelayed: this connection becomes a pipe.
+      outcome = answer instanceof ResponseHead
+        ? await this.#switch(tunnel, up, answer, info, upgrade, transfer, started)
+        : answer;
     } catch (error) {
       outcome = { keep: false, error: (error as Error).message };
     }
     // The service answered before the request body was through: the connection cannot go on.
-    if (outcome.keep && pump.state !== "done") outcome.keep = false;
+    if (outcome.keep && exchange.pump !== "done") outcome.keep = false;
     if (info.status !== 101) tunnel.end(transfer, info, started, remote, outcome.error);
     return outcome.keep && !this.#closed;
   }
@@ -396,136 +408,6 @@ export class Http1Visitor {
     return "done";
   }
 
-  /** Relays the service's answer; whether the visitor connection goes on. */
-  async #relayResponse(
-    tunnel: SpliceTunnel,
-    up: Upstream,
-    request: RequestHead,
-    info: RequestInfo,
-    keepAlive: boolean,
-    upgrade: Set<string> | null,
-    transfer: Transfer,
-    started: number,
-    pump: { state: PumpState },
-  ): Promise<{ keep: boolean; error?: string | undefined }> {
-    let response: ResponseHead | null;
-    for (;;) {
-      try {
-        response = await up.readHead();
-      } catch (error) {
-        return await this.#badResponse(tunnel, up, info, error);
-      }
-      if (!response) {
-        this.#upstreams.delete(tunnel);
-        up.discard("Ended");
-        info.status = 502;
-        const reason = up.failure ?? "the service closed the connection without answering";
-        const message = /unavailable|offline/.test(reason)
-          ? `Tunnel "${tunnel.name}": ${reason}`
-          : `Tunnel "${tunnel.name}": the service's connection failed (${reason})`;
-        if (pump.state !== "visitor-ended") {
-          await this.#write(answerBytes(errorPage(502, message), true));
-        }
-        return { keep: false, error: message };
-      }
-      const status = response.status;
-      if (status === 101) break;
-      if (status >= 200) break;
-      // 100 Continue, 103 Early Hints: passed on as they are; the final answer follows.
-      await this.#write(response.bytes.subarray(0, response.size));
-    }
-    const head = response;
-    tunnel.firstByte(performance.now() - started);
-    info.status = head.status;
-    if (head.status === 101) {
-      return await this.#switch(tunnel, up, head, info, upgrade, transfer, started);
-    }
-
-    let framing: BodyFraming;
-    try {
-      framing = responseFraming(request.method, head.status, head);
-    } catch (error) {
-      return await this.#badResponse(tunnel, up, info, error);
-    }
-    const serviceCloses = head.hasToken("connection", "close") ||
-      (head.version === "1.0" && !head.hasToken("connection", "keep-alive"));
-    // A request with Upgrade that the service did not switch ends the connection after its answer.
-    const closeAfter = !keepAlive || framing.kind === "close" || upgrade !== null;
-    const connection = closeAfter ? "close" : request.version === "1.0" ? "keep-alive" : null;
-    // Written out with the first body bytes, from the scratch buffer when they fit.
-    const edit = tunnel.responseHead(head, connection);
-    const headLength = editedSize(head, edit);
-    let pendingHead: Uint8Array | null = headLength <= SCRATCH_SIZE / 2 && !this.#scratchSending
-      ? this.#scratch.subarray(0, headLength)
-      : new Uint8Array(headLength);
-    writeEdited(pendingHead, 0, head, edit);
-    const body = new BodyTracker(framing);
-    const pace = tunnel.pace?.out;
-    let error: string | undefined;
-    while (!body.done) {
-      // What came with the head is used without another await.
-      const chunk = up.takeRest() ?? await up.next();
-      if (chunk === null) {
-        if (!body.untilClose) error = up.failure ?? "The service ended the response early";
-        break;
-      }
-      let n: number;
-      try {
-        n = body.feed(chunk);
-      } catch (e) {
-        error = `Tunnel "${tunnel.name}": bad response body: ${(e as Error).message}`;
-        break;
-      }
-      if (n < chunk.length) up.unread(chunk.subarray(n), true);
-      if (n === 0) continue;
-      if (pace && !pace.tryTake(n)) await pace.take(n);
-      const piece = n === chunk.length ? chunk : chunk.subarray(0, n);
-      if (pendingHead) {
-        // Head and first body bytes in one write when they fit.
-        if (pendingHead.buffer === this.#scratch.buffer && headLength + n <= SCRATCH_SIZE) {
-          this.#scratch.set(piece, headLength);
-          await this.#write(this.#scratch.subarray(0, headLength + n));
-        } else {
-          await this.#write(pendingHead);
-          await this.#write(piece);
-        }
-        pendingHead = null;
-      } else {
-        await this.#write(piece);
-      }
-      transfer.received += n;
-    }
-    if (pendingHead) await this.#write(pendingHead);
-    if (error) {
-      up.discard(error);
-      this.#upstreams.delete(tunnel);
-      return { keep: false, error };
-    }
-    if (serviceCloses || framing.kind === "close") {
-      up.discard("Service closes");
-      this.#upstreams.delete(tunnel);
-    }
-    if (closeAfter) return { keep: false };
-    return { keep: true };
-  }
-
-  /** The service's answer cannot be relayed: the visitor gets a 502 and the stream is dropped. */
-  async #badResponse(
-    tunnel: SpliceTunnel,
-    up: Upstream,
-    info: RequestInfo,
-    error: unknown,
-  ): Promise<{ keep: boolean; error: string }> {
-    up.discard("Bad response");
-    this.#upstreams.delete(tunnel);
-    info.status = 502;
-    const message = `Tunnel "${tunnel.name}": bad response from the service: ${
-      (error as Error).message
-    }`;
-    await this.#write(answerBytes(errorPage(502, message), true));
-    return { keep: false, error: message };
-  }
-
   /** The service answered 101: relay it, then splice both ways. */
   async #switch(
     tunnel: SpliceTunnel,
@@ -535,7 +417,7 @@ export class Http1Visitor {
     upgrade: Set<string> | null,
     transfer: Transfer,
     started: number,
-  ): Promise<{ keep: boolean; error?: string | undefined }> {
+  ): Promise<Outcome> {
     const protocol = response.tokens("upgrade")[0]?.split("/")[0];
     if (!upgrade || !protocol || !upgrade.has(protocol)) {
       up.discard("Unrequested protocol switch");
