@@ -35,6 +35,7 @@ import {
   SCRATCH_SIZE,
   type VisitorSide,
 } from "./response_relay.ts";
+import { originTarget } from "./request_target.ts";
 import type { Dispatch, RequestInfo, SpliceTunnel, Transfer } from "./splice_tunnel.ts";
 import { Upstream } from "./upstream.ts";
 
@@ -466,35 +467,4 @@ function endedConn(conn: RelayConn): RelayConn {
     closeWrite: () => conn.closeWrite(),
     close: () => conn.close(),
   };
-}
-
-/**
- * The origin-form target of a request, rewriting an absolute-form one
- * (`GET http://app.test/x`) whose host is the Host header's (RFC 9112 §3.2.2).
- */
-function originTarget(head: RequestHead, host: string): string | { error: string } {
-  const target = head.target;
-  if (target.startsWith("/")) return target;
-  if (target === "*" && head.method === "OPTIONS") return target;
-  if (head.method === "CONNECT") return { error: "CONNECT is not supported by this proxy" };
-  let url: URL;
-  try {
-    url = new URL(target);
-  } catch {
-    return { error: "Invalid request target" };
-  }
-  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
-    return { error: "Invalid request target" };
-  }
-  if (hostName(url.host) !== hostName(host)) {
-    return { error: `The request target's host "${url.host}" differs from its Host header` };
-  }
-  return url.pathname + url.search;
-}
-
-function hostName(value: string): string {
-  const host = value.trim().toLowerCase();
-  if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
-  const colon = host.lastIndexOf(":");
-  return colon >= 0 ? host.slice(0, colon) : host;
 }
