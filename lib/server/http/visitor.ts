@@ -9,6 +9,11 @@
  * pipelined requests are answered in order. An upgrade (WebSocket) becomes a
  * raw pipe only after the service's 101 for a protocol the visitor asked.
  *
+ * This file owns the visitor's connection: its buffer, reading and checking
+ * request heads, sending each request, the switch to a pipe. The service's
+ * answer is relayed by `response_relay.ts`, over an `upstream.ts` stream per
+ * tunnel; what the engine asks of tunnels is in `splice_tunnel.ts`.
+ *
  * @module
  */
 
