@@ -25,7 +25,9 @@ import {
   visitorAddress,
 } from "./tunnels/http_tunnel.ts";
 import { MAX_CLIENT_HELLO, readSni } from "./sni.ts";
-import { type Dispatch, errorPage, Http1Visitor, type LocalAnswer } from "./http/visitor.ts";
+import { Http1Visitor } from "./http/visitor.ts";
+import type { Dispatch } from "./http/splice_tunnel.ts";
+import { errorPage, type LocalAnswer } from "./http/local_answer.ts";
 import { HttpRouter } from "./http/router.ts";
 
 /**

@@ -10,11 +10,27 @@
  * during that scan. Strings are cut from the bytes only when asked for, so
  * relaying a response decodes none of its head.
  *
+ * The heads it returns ({@linkcode RequestHead}, {@linkcode ResponseHead})
+ * are in `parsed_head.ts`, the names recognised while scanning in
+ * `header_names.ts`, and rebuilding a head with a tunnel's changes in
+ * `head_edit.ts`.
+ *
  * Pure: no I/O. A head that is refused throws {@linkcode HttpHeadError},
  * whose message names the problem and is safe to show to the sender.
  *
  * @module
  */
+
+import { kindOf } from "./header_names.ts";
+import {
+  ELEMENT,
+  element,
+  latin1,
+  type ParsedHead,
+  RequestHead,
+  ResponseHead,
+  STRIDE,
+} from "./parsed_head.ts";
 
 /** Longest head accepted, in bytes (request line or status line plus headers). */
 export const MAX_HEAD_SIZE = 64 * 1024;
@@ -40,9 +56,6 @@ export type BodyFraming =
   | { kind: "chunked" }
   | { kind: "close" };
 
-/** Header fields in arrival order, names as sent. */
-export type HeaderList = Array<[string, string]>;
-
 const CR = 13;
 const LF = 10;
 
@@ -50,284 +63,6 @@ const LF = 10;
 const TOKEN = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789") TOKEN[c.charCodeAt(0)] = 1;
 for (let c = 65; c <= 90; c++) TOKEN[c] = TOKEN[c + 32] = 1;
-
-/**
- * The header names the engine asks about, recognised by their bytes while a
- * head is scanned; a field's kind is its name's index here plus one, 0 for
- * any other name.
- */
-const KNOWN_NAMES = [
-  "host",
-  "content-length",
-  "transfer-encoding",
-  "connection",
-  "upgrade",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "http2-settings",
-  "x-forwarded-for",
-  "x-forwarded-proto",
-  "x-forwarded-host",
-  "authorization",
-] as const;
-
-/** A header name recognised while scanning (see {@linkcode ParsedHead.kind}). */
-export type KnownName = typeof KNOWN_NAMES[number];
-
-/** The kind of each known header name. */
-export const HEADER_KIND: Readonly<Record<KnownName, number>> = Object.freeze(
-  Object.fromEntries(KNOWN_NAMES.map((name, i) => [name, i + 1])) as Record<KnownName, number>,
-);
-
-const KIND_OF = new Map<string, number>(KNOWN_NAMES.map((name, i) => [name, i + 1]));
-/** Known names by length, for the scan. */
-const BY_LENGTH: Array<Array<[string, number]> | undefined> = [];
-for (const [name, kind] of KIND_OF) (BY_LENGTH[name.length] ??= []).push([name, kind]);
-
-/** The kind of the (valid token) name in bytes `from`..`to`. */
-function kindOf(bytes: Uint8Array, from: number, to: number): number {
-  const candidates = BY_LENGTH[to - from];
-  if (candidates === undefined) return 0;
-  next: for (let c = 0; c < candidates.length; c++) {
-    const [name, kind] = candidates[c]!;
-    // Known names hold letters, digits and "-": OR-ing 0x20 lowers a letter and keeps the rest.
-    for (let i = 0; i < name.length; i++) {
-      if ((bytes[from + i]! | 0x20) !== name.charCodeAt(i)) continue next;
-    }
-    return kind;
-  }
-  return 0;
-}
-
-/** Entries per field in {@linkcode ParsedHead.fields}. */
-const STRIDE = 5;
-
-/** Bytes `from`..`to` as a string of one char per byte (latin1). */
-function latin1(bytes: Uint8Array, from: number, to: number): string {
-  if (to - from <= 64) {
-    let s = "";
-    for (let i = from; i < to; i++) s += String.fromCharCode(bytes[i]!);
-    return s;
-  }
-  let s = "";
-  for (let i = from; i < to; i += 4096) {
-    s += String.fromCharCode(...bytes.subarray(i, Math.min(to, i + 4096)));
-  }
-  return s;
-}
-
-/**
- * What a request and a response head share: where each field lies in the
- * bytes it was parsed from, and the fields as strings, cut on demand.
- *
- * The bytes are not copied. `headers`, `name`, `value` and the lookups read
- * them, so a head from a reused buffer must be read before the buffer is
- * filled again; the engine reads all it needs right after parsing.
- */
-export class ParsedHead {
-  /** The bytes parsed (the head starts at 0). */
-  readonly bytes: Uint8Array;
-  /**
-   * Five entries per field: where its line starts, where its name ends,
-   * where its value starts and ends (trimmed), and its kind (see
-   * {@linkcode HEADER_KIND}; 0 for other names).
-   */
-  readonly fields: number[];
-  /** Byte length of the head, including its final empty line. */
-  readonly size: number;
-  #headers: HeaderList | null = null;
-
-  /** A head of `size` bytes at the start of `bytes`, its fields recorded in `fields`. */
-  constructor(bytes: Uint8Array, fields: number[], size: number) {
-    this.bytes = bytes;
-    this.fields = fields;
-    this.size = size;
-  }
-
-  /** How many header fields there are. */
-  get fieldCount(): number {
-    return this.fields.length / STRIDE;
-  }
-
-  /** Field `i`'s name kind ({@linkcode HEADER_KIND}), 0 for a name not known there. */
-  kind(i: number): number {
-    return this.fields[i * STRIDE + 4]!;
-  }
-
-  /** Field `i`'s name as sent. */
-  name(i: number): string {
-    const f = i * STRIDE;
-    return latin1(this.bytes, this.fields[f]!, this.fields[f + 1]!);
-  }
-
-  /** Field `i`'s value, without surrounding blanks; a byte above 0x7f is one char (latin1). */
-  value(i: number): string {
-    const f = i * STRIDE;
-    return latin1(this.bytes, this.fields[f + 2]!, this.fields[f + 3]!);
-  }
-
-  /** Header fields in order, names as sent (decoded once, on first use). */
-  get headers(): HeaderList {
-    if (this.#headers === null) {
-      const n = this.fieldCount;
-      const headers: HeaderList = new Array(n);
-      for (let i = 0; i < n; i++) headers[i] = [this.name(i), this.value(i)];
-      this.#headers = headers;
-    }
-    return this.#headers;
-  }
-
-  /** Whether field `i` is named `name` (lower case), `kind` being that name's kind or 0. */
-  #named(i: number, name: string, kind: number): boolean {
-    const f = i * STRIDE;
-    if (kind !== 0) return this.fields[f + 4] === kind;
-    return lowerEquals(this.bytes, this.fields[f]!, this.fields[f + 1]!, name);
-  }
-
-  /** The index of the first field named `name` (lower case) from `start`, or -1. */
-  indexOf(name: string, start = 0): number {
-    const kind = KIND_OF.get(name) ?? 0;
-    const n = this.fieldCount;
-    for (let i = start; i < n; i++) if (this.#named(i, name, kind)) return i;
-    return -1;
-  }
-
-  /** How many fields are named `name` (lower case). */
-  countOf(name: string): number {
-    let count = 0;
-    for (let i = this.indexOf(name); i >= 0; i = this.indexOf(name, i + 1)) count++;
-    return count;
-  }
-
-  /** The first value of the field named `name` (lower case), or `undefined`. */
-  get(name: string): string | undefined {
-    const i = this.indexOf(name);
-    return i < 0 ? undefined : this.value(i);
-  }
-
-  /** Comma-separated elements of the fields named `name` (lower case), each lower case. */
-  tokens(name: string): string[] {
-    const out: string[] = [];
-    for (let i = this.indexOf(name); i >= 0; i = this.indexOf(name, i + 1)) {
-      for (const t of this.value(i).split(",")) {
-        const token = t.trim().toLowerCase();
-        if (token.length > 0) out.push(token);
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Whether a field named `name` lists the element `token` (both lower
-   * case; elements compared in any case), as {@linkcode tokens} would say,
-   * without cutting strings.
-   */
-  hasToken(name: string, token: string): boolean {
-    const bytes = this.bytes;
-    for (let i = this.indexOf(name); i >= 0; i = this.indexOf(name, i + 1)) {
-      const f = i * STRIDE;
-      const end = this.fields[f + 3]!;
-      for (let from = this.fields[f + 2]!; from <= end;) {
-        const to = element(bytes, from, end);
-        if (lowerEquals(bytes, ELEMENT[0]!, ELEMENT[1]!, token)) return true;
-        from = to + 1;
-      }
-    }
-    return false;
-  }
-}
-
-/** Whitespace as `String.prototype.trim` sees it in a latin1 header value. */
-function isBlank(c: number): boolean {
-  return c === 32 || c === 9 || c === 0xa0 || (c >= 10 && c <= 13);
-}
-
-/** Where {@linkcode element} puts the trimmed bounds of the element it found. */
-const ELEMENT = new Int32Array(2);
-
-/**
- * The comma-separated element of a value that starts at `from` (the value
- * ending at `end`): its bounds without surrounding blanks go to
- * {@linkcode ELEMENT}; returns where it ends (its comma, or `end`).
- */
-function element(bytes: Uint8Array, from: number, end: number): number {
-  let to = from;
-  while (to < end && bytes[to] !== 44) to++;
-  let a = from;
-  let b = to;
-  while (a < b && isBlank(bytes[a]!)) a++;
-  while (b > a && isBlank(bytes[b - 1]!)) b--;
-  ELEMENT[0] = a;
-  ELEMENT[1] = b;
-  return to;
-}
-
-/** Whether bytes `from`..`to` are `lower` (lower case ASCII) in any case. */
-function lowerEquals(bytes: Uint8Array, from: number, to: number, lower: string): boolean {
-  if (to - from !== lower.length) return false;
-  for (let j = 0; j < lower.length; j++) {
-    let c = bytes[from + j]!;
-    if (c >= 65 && c <= 90) c += 32;
-    if (c !== lower.charCodeAt(j)) return false;
-  }
-  return true;
-}
-
-/** A parsed request head. */
-export class RequestHead extends ParsedHead {
-  /** The method, e.g. `GET`. */
-  readonly method: string;
-  /** The request target as sent (origin form, or absolute form, `*`, authority form). */
-  readonly target: string;
-  /** `1.0` or `1.1`. */
-  readonly version: "1.0" | "1.1";
-
-  /** A head parsed by {@linkcode parseRequestHead}. */
-  constructor(
-    bytes: Uint8Array,
-    fields: number[],
-    size: number,
-    method: string,
-    target: string,
-    version: "1.0" | "1.1",
-  ) {
-    super(bytes, fields, size);
-    this.method = method;
-    this.target = target;
-    this.version = version;
-  }
-}
-
-/** A parsed response head. */
-export class ResponseHead extends ParsedHead {
-  /** `1.0` or `1.1`. */
-  readonly version: "1.0" | "1.1";
-  /** Status code. */
-  readonly status: number;
-  /** Where the status line ends. */
-  readonly #lineEnd: number;
-
-  /** A head parsed by {@linkcode parseResponseHead}. */
-  constructor(
-    bytes: Uint8Array,
-    fields: number[],
-    size: number,
-    version: "1.0" | "1.1",
-    status: number,
-    lineEnd: number,
-  ) {
-    super(bytes, fields, size);
-    this.version = version;
-    this.status = status;
-    this.#lineEnd = lineEnd;
-  }
-
-  /** Reason phrase as sent. */
-  get reason(): string {
-    return this.#lineEnd > 12 ? latin1(this.bytes, 13, this.#lineEnd) : "";
-  }
-}
 
 /**
  * Where the head in `bytes` ends (the index just past its empty line), or
@@ -546,19 +281,6 @@ export function parseResponseHead(
   }
 }
 
-/** Lower-case header names, remembered: the same few names come with every request. */
-const LOWER = new Map<string, string>();
-
-/** `name` in lower case (header names are ASCII tokens). */
-export function lowerName(name: string): string {
-  let lower = LOWER.get(name);
-  if (lower === undefined) {
-    lower = name.toLowerCase();
-    if (name.length <= 64 && LOWER.size < 4096) LOWER.set(name, lower);
-  }
-  return lower;
-}
-
 /** The Content-Length of `head` (every element of every field agreeing), or `null`. */
 function contentLength(head: ParsedHead): number | null {
   const { bytes, fields } = head;
@@ -654,107 +376,4 @@ export function responseFraming(method: string, status: number, head: ParsedHead
     if (error instanceof HttpHeadError) throw new HttpHeadError(error.message, 502);
     throw error;
   }
-}
-
-/**
- * How a head is rebuilt from the bytes it was parsed from: the lines kept
- * are copied as bytes, never decoded and encoded again, so what a field
- * carried (obs-text included) crosses unchanged.
- */
-export interface HeadEdit {
-  /** Replaces the first line (given without its CRLF); `null` keeps it. */
-  firstLine: string | null;
-  /** One entry per header field: `false` leaves its line out. */
-  keep: boolean[];
-  /** Whole lines, each ending in CRLF, added before the empty line. */
-  extra: string;
-  /** `extra` as bytes (one per char), when the caller keeps them ready. */
-  extraBytes?: Uint8Array | undefined;
-}
-
-/** The byte length of `head` after `edit`. */
-export function editedSize(head: ParsedHead, edit: HeadEdit): number {
-  const { fields, size } = head;
-  const fieldsEnd = size - 2;
-  let length = (edit.firstLine === null ? fields[0] ?? fieldsEnd : edit.firstLine.length + 2) +
-    edit.extra.length + 2;
-  for (let f = 0, i = 0; f < fields.length; f += STRIDE, i++) {
-    if (edit.keep[i] !== false) length += (fields[f + STRIDE] ?? fieldsEnd) - fields[f]!;
-  }
-  return length;
-}
-
-/**
- * Writes `head` after `edit` into `out` at `at`, which must have
- * {@linkcode editedSize} bytes free; returns the offset after it. Nothing
- * is allocated: the hot path of every request.
- *
- * @example
- * ```ts
- * import { editedSize, parseRequestHead, writeEdited } from "./head.ts";
- * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\nTE: x\r\n\r\n");
- * const head = parseRequestHead(bytes)!;
- * const edit = { firstLine: null, keep: [true, false], extra: "Via: b\r\n" };
- * const out = new Uint8Array(editedSize(head, edit));
- * writeEdited(out, 0, head, edit);
- * console.assert(new TextDecoder().decode(out) === "GET / HTTP/1.1\r\nHost: a\r\nVia: b\r\n\r\n");
- * ```
- */
-export function writeEdited(out: Uint8Array, at: number, head: ParsedHead, edit: HeadEdit): number {
-  const { bytes, fields, size } = head;
-  const fieldsEnd = size - 2;
-  if (edit.firstLine === null) {
-    at = copy(out, at, bytes, 0, fields[0] ?? fieldsEnd);
-  } else {
-    at = writeLatin1(out, at, edit.firstLine);
-    out[at++] = CR;
-    out[at++] = LF;
-  }
-  // Runs of kept lines are copied in one piece.
-  const count = fields.length / STRIDE;
-  let run = -1;
-  for (let i = 0; i <= count; i++) {
-    const kept = i < count && edit.keep[i] !== false;
-    if (kept && run < 0) run = fields[i * STRIDE]!;
-    if (!kept && run >= 0) {
-      at = copy(out, at, bytes, run, fields[i * STRIDE] ?? fieldsEnd);
-      run = -1;
-    }
-  }
-  if (edit.extraBytes !== undefined) {
-    out.set(edit.extraBytes, at);
-    at += edit.extraBytes.length;
-  } else {
-    at = writeLatin1(out, at, edit.extra);
-  }
-  out[at++] = CR;
-  out[at++] = LF;
-  return at;
-}
-
-/**
- * Copies `bytes[from..to]` into `out` at `at`; returns the end. A short
- * piece (a request line) is copied byte by byte: cheaper than the view
- * that `set` needs.
- */
-function copy(out: Uint8Array, at: number, bytes: Uint8Array, from: number, to: number): number {
-  if (to - from <= 32) {
-    for (let i = from; i < to; i++) out[at++] = bytes[i]!;
-    return at;
-  }
-  out.set(bytes.subarray(from, to), at);
-  return at + to - from;
-}
-
-/** Writes `text` one byte per char (header values may carry obs-text); returns the end. */
-function writeLatin1(out: Uint8Array, at: number, text: string): number {
-  for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i) & 0xff;
-  return at;
-}
-
-/** `text` (lines of header fields) as bytes, one per char, for {@linkcode HeadEdit.extraBytes}. */
-export function latin1Bytes(text: string): Uint8Array {
-  const out = new Uint8Array(text.length);
-  writeLatin1(out, 0, text);
-  return out;
 }

@@ -4,13 +4,8 @@
 // engine forwards is what was checked). Seeded, so a failure reproduces.
 
 import assert from "node:assert/strict";
-import {
-  editedSize,
-  HttpHeadError,
-  parseRequestHead,
-  requestFraming,
-  writeEdited,
-} from "./head.ts";
+import { HttpHeadError, parseRequestHead, requestFraming } from "./head.ts";
+import { editedSize, writeEdited } from "./head_edit.ts";
 import { BodyTracker } from "./framing.ts";
 import { xorshift32 as rng } from "../../util/mod.ts";
 

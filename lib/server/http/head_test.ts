@@ -1,27 +1,14 @@
 import assert from "node:assert/strict";
 import {
-  editedSize,
-  HEADER_KIND,
-  type HeaderList,
   HttpHeadError,
-  type ParsedHead,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
   responseFraming,
-  writeEdited,
 } from "./head.ts";
+import type { HeaderList } from "./parsed_head.ts";
 import { BodyTracker } from "./framing.ts";
 
-/** `head` after `edit`, as the engine writes it. */
-const edited = (
-  head: ParsedHead,
-  edit: { firstLine: string | null; keep: boolean[]; extra: string },
-) => {
-  const out = new Uint8Array(editedSize(head, edit));
-  assert.equal(writeEdited(out, 0, head, edit), out.length);
-  return out;
-};
 const bytes = (text: string) => new TextEncoder().encode(text);
 /** A request head carrying `headers`, parsed. */
 const requestWith = (headers: HeaderList) =>
@@ -143,16 +130,6 @@ Deno.test("head: response heads and their framing", () => {
   assertEquals(bad.status, 502);
 });
 
-Deno.test("head: heads round-trip through the engine's edit, bytes above 0x7f included", () => {
-  const text = "GET / HTTP/1.1\r\nHost: a\r\nX-Name: caf\u00e9\r\n\r\n";
-  const wire = Uint8Array.from(text, (c) => c.charCodeAt(0));
-  const head = parseRequestHead(wire)!;
-  assertEquals(head.headers, [["Host", "a"], ["X-Name", "caf\u00e9"]]);
-  const out = edited(head, { firstLine: null, keep: [true, true], extra: "" });
-  assertEquals(out, wire);
-  assertEquals(out[out.length - 3], 10);
-});
-
 Deno.test("framing: lengths and chunked bodies end where they should, in any split", () => {
   const body = "4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nTrailer: x\r\n\r\n";
   const next = "GET /next HTTP/1.1\r\n";
@@ -189,74 +166,4 @@ Deno.test("framing: invalid chunked bodies are refused", () => {
     const tracker = new BodyTracker({ kind: "chunked" });
     assertThrows(() => tracker.feed(bytes(body)), HttpHeadError, undefined, JSON.stringify(body));
   }
-});
-
-Deno.test("head edit: kept lines cross as bytes, dropped lines go, first line and extras replace", () => {
-  // A value with obs-text (0xe9) must cross byte for byte.
-  const wire = new Uint8Array([
-    ...new TextEncoder().encode(
-      "GET http://a/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-N: caf",
-    ),
-    0xe9,
-    ...new TextEncoder().encode("\r\nTE: trailers\r\n\r\n"),
-  ]);
-  const head = parseRequestHead(wire)!;
-  assert.deepEqual(head.fieldCount, head.headers.length);
-  const edit = {
-    firstLine: "GET /x HTTP/1.1",
-    keep: [true, false, true, false],
-    extra: "Via: b\r\n",
-  };
-  const out = edited(head, edit);
-  assert.equal(out.length, editedSize(head, edit));
-  const text = Array.from(out, (b) => String.fromCharCode(b)).join("");
-  assert.equal(text, "GET /x HTTP/1.1\r\nHost: a\r\nX-N: caf\u00e9\r\nVia: b\r\n\r\n");
-  // Nothing changed: the same bytes; written at an offset of a larger buffer.
-  const same = { firstLine: null, keep: [true, true, true, true], extra: "" };
-  const into = new Uint8Array(wire.length + 5);
-  assert.equal(writeEdited(into, 5, head, same), into.length);
-  assert.deepEqual(into.subarray(5), wire);
-  // A head without fields.
-  const bare = new TextEncoder().encode("HTTP/1.0 204 No Content\r\n\r\n");
-  const response = parseResponseHead(bare)!;
-  const upgraded = edited(response, {
-    firstLine: "HTTP/1.1 204 No Content",
-    keep: [],
-    extra: "Connection: keep-alive\r\n",
-  });
-  assert.equal(
-    new TextDecoder().decode(upgraded),
-    "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n",
-  );
-});
-
-Deno.test("head: lookups by name read the bytes, in any case, known names or not", () => {
-  const head = requestWith([
-    ["HOST", "a.test"],
-    ["Connection", "Keep-Alive,  Upgrade ,"],
-    ["connection", "x-trace"],
-    ["X-Trace", "1"],
-    ["x-trace", " 2 "],
-    ["Content-Length", "0"],
-  ]);
-  assertEquals(head.kind(0), HEADER_KIND.host);
-  assertEquals(head.kind(3), 0);
-  assertEquals([head.get("host"), head.countOf("host"), head.countOf("x-trace")], ["a.test", 1, 2]);
-  assertEquals(head.get("x-trace"), "1");
-  assertEquals(head.value(4), "2");
-  assertEquals(head.indexOf("x-trace", 4), 4);
-  assertEquals(head.indexOf("x-none"), -1);
-  assertEquals(head.tokens("connection"), ["keep-alive", "upgrade", "x-trace"]);
-  for (const token of ["keep-alive", "upgrade", "x-trace"]) {
-    assertEquals(head.hasToken("connection", token), true, token);
-  }
-  assertEquals(head.hasToken("connection", "close"), false);
-  assertEquals(head.hasToken("connection", "upgrad"), false);
-  assertEquals(head.hasToken("x-trace", "2"), true);
-  assertEquals(head.headers[1], ["Connection", "Keep-Alive,  Upgrade ,"]);
-  assertEquals(head.name(0), "HOST");
-  // A name that only looks like a known one.
-  const near = requestWith([["Hosts", "x"], ["Content-Lengths", "5"]]);
-  assertEquals([near.kind(0), near.kind(1), near.get("host")], [0, 0, undefined]);
-  assertEquals(requestFraming(near), { kind: "none" });
 });

@@ -9,108 +9,40 @@
  * pipelined requests are answered in order. An upgrade (WebSocket) becomes a
  * raw pipe only after the service's 101 for a protocol the visitor asked.
  *
+ * This file owns the visitor's connection: its buffer, reading and checking
+ * request heads, sending each request, the switch to a pipe. The service's
+ * answer is relayed by `response_relay.ts`, over an `upstream.ts` stream per
+ * tunnel; what the engine asks of tunnels is in `splice_tunnel.ts`.
+ *
  * @module
  */
 
 import { HEADER_SIZE } from "../../protocol/mod.ts";
-import { type MuxStream, relay, type RelayConn, type RelayResult } from "../../mux/mod.ts";
+import { relay, type RelayConn, type RelayResult } from "../../mux/mod.ts";
 import type { Logger } from "../../util/mod.ts";
 import { BodyTracker } from "./framing.ts";
 import {
   type BodyFraming,
-  editedSize,
-  type HeadEdit,
   headEnd,
   HttpHeadError,
   MAX_HEAD_SIZE,
   parseRequestHead,
-  parseResponseHead,
   requestFraming,
-  type RequestHead,
-  responseFraming,
-  type ResponseHead,
-  writeEdited,
 } from "./head.ts";
-
-/** Pacing of one direction (a tunnel's bandwidth limit). */
-export interface Pace {
-  /** Waits until `n` bytes may pass. */
-  take(n: number): Promise<void>;
-  /** Takes `n` bytes if they may pass now. */
-  tryTake(n: number): boolean;
-}
-
-/** Bytes moved by one request (or upgraded connection), live while it runs. */
-export interface Transfer {
-  /** Bytes from the visitor. */
-  sent: number;
-  /** Bytes to the visitor. */
-  received: number;
-}
-
-/** An answer given without asking the service. */
-export interface LocalAnswer {
-  /** Status code. */
-  status: number;
-  /** Body (plain text unless `headers` say otherwise). */
-  body: string;
-  /** Extra response headers. */
-  headers?: Record<string, string> | undefined;
-}
-
-/** The request as the access log sees it. */
-export interface RequestInfo {
-  /** Method. */
-  method: string;
-  /** Host header as sent. */
-  host: string;
-  /** Request target (origin form). */
-  path: string;
-  /** Final status (101 for an upgrade). */
-  status: number;
-}
-
-/** What the splice engine needs of an HTTP tunnel. */
-export interface SpliceTunnel {
-  /** Tunnel name. */
-  readonly name: string;
-  /** Bandwidth limit per direction (from / to visitors). */
-  readonly pace: { in: Pace; out: Pace } | undefined;
-  /** An answer that refuses the request before it reaches the client, or `null`. */
-  refuse(remote: string, authorization: string | undefined, info: RequestInfo): LocalAnswer | null;
-  /** How the request head sent to the service differs from the visitor's (`host`: its Host value). */
-  requestHead(
-    head: RequestHead,
-    target: string,
-    host: string,
-    remote: string,
-    scheme: string,
-  ): HeadEdit;
-  /** How the response head sent to the visitor differs; `connection` becomes the Connection header. */
-  responseHead(head: ResponseHead, connection: string | null): HeadEdit;
-  /** Opens a stream to the local service. */
-  open(remote: string): MuxStream;
-  /** A stream from `open` is no longer used. */
-  forget(stream: MuxStream): void;
-  /** A request starts: counted in flight. */
-  begin(): Transfer;
-  /** A request ended. */
-  end(
-    transfer: Transfer,
-    info: RequestInfo,
-    startedAt: number,
-    remote: string,
-    error?: string,
-  ): void;
-  /** The response head arrived `ms` after the request. */
-  firstByte(ms: number): void;
-}
-
-/** Where a request's body stands: still going, all sent, or why it stopped. */
-type PumpState = "pending" | "done" | "visitor-ended" | "bad-body" | "failed";
-
-/** What the front decides for a request. */
-export type Dispatch = { tunnel: SpliceTunnel } | { answer: LocalAnswer };
+import { editedSize, writeEdited } from "./head_edit.ts";
+import { answerBytes, errorPage, type LocalAnswer } from "./local_answer.ts";
+import { type RequestHead, ResponseHead } from "./parsed_head.ts";
+import {
+  type Exchange,
+  type Outcome,
+  type PumpState,
+  relayResponse,
+  SCRATCH_SIZE,
+  type VisitorSide,
+} from "./response_relay.ts";
+import { originTarget } from "./request_target.ts";
+import type { Dispatch, RequestInfo, SpliceTunnel, Transfer } from "./splice_tunnel.ts";
+import { Upstream } from "./upstream.ts";
 
 /** Options of {@linkcode Http1Visitor}. */
 export interface Http1VisitorOptions {
@@ -124,151 +56,6 @@ export interface Http1VisitorOptions {
   onBadRequest?: ((reason: string) => void) | undefined;
   /** Where events are logged. */
   logger: Logger;
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  200: "OK",
-  301: "Moved Permanently",
-  308: "Permanent Redirect",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  505: "HTTP Version Not Supported",
-};
-
-const encoder = new TextEncoder();
-/** Size of a visitor's reused buffer. */
-const SCRATCH_SIZE = 16 * 1024;
-
-/** The text of an error page (`status`, reason, message). */
-export function errorPage(
-  status: number,
-  message: string,
-  headers: Record<string, string> = {},
-): LocalAnswer {
-  return {
-    status,
-    body: `${status} ${STATUS_TEXT[status] ?? ""}\n${message}\n`,
-    headers: { "content-type": "text/plain; charset=utf-8", "x-burrow-error": "1", ...headers },
-  };
-}
-
-/** The bytes of a local answer. */
-function answerBytes(answer: LocalAnswer, close: boolean): Uint8Array {
-  const body = encoder.encode(answer.body);
-  let head = `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status] ?? ""}\r\n`;
-  for (const [k, v] of Object.entries(answer.headers ?? {})) head += `${k}: ${v}\r\n`;
-  head += `content-length: ${body.length}\r\n`;
-  if (close) head += "connection: close\r\n";
-  const headBytes = encoder.encode(head + "\r\n");
-  const out = new Uint8Array(headBytes.length + body.length);
-  out.set(headBytes);
-  out.set(body, headBytes.length);
-  return out;
-}
-
-/** A kept-alive stream to one tunnel's service, with bytes read past the last response. */
-class Upstream {
-  readonly stream: MuxStream;
-  /** Read but not yet used (owned copy, or a view on the last borrowed chunk). */
-  #rest: Uint8Array | null = null;
-  #tunnel: SpliceTunnel;
-  ended = false;
-  failure: string | null = null;
-
-  constructor(tunnel: SpliceTunnel, stream: MuxStream) {
-    this.#tunnel = tunnel;
-    this.stream = stream;
-  }
-
-  /** Next bytes: what is left over first, then the stream's (borrowed until the next call). */
-  async next(): Promise<Uint8Array | null> {
-    const rest = this.takeRest();
-    if (rest) return rest;
-    if (this.ended) return null;
-    try {
-      return this.#got(await this.stream.readBorrowed());
-    } catch (error) {
-      return this.#lost(error);
-    }
-  }
-
-  /** A chunk read from the stream; `null` (its end) ends this upstream. */
-  #got(chunk: Uint8Array | null): Uint8Array | null {
-    if (chunk === null) this.ended = true;
-    return chunk;
-  }
-
-  /** The stream failed: this upstream ends, and `failure` says why. */
-  #lost(error: unknown): null {
-    this.ended = true;
-    this.failure = (error as Error).message;
-    return null;
-  }
-
-  /** What was read past the last head or body, without waiting for more. */
-  takeRest(): Uint8Array | null {
-    const rest = this.#rest;
-    this.#rest = null;
-    return rest;
-  }
-
-  /** Puts back `bytes` (not yet used); `own` copies them so the next read cannot overwrite them. */
-  unread(bytes: Uint8Array, own: boolean): void {
-    if (bytes.length === 0) return;
-    this.#rest = own ? bytes.slice() : bytes;
-  }
-
-  /** Reads a response head; `null` when the stream ends first. Its bytes are valid until the next read. */
-  async readHead(): Promise<ResponseHead | null> {
-    let acc: Uint8Array | null = null;
-    for (;;) {
-      let chunk = this.takeRest();
-      if (chunk === null && !this.ended) {
-        // Read here rather than through next(): one async frame fewer per response.
-        try {
-          chunk = this.#got(await this.stream.readBorrowed());
-        } catch (error) {
-          chunk = this.#lost(error);
-        }
-      }
-      if (chunk === null) {
-        if (acc?.length) {
-          this.failure ??= "The service closed the connection inside a response head";
-        }
-        return null;
-      }
-      const bytes: Uint8Array = acc ? concat(acc, chunk) : chunk;
-      const head = parseResponseHead(bytes);
-      if (head) {
-        // The head is used before the next read; what follows may be a borrowed view.
-        this.unread(bytes.subarray(head.size), false);
-        return head;
-      }
-      if (bytes.length >= MAX_HEAD_SIZE) {
-        throw new HttpHeadError(`Response head longer than ${MAX_HEAD_SIZE} bytes`, 502);
-      }
-      acc = acc ? bytes : chunk.slice();
-    }
-  }
-
-  /** Gives the stream up: no further request goes over it. */
-  discard(reason: string): void {
-    if (!this.stream.isReset) this.stream.reset(reason);
-    this.#tunnel.forget(this.stream);
-  }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /**
@@ -299,6 +86,13 @@ export class Http1Visitor {
   #eof = false;
   #closed = false;
   #upstreams = new Map<SpliceTunnel, Upstream>();
+  /** What relaying a response may use of this connection. */
+  readonly #side: VisitorSide = {
+    write: (bytes) => this.#write(bytes),
+    scratch: this.#scratch,
+    scratchSending: () => this.#scratchSending,
+    drop: (tunnel) => this.#upstreams.delete(tunnel),
+  };
   #switched = false;
   /** Set on every read and write; the front's idle sweep clears it (cheaper than a timer each). */
   touched = true;
@@ -543,40 +337,44 @@ export class Http1Visitor {
     transfer.sent += bodyNow;
     const sending = up.stream.writeFrame(frame, length);
     if (reuse) this.#scratchSending = true;
-    // Read as a field rather than awaited: the common request has no body to pump.
-    const pump: { state: PumpState } = { state: "pending" };
+    // Its `pump` is read as a field rather than awaited: the common request has no body to pump.
+    const exchange: Exchange = {
+      tunnel,
+      up,
+      request: head,
+      info,
+      keepAlive,
+      upgrade,
+      transfer,
+      started,
+      pump: "pending",
+    };
     sending.then(() => {
       if (reuse) this.#scratchSending = false;
-      if (body.done) pump.state = "done";
+      if (body.done) exchange.pump = "done";
     }, () => {
       if (reuse) this.#scratchSending = false;
-      pump.state = "failed";
+      exchange.pump = "failed";
     });
     if (!body.done) {
       this.#pumpBody(body, up, tunnel, transfer, sending).then(
-        (state) => (pump.state = state),
-        () => (pump.state = "failed"),
+        (state) => (exchange.pump = state),
+        () => (exchange.pump = "failed"),
       );
     }
 
-    let outcome: { keep: boolean; error?: string | undefined };
+    let outcome: Outcome;
     try {
-      outcome = await this.#relayResponse(
-        tunnel,
-        up,
-        head,
-        info,
-        keepAlive,
-        upgrade,
-        transfer,
-        started,
-        pump,
-      );
+      const answer = await relayResponse(this.#side, exchange);
+      // A 101 comes back unrelayed: this connection becomes a pipe.
+      outcome = answer instanceof ResponseHead
+        ? await this.#switch(tunnel, up, answer, info, upgrade, transfer, started)
+        : answer;
     } catch (error) {
       outcome = { keep: false, error: (error as Error).message };
     }
     // The service answered before the request body was through: the connection cannot go on.
-    if (outcome.keep && pump.state !== "done") outcome.keep = false;
+    if (outcome.keep && exchange.pump !== "done") outcome.keep = false;
     if (info.status !== 101) tunnel.end(transfer, info, started, remote, outcome.error);
     return outcome.keep && !this.#closed;
   }
@@ -616,136 +414,6 @@ export class Http1Visitor {
     return "done";
   }
 
-  /** Relays the service's answer; whether the visitor connection goes on. */
-  async #relayResponse(
-    tunnel: SpliceTunnel,
-    up: Upstream,
-    request: RequestHead,
-    info: RequestInfo,
-    keepAlive: boolean,
-    upgrade: Set<string> | null,
-    transfer: Transfer,
-    started: number,
-    pump: { state: PumpState },
-  ): Promise<{ keep: boolean; error?: string | undefined }> {
-    let response: ResponseHead | null;
-    for (;;) {
-      try {
-        response = await up.readHead();
-      } catch (error) {
-        return await this.#badResponse(tunnel, up, info, error);
-      }
-      if (!response) {
-        this.#upstreams.delete(tunnel);
-        up.discard("Ended");
-        info.status = 502;
-        const reason = up.failure ?? "the service closed the connection without answering";
-        const message = /unavailable|offline/.test(reason)
-          ? `Tunnel "${tunnel.name}": ${reason}`
-          : `Tunnel "${tunnel.name}": the service's connection failed (${reason})`;
-        if (pump.state !== "visitor-ended") {
-          await this.#write(answerBytes(errorPage(502, message), true));
-        }
-        return { keep: false, error: message };
-      }
-      const status = response.status;
-      if (status === 101) break;
-      if (status >= 200) break;
-      // 100 Continue, 103 Early Hints: passed on as they are; the final answer follows.
-      await this.#write(response.bytes.subarray(0, response.size));
-    }
-    const head = response;
-    tunnel.firstByte(performance.now() - started);
-    info.status = head.status;
-    if (head.status === 101) {
-      return await this.#switch(tunnel, up, head, info, upgrade, transfer, started);
-    }
-
-    let framing: BodyFraming;
-    try {
-      framing = responseFraming(request.method, head.status, head);
-    } catch (error) {
-      return await this.#badResponse(tunnel, up, info, error);
-    }
-    const serviceCloses = head.hasToken("connection", "close") ||
-      (head.version === "1.0" && !head.hasToken("connection", "keep-alive"));
-    // A request with Upgrade that the service did not switch ends the connection after its answer.
-    const closeAfter = !keepAlive || framing.kind === "close" || upgrade !== null;
-    const connection = closeAfter ? "close" : request.version === "1.0" ? "keep-alive" : null;
-    // Written out with the first body bytes, from the scratch buffer when they fit.
-    const edit = tunnel.responseHead(head, connection);
-    const headLength = editedSize(head, edit);
-    let pendingHead: Uint8Array | null = headLength <= SCRATCH_SIZE / 2 && !this.#scratchSending
-      ? this.#scratch.subarray(0, headLength)
-      : new Uint8Array(headLength);
-    writeEdited(pendingHead, 0, head, edit);
-    const body = new BodyTracker(framing);
-    const pace = tunnel.pace?.out;
-    let error: string | undefined;
-    while (!body.done) {
-      // What came with the head is used without another await.
-      const chunk = up.takeRest() ?? await up.next();
-      if (chunk === null) {
-        if (!body.untilClose) error = up.failure ?? "The service ended the response early";
-        break;
-      }
-      let n: number;
-      try {
-        n = body.feed(chunk);
-      } catch (e) {
-        error = `Tunnel "${tunnel.name}": bad response body: ${(e as Error).message}`;
-        break;
-      }
-      if (n < chunk.length) up.unread(chunk.subarray(n), true);
-      if (n === 0) continue;
-      if (pace && !pace.tryTake(n)) await pace.take(n);
-      const piece = n === chunk.length ? chunk : chunk.subarray(0, n);
-      if (pendingHead) {
-        // Head and first body bytes in one write when they fit.
-        if (pendingHead.buffer === this.#scratch.buffer && headLength + n <= SCRATCH_SIZE) {
-          this.#scratch.set(piece, headLength);
-          await this.#write(this.#scratch.subarray(0, headLength + n));
-        } else {
-          await this.#write(pendingHead);
-          await this.#write(piece);
-        }
-        pendingHead = null;
-      } else {
-        await this.#write(piece);
-      }
-      transfer.received += n;
-    }
-    if (pendingHead) await this.#write(pendingHead);
-    if (error) {
-      up.discard(error);
-      this.#upstreams.delete(tunnel);
-      return { keep: false, error };
-    }
-    if (serviceCloses || framing.kind === "close") {
-      up.discard("Service closes");
-      this.#upstreams.delete(tunnel);
-    }
-    if (closeAfter) return { keep: false };
-    return { keep: true };
-  }
-
-  /** The service's answer cannot be relayed: the visitor gets a 502 and the stream is dropped. */
-  async #badResponse(
-    tunnel: SpliceTunnel,
-    up: Upstream,
-    info: RequestInfo,
-    error: unknown,
-  ): Promise<{ keep: boolean; error: string }> {
-    up.discard("Bad response");
-    this.#upstreams.delete(tunnel);
-    info.status = 502;
-    const message = `Tunnel "${tunnel.name}": bad response from the service: ${
-      (error as Error).message
-    }`;
-    await this.#write(answerBytes(errorPage(502, message), true));
-    return { keep: false, error: message };
-  }
-
   /** The service answered 101: relay it, then splice both ways. */
   async #switch(
     tunnel: SpliceTunnel,
@@ -755,7 +423,7 @@ export class Http1Visitor {
     upgrade: Set<string> | null,
     transfer: Transfer,
     started: number,
-  ): Promise<{ keep: boolean; error?: string | undefined }> {
+  ): Promise<Outcome> {
     const protocol = response.tokens("upgrade")[0]?.split("/")[0];
     if (!upgrade || !protocol || !upgrade.has(protocol)) {
       up.discard("Unrequested protocol switch");
@@ -804,35 +472,4 @@ function endedConn(conn: RelayConn): RelayConn {
     closeWrite: () => conn.closeWrite(),
     close: () => conn.close(),
   };
-}
-
-/**
- * The origin-form target of a request, rewriting an absolute-form one
- * (`GET http://app.test/x`) whose host is the Host header's (RFC 9112 §3.2.2).
- */
-function originTarget(head: RequestHead, host: string): string | { error: string } {
-  const target = head.target;
-  if (target.startsWith("/")) return target;
-  if (target === "*" && head.method === "OPTIONS") return target;
-  if (head.method === "CONNECT") return { error: "CONNECT is not supported by this proxy" };
-  let url: URL;
-  try {
-    url = new URL(target);
-  } catch {
-    return { error: "Invalid request target" };
-  }
-  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
-    return { error: "Invalid request target" };
-  }
-  if (hostName(url.host) !== hostName(host)) {
-    return { error: `The request target's host "${url.host}" differs from its Host header` };
-  }
-  return url.pathname + url.search;
-}
-
-function hostName(value: string): string {
-  const host = value.trim().toLowerCase();
-  if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
-  const colon = host.lastIndexOf(":");
-  return colon >= 0 ? host.slice(0, colon) : host;
 }

@@ -18,22 +18,11 @@ import type { BalancerMember } from "../balancer.ts";
 import { StreamSocket } from "../stream_socket.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
 import type { ConnectionEvent, LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
-import {
-  type HeadEdit,
-  HEADER_KIND,
-  type KnownName,
-  latin1Bytes,
-  lowerName,
-  type RequestHead,
-  type ResponseHead,
-} from "../http/head.ts";
-import {
-  errorPage,
-  type LocalAnswer,
-  type RequestInfo,
-  type SpliceTunnel,
-  type Transfer,
-} from "../http/visitor.ts";
+import { type HeadEdit, latin1Bytes } from "../http/head_edit.ts";
+import { HEADER_KIND, type KnownName, lowerName } from "../http/header_names.ts";
+import type { RequestHead, ResponseHead } from "../http/parsed_head.ts";
+import { errorPage, type LocalAnswer } from "../http/local_answer.ts";
+import type { RequestInfo, SpliceTunnel, Transfer } from "../http/splice_tunnel.ts";
 
 /** Header changes of one direction. */
 export interface HeaderRules {
