@@ -15,12 +15,16 @@ export { BurrowServer, type BurrowServerOptions } from "./server.ts";
 export type { ClientSession, SessionHost } from "./session.ts";
 export type { AuthResult, Principal } from "./login.ts";
 export {
+  type HistoryWrites,
   NO_HISTORY,
   type RecordedSession,
   Recorder,
+  type RecorderOptions,
   type SessionRecorder,
   type TunnelIdentity,
+  type TunnelRefs,
 } from "./recorder.ts";
+export { Bandwidth, type Limits } from "./bandwidth.ts";
 export type { Throttle } from "../util/mod.ts";
 export {
   type ConnectionEvent,
