@@ -59,14 +59,38 @@ async function traffic(port: number, n: number, label: string): Promise<void> {
   }
 }
 
-/** The public port of tunnel `name` once the client reports it (after event `from`). */
-async function ready(client: Proc, name: string, from = 0): Promise<number> {
-  const e = await client.waitFor(
-    (e) => e.msg === "tunnel ready" && e.tunnel === name,
-    15_000,
-    from,
-  );
-  return e.remote_port as number;
+/**
+ * The public port of tunnel `name` once the client reports it (after event
+ * `from`). A timeout says whether `server` is still running, and what it
+ * logged last: a client that cannot connect has been seen under load, and
+ * its own log cannot tell a crashed burrowd from a slow one.
+ */
+async function ready(client: Proc, name: string, server: Proc, from = 0): Promise<number> {
+  try {
+    const e = await client.waitFor(
+      (e) => e.msg === "tunnel ready" && e.tunnel === name,
+      15_000,
+      from,
+    );
+    return e.remote_port as number;
+  } catch (error) {
+    throw new Error(
+      `tunnel ${name} not ready: ${(error as Error).message}\nburrowd ${await stateOf(server)}; ` +
+        `its last log lines:\n${server.lines.slice(-30).join("\n")}`,
+      { cause: error },
+    );
+  }
+}
+
+/** Whether `proc` has exited (and how), without waiting more than 200 ms. */
+async function stateOf(proc: Proc): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const state = await Promise.race([
+    proc.status.then((st) => `exited with code ${st.code}${st.signal ? ` (${st.signal})` : ""}`),
+    new Promise<string>((done) => (timer = setTimeout(() => done("still running"), 200))),
+  ]);
+  clearTimeout(timer);
+  return state;
 }
 
 function count(proc: Proc, msg: string): number {
@@ -95,12 +119,7 @@ async function stack(dir: string, url: string, servicePort: number) {
     } catch (error) {
       // Say whether burrowd is gone, and what it logged last: a refused admin port has been
       // seen once in CI, and the fetch error alone cannot tell a crash from a closed listener.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const state = await Promise.race([
-        server.proc.status.then((st) => `exited with code ${st.code}`),
-        new Promise<string>((done) => (timer = setTimeout(() => done("still running"), 200))),
-      ]);
-      clearTimeout(timer);
+      const state = await stateOf(server.proc);
       throw new Error(
         `${path}: ${(error as Error).message}; burrowd ${state}; last log lines:\n` +
           server.proc.lines.slice(-30).join("\n"),
@@ -153,7 +172,7 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
     const log = s.server.proc;
 
     await using dora = await s.client(s.jwt, ["a0"]);
-    const a0 = await ready(dora, "a0");
+    const a0 = await ready(dora, "a0", s.server.proc);
     await traffic(a0, 5, "before");
     const before = await eventually("rows before the outage", async () => {
       const rows = await tunnelRows(sql);
@@ -181,9 +200,9 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
 
     // An admin-token client declares three new tunnels: published, their rows queued.
     await using admin = await s.client(TOKEN, ["n1", "n2", { name: "n3", remote_port: taken }]);
-    const n1 = await ready(admin, "n1");
-    const n2 = await ready(admin, "n2");
-    assertEquals(await ready(admin, "n3"), taken);
+    const n1 = await ready(admin, "n1", s.server.proc);
+    const n2 = await ready(admin, "n2", s.server.proc);
+    assertEquals(await ready(admin, "n3", s.server.proc), taken);
     await log.waitFor(
       () =>
         log.events.slice(mark).filter((e) => e.msg === "tunnel row queued: database unavailable")
@@ -197,7 +216,7 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
     // dora's client restarts: her token, used before the reconnect, still logs in from cache.
     await dora.stop();
     await using dora2 = await s.client(s.jwt, ["a0"]);
-    const a0again = await ready(dora2, "a0");
+    const a0again = await ready(dora2, "a0", s.server.proc);
     await traffic(a0again, 5, "a0 after restart");
     const metricsText = await s.metrics();
     const pending = gauge(metricsText, "burrow_db_pending_writes");
@@ -260,7 +279,7 @@ Deno.test("connections terminated every 0.3 s: no impact, every row written, res
     await using _s = s.server.proc;
     const log = s.server.proc;
     await using dora = await s.client(s.jwt, ["t0"]);
-    const t0 = await ready(dora, "t0");
+    const t0 = await ready(dora, "t0", s.server.proc);
     await traffic(t0, 5, "before");
     const before = await eventually("rows before", async () => {
       const rows = await tunnelRows(sql);
@@ -279,7 +298,7 @@ Deno.test("connections terminated every 0.3 s: no impact, every row written, res
     })();
     await traffic(t0, 10, "during");
     await using admin = await s.client(TOKEN, ["t1"]);
-    const t1 = await ready(admin, "t1");
+    const t1 = await ready(admin, "t1", s.server.proc);
     await traffic(t1, 10, "t1 during");
     await killer;
     let lastRows: unknown;
@@ -331,7 +350,7 @@ Deno.test("a database that stops answering: /readyz turns 503 within 5 s, cached
     await using _s = s.server.proc;
     const log = s.server.proc;
     await using first = await s.client(TOKEN, ["h0"]);
-    const h0 = await ready(first, "h0");
+    const h0 = await ready(first, "h0", s.server.proc);
     await traffic(h0, 5, "before");
     const before = await eventually("rows before", async () => {
       const rows = await tunnelRows(sql);
@@ -350,7 +369,7 @@ Deno.test("a database that stops answering: /readyz turns 503 within 5 s, cached
       else await new Promise((r) => setTimeout(r, 100));
     }
     assert(readyzMs > 0 && readyzMs <= 5000, `/readyz turned 503 after ${readyzMs} ms`);
-    const h0again = await ready(again, "h0");
+    const h0again = await ready(again, "h0", s.server.proc);
     const opened = await log.waitFor((e) => e.msg === "session opened", 10_000, mark);
     const published = await log.waitFor(
       (e) => e.msg === "tunnel opened" && e.tunnel === "h0" && e.client_id === opened.client_id,
@@ -362,7 +381,7 @@ Deno.test("a database that stops answering: /readyz turns 503 within 5 s, cached
     await traffic(h0again, 10, "h0 during");
     // A tunnel never seen before waits for the query timeout at most, then is published.
     await using other = await s.client(TOKEN, ["n1"]);
-    const n1 = await ready(other, "n1");
+    const n1 = await ready(other, "n1", s.server.proc);
     await traffic(n1, 10, "n1 during");
     assertEquals(proxy.mode, "hang");
 
