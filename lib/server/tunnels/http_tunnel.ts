@@ -17,16 +17,9 @@ import type { TunnelRow } from "../../storage/mod.ts";
 import type { BalancerMember } from "../balancer.ts";
 import { StreamSocket } from "../stream_socket.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
+import { HeaderEditor } from "./http_headers.ts";
 import type { ConnectionEvent, LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
-import {
-  type HeadEdit,
-  HEADER_KIND,
-  type KnownName,
-  latin1Bytes,
-  lowerName,
-  type RequestHead,
-  type ResponseHead,
-} from "../http/head.ts";
+import type { HeadEdit, RequestHead, ResponseHead } from "../http/head.ts";
 import {
   errorPage,
   type LocalAnswer,
@@ -93,47 +86,6 @@ export interface FrontInfo {
   scheme: "http" | "https";
 }
 
-/** A table of header kinds ({@linkcode HEADER_KIND}): 1 for each of `names`. */
-function kindTable(names: KnownName[]): Uint8Array {
-  const table = new Uint8Array(32);
-  for (const name of names) table[HEADER_KIND[name]] = 1;
-  return table;
-}
-
-/** Hop-by-hop headers a splice drops; the framing ones (Transfer-Encoding, Trailer) stay with their bytes. */
-const SPLICE_HOP = kindTable([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "upgrade",
-  "http2-settings",
-]);
-/** The hop-by-hop headers an upgrade request keeps. */
-const UPGRADE_KEEPS = kindTable(["connection", "upgrade", "http2-settings"]);
-/** The hop-by-hop headers a 101 response keeps. */
-const SWITCH_KEEPS = kindTable(["connection", "upgrade"]);
-
-/** The lines a head edit adds, as text and, once asked for twice in a row, as bytes. */
-interface Extra {
-  text: string;
-  bytes: Uint8Array | undefined;
-}
-
-/** Forwarding headers only Burrow sets (a visitor's are dropped). */
-const OURS = new Set(["x-forwarded-proto", "x-forwarded-host"]);
-
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "http2-settings",
-]);
-
 /** A visitor-side socket's address, without the IPv4-mapped prefix. */
 export function visitorAddress(socket: { remoteAddress?: string | undefined }): string {
   const address = socket.remoteAddress ?? "";
@@ -187,8 +139,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   #mux: Mux;
   #options: HttpTunnelOptions;
   #guard: VisitorGuard;
-  #requestRules: { drop: Set<string>; set: Array<[string, string]>; setsHost: boolean };
-  #responseRules: { drop: Set<string>; set: Array<[string, string]> };
+  #headers: HeaderEditor;
   #log: Logger;
   #agent: http.Agent;
   #live = new Set<LiveTransfer>();
@@ -196,18 +147,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   /** Streams the splice engine holds open (kept-alive connections to the service). */
   #streams = new Set<MuxStream>();
   #throttledAtStart = new WeakMap<Transfer, number>();
-  #responseRemoved: Set<string>;
-  /** The last request extra and what it was made of: a visitor's requests mostly repeat it. */
-  #requestExtra: Extra & { forwardedFor: string; remote: string; scheme: string; host: string } = {
-    forwardedFor: "",
-    remote: "",
-    scheme: "",
-    host: "",
-    text: "",
-    bytes: undefined,
-  };
-  /** Response extras by the Connection header given. */
-  #responseExtras = new Map<string | null, Extra>();
   #requests = 0;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -229,30 +168,15 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     this.#options = options;
     this.#guard = new VisitorGuard(options.name, options);
     this.#log = options.logger;
-    // Header rules, worked out once rather than per request.
     const request = options.requestHeaders;
-    const requestRemoved = new Set(request?.remove ?? []);
-    if (options.basicAuth) requestRemoved.add("authorization");
-    const requestSet = Object.entries(request?.set ?? {})
-      .filter(([k]) => !requestRemoved.has(k.toLowerCase()));
-    this.#requestRules = {
-      // Set headers replace the visitor's (the forwarding headers are always ours).
-      drop: new Set([...requestRemoved, ...requestSet.map(([k]) => k.toLowerCase())]),
-      set: requestSet,
-      setsHost: requestSet.some(([k]) => k.toLowerCase() === "host"),
-    };
     const response = options.responseHeaders;
-    const responseRemoved = new Set(response?.remove ?? []);
-    this.#responseRemoved = new Set([
-      ...responseRemoved,
-      ...Object.keys(response?.set ?? {}).map((k) => k.toLowerCase()),
-    ]);
-    this.#responseRules = {
-      drop: new Set([...HOP_BY_HOP, ...responseRemoved]),
-      set: Object.entries(response?.set ?? {})
-        .map(([k, v]) => [k.toLowerCase(), v] as [string, string])
-        .filter(([k]) => !responseRemoved.has(k)),
-    };
+    this.#headers = new HeaderEditor({
+      requestSet: request?.set,
+      requestRemove: request?.remove,
+      stripAuthorization: options.basicAuth !== undefined,
+      responseSet: response?.set,
+      responseRemove: response?.remove,
+    });
     // One agent per tunnel: kept-alive streams to this client are reused across requests.
     const open = () => this.#open("");
     this.#agent = new (class extends http.Agent {
@@ -333,70 +257,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     return null;
   }
 
-  /** The request headers sent to the service. */
-  #forwardHeaders(
-    req: http.IncomingMessage,
-    remote: string,
-    front: FrontInfo,
-    mode: "request" | "expect-continue",
-  ): Array<[string, string]> {
-    const raw = req.rawHeaders;
-    // Headers the Connection header names are hop-by-hop too (rare: computed only when present).
-    const connection = req.headers.connection;
-    const named = connection
-      ? new Set(String(connection).toLowerCase().split(",").map((s) => s.trim()))
-      : null;
-    const { drop, set, setsHost } = this.#requestRules;
-    const headers: Array<[string, string]> = [["Host", ""]];
-    let host = "";
-    let forwardedFor = "";
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = raw[i]!;
-      const lower = name.toLowerCase();
-      const value = raw[i + 1]!;
-      if (lower === ":authority" || lower === "host") {
-        host ||= value;
-        continue;
-      }
-      if (lower === "x-forwarded-for") {
-        forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
-        continue;
-      }
-      if (
-        lower.startsWith(":") || drop.has(lower) || named?.has(lower) || OURS.has(lower) ||
-        (lower === "expect" && mode === "request") || HOP_BY_HOP.has(lower)
-      ) continue;
-      headers.push([name, value]);
-    }
-    if (setsHost) headers.shift();
-    else headers[0]![1] = host;
-    headers.push(["X-Forwarded-For", forwardedFor ? `${forwardedFor}, ${remote}` : remote]);
-    headers.push(["X-Forwarded-Proto", front.scheme]);
-    if (host) headers.push(["X-Forwarded-Host", host]);
-    headers.push(...set);
-    return headers;
-  }
-
-  /** The response headers sent to the visitor. */
-  #backHeaders(res: http.IncomingMessage, h2: boolean): Record<string, string | string[]> {
-    const { drop, set } = this.#responseRules;
-    const out: Record<string, string | string[]> = {};
-    const raw = res.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const lower = raw[i]!.toLowerCase();
-      if (drop.has(lower) || (h2 && lower === "host")) continue;
-      const value = raw[i + 1]!;
-      const prior = out[lower];
-      out[lower] = prior === undefined
-        ? value
-        : Array.isArray(prior)
-        ? [...prior, value]
-        : [prior, value];
-    }
-    for (const [name, value] of set) out[name] = value;
-    return out;
-  }
-
   // ---- the splice engine's side (HTTP/1.1) ----
 
   /** Bandwidth limit per direction. */
@@ -415,11 +275,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     return errorPage(refusal.status, refusal.message, refusal.headers);
   }
 
-  /**
-   * How the request head sent to the service differs from the visitor's:
-   * hop-by-hop headers and the rules' removals out, forwarding headers and
-   * set rules in; the lines kept cross as they came.
-   */
+  /** How the request head sent to the service differs from the visitor's (see {@linkcode HeaderEditor}). */
   requestHead(
     head: RequestHead,
     target: string,
@@ -427,91 +283,12 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     remote: string,
     scheme: string,
   ): HeadEdit {
-    const upgrade = head.hasToken("connection", "upgrade");
-    // Headers the Connection header names are hop-by-hop too, unless they belong to an upgrade.
-    const named = !upgrade && head.indexOf("connection") >= 0 ? head.tokens("connection") : null;
-    const { drop, setsHost } = this.#requestRules;
-    // Names are cut and lowered only when a rule or the Connection header names fields.
-    const byName = drop.size > 0 || named !== null;
-    const count = head.fieldCount;
-    const keep = new Array<boolean>(count);
-    let forwardedFor = "";
-    for (let i = 0; i < count; i++) {
-      const kind = head.kind(i);
-      let kept = true;
-      if (kind === HEADER_KIND.host) {
-        kept = !setsHost;
-      } else if (kind === HEADER_KIND["x-forwarded-for"]) {
-        const value = head.value(i);
-        forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
-        kept = false;
-      } else if (
-        kind === HEADER_KIND["x-forwarded-proto"] || kind === HEADER_KIND["x-forwarded-host"] ||
-        (SPLICE_HOP[kind] === 1 && !(upgrade && UPGRADE_KEEPS[kind] === 1))
-      ) {
-        kept = false;
-      } else if (byName) {
-        const lower = lowerName(head.name(i));
-        kept = !drop.has(lower) && !(named !== null && named.includes(lower));
-      }
-      keep[i] = kept;
-    }
-    const extra = this.#requestExtraFor(forwardedFor, remote, scheme, host);
-    const firstLine = target === head.target
-      ? null
-      : `${head.method} ${target} HTTP/${head.version}`;
-    return { firstLine, keep, extra: extra.text, extraBytes: extra.bytes };
+    return this.#headers.requestHead(head, target, host, remote, scheme);
   }
 
-  /** The forwarding headers and set rules of a request, remembered from the last request. */
-  #requestExtraFor(
-    forwardedFor: string,
-    remote: string,
-    scheme: string,
-    host: string,
-  ): Extra {
-    const last = this.#requestExtra;
-    if (
-      last.text !== "" && last.remote === remote && last.host === host &&
-      last.forwardedFor === forwardedFor && last.scheme === scheme
-    ) {
-      last.bytes ??= latin1Bytes(last.text);
-      return last;
-    }
-    let text = `X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${remote}` : remote}\r\n` +
-      `X-Forwarded-Proto: ${scheme}\r\n`;
-    if (host) text += `X-Forwarded-Host: ${host}\r\n`;
-    for (const [name, value] of this.#requestRules.set) text += `${name}: ${value}\r\n`;
-    this.#requestExtra = { forwardedFor, remote, scheme, host, text, bytes: undefined };
-    return this.#requestExtra;
-  }
-
-  /**
-   * How the response head sent to the visitor differs from the service's:
-   * the tunnel's response rules applied, and `connection` as the
-   * Connection header when given.
-   */
+  /** How the response head sent to the visitor differs from the service's (see {@linkcode HeaderEditor}). */
   responseHead(head: ResponseHead, connection: string | null): HeadEdit {
-    const keeps = head.status === 101 ? SWITCH_KEEPS : null;
-    const removed = this.#responseRemoved;
-    const count = head.fieldCount;
-    const keep = new Array<boolean>(count);
-    for (let i = 0; i < count; i++) {
-      const kind = head.kind(i);
-      keep[i] = !(SPLICE_HOP[kind] === 1 && keeps?.[kind] !== 1) &&
-        !(removed.size > 0 && removed.has(lowerName(head.name(i))));
-    }
-    let extra = this.#responseExtras.get(connection);
-    if (extra === undefined) {
-      let text = "";
-      for (const [name, value] of this.#responseRules.set) text += `${name}: ${value}\r\n`;
-      if (connection) text += `Connection: ${connection}\r\n`;
-      extra = { text, bytes: latin1Bytes(text) };
-      if (this.#responseExtras.size < 8) this.#responseExtras.set(connection, extra);
-    }
-    // The visitor speaks to an HTTP/1.1 proxy, whatever the service's version.
-    const firstLine = head.version === "1.1" ? null : `HTTP/1.1 ${head.status} ${head.reason}`;
-    return { firstLine, keep, extra: extra.text, extraBytes: extra.bytes };
+    return this.#headers.responseHead(head, connection);
   }
 
   /** Opens a stream to the service for a visitor connection. */
@@ -582,10 +359,10 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     this.#live.add(live);
     this.#requests++;
     const h2 = req.httpVersionMajor === 2;
-    const headers = this.#forwardHeaders(
+    const headers = this.#headers.forwardHeaders(
       req,
       remote,
-      front,
+      front.scheme,
       expectContinue ? "expect-continue" : "request",
     );
     const limit = this.#guard.limit;
@@ -622,7 +399,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
       status = back.statusCode ?? 502;
       this.#options.onFirstByte?.(performance.now() - started);
       try {
-        res.writeHead(status, this.#backHeaders(back, h2));
+        res.writeHead(status, this.#headers.backHeaders(back, h2));
       } catch (error) {
         failure = `Bad response head from the service: ${(error as Error).message}`;
         back.destroy();
