@@ -12,11 +12,12 @@ import http from "node:http";
 import type net from "node:net";
 import type { Readable, Writable } from "node:stream";
 import type { Mux, MuxStream } from "../../mux/mod.ts";
-import { type Logger, type Throttle, timingSafeEqualTextSync } from "../../util/mod.ts";
+import type { Logger, Throttle } from "../../util/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { BalancerMember } from "../balancer.ts";
 import { StreamSocket } from "../stream_socket.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
+import { HttpGate } from "./http_gate.ts";
 import { HeaderEditor } from "./http_headers.ts";
 import type { ConnectionEvent, LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
 import type { HeadEdit, RequestHead, ResponseHead } from "../http/head.ts";
@@ -139,6 +140,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   #mux: Mux;
   #options: HttpTunnelOptions;
   #guard: VisitorGuard;
+  #gate: HttpGate;
   #headers: HeaderEditor;
   #log: Logger;
   #agent: http.Agent;
@@ -167,6 +169,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     this.#mux = options.mux;
     this.#options = options;
     this.#guard = new VisitorGuard(options.name, options);
+    this.#gate = new HttpGate(this, { guard: this.#guard, basicAuth: options.basicAuth });
     this.#log = options.logger;
     const request = options.requestHeaders;
     const response = options.responseHeaders;
@@ -225,38 +228,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     return this.#mux.open({ tunnel: this.name, remote });
   }
 
-  /**
-   * The answer to refuse a visitor with before anything reaches the client
-   * (policy, basic auth, connection limit), or `null` to go ahead.
-   */
-  #gate(
-    remote: string,
-    authorization: string | undefined,
-  ): { status: number; message: string; headers?: Record<string, string> } | null {
-    const guard = this.#guard;
-    if (!guard.admits(remote)) {
-      return { status: 403, message: "Forbidden: your address may not use this tunnel" };
-    }
-    const auth = this.#options.basicAuth;
-    if (auth && !checkBasic(authorization, auth)) {
-      return {
-        status: 401,
-        message: "This tunnel needs a user name and password",
-        headers: { "www-authenticate": `Basic realm="${this.name}", charset="UTF-8"` },
-      };
-    }
-    if (guard.full(this.#live.size)) {
-      return { status: 503, message: "Too many requests in flight for this tunnel; try again" };
-    }
-    if (!this.online) {
-      return {
-        status: 502,
-        message: `Tunnel "${this.name}" is offline: its client is not connected`,
-      };
-    }
-    return null;
-  }
-
   // ---- the splice engine's side (HTTP/1.1) ----
 
   /** Bandwidth limit per direction. */
@@ -266,7 +237,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
 
   /** The answer refusing a request before it reaches the client, counted as today's refusals are. */
   refuse(remote: string, authorization: string | undefined, info: RequestInfo): LocalAnswer | null {
-    const refusal = this.#gate(remote, authorization);
+    const refusal = this.#gate.refusal(remote, authorization);
     if (!refusal) return null;
     if (refusal.status !== 401 && refusal.status !== 403) {
       const error = refusal.status === 502 ? refusal.message : undefined;
@@ -345,7 +316,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     const host = String(req.headers.host ?? req.headers[":authority"] ?? "");
     const method = req.method ?? "GET";
     const path = req.url ?? "/";
-    const refusal = this.#gate(remote, req.headers.authorization);
+    const refusal = this.#gate.refusal(remote, req.headers.authorization);
     if (refusal) {
       const error = refusal.status === 502 ? refusal.message : undefined;
       sendError(res, refusal.status, refusal.message, refusal.headers);
@@ -445,7 +416,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     const started = performance.now();
     const remote = visitorAddress(socket);
     const info = { method: "TLS", host: sni, path: "", status: 0 };
-    const refusal = this.#gate(remote, undefined);
+    const refusal = this.#gate.refusal(remote, undefined);
     if (refusal) {
       socket.destroy();
       if (refusal.status === 502) this.#finish(started, remote, info, 0, 0, refusal.message);
@@ -540,21 +511,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     for (const stream of this.#streams) stream.reset(`Tunnel "${this.name}" closed`);
     this.#streams.clear();
   }
-}
-
-function checkBasic(
-  header: string | undefined,
-  auth: { user: string; password: string },
-): boolean {
-  if (!header?.startsWith("Basic ")) return false;
-  let decoded: string;
-  try {
-    decoded = atob(header.slice(6).trim());
-  } catch {
-    return false;
-  }
-  // Hashed first, so the comparison's time depends on neither length nor content.
-  return timingSafeEqualTextSync(decoded, `${auth.user}:${auth.password}`);
 }
 
 /** A short plain-text error page. */
