@@ -19,7 +19,8 @@ import { StreamSocket } from "../stream_socket.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
 import { HttpGate } from "./http_gate.ts";
 import { HeaderEditor } from "./http_headers.ts";
-import type { ConnectionEvent, LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
+import { type HttpEvent, HttpTransfers } from "./http_transfers.ts";
+import type { LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
 import type { HeadEdit, RequestHead, ResponseHead } from "../http/head.ts";
 import {
   errorPage,
@@ -73,12 +74,6 @@ export interface HttpTunnelOptions extends VisitorGuards {
   onFirstByte?: ((ms: number) => void) | undefined;
   /** Called by `close()` (the front forgets the tunnel). */
   onClose?: (() => void) | undefined;
-}
-
-/** One finished request, as monitoring and the access log see it. */
-export interface HttpEvent extends ConnectionEvent {
-  /** The request. */
-  http: { method: string; host: string; path: string; status: number };
 }
 
 /** Where a request came in. */
@@ -144,14 +139,11 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   #headers: HeaderEditor;
   #log: Logger;
   #agent: http.Agent;
-  #live = new Set<LiveTransfer>();
+  #transfers: HttpTransfers;
   #spliced = new Set<net.Socket>();
   /** Streams the splice engine holds open (kept-alive connections to the service). */
   #streams = new Set<MuxStream>();
   #throttledAtStart = new WeakMap<Transfer, number>();
-  #requests = 0;
-  #bytesIn = 0;
-  #bytesOut = 0;
   #closed = false;
 
   /** A tunnel over `options.mux`. */
@@ -171,6 +163,14 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     this.#guard = new VisitorGuard(options.name, options);
     this.#gate = new HttpGate(this, { guard: this.#guard, basicAuth: options.basicAuth });
     this.#log = options.logger;
+    this.#transfers = new HttpTransfers(options.name, {
+      onConnection: options.onConnection,
+      onFirstByte: options.onFirstByte,
+      // Closed gracefully: the last request to finish releases the kept-alive streams.
+      onIdle: () => {
+        if (this.#closed) this.#dropStreams();
+      },
+    });
     const request = options.requestHeaders;
     const response = options.responseHeaders;
     this.#headers = new HeaderEditor({
@@ -191,22 +191,22 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
 
   /** Requests in flight (the balancer's `active`). */
   get active(): number {
-    return this.#live.size;
+    return this.#transfers.inFlight;
   }
 
   /** Requests (and upgraded connections) in flight. */
   get activeConnections(): number {
-    return this.#live.size;
+    return this.#transfers.inFlight;
   }
 
   /** Live totals of the requests in flight. */
   get liveTransfers(): Iterable<LiveTransfer> {
-    return this.#live;
+    return this.#transfers.live;
   }
 
   /** Totals since the tunnel opened. */
   get stats(): TunnelTotals {
-    return { connections: this.#requests, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
+    return this.#transfers.stats;
   }
 
   /** Whether it takes requests: online, and its service passes the client's health checks. */
@@ -241,7 +241,8 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     if (!refusal) return null;
     if (refusal.status !== 401 && refusal.status !== 403) {
       const error = refusal.status === 502 ? refusal.message : undefined;
-      this.#finish(performance.now(), remote, { ...info, status: refusal.status }, 0, 0, error);
+      const refused = { ...info, status: refusal.status };
+      this.#transfers.report(performance.now(), remote, refused, 0, 0, error);
     }
     return errorPage(refusal.status, refusal.message, refusal.headers);
   }
@@ -276,9 +277,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
 
   /** A request starts. */
   begin(): Transfer {
-    const transfer: Transfer = { sent: 0, received: 0 };
-    this.#live.add(transfer);
-    this.#requests++;
+    const transfer: Transfer = this.#transfers.start();
     if (this.#guard.limit) this.#throttledAtStart.set(transfer, this.#guard.throttled);
     return transfer;
   }
@@ -291,17 +290,16 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     remote: string,
     error?: string,
   ): void {
-    this.#live.delete(transfer);
     if (this.#guard.limit) {
       const before = this.#throttledAtStart.get(transfer);
       if (before !== undefined) this.#guard.limitedSince(before);
     }
-    this.#finish(startedAt, remote, info, transfer.sent, transfer.received, error, transfer);
+    this.#transfers.finish(transfer, startedAt, remote, info, error);
   }
 
   /** The response head arrived `ms` after the request. */
   firstByte(ms: number): void {
-    this.#options.onFirstByte?.(ms);
+    this.#transfers.firstByte(ms);
   }
 
   /** Serves one HTTP/2 visitor request (HTTP/1.1 is spliced by the front's `Http1Visitor`). */
@@ -321,14 +319,13 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
       const error = refusal.status === 502 ? refusal.message : undefined;
       sendError(res, refusal.status, refusal.message, refusal.headers);
       if (refusal.status !== 401 && refusal.status !== 403) {
-        this.#finish(started, remote, { method, host, path, status: refusal.status }, 0, 0, error);
+        const info = { method, host, path, status: refusal.status };
+        this.#transfers.report(started, remote, info, 0, 0, error);
       }
       req.resume();
       return;
     }
-    const live: LiveTransfer = { sent: 0, received: 0 };
-    this.#live.add(live);
-    this.#requests++;
+    const live = this.#transfers.start();
     const h2 = req.httpVersionMajor === 2;
     const headers = this.#headers.forwardHeaders(
       req,
@@ -354,21 +351,12 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     const finish = () => {
       if (done) return;
       done = true;
-      this.#live.delete(live);
       this.#guard.limitedSince(throttledBefore);
-      this.#finish(
-        started,
-        remote,
-        { method, host, path, status },
-        live.sent,
-        live.received,
-        failure,
-        live,
-      );
+      this.#transfers.finish(live, started, remote, { method, host, path, status }, failure);
     };
     upstream.on("response", (back) => {
       status = back.statusCode ?? 502;
-      this.#options.onFirstByte?.(performance.now() - started);
+      this.#transfers.firstByte(performance.now() - started);
       try {
         res.writeHead(status, this.#headers.backHeaders(back, h2));
       } catch (error) {
@@ -419,7 +407,9 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     const refusal = this.#gate.refusal(remote, undefined);
     if (refusal) {
       socket.destroy();
-      if (refusal.status === 502) this.#finish(started, remote, info, 0, 0, refusal.message);
+      if (refusal.status === 502) {
+        this.#transfers.report(started, remote, info, 0, 0, refusal.message);
+      }
       return;
     }
     const stream = new StreamSocket(this.#open(remote));
@@ -434,9 +424,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     remote: string,
     info: HttpEvent["http"],
   ): void {
-    const live: LiveTransfer = { sent: 0, received: 0 };
-    this.#live.add(live);
-    this.#requests++;
+    const live = this.#transfers.start();
     this.#spliced.add(socket);
     socket.setNoDelay(true);
     const limit = this.#guard.limit;
@@ -446,7 +434,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     const down = pump(stream, socket, limit?.out, (n) => {
       if (first) {
         first = false;
-        this.#options.onFirstByte?.(performance.now() - started);
+        this.#transfers.firstByte(performance.now() - started);
       }
       live.received += n;
     });
@@ -459,33 +447,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
       this.#spliced.delete(socket);
       socket.destroy();
       if (!stream.destroyed) stream.destroy();
-      this.#live.delete(live);
-      this.#finish(started, remote, info, live.sent, live.received, failure, live);
-    });
-  }
-
-  #finish(
-    started: number,
-    remote: string,
-    http: HttpEvent["http"],
-    bytesIn: number,
-    bytesOut: number,
-    error: string | undefined,
-    transfer?: LiveTransfer,
-  ): void {
-    this.#bytesIn += bytesIn;
-    this.#bytesOut += bytesOut;
-    // Closed gracefully: the last request to finish releases the kept-alive streams.
-    if (this.#closed && this.#live.size === 0) this.#dropStreams();
-    this.#options.onConnection?.({
-      tunnel: this.name,
-      remote,
-      bytesIn,
-      bytesOut,
-      durationMs: performance.now() - started,
-      error,
-      transfer,
-      http,
+      this.#transfers.finish(live, started, remote, info, failure);
     });
   }
 
@@ -499,7 +461,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
       this.#closed = true;
       this.#options.onClose?.();
     }
-    if (dropConnections || this.#live.size === 0) {
+    if (dropConnections || this.#transfers.inFlight === 0) {
       this.#dropStreams();
       for (const socket of this.#spliced) socket.destroy();
     }

@@ -57,8 +57,8 @@ export { UDP_SESSION_TIMEOUT, UdpTunnel, type UdpTunnelOptions, udpTunnels } fro
 export {
   type FrontInfo,
   type HeaderRules,
-  type HttpEvent,
   HttpTunnel,
   type HttpTunnelOptions,
 } from "./http_tunnel.ts";
+export type { HttpEvent } from "./http_transfers.ts";
 export { httpTunnels } from "./http.ts";
