@@ -8,9 +8,8 @@
  * @module
  */
 
-import http from "node:http";
+import type http from "node:http";
 import type net from "node:net";
-import type { Readable, Writable } from "node:stream";
 import type { Mux, MuxStream } from "../../mux/mod.ts";
 import type { Logger, Throttle } from "../../util/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
@@ -19,6 +18,7 @@ import { StreamSocket } from "../stream_socket.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
 import { HttpGate } from "./http_gate.ts";
 import { HeaderEditor } from "./http_headers.ts";
+import { type FrontInfo, NodeProxy, pump, visitorAddress } from "./http_node.ts";
 import { type HttpEvent, HttpTransfers } from "./http_transfers.ts";
 import type { LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
 import type { HeadEdit, RequestHead, ResponseHead } from "../http/head.ts";
@@ -76,18 +76,6 @@ export interface HttpTunnelOptions extends VisitorGuards {
   onClose?: (() => void) | undefined;
 }
 
-/** Where a request came in. */
-export interface FrontInfo {
-  /** `http` or `https`. */
-  scheme: "http" | "https";
-}
-
-/** A visitor-side socket's address, without the IPv4-mapped prefix. */
-export function visitorAddress(socket: { remoteAddress?: string | undefined }): string {
-  const address = socket.remoteAddress ?? "";
-  return address.startsWith("::ffff:") ? address.slice(7) : address;
-}
-
 /** Lower-case host without port (IPv6 brackets kept). */
 export function hostOf(value: string | undefined): string {
   if (!value) return "";
@@ -138,7 +126,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   #gate: HttpGate;
   #headers: HeaderEditor;
   #log: Logger;
-  #agent: http.Agent;
+  #node: NodeProxy;
   #transfers: HttpTransfers;
   #spliced = new Set<net.Socket>();
   /** Streams the splice engine holds open (kept-alive connections to the service). */
@@ -180,13 +168,13 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
       responseSet: response?.set,
       responseRemove: response?.remove,
     });
-    // One agent per tunnel: kept-alive streams to this client are reused across requests.
-    const open = () => this.#open("");
-    this.#agent = new (class extends http.Agent {
-      override createConnection(): net.Socket {
-        return new StreamSocket(open()) as unknown as net.Socket;
-      }
-    })({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+    this.#node = new NodeProxy(this, {
+      gate: this.#gate,
+      headers: this.#headers,
+      transfers: this.#transfers,
+      guard: this.#guard,
+      open: (remote) => this.#open(remote),
+    });
   }
 
   /** Requests in flight (the balancer's `active`). */
@@ -309,94 +297,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     front: FrontInfo,
     expectContinue = false,
   ): void {
-    const started = performance.now();
-    const remote = visitorAddress(req.socket);
-    const host = String(req.headers.host ?? req.headers[":authority"] ?? "");
-    const method = req.method ?? "GET";
-    const path = req.url ?? "/";
-    const refusal = this.#gate.refusal(remote, req.headers.authorization);
-    if (refusal) {
-      const error = refusal.status === 502 ? refusal.message : undefined;
-      sendError(res, refusal.status, refusal.message, refusal.headers);
-      if (refusal.status !== 401 && refusal.status !== 403) {
-        const info = { method, host, path, status: refusal.status };
-        this.#transfers.report(started, remote, info, 0, 0, error);
-      }
-      req.resume();
-      return;
-    }
-    const live = this.#transfers.start();
-    const h2 = req.httpVersionMajor === 2;
-    const headers = this.#headers.forwardHeaders(
-      req,
-      remote,
-      front.scheme,
-      expectContinue ? "expect-continue" : "request",
-    );
-    const limit = this.#guard.limit;
-    const throttledBefore = this.#guard.throttled;
-    let status = 0;
-    let failure: string | undefined;
-    let socket: StreamSocket | undefined;
-    const upstream = http.request({
-      agent: this.#agent,
-      method,
-      path,
-      headers: headers as unknown as http.OutgoingHttpHeaders,
-      setHost: false,
-    });
-    upstream.on("socket", (s) => (socket = s as unknown as StreamSocket));
-    if (expectContinue) upstream.on("continue", () => res.writeContinue());
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      this.#guard.limitedSince(throttledBefore);
-      this.#transfers.finish(live, started, remote, { method, host, path, status }, failure);
-    };
-    upstream.on("response", (back) => {
-      status = back.statusCode ?? 502;
-      this.#transfers.firstByte(performance.now() - started);
-      try {
-        res.writeHead(status, this.#headers.backHeaders(back, h2));
-      } catch (error) {
-        failure = `Bad response head from the service: ${(error as Error).message}`;
-        back.destroy();
-        sendError(res, 502, failure);
-        finish();
-        return;
-      }
-      pump(back, res, limit?.out, (n) => (live.received += n)).then(
-        () => finish(),
-        (error) => {
-          failure ??= (error as Error).message;
-          res.destroy();
-          finish();
-        },
-      );
-    });
-    upstream.on("error", (error) => {
-      const reason = socket?.resetReason ?? error.message;
-      failure = !this.online
-        ? `Tunnel "${this.name}" went offline during the request`
-        : /unavailable/.test(reason)
-        ? `Tunnel "${this.name}": ${reason}`
-        : `Tunnel "${this.name}": the service's connection failed (${reason})`;
-      if (!res.headersSent) {
-        status = 502;
-        sendError(res, 502, failure);
-      } else {
-        res.destroy();
-      }
-      finish();
-    });
-    // A visitor who leaves mid-request takes the upstream request with it.
-    // (Only then: destroying a finished upstream request here also ends the visitor's
-    // kept-alive connection under Deno.)
-    res.on("close", () => {
-      if (!done && !res.writableEnded && !upstream.destroyed) upstream.destroy();
-    });
-    pump(req, upstream, limit?.in, (n) => (live.sent += n)).catch(() => upstream.destroy());
+    this.#node.serve(req, res, front, expectContinue);
   }
 
   /** Relays a TLS connection untouched (passthrough); `hello` holds the bytes already read. */
@@ -469,106 +370,8 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   }
 
   #dropStreams(): void {
-    this.#agent.destroy();
+    this.#node.close();
     for (const stream of this.#streams) stream.reset(`Tunnel "${this.name}" closed`);
     this.#streams.clear();
   }
-}
-
-/** A short plain-text error page. */
-export function sendError(
-  res: http.ServerResponse,
-  status: number,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = `${status} ${http.STATUS_CODES[status] ?? ""}\n${message}\n`;
-  res.writeHead(status, {
-    "content-type": "text/plain; charset=utf-8",
-    "content-length": String(new TextEncoder().encode(body).length),
-    "x-burrow-error": "1",
-    ...headers,
-  });
-  res.end(body);
-}
-
-/**
- * Copies `src` into `dst` chunk by chunk (each chunk forwarded as it
- * arrives, so streamed responses such as Server-Sent Events are not held
- * back), pacing with `throttle`, respecting `dst`'s backpressure, and ending
- * `dst` at the end of `src`. Events, not `for await`: leaving an async
- * iterator destroys its stream, and destroying a request destroys the
- * visitor's kept-alive socket.
- */
-export function pump(
-  src: Readable,
-  dst: Writable,
-  throttle: Throttle | undefined,
-  count: (n: number) => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (error?: Error) => {
-      if (settled) return;
-      settled = true;
-      src.off("data", onData);
-      src.off("end", onEnd);
-      src.off("error", onError);
-      src.off("close", onClose);
-      if (error) reject(error);
-      else resolve();
-    };
-    const onData = (chunk: Uint8Array) => {
-      if (dst.destroyed) return finish(new Error("Destination closed"));
-      count(chunk.length);
-      const wait = throttle?.tryTake(chunk.length) === false;
-      const full = !dst.write(chunk);
-      if (!wait && !full) return;
-      src.pause();
-      const resume = async () => {
-        try {
-          if (wait) await throttle!.take(chunk.length);
-          if (full) await drained(dst);
-          src.resume();
-        } catch (error) {
-          finish(error as Error);
-        }
-      };
-      resume();
-    };
-    const onEnd = () => {
-      if (!dst.destroyed) dst.end();
-      finish();
-    };
-    const onError = (error: Error) => finish(error);
-    const onClose = () => {
-      if (!src.readableEnded) finish(new Error("Source closed before its end"));
-    };
-    src.on("data", onData);
-    src.on("end", onEnd);
-    src.on("error", onError);
-    src.on("close", onClose);
-    if (src.readableEnded) onEnd();
-  });
-}
-
-function drained(dst: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      dst.off("drain", done);
-      dst.off("close", closed);
-      resolve();
-    };
-    const closed = () => {
-      dst.off("drain", done);
-      dst.off("close", closed);
-      reject(new Error("Destination closed"));
-    };
-    dst.on("drain", done);
-    dst.on("close", closed);
-  });
 }

@@ -54,11 +54,7 @@ export {
 } from "./group.ts";
 export { TcpTunnel, type TcpTunnelOptions, tcpTunnels } from "./tcp.ts";
 export { UDP_SESSION_TIMEOUT, UdpTunnel, type UdpTunnelOptions, udpTunnels } from "./udp.ts";
-export {
-  type FrontInfo,
-  type HeaderRules,
-  HttpTunnel,
-  type HttpTunnelOptions,
-} from "./http_tunnel.ts";
+export { type HeaderRules, HttpTunnel, type HttpTunnelOptions } from "./http_tunnel.ts";
+export type { FrontInfo } from "./http_node.ts";
 export type { HttpEvent } from "./http_transfers.ts";
 export { httpTunnels } from "./http.ts";
