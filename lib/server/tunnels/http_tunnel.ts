@@ -14,11 +14,11 @@ import type { Mux, MuxStream } from "../../mux/mod.ts";
 import type { Logger, Throttle } from "../../util/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { BalancerMember } from "../balancer.ts";
-import { StreamSocket } from "../stream_socket.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
 import { HttpGate } from "./http_gate.ts";
 import { HeaderEditor } from "./http_headers.ts";
-import { type FrontInfo, NodeProxy, pump, visitorAddress } from "./http_node.ts";
+import { type FrontInfo, NodeProxy } from "./http_node.ts";
+import { TlsPassthrough } from "./http_passthrough.ts";
 import { type HttpEvent, HttpTransfers } from "./http_transfers.ts";
 import type { LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
 import type { HeadEdit, RequestHead, ResponseHead } from "../http/head.ts";
@@ -128,7 +128,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   #log: Logger;
   #node: NodeProxy;
   #transfers: HttpTransfers;
-  #spliced = new Set<net.Socket>();
+  #tls: TlsPassthrough;
   /** Streams the splice engine holds open (kept-alive connections to the service). */
   #streams = new Set<MuxStream>();
   #throttledAtStart = new WeakMap<Transfer, number>();
@@ -171,6 +171,12 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     this.#node = new NodeProxy(this, {
       gate: this.#gate,
       headers: this.#headers,
+      transfers: this.#transfers,
+      guard: this.#guard,
+      open: (remote) => this.#open(remote),
+    });
+    this.#tls = new TlsPassthrough({
+      gate: this.#gate,
       transfers: this.#transfers,
       guard: this.#guard,
       open: (remote) => this.#open(remote),
@@ -302,54 +308,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
 
   /** Relays a TLS connection untouched (passthrough); `hello` holds the bytes already read. */
   passthroughConnection(socket: net.Socket, hello: Uint8Array, sni: string): void {
-    const started = performance.now();
-    const remote = visitorAddress(socket);
-    const info = { method: "TLS", host: sni, path: "", status: 0 };
-    const refusal = this.#gate.refusal(remote, undefined);
-    if (refusal) {
-      socket.destroy();
-      if (refusal.status === 502) {
-        this.#transfers.report(started, remote, info, 0, 0, refusal.message);
-      }
-      return;
-    }
-    const stream = new StreamSocket(this.#open(remote));
-    stream.write(hello);
-    this.#splice(socket, stream, started, remote, info);
-  }
-
-  #splice(
-    socket: net.Socket,
-    stream: StreamSocket,
-    started: number,
-    remote: string,
-    info: HttpEvent["http"],
-  ): void {
-    const live = this.#transfers.start();
-    this.#spliced.add(socket);
-    socket.setNoDelay(true);
-    const limit = this.#guard.limit;
-    let failure: string | undefined;
-    let first = true;
-    const up = pump(socket, stream, limit?.in, (n) => (live.sent += n));
-    const down = pump(stream, socket, limit?.out, (n) => {
-      if (first) {
-        first = false;
-        this.#transfers.firstByte(performance.now() - started);
-      }
-      live.received += n;
-    });
-    const end = (error: unknown) => {
-      if (error && stream.resetReason) failure ??= stream.resetReason;
-      socket.destroy();
-      stream.destroy();
-    };
-    Promise.all([up.catch(end), down.catch(end)]).then(() => {
-      this.#spliced.delete(socket);
-      socket.destroy();
-      if (!stream.destroyed) stream.destroy();
-      this.#transfers.finish(live, started, remote, info, failure);
-    });
+    this.#tls.relay(socket, hello, sni);
   }
 
   /**
@@ -364,7 +323,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     }
     if (dropConnections || this.#transfers.inFlight === 0) {
       this.#dropStreams();
-      for (const socket of this.#spliced) socket.destroy();
+      this.#tls.close();
     }
     return Promise.resolve();
   }
