@@ -11,7 +11,7 @@
 import type http from "node:http";
 import type net from "node:net";
 import type { Mux, MuxStream } from "../../mux/mod.ts";
-import type { Logger, Throttle } from "../../util/mod.ts";
+import type { Throttle } from "../../util/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { BalancerMember } from "../balancer.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
@@ -125,7 +125,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   #guard: VisitorGuard;
   #gate: HttpGate;
   #headers: HeaderEditor;
-  #log: Logger;
   #node: NodeProxy;
   #transfers: HttpTransfers;
   #tls: TlsPassthrough;
@@ -150,7 +149,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     this.#options = options;
     this.#guard = new VisitorGuard(options.name, options);
     this.#gate = new HttpGate(this, { guard: this.#guard, basicAuth: options.basicAuth });
-    this.#log = options.logger;
     this.#transfers = new HttpTransfers(options.name, {
       onConnection: options.onConnection,
       onFirstByte: options.onFirstByte,
