@@ -1,9 +1,13 @@
 /**
  * An HTTP(S) tunnel on the server: the host names and path prefixes it
- * serves, and how one visitor request (or WebSocket, or passed-through TLS
- * connection) travels to its client: checked against the tunnel's IP policy
- * and basic auth, headers rewritten, then sent as HTTP/1.1 over a mux
- * stream, which the client relays to its local service.
+ * serves, and the three ways a visitor travels to its client over mux
+ * streams, which the client relays to its local service. The splice engine
+ * (`../http/visitor.ts`) carries HTTP/1.1 and WebSockets and asks the tunnel
+ * what it needs; the node:http path (`http_node.ts`) carries HTTP/2
+ * visitors; TLS passthrough (`http_passthrough.ts`) relays TLS untouched.
+ * All three ask the same gate (`http_gate.ts`: IP policy, basic auth, limit),
+ * apply the same header rules (`http_headers.ts`) and count in one place
+ * (`http_transfers.ts`); this file holds them together for one tunnel.
  *
  * @module
  */
@@ -166,19 +170,10 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
       responseSet: response?.set,
       responseRemove: response?.remove,
     });
-    this.#node = new NodeProxy(this, {
-      gate: this.#gate,
-      headers: this.#headers,
-      transfers: this.#transfers,
-      guard: this.#guard,
-      open: (remote) => this.#open(remote),
-    });
-    this.#tls = new TlsPassthrough({
-      gate: this.#gate,
-      transfers: this.#transfers,
-      guard: this.#guard,
-      open: (remote) => this.#open(remote),
-    });
+    const open = (remote: string) => this.#open(remote);
+    const parts = { gate: this.#gate, transfers: this.#transfers, guard: this.#guard, open };
+    this.#node = new NodeProxy(this, { ...parts, headers: this.#headers });
+    this.#tls = new TlsPassthrough(parts);
   }
 
   /** Requests in flight (the balancer's `active`). */
@@ -293,6 +288,8 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   firstByte(ms: number): void {
     this.#transfers.firstByte(ms);
   }
+
+  // ---- the other ways in: HTTP/2 (node:http) and TLS passthrough ----
 
   /** Serves one HTTP/2 visitor request (HTTP/1.1 is spliced by the front's `Http1Visitor`). */
   serve(

@@ -3,8 +3,9 @@
  * ({@linkcode PublicTunnel}), how each opens ({@linkcode TunnelKind}), the
  * registry by type, and the visitor guards they share.
  *
- * Files of the server's HTTP side import `http_tunnel.ts` directly: this
- * face also carries the HTTP kind, which imports the HTTP front.
+ * Files of the server's HTTP side import `http_tunnel.ts` and `http_node.ts`
+ * directly: this face also carries the HTTP kind, which imports the HTTP
+ * front.
  *
  * @example
  * ```ts ignore
