@@ -17,13 +17,8 @@ import tls from "node:tls";
 import type { RelayConn } from "../mux/mod.ts";
 import { nodeSocketConn } from "../transport/mod.ts";
 import type { Logger } from "../util/mod.ts";
-import {
-  type FrontInfo,
-  hostOf,
-  type HttpTunnel,
-  sendError,
-  visitorAddress,
-} from "./tunnels/http_tunnel.ts";
+import { hostOf, type HttpTunnel } from "./tunnels/http_tunnel.ts";
+import { type FrontInfo, sendError, visitorAddress } from "./tunnels/http_node.ts";
 import { MAX_CLIENT_HELLO, readSni } from "./sni.ts";
 import { Http1Visitor } from "./http/visitor.ts";
 import type { Dispatch } from "./http/splice_tunnel.ts";

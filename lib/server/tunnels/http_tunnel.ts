@@ -1,25 +1,31 @@
 /**
  * An HTTP(S) tunnel on the server: the host names and path prefixes it
- * serves, and how one visitor request (or WebSocket, or passed-through TLS
- * connection) travels to its client: checked against the tunnel's IP policy
- * and basic auth, headers rewritten, then sent as HTTP/1.1 over a mux
- * stream, which the client relays to its local service.
+ * serves, and the three ways a visitor travels to its client over mux
+ * streams, which the client relays to its local service. The splice engine
+ * (`../http/visitor.ts`) carries HTTP/1.1 and WebSockets and asks the tunnel
+ * what it needs; the node:http path (`http_node.ts`) carries HTTP/2
+ * visitors; TLS passthrough (`http_passthrough.ts`) relays TLS untouched.
+ * All three ask the same gate (`http_gate.ts`: IP policy, basic auth, limit),
+ * apply the same header rules (`http_headers.ts`) and count in one place
+ * (`http_transfers.ts`); this file holds them together for one tunnel.
  *
  * @module
  */
 
-import http from "node:http";
+import type http from "node:http";
 import type net from "node:net";
-import type { Readable, Writable } from "node:stream";
 import type { Mux, MuxStream } from "../../mux/mod.ts";
-import { type Logger, type Throttle, timingSafeEqualTextSync } from "../../util/mod.ts";
+import type { Throttle } from "../../util/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { BalancerMember } from "../balancer.ts";
-import { StreamSocket } from "../stream_socket.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
-import type { ConnectionEvent, LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
-import { type HeadEdit, latin1Bytes } from "../http/head_edit.ts";
-import { HEADER_KIND, type KnownName, lowerName } from "../http/header_names.ts";
+import { HttpGate } from "./http_gate.ts";
+import { HeaderEditor } from "./http_headers.ts";
+import { type FrontInfo, NodeProxy } from "./http_node.ts";
+import { TlsPassthrough } from "./http_passthrough.ts";
+import { type HttpEvent, HttpTransfers } from "./http_transfers.ts";
+import type { LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.ts";
+import type { HeadEdit } from "../http/head_edit.ts";
 import type { RequestHead, ResponseHead } from "../http/parsed_head.ts";
 import { errorPage, type LocalAnswer } from "../http/local_answer.ts";
 import type { RequestInfo, SpliceTunnel, Transfer } from "../http/splice_tunnel.ts";
@@ -70,65 +76,6 @@ export interface HttpTunnelOptions extends VisitorGuards {
   onClose?: (() => void) | undefined;
 }
 
-/** One finished request, as monitoring and the access log see it. */
-export interface HttpEvent extends ConnectionEvent {
-  /** The request. */
-  http: { method: string; host: string; path: string; status: number };
-}
-
-/** Where a request came in. */
-export interface FrontInfo {
-  /** `http` or `https`. */
-  scheme: "http" | "https";
-}
-
-/** A table of header kinds ({@linkcode HEADER_KIND}): 1 for each of `names`. */
-function kindTable(names: KnownName[]): Uint8Array {
-  const table = new Uint8Array(32);
-  for (const name of names) table[HEADER_KIND[name]] = 1;
-  return table;
-}
-
-/** Hop-by-hop headers a splice drops; the framing ones (Transfer-Encoding, Trailer) stay with their bytes. */
-const SPLICE_HOP = kindTable([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "upgrade",
-  "http2-settings",
-]);
-/** The hop-by-hop headers an upgrade request keeps. */
-const UPGRADE_KEEPS = kindTable(["connection", "upgrade", "http2-settings"]);
-/** The hop-by-hop headers a 101 response keeps. */
-const SWITCH_KEEPS = kindTable(["connection", "upgrade"]);
-
-/** The lines a head edit adds, as text and, once asked for twice in a row, as bytes. */
-interface Extra {
-  text: string;
-  bytes: Uint8Array | undefined;
-}
-
-/** Forwarding headers only Burrow sets (a visitor's are dropped). */
-const OURS = new Set(["x-forwarded-proto", "x-forwarded-host"]);
-
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "http2-settings",
-]);
-
-/** A visitor-side socket's address, without the IPv4-mapped prefix. */
-export function visitorAddress(socket: { remoteAddress?: string | undefined }): string {
-  const address = socket.remoteAddress ?? "";
-  return address.startsWith("::ffff:") ? address.slice(7) : address;
-}
-
 /** Lower-case host without port (IPv6 brackets kept). */
 export function hostOf(value: string | undefined): string {
   if (!value) return "";
@@ -176,30 +123,14 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   #mux: Mux;
   #options: HttpTunnelOptions;
   #guard: VisitorGuard;
-  #requestRules: { drop: Set<string>; set: Array<[string, string]>; setsHost: boolean };
-  #responseRules: { drop: Set<string>; set: Array<[string, string]> };
-  #log: Logger;
-  #agent: http.Agent;
-  #live = new Set<LiveTransfer>();
-  #spliced = new Set<net.Socket>();
+  #gate: HttpGate;
+  #headers: HeaderEditor;
+  #node: NodeProxy;
+  #transfers: HttpTransfers;
+  #tls: TlsPassthrough;
   /** Streams the splice engine holds open (kept-alive connections to the service). */
   #streams = new Set<MuxStream>();
   #throttledAtStart = new WeakMap<Transfer, number>();
-  #responseRemoved: Set<string>;
-  /** The last request extra and what it was made of: a visitor's requests mostly repeat it. */
-  #requestExtra: Extra & { forwardedFor: string; remote: string; scheme: string; host: string } = {
-    forwardedFor: "",
-    remote: "",
-    scheme: "",
-    host: "",
-    text: "",
-    bytes: undefined,
-  };
-  /** Response extras by the Connection header given. */
-  #responseExtras = new Map<string | null, Extra>();
-  #requests = 0;
-  #bytesIn = 0;
-  #bytesOut = 0;
   #closed = false;
 
   /** A tunnel over `options.mux`. */
@@ -217,58 +148,48 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     this.#mux = options.mux;
     this.#options = options;
     this.#guard = new VisitorGuard(options.name, options);
-    this.#log = options.logger;
-    // Header rules, worked out once rather than per request.
+    this.#gate = new HttpGate(this, { guard: this.#guard, basicAuth: options.basicAuth });
+    this.#transfers = new HttpTransfers(options.name, {
+      onConnection: options.onConnection,
+      onFirstByte: options.onFirstByte,
+      // Closed gracefully: the last request to finish releases the kept-alive streams.
+      onIdle: () => {
+        if (this.#closed) this.#dropStreams();
+      },
+    });
     const request = options.requestHeaders;
-    const requestRemoved = new Set(request?.remove ?? []);
-    if (options.basicAuth) requestRemoved.add("authorization");
-    const requestSet = Object.entries(request?.set ?? {})
-      .filter(([k]) => !requestRemoved.has(k.toLowerCase()));
-    this.#requestRules = {
-      // Set headers replace the visitor's (the forwarding headers are always ours).
-      drop: new Set([...requestRemoved, ...requestSet.map(([k]) => k.toLowerCase())]),
-      set: requestSet,
-      setsHost: requestSet.some(([k]) => k.toLowerCase() === "host"),
-    };
     const response = options.responseHeaders;
-    const responseRemoved = new Set(response?.remove ?? []);
-    this.#responseRemoved = new Set([
-      ...responseRemoved,
-      ...Object.keys(response?.set ?? {}).map((k) => k.toLowerCase()),
-    ]);
-    this.#responseRules = {
-      drop: new Set([...HOP_BY_HOP, ...responseRemoved]),
-      set: Object.entries(response?.set ?? {})
-        .map(([k, v]) => [k.toLowerCase(), v] as [string, string])
-        .filter(([k]) => !responseRemoved.has(k)),
-    };
-    // One agent per tunnel: kept-alive streams to this client are reused across requests.
-    const open = () => this.#open("");
-    this.#agent = new (class extends http.Agent {
-      override createConnection(): net.Socket {
-        return new StreamSocket(open()) as unknown as net.Socket;
-      }
-    })({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+    this.#headers = new HeaderEditor({
+      requestSet: request?.set,
+      requestRemove: request?.remove,
+      stripAuthorization: options.basicAuth !== undefined,
+      responseSet: response?.set,
+      responseRemove: response?.remove,
+    });
+    const open = (remote: string) => this.#open(remote);
+    const parts = { gate: this.#gate, transfers: this.#transfers, guard: this.#guard, open };
+    this.#node = new NodeProxy(this, { ...parts, headers: this.#headers });
+    this.#tls = new TlsPassthrough(parts);
   }
 
   /** Requests in flight (the balancer's `active`). */
   get active(): number {
-    return this.#live.size;
+    return this.#transfers.inFlight;
   }
 
   /** Requests (and upgraded connections) in flight. */
   get activeConnections(): number {
-    return this.#live.size;
+    return this.#transfers.inFlight;
   }
 
   /** Live totals of the requests in flight. */
   get liveTransfers(): Iterable<LiveTransfer> {
-    return this.#live;
+    return this.#transfers.live;
   }
 
   /** Totals since the tunnel opened. */
   get stats(): TunnelTotals {
-    return { connections: this.#requests, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
+    return this.#transfers.stats;
   }
 
   /** Whether it takes requests: online, and its service passes the client's health checks. */
@@ -290,102 +211,6 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     return this.#mux.open({ tunnel: this.name, remote });
   }
 
-  /**
-   * The answer to refuse a visitor with before anything reaches the client
-   * (policy, basic auth, connection limit), or `null` to go ahead.
-   */
-  #gate(
-    remote: string,
-    authorization: string | undefined,
-  ): { status: number; message: string; headers?: Record<string, string> } | null {
-    const guard = this.#guard;
-    if (!guard.admits(remote)) {
-      return { status: 403, message: "Forbidden: your address may not use this tunnel" };
-    }
-    const auth = this.#options.basicAuth;
-    if (auth && !checkBasic(authorization, auth)) {
-      return {
-        status: 401,
-        message: "This tunnel needs a user name and password",
-        headers: { "www-authenticate": `Basic realm="${this.name}", charset="UTF-8"` },
-      };
-    }
-    if (guard.full(this.#live.size)) {
-      return { status: 503, message: "Too many requests in flight for this tunnel; try again" };
-    }
-    if (!this.online) {
-      return {
-        status: 502,
-        message: `Tunnel "${this.name}" is offline: its client is not connected`,
-      };
-    }
-    return null;
-  }
-
-  /** The request headers sent to the service. */
-  #forwardHeaders(
-    req: http.IncomingMessage,
-    remote: string,
-    front: FrontInfo,
-    mode: "request" | "expect-continue",
-  ): Array<[string, string]> {
-    const raw = req.rawHeaders;
-    // Headers the Connection header names are hop-by-hop too (rare: computed only when present).
-    const connection = req.headers.connection;
-    const named = connection
-      ? new Set(String(connection).toLowerCase().split(",").map((s) => s.trim()))
-      : null;
-    const { drop, set, setsHost } = this.#requestRules;
-    const headers: Array<[string, string]> = [["Host", ""]];
-    let host = "";
-    let forwardedFor = "";
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = raw[i]!;
-      const lower = name.toLowerCase();
-      const value = raw[i + 1]!;
-      if (lower === ":authority" || lower === "host") {
-        host ||= value;
-        continue;
-      }
-      if (lower === "x-forwarded-for") {
-        forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
-        continue;
-      }
-      if (
-        lower.startsWith(":") || drop.has(lower) || named?.has(lower) || OURS.has(lower) ||
-        (lower === "expect" && mode === "request") || HOP_BY_HOP.has(lower)
-      ) continue;
-      headers.push([name, value]);
-    }
-    if (setsHost) headers.shift();
-    else headers[0]![1] = host;
-    headers.push(["X-Forwarded-For", forwardedFor ? `${forwardedFor}, ${remote}` : remote]);
-    headers.push(["X-Forwarded-Proto", front.scheme]);
-    if (host) headers.push(["X-Forwarded-Host", host]);
-    headers.push(...set);
-    return headers;
-  }
-
-  /** The response headers sent to the visitor. */
-  #backHeaders(res: http.IncomingMessage, h2: boolean): Record<string, string | string[]> {
-    const { drop, set } = this.#responseRules;
-    const out: Record<string, string | string[]> = {};
-    const raw = res.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const lower = raw[i]!.toLowerCase();
-      if (drop.has(lower) || (h2 && lower === "host")) continue;
-      const value = raw[i + 1]!;
-      const prior = out[lower];
-      out[lower] = prior === undefined
-        ? value
-        : Array.isArray(prior)
-        ? [...prior, value]
-        : [prior, value];
-    }
-    for (const [name, value] of set) out[name] = value;
-    return out;
-  }
-
   // ---- the splice engine's side (HTTP/1.1) ----
 
   /** Bandwidth limit per direction. */
@@ -395,20 +220,17 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
 
   /** The answer refusing a request before it reaches the client, counted as today's refusals are. */
   refuse(remote: string, authorization: string | undefined, info: RequestInfo): LocalAnswer | null {
-    const refusal = this.#gate(remote, authorization);
+    const refusal = this.#gate.refusal(remote, authorization);
     if (!refusal) return null;
     if (refusal.status !== 401 && refusal.status !== 403) {
       const error = refusal.status === 502 ? refusal.message : undefined;
-      this.#finish(performance.now(), remote, { ...info, status: refusal.status }, 0, 0, error);
+      const refused = { ...info, status: refusal.status };
+      this.#transfers.report(performance.now(), remote, refused, 0, 0, error);
     }
     return errorPage(refusal.status, refusal.message, refusal.headers);
   }
 
-  /**
-   * How the request head sent to the service differs from the visitor's:
-   * hop-by-hop headers and the rules' removals out, forwarding headers and
-   * set rules in; the lines kept cross as they came.
-   */
+  /** How the request head sent to the service differs from the visitor's (see {@linkcode HeaderEditor}). */
   requestHead(
     head: RequestHead,
     target: string,
@@ -416,91 +238,12 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     remote: string,
     scheme: string,
   ): HeadEdit {
-    const upgrade = head.hasToken("connection", "upgrade");
-    // Headers the Connection header names are hop-by-hop too, unless they belong to an upgrade.
-    const named = !upgrade && head.indexOf("connection") >= 0 ? head.tokens("connection") : null;
-    const { drop, setsHost } = this.#requestRules;
-    // Names are cut and lowered only when a rule or the Connection header names fields.
-    const byName = drop.size > 0 || named !== null;
-    const count = head.fieldCount;
-    const keep = new Array<boolean>(count);
-    let forwardedFor = "";
-    for (let i = 0; i < count; i++) {
-      const kind = head.kind(i);
-      let kept = true;
-      if (kind === HEADER_KIND.host) {
-        kept = !setsHost;
-      } else if (kind === HEADER_KIND["x-forwarded-for"]) {
-        const value = head.value(i);
-        forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
-        kept = false;
-      } else if (
-        kind === HEADER_KIND["x-forwarded-proto"] || kind === HEADER_KIND["x-forwarded-host"] ||
-        (SPLICE_HOP[kind] === 1 && !(upgrade && UPGRADE_KEEPS[kind] === 1))
-      ) {
-        kept = false;
-      } else if (byName) {
-        const lower = lowerName(head.name(i));
-        kept = !drop.has(lower) && !(named !== null && named.includes(lower));
-      }
-      keep[i] = kept;
-    }
-    const extra = this.#requestExtraFor(forwardedFor, remote, scheme, host);
-    const firstLine = target === head.target
-      ? null
-      : `${head.method} ${target} HTTP/${head.version}`;
-    return { firstLine, keep, extra: extra.text, extraBytes: extra.bytes };
+    return this.#headers.requestHead(head, target, host, remote, scheme);
   }
 
-  /** The forwarding headers and set rules of a request, remembered from the last request. */
-  #requestExtraFor(
-    forwardedFor: string,
-    remote: string,
-    scheme: string,
-    host: string,
-  ): Extra {
-    const last = this.#requestExtra;
-    if (
-      last.text !== "" && last.remote === remote && last.host === host &&
-      last.forwardedFor === forwardedFor && last.scheme === scheme
-    ) {
-      last.bytes ??= latin1Bytes(last.text);
-      return last;
-    }
-    let text = `X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${remote}` : remote}\r\n` +
-      `X-Forwarded-Proto: ${scheme}\r\n`;
-    if (host) text += `X-Forwarded-Host: ${host}\r\n`;
-    for (const [name, value] of this.#requestRules.set) text += `${name}: ${value}\r\n`;
-    this.#requestExtra = { forwardedFor, remote, scheme, host, text, bytes: undefined };
-    return this.#requestExtra;
-  }
-
-  /**
-   * How the response head sent to the visitor differs from the service's:
-   * the tunnel's response rules applied, and `connection` as the
-   * Connection header when given.
-   */
+  /** How the response head sent to the visitor differs from the service's (see {@linkcode HeaderEditor}). */
   responseHead(head: ResponseHead, connection: string | null): HeadEdit {
-    const keeps = head.status === 101 ? SWITCH_KEEPS : null;
-    const removed = this.#responseRemoved;
-    const count = head.fieldCount;
-    const keep = new Array<boolean>(count);
-    for (let i = 0; i < count; i++) {
-      const kind = head.kind(i);
-      keep[i] = !(SPLICE_HOP[kind] === 1 && keeps?.[kind] !== 1) &&
-        !(removed.size > 0 && removed.has(lowerName(head.name(i))));
-    }
-    let extra = this.#responseExtras.get(connection);
-    if (extra === undefined) {
-      let text = "";
-      for (const [name, value] of this.#responseRules.set) text += `${name}: ${value}\r\n`;
-      if (connection) text += `Connection: ${connection}\r\n`;
-      extra = { text, bytes: latin1Bytes(text) };
-      if (this.#responseExtras.size < 8) this.#responseExtras.set(connection, extra);
-    }
-    // The visitor speaks to an HTTP/1.1 proxy, whatever the service's version.
-    const firstLine = head.version === "1.1" ? null : `HTTP/1.1 ${head.status} ${head.reason}`;
-    return { firstLine, keep, extra: extra.text, extraBytes: extra.bytes };
+    return this.#headers.responseHead(head, connection);
   }
 
   /** Opens a stream to the service for a visitor connection. */
@@ -517,9 +260,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
 
   /** A request starts. */
   begin(): Transfer {
-    const transfer: Transfer = { sent: 0, received: 0 };
-    this.#live.add(transfer);
-    this.#requests++;
+    const transfer: Transfer = this.#transfers.start();
     if (this.#guard.limit) this.#throttledAtStart.set(transfer, this.#guard.throttled);
     return transfer;
   }
@@ -532,18 +273,19 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     remote: string,
     error?: string,
   ): void {
-    this.#live.delete(transfer);
     if (this.#guard.limit) {
       const before = this.#throttledAtStart.get(transfer);
       if (before !== undefined) this.#guard.limitedSince(before);
     }
-    this.#finish(startedAt, remote, info, transfer.sent, transfer.received, error, transfer);
+    this.#transfers.finish(transfer, startedAt, remote, info, error);
   }
 
   /** The response head arrived `ms` after the request. */
   firstByte(ms: number): void {
-    this.#options.onFirstByte?.(ms);
+    this.#transfers.firstByte(ms);
   }
+
+  // ---- the other ways in: HTTP/2 (node:http) and TLS passthrough ----
 
   /** Serves one HTTP/2 visitor request (HTTP/1.1 is spliced by the front's `Http1Visitor`). */
   serve(
@@ -552,182 +294,12 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     front: FrontInfo,
     expectContinue = false,
   ): void {
-    const started = performance.now();
-    const remote = visitorAddress(req.socket);
-    const host = String(req.headers.host ?? req.headers[":authority"] ?? "");
-    const method = req.method ?? "GET";
-    const path = req.url ?? "/";
-    const refusal = this.#gate(remote, req.headers.authorization);
-    if (refusal) {
-      const error = refusal.status === 502 ? refusal.message : undefined;
-      sendError(res, refusal.status, refusal.message, refusal.headers);
-      if (refusal.status !== 401 && refusal.status !== 403) {
-        this.#finish(started, remote, { method, host, path, status: refusal.status }, 0, 0, error);
-      }
-      req.resume();
-      return;
-    }
-    const live: LiveTransfer = { sent: 0, received: 0 };
-    this.#live.add(live);
-    this.#requests++;
-    const h2 = req.httpVersionMajor === 2;
-    const headers = this.#forwardHeaders(
-      req,
-      remote,
-      front,
-      expectContinue ? "expect-continue" : "request",
-    );
-    const limit = this.#guard.limit;
-    const throttledBefore = this.#guard.throttled;
-    let status = 0;
-    let failure: string | undefined;
-    let socket: StreamSocket | undefined;
-    const upstream = http.request({
-      agent: this.#agent,
-      method,
-      path,
-      headers: headers as unknown as http.OutgoingHttpHeaders,
-      setHost: false,
-    });
-    upstream.on("socket", (s) => (socket = s as unknown as StreamSocket));
-    if (expectContinue) upstream.on("continue", () => res.writeContinue());
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      this.#live.delete(live);
-      this.#guard.limitedSince(throttledBefore);
-      this.#finish(
-        started,
-        remote,
-        { method, host, path, status },
-        live.sent,
-        live.received,
-        failure,
-        live,
-      );
-    };
-    upstream.on("response", (back) => {
-      status = back.statusCode ?? 502;
-      this.#options.onFirstByte?.(performance.now() - started);
-      try {
-        res.writeHead(status, this.#backHeaders(back, h2));
-      } catch (error) {
-        failure = `Bad response head from the service: ${(error as Error).message}`;
-        back.destroy();
-        sendError(res, 502, failure);
-        finish();
-        return;
-      }
-      pump(back, res, limit?.out, (n) => (live.received += n)).then(
-        () => finish(),
-        (error) => {
-          failure ??= (error as Error).message;
-          res.destroy();
-          finish();
-        },
-      );
-    });
-    upstream.on("error", (error) => {
-      const reason = socket?.resetReason ?? error.message;
-      failure = !this.online
-        ? `Tunnel "${this.name}" went offline during the request`
-        : /unavailable/.test(reason)
-        ? `Tunnel "${this.name}": ${reason}`
-        : `Tunnel "${this.name}": the service's connection failed (${reason})`;
-      if (!res.headersSent) {
-        status = 502;
-        sendError(res, 502, failure);
-      } else {
-        res.destroy();
-      }
-      finish();
-    });
-    // A visitor who leaves mid-request takes the upstream request with it.
-    // (Only then: destroying a finished upstream request here also ends the visitor's
-    // kept-alive connection under Deno.)
-    res.on("close", () => {
-      if (!done && !res.writableEnded && !upstream.destroyed) upstream.destroy();
-    });
-    pump(req, upstream, limit?.in, (n) => (live.sent += n)).catch(() => upstream.destroy());
+    this.#node.serve(req, res, front, expectContinue);
   }
 
   /** Relays a TLS connection untouched (passthrough); `hello` holds the bytes already read. */
   passthroughConnection(socket: net.Socket, hello: Uint8Array, sni: string): void {
-    const started = performance.now();
-    const remote = visitorAddress(socket);
-    const info = { method: "TLS", host: sni, path: "", status: 0 };
-    const refusal = this.#gate(remote, undefined);
-    if (refusal) {
-      socket.destroy();
-      if (refusal.status === 502) this.#finish(started, remote, info, 0, 0, refusal.message);
-      return;
-    }
-    const stream = new StreamSocket(this.#open(remote));
-    stream.write(hello);
-    this.#splice(socket, stream, started, remote, info);
-  }
-
-  #splice(
-    socket: net.Socket,
-    stream: StreamSocket,
-    started: number,
-    remote: string,
-    info: HttpEvent["http"],
-  ): void {
-    const live: LiveTransfer = { sent: 0, received: 0 };
-    this.#live.add(live);
-    this.#requests++;
-    this.#spliced.add(socket);
-    socket.setNoDelay(true);
-    const limit = this.#guard.limit;
-    let failure: string | undefined;
-    let first = true;
-    const up = pump(socket, stream, limit?.in, (n) => (live.sent += n));
-    const down = pump(stream, socket, limit?.out, (n) => {
-      if (first) {
-        first = false;
-        this.#options.onFirstByte?.(performance.now() - started);
-      }
-      live.received += n;
-    });
-    const end = (error: unknown) => {
-      if (error && stream.resetReason) failure ??= stream.resetReason;
-      socket.destroy();
-      stream.destroy();
-    };
-    Promise.all([up.catch(end), down.catch(end)]).then(() => {
-      this.#spliced.delete(socket);
-      socket.destroy();
-      if (!stream.destroyed) stream.destroy();
-      this.#live.delete(live);
-      this.#finish(started, remote, info, live.sent, live.received, failure, live);
-    });
-  }
-
-  #finish(
-    started: number,
-    remote: string,
-    http: HttpEvent["http"],
-    bytesIn: number,
-    bytesOut: number,
-    error: string | undefined,
-    transfer?: LiveTransfer,
-  ): void {
-    this.#bytesIn += bytesIn;
-    this.#bytesOut += bytesOut;
-    // Closed gracefully: the last request to finish releases the kept-alive streams.
-    if (this.#closed && this.#live.size === 0) this.#dropStreams();
-    this.#options.onConnection?.({
-      tunnel: this.name,
-      remote,
-      bytesIn,
-      bytesOut,
-      durationMs: performance.now() - started,
-      error,
-      transfer,
-      http,
-    });
+    this.#tls.relay(socket, hello, sni);
   }
 
   /**
@@ -740,129 +312,16 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
       this.#closed = true;
       this.#options.onClose?.();
     }
-    if (dropConnections || this.#live.size === 0) {
+    if (dropConnections || this.#transfers.inFlight === 0) {
       this.#dropStreams();
-      for (const socket of this.#spliced) socket.destroy();
+      this.#tls.close();
     }
     return Promise.resolve();
   }
 
   #dropStreams(): void {
-    this.#agent.destroy();
+    this.#node.close();
     for (const stream of this.#streams) stream.reset(`Tunnel "${this.name}" closed`);
     this.#streams.clear();
   }
-}
-
-function checkBasic(
-  header: string | undefined,
-  auth: { user: string; password: string },
-): boolean {
-  if (!header?.startsWith("Basic ")) return false;
-  let decoded: string;
-  try {
-    decoded = atob(header.slice(6).trim());
-  } catch {
-    return false;
-  }
-  // Hashed first, so the comparison's time depends on neither length nor content.
-  return timingSafeEqualTextSync(decoded, `${auth.user}:${auth.password}`);
-}
-
-/** A short plain-text error page. */
-export function sendError(
-  res: http.ServerResponse,
-  status: number,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = `${status} ${http.STATUS_CODES[status] ?? ""}\n${message}\n`;
-  res.writeHead(status, {
-    "content-type": "text/plain; charset=utf-8",
-    "content-length": String(new TextEncoder().encode(body).length),
-    "x-burrow-error": "1",
-    ...headers,
-  });
-  res.end(body);
-}
-
-/**
- * Copies `src` into `dst` chunk by chunk (each chunk forwarded as it
- * arrives, so streamed responses such as Server-Sent Events are not held
- * back), pacing with `throttle`, respecting `dst`'s backpressure, and ending
- * `dst` at the end of `src`. Events, not `for await`: leaving an async
- * iterator destroys its stream, and destroying a request destroys the
- * visitor's kept-alive socket.
- */
-export function pump(
-  src: Readable,
-  dst: Writable,
-  throttle: Throttle | undefined,
-  count: (n: number) => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (error?: Error) => {
-      if (settled) return;
-      settled = true;
-      src.off("data", onData);
-      src.off("end", onEnd);
-      src.off("error", onError);
-      src.off("close", onClose);
-      if (error) reject(error);
-      else resolve();
-    };
-    const onData = (chunk: Uint8Array) => {
-      if (dst.destroyed) return finish(new Error("Destination closed"));
-      count(chunk.length);
-      const wait = throttle?.tryTake(chunk.length) === false;
-      const full = !dst.write(chunk);
-      if (!wait && !full) return;
-      src.pause();
-      const resume = async () => {
-        try {
-          if (wait) await throttle!.take(chunk.length);
-          if (full) await drained(dst);
-          src.resume();
-        } catch (error) {
-          finish(error as Error);
-        }
-      };
-      resume();
-    };
-    const onEnd = () => {
-      if (!dst.destroyed) dst.end();
-      finish();
-    };
-    const onError = (error: Error) => finish(error);
-    const onClose = () => {
-      if (!src.readableEnded) finish(new Error("Source closed before its end"));
-    };
-    src.on("data", onData);
-    src.on("end", onEnd);
-    src.on("error", onError);
-    src.on("close", onClose);
-    if (src.readableEnded) onEnd();
-  });
-}
-
-function drained(dst: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      dst.off("drain", done);
-      dst.off("close", closed);
-      resolve();
-    };
-    const closed = () => {
-      dst.off("drain", done);
-      dst.off("close", closed);
-      reject(new Error("Destination closed"));
-    };
-    dst.on("drain", done);
-    dst.on("close", closed);
-  });
 }

@@ -3,8 +3,9 @@
  * ({@linkcode PublicTunnel}), how each opens ({@linkcode TunnelKind}), the
  * registry by type, and the visitor guards they share.
  *
- * Files of the server's HTTP side import `http_tunnel.ts` directly: this
- * face also carries the HTTP kind, which imports the HTTP front.
+ * Files of the server's HTTP side import `http_tunnel.ts` and `http_node.ts`
+ * directly: this face also carries the HTTP kind, which imports the HTTP
+ * front.
  *
  * @example
  * ```ts ignore
@@ -54,11 +55,7 @@ export {
 } from "./group.ts";
 export { TcpTunnel, type TcpTunnelOptions, tcpTunnels } from "./tcp.ts";
 export { UDP_SESSION_TIMEOUT, UdpTunnel, type UdpTunnelOptions, udpTunnels } from "./udp.ts";
-export {
-  type FrontInfo,
-  type HeaderRules,
-  type HttpEvent,
-  HttpTunnel,
-  type HttpTunnelOptions,
-} from "./http_tunnel.ts";
+export { type HeaderRules, HttpTunnel, type HttpTunnelOptions } from "./http_tunnel.ts";
+export type { FrontInfo } from "./http_node.ts";
+export type { HttpEvent } from "./http_transfers.ts";
 export { httpTunnels } from "./http.ts";
