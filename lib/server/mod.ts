@@ -25,6 +25,13 @@ export {
   type TunnelRefs,
 } from "./recorder.ts";
 export { Bandwidth, type Limits } from "./bandwidth.ts";
+export {
+  acceptHandshake,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  type Greeted,
+  type HandshakeChannel,
+  type HandshakeHost,
+} from "./handshake.ts";
 export type { Throttle } from "../util/mod.ts";
 export {
   type ConnectionEvent,

@@ -1,6 +1,8 @@
 /**
- * One client's session on the server: handshake (hello, auth), the control
- * loop (create/destroy tunnels, heartbeats) and the tunnels it owns.
+ * One client's session on the server, the protocol's state machine: the
+ * handshake (`handshake.ts`), then the control loop (create and destroy
+ * tunnels, heartbeats, health reports, managed tunnels pushed) until the
+ * connection ends, and the tunnels it owns, closed with it.
  *
  * @module
  */
@@ -13,19 +15,18 @@ import {
   encodeControl,
   type ErrorMessage,
   type Message,
-  MIN_PROTOCOL_VERSION,
-  negotiateVersion,
   ProtocolError,
   type TunnelRequest,
   type TunnelStatusMessage,
 } from "../protocol/mod.ts";
 import type { TunnelRow } from "../storage/mod.ts";
 import type { Logger } from "../util/mod.ts";
-import { type IpPolicy, VERSION } from "../util/mod.ts";
+import type { IpPolicy } from "../util/mod.ts";
 import { portsFor } from "./ports.ts";
-import type { AuthResult, Principal } from "./login.ts";
+import type { Principal } from "./login.ts";
 import type { SessionRecorder } from "./recorder.ts";
 import { reconcileManaged } from "./managed.ts";
+import { acceptHandshake, DEFAULT_HANDSHAKE_TIMEOUT, type HandshakeHost } from "./handshake.ts";
 import type { Bandwidth } from "./bandwidth.ts";
 import type { HttpFront } from "./http_front.ts";
 import {
@@ -41,8 +42,8 @@ import {
   visitorPolicy,
 } from "./tunnels/mod.ts";
 
-/** What a session needs from its server. */
-export interface SessionHost {
+/** What a session needs from its server (its handshake's needs included). */
+export interface SessionHost extends HandshakeHost {
   /** The validated server configuration. */
   readonly config: ServerConfig;
   /** Where the server logs. */
@@ -55,24 +56,10 @@ export interface SessionHost {
   readonly recorder: SessionRecorder;
   /** The bandwidth limits of its tunnels. */
   readonly bandwidth: Bandwidth;
-  /**
-   * Checks a client's token (shared token, user token or API key) from
-   * `address` for client id `clientId`; refuses at once, without looking at
-   * the token, an address that failed too often (`code: "limit"`).
-   */
-  authenticate(token: string, address: string, clientId: string): Promise<AuthResult>;
-  /**
-   * Opens an unauthenticated handshake from `address`: a slot to dispose of
-   * when it ends, or a refusal (counted and logged) when the address has too
-   * many open.
-   */
-  enterHandshake(address: string): Disposable | { message: string };
   /** Records an authenticated session; closes an older one with the same client id. */
   register(session: ClientSession): void;
   /** Forgets a session that ended. */
   unregister(session: ClientSession, reason: string): void;
-  /** Whether another client may log in now (max_clients). */
-  hasRoom(): boolean;
   /**
    * Records a tunnel the client declared; resolves with its row id (`null`
    * when there is no database to record it in, or while its row waits for
@@ -86,9 +73,6 @@ export interface SessionHost {
     request: TunnelRequest,
   ): Promise<number | null>;
 }
-
-/** Milliseconds a new connection has to complete hello and auth. */
-const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 
 /** A connected client. */
 export class ClientSession {
@@ -118,9 +102,6 @@ export class ClientSession {
   #lastSeen = performance.now();
   #refused = false;
   #managedQueue: Promise<void> = Promise.resolve();
-  get #handshakeTimeout(): number {
-    return this.#host.config.handshake_timeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
-  }
   #lastPush = "[]";
   #servedManaged = false;
 
@@ -231,7 +212,7 @@ export class ClientSession {
     this.mux.sendControl(encodeControl(message));
   }
 
-  async #refuse(code: ErrorMessage["code"], message: string, retryAfter?: number): Promise<false> {
+  async #refuse(code: ErrorMessage["code"], message: string, retryAfter?: number): Promise<void> {
     this.#refused = true;
     this.#send({
       type: "error",
@@ -241,12 +222,6 @@ export class ClientSession {
     });
     await this.mux.flush();
     this.close(message);
-    return false;
-  }
-
-  #timedOut(): false {
-    this.close(`Handshake not completed within ${this.#handshakeTimeout / 1000}s`);
-    return false;
   }
 
   async #receive(): Promise<Message | null> {
@@ -256,82 +231,23 @@ export class ClientSession {
     return decodeControl(bytes);
   }
 
+  /** Hello and auth; false when the client was refused, timed out or left. */
   async #handshake(): Promise<boolean> {
-    // Refused before reading anything: the client's hello gets this error as its answer.
-    const slot = this.#host.enterHandshake(this.remoteHost);
-    if ("message" in slot) return await this.#refuse("limit", slot.message);
-    using _slot = slot;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), this.#handshakeTimeout);
-    });
-    try {
-      const hello = await Promise.race([this.#receive(), timedOut]);
-      if (hello === "timeout") return this.#timedOut();
-      if (hello === null) return false;
-      if (hello.type !== "hello") {
-        throw new ProtocolError(`Expected "hello" first, got "${hello.type}"`);
-      }
-      const agreed = negotiateVersion(hello, "client");
-      if ("error" in agreed) {
-        this.#log.warn("version mismatch", { remote: this.remote, error: agreed.error });
-        return await this.#refuse("version_mismatch", agreed.error);
-      }
-      this.#send({
-        type: "hello",
-        version: agreed.version,
-        min_version: MIN_PROTOCOL_VERSION,
-        software: `burrowd/${VERSION}`,
-      });
-      this.clientId = hello.client_id ?? this.sessionId;
-      this.software = hello.software;
-      this.protocolVersion = agreed.version;
-      const auth = await Promise.race([this.#receive(), timedOut]);
-      if (auth === "timeout") return this.#timedOut();
-      if (auth === null) return false;
-      if (auth.type !== "auth") {
-        throw new ProtocolError(`Expected "auth" after "hello", got "${auth.type}"`);
-      }
-      const result = await this.#host.authenticate(auth.token, this.remoteHost, this.clientId);
-      if (!result.ok) {
-        if (result.code === "auth_failed") {
-          this.#log.warn("authentication failed", {
-            remote: this.remote,
-            client_id: this.clientId,
-            reason: result.message,
-          });
-          return await this.#refuse("auth_failed", `authentication failed: ${result.message}`);
-        }
-        if (result.code === "limit") {
-          // Counted and logged (sparingly) by the host: a flood must not flood the log.
-          return await this.#refuse("limit", result.message, result.retryAfter);
-        }
-        this.#log.warn("login refused: database unavailable", {
-          remote: this.remote,
-          client_id: this.clientId,
-        });
-        return await this.#refuse("unavailable", result.message);
-      }
-      this.principal = result.principal;
-      if (!this.#host.hasRoom()) {
-        this.#log.warn("client refused: server full", {
-          remote: this.remote,
-          max_clients: this.#host.config.max_clients,
-        });
-        return await this.#refuse(
-          "server_busy",
-          `Server is full (max_clients ${this.#host.config.max_clients})`,
-        );
-      }
-      this.#send({
-        type: "ack",
-        session_id: this.sessionId,
-        heartbeat_interval: this.#host.config.heartbeat_interval,
-      });
-      return true;
-    } finally {
-      clearTimeout(timer);
-    }
+    this.principal = await acceptHandshake(
+      {
+        receive: () => this.#receive(),
+        send: (message) => this.#send(message),
+        refuse: (code, message, retryAfter) => this.#refuse(code, message, retryAfter),
+        close: (reason) => this.close(reason),
+      },
+      this.#host,
+      this,
+      {
+        timeoutMs: this.#host.config.handshake_timeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+        logger: this.#log,
+      },
+    );
+    return this.principal !== null;
   }
 
   async #controlLoop(): Promise<void> {
