@@ -202,7 +202,7 @@ function shown(value: unknown): string {
 
 /** How a key is shown in a field path: as it is when printable and short, else quoted. */
 function keyText(key: string): string {
-  return key.length <= 64 && /^[\x21-\x7e]+$/.test(key) && !/["\\]/.test(key) ? key : shown(key);
+  return key.length <= 64 && /^[\x20-\x7e]+$/.test(key) && !/["\\]/.test(key) ? key : shown(key);
 }
 
 function expected(out: SpecProblem[], field: string, what: string, value: unknown): void {
