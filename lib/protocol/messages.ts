@@ -105,7 +105,7 @@ export interface TunnelRequest {
   /** The group's shared secret. */
   group_key?: string;
   /** How the group spreads connections. */
-  load_balance?: string;
+  load_balance?: "round_robin" | "least_connections";
   /** This member's share. */
   weight?: number;
   /** Settings of later tunnel types, passed through. */
