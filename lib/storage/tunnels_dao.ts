@@ -5,12 +5,11 @@
  * @module
  */
 
+import { checkTunnel, formatProblems, type SpecProblem } from "../protocol/mod.ts";
 import type { Queryable } from "./db.ts";
 import type { TunnelInput, TunnelRow, TunnelType } from "./models.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
-import { checkName, json, sqlState } from "./_sql.ts";
-
-const TYPES: readonly TunnelType[] = ["tcp", "udp", "http", "https"];
+import { json, sqlState } from "./_sql.ts";
 
 // ---------------------------------------------------------------- tunnels
 
@@ -240,7 +239,10 @@ export class TunnelsDao {
   }
 
   /**
-   * Changes a tunnel's definition; fields left out keep their value.
+   * Changes a tunnel's definition; fields left out keep their value. A
+   * change of `enabled` or `client_id` alone is not checked against the
+   * tunnel spec, so that a row written before one of its rules can always
+   * be disabled or moved.
    *
    * @throws {NotFoundError}, {@link ValidationError} or {@link ConflictError}.
    */
@@ -259,7 +261,9 @@ export class TunnelsDao {
       options: patch.options ?? current.options,
       enabled: patch.enabled ?? current.enabled,
     };
-    validateTunnel(next);
+    if (Object.keys(patch).some((key) => key !== "enabled" && key !== "client_id")) {
+      validateTunnel(next);
+    }
     if (next.enabled) {
       await this.checkConflicts(current.user_id, next, id, null, locationsOf(next.options));
     }
@@ -322,7 +326,8 @@ export class TunnelsDao {
       custom_domains: t.custom_domains ?? [],
       subdomain: t.subdomain ?? null,
     };
-    validateTunnel(input);
+    // The client's group key is not recorded: a group without one is fine here.
+    validateTunnel({ ...input, options: t.options ?? {} }, { withoutSecrets: true });
     await this.checkConflicts(
       userId,
       input,
@@ -388,30 +393,55 @@ export class TunnelsDao {
   }
 }
 
-function validateTunnel(t: TunnelInput): void {
-  checkName("Tunnel", t.name);
-  if (!TYPES.includes(t.type)) {
-    throw new ValidationError(`Tunnel type must be one of ${TYPES.join(", ")}, not "${t.type}"`);
+/** The keys of the tunnel spec that are columns of `tunnels`; its other keys live in `options`. */
+const COLUMNS = new Set([
+  "name",
+  "type",
+  "local_addr",
+  "local_port",
+  "remote_port",
+  "custom_domains",
+  "subdomain",
+]);
+
+/**
+ * Checks a tunnel's columns and options against the tunnel spec (the
+ * rules the client's YAML and the server's wire check apply too).
+ *
+ * @throws {ValidationError} naming each field; keys inside options as `options.<key>`.
+ */
+function validateTunnel(t: TunnelInput, options: { withoutSecrets?: boolean } = {}): void {
+  const stored = t.options ?? {};
+  if (typeof stored !== "object" || stored === null || Array.isArray(stored)) {
+    throw new ValidationError(
+      'Invalid tunnel: options: expected a mapping of tunnel settings such as {"locations": ["/"]}',
+    );
   }
-  const port = (what: string, p: number | null | undefined, min: number) => {
-    if (p === null || p === undefined) return;
-    if (!Number.isInteger(p) || p < min || p > 65535) {
-      throw new ValidationError(`Tunnel ${what} must be an integer ${min}-65535, not ${p}`);
-    }
-  };
-  port("local_port", t.local_port, 1);
-  port("remote_port", t.remote_port, 0);
-  if ((t.type === "tcp" || t.type === "udp") && !t.local_port) {
-    throw new ValidationError(`A ${t.type} tunnel needs local_port`);
+  const problems: SpecProblem[] = [];
+  const entries = Object.entries(stored).filter(([key]) => {
+    if (!COLUMNS.has(key)) return true;
+    problems.push({ field: `options.${key}`, message: `set ${key} on the tunnel, not in options` });
+    return false;
+  });
+  const found = checkTunnel({
+    // fromEntries keeps even a key called "__proto__" an own key.
+    ...Object.fromEntries(entries),
+    name: t.name,
+    type: t.type,
+    local_addr: t.local_addr ?? undefined,
+    local_port: t.local_port ?? undefined,
+    remote_port: t.remote_port ?? undefined,
+    // An empty list is the column's "none".
+    custom_domains: t.custom_domains?.length === 0 ? undefined : t.custom_domains,
+    subdomain: t.subdomain ?? undefined,
+  }, options);
+  const optionKeys = new Set(entries.map(([key]) => key));
+  for (const problem of found) {
+    const column = COLUMNS.has(problem.field.split(/[.[]/, 1)[0]!) &&
+      !optionKeys.has(problem.field);
+    problems.push(column ? problem : { ...problem, field: `options.${problem.field}` });
   }
-  for (const d of t.custom_domains ?? []) {
-    if (
-      typeof d !== "string" ||
-      !/^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(d)
-    ) {
-      throw new ValidationError(`Custom domain ${JSON.stringify(d)} is not a valid host name`);
-    }
-  }
+  if (problems.length) throw new ValidationError(`Invalid tunnel: ${formatProblems(problems)}`);
 }
 
 function uniqueToConflict(error: unknown, t: TunnelInput): unknown {
