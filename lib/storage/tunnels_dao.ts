@@ -152,7 +152,8 @@ export class TunnelsDao {
       `select t.id, t.name, t.user_id, t.status, t.updated_at,
               case when $2::int > 0 and t.remote_port = $2::int
                         and (t.type = 'udp') = ($3::text = 'udp') then 'port'
-                   when $5::text is not null and t.subdomain = $5::text then 'subdomain'
+                   when $5::text is not null and lower(t.subdomain) = lower($5::text)
+                        then 'subdomain'
                    else 'domain' end as what
          from tunnels t join users u on u.id = t.user_id
         where t.enabled and t.id <> coalesce($1::bigint, -1)
@@ -160,8 +161,11 @@ export class TunnelsDao {
                 and ($6::text is null or (t.options->>'group') is distinct from $6::text))
                -- A host name belongs to one user; that user's tunnels may split it by
                -- type (http/https) and path prefix, and a group's members share it.
-               or ((t.custom_domains ?| array(select jsonb_array_elements_text($4::text::jsonb))
-                    or ($5::text is not null and t.subdomain = $5::text))
+               -- Names compare in lower case, as the vhost router matches them (rows
+               -- written before names were stored in lower case included).
+               or ((lower(t.custom_domains::text)::jsonb
+                      ?| array(select lower(jsonb_array_elements_text($4::text::jsonb)))
+                    or ($5::text is not null and lower(t.subdomain) = lower($5::text)))
                    and ($6::text is null or (t.options->>'group') is distinct from $6::text)
                    and (t.user_id <> $7::bigint
                         or (t.type = $3::text
@@ -209,7 +213,8 @@ export class TunnelsDao {
    *
    * @throws {ValidationError} on bad input, {@link ConflictError} on a clash.
    */
-  async create(userId: number, input: TunnelInput): Promise<TunnelRow> {
+  async create(userId: number, given: TunnelInput): Promise<TunnelRow> {
+    const input = lowerNames(given);
     validateTunnel(input);
     await this.checkConflicts(userId, input, null, null, locationsOf(input.options));
     try {
@@ -249,7 +254,7 @@ export class TunnelsDao {
   async update(id: number, patch: Partial<TunnelInput>): Promise<TunnelRow> {
     const current = await this.get(id);
     if (!current) throw new NotFoundError(`No tunnel with id ${id}`);
-    const next: TunnelInput = {
+    const next: TunnelInput = lowerNames({
       name: patch.name ?? current.name,
       type: patch.type ?? current.type,
       client_id: patch.client_id !== undefined ? patch.client_id : current.client_id,
@@ -260,7 +265,7 @@ export class TunnelsDao {
       subdomain: patch.subdomain !== undefined ? patch.subdomain : current.subdomain,
       options: patch.options ?? current.options,
       enabled: patch.enabled ?? current.enabled,
-    };
+    });
     if (Object.keys(patch).some((key) => key !== "enabled" && key !== "client_id")) {
       validateTunnel(next);
     }
@@ -306,7 +311,12 @@ export class TunnelsDao {
    *
    * @throws {ConflictError} with the reason.
    */
-  async recordDeclared(userId: number, clientId: string, t: DeclaredTunnel): Promise<TunnelRow> {
+  async recordDeclared(
+    userId: number,
+    clientId: string,
+    declared: DeclaredTunnel,
+  ): Promise<TunnelRow> {
+    const t = lowerNames(declared);
     const existing = await this.byName(userId, t.name);
     if (existing?.source === "api") {
       throw new ConflictError(
@@ -442,6 +452,20 @@ function validateTunnel(t: TunnelInput, options: { withoutSecrets?: boolean } = 
     problems.push(column ? problem : { ...problem, field: `options.${problem.field}` });
   }
   if (problems.length) throw new ValidationError(`Invalid tunnel: ${formatProblems(problems)}`);
+}
+
+/**
+ * `t` with its host names in lower case: names are stored and compared so,
+ * as the vhost router matches them. Values that are not strings are left
+ * for the validation to refuse.
+ */
+function lowerNames<T extends { custom_domains?: unknown; subdomain?: unknown }>(t: T): T {
+  const lower = (v: unknown) => typeof v === "string" ? v.toLowerCase() : v;
+  return {
+    ...t,
+    ...(Array.isArray(t.custom_domains) ? { custom_domains: t.custom_domains.map(lower) } : {}),
+    ...(typeof t.subdomain === "string" ? { subdomain: lower(t.subdomain) } : {}),
+  };
 }
 
 function uniqueToConflict(error: unknown, t: TunnelInput): unknown {

@@ -3,7 +3,7 @@
 
 import { assertEquals, assertRejects, havePostgres, throwawayDatabase } from "../testing/mod.ts";
 import { nullLogger, Secret } from "../util/mod.ts";
-import { ValidationError } from "./errors.ts";
+import { ConflictError, ValidationError } from "./errors.ts";
 import type { TunnelInput } from "./models.ts";
 import { Store } from "./store.ts";
 
@@ -147,6 +147,33 @@ Deno.test("tunnel DAO: rows follow the tunnel spec, columns and options alike", 
       );
     },
   );
+
+  await t.step("host names are stored and compared in lower case", async () => {
+    const other = await store.users.add("eve");
+    const row = await store.tunnels.create(user.id, {
+      name: "shop",
+      type: "http",
+      local_port: 1,
+      custom_domains: ["Shop.Dana.TEST"],
+      subdomain: "Shop",
+    });
+    assertEquals([row.custom_domains, row.subdomain], [["shop.dana.test"], "shop"]);
+    const clash = (input: Partial<TunnelInput>) =>
+      assertRejects(
+        () => store.tunnels.create(other.id, { name: "s", type: "http", local_port: 1, ...input }),
+        ConflictError,
+        "reserved by another user's tunnel",
+      );
+    await clash({ custom_domains: ["SHOP.dana.test"] });
+    await clash({ subdomain: "sHoP" });
+    // A row written in mixed case before names were lowered still reserves its name.
+    await store.db.query(
+      `update tunnels set custom_domains = '["Old.Dana.Test"]', subdomain = 'OldSub' where id = $1`,
+      [row.id],
+    );
+    await clash({ custom_domains: ["old.dana.test"] });
+    await clash({ subdomain: "oldsub" });
+  });
 
   await t.step("a client's declared tunnel is recorded without its group key", async () => {
     const declared = await store.tunnels.recordDeclared(user.id, "laptop", {
