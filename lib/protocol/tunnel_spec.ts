@@ -417,7 +417,12 @@ const cidr: Rule = (v, field, out) => {
   try {
     parseCidr(v);
   } catch {
-    expected(out, field, `${what} (prefix 0-32, or 0-128 for IPv6)`, v);
+    // An address and one "/": only the prefix length can be wrong.
+    const parts = v.trim().split("/");
+    const ip = parts.length === 2 ? parseIp(parts[0]!) : null;
+    if (!ip) return expected(out, field, what, v);
+    const bits = ip.version === 4 ? 32 : 128;
+    out.push({ field, message: `the prefix length of ${shown(v)} must be 0-${bits}` });
   }
 };
 

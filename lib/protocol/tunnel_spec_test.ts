@@ -245,7 +245,9 @@ const CASES: Record<
     kind: "list",
     valid: [[], ["10.0.0.0/8", "192.168.1.1", "::1", "2001:db8::/32"]],
     invalid: [
-      [["10.0.0.0/33"], "prefix 0-32, or 0-128 for IPv6"],
+      [["10.0.0.0/33"], 'the prefix length of "10.0.0.0/33" must be 0-32'],
+      [["::1/129"], 'the prefix length of "::1/129" must be 0-128'],
+      [["10.0.0.0/x"], "the prefix length"],
       [["not-an-ip"], "expected an IP address or CIDR block"],
       [["10.0.0.0/8/8"], "expected an IP address or CIDR block"],
       [[huge], "(1000000 characters)"],
