@@ -27,11 +27,13 @@ import { dirname, join, relative, resolve } from "node:path";
 /** What each folder of `lib/` may import, besides itself: the layers below it. */
 export const LAYERS: Record<string, readonly string[]> = {
   util: [],
-  config: ["util"],
+  // protocol below config and storage: the tunnel spec, which the client's YAML, the wire
+  // check and the tunnel DAO share, lives beside the wire message it describes.
   protocol: ["util"],
+  config: ["util", "protocol"],
   transport: ["util"],
   mux: ["util", "protocol", "transport"],
-  storage: ["util", "config"],
+  storage: ["util", "config", "protocol"],
   auth: ["util", "config"],
   monitor: ["util", "config"],
   client: ["util", "config", "protocol", "transport", "mux"],

@@ -243,6 +243,13 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
           (await call("PATCH", `/tunnels/${tunnelId}`, { local_port: 70000 })).status,
           400,
         );
+        // Options follow the same tunnel spec as the client's YAML, named as sent.
+        const typo = await call("PATCH", `/tunnels/${tunnelId}`, { options: { locatoins: ["/"] } });
+        assertEquals([typo.status, typo.body.error.code], [400, "bad_request"]);
+        assertEquals(
+          typo.body.error.message,
+          'Invalid tunnel: options.locatoins: unknown key (did you mean "locations"?)',
+        );
         assertEquals((await call("GET", `/tunnels/${tunnelId}`)).body.name, "api-made");
         await until("metrics rows", async () => {
           const m = await call("GET", `/tunnels/${tunnelId}/metrics?since=1h`);

@@ -362,6 +362,53 @@ Deno.test("a client speaking a newer protocol is told which side to upgrade", as
   assert.match((reply as { message: string }).message, /upgrade burrowd/);
 });
 
+Deno.test("create_tunnel requests the tunnel spec refuses fail their tunnel only, naming the field", async () => {
+  await using h = await startServer({ vhost_http_port: 0, vhost_https_port: 0 });
+  const create = (tunnel_id: string, config: Record<string, unknown>): Message => ({
+    type: "control",
+    action: "create_tunnel",
+    tunnel_id,
+    config: { local_port: 1, ...config } as never,
+  });
+  const refused: Array<[Message, string]> = [
+    [create("-x", { protocol: "tcp" }), 'name: expected 1-64 letters, digits, "_", "." or "-"'],
+    [create("n".repeat(100_000), { protocol: "tcp" }), "(100000 characters)"],
+    [create("zero", { protocol: "tcp", local_port: 0 }), "local_port: expected an integer 1-65535"],
+    [create("gz", { protocol: "udp", compression: "gzip" }), "compression: gzip applies to tcp"],
+    [create("st", { protocol: "tcp", session_timeout: 5000 }), "session_timeout: only meaningful"],
+    [create("dom", { protocol: "tcp", custom_domains: ["a.test"] }), "custom_domains: only"],
+    [
+      create("crlf", { protocol: "http", custom_headers: { "X-A": "1\r\nX-Evil: 1" } }),
+      "custom_headers.X-A: header values cannot contain line breaks",
+    ],
+    [
+      create("pass", {
+        protocol: "https",
+        tls_passthrough: true,
+        basic_auth: { user: "u", password: "secret-pw" },
+      }),
+      "basic_auth: a tls_passthrough tunnel relays TLS untouched",
+    ],
+    [create("lb", { protocol: "tcp", weight: 5 }), "weight: only meaningful with group"],
+    [create("key", { protocol: "tcp", group: "g" }), "group_key: required with group"],
+  ];
+  const replies = await rawSession(h, [
+    { type: "hello", version: 2, min_version: 1, software: "test/0" },
+    { type: "auth", method: "token", token: TOKEN },
+    ...refused.map(([m]) => m),
+    create("fine", { protocol: "tcp", future_setting: { any: "thing" } }),
+  ], 3 + refused.length);
+  const statuses = replies.filter((m) => m.type === "tunnel_status");
+  assert.equal(statuses.length, refused.length + 1, JSON.stringify(replies).slice(0, 500));
+  for (const [i, [, wanted]] of refused.entries()) {
+    const status = statuses[i]!;
+    assert.equal(status.status, "failed");
+    assert.ok(status.error?.includes(wanted), `${wanted} in ${status.error}`);
+    assert.ok(!status.error?.includes("secret-pw"));
+  }
+  assert.equal(statuses.at(-1)?.status, "active", "the session goes on; unknown keys are ignored");
+});
+
 Deno.test("a silent session is closed after heartbeat_timeout and its port released", async () => {
   await using h = await startServer({ heartbeat_interval: "100ms", heartbeat_timeout: "300ms" });
   const conn = await dialTls({

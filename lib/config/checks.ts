@@ -7,7 +7,7 @@
  * @module
  */
 
-import { Secret } from "../util/mod.ts";
+import { closestWord, Secret } from "../util/mod.ts";
 import { parseDuration, parsePortRanges, parseSize } from "../util/mod.ts";
 import { parseCidr } from "../util/mod.ts";
 
@@ -171,20 +171,6 @@ export interface Field {
   shown?: string;
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const next = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = row[j]!;
-      row[j] = next;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** A mapping with known keys; unknown keys are errors with a did-you-mean. */
 export function object(fields: Record<string, Field>): Check<Record<string, unknown>> {
   const check: Check<Record<string, unknown>> = (v, path, p) => {
@@ -195,11 +181,8 @@ export function object(fields: Record<string, Field>): Check<Record<string, unkn
     let ok = true;
     for (const key of Object.keys(input)) {
       if (Object.hasOwn(fields, key)) continue;
-      const near = Object.keys(fields)
-        .map((k) => [k, editDistance(k, key)] as const)
-        .filter(([, d]) => d <= 2)
-        .sort((a, b) => a[1] - b[1])[0];
-      p.push(`${path}.${key}: unknown key${near ? ` (did you mean "${near[0]}"?)` : ""}`);
+      const near = closestWord(key, Object.keys(fields));
+      p.push(`${path}.${key}: unknown key${near ? ` (did you mean "${near}"?)` : ""}`);
       ok = false;
     }
     for (const [key, field] of Object.entries(fields)) {

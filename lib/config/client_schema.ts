@@ -6,18 +6,22 @@
  * @module
  */
 
-import { DNS_LABEL, HEADER_NAME, HOST_PATTERN } from "../util/mod.ts";
+import {
+  checkTunnelField,
+  TUNNEL_TYPES,
+  type TunnelField,
+  type TunnelSubField,
+} from "../protocol/mod.ts";
+import { Secret } from "../util/mod.ts";
 
 import {
   bool,
   type Check,
-  cidr,
   duration,
   f,
   int,
   list,
   logFields,
-  NAME,
   num,
   object,
   oneOf,
@@ -25,32 +29,49 @@ import {
   req,
   secret,
   str,
-  stringMap,
   tag,
   udpFields,
 } from "./checks.ts";
 
-/** Header names and values that are safe to send (no CR/LF smuggling). */
-export const headerMap: Check<Record<string, string>> = tag((v, path, p) => {
-  const map = stringMap(v, path, p);
-  if (!map) return undefined;
-  let ok = true;
-  for (const [k, x] of Object.entries(map)) {
-    if (!HEADER_NAME.test(k)) {
-      p.push(`${path}.${k}: not a valid header name`);
-      ok = false;
-    } else if (/[\r\n\0]/.test(x)) {
-      p.push(`${path}.${k}: header values cannot contain line breaks`);
-      ok = false;
+/**
+ * The check of the tunnel spec's `field` (`protocol/tunnel_spec.ts`, the
+ * rules the server's wire check and the tunnel DAO apply too), reporting
+ * each problem at its YAML path; `what` is its type in the reference.
+ */
+function spec<T>(field: TunnelField | TunnelSubField, what: string): Check<T> {
+  return tag((v, path, p) => {
+    const problems = checkTunnelField(field, v);
+    for (const problem of problems) {
+      p.push(`${path}${problem.field.slice(field.length)}: ${problem.message}`);
     }
-  }
-  return ok ? map : undefined;
-}, "mapping of header names to values");
+    return problems.length ? undefined : v as T;
+  }, what);
+}
 
-export const headerRules = object({
-  set: f(headerMap, {}, "headers set, replacing any the message had"),
-  remove: f(list(str(HEADER_NAME, "a header name")), [], "headers removed"),
-});
+/** A secret of the tunnel spec, kept masked once checked. */
+function specSecret(field: "group_key" | "basic_auth.password"): Check<Secret> {
+  const check = spec<string>(field, "secret string");
+  return tag((v, path, p) => {
+    const text = check(v, path, p);
+    return text === undefined ? undefined : new Secret(text);
+  }, "secret string");
+}
+
+/** `session_timeout`: a duration as YAML writes it, in the spec's range. */
+const sessionTimeout: Check<number> = tag((v, path, p) => {
+  const ms = duration(v, path, p);
+  return ms === undefined ? undefined : spec<number>("session_timeout", "")(ms, path, p);
+}, "duration 100ms-1d");
+
+const headerRules = (side: "request_headers" | "response_headers") =>
+  object({
+    set: f(
+      spec(`${side}.set`, "mapping of header names to values"),
+      {},
+      "headers set, replacing any the message had",
+    ),
+    remove: f(spec(`${side}.remove`, "list of header name"), [], "headers removed"),
+  });
 
 export const healthCheck = object({
   type: f(oneOf("tcp", "http"), "tcp", "`tcp`: connect; `http`: GET `path`, 2xx/3xx is healthy"),
@@ -60,97 +81,128 @@ export const healthCheck = object({
   max_failed: f(int(1, 1000), 3, "failures in a row before the service counts as down"),
 });
 
+/**
+ * One tunnel. The values follow the tunnel spec, checked field by field
+ * here and between fields in `schema.ts`; what only the YAML has (durations
+ * as text, masked secrets, defaults, health checks) is the config's own.
+ */
 export const tunnelSchema = object({
-  name: req(NAME, "unique per client (and per user on the server)"),
-  type: req(oneOf("tcp", "udp", "http", "https"), "tunnel type"),
-  local_addr: f(str(), "127.0.0.1", "local service address"),
-  local_port: req(int(1, 65535), "local service port"),
-  remote_port: f(PORT, undefined, "public port on the server; `0`: the server picks", "0"),
+  name: req(
+    spec("name", "name: 1-64 letters, digits, _ . -"),
+    "unique per client (and per user on the server); starts with a letter or digit",
+  ),
+  type: req(spec("type", TUNNEL_TYPES.map((x) => `\`${x}\``).join(" \\| ")), "tunnel type"),
+  local_addr: f(
+    spec("local_addr", "host name or IP address"),
+    "127.0.0.1",
+    "local service address",
+  ),
+  local_port: req(spec("local_port", "integer 1-65535"), "local service port"),
+  remote_port: f(
+    spec("remote_port", "integer 0-65535"),
+    undefined,
+    "public port on the server; `0`: the server picks",
+    "0",
+  ),
   domain: f(
-    str(HOST_PATTERN, "a host name"),
+    spec("domain", "host name or *.wildcard"),
     undefined,
     "the seed's single domain; same as `custom_domains: [domain]`",
   ),
   custom_domains: f(
-    list(str(HOST_PATTERN, "a host name or *.wildcard")),
+    spec("custom_domains", "list of host name or *.wildcard"),
     undefined,
     "host names routed to an HTTP(S) tunnel (`*.example.com` covers its subdomains)",
   ),
-  subdomain: f(
-    str(DNS_LABEL, "a DNS label"),
-    undefined,
-    "label under `server.subdomain_host`",
-  ),
+  subdomain: f(spec("subdomain", "DNS label"), undefined, "label under `server.subdomain_host`"),
   locations: f(
-    list(str(/^\/\S*$/, "a path starting with /")),
+    spec("locations", "list of path starting with /"),
     undefined,
     "HTTP: path prefixes served, so tunnels can share a domain (longest prefix wins)",
     "`[/]`",
   ),
   custom_headers: f(
-    headerMap,
+    spec("custom_headers", "mapping of header names to values"),
     undefined,
     "HTTP: request headers set on the way to the service, e.g. `{Host: myapp.local}`",
   ),
   request_headers: f(
-    headerRules,
+    headerRules("request_headers"),
     undefined,
     "HTTP: `set` (mapping) and `remove` (list) of request headers",
   ),
   response_headers: f(
-    headerRules,
+    headerRules("response_headers"),
     undefined,
     "HTTP: `set` (mapping) and `remove` (list) of response headers",
   ),
   basic_auth: f(
     object({
-      user: req(str(), "user name"),
-      password: req(secret, "password"),
+      user: req(spec("basic_auth.user", "string"), "user name"),
+      password: req(specSecret("basic_auth.password"), "password"),
     }),
     undefined,
     "HTTP: visitors must log in with this user and password (checked on the server)",
   ),
   ssl_cert: f(
-    oneOf("auto", "none"),
+    spec("ssl_cert", "`auto` \\| `none`"),
     undefined,
     "HTTP(S): `auto` gets certificates for the tunnel's domains over ACME (an `http` tunnel " +
       "is then also served on the HTTPS port)",
     "`none`",
   ),
   tls_passthrough: f(
-    bool,
+    spec("tls_passthrough", "boolean"),
     undefined,
     "HTTPS: relay TLS untouched (chosen by SNI) to a local service that terminates it",
     "false",
   ),
-  session_timeout: f(duration, undefined, "UDP: a visitor session silent this long expires", "30s"),
+  session_timeout: f(
+    sessionTimeout,
+    undefined,
+    "UDP: a visitor session silent this long expires",
+    "30s",
+  ),
   allow_ips: f(
-    list(cidr),
+    spec("allow_ips", "list of CIDR"),
     undefined,
     "visitor addresses allowed (CIDR, IPv4 or IPv6); others are dropped before any byte reaches the client",
   ),
-  deny_ips: f(list(cidr), undefined, "visitor addresses refused; wins over `allow_ips`"),
+  deny_ips: f(
+    spec("deny_ips", "list of CIDR"),
+    undefined,
+    "visitor addresses refused; wins over `allow_ips`",
+  ),
   compression: f(
-    oneOf("none", "gzip"),
+    spec("compression", "`none` \\| `gzip`"),
     undefined,
     "gzip the data streams between server and client (flushed per write, so interactive " +
       "traffic is not held back)",
     "`none`",
   ),
-  group: f(str(), undefined, "load-balancing group: members share the public port"),
-  group_key: f(secret, undefined, "the group's shared secret; required with `group`"),
+  group: f(
+    spec("group", "name"),
+    undefined,
+    "load-balancing group: members share the public port",
+  ),
+  group_key: f(
+    specSecret("group_key"),
+    undefined,
+    "the group's shared secret; required with `group`",
+  ),
   load_balance: f(
-    oneOf("round_robin", "least_connections"),
+    spec("load_balance", "`round_robin` \\| `least_connections`"),
     undefined,
     "how the group spreads connections; its first member decides",
     "`round_robin`",
   ),
-  weight: f(int(1, 1000), undefined, "share of the group's connections", "1"),
+  weight: f(spec("weight", "integer 1-1000"), undefined, "share of the group's connections", "1"),
   health_check: f(healthCheck, undefined, "probe of the local service (see below)"),
   probe: f(
-    bool,
+    spec("probe", "boolean"),
     undefined,
-    "let the server probe this tunnel end to end every `server.alerting.probe_interval`",
+    "let the server probe this tunnel end to end every `server.alerting.probe_interval` " +
+      "(tcp tunnels outside groups)",
     "false",
   ),
 });

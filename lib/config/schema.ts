@@ -14,8 +14,8 @@
  * @module
  */
 
+import { checkTunnelRelations } from "../protocol/mod.ts";
 import { Secret } from "../util/mod.ts";
-import { ENTITY_NAME } from "../util/mod.ts";
 import type { ClientConfig, LogConfig, ServerConfig, TunnelConfig } from "./types.ts";
 
 /** One or more problems in a configuration, each with its YAML path. */
@@ -185,20 +185,13 @@ export function clientConfigFromObject(
     const path = `client.tunnels[${i}]`;
     if (names.has(tunnel.name)) problems.push(`${path}.name: "${tunnel.name}" is used twice`);
     names.add(tunnel.name);
+    // The tunnel spec's rules between fields, on the keys as written (before `domain` is folded).
+    for (const { field, message } of checkTunnelRelations({ ...tunnel })) {
+      problems.push(`${path}${field ? `.${field}` : ""}: ${message}`);
+    }
     if (tunnel.domain) {
       tunnel.custom_domains = [...(tunnel.custom_domains ?? []), tunnel.domain];
       delete tunnel.domain;
-    }
-    if (tunnel.group !== undefined && !ENTITY_NAME.test(tunnel.group)) {
-      problems.push(`${path}.group: use 1-64 letters, digits, "_", "." or "-"`);
-    }
-    if (tunnel.group !== undefined && tunnel.group_key === undefined) {
-      problems.push(`${path}.group_key: required with group (the secret members share)`);
-    }
-    if (tunnel.group === undefined) {
-      for (const key of ["group_key", "load_balance", "weight"] as const) {
-        if (tunnel[key] !== undefined) problems.push(`${path}.${key}: only meaningful with group`);
-      }
     }
     if (tunnel.type === "tcp" || tunnel.type === "udp") {
       tunnel.remote_port ??= 0;
@@ -210,37 +203,6 @@ export function clientConfigFromObject(
       }
       ports.set(key, tunnel.name);
       if (tunnel.type === "udp") tunnel.session_timeout ??= 30_000;
-    } else {
-      if (tunnel.tls_passthrough && tunnel.type !== "https") {
-        problems.push(`${path}.tls_passthrough: only https tunnels pass TLS through`);
-      }
-      if (tunnel.tls_passthrough && (tunnel.locations || tunnel.basic_auth)) {
-        problems.push(
-          `${path}: a tls_passthrough tunnel cannot see paths or headers (locations, basic_auth)`,
-        );
-      }
-    }
-    if (tunnel.compression === "gzip" && tunnel.type !== "tcp") {
-      problems.push(`${path}.compression: gzip applies to tcp tunnels`);
-    }
-    if (tunnel.type === "tcp" || tunnel.type === "udp") {
-      for (
-        const key of [
-          "custom_domains",
-          "subdomain",
-          "locations",
-          "custom_headers",
-          "request_headers",
-          "response_headers",
-          "basic_auth",
-          "ssl_cert",
-          "tls_passthrough",
-        ] as const
-      ) {
-        if (tunnel[key] !== undefined) {
-          problems.push(`${path}.${key}: only meaningful for http and https tunnels`);
-        }
-      }
     }
   });
   if (problems.length) throw new ConfigError(problems, source);

@@ -198,6 +198,60 @@ Deno.test("duplicates, missing tokens and misplaced HTTP keys are refused", () =
   assert.equal(s.auth.token, undefined, "burrowd generates one at start");
 });
 
+Deno.test("tunnels follow the tunnel spec: the server and the admin API refuse the same", () => {
+  const refused = (tunnels: unknown[]) =>
+    withoutEnv(() =>
+      problems(() =>
+        clientConfigFromObject({ client: { server_addr: "x", auth_token: "t", tunnels } })
+      )
+    );
+  const at = (i: number, rest: string) => `client.tunnels[${i}].${rest}`;
+  const expectAll = (found: string[], wanted: string[]) => {
+    for (const w of wanted) {
+      assert.ok(found.some((x) => x.startsWith(w)), `${w}\nin\n${found.join("\n")}`);
+    }
+    assert.equal(found.length, wanted.length, found.join("\n"));
+  };
+  // Each field alone.
+  const fields = refused([
+    { name: "-web", type: "tcp", local_port: 1 },
+    { name: "a", type: "tcp", local_port: 1, local_addr: "[::1]" },
+    { name: "b", type: "udp", local_port: 1, session_timeout: "50ms" },
+    { name: "c", type: "http", local_port: 1, custom_headers: { "Content-Length": "5" } },
+    { name: "d", type: "http", local_port: 1, basic_auth: { user: "a:b", password: "pw-d\n" } },
+    { name: "e", type: "http", local_port: 1, request_headers: { remove: ["Transfer-Encoding"] } },
+  ]);
+  expectAll(fields, [
+    at(0, 'name: expected 1-64 letters, digits, "_", "." or "-", starting with a letter or digit'),
+    at(1, "local_addr: expected a host name or IP address"),
+    at(2, "session_timeout: expected an integer 100-86400000 milliseconds (100ms to 1d), got 50"),
+    at(3, "custom_headers.Content-Length: Content-Length frames the message or is hop-by-hop"),
+    at(4, 'basic_auth.user: expected a user name of 1-256 characters without ":"'),
+    at(4, "basic_auth.password: a password contains a line break"),
+    at(5, "request_headers.remove[0]: Transfer-Encoding frames the message"),
+  ]);
+  assert.ok(!fields.some((x) => x.includes("pw-d")), "the password is not shown");
+  // The fields together.
+  const together = refused([
+    { name: "c", type: "tcp", local_port: 1, session_timeout: "30s" },
+    { name: "d", type: "http", local_port: 1, probe: true },
+    { name: "f", type: "https", local_port: 1, tls_passthrough: true, locations: ["/a"] },
+    { name: "g", type: "tcp", local_port: 1, group_key: "k", weight: 2 },
+    { name: "h", type: "tcp", local_port: 1, group: "pool", group_key: "k", probe: true },
+    // `domain` is reported as written, not as the custom_domains it becomes.
+    { name: "i", type: "tcp", local_port: 1, domain: "a.test" },
+  ]);
+  expectAll(together, [
+    at(0, "session_timeout: only meaningful for udp tunnels"),
+    at(1, "probe: only tcp tunnels are probed"),
+    at(2, "locations: a tls_passthrough tunnel relays TLS untouched"),
+    at(3, "group_key: only meaningful with group"),
+    at(3, "weight: only meaningful with group"),
+    at(4, "probe: group members are not probed; remove probe or group"),
+    at(5, "domain: only meaningful for http and https tunnels"),
+  ]);
+});
+
 Deno.test("BURROW_TOKEN overrides the file; secrets never print", () => {
   Deno.env.set("BURROW_TOKEN", "from-env");
   try {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { TunnelType } from "../protocol/mod.ts";
 import type { Secret } from "../util/mod.ts";
 
 /** Log output settings shared by both sides. */
@@ -245,8 +246,8 @@ export interface HeaderRulesConfig {
 export interface TunnelConfig {
   /** Name, unique within its list. */
   name: string;
-  /** Tunnel type. */
-  type: "tcp" | "udp" | "http" | "https";
+  /** Tunnel type (the tunnel spec's). */
+  type: TunnelType;
   /** Default `127.0.0.1`. */
   local_addr: string;
   /** Port of the local service. */

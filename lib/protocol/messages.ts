@@ -19,6 +19,7 @@
  */
 
 import { ProtocolError } from "./frame.ts";
+import { checkTunnel, type SpecProblem, TUNNEL_TYPES, type TunnelType } from "./tunnel_spec.ts";
 
 /** The protocol version this build speaks. */
 export const PROTOCOL_VERSION = 2;
@@ -80,10 +81,15 @@ export interface ErrorMessage {
   retry_after?: number;
 }
 
-/** Tunnel settings a client asks for, as in the seed's `config`. */
+/**
+ * Tunnel settings a client asks for, as in the seed's `config`: the keys of
+ * the tunnel spec (`tunnel_spec.ts`) in the wire's units, with the type
+ * under the seed's name `protocol` and the name in `tunnel_id`. The server
+ * checks them with {@linkcode checkTunnelRequest}.
+ */
 export interface TunnelRequest {
   /** Tunnel type. */
-  protocol: "tcp" | "udp" | "http" | "https";
+  protocol: TunnelType;
   /** Port of the local service. */
   local_port: number;
   /** Public port; 0 lets the server choose. */
@@ -99,7 +105,7 @@ export interface TunnelRequest {
   /** The group's shared secret. */
   group_key?: string;
   /** How the group spreads connections. */
-  load_balance?: string;
+  load_balance?: "round_robin" | "least_connections";
   /** This member's share. */
   weight?: number;
   /** Settings of later tunnel types, passed through. */
@@ -151,7 +157,7 @@ export interface PushedTunnel {
   /** Tunnel name (unique per user). */
   name: string;
   /** Tunnel kind. */
-  type: "tcp" | "udp" | "http" | "https";
+  type: TunnelType;
   /** Local service host the client dials. */
   local_addr: string;
   /** Local service port (0 when the row has none; such a tunnel is failed). */
@@ -318,9 +324,9 @@ export function decodeControl(bytes: Uint8Array): Message {
       throw new ProtocolError(`Control message "control": create_tunnel needs a "config" object`);
     }
     const c = config as Record<string, unknown>;
-    if (!["tcp", "udp", "http", "https"].includes(c.protocol as string)) {
+    if (!TUNNEL_TYPES.includes(c.protocol as TunnelType)) {
       throw new ProtocolError(
-        `Control message "control": config.protocol must be one of tcp, udp, http, https`,
+        `Control message "control": config.protocol must be one of ${TUNNEL_TYPES.join(", ")}`,
       );
     }
     for (const port of ["local_port", "remote_port"]) {
@@ -356,8 +362,8 @@ function checkPushedTunnels(tunnels: unknown): void {
     }
     const o = t as Record<string, unknown>;
     if (typeof o.name !== "string" || !o.name) bad(`tunnels[${i}].name must be a non-empty string`);
-    if (!["tcp", "udp", "http", "https"].includes(o.type as string)) {
-      bad(`tunnels[${i}].type must be one of tcp, udp, http, https`);
+    if (!TUNNEL_TYPES.includes(o.type as TunnelType)) {
+      bad(`tunnels[${i}].type must be one of ${TUNNEL_TYPES.join(", ")}`);
     }
     if (typeof o.local_addr !== "string") bad(`tunnels[${i}].local_addr must be a string`);
     const lp = o.local_port;
@@ -374,6 +380,23 @@ function checkPushedTunnels(tunnels: unknown): void {
       bad(`tunnels[${i}].error must be a string`);
     }
   }
+}
+
+/**
+ * The wire check of a `create_tunnel` request for the tunnel `name`: what
+ * the tunnel spec finds wrong with it (empty when nothing). Keys the spec
+ * does not know are ignored: they are a newer client's settings.
+ *
+ * @example
+ * ```ts
+ * import { checkTunnelRequest } from "./messages.ts";
+ * const [p] = checkTunnelRequest("db", { protocol: "udp", local_port: 53, compression: "gzip" });
+ * console.assert(p?.field === "compression");
+ * ```
+ */
+export function checkTunnelRequest(name: string, request: TunnelRequest): SpecProblem[] {
+  const { protocol, ...settings } = request;
+  return checkTunnel({ ...settings, name, type: protocol }, { unknownKeys: "ignore" });
 }
 
 /**

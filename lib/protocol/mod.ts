@@ -1,6 +1,7 @@
 /**
- * Burrow's wire protocol: the frame codec and the control message catalog.
- * Pure code with no I/O.
+ * Burrow's wire protocol: the frame codec, the control message catalog and
+ * the tunnel spec (what a tunnel may declare, checked alike by the config
+ * schema, the server's wire check and the tunnel DAO). Pure code with no I/O.
  *
  * @example
  * ```ts
@@ -14,3 +15,4 @@
 
 export * from "./frame.ts";
 export * from "./messages.ts";
+export * from "./tunnel_spec.ts";

@@ -11,9 +11,11 @@ import type { ServerConfig } from "../config/mod.ts";
 import { Mux, PeerClosedError } from "../mux/mod.ts";
 import type { Duplex } from "../transport/mod.ts";
 import {
+  checkTunnelRequest,
   decodeControl,
   encodeControl,
   type ErrorMessage,
+  formatProblems,
   type Message,
   ProtocolError,
   type TunnelRequest,
@@ -31,13 +33,10 @@ import type { Bandwidth } from "./bandwidth.ts";
 import type { HttpFront } from "./http_front.ts";
 import {
   type GroupRegistry,
-  isTunnelType,
   openTunnel,
   type PublicTunnel,
   type TunnelContext,
   TunnelError,
-  tunnelKind,
-  UDP_SESSION_TIMEOUT,
   type VisitorGuards,
   visitorPolicy,
 } from "./tunnels/mod.ts";
@@ -301,15 +300,9 @@ export class ClientSession {
       return { type: "tunnel_status", tunnel_id: name, status: "failed", error: reason };
     };
     const config = this.#host.config;
-    if (!isTunnelType(request.protocol)) {
-      return fail(`Unknown tunnel type ${JSON.stringify(request.protocol)}`);
-    }
-    const timeout = request.session_timeout ?? UDP_SESSION_TIMEOUT;
-    if (typeof timeout !== "number" || !(timeout >= 100 && timeout <= 86_400_000)) {
-      return fail(
-        `session_timeout must be between 100 ms and 1 day, not ${JSON.stringify(timeout)}`,
-      );
-    }
+    // The tunnel spec, as the YAML and the admin API apply it, before anything is recorded.
+    const problems = checkTunnelRequest(name, request);
+    if (problems.length) return fail(formatProblems(problems));
     const limits = this.principal?.tokenLimits;
     if (limits?.types && !limits.types.includes(request.protocol)) {
       return fail(
@@ -332,16 +325,6 @@ export class ClientSession {
     } catch (error) {
       if (error instanceof TunnelError) return fail(error.message);
       throw error;
-    }
-    const compress = request.compression === "gzip";
-    if (
-      request.compression !== undefined && request.compression !== "gzip" &&
-      request.compression !== "none"
-    ) {
-      return fail(`compression must be gzip or none, not ${JSON.stringify(request.compression)}`);
-    }
-    if (compress && !tunnelKind(request.protocol).compresses) {
-      return fail(`compression applies to tcp tunnels, not ${request.protocol}`);
     }
     let policy: IpPolicy;
     try {

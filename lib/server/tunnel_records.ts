@@ -184,18 +184,21 @@ export class TunnelRecords implements TunnelRefs {
   }
 }
 
-/** The `tunnels` row fields of a tunnel a client declared. */
+/**
+ * The `tunnels` row fields of a tunnel a client declared (a request the
+ * tunnel spec passed), host names in lower case as the row stores them.
+ */
 function declaredTunnel(name: string, request: TunnelRequest): DeclaredTunnel {
+  const domains = [...request.custom_domains ?? [], ...(request.domain ? [request.domain] : [])];
   return {
     name,
     type: request.protocol,
     local_port: request.local_port,
     remote_port: request.remote_port ?? 0,
-    ...(request.custom_domains ? { custom_domains: request.custom_domains } : {}),
-    ...(request.subdomain ? { subdomain: request.subdomain } : {}),
-    ...(request.domain
-      ? { custom_domains: [...(request.custom_domains ?? []), request.domain] }
+    ...(request.custom_domains || request.domain
+      ? { custom_domains: domains.map((d) => d.toLowerCase()) }
       : {}),
+    ...(request.subdomain ? { subdomain: request.subdomain.toLowerCase() } : {}),
     ...(typeof request.group === "string" || Array.isArray(request.locations)
       ? {
         ...(typeof request.group === "string" ? { group: request.group } : {}),

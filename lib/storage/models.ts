@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { TunnelType as SpecTunnelType } from "../protocol/mod.ts";
+
 /** A person or machine that owns tunnels and tokens. */
 export interface User {
   /** Row id. */
@@ -76,8 +78,8 @@ export interface SigningKey {
   retired_at: Date | null;
 }
 
-/** Tunnel kinds. */
-export type TunnelType = "tcp" | "udp" | "http" | "https";
+/** Tunnel kinds: the tunnel spec's types. */
+export type TunnelType = SpecTunnelType;
 
 /** A tunnel: declared by a client (`source: client`) or managed in the database (`api`). */
 export interface TunnelRow {
@@ -103,7 +105,10 @@ export interface TunnelRow {
   custom_domains: string[];
   /** Label under `server.subdomain_host`. */
   subdomain: string | null;
-  /** Settings of later tunnel features (allow_ips, health_check, …). */
+  /**
+   * The tunnel spec's keys that have no column (locations, header rules,
+   * basic_auth, allow_ips, group, session_timeout, …; see `protocol/`).
+   */
   options: Record<string, unknown>;
   /** Disabled tunnels are closed and not served. */
   enabled: boolean;

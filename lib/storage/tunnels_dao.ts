@@ -5,12 +5,11 @@
  * @module
  */
 
+import { checkTunnel, formatProblems, type SpecProblem } from "../protocol/mod.ts";
 import type { Queryable } from "./db.ts";
 import type { TunnelInput, TunnelRow, TunnelType } from "./models.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
-import { checkName, json, sqlState } from "./_sql.ts";
-
-const TYPES: readonly TunnelType[] = ["tcp", "udp", "http", "https"];
+import { json, sqlState } from "./_sql.ts";
 
 // ---------------------------------------------------------------- tunnels
 
@@ -153,7 +152,8 @@ export class TunnelsDao {
       `select t.id, t.name, t.user_id, t.status, t.updated_at,
               case when $2::int > 0 and t.remote_port = $2::int
                         and (t.type = 'udp') = ($3::text = 'udp') then 'port'
-                   when $5::text is not null and t.subdomain = $5::text then 'subdomain'
+                   when $5::text is not null and lower(t.subdomain) = lower($5::text)
+                        then 'subdomain'
                    else 'domain' end as what
          from tunnels t join users u on u.id = t.user_id
         where t.enabled and t.id <> coalesce($1::bigint, -1)
@@ -161,8 +161,11 @@ export class TunnelsDao {
                 and ($6::text is null or (t.options->>'group') is distinct from $6::text))
                -- A host name belongs to one user; that user's tunnels may split it by
                -- type (http/https) and path prefix, and a group's members share it.
-               or ((t.custom_domains ?| array(select jsonb_array_elements_text($4::text::jsonb))
-                    or ($5::text is not null and t.subdomain = $5::text))
+               -- Names compare in lower case, as the vhost router matches them (rows
+               -- written before names were stored in lower case included).
+               or ((lower(t.custom_domains::text)::jsonb
+                      ?| array(select lower(jsonb_array_elements_text($4::text::jsonb)))
+                    or ($5::text is not null and lower(t.subdomain) = lower($5::text)))
                    and ($6::text is null or (t.options->>'group') is distinct from $6::text)
                    and (t.user_id <> $7::bigint
                         or (t.type = $3::text
@@ -210,7 +213,8 @@ export class TunnelsDao {
    *
    * @throws {ValidationError} on bad input, {@link ConflictError} on a clash.
    */
-  async create(userId: number, input: TunnelInput): Promise<TunnelRow> {
+  async create(userId: number, given: TunnelInput): Promise<TunnelRow> {
+    const input = lowerNames(given);
     validateTunnel(input);
     await this.checkConflicts(userId, input, null, null, locationsOf(input.options));
     try {
@@ -240,14 +244,17 @@ export class TunnelsDao {
   }
 
   /**
-   * Changes a tunnel's definition; fields left out keep their value.
+   * Changes a tunnel's definition; fields left out keep their value. A
+   * change of `enabled` or `client_id` alone is not checked against the
+   * tunnel spec, so that a row written before one of its rules can always
+   * be disabled or moved.
    *
    * @throws {NotFoundError}, {@link ValidationError} or {@link ConflictError}.
    */
   async update(id: number, patch: Partial<TunnelInput>): Promise<TunnelRow> {
     const current = await this.get(id);
     if (!current) throw new NotFoundError(`No tunnel with id ${id}`);
-    const next: TunnelInput = {
+    const next: TunnelInput = lowerNames({
       name: patch.name ?? current.name,
       type: patch.type ?? current.type,
       client_id: patch.client_id !== undefined ? patch.client_id : current.client_id,
@@ -258,8 +265,10 @@ export class TunnelsDao {
       subdomain: patch.subdomain !== undefined ? patch.subdomain : current.subdomain,
       options: patch.options ?? current.options,
       enabled: patch.enabled ?? current.enabled,
-    };
-    validateTunnel(next);
+    });
+    if (Object.keys(patch).some((key) => key !== "enabled" && key !== "client_id")) {
+      validateTunnel(next);
+    }
     if (next.enabled) {
       await this.checkConflicts(current.user_id, next, id, null, locationsOf(next.options));
     }
@@ -302,7 +311,12 @@ export class TunnelsDao {
    *
    * @throws {ConflictError} with the reason.
    */
-  async recordDeclared(userId: number, clientId: string, t: DeclaredTunnel): Promise<TunnelRow> {
+  async recordDeclared(
+    userId: number,
+    clientId: string,
+    declared: DeclaredTunnel,
+  ): Promise<TunnelRow> {
+    const t = lowerNames(declared);
     const existing = await this.byName(userId, t.name);
     if (existing?.source === "api") {
       throw new ConflictError(
@@ -322,7 +336,8 @@ export class TunnelsDao {
       custom_domains: t.custom_domains ?? [],
       subdomain: t.subdomain ?? null,
     };
-    validateTunnel(input);
+    // The client's group key is not recorded: a group without one is fine here.
+    validateTunnel({ ...input, options: t.options ?? {} }, { withoutSecrets: true });
     await this.checkConflicts(
       userId,
       input,
@@ -388,30 +403,69 @@ export class TunnelsDao {
   }
 }
 
-function validateTunnel(t: TunnelInput): void {
-  checkName("Tunnel", t.name);
-  if (!TYPES.includes(t.type)) {
-    throw new ValidationError(`Tunnel type must be one of ${TYPES.join(", ")}, not "${t.type}"`);
+/** The keys of the tunnel spec that are columns of `tunnels`; its other keys live in `options`. */
+const COLUMNS = new Set([
+  "name",
+  "type",
+  "local_addr",
+  "local_port",
+  "remote_port",
+  "custom_domains",
+  "subdomain",
+]);
+
+/**
+ * Checks a tunnel's columns and options against the tunnel spec (the
+ * rules the client's YAML and the server's wire check apply too).
+ *
+ * @throws {ValidationError} naming each field; keys inside options as `options.<key>`.
+ */
+function validateTunnel(t: TunnelInput, options: { withoutSecrets?: boolean } = {}): void {
+  const stored = t.options ?? {};
+  if (typeof stored !== "object" || stored === null || Array.isArray(stored)) {
+    throw new ValidationError(
+      'Invalid tunnel: options: expected a mapping of tunnel settings such as {"locations": ["/"]}',
+    );
   }
-  const port = (what: string, p: number | null | undefined, min: number) => {
-    if (p === null || p === undefined) return;
-    if (!Number.isInteger(p) || p < min || p > 65535) {
-      throw new ValidationError(`Tunnel ${what} must be an integer ${min}-65535, not ${p}`);
-    }
+  const problems: SpecProblem[] = [];
+  const entries = Object.entries(stored).filter(([key]) => {
+    if (!COLUMNS.has(key)) return true;
+    problems.push({ field: `options.${key}`, message: `set ${key} on the tunnel, not in options` });
+    return false;
+  });
+  const found = checkTunnel({
+    // fromEntries keeps even a key called "__proto__" an own key.
+    ...Object.fromEntries(entries),
+    name: t.name,
+    type: t.type,
+    local_addr: t.local_addr ?? undefined,
+    local_port: t.local_port ?? undefined,
+    remote_port: t.remote_port ?? undefined,
+    // An empty list is the column's "none".
+    custom_domains: t.custom_domains?.length === 0 ? undefined : t.custom_domains,
+    subdomain: t.subdomain ?? undefined,
+  }, options);
+  const optionKeys = new Set(entries.map(([key]) => key));
+  for (const problem of found) {
+    const column = COLUMNS.has(problem.field.split(/[.[]/, 1)[0]!) &&
+      !optionKeys.has(problem.field);
+    problems.push(column ? problem : { ...problem, field: `options.${problem.field}` });
+  }
+  if (problems.length) throw new ValidationError(`Invalid tunnel: ${formatProblems(problems)}`);
+}
+
+/**
+ * `t` with its host names in lower case: names are stored and compared so,
+ * as the vhost router matches them. Values that are not strings are left
+ * for the validation to refuse.
+ */
+function lowerNames<T extends { custom_domains?: unknown; subdomain?: unknown }>(t: T): T {
+  const lower = (v: unknown) => typeof v === "string" ? v.toLowerCase() : v;
+  return {
+    ...t,
+    ...(Array.isArray(t.custom_domains) ? { custom_domains: t.custom_domains.map(lower) } : {}),
+    ...(typeof t.subdomain === "string" ? { subdomain: lower(t.subdomain) } : {}),
   };
-  port("local_port", t.local_port, 1);
-  port("remote_port", t.remote_port, 0);
-  if ((t.type === "tcp" || t.type === "udp") && !t.local_port) {
-    throw new ValidationError(`A ${t.type} tunnel needs local_port`);
-  }
-  for (const d of t.custom_domains ?? []) {
-    if (
-      typeof d !== "string" ||
-      !/^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(d)
-    ) {
-      throw new ValidationError(`Custom domain ${JSON.stringify(d)} is not a valid host name`);
-    }
-  }
 }
 
 function uniqueToConflict(error: unknown, t: TunnelInput): unknown {

@@ -23,6 +23,7 @@ export * from "./version.ts";
 export * from "./cidr.ts";
 export * from "./rate.ts";
 export * from "./names.ts";
+export * from "./spelling.ts";
 export * from "./sockopt.ts";
 export * from "./socket_buffers.ts";
 export * from "./datagram_queue.ts";

@@ -62,8 +62,6 @@ export interface OpenRequest {
 
 /** How one tunnel type opens: one of these per type in the registry. */
 export interface TunnelKind {
-  /** Whether its data streams may be gzipped (`compression: gzip`). */
-  readonly compresses: boolean;
   /** Opens a tunnel serving alone, or says why it cannot. */
   open(open: OpenRequest, context: TunnelContext): Promise<PublicTunnel | string>;
   /** Opens a member of the load-balancing group `request.group` names, or says why it cannot. */

@@ -1,14 +1,14 @@
 /**
- * HTTP and HTTPS tunnels: their request settings checked (they come from
- * the wire), their host names routed on the shared vhost port (or on a port
+ * HTTP and HTTPS tunnels: their request settings read (the tunnel spec
+ * checked them), their host names routed on the shared vhost port (or on a port
  * of their own), and an {@linkcode HttpTunnel} that carries each request.
  * HTTP groups are members of one route on the vhost port.
  *
  * @module
  */
 
-import type { TunnelRequest } from "../../protocol/mod.ts";
-import { DNS_LABEL, HEADER_NAME, HOST_PATTERN, patternCovers } from "../../util/mod.ts";
+import type { HeaderRulesSpec, TunnelRequest, TunnelSpec } from "../../protocol/mod.ts";
+import { patternCovers } from "../../util/mod.ts";
 import type { Strategy } from "../balancer.ts";
 import { HttpFront } from "../http_front.ts";
 import type { OpenRequest, TunnelContext, TunnelKind } from "./context.ts";
@@ -30,97 +30,36 @@ interface HttpSpec {
   weight: number;
 }
 
-/** Reads and checks the HTTP keys of `request` (they come from the wire: trust nothing). */
-function httpSpec(request: TunnelRequest): HttpSpec | string {
-  const domains: string[] = [];
-  const listed = request.custom_domains ?? [];
-  if (!Array.isArray(listed)) return "custom_domains must be a list of host names";
-  for (const d of [...listed, ...(request.domain ? [request.domain] : [])]) {
-    if (typeof d !== "string" || !HOST_PATTERN.test(d)) {
-      return `${JSON.stringify(d)} is not a host name (custom_domains)`;
-    }
-    if (!domains.includes(d.toLowerCase())) domains.push(d.toLowerCase());
-  }
-  const subdomain = request.subdomain;
-  if (
-    subdomain !== undefined &&
-    !(typeof subdomain === "string" && DNS_LABEL.test(subdomain))
-  ) {
-    return `subdomain ${JSON.stringify(subdomain)} is not a DNS label`;
-  }
-  let locations: string[] | undefined;
-  if (request.locations !== undefined) {
-    if (
-      !Array.isArray(request.locations) ||
-      !request.locations.every((l) => typeof l === "string" && /^\/\S*$/.test(l))
-    ) {
-      return "locations must be a list of paths starting with /";
-    }
-    locations = request.locations as string[];
-  }
-  const rules = (value: unknown, what: string): HeaderRules | string => {
-    const out: HeaderRules = { set: {}, remove: [] };
-    if (value === undefined) return out;
-    if (typeof value !== "object" || value === null) return `${what} must be a mapping`;
-    const { set = {}, remove = [] } = value as { set?: unknown; remove?: unknown };
-    if (typeof set !== "object" || set === null) return `${what}.set must be a mapping`;
-    for (const [k, v] of Object.entries(set)) {
-      if (!HEADER_NAME.test(k) || typeof v !== "string" || /[\r\n\0]/.test(v)) {
-        return `${what}.set: ${JSON.stringify(k)} is not a valid header`;
-      }
-      out.set[k] = v;
-    }
-    if (
-      !Array.isArray(remove) || !remove.every((r) => typeof r === "string" && HEADER_NAME.test(r))
-    ) {
-      return `${what}.remove must be a list of header names`;
-    }
-    out.remove = remove.map((r: string) => r.toLowerCase());
-    return out;
+/**
+ * The HTTP keys of `request`, as the tunnel uses them: host names in lower
+ * case, `custom_headers` under the request's `set` rules, removals in lower
+ * case. The tunnel spec checked them before (see `openTunnel`).
+ */
+function httpSpec(request: TunnelRequest): HttpSpec {
+  const listed = [...request.custom_domains ?? [], ...(request.domain ? [request.domain] : [])];
+  const rules = (value: unknown, also: Record<string, string> = {}): HeaderRules => {
+    const { set = {}, remove = [] } = (value ?? {}) as HeaderRulesSpec;
+    // Own properties even for a header called "__proto__"; the rules' `set` wins.
+    const entries = [...Object.entries(also), ...Object.entries(set)];
+    return { set: Object.fromEntries(entries), remove: remove.map((r) => r.toLowerCase()) };
   };
-  const requestHeaders = rules(request.request_headers, "request_headers");
-  if (typeof requestHeaders === "string") return requestHeaders;
-  const custom = rules({ set: request.custom_headers ?? {} }, "custom_headers");
-  if (typeof custom === "string") return custom;
-  requestHeaders.set = { ...custom.set, ...requestHeaders.set };
-  const responseHeaders = rules(request.response_headers, "response_headers");
-  if (typeof responseHeaders === "string") return responseHeaders;
-  let basicAuth: { user: string; password: string } | undefined;
-  if (request.basic_auth !== undefined) {
-    const a = request.basic_auth as { user?: unknown; password?: unknown };
-    if (
-      typeof a !== "object" || a === null || typeof a.user !== "string" || !a.user ||
-      a.user.includes(":") || typeof a.password !== "string" || !a.password
-    ) {
-      return 'basic_auth needs a user (without ":") and a password';
-    }
-    basicAuth = { user: a.user, password: a.password };
-  }
-  const passthrough = request.tls_passthrough === true;
-  if (passthrough && request.protocol !== "https") return "Only https tunnels pass TLS through";
-  const autoCert = request.ssl_cert === "auto";
-  let group: { name: string; key: string } | undefined;
-  let strategy: Strategy = "round_robin";
-  let weight = 1;
-  if (request.group !== undefined) {
-    const settings = groupSettings(request);
-    if (typeof settings === "string") return settings;
-    group = { name: settings.name, key: settings.key };
-    strategy = settings.strategy;
-    weight = settings.weight;
-  }
+  const basicAuth = request.basic_auth as TunnelSpec["basic_auth"];
+  const group = request.group === undefined ? undefined : groupSettings(request);
   return {
-    domains,
-    subdomain: subdomain as string | undefined,
-    locations,
-    requestHeaders,
-    responseHeaders,
-    basicAuth,
-    passthrough,
-    autoCert,
-    group,
-    strategy,
-    weight,
+    domains: [...new Set(listed.map((d) => d.toLowerCase()))],
+    subdomain: request.subdomain,
+    locations: request.locations as string[] | undefined,
+    requestHeaders: rules(
+      request.request_headers,
+      request.custom_headers as Record<string, string>,
+    ),
+    responseHeaders: rules(request.response_headers),
+    basicAuth: basicAuth && { user: basicAuth.user, password: basicAuth.password },
+    passthrough: request.tls_passthrough === true,
+    autoCert: request.ssl_cert === "auto",
+    group: group && { name: group.name, key: group.key },
+    strategy: group?.strategy ?? "round_robin",
+    weight: group?.weight ?? 1,
   };
 }
 
@@ -164,7 +103,6 @@ async function openHttp(
   const vhosts = context.vhosts;
   const type = request.protocol as "http" | "https";
   const spec = httpSpec(request);
-  if (typeof spec === "string") return spec;
   const hosts = [...spec.domains];
   if (spec.subdomain) {
     if (!config.subdomain_host) {
@@ -268,7 +206,6 @@ async function openHttp(
 
 /** HTTP (`http`) or HTTPS (`https`) tunnels: routes on a vhost port, alone or in a group. */
 export const httpTunnels: TunnelKind = {
-  compresses: false,
   // A group of HTTP tunnels is one route whose members the vhost's balancer picks.
   open: openHttp,
   join: openHttp,

@@ -1,14 +1,13 @@
 /**
  * Joining a load-balancing group from a tunnel request: the group settings
- * checked (they come from the wire), and a TCP or UDP member joined to the
+ * read (the tunnel spec checked them), and a TCP or UDP member joined to the
  * server's group registry (`group.ts`). HTTP groups share a route on the HTTP
- * port instead (see `http.ts`) but check the same settings.
+ * port instead (see `http.ts`) but read the same settings.
  *
  * @module
  */
 
 import type { TunnelRequest } from "../../protocol/mod.ts";
-import { ENTITY_NAME } from "../../util/mod.ts";
 import type { Strategy } from "../balancer.ts";
 import type { OpenRequest, TunnelContext } from "./context.ts";
 import type { GroupListener, GroupMember } from "./group.ts";
@@ -26,22 +25,17 @@ export interface GroupSettings {
   weight: number;
 }
 
-/** A group member's settings from a tunnel request, checked, or why they are wrong. */
-export function groupSettings(request: TunnelRequest): GroupSettings | string {
-  const { group, group_key: key } = request;
-  const strategy = request.load_balance ?? "round_robin";
-  const weight = request.weight ?? 1;
-  if (typeof group !== "string" || !ENTITY_NAME.test(group)) {
-    return `Group name ${JSON.stringify(group)} is invalid`;
-  }
-  if (typeof key !== "string" || !key) return `Group "${group}" needs a group_key`;
-  if (strategy !== "round_robin" && strategy !== "least_connections") {
-    return `load_balance must be round_robin or least_connections, not ${JSON.stringify(strategy)}`;
-  }
-  if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000) {
-    return `weight must be an integer 1-1000, not ${JSON.stringify(weight)}`;
-  }
-  return { name: group, key, strategy, weight };
+/**
+ * The settings of the group a tunnel request joins, with their defaults
+ * (the tunnel spec checked them: a group has its group_key).
+ */
+export function groupSettings(request: TunnelRequest): GroupSettings {
+  return {
+    name: request.group ?? "",
+    key: request.group_key ?? "",
+    strategy: request.load_balance ?? "round_robin",
+    weight: request.weight ?? 1,
+  };
 }
 
 /** Options of {@linkcode joinGroup}. */
@@ -60,7 +54,6 @@ export async function joinGroup(
 ): Promise<GroupMember | string> {
   const { name, request } = open;
   const settings = groupSettings(request);
-  if (typeof settings === "string") return settings;
   return await context.groups.join(
     {
       group: settings.name,

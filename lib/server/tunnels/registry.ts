@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { TunnelRequest } from "../../protocol/mod.ts";
+import { checkTunnelRequest, formatProblems, type TunnelRequest } from "../../protocol/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { OpenRequest, TunnelContext, TunnelKind } from "./context.ts";
 import { httpTunnels } from "./http.ts";
@@ -45,12 +45,16 @@ export function tunnelKind(type: TunnelType): TunnelKind {
 /**
  * Opens the tunnel `open.request` asks for (of a known type: see
  * {@linkcode isTunnelType}): alone, or as a member of the group it names.
- * Resolves with the tunnel, or with why it cannot open.
+ * Resolves with the tunnel, or with why it cannot open; a request the
+ * tunnel spec refuses (`checkTunnelRequest`) does not reach its type, so
+ * the types read their settings without checking them again.
  */
 export function openTunnel(
   open: OpenRequest,
   context: TunnelContext,
 ): Promise<PublicTunnel | string> {
+  const problems = checkTunnelRequest(open.name, open.request);
+  if (problems.length) return Promise.resolve(formatProblems(problems));
   const kind = KINDS[open.request.protocol];
   return open.request.group === undefined ? kind.open(open, context) : kind.join(open, context);
 }

@@ -244,7 +244,6 @@ export class TcpTunnel implements PublicTunnel {
 
 /** TCP tunnels: a public port of their own, or one shared by their group. */
 export const tcpTunnels: TunnelKind = {
-  compresses: true,
   open({ name, request, policy }, context) {
     const compress = request.compression === "gzip";
     return Promise.resolve(bindPort(context, {

@@ -350,7 +350,6 @@ export class UdpTunnel implements PublicTunnel {
 
 /** UDP tunnels: a public socket of their own, or one shared by their group. */
 export const udpTunnels: TunnelKind = {
-  compresses: false,
   open({ name, request, policy }, context) {
     const sessionTimeout = (request.session_timeout as number | undefined) ?? UDP_SESSION_TIMEOUT;
     const fixed = { mux: context.mux, name };
