@@ -16,6 +16,7 @@ import {
   type TokenService,
 } from "../auth/mod.ts";
 import type { ServerMetrics } from "../monitor/mod.ts";
+import type { User } from "../storage/mod.ts";
 import { type Logger, type Secret, timingSafeEqualText } from "../util/mod.ts";
 import {
   type LoginAttempt,
@@ -31,7 +32,7 @@ export interface LoginOptions {
   /** The server's shared token. */
   sharedToken: Secret;
   /** User tokens and API keys; `null` without a database. */
-  tokens: TokenService | null;
+  tokens: TokenService<User> | null;
   /** Where logins and refusals are counted. */
   metrics: ServerMetrics;
   /** Where refusals are logged. */
@@ -43,7 +44,7 @@ export class Login {
   /** Per-address limits on logins. */
   readonly limiter: LoginLimiter;
   #shared: Secret;
-  #tokens: TokenService | null;
+  #tokens: TokenService<User> | null;
   #metrics: ServerMetrics;
   #log: Logger;
 
@@ -109,7 +110,7 @@ export class Login {
     token: string,
     scope: "tunnel" | "admin",
     options: { onlyTokenShaped?: boolean } = {},
-  ): Promise<TokenIdentity | null> {
+  ): Promise<TokenIdentity<User> | null> {
     if (await timingSafeEqualText(token, this.#shared.reveal())) return null;
     if (!this.#tokens) throw new TokenError("invalid token");
     // Strings shaped like no token at all are refused without a lookup.
