@@ -1,5 +1,6 @@
 /**
- * Authentication: user tokens (JWT via `npm:jose`) with revocation.
+ * Authentication: user tokens (JWT via `npm:jose`) with revocation, kept in
+ * a {@linkcode TokenStore} that the server provides.
  *
  * @example
  * ```ts
@@ -10,4 +11,5 @@
  * @module
  */
 
+export * from "./token_store.ts";
 export * from "./tokens.ts";

@@ -1,10 +1,11 @@
 /**
  * User tokens: JWTs (HS256, `npm:jose`) signed with a key kept in the
- * database (generated on first start), one `api_keys` row per token so a
- * token can be listed and revoked. Verification is served from a cache
- * (token id → user) that config notifications invalidate entry by entry and
- * a resync re-reads, so logins keep working from cache while the database is
- * down, including outages that follow a reconnect.
+ * {@linkcode TokenStore} (generated on first start), and every token issued
+ * kept there too, so that it can be listed and revoked. Verification is
+ * served from a cache (token id → user) that config notifications
+ * invalidate entry by entry and a resync re-reads, so logins keep working
+ * from cache while the store cannot answer, including outages that follow a
+ * reconnect.
  *
  * @module
  */
@@ -20,9 +21,16 @@ import {
   jwtVerify,
   SignJWT,
 } from "jose";
-import { DatabaseUnavailableError, NotFoundError } from "../storage/mod.ts";
-import type { ApiKey, ConfigChange, SigningKey, Store, TokenLimits, User } from "../storage/mod.ts";
 import type { Logger } from "../util/mod.ts";
+import type {
+  CachedKey,
+  SigningKeyRecord,
+  StoredToken,
+  TokenChange,
+  TokenLimits,
+  TokenOwner,
+  TokenStore,
+} from "./token_store.ts";
 
 /** The public half of a signing key, as published in the JWK Set. */
 export interface PublicJwk {
@@ -56,10 +64,10 @@ export class TokenError extends Error {
   }
 }
 
-/** Who a verified token belongs to. */
-export interface TokenIdentity {
+/** Who a verified token belongs to (`U`: the token store's user). */
+export interface TokenIdentity<U extends TokenOwner = TokenOwner> {
   /** The owner. */
-  user: User;
+  user: U;
   /** The token's id (`jti`, the `api_keys` row). */
   tokenId: string;
   /** What the token may do. */
@@ -172,40 +180,41 @@ function randomAlnum(n: number): string {
   return out.join("");
 }
 
-/** A token id's cached answer: the key row and its owner. */
-export interface CachedKey {
-  /** The `api_keys` row. */
-  key: ApiKey;
-  /** Its owner. */
-  user: User;
+/** A signing key ready to use. */
+interface Signing {
+  sign: CryptoKey | Uint8Array;
+  verify: CryptoKey | Uint8Array;
+  row: SigningKeyRecord;
+  jwk?: JWK;
 }
 
 /**
- * Issues and verifies user tokens.
+ * Issues and verifies user tokens kept in a {@linkcode TokenStore} whose
+ * users are `U`.
  *
  * @example
  * ```ts ignore
- * const tokens = await TokenService.create(store, logger);
+ * const tokens = await TokenService.create(tokenStore(store), logger);
  * const { token } = await tokens.issue("alice", { ttlMs: 30 * 86_400_000 });
  * const who = await tokens.verify(token);
  * ```
  */
-export class TokenService {
-  #store: Store;
+export class TokenService<U extends TokenOwner = TokenOwner> {
+  #store: TokenStore<U>;
   #log: Logger;
-  #keys = new Map<
-    string,
-    { sign: CryptoKey | Uint8Array; verify: CryptoKey | Uint8Array; row: SigningKey; jwk?: JWK }
-  >();
-  #cache = new LruCache<string, CachedKey>({ max: 10_000, ttl: 5 * 60_000 });
+  #keys = new Map<string, Signing>();
+  #cache = new LruCache<string, CachedKey<U>>({ max: 10_000, ttl: 5 * 60_000 });
 
-  private constructor(store: Store, logger: Logger) {
+  private constructor(store: TokenStore<U>, logger: Logger) {
     this.#store = store;
     this.#log = logger;
   }
 
   /** Loads the signing keys, generating the first one when there is none. */
-  static async create(store: Store, logger: Logger): Promise<TokenService> {
+  static async create<U extends TokenOwner>(
+    store: TokenStore<U>,
+    logger: Logger,
+  ): Promise<TokenService<U>> {
     const service = new TokenService(store, logger);
     await service.#loadKeys();
     if (service.#keys.size === 0) {
@@ -223,7 +232,7 @@ export class TokenService {
     const { privateKey } = await generateKeyPair(ALG, { crv: "Ed25519", extractable: true });
     const jwk = await exportJWK(privateKey);
     const kid = b64url(crypto.getRandomValues(new Uint8Array(8)));
-    await this.#store.signingKeys.add(kid, ALG, JSON.stringify(jwk));
+    await this.#store.addSigningKey({ kid, alg: ALG, secret: JSON.stringify(jwk) });
     await this.#loadKeys();
     return kid;
   }
@@ -239,7 +248,7 @@ export class TokenService {
     if (this.#keys.size === 1) {
       throw new TokenError(`"${kid}" is the only signing key: rotate first, then retire it`);
     }
-    await this.#store.signingKeys.retire(kid);
+    await this.#store.retireSigningKey(kid);
     await this.#loadKeys();
   }
 
@@ -255,16 +264,13 @@ export class TokenService {
   }
 
   /** The token-id cache (hit/miss counters are exported as metrics). */
-  get cache(): LruCache<string, CachedKey> {
+  get cache(): LruCache<string, CachedKey<U>> {
     return this.#cache;
   }
 
   async #loadKeys(): Promise<void> {
-    const rows = await this.#store.signingKeys.active();
-    const keys = new Map<
-      string,
-      { sign: CryptoKey | Uint8Array; verify: CryptoKey | Uint8Array; row: SigningKey; jwk?: JWK }
-    >();
+    const rows = await this.#store.signingKeys();
+    const keys = new Map<string, Signing>();
     for (const row of rows) {
       if (row.alg === "HS256") {
         const secret = unb64url(row.secret);
@@ -286,7 +292,7 @@ export class TokenService {
   /**
    * Issues a token for user `userName`.
    *
-   * @throws {NotFoundError} for an unknown user; {@link TokenError} for a disabled one or a bad scope.
+   * @throws the store's error for an unknown user; {@link TokenError} for a disabled one or a bad scope.
    */
   async issue(userName: string, options: IssueOptions = {}): Promise<IssuedToken> {
     const { user, scopes, limits } = await this.#checkIssue(userName, options);
@@ -294,7 +300,14 @@ export class TokenService {
     const id = crypto.randomUUID();
     const now = Math.floor(Date.now() / 1000);
     const expiresAt = options.ttlMs ? new Date((now * 1000) + options.ttlMs) : null;
-    await this.#store.apiKeys.add(id, user.id, scopes, expiresAt, undefined, limits);
+    await this.#store.addToken({
+      id,
+      userId: user.id,
+      scopes,
+      expiresAt,
+      secretHash: null,
+      limits,
+    });
     const jwt = new SignJWT({
       scope: scopes.join(" "),
       uid: user.id,
@@ -313,7 +326,7 @@ export class TokenService {
    * Creates an API key for `userName`: a random secret shown once and kept
    * only as its SHA-256. Same scopes, expiry and revocation as tokens.
    *
-   * @throws {NotFoundError} for an unknown user; {@link TokenError} for a disabled one or a bad scope.
+   * @throws the store's error for an unknown user; {@link TokenError} for a disabled one or a bad scope.
    */
   async createApiKey(userName: string, options: IssueOptions = {}): Promise<IssuedToken> {
     const { user, scopes, limits } = await this.#checkIssue(userName, options);
@@ -321,25 +334,27 @@ export class TokenService {
     const key = `bk_${prefix}_${b64url(crypto.getRandomValues(new Uint8Array(32)))}`;
     const id = `key_${prefix}`;
     const expiresAt = options.ttlMs ? new Date(Date.now() + options.ttlMs) : null;
-    await this.#store.apiKeys.add(id, user.id, scopes, expiresAt, {
+    await this.#store.addToken({
+      id,
+      userId: user.id,
+      scopes,
+      expiresAt,
       secretHash: await sha256Hex(key),
-    }, limits);
+      limits,
+    });
     return { token: key, id, expiresAt };
   }
 
   async #checkIssue(
     userName: string,
     options: IssueOptions,
-  ): Promise<{ user: User; scopes: string[]; limits: TokenLimits }> {
+  ): Promise<{ user: U; scopes: string[]; limits: TokenLimits }> {
     // A zero lifetime would otherwise read as "never expires".
     if (options.ttlMs !== undefined && options.ttlMs !== null && !(options.ttlMs > 0)) {
       throw new TokenError(`A token's lifetime must be positive, not ${options.ttlMs} ms`);
     }
     const requested = options.scopes;
-    const user = await this.#store.users.byName(userName);
-    if (!user) {
-      throw new NotFoundError(`No user "${userName}" (add it with: burrowd user add ${userName})`);
-    }
+    const user = await this.#store.user(userName);
     if (user.disabled) throw new TokenError(`User "${userName}" is disabled`);
     const scopes = requested?.length ? [...new Set(requested)] : ["tunnel"];
     for (const s of scopes) {
@@ -359,10 +374,11 @@ export class TokenService {
    * Checks a token (JWT or API key): signature or secret, expiry,
    * revocation, owner enabled, and (when given) a required scope.
    *
-   * @throws {TokenError} with the reason; {@link DatabaseUnavailableError}
-   * when the answer needs the database and it is down.
+   * @throws {TokenError} with the reason; the store's error that
+   * {@linkcode TokenStore.isUnavailable} recognises when the answer needs the
+   * store and it cannot answer.
    */
-  async verify(token: string, requiredScope?: Scope): Promise<TokenIdentity> {
+  async verify(token: string, requiredScope?: Scope): Promise<TokenIdentity<U>> {
     if (token.startsWith("bk_")) return await this.#verifyApiKey(token, requiredScope);
     let kid: string | undefined;
     try {
@@ -374,7 +390,7 @@ export class TokenService {
     let signing = this.#keys.get(kid);
     if (!signing) {
       // Perhaps rotated on another node.
-      await this.#store.run(() => this.#loadKeys());
+      await this.#store.lookup(() => this.#loadKeys());
       signing = this.#keys.get(kid);
       if (!signing) throw new TokenError("token was signed by an unknown or retired key");
     }
@@ -393,7 +409,7 @@ export class TokenService {
     return await this.#check(id, requiredScope);
   }
 
-  async #verifyApiKey(token: string, requiredScope?: Scope): Promise<TokenIdentity> {
+  async #verifyApiKey(token: string, requiredScope?: Scope): Promise<TokenIdentity<U>> {
     const m = API_KEY.exec(token);
     if (!m) throw new TokenError("API key is malformed");
     const id = `key_${m[1]}`;
@@ -407,20 +423,18 @@ export class TokenService {
   async #check(
     id: string,
     requiredScope: Scope | undefined,
-    matches?: (key: ApiKey) => Promise<boolean>,
-  ): Promise<TokenIdentity> {
+    matches?: (key: StoredToken) => Promise<boolean>,
+  ): Promise<TokenIdentity<U>> {
     let entry = this.#cache.get(id);
     if (!entry) {
       try {
-        const found = await this.#store.run((s) => s.apiKeys.withUser(id));
+        const found = (await this.#store.lookup(() => this.#store.tokens([id]))).get(id);
         if (!found) throw new TokenError("token is not known to this server");
         entry = found;
         this.#cache.set(id, entry);
       } catch (error) {
         // While the database is down, a token seen before still logs in.
-        const stale = error instanceof DatabaseUnavailableError
-          ? this.#cache.getStale(id)
-          : undefined;
+        const stale = this.#store.isUnavailable(error) ? this.#cache.getStale(id) : undefined;
         if (!stale) throw error;
         entry = stale;
       }
@@ -444,7 +458,7 @@ export class TokenService {
    * after the change feed or the database reconnected) drops nothing: the
    * cache keeps serving and {@linkcode TokenService.revalidate} re-reads it.
    */
-  invalidate(change: ConfigChange): void {
+  invalidate(change: TokenChange): void {
     if (change.table === "api_keys" && typeof change.id === "string") {
       this.#cache.delete(change.id);
     } else if (change.table === "users") {
@@ -460,21 +474,23 @@ export class TokenService {
    * read (`null`: deleted), or `null` when the database did not answer; the
    * cache is then left as it was.
    */
-  async revalidate(ids: Iterable<string> = []): Promise<Map<string, CachedKey | null> | null> {
+  async revalidate(
+    ids: Iterable<string> = [],
+  ): Promise<Map<string, CachedKey<U> | null> | null> {
     const wanted = [...new Set([...this.#cache.keys(), ...ids])];
-    let found: Map<string, CachedKey>;
+    let found: Map<string, CachedKey<U>>;
     try {
-      found = await this.#store.run(async (s) => {
+      found = await this.#store.lookup(async () => {
         await this.#loadKeys();
-        return await s.apiKeys.withUsers(wanted);
+        return await this.#store.tokens(wanted);
       });
     } catch (error) {
-      if (!(error instanceof DatabaseUnavailableError)) {
+      if (!this.#store.isUnavailable(error)) {
         this.#log.warn("re-reading cached tokens failed", { error });
       }
       return null;
     }
-    const out = new Map<string, CachedKey | null>();
+    const out = new Map<string, CachedKey<U> | null>();
     for (const id of wanted) {
       const entry = found.get(id) ?? null;
       out.set(id, entry);

@@ -16,7 +16,7 @@ import {
   type TokenService,
 } from "../auth/mod.ts";
 import type { ServerMetrics } from "../monitor/mod.ts";
-import { DatabaseUnavailableError } from "../storage/mod.ts";
+import { DatabaseUnavailableError, type User } from "../storage/mod.ts";
 import {
   IpPolicy,
   type Logger,
@@ -64,7 +64,7 @@ export interface LoginOptions {
   /** The server's shared token. */
   sharedToken: Secret;
   /** User tokens and API keys; `null` without a database. */
-  tokens: TokenService | null;
+  tokens: TokenService<User> | null;
   /** Where logins and refusals are counted. */
   metrics: ServerMetrics;
   /** Where refusals are logged. */
@@ -80,7 +80,7 @@ export class Login {
   /** Per-address limits on logins. */
   readonly limiter: LoginLimiter;
   #shared: Secret;
-  #tokens: TokenService | null;
+  #tokens: TokenService<User> | null;
   #metrics: ServerMetrics;
   #log: Logger;
   #adminId: number | null;
@@ -150,7 +150,7 @@ export class Login {
     token: string,
     scope: "tunnel" | "admin",
     options: { onlyTokenShaped?: boolean } = {},
-  ): Promise<TokenIdentity | null> {
+  ): Promise<TokenIdentity<User> | null> {
     if (await timingSafeEqualText(token, this.#shared.reveal())) return null;
     if (!this.#tokens) throw new TokenError("invalid token");
     // Strings shaped like no token at all are refused without a lookup.

@@ -32,7 +32,7 @@ import {
   ServerMetrics,
   TunnelStats,
 } from "../monitor/mod.ts";
-import { alertStore } from "./stores.ts";
+import { alertStore, tokenStore } from "./stores.ts";
 import { Chores } from "./chores.ts";
 import { gaugeSource } from "./gauges.ts";
 import type { LoginRefusal } from "./login_limiter.ts";
@@ -87,7 +87,7 @@ export class BurrowServer implements SessionHost {
   /** The database, when the server has one. */
   readonly store: Store | null;
   /** User tokens, when the server has a database. */
-  readonly tokens: TokenService | null;
+  readonly tokens: TokenService<User> | null;
   /** This node's name. */
   readonly node: string;
   /** Load-balancing groups. */
@@ -134,7 +134,7 @@ export class BurrowServer implements SessionHost {
     token: Secret,
     options: {
       store: Store | null;
-      tokens: TokenService | null;
+      tokens: TokenService<User> | null;
       admin: User | null;
       node: string;
       alerts: (stats: TunnelStats) => AlertEngine;
@@ -215,11 +215,11 @@ export class BurrowServer implements SessionHost {
     const token = config.auth.token ?? await loadOrCreateToken(config.storage.data_dir, logger);
     const store = options.store ?? null;
     const node = options.node ?? Deno.hostname();
-    let tokens: TokenService | null = null;
+    let tokens: TokenService<User> | null = null;
     let admin: User | null = null;
     if (store) {
       admin = await store.users.ensure("admin", { admin: true });
-      tokens = await TokenService.create(store, logger);
+      tokens = await TokenService.create(tokenStore(store), logger);
       const leftovers = await store.sessions.closeLeftovers(node, "server restarted");
       if (leftovers) {
         logger.info("closed sessions left open by a previous run", { count: leftovers });

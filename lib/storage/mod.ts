@@ -28,4 +28,5 @@ export * from "./models.ts";
 export * from "./pglite.ts";
 export * from "./postgres.ts";
 export * from "./store.ts";
+export type { PendingTunnel, QueueTunnelOptions, TunnelRecord, TunnelRef } from "./_write_queue.ts";
 export * from "./log_sink.ts";

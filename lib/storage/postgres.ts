@@ -7,7 +7,13 @@
 
 import type postgres from "postgres";
 import type { Logger } from "../util/mod.ts";
-import { type Database, DatabaseUnavailableError, maskUrl, type Queryable } from "./db.ts";
+import {
+  type Database,
+  DatabaseUnavailableError,
+  isConnectionError,
+  maskUrl,
+  type Queryable,
+} from "./db.ts";
 
 /** Options of {@linkcode openPostgres}. */
 export interface PostgresOptions {
@@ -34,6 +40,49 @@ function wrap(sql: Sql | postgres.TransactionSql<{ bigint: number }>): Queryable
 }
 
 /**
+ * A promise that never settles: a new one each time, so that what waits on
+ * it is collected with it rather than kept by a shared one forever.
+ */
+function never(): Promise<never> {
+  return new Promise<never>(() => {});
+}
+
+/**
+ * `sql.begin` that sends nothing down its connection once it is gone.
+ * postgres.js ends a transaction with COMMIT or ROLLBACK on its connection
+ * when the function settles, and a statement sent to a closed connection
+ * throws from a deferred write, where nobody can catch it: the process ends
+ * (porsager/postgres#1154 and #1208, unfixed in 3.4.9). So once a statement
+ * fails because the connection broke, or the transaction failed because it
+ * closed, further statements and the function itself never settle;
+ * `sql.begin` has failed by itself with the connection's error.
+ */
+function begin<R>(sql: Sql, fn: (tx: Queryable) => Promise<R>): Promise<R> {
+  let gone = false;
+  const held = async <T>(statement: () => Promise<T>): Promise<T> => {
+    if (gone) return await never();
+    try {
+      return await statement();
+    } catch (error) {
+      if (!isConnectionError(error)) throw error;
+      gone = true;
+      return await never();
+    }
+  };
+  const done = sql.begin(async (tx) => {
+    const base = wrap(tx);
+    const result = await fn({
+      query: (text, params) => held(() => base.query(text, params)),
+      exec: (text) => held(() => base.exec(text)),
+    }).catch((error) => gone ? never() : Promise.reject(error));
+    return gone ? await never() : result;
+  }) as Promise<R>;
+  // The connection closed under the transaction (or it ended): nothing more goes down it.
+  done.catch(() => (gone = true));
+  return done;
+}
+
+/**
  * Connects to PostgreSQL and checks the connection with `select 1`.
  *
  * @throws {DatabaseUnavailableError} when the server cannot be reached.
@@ -48,6 +97,9 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     idle_timeout: 60,
     onnotice: (notice) => log.debug("database notice", { message: notice.message }),
     connection: { application_name: "burrowd" },
+    // Every column and parameter is a scalar or jsonb: no array types to look up. The lookup
+    // runs on each new connection, and one cut meanwhile rejected where nobody catches it.
+    fetch_types: false,
     // Counts come back as numbers, not strings.
     types: {
       bigint: {
@@ -70,9 +122,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     location: maskUrl(url),
     query: base.query,
     exec: base.exec,
-    async transaction<R>(fn: (tx: Queryable) => Promise<R>): Promise<R> {
-      return await sql.begin((tx) => fn(wrap(tx))) as R;
-    },
+    transaction: (fn) => begin(sql, fn),
     async listen(channel, onMessage, onListen) {
       const sub = await sql.listen(channel, onMessage, onListen);
       return () => sub.unlisten();

@@ -26,6 +26,7 @@ import {
   type UsersDao,
 } from "../../storage/mod.ts";
 import { createLogger, type Logger } from "../../util/mod.ts";
+import { tokenStore } from "../stores.ts";
 
 /** The policy fields of a user (`UsersDao.setPolicy`); fields left out keep their value. */
 export type UserPolicy = Parameters<UsersDao["setPolicy"]>[1];
@@ -95,7 +96,7 @@ export class AdminService {
 
   #tokenService(): Promise<TokenService> {
     return this.#tokens ??= TokenService.create(
-      this.#store,
+      tokenStore(this.#store),
       this.#logger ?? createLogger({ level: "warn" }),
     );
   }
