@@ -34,7 +34,7 @@ export const LAYERS: Record<string, readonly string[]> = {
   transport: ["util"],
   mux: ["util", "protocol", "transport"],
   storage: ["util", "config", "protocol"],
-  auth: ["util", "config"],
+  auth: ["util", "config", "protocol"],
   monitor: ["util", "config"],
   client: ["util", "config", "protocol", "transport", "mux"],
   server: ["util", "config", "protocol", "transport", "mux", "storage", "auth", "monitor"],

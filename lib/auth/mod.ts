@@ -13,3 +13,5 @@
 
 export * from "./token_store.ts";
 export * from "./tokens.ts";
+export * from "./errors.ts";
+export * from "./limits.ts";

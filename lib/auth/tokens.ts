@@ -1,5 +1,6 @@
 /**
- * User tokens: JWTs (HS256, `npm:jose`) signed with a key kept in the
+ * User tokens: JWTs (EdDSA, `npm:jose`; HS256 keys of earlier versions
+ * still verify) signed with a key kept in the
  * {@linkcode TokenStore} (generated on first start), and every token issued
  * kept there too, so that it can be listed and revoked. Verification is
  * served from a cache (token id → user) that config notifications
@@ -10,7 +11,7 @@
  * @module
  */
 
-import { HOST_PATTERN, LruCache, parsePortRanges, timingSafeEqualText } from "../util/mod.ts";
+import { LruCache, timingSafeEqualText } from "../util/mod.ts";
 import {
   decodeProtectedHeader,
   errors as joseErrors,
@@ -31,6 +32,8 @@ import type {
   TokenOwner,
   TokenStore,
 } from "./token_store.ts";
+import { TokenError } from "./errors.ts";
+import { checkTokenLimits } from "./limits.ts";
 
 /** The public half of a signing key, as published in the JWK Set. */
 export interface PublicJwk {
@@ -55,15 +58,6 @@ export const SCOPES = ["tunnel", "admin"] as const;
 /** One scope. */
 export type Scope = typeof SCOPES[number];
 
-/** The token was refused; the message says why (never echoes the token). */
-export class TokenError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "TokenError";
-  }
-}
-
 /** Who a verified token belongs to (`U`: the token store's user). */
 export interface TokenIdentity<U extends TokenOwner = TokenOwner> {
   /** The owner. */
@@ -84,48 +78,6 @@ export interface IssueOptions {
   scopes?: string[];
   /** Limits on what a client logged in with it may publish. */
   limits?: TokenLimits;
-}
-
-const TUNNEL_TYPES = ["tcp", "udp", "http", "https"];
-
-/**
- * Checks token limits, returning them in canonical form.
- *
- * @throws {TokenError} naming the bad part.
- */
-export function checkTokenLimits(limits: TokenLimits): TokenLimits {
-  const out: TokenLimits = {};
-  if (limits.types !== undefined) {
-    if (!Array.isArray(limits.types) || !limits.types.length) {
-      throw new TokenError("limits.types must be a non-empty list of tunnel types");
-    }
-    for (const t of limits.types) {
-      if (!TUNNEL_TYPES.includes(t)) {
-        throw new TokenError(`Unknown tunnel type "${t}"; types are ${TUNNEL_TYPES.join(", ")}`);
-      }
-    }
-    out.types = [...new Set(limits.types)];
-  }
-  if (limits.ports !== undefined) {
-    try {
-      parsePortRanges(limits.ports);
-    } catch (error) {
-      throw new TokenError(`limits.ports: ${(error as Error).message}`);
-    }
-    out.ports = limits.ports;
-  }
-  if (limits.domains !== undefined) {
-    if (!Array.isArray(limits.domains) || !limits.domains.length) {
-      throw new TokenError("limits.domains must be a non-empty list of host names");
-    }
-    for (const d of limits.domains) {
-      if (typeof d !== "string" || !HOST_PATTERN.test(d)) {
-        throw new TokenError(`limits.domains: ${JSON.stringify(d)} is not a host name or *.name`);
-      }
-    }
-    out.domains = limits.domains.map((d) => d.toLowerCase());
-  }
-  return out;
 }
 
 /** A freshly issued token. */

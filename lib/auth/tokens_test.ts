@@ -8,7 +8,8 @@ import type {
   TokenOwner,
   TokenStore,
 } from "./token_store.ts";
-import { looksLikeJwt, TokenError, TokenService } from "./tokens.ts";
+import { looksLikeJwt, TokenService } from "./tokens.ts";
+import { TokenError } from "./errors.ts";
 
 /** The memory store's "no such user". */
 class NoSuchUser extends Error {}

@@ -19,7 +19,8 @@
  */
 
 import { ProtocolError } from "./frame.ts";
-import { checkTunnel, type SpecProblem, TUNNEL_TYPES, type TunnelType } from "./tunnel_spec.ts";
+import { checkTunnel, TUNNEL_TYPES, type TunnelType } from "./tunnel_spec.ts";
+import type { SpecProblem } from "./tunnel_rules.ts";
 
 /** The protocol version this build speaks. */
 export const PROTOCOL_VERSION = 2;

@@ -16,3 +16,4 @@
 export * from "./frame.ts";
 export * from "./messages.ts";
 export * from "./tunnel_spec.ts";
+export { type SpecProblem, TUNNEL_LIMITS } from "./tunnel_rules.ts";

@@ -4,12 +4,11 @@ import {
   checkTunnelField,
   checkTunnelRelations,
   formatProblems,
-  type SpecProblem,
-  TUNNEL_LIMITS,
   TUNNEL_SPEC_FIELDS,
   type TunnelField,
   type TunnelSubField,
 } from "./tunnel_spec.ts";
+import { type SpecProblem, TUNNEL_LIMITS } from "./tunnel_rules.ts";
 import { checkTunnelRequest } from "./messages.ts";
 
 const huge = "a".repeat(1_000_000);
