@@ -95,6 +95,21 @@ interface TunnelStatusRow {
 
 type QueuedLog = LogInput & { tunnel?: PendingTunnel | undefined };
 
+/** Rows written in one transaction, under an id that makes a retry write them once. */
+interface Batch {
+  id: string;
+  opens: SessionOpen[];
+  beats: SessionBeat[];
+  closes: Array<{ id: string; at: Date; reason: string }>;
+  metrics: MetricRow[];
+  logs: LogInput[];
+}
+
+/** The rows a batch holds. */
+function rowsOf(b: Batch): number {
+  return b.opens.length + b.beats.length + b.closes.length + b.metrics.length + b.logs.length;
+}
+
 /**
  * One bounded queue of what the server would have written (tunnel rows of
  * tunnels declared during an outage, tunnel statuses, session rows, metric
@@ -124,6 +139,10 @@ export class WriteQueue {
   /** The bucket the last `addMetrics` added to: requests mostly follow one another on a tunnel. */
   #lastMetric: { tunnel: TunnelRef; bucketMs: number; row: MetricRow } | null = null;
   #logs: QueuedLog[] = [];
+  /** Batches whose transaction may have committed, retried in order under their ids. */
+  #inDoubt: Batch[] = [];
+  /** Ids of batches known written, deleted from `write_batches` by the next batch. */
+  #settled: string[] = [];
 
   /** Writes to `db` while `availability` says it answers; flushes every `flushInterval` ms. */
   constructor(db: Database, availability: Availability, options: WriteQueueOptions) {
@@ -138,7 +157,8 @@ export class WriteQueue {
   /** Rows waiting for the database. */
   get size(): number {
     return this.#tunnelQueue.size + this.#statuses.size + this.#opens.size + this.#beats.size +
-      this.#closes.size + this.#metrics.size + this.#logs.length;
+      this.#closes.size + this.#metrics.size + this.#logs.length +
+      this.#inDoubt.reduce((n, b) => n + rowsOf(b), 0);
   }
 
   /** Whether one more metric bucket or log event fits; counts and logs a drop when not. */
@@ -346,9 +366,17 @@ export class WriteQueue {
     await Promise.all(ids.map((id) => this.#writeStatus(id)));
   }
 
-  /** Sessions, metrics and logs in one transaction of at most five queries however many rows. */
+  /**
+   * Sessions, metrics and logs in one transaction of at most six queries
+   * however many rows (the batch's id, then one per kind of row). First the batches whose commit is in doubt, each
+   * again under its own id, then what was queued since.
+   */
   async #flushBatch(): Promise<void> {
     if (!this.#availability.available) return;
+    while (this.#inDoubt.length) {
+      if ((await this.#write(this.#inDoubt[0]!)) !== "written") return;
+      this.#inDoubt.shift();
+    }
     const opens = [...this.#opens.values()];
     const beats = [...this.#beats.values()];
     const closes = [...this.#closes.values()];
@@ -366,50 +394,88 @@ export class WriteQueue {
     this.#lastMetric = null;
     for (const [key] of metricEntries) this.#metrics.delete(key);
     this.#logs = this.#logs.filter((l) => waiting(l.tunnel));
-    const metrics = mergeMetrics(metricEntries.map(([, e]) => e));
-    const logRows = logs.map(({ tunnel, ...row }) =>
-      tunnel === undefined ? row : { ...row, tunnel_id: tunnel.id }
-    );
-    const putBack = () => {
-      for (const o of opens) if (!this.#opens.has(o.id)) this.#opens.set(o.id, o);
-      for (const b of beats) if (!this.#beats.has(b.id)) this.#beats.set(b.id, b);
-      for (const c of closes) if (!this.#closes.has(c.id)) this.#closes.set(c.id, c);
-      for (const m of metrics) {
-        const key = `${m.tunnel_id}@${m.bucket.getTime()}`;
-        const newer = this.#metrics.get(key);
-        if (newer) addInto(newer.row, m);
-        else this.#metrics.set(key, { tunnel: m.tunnel_id, row: m });
-      }
-      this.#logs = [...logRows, ...this.#logs];
+    const batch: Batch = {
+      id: crypto.randomUUID(),
+      opens,
+      beats,
+      closes,
+      metrics: mergeMetrics(metricEntries.map(([, e]) => e)),
+      logs: logs.map(({ tunnel, ...row }) =>
+        tunnel === undefined ? row : { ...row, tunnel_id: tunnel.id }
+      ),
     };
-    this.#availability.queries += [opens, beats, closes, metrics].filter((b) => b.length).length +
-      Math.ceil(logRows.length / LOG_SLICE);
-    // One transaction: on failure nothing was written and everything goes back in the queue.
+    const outcome = await this.#write(batch);
+    if (outcome === "doubt") this.#inDoubt.push(batch);
+    else if (outcome === "failed") this.#putBack(batch);
+  }
+
+  /**
+   * Writes `batch` in one transaction that first records its id: when the
+   * id is there already, an earlier try committed and nothing is written
+   * again. `doubt`: the connection was cut or the work timed out, so it may
+   * have committed (retried later under the same id); `failed`: the
+   * database refused it, nothing was written.
+   */
+  async #write(batch: Batch): Promise<"written" | "doubt" | "failed"> {
+    const { opens, beats, closes, metrics, logs } = batch;
+    const settled = this.#settled;
+    this.#availability.queries += 1 +
+      [opens, beats, closes, metrics].filter((b) => b.length).length +
+      Math.ceil(logs.length / LOG_SLICE);
     const work = this.#db.transaction(async (tx) => {
+      // A concurrent try of the same batch (one that timed out) waits here on the key.
+      // One statement: the ids of batches known written are deleted as this one's is recorded.
+      const fresh = await tx.query(
+        `with settled as (delete from write_batches
+           where id in (select jsonb_array_elements_text($2::text::jsonb)::uuid))
+         insert into write_batches (id) values ($1::uuid) on conflict do nothing returning id`,
+        [batch.id, JSON.stringify(settled)],
+      );
+      if (!fresh.length) return;
       await new SessionsDao(tx).open(opens);
       await new SessionsDao(tx).beat(beats);
       await new SessionsDao(tx).close(closes);
       await new MetricsDao(tx).add(metrics);
       // The embedded database runs on the event loop: hundreds of rows in one statement held
       // every request for ~25 ms. In slices, with a turn of the event loop between them.
-      for (let i = 0; i < logRows.length; i += LOG_SLICE) {
+      for (let i = 0; i < logs.length; i += LOG_SLICE) {
         if (i > 0) await new Promise((resolve) => setTimeout(resolve, 0));
-        await new LogsDao(tx).add(logRows.slice(i, i + LOG_SLICE));
+        await new LogsDao(tx).add(logs.slice(i, i + LOG_SLICE));
       }
     });
     try {
       await this.#availability.bounded(work);
+      this.#settled = [...this.#settled.filter((id) => !settled.includes(id)), batch.id];
+      return "written";
     } catch (error) {
       if (error instanceof QueryTimeoutError) {
-        // In doubt: the transaction may still commit. Requeue only if it fails.
-        work.catch(putBack);
+        // The transaction may still commit; a retry under the same id waits for it, then skips.
+        work.catch(() => {});
         this.#availability.ping();
-        return;
+        return "doubt";
       }
-      putBack();
-      if (isConnectionError(error)) this.#availability.markDown(error);
-      else this.#log.error("writing batched rows failed", { error });
+      if (isConnectionError(error)) {
+        // Cut before, during or after COMMIT: only the retry can tell.
+        this.#availability.markDown(error);
+        return "doubt";
+      }
+      this.#log.error("writing batched rows failed", { error });
+      return "failed";
     }
+  }
+
+  /** Queues a batch the database refused again, merged with what came since. */
+  #putBack(batch: Batch): void {
+    for (const o of batch.opens) if (!this.#opens.has(o.id)) this.#opens.set(o.id, o);
+    for (const b of batch.beats) if (!this.#beats.has(b.id)) this.#beats.set(b.id, b);
+    for (const c of batch.closes) if (!this.#closes.has(c.id)) this.#closes.set(c.id, c);
+    for (const m of batch.metrics) {
+      const key = `${m.tunnel_id}@${m.bucket.getTime()}`;
+      const newer = this.#metrics.get(key);
+      if (newer) addInto(newer.row, m);
+      else this.#metrics.set(key, { tunnel: m.tunnel_id, row: m });
+    }
+    this.#logs = [...batch.logs, ...this.#logs];
   }
 
   /** Stops the timer, writes what it can and waits for the status writes under way. */

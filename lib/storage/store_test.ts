@@ -258,7 +258,8 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
     }
     store.sessionClosed("s0", "test");
     await store.flush();
-    assert(store.queries - before <= 3, `${store.queries - before} queries for 200 sessions`);
+    // The batch's id, then opens, beats and closes: one query each however many rows.
+    assert(store.queries - before <= 4, `${store.queries - before} queries for 200 sessions`);
     assertEquals(store.pendingWrites, 0);
     const s7 = (await store.sessions.get("s7"))!;
     assertEquals([s7.bytes_in, s7.bytes_out, s7.rtt_ms, s7.disconnected_at], [7, 14, 1.5, null]);
@@ -531,4 +532,90 @@ Deno.test("pending writes: queued tunnel rows first, their counters follow, the 
       assertEquals(store.pendingWrites, 0);
     },
   );
+});
+
+Deno.test("pending writes: a batch whose commit is in doubt is retried under its id and written once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-store-" });
+  try {
+    await using store = await Store.open({ data_dir: dir }, {
+      logger: nullLogger,
+      flushInterval: 60_000,
+      pingInterval: 60_000,
+      probeInterval: 20,
+    });
+    const alice = await store.users.add("alice");
+    const web = await store.tunnels.create(alice.id, {
+      name: "web",
+      type: "tcp",
+      local_port: 1,
+      remote_port: 0,
+    });
+    const at = new Date("2026-01-01T00:00:30Z");
+    const event = (message: string) => ({
+      level: "info" as const,
+      kind: "access" as const,
+      tunnel_id: web.id,
+      session_id: null,
+      message,
+    });
+    // The connection is cut right after COMMIT went through: the driver reports it as closed.
+    const db = store.db;
+    const real = db.transaction.bind(db);
+    let cuts = 0;
+    db.transaction = async (fn) => {
+      const result = await real(fn);
+      if (cuts > 0) {
+        cuts--;
+        throw Object.assign(new Error("write CONNECTION_CLOSED"), { code: "CONNECTION_CLOSED" });
+      }
+      return result;
+    };
+
+    cuts = 1;
+    store.addMetrics(web.id, { connections: 3, bytes_in: 30 }, at);
+    store.addLog(event("committed, then cut"));
+    await store.flush();
+    assert(!store.available, "the cut marks the database down");
+    assertEquals(store.pendingWrites, 2, "the batch waits, in doubt");
+    // Meanwhile more comes; it goes in a batch of its own.
+    store.addMetrics(web.id, { connections: 1, bytes_in: 5 }, at);
+    store.addLog(event("after the cut"));
+    await eventually(
+      "the database back and the queue written",
+      () => store.available && store.pendingWrites === 0 ? true : undefined,
+    );
+    await store.flush();
+
+    const [m] = await store.metrics.list(web.id);
+    assertEquals([m!.connections, m!.bytes_in], [4, 35], "counted once each");
+    const messages = (await store.logs.list({ kind: "access" })).map((l) => l.message).sort();
+    assertEquals(messages, ["after the cut", "committed, then cut"]);
+
+    // A cut before COMMIT: the retry writes it (once).
+    db.transaction = async (fn) => {
+      if (cuts > 0) {
+        cuts--;
+        throw Object.assign(new Error("write CONNECTION_CLOSED"), { code: "CONNECTION_CLOSED" });
+      }
+      return await real(fn);
+    };
+    cuts = 1;
+    store.addMetrics(web.id, { connections: 10 }, at);
+    await store.flush();
+    await eventually(
+      "the retried batch written",
+      () => store.available && store.pendingWrites === 0 ? true : undefined,
+    );
+    assertEquals((await store.metrics.list(web.id))[0]!.connections, 14);
+
+    // Ids of batches known written do not pile up.
+    for (let i = 0; i < 5; i++) {
+      store.addLog(event(`more ${i}`));
+      await store.flush();
+    }
+    const [kept] = await db.query<{ n: number }>("select count(*)::int as n from write_batches");
+    assertEquals(kept?.n, 1, "only the last batch's id is kept");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
