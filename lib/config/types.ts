@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { TunnelType } from "../protocol/mod.ts";
+import type { TunnelSpec } from "../protocol/mod.ts";
 import type { Secret } from "../util/mod.ts";
 
 /** Log output settings shared by both sides. */
@@ -242,56 +242,29 @@ export interface HeaderRulesConfig {
   remove: string[];
 }
 
-/** One entry of `client.tunnels`. */
-export interface TunnelConfig {
-  /** Name, unique within its list. */
-  name: string;
-  /** Tunnel type (the tunnel spec's). */
-  type: TunnelType;
+/**
+ * One entry of `client.tunnels`: the tunnel spec's settings (see
+ * `protocol/tunnel_spec.ts`, whose rules the schema runs), with `domain`
+ * folded into `custom_domains`, defaults filled in, secrets held as
+ * {@linkcode Secret}s, and the client's own health check.
+ */
+export interface TunnelConfig extends
+  Omit<
+    TunnelSpec,
+    "domain" | "local_addr" | "request_headers" | "response_headers" | "basic_auth" | "group_key"
+  > {
   /** Default `127.0.0.1`. */
   local_addr: string;
-  /** Port of the local service. */
-  local_port: number;
-  /** 0 asks the server to choose. Default 0 for tcp/udp. */
-  remote_port?: number;
-  /** `domain` in YAML is folded into this list. */
-  custom_domains?: string[];
-  /** Label under `server.subdomain_host`. */
-  subdomain?: string;
-  /** HTTP: path prefixes served. */
-  locations?: string[];
-  /** Request headers set on the way to the local service. */
-  custom_headers?: Record<string, string>;
   /** HTTP: request header changes. */
   request_headers?: HeaderRulesConfig;
   /** HTTP: response header changes. */
   response_headers?: HeaderRulesConfig;
   /** HTTP: visitors must log in. */
   basic_auth?: { user: string; password: Secret };
-  /** HTTP(S): `auto` obtains certificates over ACME. */
-  ssl_cert?: "auto" | "none";
-  /** HTTPS: relay TLS untouched. */
-  tls_passthrough?: boolean;
-  /** ms, udp only. Default 30000. */
-  session_timeout?: number;
-  /** Visitor CIDRs allowed; empty allows all. */
-  allow_ips?: string[];
-  /** Visitor CIDRs refused. */
-  deny_ips?: string[];
-  /** Compress the data streams. */
-  compression?: "none" | "gzip";
-  /** Load-balancing group shared with other clients. */
-  group?: string;
   /** Secret that lets a tunnel join its group. */
   group_key?: Secret;
-  /** How a group spreads connections. */
-  load_balance?: "round_robin" | "least_connections";
-  /** Share of a group's connections (weighted round robin). */
-  weight?: number;
   /** Probe of the local service. */
   health_check?: HealthCheckConfig;
-  /** Let the server probe the tunnel end to end. */
-  probe?: boolean;
 }
 
 /** Everything under `client:`. */
