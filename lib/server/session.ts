@@ -55,8 +55,11 @@ export interface SessionHost extends HandshakeHost {
   readonly recorder: SessionRecorder;
   /** The bandwidth limits of its tunnels. */
   readonly bandwidth: Bandwidth;
-  /** Records an authenticated session; closes an older one with the same client id. */
-  register(session: ClientSession): void;
+  /**
+   * Records an authenticated session; an older one with the same client id
+   * is closed first, and its tunnels with it.
+   */
+  register(session: ClientSession): Promise<void>;
   /** Forgets a session that ended. */
   unregister(session: ClientSession, reason: string): void;
   /**
@@ -148,7 +151,7 @@ export class ClientSession {
     let watchdog: ReturnType<typeof setInterval> | undefined;
     try {
       if (!(await this.#handshake())) return;
-      this.#host.register(this);
+      await this.#host.register(this);
       registered = true;
       this.#log.info("session opened", {
         client_id: this.clientId,
