@@ -34,6 +34,8 @@ export interface TunnelRecord {
   clientId: string;
   /** What the client declared. */
   tunnel: DeclaredTunnel;
+  /** The owner is an administrator (a conflict names whose tunnel it is). */
+  admin?: boolean;
 }
 
 /** Options of `Store.queueTunnel`. */
@@ -326,7 +328,9 @@ export class WriteQueue {
       const { version, record } = queued;
       try {
         const row = await this.#availability.run(() =>
-          this.#tunnels.recordDeclared(record.userId, record.clientId, record.tunnel)
+          this.#tunnels.recordDeclared(record.userId, record.clientId, record.tunnel, {
+            admin: record.admin ?? false,
+          })
         );
         queued.id = row.id;
         if (queued.version === version) this.#tunnelQueue.delete(queued.key);

@@ -143,6 +143,7 @@ async function openHttp(
         headerTimeout: config.handshake_timeout ?? 10_000,
       });
     } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) return context.portTaken(requested, "tcp");
       return `Port ${requested} is not available: ${(error as Error).message}`;
     }
     front = own;
