@@ -91,7 +91,8 @@ Examples:
       --fingerprint sha256:0123…
   burrow http 8080 --subdomain app --server tunnel.example.com:7000   # prints the public URL
 
-Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
+Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error
+(quick mode: also the server refusing or closing the tunnel, with the reason),
 3 authentication failed.`,
   );
 

@@ -106,7 +106,8 @@ async function openHttp(
   const hosts = [...spec.domains];
   if (spec.subdomain) {
     if (!config.subdomain_host) {
-      return `This server gives no subdomains (server.subdomain_host is not set); use custom_domains`;
+      return "This server gives no subdomains (server.subdomain_host is not set); " +
+        "use custom_domains (burrow --domain) instead";
     }
     hosts.push(`${spec.subdomain}.${config.subdomain_host}`.toLowerCase());
   }
