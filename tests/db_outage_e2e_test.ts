@@ -243,11 +243,12 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
         : undefined;
     });
     assertEquals([after.n1!.active_port, after.n2!.active_port], [n1, n2]);
-    // The row clashing with what was written meanwhile is refused: its tunnel closes, saying why.
+    // The row clashing with what was written meanwhile is refused: its tunnel closes, saying why
+    // (and whose the port is: the shared token is an administrator).
     const closed = await admin.waitFor((e) => e.msg === "tunnel closed by server", 10_000);
     assertEquals(closed.tunnel, "n3");
     assert(
-      String(closed.reason).includes(`Port ${taken} is reserved by another user's tunnel`),
+      String(closed.reason).includes(`Port ${taken} is reserved by user "erin"'s tunnel "x3"`),
       String(closed.reason),
     );
     assert(await refused(taken), "n3's port is closed");

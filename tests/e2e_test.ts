@@ -364,7 +364,7 @@ Deno.test("quick mode: burrow tcp PORT prints the public address and forwards", 
     "--log-format",
     "json",
   ], { BURROW_TOKEN: TOKEN });
-  const remote = await tunnelPort(quick, "tcp");
+  const remote = await tunnelPort(quick, `tcp-${echoes.port}`);
   const data = new TextEncoder().encode("quick");
   assert.deepEqual(await roundTrip(remote, data), data);
   await quick.stop("SIGTERM");

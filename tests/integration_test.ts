@@ -286,7 +286,10 @@ Deno.test("taken and disallowed ports fail their tunnel only", async () => {
       "failures",
       () => c.states.get("busy")?.status === "failed" && c.states.get("low")?.status === "failed",
     );
-    assert.match(c.states.get("busy")!.error!, new RegExp(`Port ${busyPort} is already in use`));
+    assert.match(
+      c.states.get("busy")!.error!,
+      new RegExp(`Port ${busyPort} is in use on the server by another program`),
+    );
     assert.match(c.states.get("low")!.error!, /Port 80 is not allowed.*1024-65535/);
     assert.ok(h.events.some((e) => e.msg === "tunnel refused" && e.tunnel === "low"));
     const data = new TextEncoder().encode("still works");

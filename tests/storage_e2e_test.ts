@@ -187,7 +187,8 @@ Deno.test("live change: a tunnel inserted, moved and deleted in SQL reaches the 
     await client.waitFor((e) => e.msg === "tunnel removed" && e.tunnel === "live", 10_000, from);
     assert(await refused(port2), "the port must be closed after delete");
 
-    // A port owned by another user's tunnel is refused without naming the owner or the tunnel.
+    // A port owned by another user's tunnel is refused; the shared token is an administrator,
+    // who is told whose it is (other users are not: tests/port_reservation_e2e_test.ts).
     await sql`insert into users (name) values ('bob')`;
     const taken = freePort();
     await sql`insert into tunnels (user_id, name, type, local_port, remote_port)
@@ -200,10 +201,12 @@ Deno.test("live change: a tunnel inserted, moved and deleted in SQL reaches the 
     });
     const failed = await clash.waitFor((e) => e.msg === "tunnel failed" && e.tunnel === "mine");
     assert(
-      String(failed.reason).includes(`Port ${taken} is reserved by another user's tunnel`),
+      String(failed.reason).includes(
+        `Port ${taken} is reserved by user "bob"'s tunnel "bobs" (offline since `,
+      ),
       String(failed.reason),
     );
-    assert(!/bob/.test(String(failed.reason)), String(failed.reason));
+    assert(String(failed.reason).includes("burrowd tunnel release bobs --user bob"));
   } finally {
     await sql.end({ timeout: 1 });
     await Deno.remove(dir, { recursive: true });

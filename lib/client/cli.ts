@@ -33,7 +33,7 @@ interface QuickFlags extends CommonFlags {
   token?: string;
   remotePort: string;
   localAddr: string;
-  name: string;
+  name?: string;
   fingerprint?: string;
   caFile?: string;
   insecureSkipVerify?: boolean;
@@ -91,7 +91,8 @@ Examples:
       --fingerprint sha256:0123…
   burrow http 8080 --subdomain app --server tunnel.example.com:7000   # prints the public URL
 
-Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
+Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error
+(quick mode: also the server refusing or closing the tunnel, with the reason),
 3 authentication failed.`,
   );
 
@@ -145,7 +146,7 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
     }
     sub
       .option("--local-addr <addr>", "local address", "127.0.0.1")
-      .option("--name <name>", "tunnel name", type)
+      .option("--name <name>", `tunnel name (default: ${type}-<local_port>)`)
       .option("--fingerprint <sha256>", "pin the server certificate (burrowd prints it)")
       .option("--ca-file <file>", "verify the server against this CA")
       .option("--insecure-skip-verify", "accept any server certificate (not recommended)")
@@ -162,7 +163,8 @@ Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
           server_port: port,
           tls,
           tunnels: [{
-            name: flags.name,
+            // Readable, and distinct for distinct local ports (names are the rows of a user).
+            name: flags.name ?? `${type}-${localPort}`,
             type,
             local_addr: flags.localAddr,
             local_port: Number(localPort),

@@ -21,7 +21,12 @@ import { type HealthChange, watchHealth } from "./health.ts";
 import { AuthenticationError, FatalClientError, RetryLaterError } from "./errors.ts";
 import { handshake, readClientCertificate } from "./handshake.ts";
 import { LocalSide } from "./local.ts";
-import type { ClientStatus, TunnelState } from "./state.ts";
+import {
+  type ClientStatus,
+  formatRegistration,
+  type Registration,
+  type TunnelState,
+} from "./state.ts";
 import { tunnelRequest } from "./requests.ts";
 import { type Logger, nullLogger } from "../util/mod.ts";
 import { sockopt } from "../util/mod.ts";
@@ -32,6 +37,8 @@ export interface BurrowClientOptions {
   logger?: Logger;
   /** Called whenever a tunnel's state changes (quick mode prints the URL). */
   onTunnel?: (state: TunnelState) => void;
+  /** Called on each connection once the server has answered for every configured tunnel. */
+  onRegistered?: (registration: Registration) => void;
 }
 
 /**
@@ -47,6 +54,9 @@ export class BurrowClient {
   #config: ClientConfig;
   #log: Logger;
   #onTunnel: ((state: TunnelState) => void) | undefined;
+  #onRegistered: ((registration: Registration) => void) | undefined;
+  /** Configured tunnels the server has not answered for yet on this connection. */
+  #unanswered = new Set<string>();
   #tunnels: Map<string, TunnelConfig>;
   /** Tunnels the server manages in its database, as last pushed. */
   #managed = new Map<string, TunnelConfig & { remotePort?: number }>();
@@ -66,6 +76,7 @@ export class BurrowClient {
     this.#config = config;
     this.#log = (options.logger ?? nullLogger).child("client");
     this.#onTunnel = options.onTunnel;
+    this.#onRegistered = options.onRegistered;
     this.#tunnels = new Map(config.tunnels.map((t) => [t.name, t]));
     this.#clientId = config.client_id ?? `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`;
     this.#local = new LocalSide({
@@ -218,6 +229,7 @@ export class BurrowClient {
       onConnected();
       this.#mux = mux;
       this.#log.info("connected", { server, session_id: sessionId });
+      this.#unanswered = new Set(this.#tunnels.keys());
       for (const tunnel of this.#tunnels.values()) this.#requestTunnel(mux, tunnel);
 
       let lastSeen = performance.now();
@@ -310,10 +322,12 @@ export class BurrowClient {
           const state = this.#activeState(tunnel.name, message.remote_port, message.urls, false);
           this.#setState(state);
           this.#logReady(tunnel, state);
+          this.#answered(tunnel.name);
         } else if (message.status === "failed") {
           const reason = message.error ?? "refused by the server";
           this.#setState({ name: tunnel.name, status: "failed", error: reason });
           this.#log.error("tunnel failed", { tunnel: tunnel.name, reason });
+          this.#answered(tunnel.name);
         } else if (message.status === "closed") {
           const reason = message.error ?? "closed by the server";
           this.#setState({ name: tunnel.name, status: "closed", error: reason });
@@ -334,6 +348,29 @@ export class BurrowClient {
       default:
         throw new ProtocolError(`Unexpected "${message.type}" message from the server`);
     }
+  }
+
+  /**
+   * Notes the server's first answer for a configured tunnel on this
+   * connection; after the last one, sums them up (logged, and handed to
+   * `onRegistered`).
+   */
+  #answered(name: string): void {
+    if (!this.#unanswered.delete(name) || this.#unanswered.size) return;
+    const states = [...this.#tunnels.keys()].map((n) => this.#states.get(n));
+    const refused = states.filter((s) => s?.status === "failed")
+      .map((s) => ({ name: s!.name, reason: s!.error ?? "refused by the server" }));
+    const registration = {
+      up: states.filter((s) => s?.status === "active").length,
+      total: states.length,
+      refused,
+    };
+    this.#log[refused.length ? "warn" : "info"]("tunnels registered", {
+      up: registration.up,
+      total: registration.total,
+      summary: formatRegistration(registration),
+    });
+    this.#onRegistered?.(registration);
   }
 
   /** The state of a tunnel the server opened, with its public address as visitors use it. */

@@ -16,7 +16,7 @@ import type { ClientConfig } from "../config/mod.ts";
 import { loggerFromSettings } from "../util/mod.ts";
 import { BurrowClient } from "./client.ts";
 import { AuthenticationError } from "./errors.ts";
-import type { TunnelState } from "./state.ts";
+import { formatRegistration, type TunnelState } from "./state.ts";
 import { liveStatusLine, startStatusEndpoint, type StatusEndpoint } from "./status.ts";
 
 /** Exit codes of `burrow`. */
@@ -25,7 +25,10 @@ export const CLIENT_EXIT = {
   ok: 0,
   /** A fatal error. */
   fatal: 1,
-  /** A usage or configuration error. */
+  /**
+   * A usage or configuration error; in quick mode also the server refusing
+   * (or closing) its one tunnel: what was asked cannot be had as asked.
+   */
   usage: 2,
   /** The server refused the token. */
   auth: 3,
@@ -35,7 +38,12 @@ export const CLIENT_EXIT = {
 export interface RunClientOptions {
   /** Stops the client; its reason (e.g. `"SIGTERM"`) is logged. */
   signal: AbortSignal;
-  /** Quick mode (`burrow tcp 22 …`): print each public address as its tunnel comes up. */
+  /**
+   * Quick mode (`burrow tcp 22 …`): print each public address as its tunnel
+   * comes up, and end (exit code 2) with the reason when the server refuses
+   * or closes the tunnel. Otherwise: print a summary line once the server
+   * has answered for every tunnel of a connection.
+   */
   quick?: boolean;
 }
 
@@ -43,17 +51,34 @@ export interface RunClientOptions {
 export async function runClient(config: ClientConfig, options: RunClientOptions): Promise<number> {
   const logger = loggerFromSettings(config.log);
   const log = logger.child("client");
-  const onTunnel = options.quick
-    ? (state: TunnelState) => {
-      if (state.status !== "active") return;
-      const tunnel = config.tunnels.find((t) => t.name === state.name)!;
-      const local = `${tunnel.local_addr}:${tunnel.local_port}`;
-      for (const url of state.urls ?? [`${tunnel.type}://${state.publicAddr}`]) {
-        console.log(`Forwarding  ${url} -> ${local}`);
-      }
+  let stopLine: (() => void) | null = null;
+  /** Prints a line on stdout, above the live status line if there is one. */
+  const say = (text: string) => {
+    if (stopLine) Deno.stdout.writeSync(new TextEncoder().encode("\r\x1b[K"));
+    console.log(text);
+  };
+  // Quick mode has one tunnel: refused or closed, there is nothing left to run for.
+  const refusal = new AbortController();
+  const onTunnel = (state: TunnelState) => {
+    if (state.managed) return;
+    if (state.status === "failed" || state.status === "closed") {
+      const what = state.status === "failed" ? "refused" : "closed by the server";
+      if (!refusal.signal.aborted) refusal.abort(`tunnel "${state.name}" ${what}: ${state.error}`);
+      return;
     }
-    : undefined;
-  const client = new BurrowClient(config, { logger, ...(onTunnel ? { onTunnel } : {}) });
+    if (state.status !== "active") return;
+    const tunnel = config.tunnels.find((t) => t.name === state.name)!;
+    const local = `${tunnel.local_addr}:${tunnel.local_port}`;
+    for (const url of state.urls ?? [`${tunnel.type}://${state.publicAddr}`]) {
+      say(`Forwarding  ${url} -> ${local}`);
+    }
+  };
+  const client = new BurrowClient(config, {
+    logger,
+    ...(options.quick
+      ? { onTunnel }
+      : { onRegistered: (registration) => say(formatRegistration(registration)) }),
+  });
   let status: StatusEndpoint | null = null;
   try {
     status = await startStatusEndpoint(client, config.status, log);
@@ -63,14 +88,18 @@ export async function runClient(config: ClientConfig, options: RunClientOptions)
       error,
     });
   }
-  const stopLine = Deno.stdout.isTerminal() && Deno.env.get("BURROW_NO_STATUS_LINE") === undefined
+  stopLine = Deno.stdout.isTerminal() && Deno.env.get("BURROW_NO_STATUS_LINE") === undefined
     ? liveStatusLine(client)
     : null;
   const onAbort = () => log.info("stopping", { signal: String(options.signal.reason) });
   options.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    await client.run(options.signal);
+    await client.run(AbortSignal.any([options.signal, refusal.signal]));
     log.info("stopped");
+    if (refusal.signal.aborted && !options.signal.aborted) {
+      console.error(`burrow: ${refusal.signal.reason}`);
+      return CLIENT_EXIT.usage;
+    }
     return CLIENT_EXIT.ok;
   } catch (error) {
     if (error instanceof AuthenticationError) {

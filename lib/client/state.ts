@@ -48,3 +48,31 @@ export interface ClientStatus {
     bytes_out: number;
   }>;
 }
+
+/** How the configured tunnels fared once the server answered for each on a connection. */
+export interface Registration {
+  /** Tunnels the server opened. */
+  up: number;
+  /** Tunnels in the configuration. */
+  total: number;
+  /** Tunnels the server refused, with its reason. */
+  refused: Array<{ name: string; reason: string }>;
+}
+
+/**
+ * The one line that sums up a registration.
+ *
+ * @example
+ * ```ts
+ * import { formatRegistration } from "./state.ts";
+ * const line = formatRegistration({ up: 2, total: 3, refused: [{ name: "db", reason: "No" }] });
+ * console.assert(line === '2 of 3 tunnels up; "db" refused: No');
+ * ```
+ */
+export function formatRegistration(registration: Registration): string {
+  const { up, total, refused } = registration;
+  return [
+    `${up} of ${total} tunnel${total === 1 ? "" : "s"} up`,
+    ...refused.map((r) => `"${r.name}" refused: ${r.reason}`),
+  ].join("; ");
+}

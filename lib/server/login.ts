@@ -39,6 +39,8 @@ export interface Principal {
   userName: string;
   /** The user token's id; `null` for the shared token. */
   tokenId: string | null;
+  /** An administrator (the shared token, or a user with `is_admin`): may see whose a tunnel is. */
+  admin?: boolean;
   /** Port ranges the user's tunnels may take (on top of `server.allow_ports`); `null`: any. */
   allowPorts?: Array<[number, number]> | null;
   /** The user's bandwidth limit (bytes/s per direction, all its tunnels); `null`: none. */
@@ -193,7 +195,7 @@ export class Login {
       if (who === null) {
         return {
           ok: true,
-          principal: { userId: this.#adminId, userName: "admin", tokenId: null },
+          principal: { userId: this.#adminId, userName: "admin", tokenId: null, admin: true },
         };
       }
       const user = who.user;
@@ -219,6 +221,7 @@ export class Login {
           userId: user.id,
           userName: user.name,
           tokenId: who.tokenId,
+          admin: user.is_admin,
           allowPorts: user.allow_ports ? parsePortRanges(user.allow_ports) : null,
           maxBandwidth: user.max_bandwidth ?? null,
           tokenLimits: {

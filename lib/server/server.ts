@@ -14,6 +14,7 @@ import {
   type Logger,
   nullLogger,
   Secret,
+  sleep,
   sockopt,
   VERSION,
 } from "../util/mod.ts";
@@ -21,8 +22,7 @@ import { TokenService } from "../auth/mod.ts";
 import type { ServerConfig } from "../config/mod.ts";
 import type { TunnelRequest } from "../protocol/mod.ts";
 import { recordingLogger, type Store, type User } from "../storage/mod.ts";
-import { loadServerCertificate, type TlsListener } from "../transport/mod.ts";
-import type { Duplex } from "../transport/mod.ts";
+import { type Duplex, loadServerCertificate, type TlsListener } from "../transport/mod.ts";
 import {
   AlertEngine,
   type AlertRuleSpec,
@@ -357,7 +357,7 @@ export class BurrowServer implements SessionHost {
   }
 
   /** @internal */
-  register(session: ClientSession): void {
+  async register(session: ClientSession): Promise<void> {
     const previous = this.#byClient.get(session.clientId);
     if (previous) {
       this.logger.info("replacing older session of the same client", {
@@ -365,6 +365,10 @@ export class BurrowServer implements SessionHost {
         old_session_id: previous.sessionId,
       });
       previous.close("Replaced by a new connection of the same client");
+      // Its ports and names are free before the newcomer asks for them again (bounded).
+      const waited = new AbortController();
+      await Promise.race([this.#running.get(previous), sleep(5_000, waited.signal)]);
+      waited.abort();
     }
     this.#byClient.set(session.clientId, session);
     this.#sessions.add(session);
@@ -400,12 +404,7 @@ export class BurrowServer implements SessionHost {
     }
   }
 
-  /**
-   * @internal
-   *
-   * Records the `tunnels` row of a tunnel `session` declares; see
-   * {@linkcode TunnelRecords.record}.
-   */
+  /** @internal Records the row of a tunnel `session` declares ({@linkcode TunnelRecords.record}). */
   recordTunnel(
     session: ClientSession,
     name: string,

@@ -25,6 +25,7 @@ import type { TunnelRow } from "../storage/mod.ts";
 import type { Logger } from "../util/mod.ts";
 import type { IpPolicy } from "../util/mod.ts";
 import { portsFor } from "./ports.ts";
+import { nameHolder, nameTakenMessage, portHeld, portTakenMessage } from "./holders.ts";
 import type { Principal } from "./login.ts";
 import type { SessionRecorder } from "./recorder.ts";
 import { reconcileManaged } from "./managed.ts";
@@ -55,8 +56,15 @@ export interface SessionHost extends HandshakeHost {
   readonly recorder: SessionRecorder;
   /** The bandwidth limits of its tunnels. */
   readonly bandwidth: Bandwidth;
-  /** Records an authenticated session; closes an older one with the same client id. */
-  register(session: ClientSession): void;
+  /** The control port, as bound. */
+  readonly port: number;
+  /** Every registered session (this one included). */
+  readonly sessions: ReadonlySet<ClientSession>;
+  /**
+   * Records an authenticated session; an older one with the same client id
+   * is closed first, and its tunnels with it.
+   */
+  register(session: ClientSession): Promise<void>;
   /** Forgets a session that ended. */
   unregister(session: ClientSession, reason: string): void;
   /**
@@ -103,6 +111,8 @@ export class ClientSession {
   #managedQueue: Promise<void> = Promise.resolve();
   #lastPush = "[]";
   #servedManaged = false;
+  /** Names of declared tunnels between their request and their answer. */
+  #opening = new Set<string>();
 
   /** Wraps an accepted control connection. */
   constructor(conn: Duplex, remote: string, host: SessionHost) {
@@ -133,6 +143,10 @@ export class ClientSession {
           token: this.principal?.tokenLimits?.ports ?? null,
           userName: this.principal?.userName ?? "admin",
         }),
+      // Found in use: a holder this server knows of, else another program.
+      portTaken: (port, transport) =>
+        portHeld(this.#host, this.principal, port, transport) ??
+          portTakenMessage(port, transport, this.principal, null),
       guards: (name, policy) => this.#guards(name, policy),
       onConnection: (tunnel, event) => host.recorder.connection(this, tunnel, event),
       onFirstByte: (tunnel, ms) => host.recorder.firstByte(this, tunnel, ms),
@@ -148,7 +162,7 @@ export class ClientSession {
     let watchdog: ReturnType<typeof setInterval> | undefined;
     try {
       if (!(await this.#handshake())) return;
-      this.#host.register(this);
+      await this.#host.register(this);
       registered = true;
       this.#log.info("session opened", {
         client_id: this.clientId,
@@ -312,6 +326,9 @@ export class ClientSession {
       );
     }
     if (this.tunnels.has(name)) return fail(`Tunnel "${name}" already exists in this session`);
+    // One name, one row: a second client of the user would take over the first one's.
+    const twin = nameHolder(this.#host.sessions, this, name, (s, n) => s.#opening.has(n));
+    if (twin) return fail(nameTakenMessage(name, twin));
     const declared = [...this.tunnels.values()].filter((t) => !t.managed).length;
     if (declared >= config.limits.max_tunnels_per_client) {
       return fail(
@@ -319,6 +336,27 @@ export class ClientSession {
           `(server.limits.max_tunnels_per_client)`,
       );
     }
+    // A port a live tunnel holds is named now, before its row or a bind is tried.
+    const port = request.remote_port ?? 0;
+    const transport = request.protocol;
+    if (port > 0 && request.group === undefined && (transport === "tcp" || transport === "udp")) {
+      const held = portHeld(this.#host, this.principal, port, transport);
+      if (held) return fail(held);
+    }
+    this.#opening.add(name);
+    try {
+      return await this.#openDeclared(name, request, fail);
+    } finally {
+      this.#opening.delete(name);
+    }
+  }
+
+  /** Records and opens a declared tunnel that passed the session's checks. */
+  async #openDeclared(
+    name: string,
+    request: TunnelRequest,
+    fail: (reason: string) => TunnelStatusMessage,
+  ): Promise<TunnelStatusMessage> {
     let dbId: number | null;
     try {
       dbId = await this.#host.recordTunnel(this, name, request);

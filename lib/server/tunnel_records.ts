@@ -65,10 +65,13 @@ export class TunnelRecords implements TunnelRefs {
     const userId = session.principal?.userId;
     if (userId == null) return null;
     const store = this.#store;
+    // An administrator's refusal names whose tunnel is in the way.
+    const admin = session.principal?.admin ?? false;
     const record: TunnelRecord = {
       userId,
       clientId: session.clientId,
       tunnel: declaredTunnel(name, request),
+      admin,
     };
     const cached = this.declared.get(`${userId}/${name}`);
     if (cached && ownsSame(cached, record.tunnel)) {
@@ -80,7 +83,7 @@ export class TunnelRecords implements TunnelRefs {
     }
     try {
       const row = await store.run((s) =>
-        s.tunnels.recordDeclared(userId, session.clientId, record.tunnel)
+        s.tunnels.recordDeclared(userId, session.clientId, record.tunnel, { admin })
       );
       this.declared.set(`${userId}/${name}`, row);
       return row.id;
@@ -112,7 +115,7 @@ export class TunnelRecords implements TunnelRefs {
   /** Records (or queues) the row of a tunnel published under its cached row id `id`. */
   #recordLater(session: ClientSession, record: TunnelRecord, id: number): void {
     const store = this.#store;
-    const { userId, clientId, tunnel } = record;
+    const { userId, clientId, tunnel, admin = false } = record;
     const options = {
       onRecorded: (row: TunnelRow) => {
         this.declared.set(`${row.user_id}/${row.name}`, row);
@@ -126,7 +129,7 @@ export class TunnelRecords implements TunnelRefs {
       store.queueTunnel(record, options);
       return;
     }
-    store.run((s) => s.tunnels.recordDeclared(userId, clientId, tunnel)).then(
+    store.run((s) => s.tunnels.recordDeclared(userId, clientId, tunnel, { admin })).then(
       options.onRecorded,
       (error) => {
         if (error instanceof DatabaseUnavailableError) store.queueTunnel(record, options);

@@ -35,6 +35,8 @@ export interface TunnelRecord {
   clientId: string;
   /** What the client declared. */
   tunnel: DeclaredTunnel;
+  /** The owner is an administrator (a conflict names whose tunnel it is). */
+  admin?: boolean;
 }
 
 /** Options of `Store.queueTunnel`. */
@@ -312,7 +314,9 @@ export class WriteQueue {
       const { version, record } = queued;
       try {
         const row = await this.#availability.run(() =>
-          this.#tunnels.recordDeclared(record.userId, record.clientId, record.tunnel)
+          this.#tunnels.recordDeclared(record.userId, record.clientId, record.tunnel, {
+            admin: record.admin ?? false,
+          })
         );
         queued.id = row.id;
         if (queued.version === version) this.#tunnelQueue.delete(queued.key);

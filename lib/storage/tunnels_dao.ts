@@ -128,7 +128,9 @@ export class TunnelsDao {
   /**
    * Checks that no other tunnel owns the public port or a domain.
    *
-   * @throws {ConflictError} naming the owner.
+   * @throws {ConflictError} naming the owning tunnel when it is `userId`'s
+   * own, or anyone's with `options.admin` (an administrator asks); else
+   * saying only that another user's tunnel has it.
    */
   async checkConflicts(
     userId: number,
@@ -138,18 +140,20 @@ export class TunnelsDao {
     exceptId: number | null,
     group: string | null = null,
     locations: string[] = ["/"],
+    options: { admin?: boolean } = {},
   ): Promise<void> {
     const rows = await this.#db.query<
       {
         id: number;
         name: string;
         user_id: number;
+        user_name: string;
         status: string;
         updated_at: Date | string;
         what: string;
       }
     >(
-      `select t.id, t.name, t.user_id, t.status, t.updated_at,
+      `select t.id, t.name, t.user_id, u.name as user_name, t.status, t.updated_at,
               case when $2::int > 0 and t.remote_port = $2::int
                         and (t.type = 'udp') = ($3::text = 'udp') then 'port'
                    when $5::text is not null and lower(t.subdomain) = lower($5::text)
@@ -190,20 +194,25 @@ export class TunnelsDao {
       : clash.what === "subdomain"
       ? `Subdomain "${t.subdomain}"`
       : `A domain of ${JSON.stringify(t.custom_domains)}`;
-    if (clash.user_id !== userId) {
+    const mine = clash.user_id === userId;
+    if (!mine && !options.admin) {
       // Another user's: say no more than that it exists.
       throw new ConflictError(
         `${thing} is reserved by another user's tunnel; choose another, ` +
           "or ask the server's administrator to release it",
       );
     }
+    const whose = mine ? "your tunnel" : `user "${clash.user_name}"'s tunnel`;
     if (clash.status === "active") {
-      throw new ConflictError(`${thing} is in use by your tunnel "${clash.name}", which is online`);
+      throw new ConflictError(`${thing} is in use by ${whose} "${clash.name}", which is online`);
     }
     const since = new Date(clash.updated_at).toISOString().replace("T", " ").slice(0, 19);
+    const release = `burrowd tunnel release ${clash.name}${
+      mine ? "" : ` --user ${clash.user_name}`
+    }`;
     throw new ConflictError(
-      `${thing} is reserved by your tunnel "${clash.name}" (${clash.status} since ${since} UTC); ` +
-        `connect that tunnel again or release it with \`burrowd tunnel release ${clash.name}\` ` +
+      `${thing} is reserved by ${whose} "${clash.name}" (${clash.status} since ${since} UTC); ` +
+        `connect that tunnel again or release it with \`${release}\` ` +
         `or DELETE /api/v1/tunnels/${clash.id}`,
     );
   }
@@ -307,7 +316,8 @@ export class TunnelsDao {
   /**
    * Records a tunnel a client declared, under its user. A clash with another
    * tunnel, a name the database manages, or a tunnel disabled by an
-   * administrator is refused.
+   * administrator is refused (with `options.admin`, the user is one and may
+   * see whose tunnel clashes).
    *
    * @throws {ConflictError} with the reason.
    */
@@ -315,6 +325,7 @@ export class TunnelsDao {
     userId: number,
     clientId: string,
     declared: DeclaredTunnel,
+    options: { admin?: boolean } = {},
   ): Promise<TunnelRow> {
     const t = lowerNames(declared);
     const existing = await this.byName(userId, t.name);
@@ -344,6 +355,7 @@ export class TunnelsDao {
       existing?.id ?? null,
       t.group ?? null,
       locationsOf(t.options),
+      options,
     );
     try {
       const [row] = await this.#db.query<TunnelRow>(

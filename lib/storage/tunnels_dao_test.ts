@@ -1,7 +1,13 @@
 // The tunnel DAO checks what it writes against the tunnel spec (protocol/tunnel_spec.ts):
 // the columns and the options, named as the admin API's caller wrote them.
 
-import { assertEquals, assertRejects, havePostgres, throwawayDatabase } from "../testing/mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  havePostgres,
+  throwawayDatabase,
+} from "../testing/mod.ts";
 import { nullLogger, Secret } from "../util/mod.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 import type { TunnelInput } from "./models.ts";
@@ -173,6 +179,47 @@ Deno.test("tunnel DAO: rows follow the tunnel spec, columns and options alike", 
     );
     await clash({ custom_domains: ["old.dana.test"] });
     await clash({ subdomain: "oldsub" });
+  });
+
+  await t.step("a clash names the owner to that user and to an administrator only", async () => {
+    const owner = await store.users.add("olga");
+    const root = await store.users.add("root", { admin: true });
+    await store.tunnels.recordDeclared(owner.id, "olgas-laptop", {
+      name: "olgas",
+      type: "tcp",
+      local_port: 22,
+      remote_port: 4422,
+    });
+    const declare = (userId: number, admin: boolean) =>
+      store.tunnels.recordDeclared(userId, "other", {
+        name: "wants",
+        type: "tcp",
+        local_port: 22,
+        remote_port: 4422,
+      }, { admin });
+    await assertRejects(
+      () => declare(user.id, false),
+      ConflictError,
+      "Port 4422 is reserved by another user's tunnel; choose another, or ask the server's " +
+        "administrator to release it",
+    );
+    const { message } = await assertRejects(() => declare(root.id, true), ConflictError);
+    assert(
+      message.includes(`Port 4422 is reserved by user "olga"'s tunnel "olgas" (offline since `),
+      message,
+    );
+    assert(message.includes("`burrowd tunnel release olgas --user olga`"), message);
+    await assertRejects(
+      () =>
+        store.tunnels.recordDeclared(owner.id, "olgas-desktop", {
+          name: "again",
+          type: "tcp",
+          local_port: 22,
+          remote_port: 4422,
+        }),
+      ConflictError,
+      `Port 4422 is reserved by your tunnel "olgas" (offline since `,
+    );
   });
 
   await t.step("a client's declared tunnel is recorded without its group key", async () => {

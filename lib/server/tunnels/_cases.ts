@@ -286,6 +286,7 @@ async function rig(
       vhosts: { http, https },
       allowedDomains: null,
       ports: (requested) => [requested],
+      portTaken: (port) => `Port ${port} is taken`,
       guards: (_name, policy) => ({
         logger: nullLogger,
         policy,

@@ -17,7 +17,12 @@ import { formatPortRanges } from "../ports.ts";
 import type { HttpFront } from "../http_front.ts";
 import type { GroupRegistry } from "./group.ts";
 import type { VisitorGuards } from "./guards.ts";
-import { type ConnectionEvent, type PublicTunnel, TunnelError } from "./public_tunnel.ts";
+import {
+  type ConnectionEvent,
+  PortInUseError,
+  type PublicTunnel,
+  TunnelError,
+} from "./public_tunnel.ts";
 
 /** Why a UDP tunnel dropped datagrams. */
 export type UdpDropReason = "queue_full" | "no_route" | "bandwidth" | "connection_limit";
@@ -40,6 +45,8 @@ export interface TunnelContext {
   readonly allowedDomains: readonly string[] | null;
   /** The ports a tunnel asking for `requested` may try (0: any allowed), or why it may not. */
   ports(requested: number): number[] | string;
+  /** Why `port` cannot be had, found in use: whose it is, as far as this client may know. */
+  portTaken(port: number, transport: "tcp" | "udp"): string;
   /** The visitor guards of a tunnel named `name`: `policy` and the session's limits. */
   guards(name: string, policy: IpPolicy | undefined): VisitorGuards;
   /** A visitor of `tunnel` finished. */
@@ -100,7 +107,9 @@ export function bindPort<T>(context: TunnelContext, options: BindOptions<T>): T 
     }
   }
   const allowed = context.config.allow_ports;
-  return requested === 0 && allowed.length
-    ? `No free port in ${formatPortRanges(allowed)}`
-    : (lastError instanceof TunnelError ? lastError.message : String(lastError));
+  if (requested === 0 && allowed.length) return `No free port in ${formatPortRanges(allowed)}`;
+  if (lastError instanceof PortInUseError) {
+    return context.portTaken(lastError.port, lastError.transport);
+  }
+  return lastError instanceof TunnelError ? lastError.message : String(lastError);
 }

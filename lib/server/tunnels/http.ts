@@ -106,7 +106,8 @@ async function openHttp(
   const hosts = [...spec.domains];
   if (spec.subdomain) {
     if (!config.subdomain_host) {
-      return `This server gives no subdomains (server.subdomain_host is not set); use custom_domains`;
+      return "This server gives no subdomains (server.subdomain_host is not set); " +
+        "use custom_domains (burrow --domain) instead";
     }
     hosts.push(`${spec.subdomain}.${config.subdomain_host}`.toLowerCase());
   }
@@ -143,6 +144,7 @@ async function openHttp(
         headerTimeout: config.handshake_timeout ?? 10_000,
       });
     } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) return context.portTaken(requested, "tcp");
       return `Port ${requested} is not available: ${(error as Error).message}`;
     }
     front = own;

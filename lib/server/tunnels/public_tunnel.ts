@@ -130,3 +130,21 @@ export class TunnelError extends Error {
     this.name = "TunnelError";
   }
 }
+
+/**
+ * A public port something else holds. Its message says only that; the
+ * session words who holds it (`TunnelContext.portTaken`).
+ */
+export class PortInUseError extends TunnelError {
+  /** The port asked for. */
+  readonly port: number;
+  /** Its family: TCP (also HTTP ports) or UDP. */
+  readonly transport: "tcp" | "udp";
+  /** Creates the error. */
+  constructor(port: number, transport: "tcp" | "udp") {
+    super(`${transport === "udp" ? "UDP port" : "Port"} ${port} is already in use`);
+    this.name = "PortInUseError";
+    this.port = port;
+    this.transport = transport;
+  }
+}

@@ -16,6 +16,7 @@ import { VisitorGuard, type VisitorGuards } from "./guards.ts";
 import {
   type ConnectionEvent,
   type LiveTransfer,
+  PortInUseError,
   type ProbeState,
   type PublicTunnel,
   type RouteTarget,
@@ -102,7 +103,7 @@ export class TcpTunnel implements PublicTunnel {
       listener = Deno.listen({ hostname: options.hostname, port: options.port });
     } catch (error) {
       if (error instanceof Deno.errors.AddrInUse) {
-        throw new TunnelError(`Port ${options.port} is already in use`);
+        throw new PortInUseError(options.port, "tcp");
       }
       if (error instanceof Deno.errors.PermissionDenied) {
         throw new TunnelError(`Port ${options.port} needs privileges this server lacks`);

@@ -22,6 +22,7 @@ import { joinGroup } from "./membership.ts";
 import {
   type ConnectionEvent,
   type LiveTransfer,
+  PortInUseError,
   type PublicTunnel,
   type RouteTarget,
   TunnelError,
@@ -133,7 +134,7 @@ export class UdpTunnel implements PublicTunnel {
       });
     } catch (error) {
       if (error instanceof Deno.errors.AddrInUse) {
-        throw new TunnelError(`UDP port ${options.port} is already in use`);
+        throw new PortInUseError(options.port, "udp");
       }
       throw new TunnelError(
         `Cannot listen on UDP port ${options.port}: ${(error as Error).message}`,
