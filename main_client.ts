@@ -4,7 +4,8 @@
  * until SIGINT/SIGTERM.
  *
  * Exit codes: 0 after a clean shutdown, 1 on a fatal error, 2 on a usage or
- * configuration error, 3 when the server refuses the token.
+ * configuration error or a server address that is not burrowd, 3 when the
+ * server refuses the token.
  *
  * The program itself is `lib/client/cli.ts`; this file parses the arguments
  * with it and turns the OS's stop signals into an abort.

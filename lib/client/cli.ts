@@ -89,10 +89,11 @@ Examples:
   burrow --config client.yaml
   burrow tcp 22 --remote-port 2222 --server tunnel.example.com:7000 --token s3cret \\
       --fingerprint sha256:0123…
-  burrow http 8080 --subdomain app --server tunnel.example.com:7000   # prints the public URL
+  burrow http 8080 --subdomain app --server tunnel.example.com:7000 \\
+      --fingerprint sha256:0123…   # prints the public URL
 
-Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error,
-3 authentication failed.`,
+Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error
+(or a server address that is not burrowd), 3 authentication failed.`,
   );
 
   cmd.command("run", { isDefault: true })
