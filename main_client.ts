@@ -4,8 +4,9 @@
  * until SIGINT/SIGTERM.
  *
  * Exit codes: 0 after a clean shutdown, 1 on a fatal error, 2 on a usage or
- * configuration error (in quick mode also when the server refuses or closes
- * the tunnel), 3 when the server refuses the token.
+ * configuration error, a server address that is not burrowd, or (in quick
+ * mode) the server refusing or closing the tunnel; 3 when the server
+ * refuses the token.
  *
  * The program itself is `lib/client/cli.ts`; this file parses the arguments
  * with it and turns the OS's stop signals into an abort.

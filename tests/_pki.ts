@@ -16,14 +16,24 @@ function serial(): string {
   return [...s].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** When a leaf is valid; default from an hour ago for a day. */
+export interface Validity {
+  /** Start of validity. */
+  notBefore?: Date;
+  /** End of validity. */
+  notAfter?: Date;
+}
+
+const IP = /^\d{1,3}(\.\d{1,3}){3}$|:/;
+
 /** A CA that can sign client certificates. */
 export interface TestCa {
   /** PEM certificate of the CA. */
   cert: string;
   /** Issues a client certificate for `cn`. */
   issueClient(cn: string): Promise<{ cert: string; key: string }>;
-  /** Issues a server certificate for the DNS `names`. */
-  issueServer(names: string[]): Promise<{ cert: string; key: string }>;
+  /** Issues a server certificate for `names` (DNS names or IP addresses). */
+  issueServer(names: string[], validity?: Validity): Promise<{ cert: string; key: string }>;
 }
 
 /** Creates a CA named `name`. */
@@ -50,6 +60,7 @@ export async function createCa(name: string): Promise<TestCa> {
     subject: string,
     usage: string,
     extra: x509.Extension[] = [],
+    validity: Validity = {},
   ): Promise<{ cert: string; key: string }> => {
     const leafKeys = await crypto.subtle.generateKey(ALG, true, [
       "sign",
@@ -59,8 +70,8 @@ export async function createCa(name: string): Promise<TestCa> {
       serialNumber: serial(),
       subject: `CN=${subject}`,
       issuer: ca.subject,
-      notBefore: new Date(now - 3600_000),
-      notAfter: new Date(now + 86_400_000),
+      notBefore: validity.notBefore ?? new Date(now - 3600_000),
+      notAfter: validity.notAfter ?? new Date(now + 86_400_000),
       signingAlgorithm: ALG,
       publicKey: leafKeys.publicKey,
       signingKey: keys.privateKey,
@@ -76,11 +87,11 @@ export async function createCa(name: string): Promise<TestCa> {
   return {
     cert: ca.toString("pem") + "\n",
     issueClient: (cn) => issue(cn, x509.ExtendedKeyUsage.clientAuth),
-    issueServer: (names) =>
+    issueServer: (names, validity) =>
       issue(names[0]!, x509.ExtendedKeyUsage.serverAuth, [
         new x509.SubjectAlternativeNameExtension(
-          names.map((n) => ({ type: "dns" as const, value: n })),
+          names.map((n) => ({ type: IP.test(n) ? "ip" as const : "dns" as const, value: n })),
         ),
-      ]),
+      ], validity),
   };
 }

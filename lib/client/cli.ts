@@ -89,11 +89,12 @@ Examples:
   burrow --config client.yaml
   burrow tcp 22 --remote-port 2222 --server tunnel.example.com:7000 --token s3cret \\
       --fingerprint sha256:0123…
-  burrow http 8080 --subdomain app --server tunnel.example.com:7000   # prints the public URL
+  burrow http 8080 --subdomain app --server tunnel.example.com:7000 \\
+      --fingerprint sha256:0123…   # prints the public URL
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error
-(quick mode: also the server refusing or closing the tunnel, with the reason),
-3 authentication failed.`,
+(or a server address that is not burrowd; in quick mode also the server refusing or
+closing the tunnel, with the reason), 3 authentication failed.`,
   );
 
   cmd.command("run", { isDefault: true })

@@ -15,11 +15,19 @@ import {
   ProtocolError,
   type PushedTunnel,
 } from "../protocol/mod.ts";
-import { CertificateError, dialTls } from "../transport/mod.ts";
+import { UnreachableError } from "../transport/mod.ts";
 import { Backoff, sleep } from "../util/mod.ts";
 import { type HealthChange, watchHealth } from "./health.ts";
-import { AuthenticationError, FatalClientError, RetryLaterError } from "./errors.ts";
-import { handshake, readClientCertificate } from "./handshake.ts";
+import {
+  AuthenticationError,
+  FatalClientError,
+  NotBurrowdError,
+  RetryLaterError,
+} from "./errors.ts";
+import { dialServer, explainHandshakeFailure, serverOf } from "./dial.ts";
+import { giveUpMessage } from "./explain.ts";
+import { handshake } from "./handshake.ts";
+import { RetryLog } from "./retry_log.ts";
 import { LocalSide } from "./local.ts";
 import {
   type ClientStatus,
@@ -133,7 +141,9 @@ export class BurrowClient {
    *
    * @throws {AuthenticationError} when the server refuses the token (unless
    * `reconnect.retry_auth_failures` is set).
-   * @throws {FatalClientError} on a version mismatch or certificate mismatch.
+   * @throws {FatalClientError} on a version mismatch or a refused certificate.
+   * @throws {NotBurrowdError} when the server address answers like something
+   * else (unless `reconnect.max_retries: 0` is written: then it retries).
    * @throws {Error} when `reconnect.max_retries` attempts have failed.
    */
   async run(signal: AbortSignal): Promise<void> {
@@ -150,18 +160,24 @@ export class BurrowClient {
   }
 
   async #run(signal: AbortSignal, checks: AbortSignal): Promise<void> {
-    const backoff = new Backoff(this.#config.reconnect);
-    const server = `${this.#config.server_addr}:${this.#config.server_port}`;
+    const { reconnect } = this.#config;
+    const backoff = new Backoff(reconnect);
+    const server = serverOf(this.#config);
+    const retries = new RetryLog(this.#log, server);
+    // Only a written `max_retries: 0` keeps retrying an address that is not burrowd.
+    const retryAnything = reconnect.max_retries === 0 && reconnect.max_retries_written === true;
     this.#startHealthChecks(checks);
     while (!signal.aborted) {
       let error: Error;
       try {
-        error = await this.#session(signal, () => backoff.reset());
+        error = await this.#session(signal, () => {
+          backoff.reset();
+          retries.reset();
+        });
       } catch (e) {
         if (e instanceof FatalClientError) throw e;
-        if (e instanceof AuthenticationError && !this.#config.reconnect.retry_auth_failures) {
-          throw e;
-        }
+        if (e instanceof NotBurrowdError && !retryAnything) throw e;
+        if (e instanceof AuthenticationError && !reconnect.retry_auth_failures) throw e;
         error = e as Error;
       }
       if (/CertificateRequired|certificate required/i.test(error.message)) {
@@ -177,17 +193,14 @@ export class BurrowClient {
       const delay = next !== null && error instanceof RetryLaterError
         ? Math.max(next, error.retryAfter)
         : next;
+      const unreachable = error instanceof UnreachableError ? error : null;
+      const reason = unreachable?.reason ?? error.message;
       if (delay === null) {
-        throw new Error(
-          `Giving up after ${this.#config.reconnect.max_retries} attempts to reach ${server}: ${error.message}`,
-        );
+        throw new Error(giveUpMessage(server, reconnect.max_retries, reason, unreachable !== null));
       }
-      this.#log.info("reconnecting", {
-        server,
-        attempt: backoff.attempt,
-        delay_ms: delay,
-        error: error.message,
-      });
+      // Nothing answering may be a server coming up; something else answering is a wrong address.
+      const level = unreachable ? "warn" : error instanceof NotBurrowdError ? "error" : "info";
+      retries.failed(reason, level, { attempt: backoff.attempt, delay_ms: delay });
       await sleep(delay, signal);
     }
   }
@@ -195,22 +208,8 @@ export class BurrowClient {
   /** One connection: returns the error that ended it. */
   async #session(signal: AbortSignal, onConnected: () => void): Promise<Error> {
     const config = this.#config;
-    const server = `${config.server_addr}:${config.server_port}`;
-    let conn: Deno.TlsConn;
-    try {
-      conn = await dialTls({
-        hostname: config.server_addr,
-        port: config.server_port,
-        caCerts: config.tls.ca_file ? [await Deno.readTextFile(config.tls.ca_file)] : undefined,
-        fingerprint: config.server_fingerprint,
-        insecure: config.tls.insecure_skip_verify,
-        clientCert: await readClientCertificate(this.#config.tls),
-        signal,
-      });
-    } catch (error) {
-      if (error instanceof CertificateError) throw new FatalClientError(error.message);
-      throw error;
-    }
+    const server = serverOf(config);
+    const conn = await dialServer(config, signal);
     const mux = new Mux(conn, {
       role: "client",
       onStream: (stream) => this.#serveStream(stream),
@@ -224,6 +223,8 @@ export class BurrowClient {
         clientId: this.#clientId,
         token: this.#config.auth_token.reveal(),
         logger: this.#log,
+      }).catch((error) => {
+        throw explainHandshakeFailure(error, config);
       });
       this.#heartbeatInterval = heartbeatInterval;
       onConnected();

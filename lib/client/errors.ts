@@ -34,3 +34,16 @@ export class RetryLaterError extends Error {
     this.retryAfter = retryAfter;
   }
 }
+
+/**
+ * The server address answered like something other than burrowd (an HTTP
+ * server, an SSH server, …). The program exits with code 2, unless
+ * `reconnect.max_retries: 0` is written in the configuration: then it retries.
+ */
+export class NotBurrowdError extends Error {
+  /** Creates the error; `message` names what the address looks like and the fix. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NotBurrowdError";
+  }
+}

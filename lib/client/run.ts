@@ -15,7 +15,7 @@
 import type { ClientConfig } from "../config/mod.ts";
 import { loggerFromSettings } from "../util/mod.ts";
 import { BurrowClient } from "./client.ts";
-import { AuthenticationError } from "./errors.ts";
+import { AuthenticationError, NotBurrowdError } from "./errors.ts";
 import { formatRegistration, type TunnelState } from "./state.ts";
 import { liveStatusLine, startStatusEndpoint, type StatusEndpoint } from "./status.ts";
 
@@ -26,8 +26,9 @@ export const CLIENT_EXIT = {
   /** A fatal error. */
   fatal: 1,
   /**
-   * A usage or configuration error; in quick mode also the server refusing
-   * (or closing) its one tunnel: what was asked cannot be had as asked.
+   * A usage or configuration error, a server address that is not burrowd;
+   * in quick mode also the server refusing (or closing) its one tunnel:
+   * what was asked cannot be had as asked.
    */
   usage: 2,
   /** The server refused the token. */
@@ -107,6 +108,11 @@ export async function runClient(config: ClientConfig, options: RunClientOptions)
         `burrow: authentication failed: ${error.message} (check auth_token / BURROW_TOKEN)`,
       );
       return CLIENT_EXIT.auth;
+    }
+    if (error instanceof NotBurrowdError) {
+      log.error("not burrowd", { error: error.message });
+      console.error(`burrow: ${error.message}`);
+      return CLIENT_EXIT.usage;
     }
     log.error("fatal", { error: (error as Error).message });
     console.error(`burrow: ${(error as Error).message}`);

@@ -235,7 +235,12 @@ export const clientSchema = object({
   ),
   reconnect: f(
     object({
-      max_retries: f(int(0, 1_000_000), 0, "attempts before giving up; `0` retries forever"),
+      max_retries: f(
+        int(0, 1_000_000),
+        0,
+        "attempts before giving up; `0` retries forever (written out, also an address that is " +
+          "not burrowd; else exit code 2)",
+      ),
       initial_delay: f(duration, 1000, "first delay", "1s"),
       max_delay: f(duration, 30_000, "delay cap", "30s"),
       backoff_factor: f(num(1), 2, "multiplier per attempt"),

@@ -157,7 +157,8 @@ export function clientConfigFromObject(
   source = "client configuration",
 ): ClientConfig {
   const problems: Problems = [];
-  const checked = clientSchema(section(doc, "client", source), "client", problems);
+  const raw = section(doc, "client", source);
+  const checked = clientSchema(raw, "client", problems);
   if (!checked) throw new ConfigError(problems, source);
   const config = checked as unknown as ClientConfig;
   config.log ??= logFields()({}, "client.log", problems) as unknown as LogConfig;
@@ -169,6 +170,9 @@ export function clientConfigFromObject(
     enable_jitter: true,
     retry_auth_failures: false,
   };
+  const reconnect = (raw as { reconnect?: unknown }).reconnect;
+  config.reconnect.max_retries_written = typeof reconnect === "object" && reconnect !== null &&
+    "max_retries" in reconnect;
   const token = env("BURROW_TOKEN");
   if (token) config.auth_token = new Secret(token);
   if (!config.auth_token) problems.push("client.auth_token: required (or set BURROW_TOKEN)");

@@ -46,6 +46,13 @@ export interface ReconnectConfig {
    * rotated) instead of exiting with code 3. Default false.
    */
   retry_auth_failures: boolean;
+  /**
+   * Not a key: whether `max_retries` was written in the configuration rather
+   * than defaulted. A written `max_retries: 0` also keeps retrying a server
+   * address that answers like something other than burrowd, which otherwise
+   * ends the client with exit code 2.
+   */
+  max_retries_written?: boolean;
 }
 
 /** `server.tls`. All paths optional: none → a generated self-signed certificate. */

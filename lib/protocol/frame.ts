@@ -60,10 +60,16 @@ const MAX_TYPE = FrameType.GoAway;
 
 /** A wire-level violation; the connection that sent it is closed. */
 export class ProtocolError extends Error {
+  /**
+   * The first bytes (up to 64) where a frame should have started, when the
+   * violation is a bad magic: what the peer speaks instead.
+   */
+  readonly received: Uint8Array | undefined;
   /** Creates the error. */
-  constructor(message: string) {
+  constructor(message: string, received?: Uint8Array) {
     super(message);
     this.name = "ProtocolError";
+    this.received = received;
   }
 }
 
@@ -187,7 +193,10 @@ export class FrameDecoder {
       const magic = ((buf[s]! << 24) | (buf[s + 1]! << 16) | (buf[s + 2]! << 8) | buf[s + 3]!) >>>
         0;
       if (magic !== MAGIC) {
-        throw new ProtocolError(`Bad magic ${describeMagic(buf.subarray(s, s + 4))}`);
+        throw new ProtocolError(
+          `Bad magic ${describeMagic(buf.subarray(s, s + 4))}`,
+          buf.slice(s, Math.min(this.#end, s + 64)),
+        );
       }
       const type = buf[s + 4]!;
       if (type < 1 || type > MAX_TYPE) {

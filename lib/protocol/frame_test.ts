@@ -90,13 +90,19 @@ Deno.test("a stream split at every byte boundary and at random decodes the same"
   }
 });
 
-Deno.test("bad magic is rejected, naming HTTP and random bytes", () => {
+Deno.test("bad magic is rejected, naming HTTP and random bytes, and keeps what arrived", () => {
   const http = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   assert.throws(() => [...new FrameDecoder().push(http)], /HTTP request.*not HTTP/);
   const junk = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
   assert.throws(
     () => [...new FrameDecoder().push(junk)],
     (e) => e instanceof ProtocolError && /Bad magic 0x01020304/.test(e.message),
+  );
+  const answer = new TextEncoder().encode(`HTTP/1.1 400 Bad Request\r\n${"x".repeat(100)}`);
+  assert.throws(
+    () => [...new FrameDecoder().push(answer)],
+    (e) => e instanceof ProtocolError && e.received?.length === 64 && e.received[0] === 0x48,
+    "the bytes that broke framing travel with the error, up to 64",
   );
 });
 

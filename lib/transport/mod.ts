@@ -12,6 +12,8 @@
  */
 
 export * from "./tls.ts";
+export * from "./dial_errors.ts";
+export * from "./peer_reply.ts";
 export * from "./memory.ts";
 export * from "./node_socket.ts";
 export * from "./node_tls.ts";

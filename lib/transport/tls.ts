@@ -2,7 +2,9 @@
  * TLS for the control channel: the server's certificate (from files, or
  * generated once and kept in the data directory), its SHA-256 fingerprint,
  * and the client's dial with CA verification, fingerprint pinning, or an
- * explicit opt-out.
+ * explicit opt-out, whose failures say what went wrong (`dial_errors.ts`):
+ * nothing answered, something that is not TLS answered, or the certificate
+ * was refused, with what the server presented.
  *
  * @module
  */
@@ -11,6 +13,18 @@ import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { join } from "node:path";
 import { IPPROTO_TCP, sockopt, TCP_NODELAY } from "../util/mod.ts";
+import {
+  CertificateError,
+  certificateProblem,
+  closedDuringHandshake,
+  notTlsAnswer,
+  NotTlsError,
+  type PresentedCertificate,
+  UnreachableError,
+  unreachableReason,
+} from "./dial_errors.ts";
+import { classifyReply } from "./peer_reply.ts";
+import { probeReply } from "./_probe.ts";
 
 /** A certificate chain and key in PEM, with the leaf's fingerprint. */
 export interface CertifiedKey {
@@ -162,18 +176,13 @@ export interface DialOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** The server's certificate did not match what the client trusts. */
-export class CertificateError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "CertificateError";
-  }
-}
-
-/** Fetches the server's leaf certificate without verifying it. */
+/**
+ * Fetches the server's leaf certificate without verifying it. A connect that
+ * nothing answers rejects with {@linkcode UnreachableError}.
+ */
 function fetchPeerCertificate(options: DialOptions, timeout: number): Promise<X509Certificate> {
   return new Promise((resolve, reject) => {
+    let connected = false;
     const socket = tls.connect({
       host: options.hostname,
       port: options.port,
@@ -184,9 +193,14 @@ function fetchPeerCertificate(options: DialOptions, timeout: number): Promise<X5
       minVersion: "TLSv1.3",
       ...(options.clientCert ? { cert: options.clientCert.cert, key: options.clientCert.key } : {}),
     });
+    socket.once("connect", () => (connected = true));
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`TLS handshake with ${options.hostname}:${options.port} timed out`));
+      reject(
+        connected
+          ? new Error(`TLS handshake with ${options.hostname}:${options.port} timed out`)
+          : new UnreachableError("no answer (connect timed out)"),
+      );
     }, timeout);
     socket.once("secureConnect", () => {
       clearTimeout(timer);
@@ -198,9 +212,69 @@ function fetchPeerCertificate(options: DialOptions, timeout: number): Promise<X5
     socket.once("error", (error: Error) => {
       clearTimeout(timer);
       socket.destroy();
-      reject(error);
+      const reason = connected ? null : unreachableReason(error, options.hostname);
+      reject(reason ? new UnreachableError(reason) : error);
     });
   });
+}
+
+/** The fields of `cert` that tell a person which certificate it is. */
+function presentedOf(cert: X509Certificate): PresentedCertificate {
+  return {
+    fingerprint: normalizeFingerprint(cert.fingerprint256),
+    names: (cert.subjectAltName ?? "").split(", ")
+      .map((name) => name.replace(/^(DNS|IP Address):/, ""))
+      .filter(Boolean),
+    subject: cert.subject.replaceAll("\n", ", "),
+    issuer: cert.issuer.replaceAll("\n", ", "),
+    validFrom: new Date(cert.validFrom),
+    validTo: new Date(cert.validTo),
+  };
+}
+
+/**
+ * The error to report for a TLS handshake that failed with `error`: a
+ * {@linkcode CertificateError} with what the server presented (read again
+ * without verifying), a {@linkcode NotTlsError} naming what the server looks
+ * like (asked again with a probe), or `error` itself.
+ */
+async function explainTlsFailure(
+  error: unknown,
+  options: DialOptions,
+  timeout: number,
+): Promise<unknown> {
+  if (error instanceof CertificateError || error instanceof UnreachableError) return error;
+  const reason = unreachableReason(error, options.hostname);
+  if (reason) return new UnreachableError(reason);
+  if (!(error instanceof Error)) return error;
+  const probeTimeout = Math.min(timeout, 3000);
+  const problem = certificateProblem(error.message);
+  if (problem) {
+    const presented = problem === "client_certificate"
+      ? undefined
+      : await fetchPeerCertificate(options, timeout).then(presentedOf, () => undefined);
+    const what = problem === "client_certificate"
+      ? "TLS handshake failed"
+      : "Server certificate rejected";
+    return new CertificateError(`${what}: ${error.message}`, {
+      problem,
+      presented,
+    });
+  }
+  if (notTlsAnswer(error)) {
+    const reply = await probeReply(options.hostname, options.port, "tls", probeTimeout);
+    return new NotTlsError(classifyReply(reply, "tls") ?? "a server that does not speak TLS");
+  }
+  if (closedDuringHandshake(error)) {
+    // PostgreSQL closes on a ClientHello without a word, but answers its own SSLRequest.
+    const reply = await probeReply(options.hostname, options.port, "postgres", probeTimeout);
+    const looksLike = classifyReply(reply, "postgres");
+    if (looksLike) return new NotTlsError(looksLike);
+    return new Error(
+      `The server closed the connection during the TLS handshake (${error.message})`,
+    );
+  }
+  return error;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout: () => void) {
@@ -222,7 +296,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout
  * connection keeps Nagle's algorithm), verifying the server by CA, by pinned fingerprint, or not at all when
  * `insecure` is set; with none of them, by the system's roots.
  *
- * @throws {CertificateError} when a pinned fingerprint does not match.
+ * @throws {UnreachableError} when nothing accepts the TCP connection.
+ * @throws {CertificateError} when the server's certificate is refused (not
+ * trusted, not for this name, expired, not the pinned one), with what it
+ * presented.
+ * @throws {NotTlsError} when the server answers in another protocol.
  */
 export async function dialTls(options: DialOptions): Promise<Deno.TlsConn> {
   const timeout = options.timeout ?? 10_000;
@@ -230,13 +308,18 @@ export async function dialTls(options: DialOptions): Promise<Deno.TlsConn> {
   let hostname = options.hostname;
   let skipHostname = false;
   if (!caCerts && (options.fingerprint || options.insecure)) {
-    const peer = await fetchPeerCertificate(options, timeout);
+    let peer: X509Certificate;
+    try {
+      peer = await fetchPeerCertificate(options, timeout);
+    } catch (error) {
+      throw await explainTlsFailure(error, options, timeout);
+    }
     const actual = normalizeFingerprint(peer.fingerprint256);
     if (options.fingerprint && normalizeFingerprint(options.fingerprint) !== actual) {
       throw new CertificateError(
         `Server certificate fingerprint ${actual} does not match the pinned ` +
-          `${normalizeFingerprint(options.fingerprint)}: refusing to connect ` +
-          `(the server's certificate changed, or someone is in between)`,
+          `${normalizeFingerprint(options.fingerprint)}`,
+        { problem: "pin_mismatch", presented: presentedOf(peer) },
       );
     }
     // The pinned leaf is the only trust anchor; its name need not match the address.
@@ -270,19 +353,24 @@ export async function dialTls(options: DialOptions): Promise<Deno.TlsConn> {
       try {
         conn?.close();
       } catch { /* closed */ }
-      const message = (error as Error).message;
-      if (/CertificateRequired|certificate/i.test(message)) {
-        throw new CertificateError(`TLS handshake failed: ${message}`);
-      }
-      throw error;
+      throw await explainTlsFailure(error, options, timeout);
     }
   }
-  const tcp = await withTimeout(
-    Deno.connect({ hostname: options.hostname, port: options.port }),
-    timeout,
-    `Connecting to ${options.hostname}:${options.port}`,
-    () => {},
-  );
+  let tcp: Deno.TcpConn;
+  try {
+    tcp = await withTimeout(
+      Deno.connect({ hostname: options.hostname, port: options.port }),
+      timeout,
+      `Connecting to ${options.hostname}:${options.port}`,
+      () => {},
+    );
+  } catch (error) {
+    const message = (error as Error).message;
+    throw new UnreachableError(
+      unreachableReason(error, options.hostname) ??
+        message.replace(/ \(os error \d+\)$/, "").replace(/^./, (c) => c.toLowerCase()),
+    );
+  }
   tcp.setNoDelay(true);
   let conn: Deno.TlsConn | undefined;
   try {
@@ -297,10 +385,6 @@ export async function dialTls(options: DialOptions): Promise<Deno.TlsConn> {
     try {
       (conn ?? tcp).close();
     } catch { /* closed */ }
-    const message = (error as Error).message;
-    if (/certificate|UnknownIssuer|NotValidForName/i.test(message)) {
-      throw new CertificateError(`Server certificate rejected: ${message}`);
-    }
-    throw error;
+    throw await explainTlsFailure(error, options, timeout);
   }
 }
