@@ -106,7 +106,7 @@ Deno.test("a self-signed burrowd without --fingerprint: the fingerprint it print
     // Doing what it says connects.
     const shown = /--fingerprint (sha256:[0-9a-f]{64})/.exec(said(err))![1]!;
     await using pinned = quick(server.port, ["--fingerprint", shown]);
-    await tunnelPort(pinned, "tcp");
+    await tunnelPort(pinned, "tcp-9");
     assertEquals(await pinned.stop("SIGTERM"), 0);
     assert((await pinned.stdout).includes("Forwarding  tcp://127.0.0.1:"));
   } finally {
@@ -178,7 +178,7 @@ Deno.test("a certificate for another name, and an expired one until burrowd relo
     server.proc.child.kill("SIGHUP");
     await server.proc.waitFor((e) => e.msg === "certificate reloaded", 10_000, again);
     await using renewed = quick(server.port, caFile);
-    await tunnelPort(renewed, "tcp");
+    await tunnelPort(renewed, "tcp-9");
     assertEquals(await renewed.stop("SIGTERM"), 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
