@@ -1,14 +1,21 @@
 // The tunnel DAO checks what it writes against the tunnel spec (protocol/tunnel_spec.ts):
 // the columns and the options, named as the admin API's caller wrote them.
 
-import { assertEquals, assertRejects, havePostgres, throwawayDatabase } from "../testing/mod.ts";
+import {
+  assertEquals,
+  assertRejects,
+  testNeedingPostgres,
+  throwawayDatabase,
+} from "../testing/mod.ts";
 import { nullLogger, Secret } from "../util/mod.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 import type { TunnelInput } from "./models.ts";
 import { Store } from "./store.ts";
 
-Deno.test("tunnel DAO: rows follow the tunnel spec, columns and options alike", async (t) => {
-  if (!(await havePostgres())) return;
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { postgres: await testNeedingPostgres() };
+
+test.postgres("tunnel DAO: rows follow the tunnel spec, columns and options alike", async (t) => {
   await using database = await throwawayDatabase();
   await using store = await Store.open(
     { data_dir: "unused", url: new Secret(database.url) },
