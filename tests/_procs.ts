@@ -6,17 +6,6 @@
 const ROOT = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
-/** Fails (in CI) or skips (elsewhere) when `tool` is missing. */
-export function haveTool(tool: string): boolean {
-  const found = new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
-    .outputSync().success;
-  if (!found && Deno.env.get("CI") === "true") {
-    throw new Error(`"${tool}" is required in CI but not installed`);
-  }
-  if (!found) console.warn(`skipping: "${tool}" is not installed`);
-  return found;
-}
-
 /** A port that was free a moment ago. */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -3,18 +3,17 @@
  * HTTP-01 challenges really fetched from a challenge server of this test.
  */
 
-import { assert, assertEquals, assertRejects, within } from "../lib/testing/mod.ts";
+import { assert, assertEquals, assertRejects, lacks, within } from "../lib/testing/mod.ts";
 import nodeAssert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { CertManager } from "../lib/server/mod.ts";
 import { createLogger, type Logger } from "../lib/util/mod.ts";
-import { haveTool } from "./_procs.ts";
 import { startPebble } from "./_pebble.ts";
 
 const assertMatch = (actual: string, pattern: RegExp) => nodeAssert.match(actual, pattern);
 const assertNotEquals = <T>(actual: T, other: T) => nodeAssert.notDeepStrictEqual(actual, other);
 
-const ready = haveTool("pebble") && haveTool("pebble-challtestsrv") && haveTool("openssl");
+const noPebble = lacks("pebble", "pebble-challtestsrv", "openssl");
 
 /** A JSON logger whose events can be inspected and awaited. */
 function recordingLogger(): {
@@ -63,7 +62,7 @@ async function openssl(args: string[]): Promise<string> {
 
 Deno.test({
   name: "acme: CertManager obtains, reloads and renews certificates from pebble",
-  ignore: !ready,
+  ignore: noPebble,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "burrow-acme-" });
     const managers = new Set<CertManager>();

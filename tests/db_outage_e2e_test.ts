@@ -6,7 +6,7 @@
 
 import postgres from "postgres";
 import { assert, assertEquals, eventually } from "../lib/testing/mod.ts";
-import { havePostgres, throwawayDatabase } from "../lib/testing/mod.ts";
+import { testNeedingPostgres, throwawayDatabase } from "../lib/testing/mod.ts";
 import { pgProxy } from "./_pg_proxy.ts";
 import {
   echo,
@@ -18,6 +18,9 @@ import {
   startClient,
   startServer,
 } from "./_procs.ts";
+
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { postgres: await testNeedingPostgres() };
 
 const TOKEN = "db-outage-e2e-shared-token";
 
@@ -157,8 +160,7 @@ function gauge(text: string, name: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
-Deno.test("database refused for a while: tunnels declared meanwhile get their rows, counters and events; cached tokens log in", async () => {
-  if (!(await havePostgres())) return;
+test.postgres("database refused for a while: tunnels declared meanwhile get their rows, counters and events; cached tokens log in", async () => {
   await using db = await throwawayDatabase();
   const dir = await Deno.makeTempDir({ prefix: "burrow-outage-" });
   await using proxy = pgProxy(5432);
@@ -269,8 +271,7 @@ Deno.test("database refused for a while: tunnels declared meanwhile get their ro
   }
 });
 
-Deno.test("connections terminated every 0.3 s: no impact, every row written, resync logged at most once", async () => {
-  if (!(await havePostgres())) return;
+test.postgres("connections terminated every 0.3 s: no impact, every row written, resync logged at most once", async () => {
   await using db = await throwawayDatabase();
   const dir = await Deno.makeTempDir({ prefix: "burrow-outage-" });
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -337,8 +338,7 @@ Deno.test("connections terminated every 0.3 s: no impact, every row written, res
   }
 });
 
-Deno.test("a database that stops answering: /readyz turns 503 within 5 s, cached tunnels publish at once, rows follow", async () => {
-  if (!(await havePostgres())) return;
+test.postgres("a database that stops answering: /readyz turns 503 within 5 s, cached tunnels publish at once, rows follow", async () => {
   await using db = await throwawayDatabase();
   const dir = await Deno.makeTempDir({ prefix: "burrow-outage-" });
   await using proxy = pgProxy(5432);

@@ -8,7 +8,6 @@ import { createHash } from "node:crypto";
 import tls from "node:tls";
 import {
   echo,
-  haveTool,
   localService,
   Proc,
   startClient,
@@ -17,6 +16,10 @@ import {
   writeAll,
 } from "./_procs.ts";
 import { encodeFrame, FrameType, HEADER_SIZE } from "../lib/protocol/mod.ts";
+import { testNeeding } from "../lib/testing/mod.ts";
+
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { iperf3: testNeeding("iperf3"), psql: testNeeding("psql") };
 
 const TOKEN = "e2e-secret-token";
 
@@ -53,8 +56,7 @@ async function roundTrip(port: number, data: Uint8Array): Promise<Uint8Array> {
   }
 }
 
-Deno.test("iperf3 through a TCP tunnel", async () => {
-  if (!haveTool("iperf3")) return;
+test.iperf3("iperf3 through a TCP tunnel", async () => {
   await using dir = await tempDir();
   const local = (() => {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -157,8 +159,7 @@ Deno.test("100 MB each way arrive with matching SHA-256; 200 concurrent connecti
   assert.equal(results.filter(Boolean).length, 200);
 });
 
-Deno.test("psql through a TCP tunnel to the local PostgreSQL", async () => {
-  if (!haveTool("psql")) return;
+test.psql("psql through a TCP tunnel to the local PostgreSQL", async () => {
   await using dir = await tempDir();
   const s = await startServer(dir.path, TOKEN);
   await using _server = s.proc;

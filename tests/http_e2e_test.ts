@@ -3,9 +3,12 @@
  * in this process, and curl as the visitor (HTTP/1.1 and HTTP/2).
  */
 
-import { assert, assertEquals } from "../lib/testing/mod.ts";
+import { assert, assertEquals, testNeeding } from "../lib/testing/mod.ts";
 import { createCa } from "./_pki.ts";
-import { haveTool, type Proc, startClient, startServer } from "./_procs.ts";
+import { type Proc, startClient, startServer } from "./_procs.ts";
+
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { curl: testNeeding("curl") };
 
 const TOKEN = "http-e2e-token";
 const decoder = new TextDecoder();
@@ -86,8 +89,7 @@ async function rssKiB(pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
 }
 
-Deno.test("http: routing by host and path, header rules, basic auth, errors", async () => {
-  if (!haveTool("curl")) return;
+test.curl("http: routing by host and path, header rules, basic auth, errors", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-http-" });
   await using a = echoOrigin("A");
   await using b = echoOrigin("B");
@@ -224,8 +226,7 @@ Deno.test("http: routing by host and path, header rules, basic auth, errors", as
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("http: bodies stream both ways with flat memory; 100-continue; SSE event by event", async () => {
-  if (!haveTool("curl")) return;
+test.curl("http: bodies stream both ways with flat memory; 100-continue; SSE event by event", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-http-" });
   let releaseSecond!: () => void;
   const second = new Promise<void>((resolve) => (releaseSecond = resolve));
@@ -388,8 +389,7 @@ Deno.test("http: bodies stream both ways with flat memory; 100-continue; SSE eve
   }
 });
 
-Deno.test("https: certificates by SNI, HTTP/2, redirect from HTTP, TLS passthrough", async () => {
-  if (!haveTool("curl")) return;
+test.curl("https: certificates by SNI, HTTP/2, redirect from HTTP, TLS passthrough", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-https-" });
   const ca = await createCa("Burrow test CA");
   const site = await ca.issueServer(["secure.test"]);
@@ -507,8 +507,7 @@ Deno.test("https: certificates by SNI, HTTP/2, redirect from HTTP, TLS passthrou
   }
 });
 
-Deno.test("quick mode: burrow http prints the public URL and serves it", async () => {
-  if (!haveTool("curl")) return;
+test.curl("quick mode: burrow http prints the public URL and serves it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-quick-http-" });
   await using origin = echoOrigin("quick");
   const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);

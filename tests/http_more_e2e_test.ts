@@ -4,9 +4,12 @@
  * and slow visitors on the vhost ports.
  */
 
-import { assert, assertEquals } from "../lib/testing/mod.ts";
+import { assert, assertEquals, testNeeding } from "../lib/testing/mod.ts";
 import { startPebble } from "./_pebble.ts";
-import { freePort, haveTool, type Proc, startClient, startServer } from "./_procs.ts";
+import { freePort, type Proc, startClient, startServer } from "./_procs.ts";
+
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { pebble: testNeeding("pebble", "curl"), curl: testNeeding("curl") };
 
 const TOKEN = "http-more-token";
 const decoder = new TextDecoder();
@@ -43,8 +46,7 @@ async function vhost(proc: Proc, scheme: "http" | "https"): Promise<number> {
   return (await proc.waitFor((e) => e.msg === `${scheme} vhost listening`)).port as number;
 }
 
-Deno.test("https: ssl_cert auto gets a certificate over ACME (HTTP-01) and keeps it across restarts", async () => {
-  if (!haveTool("pebble") || !haveTool("curl")) return;
+test.pebble("https: ssl_cert auto gets a certificate over ACME (HTTP-01) and keeps it across restarts", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-acme-e2e-" });
   await using site = origin("acme");
   // Pebble validates on this port, so the server's HTTP vhost must be on it.
@@ -95,8 +97,7 @@ Deno.test("https: ssl_cert auto gets a certificate over ACME (HTTP-01) and keeps
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("http groups: one host balanced over two clients; a wrong key is refused", async () => {
-  if (!haveTool("curl")) return;
+test.curl("http groups: one host balanced over two clients; a wrong key is refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-http-group-" });
   await using a = origin("A");
   await using b = origin("B");
@@ -130,8 +131,7 @@ Deno.test("http groups: one host balanced over two clients; a wrong key is refus
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("http: a tunnel created through the admin API goes live on its client", async () => {
-  if (!haveTool("curl")) return;
+test.curl("http: a tunnel created through the admin API goes live on its client", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-http-managed-" });
   await using site = origin("managed");
   const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);
@@ -172,8 +172,7 @@ Deno.test("http: a tunnel created through the admin API goes live on its client"
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("vhost ports close slow visitors (slowloris) and keep serving others", async () => {
-  if (!haveTool("curl")) return;
+test.curl("vhost ports close slow visitors (slowloris) and keep serving others", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-slowloris-" });
   await using site = origin("steady");
   const server = await startServer(

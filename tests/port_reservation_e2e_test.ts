@@ -6,13 +6,15 @@
 
 import postgres from "postgres";
 import { assert, assertEquals } from "../lib/testing/mod.ts";
-import { havePostgres, throwawayDatabase } from "../lib/testing/mod.ts";
+import { testNeedingPostgres, throwawayDatabase } from "../lib/testing/mod.ts";
 import { freePort, runServerCommand, startClient, startServer } from "./_procs.ts";
+
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { postgres: await testNeedingPostgres() };
 
 const TOKEN = "reservation-e2e-token";
 
-Deno.test("port reservation: the refusal names the offline tunnel and the release command", async () => {
-  if (!(await havePostgres())) return;
+test.postgres("port reservation: the refusal names the offline tunnel and the release command", async () => {
   await using db = await throwawayDatabase();
   const dir = await Deno.makeTempDir({ prefix: "burrow-reserve-" });
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });

@@ -3,7 +3,7 @@
 
 import postgres from "postgres";
 import { assert, assertEquals, eventually } from "../lib/testing/mod.ts";
-import { havePostgres, throwawayDatabase } from "../lib/testing/mod.ts";
+import { testNeedingPostgres, throwawayDatabase } from "../lib/testing/mod.ts";
 import { pgProxy } from "./_pg_proxy.ts";
 import {
   echo,
@@ -18,10 +18,12 @@ import {
   tunnelPort,
 } from "./_procs.ts";
 
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { postgres: await testNeedingPostgres() };
+
 const TOKEN = "storage-e2e-shared-token";
 
-Deno.test("user tokens: issue, log in, tunnel recorded under the user, revoke", async () => {
-  if (!(await havePostgres())) return;
+test.postgres("user tokens: issue, log in, tunnel recorded under the user, revoke", async () => {
   await using db = await throwawayDatabase();
   const dir = await Deno.makeTempDir({ prefix: "burrow-e2e-" });
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -122,8 +124,7 @@ Deno.test("user tokens: issue, log in, tunnel recorded under the user, revoke", 
   }
 });
 
-Deno.test("live change: a tunnel inserted, moved and deleted in SQL reaches the client at once", async () => {
-  if (!(await havePostgres())) return;
+test.postgres("live change: a tunnel inserted, moved and deleted in SQL reaches the client at once", async () => {
   await using db = await throwawayDatabase();
   const dir = await Deno.makeTempDir({ prefix: "burrow-e2e-" });
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -213,8 +214,7 @@ Deno.test("live change: a tunnel inserted, moved and deleted in SQL reaches the 
   }
 });
 
-Deno.test("database outage: tunnels keep serving, logins needing it fail clearly, writes resume", async () => {
-  if (!(await havePostgres())) return;
+test.postgres("database outage: tunnels keep serving, logins needing it fail clearly, writes resume", async () => {
   await using db = await throwawayDatabase();
   const dir = await Deno.makeTempDir({ prefix: "burrow-e2e-" });
   await using proxy = pgProxy(5432);

@@ -1,8 +1,11 @@
 // UDP tunnels end to end: real burrowd and burrow, dig against dnsmasq,
 // datagram boundaries, many peers, idle expiry, a UDP load-balancing group.
 
-import { assert, assertEquals } from "../lib/testing/mod.ts";
-import { freePort, haveTool, type Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
+import { assert, assertEquals, testNeeding } from "../lib/testing/mod.ts";
+import { freePort, type Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
+
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { dig: testNeeding("dig", "dnsmasq"), iperf3: testNeeding("iperf3") };
 
 const TOKEN = "udp-e2e-token";
 
@@ -87,8 +90,7 @@ async function withUdp(
   }
 }
 
-Deno.test("dig through a UDP tunnel to a local dnsmasq", async () => {
-  if (!haveTool("dig") || !haveTool("dnsmasq")) return;
+test.dig("dig through a UDP tunnel to a local dnsmasq", async () => {
   const dnsPort = freePort();
   const dnsmasq = new Deno.Command("dnsmasq", {
     args: [
@@ -250,8 +252,7 @@ Deno.test("a UDP load-balancing group spreads visitor sessions across clients", 
   );
 });
 
-Deno.test("iperf3 -u through a UDP tunnel (its control connection through a TCP tunnel on the same port number)", async () => {
-  if (!haveTool("iperf3")) return;
+test.iperf3("iperf3 -u through a UDP tunnel (its control connection through a TCP tunnel on the same port number)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "burrow-iperf-udp-" });
   const iperfPort = freePort();
   const iperf = new Deno.Command("iperf3", {

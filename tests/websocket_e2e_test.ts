@@ -6,8 +6,11 @@
 import { Buffer } from "node:buffer";
 import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer } from "ws";
-import { assert, assertEquals, within } from "../lib/testing/mod.ts";
-import { haveTool, startClient, startServer, writeAll } from "./_procs.ts";
+import { assert, assertEquals, testNeeding, within } from "../lib/testing/mod.ts";
+import { startClient, startServer, writeAll } from "./_procs.ts";
+
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { chromium: testNeeding("chromium") };
 
 const TOKEN = "websocket-e2e-token";
 const HOST = "app.burrow.test";
@@ -540,8 +543,7 @@ async function launchChromium() {
   };
 }
 
-Deno.test("headless Chromium loads a page with CSS, JS, an image and a WebSocket through an HTTP tunnel", async () => {
-  if (!haveTool("chromium")) return;
+test.chromium("headless Chromium loads a page with CSS, JS, an image and a WebSocket through an HTTP tunnel", async () => {
   await using origin = pageOrigin();
   await withHttpTunnel(origin.port, async (vhostPort) => {
     await using browser = await launchChromium();

@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { newProgram } from "../util/cli.ts";
 import { clientConfigFromObject, ConfigError, loadClientConfig } from "../config/mod.ts";
 import { runClient } from "./run.ts";
@@ -31,6 +31,7 @@ interface QuickFlags extends CommonFlags {
   hostHeader?: string;
   server?: string;
   token?: string;
+  tokenFile?: string;
   remotePort: string;
   localAddr: string;
   name?: string;
@@ -131,7 +132,14 @@ closing the tunnel, with the reason), 3 authentication failed.`,
       )
       .argument("<local_port>", "local port to publish")
       .option("-s, --server <host:port>", "burrowd address (default port 7000)")
-      .option("-t, --token <token>", "token; prefer BURROW_TOKEN");
+      .option("-t, --token <token>", "token; prefer BURROW_TOKEN")
+      .addOption(
+        new Option(
+          "--token-file <file>",
+          "read the token from this file (burrowd's data_dir/token)",
+        )
+          .conflicts("token"),
+      );
     if (web) {
       sub
         .option("--subdomain <label>", "serve <label>.<server's subdomain_host>")
@@ -173,6 +181,7 @@ closing the tunnel, with the reason), 3 authentication failed.`,
           }],
         };
         if (flags.token !== undefined) client.auth_token = flags.token;
+        if (flags.tokenFile !== undefined) client.auth_token = await readTokenFile(flags.tokenFile);
         if (flags.fingerprint) client.server_fingerprint = flags.fingerprint;
         const log = logOverrides(flags);
         if (log) client.log = log;
@@ -181,6 +190,18 @@ closing the tunnel, with the reason), 3 authentication failed.`,
       });
   }
   return cmd;
+}
+
+/** The token in `path` (`--token-file`), surrounding white space removed. */
+async function readTokenFile(path: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await Deno.readTextFile(path)).trim();
+  } catch (error) {
+    throw new ConfigError([`--token-file: cannot read "${path}": ${(error as Error).message}`]);
+  }
+  if (!token) throw new ConfigError([`--token-file: "${path}" is empty`]);
+  return token;
 }
 
 /** The HTTP keys of a quick-mode tunnel from its flags. */

@@ -88,7 +88,8 @@ export async function handshake(mux: Mux, options: HandshakeOptions): Promise<Se
       if (message.type === "error") {
         if (message.code === "auth_failed") {
           options.logger.error("authentication failed", { reason: message.message });
-          throw new AuthenticationError(message.message);
+          // Older servers send "authentication failed: <reason>"; keep the reason alone.
+          throw new AuthenticationError(message.message.replace(/^authentication failed: /, ""));
         }
         if (message.code === "version_mismatch") throw new FatalClientError(message.message);
         if (message.retry_after !== undefined && message.retry_after > 0) {

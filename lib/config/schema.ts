@@ -15,7 +15,7 @@
  */
 
 import { checkTunnelRelations } from "../protocol/mod.ts";
-import { Secret } from "../util/mod.ts";
+import { closestWord, Secret } from "../util/mod.ts";
 import type { ClientConfig, LogConfig, ServerConfig, TunnelConfig } from "./types.ts";
 
 /** One or more problems in a configuration, each with its YAML path. */
@@ -98,12 +98,14 @@ function section(doc: unknown, key: "server" | "client", source: string): unknow
     throw new ConfigError([`expected a mapping with a "${key}:" section`], source);
   }
   const top = doc as Record<string, unknown>;
-  if (!(key in top)) throw new ConfigError([`no "${key}:" section`], source);
   const other = key === "server" ? "client" : "server";
-  const unknown = Object.keys(top).filter((k) => k !== key && k !== other);
-  if (unknown.length) {
-    throw new ConfigError(unknown.map((k) => `${k}: unknown top-level key`), source);
-  }
+  // Checked before the missing section: `sever:` is a misspelt `server:`, say so first.
+  const problems = Object.keys(top).filter((k) => k !== key && k !== other).map((k) => {
+    const near = closestWord(k, [key, other]);
+    return `${k}: unknown top-level key${near ? ` (did you mean "${near}"?)` : ""}`;
+  });
+  if (!(key in top)) problems.push(`no "${key}:" section`);
+  if (problems.length) throw new ConfigError(problems, source);
   return top[key] ?? {};
 }
 

@@ -104,6 +104,20 @@ client:
   assert.equal(full.tunnels[3]!.health_check!.interval, 10_000);
 });
 
+Deno.test("a misspelt top-level key gets a did-you-mean, like nested ones", () => {
+  assert.deepEqual(problems(() => serverConfigFromObject({ sever: { bind_port: 7000 } })), [
+    'sever: unknown top-level key (did you mean "server"?)',
+    'no "server:" section',
+  ]);
+  assert.deepEqual(problems(() => serverConfigFromObject({ server: {}, colour: 1 })), [
+    "colour: unknown top-level key",
+  ]);
+  assert.deepEqual(problems(() => clientConfigFromObject({ cleint: {} })), [
+    'cleint: unknown top-level key (did you mean "client"?)',
+    'no "client:" section',
+  ]);
+});
+
 Deno.test("every problem is reported with its YAML path", () => {
   const server = withoutEnv(() =>
     problems(() =>

@@ -38,14 +38,15 @@ export class Chores {
   #o: ChoreOptions;
   #prober: ReturnType<typeof setInterval>;
   #pruner: ReturnType<typeof setInterval> | undefined;
+  #pruning: Promise<void> | null = null;
 
   /** Starts the chores that `options.config` asks for. */
   constructor(options: ChoreOptions) {
     this.#o = options;
     this.#prober = setInterval(() => this.probeAll(), options.config.alerting.probe_interval);
     if (options.store && (options.config.storage.retention ?? 0) > 0) {
-      this.#pruner = setInterval(() => this.prune(), PRUNE_EVERY);
-      this.prune();
+      this.#pruner = setInterval(() => this.#pruneOnce(), PRUNE_EVERY);
+      this.#pruneOnce();
     }
   }
 
@@ -79,9 +80,19 @@ export class Chores {
     }
   }
 
-  /** Stops both timers. */
-  stop(): void {
+  /** One prune at a time, remembered so that `stop` can wait for it. */
+  #pruneOnce(): void {
+    this.#pruning ??= this.prune().finally(() => (this.#pruning = null));
+  }
+
+  /**
+   * Stops both timers and waits for a prune under way, so that the store is
+   * not closed under it (a start-up that fails right away would otherwise log
+   * "pruning history failed … PGlite is closing").
+   */
+  async stop(): Promise<void> {
     clearInterval(this.#prober);
     clearInterval(this.#pruner);
+    await this.#pruning;
   }
 }

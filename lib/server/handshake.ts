@@ -124,7 +124,9 @@ export async function acceptHandshake(
       const fields = { remote: peer.remote, client_id: clientId };
       if (result.code === "auth_failed") {
         log.warn("authentication failed", { ...fields, reason: result.message });
-        return await refuse("auth_failed", `authentication failed: ${result.message}`);
+        // The code says what failed; the message is the reason alone, which the client
+        // prints after its own "authentication failed:" (once, not twice).
+        return await refuse("auth_failed", result.message);
       }
       // Counted and logged (sparingly) by the login limiter: a flood must not flood the log.
       if (result.code === "limit") return await refuse("limit", result.message, result.retryAfter);

@@ -102,7 +102,7 @@ Deno.test("handshake: each refusal is an error that names the problem", async ()
       [hello, auth],
       host({ ok: false, code: "auth_failed", message: "invalid token" }),
       "auth_failed",
-      /^authentication failed: invalid token$/,
+      /^invalid token$/,
     ],
     [
       "limited",

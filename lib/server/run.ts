@@ -1,7 +1,8 @@
 /**
  * One run of the server program: the logger its configuration asks for,
- * the database, the server and its admin port, a banner on a terminal, and
- * a graceful shutdown when `signal` aborts.
+ * the database, the server and its admin port, how clients connect (a log
+ * line, and a banner on a terminal), and a graceful shutdown when `signal`
+ * aborts.
  *
  * @example
  * ```ts ignore
@@ -16,7 +17,9 @@ import type { ServerConfig } from "../config/mod.ts";
 import { Store } from "../storage/mod.ts";
 import { loggerFromSettings, VERSION } from "../util/mod.ts";
 import { startAdmin } from "./admin/mod.ts";
+import { connectHint, logConnectHint, startBanner } from "./connect_hint.ts";
 import { BurrowServer } from "./server.ts";
+import { hasTokenFile } from "./token_file.ts";
 
 /** Options of {@linkcode runServer}. */
 export interface RunServerOptions {
@@ -32,6 +35,8 @@ export interface RunServerOptions {
 /** Runs burrowd with `config` until `signal` aborts; resolves to the exit code. */
 export async function runServer(config: ServerConfig, options: RunServerOptions): Promise<number> {
   const logger = loggerFromSettings(config.log);
+  // No token configured and none kept yet: this start generates it.
+  const newToken = !config.auth.token && !(await hasTokenFile(config.storage.data_dir));
   const store = await Store.open(config.storage, { logger: logger.child("storage") });
   let server: BurrowServer;
   try {
@@ -48,15 +53,15 @@ export async function runServer(config: ServerConfig, options: RunServerOptions)
     await store.close();
     throw error;
   }
+  const hint = connectHint(config, server.port, server.fingerprint);
+  logConnectHint(logger.child("server"), hint);
+  // Only a person's terminal sees the banner, and with it a token generated now.
   if (Deno.stderr.isTerminal()) {
-    console.error(
-      `\nburrowd ${VERSION} is listening on ${config.bind_addr}:${server.port}\n` +
-        `Clients pin this server with:\n  server_fingerprint: "${server.fingerprint}"\n` +
-        (config.auth.token
-          ? ""
-          : `and log in with the token in ${config.storage.data_dir}/token:\n` +
-            `  auth_token: "${server.token.reveal()}"\n`),
-    );
+    console.error(startBanner(hint, {
+      version: VERSION,
+      listen: `${config.bind_addr}:${server.port}`,
+      newToken: newToken ? server.token.reveal() : undefined,
+    }));
   }
   // New certificate files serve new connections; the sessions stay.
   const stopReloads = options.onReload?.(() => {

@@ -458,7 +458,7 @@ export class BurrowServer implements SessionHost {
 
   async #shutdown(graceMs: number): Promise<void> {
     this.#stopping = true;
-    this.#chores?.stop();
+    await this.#chores?.stop();
     this.logger.info("shutting down", { sessions: this.#sessions.size, grace_ms: graceMs });
     try {
       this.#listener.close();

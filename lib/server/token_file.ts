@@ -8,12 +8,28 @@
 import { join } from "node:path";
 import { type Logger, Secret } from "../util/mod.ts";
 
+/** Where the generated token is kept: `<dataDir>/token`. */
+export function tokenFilePath(dataDir: string): string {
+  return join(dataDir, "token");
+}
+
+/** Whether `<dataDir>/token` exists (when it does not, the next start generates it). */
+export async function hasTokenFile(dataDir: string): Promise<boolean> {
+  try {
+    await Deno.stat(tokenFilePath(dataDir));
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
 /**
  * The token in `<dataDir>/token`, generated (32 random bytes, base64url)
  * when absent. The token itself is never logged, only where it is kept.
  */
 export async function loadOrCreateToken(dataDir: string, logger: Logger): Promise<Secret> {
-  const path = join(dataDir, "token");
+  const path = tokenFilePath(dataDir);
   try {
     const text = (await Deno.readTextFile(path)).trim();
     if (text) return new Secret(text);

@@ -1,13 +1,15 @@
 // The PostgreSQL backend against a real server whose connections are cut.
 
 import postgres from "postgres";
-import { assert, assertEquals, havePostgres, throwawayDatabase } from "../testing/mod.ts";
+import { assert, assertEquals, testNeedingPostgres, throwawayDatabase } from "../testing/mod.ts";
 import { nullLogger } from "../util/mod.ts";
 import { isConnectionError } from "./db.ts";
 import { openPostgres } from "./postgres.ts";
 
-Deno.test("PostgreSQL: connections cut mid-transaction and mid-connect fail the work, never the process", async () => {
-  if (!(await havePostgres())) return;
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { postgres: await testNeedingPostgres() };
+
+test.postgres("PostgreSQL: connections cut mid-transaction and mid-connect fail the work, never the process", async () => {
   await using database = await throwawayDatabase();
   const db = await openPostgres(database.url, { logger: nullLogger, max: 4 });
   const killer = postgres(database.url, { max: 1, onnotice: () => {} });

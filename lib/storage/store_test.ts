@@ -6,7 +6,7 @@ import {
   assertEquals,
   assertRejects,
   eventually,
-  havePostgres,
+  testNeedingPostgres,
   throwawayDatabase,
 } from "../testing/mod.ts";
 import { type Logger, nullLogger, Secret } from "../util/mod.ts";
@@ -16,6 +16,9 @@ import { loadMigrations, migrate, MigrationError } from "./migrate.ts";
 import type { ConfigChange } from "./models.ts";
 import { DataDirLockedError, PGLITE_SETTINGS } from "./pglite.ts";
 import { Store } from "./store.ts";
+
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { postgres: await testNeedingPostgres() };
 
 async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
   await t.step("migrations are idempotent and recorded", async () => {
@@ -406,8 +409,7 @@ Deno.test("PGlite: new databases start from cached clusters, migrated or blank",
   }
 });
 
-Deno.test("store conformance: PostgreSQL", async (t) => {
-  if (!(await havePostgres())) return;
+test.postgres("store conformance: PostgreSQL", async (t) => {
   await using database = await throwawayDatabase();
   await using store = await Store.open(
     { data_dir: "unused", url: new Secret(database.url) },
@@ -416,8 +418,7 @@ Deno.test("store conformance: PostgreSQL", async (t) => {
   await conformance(t, store);
 });
 
-Deno.test("pending writes: queued tunnel rows first, their counters follow, the bound drops and counts; unanswered queries time out", async (t) => {
-  if (!(await havePostgres())) return;
+test.postgres("pending writes: queued tunnel rows first, their counters follow, the bound drops and counts; unanswered queries time out", async (t) => {
   await using database = await throwawayDatabase();
   const lines: string[] = [];
   const logger: Logger = {

@@ -5,7 +5,7 @@ import {
   assert,
   assertEquals,
   assertRejects,
-  havePostgres,
+  testNeedingPostgres,
   throwawayDatabase,
 } from "../testing/mod.ts";
 import { nullLogger, Secret } from "../util/mod.ts";
@@ -13,8 +13,10 @@ import { ConflictError, ValidationError } from "./errors.ts";
 import type { TunnelInput } from "./models.ts";
 import { Store } from "./store.ts";
 
-Deno.test("tunnel DAO: rows follow the tunnel spec, columns and options alike", async (t) => {
-  if (!(await havePostgres())) return;
+/** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
+const test = { postgres: await testNeedingPostgres() };
+
+test.postgres("tunnel DAO: rows follow the tunnel spec, columns and options alike", async (t) => {
   await using database = await throwawayDatabase();
   await using store = await Store.open(
     { data_dir: "unused", url: new Secret(database.url) },

@@ -4,26 +4,38 @@
  */
 
 import postgres from "postgres";
+import { inCI, testIgnoredIf, type TestRegistrar } from "./tools.ts";
 
 /** The local PostgreSQL the machines provide (trust auth). */
 export const PG_ADMIN_URL: string = Deno.env.get("BURROW_TEST_PG") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
 
-/** Whether PostgreSQL answers; in CI its absence is a failure, not a skip. */
-export async function havePostgres(): Promise<boolean> {
+/**
+ * The `ignore:` of tests that need PostgreSQL, decided once when the test
+ * module loads (`const noPostgres = await lacksPostgres();`): `true` outside
+ * CI when it does not answer, so `deno test` counts those tests as ignored.
+ * In CI (`CI=true`) it is `false` and says so on stderr: the tests fail.
+ */
+export async function lacksPostgres(): Promise<boolean> {
   const sql = postgres(PG_ADMIN_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
   try {
     await sql`select 1`;
-    return true;
+    return false;
   } catch (error) {
-    if (Deno.env.get("CI") === "true") {
-      throw new Error(`PostgreSQL is required in CI but not reachable: ${error}`);
-    }
-    console.warn(`skipping: PostgreSQL not reachable at ${PG_ADMIN_URL}`);
+    if (!inCI()) return true;
+    console.error(`PostgreSQL is required in CI but not reachable at ${PG_ADMIN_URL}: ${error}`);
     return false;
   } finally {
     await sql.end({ timeout: 1 });
   }
+}
+
+/**
+ * Registers tests that need PostgreSQL, ignored outside CI when it does not
+ * answer: `const test = { postgres: await testNeedingPostgres() };`.
+ */
+export async function testNeedingPostgres(): Promise<TestRegistrar> {
+  return testIgnoredIf(await lacksPostgres());
 }
 
 /** A fresh empty database; dropped (connections terminated) on dispose. */

@@ -1,7 +1,8 @@
 /**
  * What the tests share, unit tests beside their code and end-to-end tests
- * in `tests/` alike: assertions, waiting with deadlines, and throwaway
- * databases. Production code never imports it (`deno task deps` checks).
+ * in `tests/` alike: assertions, waiting with deadlines, throwaway
+ * databases, and whether the tools an end-to-end test needs are
+ * installed. Production code never imports it (`deno task deps` checks).
  *
  * @example
  * ```ts ignore
@@ -14,4 +15,5 @@
 
 export * from "./assert.ts";
 export * from "./db.ts";
+export * from "./tools.ts";
 export * from "./wait.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { VERSION } from "./version.ts";
 
 /** An error that is the user's to fix (bad config or flags): exit code 2. */
@@ -66,16 +66,22 @@ export function onShutdownSignals(onStop: (signal: string) => void): () => void 
 }
 
 /**
- * A program as both mains start theirs: `name`, its description, `-V`
- * and `-h`, errors thrown instead of exiting (so {@linkcode runProgram}
- * picks the exit code), and `help` (environment, examples, exit codes)
- * after the generated help.
+ * A program as both mains start theirs: `name`, its description,
+ * `-v`/`--version` (and commander's `-V`, kept hidden for scripts that
+ * used it) and `-h`, errors thrown instead of exiting (so
+ * {@linkcode runProgram} picks the exit code), and `help` (environment,
+ * examples, exit codes) after the generated help.
  */
 export function newProgram(name: string, description: string, help: string): Command {
-  return new Command(name)
+  const program = new Command(name)
     .description(description)
-    .version(VERSION, "-V, --version", "print the version")
+    .version(VERSION, "-v, --version", "print the version")
+    .addOption(new Option("-V").hideHelp())
     .helpOption("-h, --help", "show this help")
     .exitOverride()
     .addHelpText("after", help);
+  return program.on("option:V", () => {
+    console.log(VERSION);
+    throw new CommanderError(0, "commander.version", VERSION);
+  });
 }
