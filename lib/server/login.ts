@@ -65,6 +65,12 @@ export interface LoginOptions {
   limits: LoginLimiterOptions;
   /** The server's shared token. */
   sharedToken: Secret;
+  /**
+   * A second secret the admin API (only) takes as the shared token: the one
+   * a run of burrowd leaves in its data directory for the `burrowd`
+   * subcommands (`admin/endpoint.ts`). Default: none.
+   */
+  localAdminToken?: Secret | null;
   /** User tokens and API keys; `null` without a database. */
   tokens: TokenService<User> | null;
   /** Where logins and refusals are counted. */
@@ -82,6 +88,7 @@ export class Login {
   /** Per-address limits on logins. */
   readonly limiter: LoginLimiter;
   #shared: Secret;
+  #localAdmin: Secret | null;
   #tokens: TokenService<User> | null;
   #metrics: ServerMetrics;
   #log: Logger;
@@ -94,6 +101,7 @@ export class Login {
     this.#adminId = options.adminId ?? null;
     this.#touch = options.touch ?? (() => {});
     this.#shared = options.sharedToken;
+    this.#localAdmin = options.localAdminToken ?? null;
     this.#tokens = options.tokens;
     this.#metrics = options.metrics;
     this.#log = options.logger;
@@ -140,7 +148,8 @@ export class Login {
   }
 
   /**
-   * Whether `token` is the server's shared token (resolves `null`), else the
+   * Whether `token` is the server's shared token (resolves `null`; for the
+   * `admin` scope the local admin token counts as it too), else the
    * identity of the user token or API key, which must carry `scope`. With
    * `onlyTokenShaped`, a string shaped like neither is refused at once.
    *
@@ -154,6 +163,10 @@ export class Login {
     options: { onlyTokenShaped?: boolean } = {},
   ): Promise<TokenIdentity<User> | null> {
     if (await timingSafeEqualText(token, this.#shared.reveal())) return null;
+    if (
+      scope === "admin" && this.#localAdmin &&
+      await timingSafeEqualText(token, this.#localAdmin.reveal())
+    ) return null;
     if (!this.#tokens) throw new TokenError("invalid token");
     // Strings shaped like no token at all are refused without a lookup.
     if (options.onlyTokenShaped && !(looksLikeJwt(token) || looksLikeApiKey(token))) {

@@ -60,6 +60,11 @@ export interface BurrowServerOptions {
   store?: Store;
   /** Name of this node in `sessions.node`. Default: the host name. */
   node?: string;
+  /**
+   * A secret the admin API takes as the shared token, for the `burrowd`
+   * subcommands on this machine (see `LoginOptions.localAdminToken`). Default: none.
+   */
+  localAdminToken?: Secret;
 }
 
 /**
@@ -137,6 +142,7 @@ export class BurrowServer implements SessionHost {
       tokens: TokenService<User> | null;
       admin: User | null;
       node: string;
+      localAdminToken: Secret | null;
       alerts: (stats: TunnelStats) => AlertEngine;
       vhosts: { http: HttpFront | null; https: HttpFront | null };
       certificates: VhostCertificates;
@@ -179,6 +185,7 @@ export class BurrowServer implements SessionHost {
         maxHandshakes: config.auth.max_handshakes,
       },
       sharedToken: token,
+      localAdminToken: options.localAdminToken,
       tokens: this.tokens,
       metrics: this.metrics,
       logger,
@@ -253,6 +260,7 @@ export class BurrowServer implements SessionHost {
         tokens,
         admin,
         node,
+        localAdminToken: options.localAdminToken ?? null,
         vhosts,
         certificates,
         alerts: (stats) =>

@@ -1,6 +1,7 @@
 /**
  * The shared client token that burrowd generates on first start when the
- * configuration names none, kept in `<data_dir>/token` (mode 0600).
+ * configuration names none, kept in `<data_dir>/token` (mode 0600); and
+ * how burrowd makes a random token.
  *
  * @module
  */
@@ -24,6 +25,13 @@ export async function hasTokenFile(dataDir: string): Promise<boolean> {
   }
 }
 
+/** A new random token: 32 random bytes, base64url. */
+export function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
 /**
  * The token in `<dataDir>/token`, generated (32 random bytes, base64url)
  * when absent. The token itself is never logged, only where it is kept.
@@ -36,9 +44,7 @@ export async function loadOrCreateToken(dataDir: string, logger: Logger): Promis
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  const token = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
+  const token = randomToken();
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
   logger.info("generated a client token", { file: path });

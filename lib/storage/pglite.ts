@@ -62,14 +62,21 @@ const PGLITE_VERSION = /pglite[@/](\d[\w.-]*)/.exec(import.meta.resolve("@electr
 
 /** Another process holds the data directory. */
 export class DataDirLockedError extends Error {
-  /** Names the directory. */
-  constructor(dir: string, holder: string) {
+  /** The data directory. */
+  readonly dir: string;
+  /** The process holding it, as its lock file says; `null` when the file names none yet. */
+  readonly pid: number | null;
+  /** Names the directory and, when known, the process holding it. */
+  constructor(dir: string, pid: number | null) {
     super(
-      `The embedded database in ${dir} is in use by another burrowd${holder} ` +
-        `(lock on ${join(dir, "burrow.lock")}). Stop that process, choose another ` +
+      `The embedded database in ${dir} is in use by another burrowd${
+        pid === null ? "" : ` (pid ${pid})`
+      } (lock on ${join(dir, "burrow.lock")}). Stop that process, choose another ` +
         `server.storage.data_dir, or set server.storage.url to share a PostgreSQL database.`,
     );
     this.name = "DataDirLockedError";
+    this.dir = dir;
+    this.pid = pid;
   }
 }
 
@@ -118,13 +125,14 @@ async function lockDir(dir: string): Promise<Deno.FsFile> {
   const path = join(dir, "burrow.lock");
   const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
   if (!(await file.tryLock(true))) {
-    let holder = "";
+    let pid: number | null = null;
     try {
-      const pid = (await Deno.readTextFile(path)).trim();
-      if (pid) holder = ` (pid ${pid})`;
+      const text = (await Deno.readTextFile(path)).trim();
+      // Empty while the holder is between taking the lock and writing its pid.
+      if (/^\d+$/.test(text)) pid = Number(text);
     } catch { /* unreadable: no pid to show */ }
     file.close();
-    throw new DataDirLockedError(dir, holder);
+    throw new DataDirLockedError(dir, pid);
   }
   await file.truncate(0);
   await file.write(new TextEncoder().encode(`${Deno.pid}\n`));

@@ -2,7 +2,10 @@
  * The subcommands of `burrowd` besides `run`: `fingerprint`, `healthcheck`,
  * and the database commands (`migrate`, `user`, `token`, `signing-key`,
  * `key`, `tunnel`, `group`), which work through the admin service that the
- * REST API uses too. Results go to stdout; a new secret goes to stdout
+ * REST API uses too: on the database itself, or, when a running burrowd
+ * holds the embedded database, through that server's admin API (`migrate`
+ * and `signing-key`, which the API does not offer, then ask for the server
+ * to be stopped). Results go to stdout; a new secret goes to stdout
  * alone (so it can be captured) with its receipt on stderr. Exit code 0 on
  * success, 2 when the request is at fault (unknown user, name taken, bad
  * value), 1 on any other failure.
@@ -79,7 +82,7 @@ export function addAdminCommands(program: Command, options: AdminCommandsOptions
       "apply pending database migrations and exit (burrowd also does this at start)",
     ),
   ).action((flags: DatabaseFlags) =>
-    kit.withAdmin(flags, async (admin) => {
+    kit.withDatabase(flags, "migrate", async (admin) => {
       const { version, name, kind } = await admin.schemaVersion();
       console.log(`schema at version ${version} (${name}) on ${kind}`);
     })

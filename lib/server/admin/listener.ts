@@ -118,14 +118,11 @@ export function startAdmin(server: BurrowServer, config: AdminConfig, logger: Lo
     }
     throw error;
   }
-  let port = config.bind_port;
-  ready.promise.then((p) => {
-    port = p;
-    log.info("admin listening", { addr: config.bind_addr, port: p });
-  });
+  ready.promise.then((p) => log.info("admin listening", { addr: config.bind_addr, port: p }));
   return {
+    // Bound by now (the real port when 0 was asked), not once the log line is out.
     get port() {
-      return port;
+      return http.addr.port;
     },
     async close() {
       await http.shutdown();

@@ -21,6 +21,14 @@ export { AdminApi, type AdminRequestOptions } from "./api.ts";
 export { ApiError, type ApiErrorOptions } from "./route.ts";
 export { openApiDocument } from "./openapi.ts";
 export { addAdminCommands } from "./commands.ts";
+export {
+  type AdminEndpoint,
+  adminEndpointPath,
+  adminUrl,
+  readAdminEndpoint,
+  removeAdminEndpoint,
+  writeAdminEndpoint,
+} from "./endpoint.ts";
 export type { AdminCommandsOptions, DatabaseFlags } from "./command.ts";
 export {
   AdminService,

@@ -262,34 +262,7 @@ export class AdminService {
    * several users have one (name the `owner`), it is managed on the server, or it is online.
    */
   async releaseTunnel(name: string, owner?: string): Promise<TunnelOverview> {
-    const matches = (await this.#run((s) => s.tunnels.overview())).filter((t) =>
-      t.name === name && (!owner || t.user_name === owner)
-    );
-    if (matches.length === 0) {
-      throw new NotFoundError(
-        `No tunnel named "${name}"${owner ? ` owned by "${owner}"` : ""}; ` +
-          "see `burrowd tunnel list`",
-      );
-    }
-    if (matches.length > 1) {
-      throw new ConflictError(
-        `Several users have a tunnel named "${name}" (${
-          matches.map((t) => t.user_name).join(", ")
-        }); say whose with --user`,
-      );
-    }
-    const t = matches[0]!;
-    if (t.source === "api") {
-      throw new ConflictError(
-        `Tunnel "${name}" is managed on the server: disable or delete it through the admin ` +
-          `API (DELETE /api/v1/tunnels/${t.id})`,
-      );
-    }
-    if (t.status === "active") {
-      throw new ConflictError(
-        `Tunnel "${name}" is online (client "${t.client_id}"); stop that client first`,
-      );
-    }
+    const t = releasable(await this.#run((s) => s.tunnels.overview()), name, owner);
     await this.#run((s) => s.tunnels.remove(t.id));
     return t;
   }
@@ -325,6 +298,65 @@ export class AdminService {
     );
     return { version: row?.version ?? 0, name: row?.name ?? "empty", kind: this.#store.kind };
   }
+}
+
+/**
+ * The work of {@linkcode AdminService} that the admin API offers too: what
+ * a `burrowd` subcommand can have done by a running server.
+ */
+export type RoutedAdmin = Pick<
+  AdminService,
+  | "users"
+  | "addUser"
+  | "setUserPolicy"
+  | "setUserDisabled"
+  | "tokens"
+  | "issue"
+  | "revoke"
+  | "tunnels"
+  | "releaseTunnel"
+>;
+
+/**
+ * The one tunnel among `tunnels` that `releaseTunnel(name, owner)` may
+ * release: the checks of {@linkcode AdminService.releaseTunnel}, for the
+ * service and for a subcommand that releases through the admin API.
+ *
+ * @throws {NotFoundError} when no tunnel has the name; {@linkcode ConflictError} when
+ * several users have one (name the `owner`), it is managed on the server, or it is online.
+ */
+export function releasable(
+  tunnels: readonly TunnelOverview[],
+  name: string,
+  owner?: string,
+): TunnelOverview {
+  const matches = tunnels.filter((t) => t.name === name && (!owner || t.user_name === owner));
+  if (matches.length === 0) {
+    throw new NotFoundError(
+      `No tunnel named "${name}"${owner ? ` owned by "${owner}"` : ""}; ` +
+        "see `burrowd tunnel list`",
+    );
+  }
+  if (matches.length > 1) {
+    throw new ConflictError(
+      `Several users have a tunnel named "${name}" (${
+        matches.map((t) => t.user_name).join(", ")
+      }); say whose with --user`,
+    );
+  }
+  const t = matches[0]!;
+  if (t.source === "api") {
+    throw new ConflictError(
+      `Tunnel "${name}" is managed on the server: disable or delete it through the admin ` +
+        `API (DELETE /api/v1/tunnels/${t.id})`,
+    );
+  }
+  if (t.status === "active") {
+    throw new ConflictError(
+      `Tunnel "${name}" is online (client "${t.client_id}"); stop that client first`,
+    );
+  }
+  return t;
 }
 
 /** A tunnel row as administrators see it: secrets in its options (basic auth, group key) masked. */

@@ -7,7 +7,7 @@
 
 import type { Command } from "commander";
 import { type CommandKit, type DatabaseFlags, durationFlag, list, table } from "./command.ts";
-import type { AdminService } from "./service.ts";
+import type { RoutedAdmin } from "./service.ts";
 
 interface CredentialFlags extends DatabaseFlags {
   ttl?: string;
@@ -20,7 +20,7 @@ interface CredentialFlags extends DatabaseFlags {
 /** `token issue` and `key create`: the credential goes to stdout (once), the rest to stderr. */
 async function issueCredential(
   kind: "token" | "key",
-  admin: AdminService,
+  admin: RoutedAdmin,
   name: string,
   flags: CredentialFlags,
 ): Promise<void> {
@@ -71,7 +71,7 @@ function credentialCommand(
 
 /** Adds `token`, `signing-key` and `key` and their subcommands to `program`. */
 export function addTokenCommands(program: Command, kit: CommandKit): void {
-  const { db, withAdmin } = kit;
+  const { db, withAdmin, withDatabase } = kit;
   const token = program.command("token").description("manage client tokens (JWT)");
   credentialCommand(kit, "token", token.command("issue <user>"));
   db(
@@ -111,7 +111,7 @@ export function addTokenCommands(program: Command, kit: CommandKit): void {
   );
   db(signing.command("list").description("active signing keys, newest (signing) first"))
     .action((flags: DatabaseFlags) =>
-      withAdmin(flags, async (admin) => {
+      withDatabase(flags, "signing-key list", async (admin) => {
         console.log(table(
           (await admin.signingKeys()).map((k, i) => ({
             kid: k.kid,
@@ -124,13 +124,13 @@ export function addTokenCommands(program: Command, kit: CommandKit): void {
     );
   db(signing.command("rotate").description("add a new signing key; older tokens keep working"))
     .action((flags: DatabaseFlags) =>
-      withAdmin(flags, async (admin) => {
+      withDatabase(flags, "signing-key rotate", async (admin) => {
         console.log(`new signing key ${await admin.rotateSigningKey()}`);
       })
     );
   db(signing.command("retire <kid>").description("retire a key: tokens it signed stop working"))
     .action((kid: string, flags: DatabaseFlags) =>
-      withAdmin(flags, async (admin) => {
+      withDatabase(flags, "signing-key retire", async (admin) => {
         await admin.retireSigningKey(kid);
         console.log(`retired signing key ${kid}`);
       })
