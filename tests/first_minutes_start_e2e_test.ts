@@ -73,7 +73,7 @@ Deno.test("first start without a terminal: one log line with the client command 
     const args = String(hint.command).split(" ").slice(1)
       .map((word) => word === "LOCAL_PORT" ? String(service.port) : word);
     client = new Proc("client", [...args, "--log-format", "json"], NO_ENV_TOKEN);
-    const port = await tunnelPort(client, "tcp");
+    const port = await tunnelPort(client, `tcp-${service.port}`);
     assertEquals(await echoThrough(port, "first minutes"), "first minutes");
 
     assertEquals(await client.stop(), 0);

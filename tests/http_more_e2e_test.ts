@@ -104,12 +104,12 @@ test.curl("http groups: one host balanced over two clients; a wrong key is refus
   const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);
   await using _server = server.proc;
   const http = await vhost(server.proc, "http");
-  const member = (port: number, key: string) =>
+  const member = (port: number, key: string, name = `web-${port}`) =>
     startClient(dir, {
       ...server,
       token: TOKEN,
       tunnels: [{
-        name: `web-${port}`,
+        name,
         type: "http",
         local_port: port,
         yaml: `custom_domains: [lb.test], group: web, group_key: ${key}`,
@@ -119,7 +119,8 @@ test.curl("http groups: one host balanced over two clients; a wrong key is refus
   await ca.waitFor((e) => e.msg === "tunnel ready");
   await using cb = await member(b.port, "k1");
   await cb.waitFor((e) => e.msg === "tunnel ready");
-  await using intruder = await member(a.port, "wrong");
+  // Its own name: a name online elsewhere is refused before the key is looked at.
+  await using intruder = await member(a.port, "wrong", "intruder");
   const refused = await intruder.waitFor((e) => e.msg === "tunnel failed");
   assertEquals(refused.reason, 'Wrong group_key for group "web"');
   const counts: Record<string, number> = { A: 0, B: 0 };

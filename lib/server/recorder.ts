@@ -94,14 +94,19 @@ export interface SessionRecorder {
 }
 
 /** The history the recorder writes to the database. */
-export type HistoryWrites = Pick<Store, "addLog" | "addMetrics" | "tunnelStatus" | "sessionBeat">;
+export type HistoryWrites = Pick<
+  Store,
+  "addLog" | "addMetrics" | "tunnelStatus" | "sessionOpened" | "sessionBeat" | "sessionClosed"
+>;
 
 /** History that goes nowhere: the server's without a database. */
 export const NO_HISTORY: HistoryWrites = Object.freeze({
   addLog() {},
   addMetrics() {},
   tunnelStatus() {},
+  sessionOpened() {},
   sessionBeat() {},
+  sessionClosed() {},
 });
 
 /** Options of {@linkcode Recorder}. */
@@ -286,6 +291,27 @@ export class Recorder implements SessionRecorder {
   ): void {
     this.#o.traffic.firstByte(tunnel.type, ms);
     this.#o.stats.recordLatency(userOf(session), tunnel.name, ms);
+  }
+
+  /** A session logged in on `node`: its `sessions` row (batched). */
+  sessionOpened(
+    session: RecordedSession & { remote: string; software: string; connectedAt: Date },
+    node: string,
+  ): void {
+    this.#o.history.sessionOpened({
+      id: session.sessionId,
+      user_id: session.principal?.userId ?? null,
+      client_id: session.clientId,
+      remote_addr: session.remote,
+      client_version: session.software,
+      node,
+      connected_at: session.connectedAt,
+    });
+  }
+
+  /** A session ended: its row gets the end, the reason and its last counters. */
+  sessionClosed(session: RecordedSession, reason: string): void {
+    this.#o.history.sessionClosed(session.sessionId, reason, sessionBeat(session));
   }
 
   heartbeat(session: RecordedSession): void {

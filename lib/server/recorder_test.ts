@@ -17,11 +17,12 @@ interface Written {
   metrics: Array<[TunnelRef, Parameters<HistoryWrites["addMetrics"]>[1]]>;
   statuses: Array<[TunnelRef, string, number | null, string | null]>;
   beats: string[];
+  sessions: string[];
 }
 
 /** A history that keeps what it is given. */
 function keeping(): HistoryWrites & { written: Written } {
-  const written: Written = { logs: [], metrics: [], statuses: [], beats: [] };
+  const written: Written = { logs: [], metrics: [], statuses: [], beats: [], sessions: [] };
   return {
     written,
     addLog: (event) => void written.logs.push(event),
@@ -29,6 +30,9 @@ function keeping(): HistoryWrites & { written: Written } {
     tunnelStatus: (ref, status, port, error) =>
       void written.statuses.push([ref, status, port, error]),
     sessionBeat: (beat) => void written.beats.push(beat.id),
+    sessionOpened: (row) => void written.sessions.push(`opened ${row.id} on ${row.node}`),
+    sessionClosed: (id, reason, last) =>
+      void written.sessions.push(`closed ${id}: ${reason} (${last?.bytes_in} in)`),
   };
 }
 
@@ -212,4 +216,17 @@ Deno.test("recorder: heartbeats write the session's latest beat", () => {
   const { r, history } = recorder();
   r.heartbeat(session("s9"));
   assertEquals(history.beats, ["s9"]);
+});
+
+Deno.test("recorder: a session's row is opened with its node and closed with its last counters", () => {
+  const { r, history } = recorder();
+  const s = {
+    ...session("s5"),
+    remote: "192.0.2.9:4000",
+    software: "burrow/1",
+    connectedAt: new Date(),
+  };
+  r.sessionOpened(s, "node-a");
+  r.sessionClosed(s, "client went away");
+  assertEquals(history.sessions, ["opened s5 on node-a", "closed s5: client went away (100 in)"]);
 });

@@ -38,7 +38,7 @@ import { gaugeSource } from "./gauges.ts";
 import type { LoginRefusal } from "./login_limiter.ts";
 import { type AuthResult, Login } from "./login.ts";
 import { ClientSession, type SessionHost } from "./session.ts";
-import { NO_HISTORY, Recorder, sessionBeat } from "./recorder.ts";
+import { NO_HISTORY, Recorder } from "./recorder.ts";
 import { listenControlPort } from "./control_port.ts";
 import { Bandwidth } from "./bandwidth.ts";
 import { GroupRegistry } from "./tunnels/mod.ts";
@@ -380,15 +380,7 @@ export class BurrowServer implements SessionHost {
     }
     this.#byClient.set(session.clientId, session);
     this.#sessions.add(session);
-    this.store?.sessionOpened({
-      id: session.sessionId,
-      user_id: session.principal?.userId ?? null,
-      client_id: session.clientId,
-      remote_addr: session.remote,
-      client_version: session.software,
-      node: this.node,
-      connected_at: session.connectedAt,
-    });
+    this.recorder.sessionOpened(session, this.node);
     const userId = session.principal?.userId;
     if (userId != null) {
       // The newcomer takes the user's unbound tunnels from the previous newest session.
@@ -402,7 +394,7 @@ export class BurrowServer implements SessionHost {
   unregister(session: ClientSession, reason: string): void {
     this.#sessions.delete(session);
     if (this.#byClient.get(session.clientId) === session) this.#byClient.delete(session.clientId);
-    this.store?.sessionClosed(session.sessionId, reason, sessionBeat(session));
+    this.recorder.sessionClosed(session, reason);
     this.#records?.forgetSession(session.sessionId);
     // Tunnels of this user not bound to one client move to its next newest session.
     const userId = session.principal?.userId;
