@@ -7,7 +7,7 @@
 // `max_retries: 0` is written); a closed port (a warning, then retries at
 // debug until stopped, or giving up after `max_retries`).
 
-import { assert, assertEquals, within } from "../lib/testing/mod.ts";
+import { assert, assertEquals, rawTcpServer, within } from "../lib/testing/mod.ts";
 import { fingerprintOf, generateSelfSigned } from "../lib/transport/mod.ts";
 import { createCa } from "./_pki.ts";
 import { freePort, Proc, startServer, tunnelPort } from "./_procs.ts";
@@ -47,31 +47,6 @@ function said(err: string): string {
   const lines = err.split("\n").filter((l) => l.startsWith("burrow: "));
   assertEquals(lines.length, 1, err);
   return lines[0]!.slice("burrow: ".length);
-}
-
-/** A TCP server on 127.0.0.1 running `handle` per connection, closed by disposal. */
-function rawServer(handle: (conn: Deno.TcpConn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const tasks: Promise<void>[] = [];
-  const loop = (async () => {
-    for await (const conn of listener) {
-      tasks.push(
-        handle(conn).catch(() => {}).finally(() => {
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }),
-      );
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await loop;
-      await Promise.all(tasks);
-    },
-  };
 }
 
 /** An HTTP server (`Deno.serve`) on 127.0.0.1, with TLS when `tls` is given. */
@@ -187,7 +162,7 @@ Deno.test("a certificate for another name, and an expired one until burrowd relo
 
 Deno.test("an HTTP server, an SSH server and an HTTPS server are named, with exit code 2", async () => {
   await using http = httpServer();
-  await using ssh = rawServer(async (conn) => {
+  await using ssh = rawTcpServer(async (conn) => {
     await conn.write(new TextEncoder().encode("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"));
     await conn.read(new Uint8Array(1024));
   });

@@ -16,4 +16,5 @@
 export * from "./assert.ts";
 export * from "./db.ts";
 export * from "./tools.ts";
+export * from "./servers.ts";
 export * from "./wait.ts";

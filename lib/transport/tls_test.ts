@@ -4,7 +4,7 @@
 // a self-signed certificate nobody pinned, by Deno's TLS and by the pinned
 // path's node:tls.
 
-import { assert, assertEquals, assertRejects } from "../testing/mod.ts";
+import { assert, assertEquals, assertRejects, rawTcpServer } from "../testing/mod.ts";
 import {
   CertificateError,
   dialTls,
@@ -13,31 +13,6 @@ import {
   NotTlsError,
   UnreachableError,
 } from "./mod.ts";
-
-/** A TCP server on 127.0.0.1 that runs `handle` per connection; closed by disposal. */
-function rawServer(handle: (conn: Deno.TcpConn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const tasks: Promise<void>[] = [];
-  const loop = (async () => {
-    for await (const conn of listener) {
-      tasks.push(
-        handle(conn).catch(() => {}).finally(() => {
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }),
-      );
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await loop;
-      await Promise.all(tasks);
-    },
-  };
-}
 
 /** Reads what arrives first (the probe or a ClientHello). */
 async function firstBytes(conn: Deno.TcpConn): Promise<Uint8Array> {
@@ -67,7 +42,7 @@ Deno.test("dialTls: an HTTP server and an SSH server are named, by either path",
     { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
     () => new Response("hi"),
   );
-  await using ssh = rawServer(async (conn) => {
+  await using ssh = rawTcpServer(async (conn) => {
     await conn.write(new TextEncoder().encode("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"));
     await firstBytes(conn);
   });
@@ -93,12 +68,12 @@ Deno.test("dialTls: an HTTP server and an SSH server are named, by either path",
 Deno.test("dialTls: a server that closes on a ClientHello is asked PostgreSQL's SSLRequest", async () => {
   const sslRequest = [0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f].join();
   // PostgreSQL closes on a ClientHello (an impossible startup packet) and answers "N" to SSLRequest.
-  await using postgres = rawServer(async (conn) => {
+  await using postgres = rawTcpServer(async (conn) => {
     if ((await firstBytes(conn)).join() === sslRequest) {
       await conn.write(new TextEncoder().encode("N"));
     }
   });
-  await using closer = rawServer(async (conn) => void await firstBytes(conn));
+  await using closer = rawTcpServer(async (conn) => void await firstBytes(conn));
   const pg = await assertRejects(
     () => dialTls({ hostname: "127.0.0.1", port: postgres.port }),
     NotTlsError,
