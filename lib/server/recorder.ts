@@ -242,7 +242,9 @@ export class Recorder implements SessionRecorder {
     history.addLog({
       level: failed ? "warn" : "info",
       kind: failed ? "error" : "access",
-      ...this.#refFields(ref),
+      // Written out rather than spread: this runs once per connection.
+      tunnel_id: typeof ref === "number" ? ref : null,
+      tunnel: typeof ref === "object" ? ref : undefined,
       session_id: session.sessionId,
       message: failed ? "connection failed" : "connection",
       fields: {
