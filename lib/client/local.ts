@@ -8,6 +8,7 @@
  */
 
 import type { TunnelConfig } from "../config/mod.ts";
+import { encodeProxyHeader, parseEndpoint } from "../protocol/mod.ts";
 import {
   compressedConn,
   DatagramWriter,
@@ -54,6 +55,8 @@ export class LocalSide {
   #udpSocketBuffer: number;
   /** Tunnels whose local service is known to be down (logged once per outage). */
   #localDown = new Set<string>();
+  /** Tunnels told that a PROXY protocol header went without addresses (logged once). */
+  #noAddresses = new Set<string>();
 
   /** A local side that logs to `options.logger`. */
   constructor(options: LocalSideOptions) {
@@ -103,6 +106,18 @@ export class LocalSide {
       this.#log.info("local service restored", { tunnel: name });
     }
     local.setNoDelay(true);
+    const header = this.#proxyHeader(stream, tunnel, "tcp");
+    if (header) {
+      try {
+        for (let n = 0; n < header.length;) n += await local.write(header.subarray(n));
+      } catch (error) {
+        local.close();
+        stream.reset(
+          `local service ${tunnel.local_addr}:${tunnel.local_port}: ${(error as Error).message}`,
+        );
+        return;
+      }
+    }
     // The server's end-to-end probes are not visitors: they stay out of the traffic figures.
     const traffic = stream.meta.probe === true ? null : this.#countsOf(name);
     const live = { sent: 0, received: 0 };
@@ -124,6 +139,38 @@ export class LocalSide {
     if (result.error && this.#log.enabled("debug")) {
       this.#log.debug("stream ended with error", { tunnel: name, error: result.error });
     }
+  }
+
+  /**
+   * The PROXY protocol header for `stream`, `null` without `proxy_protocol`.
+   * The addresses come from the stream's open frame; a server that sends no
+   * public address (older than this client) gets the header that says "no
+   * addresses" (`PROXY UNKNOWN`, the v2 LOCAL command), and the log says so
+   * once per tunnel. The server's probes are not visitors: LOCAL, silently.
+   */
+  #proxyHeader(
+    stream: MuxStream,
+    tunnel: TunnelConfig,
+    transport: "tcp" | "udp",
+  ): Uint8Array | null {
+    const version = tunnel.proxy_protocol;
+    if (version === undefined) return null;
+    const source = parseEndpoint(stream.meta.remote);
+    const destination = parseEndpoint(stream.meta.local);
+    if (source && destination) {
+      return encodeProxyHeader(version, { source, destination }, transport);
+    }
+    if (stream.meta.probe !== true && !this.#noAddresses.has(tunnel.name)) {
+      this.#noAddresses.add(tunnel.name);
+      this.#log.warn("proxy protocol header without addresses", {
+        tunnel: tunnel.name,
+        reason: destination
+          ? "the server sent no usable visitor address"
+          : "the server sent no public address (burrowd older than this client); upgrade it",
+        sent: version === "v1" ? "PROXY UNKNOWN" : "the v2 LOCAL command",
+      });
+    }
+    return encodeProxyHeader(version, null, transport);
   }
 
   /**
@@ -161,13 +208,23 @@ export class LocalSide {
         }
       },
     });
+    // With the PROXY protocol, each datagram goes out behind the session's header (v2 only).
+    const header = this.#proxyHeader(stream, tunnel, "udp");
+    const framed = header ? new Uint8Array(header.length + 65_536) : null;
+    framed?.set(header!);
     const receiver = new UdpReceiver(socket);
     // Copied by the writer: the receiver reuses its buffer.
     const replies = receiver.run((data) => writer.send(data)).catch(() => {});
     try {
       for await (const batch of readDatagramBatches(stream)) {
         // Copied: the stream's buffer is reused next. Sent together once the batch is queued.
-        for (const datagram of batch) sender.send(datagram);
+        if (framed) {
+          const at = header!.length;
+          for (const datagram of batch) {
+            framed.set(datagram, at);
+            sender.send(framed.subarray(0, at + datagram.length));
+          }
+        } else for (const datagram of batch) sender.send(datagram);
       }
     } catch (error) {
       if (this.#log.enabled("debug")) {

@@ -205,6 +205,13 @@ export const tunnelSchema = object({
       "(tcp tunnels outside groups)",
     "false",
   ),
+  proxy_protocol: f(
+    spec("proxy_protocol", "`v1` \\| `v2`"),
+    undefined,
+    "write a PROXY protocol header with the visitor's address to the local service before " +
+      "its first byte (tcp: `v1` or `v2`; udp: `v2`, one header per datagram)",
+    "none",
+  ),
 });
 
 export const clientSchema = object({

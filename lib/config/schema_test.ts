@@ -254,6 +254,7 @@ Deno.test("tunnels follow the tunnel spec: the server and the admin API refuse t
     { name: "h", type: "tcp", local_port: 1, group: "pool", group_key: "k", probe: true },
     // `domain` is reported as written, not as the custom_domains it becomes.
     { name: "i", type: "tcp", local_port: 1, domain: "a.test" },
+    { name: "j", type: "udp", local_port: 1, proxy_protocol: "v1" },
   ]);
   expectAll(together, [
     at(0, "session_timeout: only meaningful for udp tunnels"),
@@ -263,6 +264,7 @@ Deno.test("tunnels follow the tunnel spec: the server and the admin API refuse t
     at(3, "weight: only meaningful with group"),
     at(4, "probe: group members are not probed; remove probe or group"),
     at(5, "domain: only meaningful for http and https tunnels"),
+    at(6, "proxy_protocol: v1 carries TCP only; use v2 for udp tunnels"),
   ]);
 });
 

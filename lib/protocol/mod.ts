@@ -17,3 +17,4 @@ export * from "./frame.ts";
 export * from "./messages.ts";
 export * from "./tunnel_spec.ts";
 export { type SpecProblem, TUNNEL_LIMITS } from "./tunnel_rules.ts";
+export * from "./proxy_protocol.ts";

@@ -28,6 +28,7 @@
  */
 
 import { closestWord, DNS_LABEL, ENTITY_NAME } from "../util/mod.ts";
+import { PROXY_PROTOCOL_VERSIONS, type ProxyProtocolVersion } from "./proxy_protocol.ts";
 import {
   basicAuthPassword,
   basicAuthUser,
@@ -118,6 +119,8 @@ export interface TunnelSpec {
   weight?: number;
   /** TCP: probed end to end by the server. */
   probe?: boolean;
+  /** TCP (v1, v2), UDP (v2): the PROXY protocol header the client writes to the local service. */
+  proxy_protocol?: ProxyProtocolVersion;
 }
 
 /** A key of {@linkcode TunnelSpec}. */
@@ -186,6 +189,7 @@ const FIELDS: { readonly [K in TunnelField]-?: Rule } = {
   load_balance: oneOf("round_robin", "least_connections"),
   weight: integer(1, TUNNEL_LIMITS.maxWeight),
   probe: boolean,
+  proxy_protocol: oneOf(...PROXY_PROTOCOL_VERSIONS),
 };
 
 const SUB_FIELDS: { readonly [K in TunnelSubField]: Rule } = {
@@ -286,6 +290,13 @@ export function checkTunnelRelations(
   if (tunnel.probe === true && known) {
     if (type !== "tcp") say("probe", "only tcp tunnels are probed");
     else if (has("group")) say("probe", "group members are not probed; remove probe or group");
+  }
+  if (known && has("proxy_protocol")) {
+    if (type === "http" || type === "https") {
+      say("proxy_protocol", "not yet supported for http and https tunnels (tcp and udp only)");
+    } else if (type === "udp" && tunnel.proxy_protocol === "v1") {
+      say("proxy_protocol", "v1 carries TCP only; use v2 for udp tunnels");
+    }
   }
   return out;
 }

@@ -294,6 +294,11 @@ const CASES: Record<
     valid: [true, false],
     invalid: [[1, "expected true or false, got 1"]],
   },
+  proxy_protocol: {
+    kind: "string",
+    valid: ["v1", "v2"],
+    invalid: [["v3", "expected one of v1, v2"], ["V1", "expected one of v1, v2"]],
+  },
 };
 
 const messages = (problems: SpecProblem[]) => problems.map((p) => `${p.field}: ${p.message}`);
@@ -441,6 +446,17 @@ Deno.test("tunnel spec: the rules between fields", () => {
   assertEquals(problems({ type: "tcp", probe: true, group: "g", group_key: "k" }), [
     "probe: group members are not probed; remove probe or group",
   ]);
+  assertEquals(problems({ type: "tcp", proxy_protocol: "v1" }), []);
+  assertEquals(problems({ type: "tcp", proxy_protocol: "v2" }), []);
+  assertEquals(problems({ type: "udp", proxy_protocol: "v2" }), []);
+  assertEquals(problems({ type: "udp", proxy_protocol: "v1" }), [
+    "proxy_protocol: v1 carries TCP only; use v2 for udp tunnels",
+  ]);
+  for (const type of ["http", "https"]) {
+    assertEquals(problems({ type, proxy_protocol: "v2" }), [
+      "proxy_protocol: not yet supported for http and https tunnels (tcp and udp only)",
+    ]);
+  }
   // Without a known type, no rule that depends on it is guessed at.
   assertEquals(checkTunnelRelations({ custom_domains: ["a.test"], compression: "gzip" }), []);
   // null counts as not set (the config and the database both say "absent" so).
@@ -474,6 +490,7 @@ Deno.test("tunnel spec: hostile input is refused cheaply, in short messages that
     load_balance: huge,
     weight: -Infinity,
     probe: huge,
+    proxy_protocol: huge,
     [huge]: "an unknown key that is itself huge",
   };
   const problems = checkTunnel(hostile);

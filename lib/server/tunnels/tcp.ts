@@ -174,6 +174,8 @@ export class TcpTunnel implements PublicTunnel {
       const stream = target.mux.open({
         tunnel: target.name,
         remote,
+        // The public address the visitor reached, for a PROXY protocol header on the client.
+        local: formatAddr(conn.localAddr),
         ...(target.compress ? { gzip: true } : {}),
       });
       conn.setNoDelay(true);

@@ -15,7 +15,7 @@ import { DatagramWriter, type MuxStream, readDatagramBatches } from "../../mux/m
 import type { TunnelRow } from "../../storage/mod.ts";
 import { UdpReceiver, UdpSender } from "../../transport/mod.ts";
 import type { Throttle } from "../../util/mod.ts";
-import { raiseSocketBuffers } from "../../util/mod.ts";
+import { formatAddr, raiseSocketBuffers } from "../../util/mod.ts";
 import { bindPort, type TunnelKind, type UdpDropReason } from "./context.ts";
 import { VisitorGuard, type VisitorGuards } from "./guards.ts";
 import { joinGroup } from "./membership.ts";
@@ -85,6 +85,8 @@ export class UdpTunnel implements PublicTunnel {
   /** The database row of a server-managed tunnel. */
   managed: TunnelRow | null = null;
   #socket: Deno.DatagramConn;
+  /** The public socket's address, sent with each session (the client's PROXY protocol header). */
+  #local: string;
   #options: UdpTunnelOptions;
   #guard: VisitorGuard;
   #limit: { in: Throttle; out: Throttle } | undefined;
@@ -108,6 +110,7 @@ export class UdpTunnel implements PublicTunnel {
     this.#guard = new VisitorGuard(options.name, options);
     this.#limit = options.limit;
     this.#socket = socket;
+    this.#local = formatAddr(socket.addr);
     this.port = (socket.addr as Deno.NetAddr).port;
     this.#receiver = new UdpReceiver(socket, {
       onError: (error) => options.logger.warn("udp receive failed", { tunnel: this.name, error }),
@@ -232,7 +235,7 @@ export class UdpTunnel implements PublicTunnel {
     if (!target || target.mux.isClosed || target.mux.peerGoingAway) return null;
     let stream: MuxStream;
     try {
-      stream = target.mux.open({ tunnel: target.name, remote: key, udp: true });
+      stream = target.mux.open({ tunnel: target.name, remote: key, local: this.#local, udp: true });
     } catch {
       return null;
     }
