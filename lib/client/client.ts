@@ -419,6 +419,7 @@ export class BurrowClient {
         type: t.type,
         local_addr: t.local_addr,
         local_port: t.local_port,
+        ...(t.proxy_protocol ? { proxy_protocol: t.proxy_protocol } : {}),
         ...(t.remote_port !== undefined
           ? { remote_port: t.remote_port, remotePort: t.remote_port }
           : {}),

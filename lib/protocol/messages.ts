@@ -163,6 +163,8 @@ export interface PushedTunnel {
   local_addr: string;
   /** Local service port (0 when the row has none; such a tunnel is failed). */
   local_port: number;
+  /** The PROXY protocol header the client writes to the local service, if any. */
+  proxy_protocol?: "v1" | "v2";
   /** Public port, when active. */
   remote_port?: number;
   /** HTTP(S) tunnels: the public URLs. */
@@ -379,6 +381,9 @@ function checkPushedTunnels(tunnels: unknown): void {
     }
     if (o.error !== undefined && typeof o.error !== "string") {
       bad(`tunnels[${i}].error must be a string`);
+    }
+    if (o.proxy_protocol !== undefined && o.proxy_protocol !== "v1" && o.proxy_protocol !== "v2") {
+      bad(`tunnels[${i}].proxy_protocol must be v1 or v2`);
     }
   }
 }

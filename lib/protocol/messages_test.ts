@@ -46,6 +46,7 @@ Deno.test("every message type round trips", () => {
           type: "tcp",
           local_addr: "127.0.0.1",
           local_port: 22,
+          proxy_protocol: "v2",
           remote_port: 2222,
           status: "active",
         },
@@ -128,6 +129,7 @@ Deno.test("malformed control messages are rejected with the field named", () => 
     [push([{ ...good, status: "maybe" }]), /status must be active or failed/],
     [push([{ ...good, remote_port: "80" }]), /remote_port must be a number/],
     [push([{ ...good, error: 5 }]), /error must be a string/],
+    [push([{ ...good, proxy_protocol: "v3" }]), /proxy_protocol must be v1 or v2/],
     [enc({ type: "tunnel_health", tunnel_id: "x", healthy: "yes" }), /"healthy" must be a boolean/],
   );
   for (const port of [-1, 65536, 1.5, "80"]) {

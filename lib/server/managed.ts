@@ -66,11 +66,13 @@ export async function reconcileManaged(
   }
   const pushed: PushedTunnel[] = [];
   for (const row of rows) {
+    const proxy = row.options.proxy_protocol;
     const base = {
       name: row.name,
       type: row.type,
       local_addr: row.local_addr,
       local_port: row.local_port ?? 0,
+      ...(proxy === "v1" || proxy === "v2" ? { proxy_protocol: proxy as "v1" | "v2" } : {}),
     };
     const current = [...session.tunnels.values()].find((t) => t.managed && t.dbId === row.id);
     if (current) {
