@@ -1,0 +1,23 @@
+/**
+ * The request inspector of the client: the recorder that reads the HTTP
+ * exchanges of its HTTP tunnels from copies of their bytes, the bounded
+ * ring that keeps them, and the JSON API that lists and replays them.
+ *
+ * @example
+ * ```ts ignore
+ * import { Recorder, startInspectServer } from "./mod.ts";
+ * const recorder = new Recorder({ maxRequests: 200, maxBody: 64 * 1024 });
+ * await using api = await startInspectServer(recorder, { hostname: "127.0.0.1", port: 4040 });
+ * ```
+ *
+ * @module
+ */
+
+export { type InspectServer, type InspectServerOptions, startInspectServer } from "./api.ts";
+export {
+  type InspectedExchange,
+  RecordedConn,
+  Recorder,
+  type RecorderOptions,
+} from "./recorder.ts";
+export type { RecordedExchange, RecordedRequest, RecordedResponse } from "./http_tap.ts";

@@ -1,0 +1,163 @@
+/**
+ * The request inspector end to end: real burrowd and burrow processes, an
+ * origin in this process, visitors through the vhost port with fetch, and
+ * the inspector's JSON API (list, detail, replay, clear).
+ */
+
+import { assert, assertEquals, eventually } from "../lib/testing/mod.ts";
+import { clientConfigFromObject, ConfigError } from "../lib/config/mod.ts";
+import { startClient, startServer } from "./_procs.ts";
+
+const TOKEN = "inspector-e2e-token";
+
+interface Summary {
+  id: number;
+  tunnel: string;
+  method: string;
+  path: string;
+  status: number | null;
+  remote: string;
+  duration_ms: number;
+  replay_of: number | null;
+}
+
+interface Body {
+  encoding: "text" | "base64";
+  data: string;
+}
+
+Deno.test("inspector: records GET JSON, POST form and a 500, and replays the POST", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-inspect-" });
+  const forms: string[] = [];
+  const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname === "/data") return Response.json({ hello: "world", n: 1 });
+    if (url.pathname === "/form" && req.method === "POST") {
+      const form = await req.formData();
+      forms.push(String(form.get("a")));
+      return new Response(`got a=${form.get("a")}`, { status: 201 });
+    }
+    if (url.pathname === "/boom") return new Response("it broke", { status: 500 });
+    return new Response("?", { status: 404 });
+  });
+  try {
+    const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);
+    await using _server = server.proc;
+    const vhost = await server.proc.waitFor((e) => e.msg === "http vhost listening");
+    const client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [{
+        name: "web",
+        type: "http",
+        local_port: origin.addr.port,
+        yaml: "custom_domains: [insp.test]",
+      }],
+      extra: `  inspect: {addr: "127.0.0.1:0", max_body: 1KiB}\n`,
+    });
+    await using _client = client;
+    const listening = await client.waitFor((e) => e.msg === "inspector listening");
+    const api = String(listening.url);
+    await client.waitFor((e) => e.msg === "tunnel ready");
+    // fetch does not let a request set Host: the vhost port serves as its HTTP proxy instead.
+    using via = Deno.createHttpClient({ proxy: { url: `http://127.0.0.1:${vhost.port}` } });
+    const at = (path: string, init: RequestInit = {}) =>
+      fetch(`http://insp.test${path}`, { ...init, client: via });
+
+    const got = await at("/data");
+    assertEquals(await got.json(), { hello: "world", n: 1 });
+    const posted = await at("/form", {
+      method: "POST",
+      body: "a=1&b=two",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    assertEquals(await posted.text(), "got a=1");
+    const boom = await at("/boom");
+    assertEquals([boom.status, await boom.text()], [500, "it broke"]);
+
+    const list = async () =>
+      ((await (await fetch(`${api}/api/requests`)).json()) as { requests: Summary[] }).requests;
+    const three = await eventually("three recorded requests", async () => {
+      const l = await list();
+      return l.length >= 3 ? l : undefined;
+    });
+    assertEquals(three.map((x) => [x.method, x.path, x.status]), [
+      ["GET", "/boom", 500],
+      ["POST", "/form", 201],
+      ["GET", "/data", 200],
+    ]);
+    assert(
+      three.every((x) => x.tunnel === "web" && x.remote === "127.0.0.1"),
+      JSON.stringify(three),
+    );
+    assert(three.every((x) => x.replay_of === null && x.duration_ms >= 0));
+
+    const detail = async (id: number) => {
+      const res = await fetch(`${api}/api/requests/${id}`);
+      assertEquals(res.status, 200);
+      return await res.json() as {
+        request: { body: Body; headers: Array<[string, string]> };
+        response: { body: Body; body_size: number };
+      };
+    };
+    const json = await detail(three[2]!.id);
+    assertEquals(JSON.parse(json.response.body.data), { hello: "world", n: 1 });
+    const form = await detail(three[1]!.id);
+    assertEquals(form.request.body, { encoding: "text", data: "a=1&b=two" });
+    assertEquals(form.response.body.data, "got a=1");
+    assert(form.request.headers.some(([n, v]) => n.toLowerCase() === "host" && v === "insp.test"));
+    const failed = await detail(three[0]!.id);
+    assertEquals(failed.response.body.data, "it broke");
+
+    // Filters.
+    const only500 = await (await fetch(`${api}/api/requests?status=5xx`)).json();
+    assertEquals(only500.requests.map((x: Summary) => x.path), ["/boom"]);
+    const byPath = await (await fetch(`${api}/api/requests?path=/form&tunnel=web`)).json();
+    assertEquals(byPath.requests.length, 1);
+
+    // Replay as recorded, then with an edited body: each reaches the origin and is a new entry.
+    const replayed = await fetch(`${api}/api/requests/${three[1]!.id}/replay`, { method: "POST" });
+    assertEquals(replayed.status, 201);
+    const again = await replayed.json() as Summary;
+    assertEquals([again.replay_of, again.status, again.method], [three[1]!.id, 201, "POST"]);
+    const edited = await fetch(`${api}/api/requests/${three[1]!.id}/replay`, {
+      method: "POST",
+      body: JSON.stringify({ body: "a=edited" }),
+    });
+    assertEquals(edited.status, 201);
+    await edited.body?.cancel();
+    assertEquals(forms, ["1", "1", "edited"]);
+    const after = await list();
+    assertEquals(after.length, 5);
+    assertEquals(after[0]!.replay_of, three[1]!.id);
+    assertEquals((await detail(after[0]!.id)).response.body.data, "got a=edited");
+
+    const missing = await fetch(`${api}/api/requests/9999`);
+    assertEquals(missing.status, 404);
+    await missing.body?.cancel();
+    const cleared = await fetch(`${api}/api/requests`, { method: "DELETE" });
+    assertEquals(cleared.status, 204);
+    assertEquals(await list(), []);
+  } finally {
+    await origin.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("inspector: an address other than loopback needs client.inspect.auth", () => {
+  const base = { server_addr: "x", auth_token: "t" };
+  let error: unknown;
+  try {
+    clientConfigFromObject({ client: { ...base, inspect: { addr: "0.0.0.0:4040" } } });
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof ConfigError);
+  assert(String(error.message).includes("client.inspect.auth: required"), error.message);
+  const ok = clientConfigFromObject({
+    client: { ...base, inspect: { addr: "0.0.0.0:4040", auth: { user: "u", password: "p" } } },
+  });
+  assertEquals(ok.inspect?.max_requests, 200);
+  assertEquals(ok.inspect?.max_body, 64 * 1024);
+});
