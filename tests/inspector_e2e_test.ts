@@ -6,7 +6,7 @@
 
 import { assert, assertEquals, eventually } from "../lib/testing/mod.ts";
 import { clientConfigFromObject, ConfigError } from "../lib/config/mod.ts";
-import { startClient, startServer } from "./_procs.ts";
+import { Proc, startClient, startServer } from "./_procs.ts";
 
 const TOKEN = "inspector-e2e-token";
 
@@ -141,6 +141,47 @@ Deno.test("inspector: records GET JSON, POST form and a 500, and replays the POS
     assertEquals(await list(), []);
   } finally {
     await origin.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("inspector: on in quick http mode with its banner line, off with --inspect=false", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-inspect-quick-" });
+  try {
+    const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);
+    await using _server = server.proc;
+    const quick = (domain: string, ...more: string[]) =>
+      new Proc("client", [
+        "http",
+        "3000",
+        "--domain",
+        domain,
+        "--server",
+        `127.0.0.1:${server.port}`,
+        "--fingerprint",
+        server.fingerprint,
+        ...more,
+      ], { BURROW_TOKEN: TOKEN, BURROW_NO_STATUS_LINE: "1" });
+
+    const on = quick("on.test");
+    const listening = await on.waitFor((e) => e.msg === "inspector listening");
+    await on.waitFor((e) => e.msg === "tunnel ready");
+    const api = await fetch(`${listening.url}/api/requests`);
+    assertEquals((await api.json()).requests, []);
+    on.child.kill("SIGINT");
+    const stdout = await on.stdout;
+    // 4040, or one of the next nine when another client holds it.
+    assert(/^Inspect {2}http:\/\/127\.0\.0\.1:40[45]\d$/m.test(stdout), stdout);
+    await on.stop();
+
+    const off = quick("off.test", "--inspect=false", "--name", "off");
+    await off.waitFor((e) => e.msg === "tunnel ready");
+    off.child.kill("SIGINT");
+    const quiet = await off.stdout;
+    assert(!quiet.includes("Inspect"), quiet);
+    assert(!off.events.some((e) => e.msg === "inspector listening"));
+    await off.stop();
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -49,15 +49,17 @@ export interface InspectServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Starts the API for `recorder`'s exchanges; throws a `TypeError` when it would be open to others. */
+/** Starts the API for `recorder`'s exchanges; rejects with a `TypeError` when it would be open to others. */
 export function startInspectServer(
   recorder: Recorder,
   options: InspectServerOptions,
 ): Promise<InspectServer> {
   if (!isLoopbackHost(options.hostname) && !options.auth) {
-    throw new TypeError(
-      `client.inspect.auth is required when client.inspect.addr is not a loopback address ` +
-        `("${options.hostname}:${options.port}"): anyone who reaches it could read and replay requests`,
+    return Promise.reject(
+      new TypeError(
+        `client.inspect.auth is required when client.inspect.addr is not a loopback address ` +
+          `("${options.hostname}:${options.port}"): anyone who reaches it could read and replay requests`,
+      ),
     );
   }
   const auth = options.auth;
