@@ -13,11 +13,7 @@
  * @module
  */
 
-export { type InspectServer, type InspectServerOptions, startInspectServer } from "./api.ts";
-export {
-  type InspectedExchange,
-  RecordedConn,
-  Recorder,
-  type RecorderOptions,
-} from "./recorder.ts";
-export type { RecordedExchange, RecordedRequest, RecordedResponse } from "./http_tap.ts";
+export * from "./api.ts";
+export * from "./recorder.ts";
+export * from "./http_tap.ts";
+export * from "./recorded_conn.ts";

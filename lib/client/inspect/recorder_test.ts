@@ -1,7 +1,8 @@
 import { assert, assertEquals } from "../../testing/mod.ts";
 import type { RelayConn } from "../../mux/mod.ts";
 import { MAX_HEAD } from "./http_tap.ts";
-import { RecordedConn, Recorder } from "./recorder.ts";
+import { RecordedConn } from "./recorded_conn.ts";
+import { Recorder } from "./recorder.ts";
 
 const enc = new TextEncoder();
 const local = { hostname: "127.0.0.1", port: 1 };
