@@ -25,7 +25,7 @@
 import { Buffer } from "node:buffer";
 import type { Secret } from "../../util/mod.ts";
 import { isLoopbackHost, timingSafeEqualTextSync } from "../../util/mod.ts";
-import { HttpTap, type RecordedExchange, type RecordedMessage } from "./http_tap.ts";
+import { headerFields, HttpTap, type RecordedExchange, type RecordedMessage } from "./http_tap.ts";
 import type { InspectedExchange, Recorder } from "./recorder.ts";
 
 const REPLAY_TIMEOUT = 30_000;
@@ -196,7 +196,7 @@ function detail(x: InspectedExchange): Record<string, unknown> {
 function message(m: RecordedMessage): Record<string, unknown> {
   return {
     head: m.head,
-    headers: m.headers,
+    headers: headerFields(m.head),
     body: bodyOf(m.body),
     body_size: m.bodySize,
     body_truncated: m.body.length < m.bodySize,
@@ -254,7 +254,7 @@ async function replay(
     !/^(content-length|transfer-encoding|connection|keep-alive)\s*:/i.test(l)
   );
   const hadBody = body.length > 0 ||
-    entry.request.headers.some(([n]) => /^(content-length|transfer-encoding)$/i.test(n));
+    headerFields(entry.request.head).some(([n]) => /^(content-length|transfer-encoding)$/i.test(n));
   if (hadBody) kept.push(`Content-Length: ${body.length}`);
   kept.push("Connection: close");
   const head = enc.encode([start, ...kept].join("\r\n") + "\r\n\r\n");

@@ -30,10 +30,8 @@ export const MAX_PENDING = 32;
 
 /** One message's head and body as recorded. */
 export interface RecordedMessage {
-  /** The head as sent, start line and header lines, without the final blank line. */
+  /** The head as sent, start line and header lines, without the final blank line ({@linkcode headerFields} splits it). */
   head: string;
-  /** Header fields in order, names as sent. */
-  headers: Array<[string, string]>;
   /** The body as far as kept (de-chunked), at most `maxBody` bytes. */
   body: Uint8Array;
   /** The body's whole length (de-chunked). */
@@ -75,6 +73,9 @@ export interface HttpTapOptions {
   /** Receives each finished exchange, in request order. */
   onExchange: (exchange: RecordedExchange) => void;
 }
+
+const DECODER = new TextDecoder();
+const EMPTY = new Uint8Array(0);
 
 type BodyMode =
   | { kind: "none" }
@@ -129,7 +130,7 @@ class MessageReader {
         return chunk.length;
       }
       this.#head.push(chunk.subarray(i, end));
-      const head = new TextDecoder().decode(concat(this.#head)).replace(/\r\n\r\n$/, "");
+      const head = DECODER.decode(concat(this.#head)).replace(/\r\n\r\n$/, "");
       this.#head = [];
       this.#headSize = 0;
       this.#body = onHead(head);
@@ -184,18 +185,23 @@ class MessageReader {
 
   /** Position in `chunk` after the `\r\n\r\n` that ends the head, or -1. */
   #findHeadEnd(chunk: Uint8Array, from: number): number {
-    // The last bytes held from earlier chunks, so that a terminator split across chunks is found.
+    // A terminator that starts in the bytes held from earlier chunks (at most 3 of them).
     const tail = this.#tail;
-    const at = (j: number) => (j < from ? tail[tail.length - (from - j)] : chunk[j]);
-    for (let k = Math.max(from - tail.length, 0 - tail.length); k + 3 < chunk.length; k++) {
-      if (k + 3 < from) continue;
-      if (at(k) === 13 && at(k + 1) === 10 && at(k + 2) === 13 && chunk[k + 3] === 10) {
+    for (let k = -tail.length; k < 0 && from + k + 3 < chunk.length; k++) {
+      const at = (j: number) => (j < 0 ? tail[tail.length + j] : chunk[from + j]);
+      if (at(k) === 13 && at(k + 1) === 10 && at(k + 2) === 13 && at(k + 3) === 10) {
         this.#tail = [];
-        return k + 4;
+        return from + k + 4;
       }
     }
-    const next = [...tail, ...chunk.subarray(Math.max(from, chunk.length - 3))];
-    this.#tail = next.slice(-3);
+    // Within the chunk: jump from line feed to line feed.
+    for (let nl = chunk.indexOf(10, from + 3); nl >= 0; nl = chunk.indexOf(10, nl + 1)) {
+      if (chunk[nl - 1] === 13 && chunk[nl - 2] === 10 && chunk[nl - 3] === 13) {
+        this.#tail = [];
+        return nl + 1;
+      }
+    }
+    this.#tail = [...tail, ...chunk.subarray(Math.max(from, chunk.length - 3))].slice(-3);
     return -1;
   }
 
@@ -257,37 +263,57 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Header fields of a head's lines after the start line; throws on a malformed line. */
-function parseFields(lines: string[]): Array<[string, string]> {
+/**
+ * The header fields of a recorded head, in order, names as sent.
+ *
+ * @example
+ * ```ts
+ * import { headerFields } from "./http_tap.ts";
+ * console.assert(headerFields("GET / HTTP/1.1\r\nHost: a")[0]![1] === "a");
+ * ```
+ */
+export function headerFields(head: string): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  for (const line of lines) {
+  for (const line of head.split("\r\n").slice(1)) {
     const colon = line.indexOf(":");
-    if (colon <= 0 || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(line.slice(0, colon))) {
-      throw new TypeError("Bad header line");
-    }
     out.push([line.slice(0, colon), line.slice(colon + 1).trim()]);
   }
   return out;
 }
 
-function field(headers: Array<[string, string]>, name: string): string | undefined {
-  const found = headers.filter(([n]) => n.toLowerCase() === name);
-  return found.length ? found.map(([, v]) => v).join(", ") : undefined;
+/** Header lines as HTTP/1.1 allows them (a token, a colon, a value). */
+const FIELD_LINES = /^(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*)*$/;
+
+/** The value of header `name` (lower case) in `lower` (a head in lower case); throws when repeated. */
+function single(lower: string, name: string): string | undefined {
+  const key = `\r\n${name}:`;
+  const at = lower.indexOf(key);
+  if (at < 0) return undefined;
+  if (lower.indexOf(key, at + key.length) >= 0) throw new TypeError(`Repeated ${name}`);
+  const end = lower.indexOf("\r\n", at + key.length);
+  return lower.slice(at + key.length, end < 0 ? undefined : end).trim();
 }
 
-/** The framing of a message with `headers`; `fallback` when it has neither length nor chunks. */
-function framing(headers: Array<[string, string]>, fallback: BodyMode): BodyMode {
-  const te = field(headers, "transfer-encoding");
-  if (te !== undefined && /(^|,)\s*chunked\s*$/i.test(te)) {
-    return { kind: "chunked", state: "size", left: 0, line: "" };
+/**
+ * The start line of `head` and the framing of its message; `fallback` when
+ * it has neither length nor chunks. Throws on header lines that are not HTTP.
+ */
+function startAndFraming(head: string, fallback: BodyMode): [string, BodyMode] {
+  const eol = head.indexOf("\r\n");
+  const start = eol < 0 ? head : head.slice(0, eol);
+  if (eol >= 0 && !FIELD_LINES.test(head.slice(eol))) throw new TypeError("Bad header line");
+  const lower = head.toLowerCase();
+  const te = single(lower, "transfer-encoding");
+  if (te !== undefined && /(^|,)\s*chunked$/.test(te)) {
+    return [start, { kind: "chunked", state: "size", left: 0, line: "" }];
   }
-  const cl = field(headers, "content-length");
+  const cl = single(lower, "content-length");
   if (cl !== undefined) {
     if (!/^\d+$/.test(cl)) throw new TypeError("Bad Content-Length");
     const left = Number(cl);
-    return left === 0 ? { kind: "none" } : { kind: "length", left };
+    return [start, left === 0 ? { kind: "none" } : { kind: "length", left }];
   }
-  return fallback;
+  return [start, fallback];
 }
 
 interface Pending {
@@ -383,16 +409,14 @@ export class HttpTap {
   }
 
   #requestHead(head: string, now: number): BodyMode {
-    const [start = "", ...lines] = head.split("\r\n");
+    const [start, mode] = startAndFraming(head, { kind: "none" });
     const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/.exec(start);
     if (!m) throw new TypeError("Not an HTTP/1 request");
-    const headers = parseFields(lines);
     const request: RecordedRequest = {
       method: m[1]!,
       path: m[2]!,
       head,
-      headers,
-      body: new Uint8Array(0),
+      body: EMPTY,
       bodySize: 0,
     };
     const p: Pending = {
@@ -406,19 +430,18 @@ export class HttpTap {
     };
     this.#pending.push(p);
     this.#reading = p;
-    return framing(headers, { kind: "none" });
+    return mode;
   }
 
   #responseHead(head: string, now: number): BodyMode {
-    const [start = "", ...lines] = head.split("\r\n");
+    const [start, mode] = startAndFraming(head, { kind: "close" });
     const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(start);
     if (!m) throw new TypeError("Not an HTTP/1 response");
     const status = Number(m[1]);
-    const headers = parseFields(lines);
     const p = this.#pending.find((x) => !x.response);
     if (!p) throw new TypeError("Response without a request");
     if (status === 101) {
-      p.response = { status, head, headers, body: new Uint8Array(0), bodySize: 0 };
+      p.response = { status, head, body: EMPTY, bodySize: 0 };
       p.end = now;
       p.responseDone = true;
       p.upgraded = true;
@@ -428,7 +451,7 @@ export class HttpTap {
     }
     // Interim responses (100 Continue, 103 Early Hints): the final one follows.
     if (status < 200) return { kind: "none" };
-    p.response = { status, head, headers, body: new Uint8Array(0), bodySize: 0 };
+    p.response = { status, head, body: EMPTY, bodySize: 0 };
     this.#answering = p;
     const method = p.request.method;
     if (method === "CONNECT" && status < 300) {
@@ -441,7 +464,7 @@ export class HttpTap {
       return { kind: "none" };
     }
     if (method === "HEAD" || status === 204 || status === 304) return { kind: "none" };
-    return framing(headers, { kind: "close" });
+    return mode;
   }
 
   #responseDone(body: Uint8Array, size: number, now: number): void {

@@ -69,11 +69,12 @@ export class ExchangeRing {
     this.#max = Math.max(1, options.maxRequests ?? 200);
   }
 
-  /** Adds an exchange, dropping the oldest beyond the bound; returns it with its id. */
-  add(entry: Omit<InspectedExchange, "id">): InspectedExchange {
-    const added = { ...entry, id: this.#nextId++ };
+  /** Adds an exchange (its `id` is set here), dropping the oldest beyond the bound. */
+  add(entry: Omit<InspectedExchange, "id"> & { id?: number }): InspectedExchange {
+    entry.id = this.#nextId++;
+    const added = entry as InspectedExchange;
     this.#entries.push(added);
-    if (this.#entries.length > this.#max) this.#entries.splice(0, this.#entries.length - this.#max);
+    if (this.#entries.length > this.#max) this.#entries.shift();
     for (const listener of this.#listeners) {
       try {
         listener(added);
@@ -128,9 +129,14 @@ interface Queued {
   conn: ConnRecording;
   /** 0: visitor → service, 1: service → visitor, 2: end. */
   dir: 0 | 1 | 2;
-  bytes: Uint8Array;
+  /** Where its copy starts in the slab. */
+  offset: number;
+  length: number;
   at: number;
 }
+
+/** How long bytes wait before they are parsed: one timer for many chunks. */
+const DRAIN_DELAY = 1;
 
 /** One connection's recording: what the relay side calls, synchronously and cheaply. */
 export class ConnRecording {
@@ -171,15 +177,16 @@ export class Recorder {
   /** Chunks dropped because the queue was full. */
   dropped = 0;
   #queue: Queued[] = [];
+  /** The copies of queued chunks, one after the other (no allocation per chunk). */
+  #slab: Uint8Array;
   #queued = 0;
-  #queueBytes: number;
   #timer: ReturnType<typeof setTimeout> | null = null;
 
   /** A recorder with `options`' bounds. */
   constructor(options: RecorderOptions = {}) {
     this.ring = new ExchangeRing({ maxRequests: options.maxRequests ?? 200 });
     this.maxBody = options.maxBody ?? 64 * 1024;
-    this.#queueBytes = options.queueBytes ?? 4 * 1024 * 1024;
+    this.#slab = new Uint8Array(options.queueBytes ?? 4 * 1024 * 1024);
   }
 
   /** Starts recording one connection. */
@@ -188,7 +195,11 @@ export class Recorder {
       maxBody: this.maxBody,
       onExchange: (x) => {
         this.ring.add({
-          ...x,
+          request: x.request,
+          response: x.response,
+          start: x.start,
+          end: x.end,
+          upgraded: x.upgraded,
           tunnel: info.tunnel,
           remote: info.remote,
           local: info.local,
@@ -201,14 +212,16 @@ export class Recorder {
 
   /** Queues a copy of `bytes`; `always` for the end marker, which is never dropped. */
   enqueue(conn: ConnRecording, dir: 0 | 1 | 2, bytes: Uint8Array, always = false): void {
-    if (!always && this.#queued + bytes.length > this.#queueBytes) {
+    const offset = this.#queued;
+    if (!always && offset + bytes.length > this.#slab.length) {
       this.dropped++;
       conn.off = true;
       return;
     }
-    this.#queue.push({ conn, dir, bytes: bytes.slice(), at: performance.now() });
+    this.#slab.set(bytes, offset);
     this.#queued += bytes.length;
-    this.#timer ??= setTimeout(() => this.drain(), 0);
+    this.#queue.push({ conn, dir, offset, length: bytes.length, at: performance.now() });
+    this.#timer ??= setTimeout(() => this.drain(), DRAIN_DELAY);
   }
 
   /** Parses everything queued now (the timer calls it; tests may too). */
@@ -217,18 +230,20 @@ export class Recorder {
     this.#timer = null;
     const queue = this.#queue;
     this.#queue = [];
-    this.#queued = 0;
-    for (const { conn, dir, bytes, at } of queue) {
+    for (const { conn, dir, offset, length, at } of queue) {
       const tap = conn.tap;
       if (dir === 2) {
         tap.end(at);
         continue;
       }
       // Chunks queued before a drop are still parsed: the exchanges before the gap are whole.
+      // The tap copies what it keeps: the slab is reused once this drain is over.
+      const bytes = this.#slab.subarray(offset, offset + length);
       if (dir === 0) tap.request(bytes, at);
       else tap.response(bytes, at);
       if (tap.stopped) conn.off = true;
     }
+    this.#queued = 0;
   }
 
   /** Stops the drain timer; what is queued is dropped. */
