@@ -10,6 +10,7 @@
  * | `GET /api/requests/{id}`           | one exchange: heads, headers, bodies (text or base64)  |
  * | `POST /api/requests/{id}/replay`   | sends it again (`{head?, body?, body_base64?}` edits)  |
  * | `DELETE /api/requests`             | forgets every exchange                                 |
+ * | `GET /api/events`                  | Server-Sent Events: `request` (a summary), `clear`     |
  *
  * @example
  * ```ts ignore
@@ -23,6 +24,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import type { Secret } from "../../util/mod.ts";
 import { isLoopbackHost, timingSafeEqualTextSync } from "../../util/mod.ts";
 import { headerFields, HttpTap, type RecordedExchange, type RecordedMessage } from "./http_tap.ts";
@@ -66,19 +68,22 @@ export function startInspectServer(
   const expected = auth
     ? `Basic ${Buffer.from(`${auth.user}:${auth.password.reveal()}`).toString("base64")}`
     : null;
+  // Open event streams end before shutdown, which waits for every response to finish.
+  const streams = new Set<() => void>();
+  const close = async () => {
+    for (const end of streams) end();
+    await server?.shutdown();
+  };
+  let server: Deno.HttpServer | undefined;
   return new Promise((resolve, reject) => {
     try {
-      const server = Deno.serve({
+      server = Deno.serve({
         hostname: options.hostname,
         port: options.port,
         onListen(addr) {
           const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
           const url = `http://${host}:${addr.port}`;
-          resolve({
-            url,
-            close: () => server.shutdown(),
-            [Symbol.asyncDispose]: () => server.shutdown(),
-          });
+          resolve({ url, close, [Symbol.asyncDispose]: close });
         },
         onError(error) {
           return json({ error: (error as Error).message }, 500);
@@ -92,11 +97,46 @@ export function startInspectServer(
             headers: { "www-authenticate": 'Basic realm="burrow inspect"' },
           });
         }
+        if (new URL(req.url).pathname === "/api/events" && req.method === "GET") {
+          return events(recorder, streams);
+        }
         return route(recorder, req);
       });
     } catch (error) {
       reject(error);
     }
+  });
+}
+
+/** New entries and clearings as Server-Sent Events, until the client or the server goes. */
+function events(recorder: Recorder, streams: Set<() => void>): Response {
+  let stop = () => {};
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const unsubscribe = recorder.ring.subscribe((event) => {
+        const text = event.type === "add"
+          ? `event: request\ndata: ${JSON.stringify(summary(event.entry))}\n\n`
+          : "event: clear\ndata: {}\n\n";
+        try {
+          controller.enqueue(enc.encode(text));
+        } catch { /* closed */ }
+      });
+      stop = () => {
+        unsubscribe();
+        streams.delete(stop);
+        try {
+          controller.close();
+        } catch { /* closed */ }
+      };
+      streams.add(stop);
+      controller.enqueue(enc.encode(": burrow inspector\n\n"));
+    },
+    cancel() {
+      stop();
+    },
+  });
+  return new Response(body, {
+    headers: { "content-type": "text/event-stream", "cache-control": "no-store" },
   });
 }
 
@@ -194,13 +234,38 @@ function detail(x: InspectedExchange): Record<string, unknown> {
 }
 
 function message(m: RecordedMessage): Record<string, unknown> {
-  return {
+  const headers = headerFields(m.head);
+  const out: Record<string, unknown> = {
     head: m.head,
-    headers: headerFields(m.head),
+    headers,
     body: bodyOf(m.body),
     body_size: m.bodySize,
     body_truncated: m.body.length < m.bodySize,
   };
+  const coding = headers.find(([n]) => n.toLowerCase() === "content-encoding")?.[1];
+  const decoded = coding && m.body.length === m.bodySize ? decode(coding, m.body) : null;
+  if (decoded) out.body_decoded = bodyOf(decoded);
+  return out;
+}
+
+/** Largest decoded body shown. */
+const MAX_DECODED = 1024 * 1024;
+
+/** A gzip, deflate or br body decoded for display (at most 1 MiB), or null. */
+export function decode(coding: string, body: Uint8Array): Uint8Array | null {
+  const options = { maxOutputLength: MAX_DECODED };
+  try {
+    switch (coding.trim().toLowerCase()) {
+      case "gzip":
+      case "x-gzip":
+        return new Uint8Array(gunzipSync(body, options));
+      case "deflate":
+        return new Uint8Array(inflateSync(body, options));
+      case "br":
+        return new Uint8Array(brotliDecompressSync(body, options));
+    }
+  } catch { /* not what it says, or larger than shown */ }
+  return null;
 }
 
 /** A body as text when it is UTF-8 without control characters, else base64. */

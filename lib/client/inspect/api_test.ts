@@ -1,9 +1,11 @@
 import { assertEquals, assertRejects } from "../../testing/mod.ts";
 import { Secret } from "../../util/mod.ts";
-import { startInspectServer } from "./api.ts";
+import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
+import { decode, startInspectServer } from "./api.ts";
 import { Recorder } from "./recorder.ts";
 
 const enc = new TextEncoder();
+const local = { hostname: "127.0.0.1", port: 9 };
 
 Deno.test("inspect API: an address other than loopback without auth is refused, naming the setting", async () => {
   await assertRejects(
@@ -45,5 +47,58 @@ Deno.test("inspect API: basic auth when set; a body cut at max_body is not repla
   });
   assertEquals(replay.status, 409);
   await replay.body?.cancel();
+  recorder.close();
+});
+
+Deno.test("inspect API: new entries and clearings as Server-Sent Events; shutdown ends the stream", async () => {
+  const recorder = new Recorder();
+  const api = await startInspectServer(recorder, { hostname: "127.0.0.1", port: 0 });
+  const res = await fetch(`${api.url}/api/events`);
+  assertEquals(res.headers.get("content-type"), "text/event-stream");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const readUntil = async (what: string) => {
+    while (!text.includes(what)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`Stream ended before "${what}": ${text}`);
+      text += value;
+    }
+  };
+  await readUntil(": burrow inspector");
+  const conn = recorder.connection({ tunnel: "web", remote: "r", local });
+  conn.request(enc.encode("GET /live HTTP/1.1\r\n\r\n"));
+  conn.response(enc.encode("HTTP/1.1 204 No Content\r\n\r\n"));
+  recorder.drain();
+  await readUntil('"path":"/live"');
+  assertEquals(text.includes("event: request\ndata: {"), true);
+  recorder.ring.clear();
+  await readUntil("event: clear");
+  await api.close();
+  assertEquals((await reader.read()).done, true);
+  recorder.close();
+});
+
+Deno.test("inspect API: gzip, deflate and br bodies are decoded for display", async () => {
+  const recorder = new Recorder();
+  const json = enc.encode('{"a":[1,2,3]}');
+  const bodies = { gzip: gzipSync(json), deflate: deflateSync(json), br: brotliCompressSync(json) };
+  const conn = recorder.connection({ tunnel: "web", remote: "r", local });
+  for (const [coding, body] of Object.entries(bodies)) {
+    conn.request(enc.encode(`GET /${coding} HTTP/1.1\r\n\r\n`));
+    conn.response(
+      enc.encode(
+        `HTTP/1.1 200 OK\r\nContent-Encoding: ${coding}\r\nContent-Length: ${body.length}\r\n\r\n`,
+      ),
+    );
+    conn.response(new Uint8Array(body));
+  }
+  recorder.drain();
+  await using api = await startInspectServer(recorder, { hostname: "127.0.0.1", port: 0 });
+  for (const id of [1, 2, 3]) {
+    const detail = await (await fetch(`${api.url}/api/requests/${id}`)).json();
+    assertEquals(detail.response.body.encoding, "base64");
+    assertEquals(detail.response.body_decoded, { encoding: "text", data: '{"a":[1,2,3]}' });
+  }
+  assertEquals(decode("gzip", enc.encode("not gzip")), null);
   recorder.close();
 });

@@ -51,6 +51,9 @@ export interface InspectedExchange extends RecordedExchange {
   replayOf?: number;
 }
 
+/** What a ring's listeners hear: an entry added, or every entry forgotten. */
+export type RingEvent = { type: "add"; entry: InspectedExchange } | { type: "clear" };
+
 /** Options of {@linkcode ExchangeRing}. */
 export interface ExchangeRingOptions {
   /** Entries kept; the oldest goes first. Default 200. */
@@ -62,7 +65,7 @@ export class ExchangeRing {
   #max: number;
   #entries: InspectedExchange[] = [];
   #nextId = 1;
-  #listeners = new Set<(entry: InspectedExchange) => void>();
+  #listeners = new Set<(event: RingEvent) => void>();
 
   /** A ring of `options.maxRequests` entries. */
   constructor(options: ExchangeRingOptions = {}) {
@@ -75,11 +78,7 @@ export class ExchangeRing {
     const added = entry as InspectedExchange;
     this.#entries.push(added);
     if (this.#entries.length > this.#max) this.#entries.shift();
-    for (const listener of this.#listeners) {
-      try {
-        listener(added);
-      } catch { /* a listener's failure is its own */ }
-    }
+    this.#tell({ type: "add", entry: added });
     return added;
   }
 
@@ -96,10 +95,19 @@ export class ExchangeRing {
   /** Forgets every entry (ids keep increasing). */
   clear(): void {
     this.#entries = [];
+    this.#tell({ type: "clear" });
   }
 
-  /** Calls `listener` with each new entry until the returned function is called. */
-  subscribe(listener: (entry: InspectedExchange) => void): () => void {
+  #tell(event: RingEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch { /* a listener's failure is its own */ }
+    }
+  }
+
+  /** Calls `listener` with each new entry and each clearing until the returned function is called. */
+  subscribe(listener: (event: RingEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }

@@ -67,7 +67,7 @@ Deno.test("Recorder: a full queue drops chunks and stops recording that connecti
 Deno.test("Recorder: clear, get and subscribe", () => {
   const recorder = new Recorder();
   const seen: number[] = [];
-  const stop = recorder.ring.subscribe((x) => seen.push(x.id));
+  const stop = recorder.ring.subscribe((e) => seen.push(e.type === "add" ? e.entry.id : 0));
   const conn = recorder.connection({ tunnel: "web", remote: "10.0.0.1:1", local });
   conn.request(enc.encode("GET /a HTTP/1.1\r\n\r\n"));
   conn.response(enc.encode("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
@@ -76,6 +76,7 @@ Deno.test("Recorder: clear, get and subscribe", () => {
   assertEquals(recorder.ring.get(1)?.remote, "10.0.0.1:1");
   recorder.ring.clear();
   assertEquals(recorder.ring.list(), []);
+  assertEquals(seen, [1, 0]);
   stop();
   recorder.close();
 });
