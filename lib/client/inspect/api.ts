@@ -28,6 +28,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import type { Secret } from "../../util/mod.ts";
 import { isLoopbackHost, timingSafeEqualTextSync } from "../../util/mod.ts";
 import { headerFields, HttpTap, type RecordedExchange, type RecordedMessage } from "./http_tap.ts";
+import { PAGE_HTML } from "./page.ts";
 import type { InspectedExchange, Recorder } from "./recorder.ts";
 
 const REPLAY_TIMEOUT = 30_000;
@@ -192,12 +193,15 @@ async function route(recorder: Recorder, req: Request): Promise<Response> {
     }
     return json({ error: `Method ${req.method} not allowed` }, 405);
   }
-  if (url.pathname === "/") {
-    return new Response(
-      "Burrow inspector. The JSON API: GET /api/requests, GET /api/requests/{id}, " +
-        "POST /api/requests/{id}/replay, DELETE /api/requests\n",
-      { headers: { "content-type": "text/plain; charset=utf-8" } },
-    );
+  if (url.pathname === "/" && req.method === "GET") {
+    return new Response(PAGE_HTML, {
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        // The page runs its own script only, and talks to this origin only.
+        "content-security-policy":
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+      },
+    });
   }
   return json({ error: `Not found: ${url.pathname}` }, 404);
 }

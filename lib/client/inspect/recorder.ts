@@ -106,6 +106,11 @@ export class ExchangeRing {
     }
   }
 
+  /** Listeners subscribed now (open event streams of the API). */
+  get listeners(): number {
+    return this.#listeners.size;
+  }
+
   /** Calls `listener` with each new entry and each clearing until the returned function is called. */
   subscribe(listener: (event: RingEvent) => void): () => void {
     this.#listeners.add(listener);
