@@ -109,15 +109,21 @@ export function startInspectServer(
   });
 }
 
+/** Events an event stream's reader may lag behind before it is closed. */
+const MAX_BEHIND = 256;
+
 /** New entries and clearings as Server-Sent Events, until the client or the server goes. */
 function events(recorder: Recorder, streams: Set<() => void>): Response {
   let stop = () => {};
   const body = new ReadableStream<Uint8Array>({
-    start(controller) {
+    start(controller: ReadableStreamDefaultController<Uint8Array>) {
       const unsubscribe = recorder.ring.subscribe((event) => {
         const text = event.type === "add"
           ? `event: request\ndata: ${JSON.stringify(summary(event.entry))}\n\n`
           : "event: clear\ndata: {}\n\n";
+        // A reader this far behind is dropped rather than buffered without end; its
+        // EventSource reconnects and the page loads the list again.
+        if ((controller.desiredSize ?? 0) < -MAX_BEHIND) return stop();
         try {
           controller.enqueue(enc.encode(text));
         } catch { /* closed */ }
@@ -135,7 +141,7 @@ function events(recorder: Recorder, streams: Set<() => void>): Response {
     cancel() {
       stop();
     },
-  });
+  }, new CountQueuingStrategy({ highWaterMark: 1 }));
   return new Response(body, {
     headers: { "content-type": "text/event-stream", "cache-control": "no-store" },
   });

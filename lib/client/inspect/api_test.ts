@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "../../testing/mod.ts";
+import { assertEquals, assertRejects, within } from "../../testing/mod.ts";
 import { Secret } from "../../util/mod.ts";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { decode, startInspectServer } from "./api.ts";
@@ -100,5 +100,48 @@ Deno.test("inspect API: gzip, deflate and br bodies are decoded for display", as
     assertEquals(detail.response.body_decoded, { encoding: "text", data: '{"a":[1,2,3]}' });
   }
   assertEquals(decode("gzip", enc.encode("not gzip")), null);
+  recorder.close();
+});
+
+Deno.test("inspect API: an event stream whose reader falls behind is closed, not buffered", async () => {
+  const recorder = new Recorder({ maxRequests: 10 });
+  await using api = await startInspectServer(recorder, { hostname: "127.0.0.1", port: 0 });
+  const res = await fetch(`${api.url}/api/events`);
+  const reader = res.body!.getReader();
+  await reader.read();
+  const request = {
+    method: "GET",
+    path: "/x".repeat(100),
+    head: "",
+    body: new Uint8Array(),
+    bodySize: 0,
+  };
+  const added = 50_000;
+  for (let i = 0; i < added; i++) {
+    recorder.ring.add({
+      request,
+      response: null,
+      start: 0,
+      end: 0,
+      upgraded: false,
+      tunnel: "web",
+      remote: "r",
+      local,
+      time: 0,
+    });
+    // Let the server write what the socket takes.
+    if (i % 1000 === 0) await new Promise((r) => setTimeout(r, 0));
+  }
+  let events = 0;
+  const drained = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      events += new TextDecoder().decode(value).split("event: request").length - 1;
+    }
+  })();
+  await within(drained, 20_000, "the lagging event stream to be closed");
+  assertEquals(events < added, true, `${events} events`);
+  assertEquals(recorder.ring.listeners, 0);
   recorder.close();
 });

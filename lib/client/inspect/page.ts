@@ -212,6 +212,12 @@ $("clear").onclick = () => fetch("/api/requests", { method: "DELETE" });
 // Live updates once the list (and a linked request) is shown.
 load().finally(() => {
   const events = new EventSource("/api/events");
+  // After a reconnect (the server drops a reader that fell behind), the list is loaded afresh.
+  let opened = false;
+  events.onopen = () => {
+    if (opened) load();
+    opened = true;
+  };
   events.addEventListener("request", (e) => {
     rows.unshift(JSON.parse(e.data));
     render();
