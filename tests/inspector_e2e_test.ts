@@ -9,6 +9,8 @@ import { clientConfigFromObject, ConfigError } from "../lib/config/mod.ts";
 import { Proc, startClient, startServer } from "./_procs.ts";
 
 const TOKEN = "inspector-e2e-token";
+const enc = new TextEncoder();
+const dec = new TextDecoder();
 
 interface Summary {
   id: number;
@@ -38,6 +40,11 @@ Deno.test("inspector: records GET JSON, POST form and a 500, and replays the POS
       return new Response(`got a=${form.get("a")}`, { status: 201 });
     }
     if (url.pathname === "/boom") return new Response("it broke", { status: 500 });
+    if (url.pathname === "/ws") {
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      socket.onmessage = (e) => socket.send(`echo ${e.data}`);
+      return response;
+    }
     return new Response("?", { status: 404 });
   });
   try {
@@ -132,6 +139,34 @@ Deno.test("inspector: records GET JSON, POST form and a 500, and replays the POS
     assertEquals(after.length, 5);
     assertEquals(after[0]!.replay_of, three[1]!.id);
     assertEquals((await detail(after[0]!.id)).response.body.data, "got a=edited");
+
+    // A WebSocket through the tunnel: its 101 is recorded, its frames are not, and they still flow.
+    const ws = await Deno.connect({ hostname: "127.0.0.1", port: vhost.port as number });
+    await ws.write(enc.encode(
+      "GET /ws HTTP/1.1\r\nHost: insp.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ));
+    let head = "";
+    const buf = new Uint8Array(4096);
+    while (!head.includes("\r\n\r\n")) {
+      head += dec.decode(buf.subarray(0, (await ws.read(buf)) ?? 0));
+    }
+    assert(head.startsWith("HTTP/1.1 101"), head);
+    // A masked text frame "hi" (mask 0): the echo comes back unmasked.
+    await ws.write(new Uint8Array([0x81, 0x82, 0, 0, 0, 0, 104, 105]));
+    let frame = new Uint8Array(0);
+    while (frame.length < 9) {
+      const n = await ws.read(buf);
+      if (n === null) break;
+      frame = new Uint8Array([...frame, ...buf.subarray(0, n)]);
+    }
+    assertEquals(dec.decode(frame.subarray(2, 9)), "echo hi");
+    ws.close();
+    const upgraded = await eventually("the upgrade recorded", async () => {
+      const found = (await list()).find((x) => x.path === "/ws");
+      return found;
+    });
+    assertEquals(upgraded.status, 101);
 
     const missing = await fetch(`${api}/api/requests/9999`);
     assertEquals(missing.status, 404);
