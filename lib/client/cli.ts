@@ -38,6 +38,7 @@ interface QuickFlags extends CommonFlags {
   fingerprint?: string;
   caFile?: string;
   insecureSkipVerify?: boolean;
+  inspect?: boolean;
 }
 
 function logOverrides(flags: CommonFlags): Record<string, unknown> | undefined {
@@ -149,7 +150,13 @@ closing the tunnel, with the reason), 3 authentication failed.`,
           (v: string, all: string[] = []) => [...all, v],
         )
         .option("--basic-auth <user:password>", "visitors must log in")
-        .option("--host-header <host>", "rewrite Host on the way to the service");
+        .option("--host-header <host>", "rewrite Host on the way to the service")
+        .option(
+          "--inspect <on>",
+          "record requests for the inspector on 127.0.0.1:4040 (true or false)",
+          parseOnOff,
+          true,
+        );
     } else {
       sub.option("-r, --remote-port <port>", "public port on the server, 0 = server picks", "0");
     }
@@ -180,6 +187,7 @@ closing the tunnel, with the reason), 3 authentication failed.`,
             ...(web ? webOptions(flags) : { remote_port: Number(flags.remotePort) }),
           }],
         };
+        if (web && flags.inspect !== false) client.inspect = {};
         if (flags.token !== undefined) client.auth_token = flags.token;
         if (flags.tokenFile !== undefined) client.auth_token = await readTokenFile(flags.tokenFile);
         if (flags.fingerprint) client.server_fingerprint = flags.fingerprint;
@@ -190,6 +198,13 @@ closing the tunnel, with the reason), 3 authentication failed.`,
       });
   }
   return cmd;
+}
+
+/** `--inspect=true|false`. */
+function parseOnOff(value: string): boolean {
+  if (value === "true") return true;
+  if (value === "false") return false;
+  throw new ConfigError([`--inspect: expected true or false, got "${value}"`]);
 }
 
 /** The token in `path` (`--token-file`), surrounding white space removed. */

@@ -29,6 +29,7 @@ import { giveUpMessage } from "./explain.ts";
 import { handshake } from "./handshake.ts";
 import { RetryLog } from "./retry_log.ts";
 import { LocalSide } from "./local.ts";
+import type { Recorder } from "./inspect/mod.ts";
 import {
   type ClientStatus,
   formatRegistration,
@@ -47,6 +48,8 @@ export interface BurrowClientOptions {
   onTunnel?: (state: TunnelState) => void;
   /** Called on each connection once the server has answered for every configured tunnel. */
   onRegistered?: (registration: Registration) => void;
+  /** The request inspector's recorder, if the inspector is on. */
+  recorder?: Recorder | undefined;
 }
 
 /**
@@ -90,6 +93,7 @@ export class BurrowClient {
     this.#local = new LocalSide({
       logger: this.#log,
       udpSocketBuffer: config.udp?.socket_buffer ?? 0,
+      recorder: options.recorder,
     });
   }
 

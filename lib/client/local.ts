@@ -19,6 +19,7 @@ import {
 import { UdpReceiver, UdpSender } from "../transport/mod.ts";
 import type { Logger } from "../util/mod.ts";
 import { raiseSocketBuffers } from "../util/mod.ts";
+import { RecordedConn, type Recorder } from "./inspect/mod.ts";
 
 const LOCAL_DIAL_TIMEOUT = 5_000;
 
@@ -45,6 +46,8 @@ export interface LocalSideOptions {
   logger: Logger;
   /** `udp.socket_buffer` of the client's config (0: the kernel's default). */
   udpSocketBuffer: number;
+  /** The request inspector's recorder, which HTTP tunnels hand copies of their bytes to. */
+  recorder?: Recorder | undefined;
 }
 
 /** Serves the streams of the client's tunnels against their local services. */
@@ -57,11 +60,13 @@ export class LocalSide {
   #localDown = new Set<string>();
   /** Tunnels told that a PROXY protocol header went without addresses (logged once). */
   #noAddresses = new Set<string>();
+  #recorder: Recorder | undefined;
 
   /** A local side that logs to `options.logger`. */
   constructor(options: LocalSideOptions) {
     this.#log = options.logger;
     this.#udpSocketBuffer = options.udpSocketBuffer;
+    this.#recorder = options.recorder;
   }
 
   /** A tunnel's traffic so far, its open connections' bytes included. */
@@ -125,9 +130,20 @@ export class LocalSide {
       traffic.live.add(live);
       traffic.active++;
     }
+    // The inspector reads the plain HTTP between visitor and service (not TLS passed through).
+    const recording = this.#recorder && traffic && !tunnel.tls_passthrough &&
+        (tunnel.type === "http" || tunnel.type === "https")
+      ? this.#recorder.connection({
+        tunnel: name,
+        remote: String(stream.meta.remote ?? ""),
+        local: { hostname: tunnel.local_addr, port: tunnel.local_port },
+      })
+      : null;
+    const conn = recording ? new RecordedConn(local, recording) : local;
     // The server says per stream whether it is gzipped (`compression: gzip`).
-    const side = stream.meta.gzip === true ? compressedConn(local) : local;
+    const side = stream.meta.gzip === true ? compressedConn(conn) : conn;
     const result = await relay(side, stream, { maxBuffer: 128 * 1024, result: live });
+    recording?.end();
     if (traffic) {
       traffic.live.delete(live);
       traffic.active--;

@@ -16,3 +16,6 @@ export { AuthenticationError, FatalClientError } from "./errors.ts";
 export * from "./state.ts";
 export * from "./status.ts";
 export * from "./run.ts";
+// The inspector's recorder, which `BurrowClientOptions.recorder` takes.
+export * from "./inspect/recorder.ts";
+export * from "./inspect/http_tap.ts";

@@ -12,8 +12,9 @@
  * @module
  */
 
-import type { ClientConfig } from "../config/mod.ts";
-import { loggerFromSettings } from "../util/mod.ts";
+import type { ClientConfig, InspectConfig } from "../config/mod.ts";
+import { type Logger, loggerFromSettings, splitHostPort } from "../util/mod.ts";
+import { type InspectServer, Recorder, startInspectServer } from "./inspect/mod.ts";
 import { BurrowClient } from "./client.ts";
 import { AuthenticationError, NotBurrowdError } from "./errors.ts";
 import { formatRegistration, type TunnelState } from "./state.ts";
@@ -74,8 +75,16 @@ export async function runClient(config: ClientConfig, options: RunClientOptions)
       say(`Forwarding  ${url} -> ${local}`);
     }
   };
+  const recorder = config.inspect
+    ? new Recorder({ maxRequests: config.inspect.max_requests, maxBody: config.inspect.max_body })
+    : null;
+  const inspect = config.inspect && recorder
+    ? await startInspector(config.inspect, recorder, log, options.quick === true)
+    : null;
+  if (inspect) say(`Inspect  ${inspect.url}`);
   const client = new BurrowClient(config, {
     logger,
+    recorder: recorder ?? undefined,
     ...(options.quick
       ? { onTunnel }
       : { onRegistered: (registration) => say(formatRegistration(registration)) }),
@@ -121,5 +130,47 @@ export async function runClient(config: ClientConfig, options: RunClientOptions)
     options.signal.removeEventListener("abort", onAbort);
     stopLine?.();
     await status?.close();
+    await inspect?.close();
+    recorder?.close();
   }
+}
+
+/**
+ * Starts the inspector's API on `settings.addr`; in quick mode a busy port
+ * moves it to one of the next nine, as several quick clients may run at
+ * once. Logs and resolves to null when it cannot listen: the tunnels run
+ * without it.
+ */
+async function startInspector(
+  settings: InspectConfig,
+  recorder: Recorder,
+  log: Logger,
+  quick: boolean,
+): Promise<InspectServer | null> {
+  const addr = splitHostPort(settings.addr)!;
+  const tries = quick && addr.port !== 0 ? 10 : 1;
+  for (let i = 0; i < tries; i++) {
+    try {
+      const server = await startInspectServer(recorder, {
+        hostname: addr.hostname,
+        port: addr.port + i,
+        auth: settings.auth,
+      });
+      log.info("inspector listening", {
+        url: server.url,
+        max_requests: settings.max_requests,
+        max_body: settings.max_body,
+        ...(settings.auth ? { auth: "basic (client.inspect.auth)" } : {}),
+      });
+      return server;
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse && i + 1 < tries) continue;
+      log.warn("inspector not started; the tunnels run without it", {
+        addr: settings.addr,
+        error,
+      });
+      return null;
+    }
+  }
+  return null;
 }

@@ -28,6 +28,7 @@ import {
   PORT,
   req,
   secret,
+  size,
   str,
   tag,
   udpFields,
@@ -279,5 +280,31 @@ export const clientSchema = object({
       bind_port: f(PORT, 0, "its port; `0` picks one and records it for `burrow status`"),
     }),
     { bind_addr: "127.0.0.1", bind_port: 0 },
+  ),
+  inspect: f(
+    object({
+      addr: f(
+        str(/^(\[[^\]]+\]|[^:\[\]]+):\d{1,5}$/, "HOST:PORT"),
+        "127.0.0.1:4040",
+        "address of the inspector's API; one that is not loopback requires `auth`",
+      ),
+      max_requests: f(int(1, 100_000), 200, "exchanges kept in memory; the oldest go first"),
+      max_body: f(
+        size,
+        64 * 1024,
+        "body bytes kept per request and per response; the rest is counted",
+        "64KiB",
+      ),
+      auth: f(
+        object({
+          user: req(str(), "user name"),
+          password: req(secret, "password"),
+        }),
+        undefined,
+        "basic auth for the inspector",
+      ),
+    }),
+    undefined,
+    "request inspector of the HTTP tunnels; off unless present (quick `burrow http` turns it on)",
   ),
 });

@@ -15,7 +15,7 @@
  */
 
 import { checkTunnelRelations } from "../protocol/mod.ts";
-import { closestWord, Secret } from "../util/mod.ts";
+import { closestWord, isLoopbackHost, Secret, splitHostPort } from "../util/mod.ts";
 import type { ClientConfig, LogConfig, ServerConfig, TunnelConfig } from "./types.ts";
 
 /** One or more problems in a configuration, each with its YAML path. */
@@ -181,6 +181,13 @@ export function clientConfigFromObject(
   if (config.server_fingerprint) {
     config.server_fingerprint = "sha256:" +
       config.server_fingerprint.slice(7).replaceAll(":", "").toLowerCase();
+  }
+  const inspect = config.inspect;
+  if (inspect && !inspect.auth && !isLoopbackHost(splitHostPort(inspect.addr)?.hostname ?? "")) {
+    problems.push(
+      `client.inspect.auth: required when client.inspect.addr ("${inspect.addr}") is not a ` +
+        "loopback address",
+    );
   }
   if (config.reconnect.initial_delay > config.reconnect.max_delay) {
     problems.push("client.reconnect.initial_delay: must not exceed max_delay");

@@ -274,6 +274,18 @@ export interface TunnelConfig extends
   health_check?: HealthCheckConfig;
 }
 
+/** `client.inspect`: the request inspector. */
+export interface InspectConfig {
+  /** `HOST:PORT` of its page and API. Default `127.0.0.1:4040`. */
+  addr: string;
+  /** Exchanges kept. Default 200. */
+  max_requests: number;
+  /** Body bytes kept per request and per response. Default 64 KiB. */
+  max_body: number;
+  /** Basic auth; required when `addr` is not a loopback address. */
+  auth?: { user: string; password: Secret };
+}
+
 /** Everything under `client:`. */
 export interface ClientConfig {
   /** burrowd host name or address. */
@@ -294,6 +306,8 @@ export interface ClientConfig {
   client_id?: string;
   /** The local status endpoint. */
   status: { bind_addr: string; bind_port: number };
+  /** The request inspector of HTTP tunnels; absent: off. */
+  inspect?: InspectConfig;
   /** Tunnels this client publishes. */
   tunnels: TunnelConfig[];
   /** Local UDP sockets (one per visitor session). */

@@ -1,0 +1,160 @@
+import { assert, assertEquals } from "../../testing/mod.ts";
+import { headerFields, HttpTap, MAX_HEAD, type RecordedExchange } from "./http_tap.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function tapped(maxBody = 1024): { tap: HttpTap; seen: RecordedExchange[] } {
+  const seen: RecordedExchange[] = [];
+  return { tap: new HttpTap({ maxBody, onExchange: (x) => seen.push(x) }), seen };
+}
+
+/** Feeds `text` in pieces of `size` bytes. */
+function feed(into: (b: Uint8Array, now: number) => void, text: string, size = 1 << 30, now = 0) {
+  const bytes = enc.encode(text);
+  for (let i = 0; i < bytes.length; i += size) into(bytes.subarray(i, i + size), now);
+}
+
+Deno.test("HttpTap: keep-alive and pipelined requests pair with their responses in order", () => {
+  const { tap, seen } = tapped();
+  feed(
+    (b, t) => tap.request(b, t),
+    "GET /a HTTP/1.1\r\nHost: x\r\n\r\n" +
+      "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+      "GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+    1 << 30,
+    10,
+  );
+  assertEquals(seen.length, 0);
+  feed(
+    (b, t) => tap.response(b, t),
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" +
+      "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n" +
+      "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!",
+    1 << 30,
+    25,
+  );
+  assertEquals(seen.map((x) => [x.request.method, x.request.path, x.response?.status]), [
+    ["GET", "/a", 200],
+    ["POST", "/b", 201],
+    ["GET", "/c", 404],
+  ]);
+  assertEquals(dec.decode(seen[1]!.request.body), "hello");
+  assertEquals(dec.decode(seen[0]!.response!.body), "ok");
+  assertEquals(seen[0]!.end - seen[0]!.start, 15);
+  assertEquals(headerFields(seen[0]!.request.head), [["Host", "x"]]);
+  assertEquals(tap.stopped, null);
+});
+
+Deno.test("HttpTap: a head split byte by byte, and a body split across chunks", () => {
+  const { tap, seen } = tapped();
+  feed((b, t) => tap.request(b, t), "PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789", 1);
+  feed((b, t) => tap.response(b, t), "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n", 1);
+  assertEquals(seen.length, 1);
+  assertEquals(dec.decode(seen[0]!.request.body), "0123456789");
+  assertEquals(seen[0]!.request.head, "PUT /x HTTP/1.1\r\nContent-Length: 10");
+  assertEquals(headerFields(seen[0]!.response!.head), [["X-A", "1"]]);
+});
+
+Deno.test("HttpTap: chunked bodies are de-chunked, trailers skipped, and kept up to maxBody", () => {
+  const { tap, seen } = tapped(8);
+  const chunked =
+    "4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\n";
+  feed(
+    (b, t) => tap.request(b, t),
+    `POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`,
+    3,
+  );
+  feed(
+    (b, t) => tap.response(b, t),
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}` +
+      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!",
+    5,
+  );
+  assertEquals(seen.length, 1);
+  const x = seen[0]!;
+  assertEquals(dec.decode(x.request.body), "Wikipedi");
+  assertEquals(x.request.bodySize, 24);
+  assertEquals(dec.decode(x.response!.body), "Wikipedi");
+  assertEquals(x.response!.bodySize, 24);
+  // The extra response has no request: not HTTP as expected, recording stops.
+  assertEquals(tap.stopped, "broken");
+});
+
+Deno.test("HttpTap: 100 Continue is skipped, the final response recorded", () => {
+  const { tap, seen } = tapped();
+  feed((b, t) => tap.request(b, t), "POST /up HTTP/1.1\r\nExpect: 100-continue\r\n");
+  feed((b, t) => tap.request(b, t), "Content-Length: 3\r\n\r\n");
+  feed((b, t) => tap.response(b, t), "HTTP/1.1 100 Continue\r\n\r\n");
+  feed((b, t) => tap.request(b, t), "abc");
+  feed((b, t) => tap.response(b, t), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  assertEquals(seen.length, 1);
+  assertEquals(seen[0]!.response!.status, 200);
+  assertEquals(dec.decode(seen[0]!.request.body), "abc");
+});
+
+Deno.test("HttpTap: an upgrade is recorded, then parsing stops", () => {
+  const { tap, seen } = tapped();
+  feed(
+    (b, t) => tap.request(b, t),
+    "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+  );
+  feed(
+    (b, t) => tap.response(b, t),
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
+  );
+  tap.request(new Uint8Array([0x81, 0x85, 1, 2, 3, 4, 0, 0, 0, 0, 0]), 0);
+  assertEquals(seen.length, 1);
+  assertEquals(seen[0]!.response!.status, 101);
+  assertEquals(seen[0]!.upgraded, true);
+  assertEquals(tap.stopped, "upgraded");
+  tap.end(1);
+  assertEquals(seen.length, 1);
+});
+
+Deno.test("HttpTap: a body until close ends with the connection; unanswered requests are reported", () => {
+  const { tap, seen } = tapped();
+  feed((b, t) => tap.request(b, t), "GET /old HTTP/1.0\r\n\r\n");
+  feed((b, t) => tap.response(b, t), "HTTP/1.0 200 OK\r\n\r\nall of it");
+  assertEquals(seen.length, 0);
+  tap.end(7);
+  assertEquals(dec.decode(seen[0]!.response!.body), "all of it");
+
+  const other = tapped();
+  feed((b, t) => other.tap.request(b, t), "GET /lost HTTP/1.1\r\n\r\n");
+  other.tap.end(3);
+  assertEquals(other.seen.length, 1);
+  assertEquals(other.seen[0]!.response, null);
+});
+
+Deno.test("HttpTap: garbage stops recording the connection and never throws", () => {
+  for (
+    const text of [
+      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", // a TLS ClientHello
+      "GET / HTTP/1.1\r\nno colon here\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ]
+  ) {
+    const { tap, seen } = tapped();
+    feed((b, t) => tap.request(b, t), text);
+    assertEquals(tap.stopped, "broken", text);
+    feed((b, t) => tap.response(b, t), "HTTP/1.1 200 OK\r\n\r\n");
+    tap.end(1);
+    assert(seen.every((x) => x.response === null), text);
+  }
+  const { tap } = tapped();
+  tap.request(new Uint8Array(MAX_HEAD + 10).fill(65), 0);
+  assertEquals(tap.stopped, "broken");
+});
+
+Deno.test("HttpTap: HEAD and 304 responses have no body", () => {
+  const { tap, seen } = tapped();
+  feed((b, t) => tap.request(b, t), "HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+  feed(
+    (b, t) => tap.response(b, t),
+    "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+  );
+  assertEquals(seen.map((x) => x.response?.status), [200, 304]);
+  assertEquals(tap.stopped, null);
+});

@@ -1,0 +1,108 @@
+import { assert, assertEquals } from "../../testing/mod.ts";
+import type { RelayConn } from "../../mux/mod.ts";
+import { MAX_HEAD } from "./http_tap.ts";
+import { RecordedConn } from "./recorded_conn.ts";
+import { Recorder } from "./recorder.ts";
+
+const enc = new TextEncoder();
+const local = { hostname: "127.0.0.1", port: 1 };
+
+/** Bytes the ring holds in bodies and heads. */
+function heldBytes(recorder: Recorder): number {
+  let n = 0;
+  for (const x of recorder.ring.list()) {
+    n += x.request.body.length + x.request.head.length;
+    n += (x.response?.body.length ?? 0) + (x.response?.head.length ?? 0);
+  }
+  return n;
+}
+
+Deno.test("Recorder: a flood of large requests stays within max_requests and max_body", () => {
+  const recorder = new Recorder({ maxRequests: 50, maxBody: 1024 });
+  const body = new Uint8Array(100_000).fill(120);
+  for (let c = 0; c < 40; c++) {
+    const conn = recorder.connection({ tunnel: "web", remote: `10.0.0.${c}:1`, local });
+    for (let r = 0; r < 25; r++) {
+      conn.request(
+        enc.encode(`POST /f/${c}/${r} HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n`),
+      );
+      conn.request(body);
+      conn.response(enc.encode(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`));
+      conn.response(body);
+      // The recorder's timer runs between the relay's reads.
+      recorder.drain();
+    }
+    conn.end();
+    recorder.drain();
+  }
+  const list = recorder.ring.list();
+  assertEquals(list.length, 50);
+  assertEquals(list[0]!.request.path, "/f/39/24");
+  assertEquals(list[0]!.id, 1000);
+  for (const x of list) {
+    assertEquals(x.request.body.length, 1024);
+    assertEquals(x.request.bodySize, 100_000);
+    assertEquals(x.response?.bodySize, 100_000);
+  }
+  // The stated bound: entries × 2 × (max_body + MAX_HEAD).
+  assert(heldBytes(recorder) <= 50 * 2 * (1024 + MAX_HEAD));
+  recorder.close();
+});
+
+Deno.test("Recorder: a full queue drops chunks and stops recording that connection", () => {
+  const recorder = new Recorder({ queueBytes: 64 * 1024 });
+  const conn = recorder.connection({ tunnel: "web", remote: "10.0.0.1:1", local });
+  conn.request(enc.encode("GET /a HTTP/1.1\r\n\r\n"));
+  conn.response(enc.encode("HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n"));
+  for (let i = 0; i < 4; i++) conn.response(new Uint8Array(50_000));
+  assertEquals(recorder.dropped, 1);
+  assert(conn.off);
+  conn.end();
+  recorder.drain();
+  // The exchange whose bytes were lost is reported as it stood, never parsed wrongly.
+  assertEquals(recorder.ring.list().length, 1);
+  recorder.close();
+});
+
+Deno.test("Recorder: clear, get and subscribe", () => {
+  const recorder = new Recorder();
+  const seen: number[] = [];
+  const stop = recorder.ring.subscribe((e) => seen.push(e.type === "add" ? e.entry.id : 0));
+  const conn = recorder.connection({ tunnel: "web", remote: "10.0.0.1:1", local });
+  conn.request(enc.encode("GET /a HTTP/1.1\r\n\r\n"));
+  conn.response(enc.encode("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  recorder.drain();
+  assertEquals(seen, [1]);
+  assertEquals(recorder.ring.get(1)?.remote, "10.0.0.1:1");
+  recorder.ring.clear();
+  assertEquals(recorder.ring.list(), []);
+  assertEquals(seen, [1, 0]);
+  stop();
+  recorder.close();
+});
+
+Deno.test("RecordedConn: hands each request byte over once across partial writes", async () => {
+  const written: number[] = [];
+  const inner: RelayConn = {
+    read: () => Promise.resolve(null),
+    // Writes at most 3 bytes at a time.
+    write: (p) => {
+      const n = Math.min(3, p.length);
+      written.push(n);
+      return Promise.resolve(n);
+    },
+    closeWrite: () => {},
+    close: () => {},
+  };
+  const recorder = new Recorder();
+  const recording = recorder.connection({ tunnel: "web", remote: "r", local });
+  const conn = new RecordedConn(inner, recording);
+  const text = enc.encode("GET /partial HTTP/1.1\r\n\r\n");
+  let off = await conn.write(text);
+  while (off < text.length) off += await conn.write(text.subarray(off));
+  conn.close();
+  recording.response(enc.encode("HTTP/1.1 204 No Content\r\n\r\n"));
+  recorder.drain();
+  assertEquals(recorder.ring.list().map((x) => x.request.path), ["/partial"]);
+  recorder.close();
+});
