@@ -6,7 +6,13 @@
 import { Buffer } from "node:buffer";
 import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer } from "ws";
-import { assert, assertEquals, testNeeding, within } from "../lib/testing/mod.ts";
+import {
+  assert,
+  assertEquals,
+  CHROMIUM_HEADLESS,
+  testNeeding,
+  within,
+} from "../lib/testing/mod.ts";
 import { startClient, startServer, writeAll } from "./_procs.ts";
 
 /** Ignored (outside CI) when what they need is missing: see lib/testing/tools.ts. */
@@ -461,12 +467,7 @@ async function launchChromium() {
   const child = new Deno.Command("setsid", {
     args: [
       "chromium",
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--no-default-browser-check",
-      "--no-proxy-server",
+      ...CHROMIUM_HEADLESS,
       `--user-data-dir=${profile}`,
       `--host-resolver-rules=MAP ${HOST} 127.0.0.1`,
       "--remote-debugging-address=127.0.0.1",

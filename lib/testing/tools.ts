@@ -75,3 +75,13 @@ export function testIgnoredIf(ignore: boolean): TestRegistrar {
 export function testNeeding(...tools: string[]): TestRegistrar {
   return testIgnoredIf(lacks(...tools));
 }
+
+/** Chromium's flags for a headless run in tests: no sandbox, GPU, first-run pages or proxy. */
+export const CHROMIUM_HEADLESS: readonly string[] = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--no-first-run",
+  "--no-default-browser-check",
+  "--no-proxy-server",
+];

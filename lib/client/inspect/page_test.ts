@@ -1,4 +1,4 @@
-import { assert, testNeeding, until } from "../../testing/mod.ts";
+import { assert, CHROMIUM_HEADLESS, testNeeding, until } from "../../testing/mod.ts";
 import { startInspectServer } from "./api.ts";
 import { Recorder } from "./recorder.ts";
 
@@ -22,12 +22,7 @@ async function dumpDom(recorder: Recorder, path: string): Promise<string> {
       args: [
         "60",
         "chromium",
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--no-proxy-server",
+        ...CHROMIUM_HEADLESS,
         `--user-data-dir=${profile}`,
         "--virtual-time-budget=5000",
         "--dump-dom",
