@@ -64,6 +64,8 @@ export interface StartBurrowOptions {
   databaseUrl?: string;
   /** More keys under `server:`. */
   server?: Record<string, unknown>;
+  /** More keys under `client:` (e.g. `inspect`). */
+  client?: Record<string, unknown>;
   /** More environment variables of the server process. */
   env?: Record<string, string>;
   /**
@@ -222,6 +224,7 @@ export async function startBurrow(
           server_fingerprint: listening.fingerprint,
           log: { format: "json" },
           tunnels: tunnels.map(tunnelConfig),
+          ...options.client,
         },
       }),
     );

@@ -59,6 +59,7 @@ export const HTTP_ROUTES = [
   "pipenet",
   "burrow",
   "burrowTls",
+  "burrowInspect",
   "floor",
 ] as const;
 /** One way to reach the origin. */
@@ -73,6 +74,7 @@ export const HTTP_LABELS: Record<HttpRouteKey, string> = {
   pipenet: `pipenet ${PIPENET_VERSION}`,
   burrow: "Burrow",
   burrowTls: "Burrow HTTPS",
+  burrowInspect: "Burrow, inspector on",
   floor: "Deno relay floor",
 };
 
@@ -406,13 +408,32 @@ async function setUp(section: Section, stack: AsyncDisposableStack, results: Htt
     };
   });
 
+  // A second pair whose client records every exchange (client.inspect): what the inspector costs.
+  const inspectPort = freePort();
+  const burrowInspect = up("burrowInspect", async () => {
+    const inspectDir = join(dir, "burrow-inspect");
+    await Deno.mkdir(inspectDir);
+    const b = stack.use(
+      await startBurrow(inspectDir, [
+        { name: "web", type: "http", localPort: originPort, customDomains: [BURROW_HOST] },
+      ], {
+        server: { vhost_http_port: inspectPort },
+        client: { inspect: { addr: `127.0.0.1:${freePort()}` } },
+      }),
+    );
+    return {
+      route: { key: "burrowInspect", port: inspectPort, host: BURROW_HOST },
+      procs: [b.server, b.client],
+    };
+  });
+
   const floor = up("floor", async () => {
     const { port, procs } = await startFloor(join(dir, "floor"), originPort, stack);
     return { route: { key: "floor", port }, procs };
   });
 
   // The relays start side by side; each one's failure is its own.
-  await Promise.all([nginx, ssh, pipenet, burrow, burrowTls, floor]);
+  await Promise.all([nginx, ssh, pipenet, burrow, burrowTls, burrowInspect, floor]);
   return routes.sort((a, b) => HTTP_ROUTES.indexOf(a.key) - HTTP_ROUTES.indexOf(b.key));
 }
 
@@ -581,6 +602,30 @@ export function httpRows(r: HttpResults): Row[] {
         vsDirect: ratio(f, value("direct")),
         target: "report",
         met: "—",
+      });
+    }
+  }
+  // The inspector on (every exchange recorded) against the same tunnel with it off, same run.
+  for (const size of HTTP_SIZES) {
+    const m = r.sizes[size.key];
+    if (!m.burrowInspect) continue;
+    for (const metric of ["rps", "p99"] as const) {
+      const value = (k: HttpRouteKey) => metric === "rps" ? m[k]?.requestsPerSecond : m[k]?.p99Ms;
+      const digits = metric === "rps" ? 0 : 2;
+      const b = value("burrowInspect");
+      const o = value("burrow");
+      const judged = size.key === HTTP_SIZES[0].key && metric === "rps";
+      const vs = b !== undefined && o !== undefined && o > 0 ? b / o : undefined;
+      out.push({
+        metric: `${size.label} ${metric === "rps" ? "req/s" : "p99 ms"} with the inspector on, ` +
+          "other: Burrow with it off",
+        direct: num(value("direct"), digits),
+        ssh: num(o, digits),
+        burrow: num(b, digits),
+        vsSsh: ratio(b, o),
+        vsDirect: ratio(b, value("direct")),
+        target: judged ? "≥ 0.8× other" : "report",
+        met: judged ? (vs === undefined ? "—" : vs >= 0.8 ? "yes" : "NO") : "—",
       });
     }
   }
