@@ -18,6 +18,7 @@
 export * from "./mux.ts";
 export * from "./stream.ts";
 export * from "./relay.ts";
+export * from "./splice.ts";
 export * from "./compress.ts";
 export type { BufferPool } from "./_pool.ts";
 export * from "./datagram.ts";

@@ -1,0 +1,61 @@
+/**
+ * Joins two mux streams of different connections, so that each one's bytes
+ * go to the other: what a node of a cluster does with a visitor's stream
+ * that another node relays to the client this node holds. An end (FIN) is
+ * passed on as an end, a reset as a reset with its reason.
+ *
+ * @module
+ */
+
+import type { MuxStream } from "./stream.ts";
+import { StreamResetError } from "./stream.ts";
+
+/** What a finished splice moved: `forward` from `a` to `b`, `back` from `b` to `a`. */
+export interface SpliceResult {
+  /** Bytes read from `a` and written to `b`. */
+  forward: number;
+  /** Bytes read from `b` and written to `a`. */
+  back: number;
+  /** Why it ended if not by both ends (a reset's reason, or an error). */
+  error?: string;
+}
+
+/**
+ * Copies `a` → `b` and `b` → `a` until both directions end or one side is
+ * reset (the other is then reset with the same reason).
+ *
+ * @example
+ * ```ts ignore
+ * const result = await spliceStreams(fromOtherNode, clientMux.open(meta));
+ * ```
+ */
+export async function spliceStreams(a: MuxStream, b: MuxStream): Promise<SpliceResult> {
+  const result: SpliceResult = { forward: 0, back: 0 };
+  const fail = (error: unknown) => {
+    const reason = error instanceof StreamResetError
+      ? error.message
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    result.error ??= reason;
+    a.reset(reason);
+    b.reset(reason);
+  };
+  const pump = async (from: MuxStream, to: MuxStream, count: "forward" | "back") => {
+    try {
+      for (;;) {
+        const chunk = await from.readBorrowed();
+        if (chunk === null) break;
+        // `write` copies the borrowed bytes into a frame before the next read reuses them.
+        const written = to.write(chunk);
+        result[count] += chunk.length;
+        await written;
+      }
+      to.closeWrite();
+    } catch (error) {
+      fail(error);
+    }
+  };
+  await Promise.all([pump(a, b, "forward"), pump(b, a, "back")]);
+  return result;
+}
