@@ -281,7 +281,8 @@ export class Chromium implements AsyncDisposable {
       this.#ws.close();
       await bounded("close", 5_000, this.#closed).catch(() => {});
     }
-    await this.#pump.catch(() => {});
+    // Bounded too: a helper process that outlived the browser could hold stderr open.
+    await bounded("stderr", 5_000, this.#pump).catch(() => {});
     await Deno.remove(this.#profile, { recursive: true }).catch(() => {});
   }
 
