@@ -18,3 +18,4 @@ export * from "./db.ts";
 export * from "./tools.ts";
 export * from "./servers.ts";
 export * from "./wait.ts";
+export * from "./cdp.ts";

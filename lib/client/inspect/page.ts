@@ -33,8 +33,13 @@ export const PAGE_HTML = `<!doctype html>
   #detail { overflow: auto; padding: 8px 14px; }
   pre { background: #f6f8fa; padding: 8px; overflow: auto; white-space: pre-wrap; word-break: break-all; }
   textarea { width: 100%; font: 12px monospace; }
-  .tabs button.on { font-weight: bold; }
+  .tabs button.on { font-weight: bold; background: #dbe9f6; }
   .muted { color: #777; }
+  header .muted { color: #b8c4cc; }
+  header #live.on { color: #8fdc9a; }
+  #detail h2 { font-size: 18px; margin: 6px 0 2px; }
+  #detail h3 { font-size: 15px; margin: 16px 0 6px; }
+  #detail button { margin: 0 6px 4px 0; }
 </style>
 </head>
 <body>
@@ -45,6 +50,7 @@ export const PAGE_HTML = `<!doctype html>
   <input id="f-tunnel" placeholder="tunnel">
   <button id="clear">Clear</button>
   <span id="info" class="muted"></span>
+  <span id="live" class="muted">connecting…</span>
 </header>
 <main>
   <div id="list"><table>
@@ -217,6 +223,13 @@ load().finally(() => {
   events.onopen = () => {
     if (opened) load();
     opened = true;
+    $("live").textContent = "● live";
+    $("live").classList.add("on");
+  };
+  // Says so when the list stops updating (EventSource reconnects by itself).
+  events.onerror = () => {
+    $("live").textContent = "reconnecting…";
+    $("live").classList.remove("on");
   };
   events.addEventListener("request", (e) => {
     rows.unshift(JSON.parse(e.data));
