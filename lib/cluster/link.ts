@@ -94,14 +94,20 @@ export class NodeLinks {
    * @throws the dial's error when the peer cannot be reached.
    */
   to(peer: PeerNode): Promise<Mux> {
-    const open = this.#links.get(peer.id);
-    if (open && !open.mux.isClosed && !open.mux.peerGoingAway) return Promise.resolve(open.mux);
+    const open = this.ready(peer.id);
+    if (open) return Promise.resolve(open);
     let dialing = this.#dialing.get(peer.id);
     if (!dialing) {
       dialing = this.#dial(peer).finally(() => this.#dialing.delete(peer.id));
       this.#dialing.set(peer.id, dialing);
     }
     return dialing;
+  }
+
+  /** The open link to node `peer`, if one is usable now (no dial). */
+  ready(peer: string): Mux | null {
+    const open = this.#links.get(peer);
+    return open && !open.mux.isClosed && !open.mux.peerGoingAway ? open.mux : null;
   }
 
   async #dial(peer: PeerNode): Promise<Mux> {

@@ -13,6 +13,7 @@
 
 export * from "./link.ts";
 export * from "./link_handshake.ts";
+export * from "./relayed_opener.ts";
 // Types of the layers below that this folder's API names.
 export type { Duplex } from "../transport/mod.ts";
 export type { Logger, Secret } from "../util/mod.ts";

@@ -40,6 +40,22 @@ export interface MuxOptions {
   maxQueuedControl?: number;
 }
 
+/**
+ * What opens the streams that carry a tunnel's visitors: the client's own
+ * connection (a {@linkcode Mux}), or, in a cluster, a relay to the node that
+ * holds the client.
+ */
+export interface StreamOpener {
+  /** Opens a stream whose far end receives `meta`. */
+  open(meta: Record<string, unknown>): MuxStream;
+  /** Whether no stream can be opened any more. */
+  readonly isClosed: boolean;
+  /** Whether the far end announced a graceful shutdown (no new streams). */
+  readonly peerGoingAway: boolean;
+  /** Largest data payload per frame in bytes. */
+  readonly maxFrameData: number;
+}
+
 /** The peer ended the connection cleanly (EOF between frames). */
 export class PeerClosedError extends Error {
   /** Creates the error. */
@@ -85,7 +101,7 @@ const LARGE_FRAME = 16 * 1024;
  * server.close();
  * ```
  */
-export class Mux implements StreamHost {
+export class Mux implements StreamHost, StreamOpener {
   /** Largest data payload per frame in bytes. */
   readonly maxFrameData: number;
   /** Largest receive window per stream in bytes. */

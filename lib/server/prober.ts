@@ -7,11 +7,11 @@
  * @module
  */
 
-import { type Mux, StreamResetError } from "../mux/mod.ts";
+import { type StreamOpener, StreamResetError } from "../mux/mod.ts";
 
 /** Probes tunnel `name` over `mux`; resolves with `null` when it works, else the reason. */
 export async function probeTunnel(
-  mux: Mux,
+  mux: StreamOpener,
   name: string,
   timeoutMs: number,
 ): Promise<string | null> {

@@ -30,6 +30,7 @@ import {
 } from "./activity_dao.ts";
 import { ApiKeysDao, SigningKeysDao, UsersDao } from "./accounts_dao.ts";
 import { TunnelsDao } from "./tunnels_dao.ts";
+import { type PlacementChange, PlacementsDao } from "./placements_dao.ts";
 import {
   changedMigrations,
   loadMigrations,
@@ -122,6 +123,8 @@ export class Store {
   readonly logs: LogsDao;
   /** `alerts`. */
   readonly alerts: AlertsDao;
+  /** `placements` (cluster mode). */
+  readonly placements: PlacementsDao;
   /** Most rows held for the database (see {@linkcode StoreOptions.maxPendingWrites}). */
   readonly maxPendingWrites: number;
 
@@ -147,6 +150,7 @@ export class Store {
     this.metrics = new MetricsDao(db);
     this.logs = new LogsDao(db);
     this.alerts = new AlertsDao(db);
+    this.placements = new PlacementsDao(db);
     this.#availability = new Availability(db, {
       logger: options.logger,
       queryTimeout: db.kind === "postgres" ? queryTimeout : 0,
@@ -250,6 +254,27 @@ export class Store {
    */
   run<T>(fn: (store: Store) => Promise<T>, options: RunOptions = {}): Promise<T> {
     return this.#availability.run(() => fn(this), options.timeout);
+  }
+
+  /**
+   * Subscribes to changes of `placements` (cluster mode), and a `resync`
+   * after the feed reconnects (notifications may have been missed).
+   */
+  async listenPlacements(fn: (change: PlacementChange) => void): Promise<() => Promise<void>> {
+    let first = true;
+    return await this.db.listen("burrow_placements", (payload) => {
+      let change: PlacementChange;
+      try {
+        change = JSON.parse(payload);
+      } catch {
+        this.#log.warn("ignored a malformed placement notification", { payload });
+        return;
+      }
+      fn(change);
+    }, () => {
+      if (first) first = false;
+      else fn({ op: "resync" });
+    });
   }
 
   /** Subscribes to config changes (and a `resync` after the feed reconnects). */

@@ -8,7 +8,7 @@
  */
 
 import type { ServerConfig } from "../../config/mod.ts";
-import type { Mux } from "../../mux/mod.ts";
+import type { StreamOpener } from "../../mux/mod.ts";
 import type { TunnelRequest } from "../../protocol/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { IpPolicy } from "../../util/mod.ts";
@@ -34,7 +34,7 @@ export interface TunnelContext {
   /** Where tunnels log. */
   readonly logger: Logger;
   /** The client connection visitors are carried over. */
-  readonly mux: Mux;
+  readonly mux: StreamOpener;
   /** The client's id (for logs). */
   readonly clientId: string;
   /** Load-balancing groups of the whole server. */
@@ -55,6 +55,13 @@ export interface TunnelContext {
   onFirstByte(tunnel: PublicTunnel, ms: number): void;
   /** Datagrams a UDP tunnel dropped since its last report (`in`: from visitors). */
   onUdpDrops(tunnel: string, direction: "in" | "out", reason: UdpDropReason, count: number): void;
+  /**
+   * Cluster mode: called before the tunnel's public side opens, so that this
+   * node's relay of the same tunnel held through another node gives way.
+   */
+  beforeOpen?(open: OpenRequest): Promise<void>;
+  /** Cluster mode: the tunnel opened from `open` (other nodes are told where it is held). */
+  opened?(tunnel: PublicTunnel, open: OpenRequest): void;
 }
 
 /** What opening a tunnel takes besides its session's context. */

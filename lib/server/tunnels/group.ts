@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Mux } from "../../mux/mod.ts";
+import type { StreamOpener } from "../../mux/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { Logger } from "../../util/mod.ts";
 import { timingSafeEqualText } from "../../util/mod.ts";
@@ -47,7 +47,7 @@ export interface JoinRequest {
   /** The member's client id (for logs). */
   clientId: string;
   /** The member's client connection. */
-  mux: Mux;
+  mux: StreamOpener;
   /** Called when each of the member's connections ends. */
   onConnection: (member: GroupMember, event: ConnectionEvent) => void;
   /** Called with ms from accept to first byte back, per connection of the member. */
@@ -83,7 +83,7 @@ export class GroupMember implements BalancerMember, PublicTunnel {
   /** Live totals of this member's open connections. */
   readonly liveTransfers = new Set<LiveTransfer>();
   /** @internal */
-  readonly mux: Mux;
+  readonly mux: StreamOpener;
   /** The group it belongs to. */
   readonly group: TunnelGroup;
   /** Gzips its data streams. */

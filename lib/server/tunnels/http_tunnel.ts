@@ -14,7 +14,7 @@
 
 import type http from "node:http";
 import type net from "node:net";
-import type { Mux, MuxStream } from "../../mux/mod.ts";
+import type { MuxStream, StreamOpener } from "../../mux/mod.ts";
 import type { Throttle } from "../../util/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { BalancerMember } from "../balancer.ts";
@@ -51,7 +51,7 @@ export interface HttpTunnelOptions extends VisitorGuards {
   /** The public port (shared vhost port or the tunnel's own). */
   port: number;
   /** The owning session's multiplexer. */
-  mux: Mux;
+  mux: StreamOpener;
   /** Changes to requests on the way to the service (`custom_headers` are `set` here). */
   requestHeaders?: HeaderRules | undefined;
   /** Changes to responses on the way to the visitor. */
@@ -120,7 +120,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   /** The database row of a server-managed tunnel; `null` when the client declared it. */
   managed: TunnelRow | null = null;
   #clientHealthy = true;
-  #mux: Mux;
+  #mux: StreamOpener;
   #options: HttpTunnelOptions;
   #guard: VisitorGuard;
   #gate: HttpGate;

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { Mux } from "../../mux/mod.ts";
+import type { StreamOpener } from "../../mux/mod.ts";
 import type { TunnelRequest } from "../../protocol/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 
@@ -60,7 +60,7 @@ export interface ConnectionEvent {
  */
 export interface RouteTarget {
   /** The client connection that carries it. */
-  mux: Mux;
+  mux: StreamOpener;
   /** The tunnel name the client knows. */
   name: string;
   /** Gzip the stream (the client sees `gzip: true` in the stream's metadata). */

@@ -49,14 +49,19 @@ export function tunnelKind(type: TunnelType): TunnelKind {
  * tunnel spec refuses (`checkTunnelRequest`) does not reach its type, so
  * the types read their settings without checking them again.
  */
-export function openTunnel(
+export async function openTunnel(
   open: OpenRequest,
   context: TunnelContext,
 ): Promise<PublicTunnel | string> {
   const problems = checkTunnelRequest(open.name, open.request);
-  if (problems.length) return Promise.resolve(formatProblems(problems));
+  if (problems.length) return formatProblems(problems);
   const kind = KINDS[open.request.protocol];
-  return open.request.group === undefined ? kind.open(open, context) : kind.join(open, context);
+  await context.beforeOpen?.(open);
+  const opened = open.request.group === undefined
+    ? await kind.open(open, context)
+    : await kind.join(open, context);
+  if (typeof opened !== "string") context.opened?.(opened, open);
+  return opened;
 }
 
 /** The request a database-managed tunnel's row (of a known type) stands for. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { compressedConn, type Mux, relay } from "../../mux/mod.ts";
+import { compressedConn, relay, type StreamOpener } from "../../mux/mod.ts";
 import type { TunnelRow } from "../../storage/mod.ts";
 import type { Logger } from "../../util/mod.ts";
 import { formatAddr } from "../../util/mod.ts";
@@ -33,7 +33,7 @@ export interface TcpTunnelOptions extends VisitorGuards {
   /** Public port; 0 picks a free one. */
   port: number;
   /** The owning session's multiplexer (unless `route` picks one per connection). */
-  mux?: Mux;
+  mux?: StreamOpener;
   /**
    * Chooses where each public connection goes (load-balancing groups);
    * `null` refuses it. Default: `mux`, under this tunnel's name.

@@ -1,0 +1,8 @@
+/**
+ * Cluster mode on a node: its tunnels written to `placements`, and the
+ * relays of the tunnels other nodes hold.
+ *
+ * @module
+ */
+
+export * from "./tunnels.ts";

@@ -1,0 +1,449 @@
+/**
+ * Cluster mode's tunnels: every node serves every tunnel. A tunnel a
+ * session of this node opens is written to `placements`; every other node
+ * opens the same public side (the port it got, its host names, its place in
+ * a load-balancing group) as a *relay*, whose visitors go over the link to
+ * this node, which joins them to the client (`onStream`).
+ *
+ * Which relay a node opens is decided from the placements it knows
+ * (loaded at start, kept by `NOTIFY burrow_placements`):
+ *
+ * - A tunnel (by user and name) this node holds itself needs no relay: a
+ *   session that opens it here makes this node's relay of it give way
+ *   first (`beforeOpen`), and when it closes, the relay opens again if
+ *   another node still holds it.
+ * - A tunnel several nodes hold (a client with sessions to two nodes) gets
+ *   one relay, whose visitors go to whichever of them is reachable.
+ * - Each member of a load-balancing group held elsewhere joins this node's
+ *   group as a member of its own, so the group's balancer spreads visitors
+ *   over the members of every node.
+ *
+ * Placements of nodes that are not alive (per the node registry) are left
+ * out; the survivor that finds a node dead deletes them.
+ *
+ * @module
+ */
+
+import type { ServerConfig } from "../../config/mod.ts";
+import type { NodeLinks, PeerNode, RelayHolder } from "../../cluster/mod.ts";
+import { RelayedOpener } from "../../cluster/mod.ts";
+import { type MuxStream, spliceStreams } from "../../mux/mod.ts";
+import type { TunnelRequest } from "../../protocol/mod.ts";
+import type { PlacementChange, PlacementRow, Store } from "../../storage/mod.ts";
+import type { Logger } from "../../util/mod.ts";
+import type { HttpFront } from "../http_front.ts";
+import type { Principal } from "../login.ts";
+import type { RecordedSession, SessionRecorder } from "../recorder.ts";
+import {
+  type GroupRegistry,
+  type OpenRequest,
+  openTunnel,
+  type PublicTunnel,
+  type TunnelContext,
+  visitorPolicy,
+} from "../tunnels/mod.ts";
+
+/** What the cluster's tunnels need of a local session. */
+export interface LocalSession {
+  /** Id given to the client in `ack`. */
+  readonly sessionId: string;
+  /** The client's stable id. */
+  readonly clientId: string;
+  /** Who logged in. */
+  readonly principal: Principal | null;
+  /** Open tunnels by name. */
+  readonly tunnels: ReadonlyMap<string, PublicTunnel>;
+  /** The client's connection. */
+  readonly mux: { open(meta: Record<string, unknown>): MuxStream; readonly isClosed: boolean };
+}
+
+/** What the cluster's tunnels need of their server. */
+export interface ClusterHost {
+  /** The validated server configuration. */
+  readonly config: ServerConfig;
+  /** Load-balancing groups of this node. */
+  readonly groups: GroupRegistry;
+  /** The shared HTTP and HTTPS ports, when configured. */
+  readonly vhosts: { http: HttpFront | null; https: HttpFront | null };
+  /** Where visitors of relays are reported. */
+  readonly recorder: SessionRecorder;
+  /** This node's sessions. */
+  readonly sessions: Iterable<LocalSession>;
+}
+
+/** Options of {@linkcode ClusterTunnels}. */
+export interface ClusterTunnelsOptions {
+  /** This node's id. */
+  node: string;
+  /** The database with `placements`. */
+  store: Store;
+  /** The links to the other nodes. */
+  links: NodeLinks;
+  /** Where another node's relay port is; `undefined` for a node not alive. */
+  peer(id: string): PeerNode | undefined;
+  /** The server. */
+  host: ClusterHost;
+  /** Where it logs. */
+  logger: Logger;
+}
+
+/** One relay this node serves. */
+interface Relay {
+  opener: RelayedOpener;
+  tunnel: PublicTunnel | null;
+  /** The request it was opened from (as text: a changed request re-opens it). */
+  request: string;
+  /** Why it could not open, logged once. */
+  failed: string | null;
+}
+
+/** Who a tunnel is to the cluster: its user (or client, for the shared token) and name. */
+function identity(userId: number | null, clientId: string, name: string): string {
+  return `${userId ?? `client:${clientId}`}/${name}`;
+}
+
+function rowKey(row: Pick<PlacementRow, "node_id" | "session_id" | "tunnel">): string {
+  return `${row.node_id}/${row.session_id}/${row.tunnel}`;
+}
+
+/** The tunnels of a cluster node: its own written to `placements`, the others' relayed. */
+export class ClusterTunnels {
+  #o: ClusterTunnelsOptions;
+  /** Placements of other nodes, by node/session/tunnel. */
+  #remote = new Map<string, PlacementRow>();
+  /** Relays by identity (or node/session/tunnel for a group member). */
+  #relays = new Map<string, Relay>();
+  /** What this node's tunnels were opened from, by session/name. */
+  #opened = new Map<string, OpenRequest>();
+  #unlisten: (() => Promise<void>) | null = null;
+  #queue: Promise<void> = Promise.resolve();
+  #writes: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  /** The tunnels of node `options.node`. */
+  constructor(options: ClusterTunnelsOptions) {
+    this.#o = options;
+  }
+
+  /** Loads the placements, follows their changes, and opens the relays. */
+  async start(): Promise<void> {
+    const { store, node } = this.#o;
+    // A previous run of this node (a crash) may have left rows behind.
+    await store.placements.withdrawNode(node);
+    this.#unlisten = await store.listenPlacements((change) => this.#changed(change));
+    await this.#reload();
+  }
+
+  /** The relays open now, for status output and tests. */
+  relays(): Array<{ key: string; type: string; port: number; holders: string[] }> {
+    return [...this.#relays].filter(([, r]) => r.tunnel).map(([key, r]) => ({
+      key,
+      type: r.tunnel!.type,
+      port: r.tunnel!.port,
+      holders: r.opener.holders.map((h) => `${h.node.id}/${h.session}`),
+    }));
+  }
+
+  // ---------------------------------------------------------------- this node's tunnels
+
+  /** A session of this node is about to open `open`: a relay of the same tunnel gives way. */
+  async beforeOpen(session: LocalSession, open: OpenRequest): Promise<void> {
+    if (open.request.group !== undefined) return;
+    const key = identity(session.principal?.userId ?? null, session.clientId, open.name);
+    await this.#serialised(async () => {
+      const relay = this.#relays.get(key);
+      if (!relay) return;
+      this.#relays.delete(key);
+      await relay.tunnel?.close();
+      this.#o.logger.info("relay closed", { tunnel: open.name, reason: "held on this node now" });
+    });
+  }
+
+  /** A session of this node opened `tunnel`: other nodes are told (a placement). */
+  opened(session: LocalSession, tunnel: PublicTunnel, open: OpenRequest): void {
+    this.#opened.set(`${session.sessionId}/${open.name}`, open);
+    const request: TunnelRequest = { ...open.request };
+    if (request.protocol === "tcp" || request.protocol === "udp") request.remote_port = tunnel.port;
+    // Written once the session has set the tunnel's row id, right after this returns.
+    setTimeout(() => {
+      if (this.#opened.get(`${session.sessionId}/${open.name}`) !== open) return;
+      const row = {
+        node_id: this.#o.node,
+        session_id: session.sessionId,
+        tunnel: open.name,
+        user_id: session.principal?.userId ?? null,
+        user_name: session.principal?.userName ?? "",
+        client_id: session.clientId,
+        tunnel_id: tunnel.dbId,
+        type: request.protocol,
+        port: tunnel.port,
+        request: request as unknown as Record<string, unknown>,
+      };
+      this.#write((store) => store.placements.place(row)).catch((error) => {
+        this.#o.logger.warn("placement not written: other nodes do not relay this tunnel", {
+          tunnel: open.name,
+          error: (error as Error).message,
+        });
+      });
+    }, 0);
+  }
+
+  /** A tunnel of a session of this node closed: other nodes stop relaying it. */
+  closed(session: LocalSession, name: string): void {
+    if (!this.#opened.delete(`${session.sessionId}/${name}`)) return;
+    const node = this.#o.node;
+    this.#write((s) => s.placements.withdraw(node, session.sessionId, name)).catch((error) => {
+      this.#o.logger.warn("placement not deleted", {
+        tunnel: name,
+        error: (error as Error).message,
+      });
+    });
+    // A relay of the same tunnel held elsewhere may open again.
+    this.#reconcileLater();
+  }
+
+  /**
+   * A stream another node relays to a tunnel of this node: joined to a new
+   * stream to the client, or reset naming why not.
+   */
+  onStream(stream: MuxStream, peer: string): void {
+    const meta = { ...stream.meta };
+    const relay = meta.relay as { session?: unknown } | undefined;
+    delete meta.relay;
+    const name = meta.tunnel;
+    let session: LocalSession | undefined;
+    for (const s of this.#o.host.sessions) {
+      if (s.sessionId === relay?.session) {
+        session = s;
+        break;
+      }
+    }
+    if (typeof name !== "string" || !session || !session.tunnels.has(name)) {
+      stream.reset(`Node ${this.#o.node} does not hold tunnel ${String(name)} any more`);
+      return;
+    }
+    let out: MuxStream;
+    try {
+      out = session.mux.open(meta);
+    } catch (error) {
+      stream.reset(
+        `The client of tunnel ${name} on node ${this.#o.node}: ${(error as Error).message}`,
+      );
+      return;
+    }
+    spliceStreams(stream, out).then((result) => {
+      if (result.error && this.#o.logger.enabled("debug")) {
+        this.#o.logger.debug("relayed stream ended", {
+          tunnel: name,
+          from: peer,
+          error: result.error,
+        });
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- other nodes' tunnels
+
+  /** Node `id` was found dead by this node: its placements go (the others hear it too). */
+  async nodeLost(id: string): Promise<void> {
+    const removed = await this.#o.store.run((s) => s.placements.withdrawNode(id));
+    this.#o.links.drop(id);
+    if (removed) this.#o.logger.info("placements of a lost node removed", { node: id, removed });
+  }
+
+  /** Placements are read again (a node came or went). */
+  refresh(): void {
+    this.#serialised(() => this.#reload()).catch(() => {});
+  }
+
+  #changed(change: PlacementChange): void {
+    if (change.op === "resync") {
+      this.refresh();
+      return;
+    }
+    const { node_id: node, session_id: session, tunnel } = change;
+    if (!node || !session || !tunnel || node === this.#o.node) return;
+    this.#serialised(async () => {
+      if (change.op === "delete") {
+        this.#remote.delete(rowKey({ node_id: node, session_id: session, tunnel }));
+      } else {
+        const row = await this.#o.store.run((s) => s.placements.get(node, session, tunnel));
+        if (row) this.#remote.set(rowKey(row), row);
+      }
+      await this.#reconcile();
+    }).catch(() => {});
+  }
+
+  async #reload(): Promise<void> {
+    const rows = await this.#o.store.run((s) => s.placements.list());
+    this.#remote.clear();
+    for (const row of rows) if (row.node_id !== this.#o.node) this.#remote.set(rowKey(row), row);
+    await this.#reconcile();
+  }
+
+  #reconcileLater(): void {
+    this.#serialised(() => this.#reconcile()).catch(() => {});
+  }
+
+  /** Writes placements in the order asked (a tunnel's row is never written after its deletion). */
+  #write(work: (store: Store) => Promise<void>): Promise<void> {
+    const run = this.#writes.then(() => this.#o.store.run(work));
+    this.#writes = run.catch(() => {});
+    return run;
+  }
+
+  /** Runs `work` after what is queued; a failure is logged and does not stop the queue. */
+  #serialised(work: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(() => (this.#closed ? undefined : work()));
+    this.#queue = run.catch((error) => {
+      this.#o.logger.warn("cluster tunnels not updated", { error: (error as Error).message });
+    });
+    return run;
+  }
+
+  /** Whether a session of this node holds the tunnel `key` names. */
+  #heldHere(key: string): boolean {
+    for (const session of this.#o.host.sessions) {
+      if (session.mux.isClosed) continue;
+      for (const tunnel of session.tunnels.values()) {
+        if (tunnel.group) continue;
+        if (identity(session.principal?.userId ?? null, session.clientId, tunnel.name) === key) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** Opens, updates and closes relays to match the placements. */
+  async #reconcile(): Promise<void> {
+    const wanted = new Map<string, PlacementRow[]>();
+    for (const [rowId, row] of this.#remote) {
+      if (!this.#o.peer(row.node_id)) continue;
+      const key = row.request.group !== undefined
+        ? `member:${rowId}`
+        : identity(row.user_id, row.client_id, row.tunnel);
+      if (!key.startsWith("member:") && this.#heldHere(key)) continue;
+      const rows = wanted.get(key) ?? [];
+      rows.push(row);
+      wanted.set(key, rows);
+    }
+    for (const [key, relay] of this.#relays) {
+      if (wanted.has(key)) continue;
+      this.#relays.delete(key);
+      await relay.tunnel?.close();
+      if (relay.tunnel) this.#o.logger.info("relay closed", { relay: key });
+    }
+    for (const [key, rows] of wanted) await this.#serve(key, rows);
+  }
+
+  async #serve(key: string, rows: PlacementRow[]): Promise<void> {
+    const holders: RelayHolder[] = rows.map((row) => ({
+      node: this.#o.peer(row.node_id)!,
+      session: row.session_id,
+      tunnel: row.tunnel,
+    }));
+    const first = rows[0]!;
+    const request = JSON.stringify(first.request);
+    let relay = this.#relays.get(key);
+    if (relay && relay.request !== request) {
+      // The tunnel was opened again with other settings: so is its relay.
+      this.#relays.delete(key);
+      await relay.tunnel?.close();
+      relay = undefined;
+    }
+    if (relay) {
+      relay.opener.holders = holders;
+      if (relay.tunnel || relay.failed) return;
+    }
+    relay ??= {
+      opener: new RelayedOpener(this.#o.links, holders),
+      tunnel: null,
+      request,
+      failed: null,
+    };
+    this.#relays.set(key, relay);
+    const opened = await this.#open(first, relay.opener);
+    if (this.#relays.get(key) !== relay) {
+      if (typeof opened !== "string") await opened.close();
+      return;
+    }
+    if (typeof opened === "string") {
+      relay.failed = opened;
+      this.#o.logger.warn("relay not opened: visitors of this tunnel at this node are refused", {
+        tunnel: first.tunnel,
+        held_by: first.node_id,
+        reason: opened,
+      });
+      return;
+    }
+    opened.dbId = first.tunnel_id;
+    relay.tunnel = opened;
+    this.#o.logger.info("relay opened", {
+      tunnel: first.tunnel,
+      type: first.type,
+      port: opened.port,
+      held_by: [...new Set(rows.map((r) => r.node_id))].join(","),
+    });
+  }
+
+  /** Opens the public side of `row`'s tunnel on this node, carried by `opener`. */
+  #open(row: PlacementRow, opener: RelayedOpener): Promise<PublicTunnel | string> {
+    const { host, logger } = this.#o;
+    const request = row.request as unknown as TunnelRequest;
+    let policy;
+    try {
+      policy = visitorPolicy(request.allow_ips, request.deny_ips);
+    } catch (error) {
+      return Promise.resolve((error as Error).message);
+    }
+    // The visitors' reports name the holder's session and user, as the holder's node would.
+    const session: RecordedSession = {
+      sessionId: row.session_id,
+      clientId: row.client_id,
+      principal: {
+        userId: row.user_id,
+        userName: row.user_name,
+        tokenId: null,
+      },
+      mux: { rtt: 0, bytes: { in: 0, out: 0 } },
+      notify() {},
+    };
+    const context: TunnelContext = {
+      config: host.config,
+      logger,
+      mux: opener,
+      clientId: row.client_id,
+      groups: host.groups,
+      vhosts: host.vhosts,
+      allowedDomains: null,
+      // The holder's node chose the port; this node opens the same one or none.
+      ports: (requested) =>
+        requested > 0 ? [requested] : "The node that holds this tunnel gave it no port",
+      portTaken: (port, transport) =>
+        `${transport.toUpperCase()} port ${port} is in use on node ${this.#o.node}`,
+      guards: (_name, visitors) => ({
+        logger,
+        policy: visitors,
+        onDenied: () => host.recorder.error("visitor_denied"),
+        maxConnections: host.config.limits.max_connections_per_tunnel,
+      }),
+      onConnection: (tunnel, event) => host.recorder.connection(session, tunnel, event),
+      onFirstByte: (tunnel, ms) => host.recorder.firstByte(session, tunnel, ms),
+      onUdpDrops: (tunnel, direction, reason, count) =>
+        host.recorder.udpDrops(session, tunnel, direction, reason, count),
+    };
+    return openTunnel({ name: row.tunnel, request, policy }, context);
+  }
+
+  /** Closes the relays and stops following placements; this node's own rows are deleted. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#queue;
+    await this.#unlisten?.();
+    await this.#writes;
+    for (const relay of this.#relays.values()) await relay.tunnel?.close();
+    this.#relays.clear();
+    await this.#o.store.run((s) => s.placements.withdrawNode(this.#o.node)).catch(() => {});
+  }
+}
