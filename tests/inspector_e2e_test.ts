@@ -237,3 +237,70 @@ Deno.test("inspector: an address other than loopback needs client.inspect.auth",
   assertEquals(ok.inspect?.max_requests, 200);
   assertEquals(ok.inspect?.max_body, 64 * 1024);
 });
+
+Deno.test("inspector: on 0.0.0.0 it says so and asks every request to log in", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-inspect-auth-" });
+  try {
+    const server = await startServer(dir, TOKEN, 0, `  vhost_http_port: 0\n`);
+    await using _server = server.proc;
+    await using client = await startClient(dir, {
+      port: server.port,
+      token: TOKEN,
+      fingerprint: server.fingerprint,
+      tunnels: [],
+      extra: `  inspect: {addr: "0.0.0.0:0", auth: {user: ann, password: "s3cret pass"}}\n`,
+    });
+    const listening = await client.waitFor((e) => e.msg === "inspector listening");
+    // The start names the address open to others and that basic auth guards it.
+    const url = new URL(String(listening.url));
+    assertEquals([url.hostname, listening.auth], ["0.0.0.0", "basic (client.inspect.auth)"]);
+    assert(!client.lines.some((l) => l.includes("s3cret")), "the password is not logged");
+    const api = `http://127.0.0.1:${url.port}/api/requests`;
+
+    const anonymous = await fetch(api);
+    assertEquals(anonymous.status, 401);
+    assertEquals(anonymous.headers.get("www-authenticate"), 'Basic realm="burrow inspect"');
+    await anonymous.body?.cancel();
+    const wrong = await fetch(api, { headers: { authorization: `Basic ${btoa("ann:nope")}` } });
+    assertEquals(wrong.status, 401);
+    await wrong.body?.cancel();
+    const page = await fetch(`http://127.0.0.1:${url.port}/`);
+    assertEquals(page.status, 401);
+    await page.body?.cancel();
+    const authorization = `Basic ${btoa("ann:s3cret pass")}`;
+    const ok = await fetch(api, { headers: { authorization } });
+    assertEquals(ok.status, 200);
+    assertEquals((await ok.json()).requests, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("inspector: on 0.0.0.0 without auth the client does not start, naming client.inspect.auth", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "burrow-inspect-noauth-" });
+  try {
+    // The config is refused before any connection: no server is needed.
+    await using client = await startClient(dir, {
+      port: 9,
+      token: TOKEN,
+      fingerprint: `sha256:${"0".repeat(64)}`,
+      tunnels: [],
+      extra: `  inspect: {addr: "0.0.0.0:0"}\n`,
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const exited = await Promise.race([
+      client.status,
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 30_000)),
+    ]);
+    clearTimeout(timer);
+    assert(exited, "the client is still running");
+    assert(exited.code !== 0, `exit code ${exited.code}`);
+    // Its output is read to the end.
+    await client.stop();
+    const output = client.lines.join("\n") + (await client.stdout);
+    assert(output.includes("client.inspect.auth: required"), output);
+    assert(!client.events.some((e) => e.msg === "inspector listening"), output);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

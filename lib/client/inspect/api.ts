@@ -232,6 +232,7 @@ function summary(x: InspectedExchange): Record<string, unknown> {
     response_size: x.response?.bodySize ?? null,
     upgraded: x.upgraded,
     replay_of: x.replayOf ?? null,
+    incomplete: x.incomplete ?? null,
   };
 }
 
@@ -313,6 +314,12 @@ async function replay(
     body = new Uint8Array(Buffer.from(edit.body_base64, "base64"));
   } else {
     body = entry.request.body;
+    // A cut recording may have stopped inside the request's body, and its size says nothing then.
+    if (entry.incomplete) {
+      throw new ReplayRefused(
+        `The recording is incomplete (${entry.incomplete}): send the body to replay with it`,
+      );
+    }
     if (body.length < entry.request.bodySize) {
       throw new ReplayRefused(
         `The recorded body was cut at max_body (${body.length} of ${entry.request.bodySize} bytes): ` +

@@ -145,3 +145,29 @@ Deno.test("inspect API: an event stream whose reader falls behind is closed, not
   assertEquals(recorder.ring.listeners, 0);
   recorder.close();
 });
+
+Deno.test("inspect API: an exchange cut by a full queue is listed as incomplete", async () => {
+  const recorder = new Recorder({ queueBytes: 1024 });
+  const whole = recorder.connection({ tunnel: "web", remote: "10.0.0.1", local });
+  whole.request(enc.encode("GET /whole HTTP/1.1\r\n\r\n"));
+  whole.response(enc.encode("HTTP/1.1 204 No Content\r\n\r\n"));
+  recorder.drain();
+  const cut = recorder.connection({ tunnel: "web", remote: "10.0.0.2", local });
+  cut.request(enc.encode("POST /cut HTTP/1.1\r\nContent-Length: 4000\r\n\r\n"));
+  cut.request(new Uint8Array(4000));
+  recorder.drain();
+  await using api = await startInspectServer(recorder, { hostname: "127.0.0.1", port: 0 });
+  const list = await (await fetch(`${api.url}/api/requests`)).json();
+  assertEquals(
+    list.requests.map((x: { path: string; incomplete: string | null }) => [x.path, x.incomplete]),
+    [["/cut", "queue_full"], ["/whole", null]],
+  );
+  assertEquals(list.dropped, 1);
+  const detail = await (await fetch(`${api.url}/api/requests/2`)).json();
+  assertEquals([detail.incomplete, detail.response], ["queue_full", null]);
+  // Its body may be cut anywhere: replayed only with a body given.
+  const replay = await fetch(`${api.url}/api/requests/2/replay`, { method: "POST" });
+  assertEquals(replay.status, 409);
+  assertEquals((await replay.json()).error.includes("incomplete (queue_full)"), true);
+  recorder.close();
+});

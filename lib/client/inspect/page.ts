@@ -40,6 +40,7 @@ export const PAGE_HTML = `<!doctype html>
   #detail h2 { font-size: 18px; margin: 6px 0 2px; }
   #detail h3 { font-size: 15px; margin: 16px 0 6px; }
   #detail button { margin: 0 6px 4px 0; }
+  .warn { color: #a15c00; font-weight: bold; }
 </style>
 </head>
 <body>
@@ -94,7 +95,8 @@ function render() {
       el("td", r.id),
       el("td", new Date(r.time).toLocaleTimeString()),
       el("td", r.method),
-      el("td", r.path + (r.replay_of ? "  (replay of #" + r.replay_of + ")" : ""), "path"),
+      el("td", r.path + (r.replay_of ? "  (replay of #" + r.replay_of + ")" : "") +
+        (r.incomplete ? "  (incomplete)" : ""), "path"),
       el("td", r.status ?? "-", r.status ? "s" + String(r.status)[0] : ""),
       el("td", r.duration_ms.toFixed(1)),
       el("td", r.tunnel),
@@ -104,6 +106,11 @@ function render() {
   }
   $("info").textContent = rows.length + " recorded";
 }
+
+const INCOMPLETE = {
+  queue_full: "the recorder fell behind (its queue was full), so the rest of this connection " +
+    "was not recorded; what is shown stops where recording stopped.",
+};
 
 function bytesOf(body) {
   if (body.encoding === "text") return new TextEncoder().encode(body.data);
@@ -173,6 +180,8 @@ async function show(id) {
   d.append(el("h2", x.method + " " + x.path + "  " + (x.status ?? "no response")));
   d.append(el("p", "#" + x.id + " · tunnel " + x.tunnel + " · from " + x.remote + " · " +
     x.duration_ms.toFixed(1) + " ms" + (x.replay_of ? " · replay of #" + x.replay_of : ""), "muted"));
+  // A cut recording says so before anything of it is read as the whole exchange.
+  if (x.incomplete) d.append(el("p", "Incomplete: " + (INCOMPLETE[x.incomplete] ?? x.incomplete), "warn"));
   const replay = el("button", "Replay");
   replay.onclick = () => doReplay(x.id, null);
   const edit = el("button", "Edit and replay");

@@ -42,8 +42,9 @@ async function dumpDom(recorder: Recorder, path: string): Promise<string> {
   }
 }
 
-test.chromium("inspector page: lists the requests and shows one as pretty JSON and form fields", async () => {
-  const recorder = new Recorder();
+test.chromium("inspector page: lists the requests, shows one as pretty JSON and form fields, marks a cut one", async () => {
+  // A small queue: the third exchange is cut when it fills.
+  const recorder = new Recorder({ queueBytes: 4096 });
   const conn = recorder.connection({ tunnel: "web", remote: "10.1.2.3", local });
   conn.request(enc.encode("GET /data HTTP/1.1\r\nHost: a\r\n\r\n"));
   conn.response(
@@ -60,8 +61,13 @@ test.chromium("inspector page: lists the requests and shows one as pretty JSON a
   );
   conn.response(enc.encode("HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"));
   recorder.drain();
+  const cut = recorder.connection({ tunnel: "web", remote: "10.1.2.4", local });
+  cut.request(enc.encode("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 9000\r\n\r\n"));
+  cut.request(new Uint8Array(9000));
+  recorder.drain();
   const list = await dumpDom(recorder, "/#1");
-  assert(list.includes("2 recorded"), list);
+  assert(list.includes("3 recorded"), list);
+  assert(list.includes("/upload  (incomplete)"), list);
   assert(list.includes("/form") && list.includes('class="s5">500'), list);
   // Request 1 is linked: its response shows as pretty JSON first.
   assert(list.includes("GET /data  200"), list);
@@ -72,5 +78,8 @@ test.chromium("inspector page: lists the requests and shows one as pretty JSON a
   assert(post.includes("Edit and replay"), post);
   assert(post.includes("&lt;b&gt;hi&lt;/b&gt;"), post);
   assert(!post.includes("<b>hi</b>"), post);
+
+  const partial = await dumpDom(recorder, "/#3");
+  assert(partial.includes("Incomplete: the recorder fell behind"), partial);
   recorder.close();
 });

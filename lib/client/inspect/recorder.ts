@@ -5,7 +5,8 @@
  * The relay never waits on the recorder: a copy of each chunk goes into a
  * bounded queue (a synchronous push), which a timer drains through each
  * connection's {@linkcode HttpTap}. When the queue is full, the chunk is
- * dropped and its connection stops being recorded (counted in `dropped`).
+ * dropped and its connection stops being recorded (counted in `dropped`);
+ * the exchanges it had under way are reported then, marked `incomplete`.
  *
  * Memory bound: the ring holds at most `maxRequests` entries of at most
  * `2 × (maxBody + MAX_HEAD)` bytes each (plus small fields); the queue at
@@ -49,6 +50,12 @@ export interface InspectedExchange extends RecordedExchange {
   time: number;
   /** The id of the exchange this one replays. */
   replayOf?: number;
+  /**
+   * Why the exchange is partial, when it is: `queue_full` when the
+   * recorder's queue was full and the rest of its connection's bytes went
+   * unrecorded (what it shows stands as far as it was read).
+   */
+  incomplete?: "queue_full";
 }
 
 /** What a ring's listeners hear: an entry added, or every entry forgotten. */
@@ -138,10 +145,12 @@ export interface ConnInfo {
   local: LocalTarget;
 }
 
+/** 0: visitor → service, 1: service → visitor, 2: end, 3: cut (bytes dropped from here on). */
+type Dir = 0 | 1 | 2 | 3;
+
 interface Queued {
   conn: ConnRecording;
-  /** 0: visitor → service, 1: service → visitor, 2: end. */
-  dir: 0 | 1 | 2;
+  dir: Dir;
   /** Where its copy starts in the slab. */
   offset: number;
   length: number;
@@ -150,6 +159,7 @@ interface Queued {
 
 /** How long bytes wait before they are parsed: one timer for many chunks. */
 const DRAIN_DELAY = 1;
+const EMPTY = new Uint8Array(0);
 
 /** One connection's recording: what the relay side calls, synchronously and cheaply. */
 export class ConnRecording {
@@ -177,7 +187,7 @@ export class ConnRecording {
 
   /** The connection ended. */
   end(): void {
-    this.#recorder.enqueue(this, 2, new Uint8Array(0), true);
+    this.#recorder.enqueue(this, 2, EMPTY, true);
   }
 }
 
@@ -194,6 +204,8 @@ export class Recorder {
   #slab: Uint8Array;
   #queued = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** True while the drain reports the exchanges a cut left under way. */
+  #cutting = false;
 
   /** A recorder with `options`' bounds. */
   constructor(options: RecorderOptions = {}) {
@@ -217,18 +229,25 @@ export class Recorder {
           remote: info.remote,
           local: info.local,
           time: performance.timeOrigin + x.start,
+          ...(this.#cutting ? { incomplete: "queue_full" as const } : {}),
         });
       },
     });
     return new ConnRecording(this, tap);
   }
 
-  /** Queues a copy of `bytes`; `always` for the end marker, which is never dropped. */
-  enqueue(conn: ConnRecording, dir: 0 | 1 | 2, bytes: Uint8Array, always = false): void {
+  /**
+   * Queues a copy of `bytes` going `dir` (0: visitor → service, 1: service →
+   * visitor; 2 and 3 mark an end and a cut); `always` for the markers (no
+   * bytes), which are never dropped.
+   */
+  enqueue(conn: ConnRecording, dir: 0 | 1 | 2 | 3, bytes: Uint8Array, always = false): void {
     const offset = this.#queued;
     if (!always && offset + bytes.length > this.#slab.length) {
       this.dropped++;
       conn.off = true;
+      // Reported at the next drain, not when the connection ends (a kept-alive one may last).
+      this.enqueue(conn, 3, EMPTY, true);
       return;
     }
     this.#slab.set(bytes, offset);
@@ -247,6 +266,17 @@ export class Recorder {
       const tap = conn.tap;
       if (dir === 2) {
         tap.end(at);
+        continue;
+      }
+      if (dir === 3) {
+        // The chunks before the cut are parsed: the exchanges they finished are whole. Those
+        // still under way end here, marked (a pipelined one already answered is marked too).
+        this.#cutting = true;
+        try {
+          tap.end(at);
+        } finally {
+          this.#cutting = false;
+        }
         continue;
       }
       // Chunks queued before a drop are still parsed: the exchanges before the gap are whole.

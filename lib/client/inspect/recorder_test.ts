@@ -43,24 +43,44 @@ Deno.test("Recorder: a flood of large requests stays within max_requests and max
     assertEquals(x.request.body.length, 1024);
     assertEquals(x.request.bodySize, 100_000);
     assertEquals(x.response?.bodySize, 100_000);
+    // Copies, not views: a view of the slab or of a large chunk would keep all of it alive.
+    assertEquals(x.request.body.buffer.byteLength, 1024);
+    assertEquals(x.response?.body.buffer.byteLength, 1024);
   }
   // The stated bound: entries × 2 × (max_body + MAX_HEAD).
   assert(heldBytes(recorder) <= 50 * 2 * (1024 + MAX_HEAD));
   recorder.close();
 });
 
-Deno.test("Recorder: a full queue drops chunks and stops recording that connection", () => {
+Deno.test("Recorder: a full queue drops chunks, stops recording that connection, marks what it cut", () => {
   const recorder = new Recorder({ queueBytes: 64 * 1024 });
   const conn = recorder.connection({ tunnel: "web", remote: "10.0.0.1:1", local });
+  const other = recorder.connection({ tunnel: "web", remote: "10.0.0.2:1", local });
+  conn.request(enc.encode("GET /whole HTTP/1.1\r\n\r\n"));
+  conn.response(enc.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
   conn.request(enc.encode("GET /a HTTP/1.1\r\n\r\n"));
   conn.response(enc.encode("HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n"));
   for (let i = 0; i < 4; i++) conn.response(new Uint8Array(50_000));
   assertEquals(recorder.dropped, 1);
   assert(conn.off);
-  conn.end();
+  // The cut shows at the next drain, while the connection is still open.
   recorder.drain();
-  // The exchange whose bytes were lost is reported as it stood, never parsed wrongly.
-  assertEquals(recorder.ring.list().length, 1);
+  const cut = recorder.ring.list();
+  assertEquals(cut.map((x) => [x.request.path, x.incomplete]), [
+    ["/a", "queue_full"],
+    ["/whole", undefined],
+  ]);
+  // Nothing more of it is recorded; its end adds nothing; other connections go on whole.
+  conn.request(enc.encode("GET /after HTTP/1.1\r\n\r\n"));
+  conn.end();
+  other.request(enc.encode("GET /b HTTP/1.1\r\n\r\n"));
+  other.response(enc.encode("HTTP/1.1 204 No Content\r\n\r\n"));
+  recorder.drain();
+  assertEquals(recorder.ring.list().map((x) => [x.request.path, x.incomplete]), [
+    ["/b", undefined],
+    ["/a", "queue_full"],
+    ["/whole", undefined],
+  ]);
   recorder.close();
 });
 
