@@ -47,17 +47,13 @@ export interface BurrowClientOptions {
  * await new BurrowClient(config, { logger }).run(controller.signal);
  * ```
  */
-export class BurrowClient implements SessionHost {
-  /** The configuration, as sessions read it. */
-  readonly config: ClientConfig;
-  /** The client's logger. */
-  readonly log: Logger;
+export class BurrowClient {
+  #config: ClientConfig;
+  #log: Logger;
   /** Stable for this process, so a reconnect replaces its own stale session. */
-  readonly clientId: string;
+  #clientId: string;
   /** The server addresses the sessions take turns on. */
-  readonly book: AddressBook;
-  /** Keys of the addresses the sessions hold: never two sessions on one. */
-  readonly busy = new Set<string>();
+  #book: AddressBook;
   #onTunnel: ((state: TunnelState) => void) | undefined;
   #onRegistered: ((registration: Registration) => void) | undefined;
   #tunnels: Map<string, TunnelConfig>;
@@ -75,21 +71,33 @@ export class BurrowClient implements SessionHost {
 
   /** Creates a client; nothing happens until {@linkcode BurrowClient.run}. */
   constructor(config: ClientConfig, options: BurrowClientOptions = {}) {
-    this.config = config;
-    this.log = (options.logger ?? nullLogger).child("client");
+    this.#config = config;
+    this.#log = (options.logger ?? nullLogger).child("client");
     this.#onTunnel = options.onTunnel;
     this.#onRegistered = options.onRegistered;
     this.#tunnels = new Map(config.tunnels.map((t) => [t.name, t]));
-    this.clientId = config.client_id ?? `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`;
+    this.#clientId = config.client_id ?? `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`;
     this.#several = config.server_addrs !== undefined || config.ha_connections > 1;
     // The single `server_addr` form of one session dials its name as it always did.
-    this.book = new AddressBook(config.servers, { expand: this.#several, logger: this.log });
+    this.#book = new AddressBook(config.servers, { expand: this.#several, logger: this.#log });
+    const host: SessionHost = {
+      config,
+      log: this.#log,
+      clientId: this.#clientId,
+      book: this.#book,
+      // Never two sessions on one address: a node closes the older session of a client id.
+      busy: new Set(),
+      serveStream: (stream) => this.#serveStream(stream),
+      onConnected: (session) => this.#onConnected(session),
+      onControl: (session, message) => this.#onControl(session, message),
+      onDisconnected: (session) => this.#onDisconnected(session),
+    };
     this.#sessions = Array.from(
       { length: config.ha_connections },
-      (_, i) => new ClientSession(this, i + 1),
+      (_, i) => new ClientSession(host, i + 1),
     );
     this.#local = new LocalSide({
-      logger: this.log,
+      logger: this.#log,
       udpSocketBuffer: config.udp?.socket_buffer ?? 0,
       recorder: options.recorder,
     });
@@ -126,8 +134,8 @@ export class BurrowClient implements SessionHost {
     });
     const up = this.#sessions.find((s) => s.connected);
     return {
-      client_id: this.clientId,
-      server: up?.address?.label ?? this.book.written,
+      client_id: this.#clientId,
+      server: up?.address?.label ?? this.#book.written,
       connected: up !== undefined,
       rtt_ms: up?.rtt || null,
       sessions: this.#sessions.map((s) => ({
@@ -157,15 +165,25 @@ export class BurrowClient implements SessionHost {
    * attempts in a row.
    */
   async run(signal: AbortSignal): Promise<void> {
-    sockopt.announce(this.log);
+    sockopt.announce(this.#log);
     // An error that retrying cannot fix stops every session; one session giving up stops itself.
     const fatal = new AbortController();
     const stop = AbortSignal.any([signal, fatal.signal]);
-    this.#startHealthChecks(stop);
-    if (this.config.ha_connections > 1) {
-      this.log.info("holding several sessions", {
-        ha_connections: this.config.ha_connections,
-        servers: this.book.written,
+    // The health checks end with the run, however it ends (all sessions may give up).
+    const checks = new AbortController();
+    this.#startHealthChecks(checks.signal);
+    try {
+      await this.#runSessions(stop, fatal);
+    } finally {
+      checks.abort();
+    }
+  }
+
+  async #runSessions(stop: AbortSignal, fatal: AbortController): Promise<void> {
+    if (this.#config.ha_connections > 1) {
+      this.#log.info("holding several sessions", {
+        ha_connections: this.#config.ha_connections,
+        servers: this.#book.written,
       });
     }
     const ended = await Promise.allSettled(this.#sessions.map(async (session) => {
@@ -174,7 +192,7 @@ export class BurrowClient implements SessionHost {
       } catch (error) {
         if (!(error instanceof GaveUpError)) fatal.abort(error);
         else if (this.#sessions.length > 1) {
-          this.log.error("session gave up", { session: session.index, error: error.message });
+          this.#log.error("session gave up", { session: session.index, error: error.message });
         }
         throw error;
       }
@@ -184,14 +202,14 @@ export class BurrowClient implements SessionHost {
     if (errors.length === this.#sessions.length) throw errors[0];
   }
 
-  /** {@linkcode SessionHost}: a session logged in, so its server gets every tunnel. */
-  onConnected(session: ClientSession): void {
+  /** A session logged in, so its server gets every tunnel. */
+  #onConnected(session: ClientSession): void {
     session.unanswered = new Set(this.#tunnels.keys());
     for (const tunnel of this.#tunnels.values()) this.#requestTunnel(session, tunnel);
   }
 
-  /** {@linkcode SessionHost}: the session's tunnels wait for its next connection. */
-  onDisconnected(session: ClientSession): void {
+  /** The session's tunnels wait for its next connection. */
+  #onDisconnected(session: ClientSession): void {
     for (const state of [...session.states.values()]) {
       if (state.status !== "pending") {
         this.#setState(session, { name: state.name, status: "pending" });
@@ -199,8 +217,8 @@ export class BurrowClient implements SessionHost {
     }
   }
 
-  /** {@linkcode SessionHost}: hands a stream to the one local side, if its tunnel is known. */
-  serveStream(stream: MuxStream): Promise<void> {
+  /** Hands a stream to the one local side, if its tunnel is known. */
+  #serveStream(stream: MuxStream): Promise<void> {
     const name = String(stream.meta.tunnel ?? "");
     const tunnel = this.#tunnels.get(name) ?? this.#managed.get(name);
     if (!tunnel) {
@@ -236,7 +254,7 @@ export class BurrowClient implements SessionHost {
       if (!check) continue;
       watchHealth(check, tunnel.local_addr, tunnel.local_port, (change) => {
         this.#health.set(tunnel.name, change);
-        this.log[change.healthy ? "info" : "warn"](
+        this.#log[change.healthy ? "info" : "warn"](
           change.healthy ? "local service healthy" : "local service unhealthy",
           { tunnel: tunnel.name, reason: change.reason },
         );
@@ -249,13 +267,13 @@ export class BurrowClient implements SessionHost {
           });
         }
       }, signal).catch((error) =>
-        this.log.error("health check failed", { tunnel: tunnel.name, error })
+        this.#log.error("health check failed", { tunnel: tunnel.name, error })
       );
     }
   }
 
-  /** {@linkcode SessionHost}: what a session's server says about tunnels. */
-  onControl(session: ClientSession, message: Message): void {
+  /** What a session's server says about tunnels. */
+  #onControl(session: ClientSession, message: Message): void {
     const server = this.#several ? { server: session.address?.label } : {};
     switch (message.type) {
       case "tunnel_status": {
@@ -275,12 +293,12 @@ export class BurrowClient implements SessionHost {
         } else if (message.status === "failed") {
           const reason = message.error ?? "refused by the server";
           this.#setState(session, { name: tunnel.name, status: "failed", error: reason });
-          this.log.error("tunnel failed", { tunnel: tunnel.name, reason, ...server });
+          this.#log.error("tunnel failed", { tunnel: tunnel.name, reason, ...server });
           this.#answered(session, tunnel.name);
         } else if (message.status === "closed") {
           const reason = message.error ?? "closed by the server";
           this.#setState(session, { name: tunnel.name, status: "closed", error: reason });
-          this.log.warn("tunnel closed by server", { tunnel: tunnel.name, reason, ...server });
+          this.#log.warn("tunnel closed by server", { tunnel: tunnel.name, reason, ...server });
         }
         return;
       }
@@ -288,7 +306,7 @@ export class BurrowClient implements SessionHost {
         this.#applyPush(session, message.tunnels);
         return;
       case "notice":
-        this.log.warn("server notice", {
+        this.#log.warn("server notice", {
           tunnel: message.tunnel_id,
           code: message.code,
           message: message.message,
@@ -316,7 +334,7 @@ export class BurrowClient implements SessionHost {
       refused,
       ...(this.#several && session.address ? { server: session.address.label } : {}),
     };
-    this.log[refused.length ? "warn" : "info"]("tunnels registered", {
+    this.#log[refused.length ? "warn" : "info"]("tunnels registered", {
       up: registration.up,
       total: registration.total,
       summary: formatRegistration(registration),
@@ -348,7 +366,7 @@ export class BurrowClient implements SessionHost {
 
   /** Logs "tunnel ready" for a tunnel that became `state` on `session`. */
   #logReady(session: ClientSession, tunnel: TunnelConfig, state: TunnelState): void {
-    this.log.info("tunnel ready", {
+    this.#log.info("tunnel ready", {
       tunnel: tunnel.name,
       type: tunnel.type,
       remote_port: state.remotePort,
@@ -365,7 +383,7 @@ export class BurrowClient implements SessionHost {
     const next = new Map<string, TunnelConfig & { remotePort?: number }>();
     for (const t of tunnels) {
       if (this.#tunnels.has(t.name)) {
-        this.log.warn("ignored a pushed tunnel that shadows a configured one", { tunnel: t.name });
+        this.#log.warn("ignored a pushed tunnel that shadows a configured one", { tunnel: t.name });
         continue;
       }
       const previous = this.#managed.get(t.name);
@@ -392,7 +410,7 @@ export class BurrowClient implements SessionHost {
       } else {
         const reason = t.error ?? "refused by the server";
         if (before?.status !== "failed" || before.error !== reason) {
-          this.log.error("tunnel failed", { tunnel: t.name, reason, managed: true });
+          this.#log.error("tunnel failed", { tunnel: t.name, reason, managed: true });
         }
         this.#setState(session, { name: t.name, status: "failed", managed: true, error: reason });
       }
@@ -405,7 +423,7 @@ export class BurrowClient implements SessionHost {
         managed: true,
         error: "removed on the server",
       });
-      this.log.info("tunnel removed", { tunnel: name, managed: true });
+      this.#log.info("tunnel removed", { tunnel: name, managed: true });
     }
     this.#managed = next;
   }
