@@ -15,7 +15,12 @@
 
 import { type Command, Option } from "commander";
 import { newProgram } from "../util/cli.ts";
-import { clientConfigFromObject, ConfigError, loadClientConfig } from "../config/mod.ts";
+import {
+  clientConfigFromObject,
+  ConfigError,
+  loadClientConfig,
+  parseServerAddr,
+} from "../config/mod.ts";
 import { runClient } from "./run.ts";
 import { fetchStatus, formatStatus, readStatuses } from "./status.ts";
 
@@ -29,7 +34,8 @@ interface QuickFlags extends CommonFlags {
   domain?: string[];
   basicAuth?: string;
   hostHeader?: string;
-  server?: string;
+  server?: string[];
+  haConnections?: number;
   token?: string;
   tokenFile?: string;
   remotePort: string;
@@ -48,10 +54,29 @@ function logOverrides(flags: CommonFlags): Record<string, unknown> | undefined {
   return Object.keys(log).length ? log : undefined;
 }
 
-function splitHostPort(text: string): { host: string; port: number } {
-  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
-  if (!match) throw new ConfigError([`--server: expected HOST or HOST:PORT, got "${text}"`]);
-  return { host: match[1]!.replace(/^\[|\]$/g, ""), port: match[2] ? Number(match[2]) : 7000 };
+/**
+ * The keys of `--server` (repeated, or comma-separated): `server_addr` and
+ * `server_port` for one address, `server_addrs` for several.
+ */
+function serverKeys(texts: string[]): Record<string, unknown> {
+  const addrs = texts.flatMap((t) => t.split(",")).map((t) => t.trim()).filter(Boolean);
+  const parsed = addrs.map((text) => {
+    try {
+      return parseServerAddr(text);
+    } catch (error) {
+      throw new ConfigError([`--server: ${(error as Error).message}`]);
+    }
+  });
+  if (parsed.length === 1) return { server_addr: parsed[0]!.host, server_port: parsed[0]!.port };
+  return { server_addrs: addrs };
+}
+
+/** `--ha-connections`. */
+function parseCount(value: string): number {
+  if (!/^[1-4]$/.test(value)) {
+    throw new ConfigError([`--ha-connections: expected 1 to 4, got "${value}"`]);
+  }
+  return Number(value);
 }
 
 async function showStatus(flags: { url?: string; json?: boolean }): Promise<number> {
@@ -132,7 +157,16 @@ closing the tunnel, with the reason), 3 authentication failed.`,
           : `publish one local ${type.toUpperCase()} port, ngrok style`,
       )
       .argument("<local_port>", "local port to publish")
-      .option("-s, --server <host:port>", "burrowd address (default port 7000)")
+      .option(
+        "-s, --server <host:port>",
+        "burrowd address (default port 7000); several nodes: repeat it, or a,b",
+        (v: string, all: string[] = []) => [...all, v],
+      )
+      .option(
+        "--ha-connections <n>",
+        "hold sessions to n (1-4) of the --server nodes at once",
+        parseCount,
+      )
       .option("-t, --token <token>", "token; prefer BURROW_TOKEN")
       .addOption(
         new Option(
@@ -169,14 +203,15 @@ closing the tunnel, with the reason), 3 authentication failed.`,
       .option("--log-level <level>", "debug, info, warn or error")
       .option("--log-format <format>", "json or text")
       .action(async (localPort: string, flags: QuickFlags) => {
-        if (!flags.server) throw new ConfigError(["--server: required (HOST:PORT of burrowd)"]);
-        const { host, port } = splitHostPort(flags.server);
+        if (!flags.server?.length) {
+          throw new ConfigError(["--server: required (HOST:PORT of burrowd)"]);
+        }
         const tls: Record<string, unknown> = {};
         if (flags.caFile) tls.ca_file = flags.caFile;
         if (flags.insecureSkipVerify) tls.insecure_skip_verify = true;
         const client: Record<string, unknown> = {
-          server_addr: host,
-          server_port: port,
+          ...serverKeys(flags.server),
+          ...(flags.haConnections ? { ha_connections: flags.haConnections } : {}),
           tls,
           tunnels: [{
             // Readable, and distinct for distinct local ports (names are the rows of a user).

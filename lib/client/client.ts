@@ -1,33 +1,19 @@
 /**
- * The Burrow client: keeps one control connection to the server, registers
- * its tunnels, serves each incoming stream by dialing the local service, and
- * reconnects with backoff when the connection is lost.
+ * The Burrow client: keeps a control connection to a server (or, with
+ * `ha_connections`, one to each of several servers), registers its tunnels
+ * on each, serves each incoming stream by dialing the local service, and
+ * reconnects with backoff, to the next server address, when a connection
+ * is lost.
  *
  * @module
  */
 
 import type { ClientConfig, TunnelConfig } from "../config/mod.ts";
-import { Mux, type MuxStream } from "../mux/mod.ts";
-import {
-  decodeControl,
-  encodeControl,
-  type Message,
-  ProtocolError,
-  type PushedTunnel,
-} from "../protocol/mod.ts";
-import { UnreachableError } from "../transport/mod.ts";
-import { Backoff, sleep } from "../util/mod.ts";
+import type { MuxStream } from "../mux/mod.ts";
+import { type Message, ProtocolError, type PushedTunnel } from "../protocol/mod.ts";
 import { type HealthChange, watchHealth } from "./health.ts";
-import {
-  AuthenticationError,
-  FatalClientError,
-  NotBurrowdError,
-  RetryLaterError,
-} from "./errors.ts";
-import { dialServer, explainHandshakeFailure, serverOf } from "./dial.ts";
-import { giveUpMessage } from "./explain.ts";
-import { handshake } from "./handshake.ts";
-import { RetryLog } from "./retry_log.ts";
+import { AddressBook } from "./addresses.ts";
+import { ClientSession, GaveUpError, type SessionHost } from "./session.ts";
 import { LocalSide } from "./local.ts";
 import type { Recorder } from "./inspect/mod.ts";
 import {
@@ -64,23 +50,24 @@ export interface BurrowClientOptions {
 export class BurrowClient {
   #config: ClientConfig;
   #log: Logger;
+  /** Stable for this process, so a reconnect replaces its own stale session. */
+  #clientId: string;
+  /** The server addresses the sessions take turns on. */
+  #book: AddressBook;
   #onTunnel: ((state: TunnelState) => void) | undefined;
   #onRegistered: ((registration: Registration) => void) | undefined;
-  /** Configured tunnels the server has not answered for yet on this connection. */
-  #unanswered = new Set<string>();
   #tunnels: Map<string, TunnelConfig>;
   /** Tunnels the server manages in its database, as last pushed. */
   #managed = new Map<string, TunnelConfig & { remotePort?: number }>();
+  /** Each tunnel's state over all sessions: active when any session serves it. */
   #states = new Map<string, TunnelState>();
   /** Last health-check result per tunnel (only tunnels with `health_check`). */
   #health = new Map<string, HealthChange>();
-  /** The current connection, for messages sent outside the control loop. */
-  #mux: Mux | null = null;
+  /** One per `ha_connections`; they share the local side, so traffic is counted once. */
+  #sessions: ClientSession[];
   #local: LocalSide;
-  #rtt = 0;
-  #heartbeatInterval = 10_000;
-  /** Stable for this process, so a reconnect replaces its own stale session. */
-  #clientId: string;
+  /** Whether logs and summaries name the server: there may be several. */
+  #several: boolean;
 
   /** Creates a client; nothing happens until {@linkcode BurrowClient.run}. */
   constructor(config: ClientConfig, options: BurrowClientOptions = {}) {
@@ -90,6 +77,25 @@ export class BurrowClient {
     this.#onRegistered = options.onRegistered;
     this.#tunnels = new Map(config.tunnels.map((t) => [t.name, t]));
     this.#clientId = config.client_id ?? `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`;
+    this.#several = config.server_addrs !== undefined || config.ha_connections > 1;
+    // The single `server_addr` form of one session dials its name as it always did.
+    this.#book = new AddressBook(config.servers, { expand: this.#several, logger: this.#log });
+    const host: SessionHost = {
+      config,
+      log: this.#log,
+      clientId: this.#clientId,
+      book: this.#book,
+      // Never two sessions on one address: a node closes the older session of a client id.
+      busy: new Set(),
+      serveStream: (stream) => this.#serveStream(stream),
+      onConnected: (session) => this.#onConnected(session),
+      onControl: (session, message) => this.#onControl(session, message),
+      onDisconnected: (session) => this.#onDisconnected(session),
+    };
+    this.#sessions = Array.from(
+      { length: config.ha_connections },
+      (_, i) => new ClientSession(host, i + 1),
+    );
     this.#local = new LocalSide({
       logger: this.#log,
       udpSocketBuffer: config.udp?.socket_buffer ?? 0,
@@ -103,9 +109,10 @@ export class BurrowClient {
   }
 
   /**
-   * What `burrow status` shows: each tunnel's state, public address, local
-   * service, traffic so far (visitors → service `bytes_in`, service →
-   * visitors `bytes_out`, including connections still open) and the RTT.
+   * What `burrow status` shows: each session's server, each tunnel's state,
+   * public address, local service, traffic so far (visitors → service
+   * `bytes_in`, service → visitors `bytes_out`, including connections still
+   * open) and the RTT.
    */
   status(): ClientStatus {
     const tunnels = [...this.#states.values()].map((s) => {
@@ -125,154 +132,105 @@ export class BurrowClient {
         bytes_out: t.bytesOut,
       };
     });
+    const up = this.#sessions.find((s) => s.connected);
     return {
       client_id: this.#clientId,
-      server: `${this.#config.server_addr}:${this.#config.server_port}`,
-      connected: this.#mux !== null && !this.#mux.isClosed,
-      rtt_ms: this.#rtt || null,
+      server: up?.address?.label ?? this.#book.written,
+      connected: up !== undefined,
+      rtt_ms: up?.rtt || null,
+      sessions: this.#sessions.map((s) => ({
+        server: s.address?.label ?? null,
+        connected: s.connected,
+        rtt_ms: s.rtt || null,
+      })),
       tunnels,
     };
   }
 
-  /** Last heartbeat round trip in ms (0 before the first). */
+  /** Last heartbeat round trip in ms of the first connected session (0 before the first). */
   get rtt(): number {
-    return this.#rtt;
+    return this.#sessions.find((s) => s.connected)?.rtt ?? 0;
   }
 
   /**
-   * Connects and serves until `signal` aborts; reconnects per
-   * `client.reconnect`.
+   * Connects and serves until `signal` aborts; each session reconnects per
+   * `client.reconnect`, to the next server address.
    *
    * @throws {AuthenticationError} when the server refuses the token (unless
    * `reconnect.retry_auth_failures` is set).
    * @throws {FatalClientError} on a version mismatch or a refused certificate.
-   * @throws {NotBurrowdError} when the server address answers like something
+   * @throws {NotBurrowdError} when a server address answers like something
    * else (unless `reconnect.max_retries: 0` is written: then it retries).
-   * @throws {Error} when `reconnect.max_retries` attempts have failed.
+   * @throws {Error} when every session has failed `reconnect.max_retries`
+   * attempts in a row.
    */
   async run(signal: AbortSignal): Promise<void> {
     sockopt.announce(this.#log);
+    // An error that retrying cannot fix stops every session; one session giving up stops itself.
+    const fatal = new AbortController();
+    const stop = AbortSignal.any([signal, fatal.signal]);
+    // The health checks end with the run, however it ends (all sessions may give up).
     const checks = new AbortController();
-    const stopChecks = () => checks.abort();
-    signal.addEventListener("abort", stopChecks, { once: true });
+    this.#startHealthChecks(checks.signal);
     try {
-      await this.#run(signal, checks.signal);
+      await this.#runSessions(stop, fatal);
     } finally {
       checks.abort();
-      signal.removeEventListener("abort", stopChecks);
     }
   }
 
-  async #run(signal: AbortSignal, checks: AbortSignal): Promise<void> {
-    const { reconnect } = this.#config;
-    const backoff = new Backoff(reconnect);
-    const server = serverOf(this.#config);
-    const retries = new RetryLog(this.#log, server);
-    // Only a written `max_retries: 0` keeps retrying an address that is not burrowd.
-    const retryAnything = reconnect.max_retries === 0 && reconnect.max_retries_written === true;
-    this.#startHealthChecks(checks);
-    while (!signal.aborted) {
-      let error: Error;
-      try {
-        error = await this.#session(signal, () => {
-          backoff.reset();
-          retries.reset();
-        });
-      } catch (e) {
-        if (e instanceof FatalClientError) throw e;
-        if (e instanceof NotBurrowdError && !retryAnything) throw e;
-        if (e instanceof AuthenticationError && !reconnect.retry_auth_failures) throw e;
-        error = e as Error;
-      }
-      if (/CertificateRequired|certificate required/i.test(error.message)) {
-        // Retrying cannot help: the server wants a client certificate we do not send.
-        throw new FatalClientError(
-          `The server requires a client certificate (${error.message}): set ` +
-            `client.tls.cert_file and client.tls.key_file to a certificate signed by its CA`,
-        );
-      }
-      if (signal.aborted) return;
-      const next = backoff.next();
-      // Told by the server when a login may succeed again: not sooner.
-      const delay = next !== null && error instanceof RetryLaterError
-        ? Math.max(next, error.retryAfter)
-        : next;
-      const unreachable = error instanceof UnreachableError ? error : null;
-      const reason = unreachable?.reason ?? error.message;
-      if (delay === null) {
-        throw new Error(giveUpMessage(server, reconnect.max_retries, reason, unreachable !== null));
-      }
-      // Nothing answering may be a server coming up; something else answering is a wrong address.
-      const level = unreachable ? "warn" : error instanceof NotBurrowdError ? "error" : "info";
-      retries.failed(reason, level, { attempt: backoff.attempt, delay_ms: delay });
-      await sleep(delay, signal);
-    }
-  }
-
-  /** One connection: returns the error that ended it. */
-  async #session(signal: AbortSignal, onConnected: () => void): Promise<Error> {
-    const config = this.#config;
-    const server = serverOf(config);
-    const conn = await dialServer(config, signal);
-    const mux = new Mux(conn, {
-      role: "client",
-      onStream: (stream) => this.#serveStream(stream),
-      onGoAway: (reason) => this.#log.info("server going away", { reason }),
-    });
-    const abort = () => mux.close(new Error("Client stopped"));
-    signal.addEventListener("abort", abort, { once: true });
-    let heartbeat: ReturnType<typeof setInterval> | undefined;
-    try {
-      const { sessionId, heartbeatInterval } = await handshake(mux, {
-        clientId: this.#clientId,
-        token: this.#config.auth_token.reveal(),
-        logger: this.#log,
-      }).catch((error) => {
-        throw explainHandshakeFailure(error, config);
+  async #runSessions(stop: AbortSignal, fatal: AbortController): Promise<void> {
+    if (this.#config.ha_connections > 1) {
+      this.#log.info("holding several sessions", {
+        ha_connections: this.#config.ha_connections,
+        servers: this.#book.written,
       });
-      this.#heartbeatInterval = heartbeatInterval;
-      onConnected();
-      this.#mux = mux;
-      this.#log.info("connected", { server, session_id: sessionId });
-      this.#unanswered = new Set(this.#tunnels.keys());
-      for (const tunnel of this.#tunnels.values()) this.#requestTunnel(mux, tunnel);
-
-      let lastSeen = performance.now();
-      const interval = this.#heartbeatInterval;
-      heartbeat = setInterval(() => {
-        if (performance.now() - lastSeen > interval * 3) {
-          mux.close(new Error(`No answer from the server for ${Math.round(interval * 3 / 1000)}s`));
-          return;
+    }
+    const ended = await Promise.allSettled(this.#sessions.map(async (session) => {
+      try {
+        await session.run(stop);
+      } catch (error) {
+        if (!(error instanceof GaveUpError)) fatal.abort(error);
+        else if (this.#sessions.length > 1) {
+          this.#log.error("session gave up", { session: session.index, error: error.message });
         }
-        send(mux, { type: "heartbeat", timestamp: Date.now(), status: "online" });
-      }, interval);
+        throw error;
+      }
+    }));
+    if (fatal.signal.aborted) throw fatal.signal.reason;
+    const errors = ended.flatMap((e) => e.status === "rejected" ? [e.reason as Error] : []);
+    if (errors.length === this.#sessions.length) throw errors[0];
+  }
 
-      for (;;) {
-        const bytes = await mux.recvControl();
-        if (bytes === null) break;
-        lastSeen = performance.now();
-        this.#onControl(decodeControl(bytes));
-      }
-      return (await mux.closed) ?? new Error("Connection closed");
-    } catch (error) {
-      mux.close(error as Error);
-      throw error;
-    } finally {
-      clearInterval(heartbeat);
-      signal.removeEventListener("abort", abort);
-      mux.close();
-      for (const state of [...this.#states.values()]) {
-        if (state.status !== "pending") this.#setState({ name: state.name, status: "pending" });
-      }
-      if (!signal.aborted) {
-        this.#log.warn("disconnected", { server, error: (await mux.closed)?.message });
+  /** A session logged in, so its server gets every tunnel. */
+  #onConnected(session: ClientSession): void {
+    session.unanswered = new Set(this.#tunnels.keys());
+    for (const tunnel of this.#tunnels.values()) this.#requestTunnel(session, tunnel);
+  }
+
+  /** The session's tunnels wait for its next connection. */
+  #onDisconnected(session: ClientSession): void {
+    for (const state of [...session.states.values()]) {
+      if (state.status !== "pending") {
+        this.#setState(session, { name: state.name, status: "pending" });
       }
     }
   }
 
-  #requestTunnel(mux: Mux, tunnel: TunnelConfig): void {
-    this.#setState({ name: tunnel.name, status: "pending" });
-    send(mux, {
+  /** Hands a stream to the one local side, if its tunnel is known. */
+  #serveStream(stream: MuxStream): Promise<void> {
+    const name = String(stream.meta.tunnel ?? "");
+    const tunnel = this.#tunnels.get(name) ?? this.#managed.get(name);
+    if (!tunnel) {
+      stream.reset(`Unknown tunnel "${name}"`);
+      return Promise.resolve();
+    }
+    return this.#local.serve(stream, tunnel);
+  }
+
+  #requestTunnel(session: ClientSession, tunnel: TunnelConfig): void {
+    this.#setState(session, { name: tunnel.name, status: "pending" });
+    session.send({
       type: "control",
       action: "create_tunnel",
       tunnel_id: tunnel.name,
@@ -280,7 +238,7 @@ export class BurrowClient {
     });
     const health = this.#health.get(tunnel.name);
     if (health && !health.healthy) {
-      send(mux, {
+      session.send({
         type: "tunnel_health",
         tunnel_id: tunnel.name,
         healthy: false,
@@ -289,7 +247,7 @@ export class BurrowClient {
     }
   }
 
-  /** Runs the configured health checks for as long as the client runs. */
+  /** Runs the configured health checks for as long as the client runs; every session hears. */
   #startHealthChecks(signal: AbortSignal): void {
     for (const tunnel of this.#tunnels.values()) {
       const check = tunnel.health_check;
@@ -300,9 +258,8 @@ export class BurrowClient {
           change.healthy ? "local service healthy" : "local service unhealthy",
           { tunnel: tunnel.name, reason: change.reason },
         );
-        const mux = this.#mux;
-        if (mux && !mux.isClosed) {
-          send(mux, {
+        for (const session of this.#sessions) {
+          session.send({
             type: "tunnel_health",
             tunnel_id: tunnel.name,
             healthy: change.healthy,
@@ -315,39 +272,45 @@ export class BurrowClient {
     }
   }
 
-  #onControl(message: Message): void {
+  /** What a session's server says about tunnels. */
+  #onControl(session: ClientSession, message: Message): void {
+    const server = this.#several ? { server: session.address?.label } : {};
     switch (message.type) {
-      case "heartbeat":
-        this.#rtt = Math.max(0, Date.now() - message.timestamp);
-        return;
       case "tunnel_status": {
         const tunnel = this.#tunnels.get(message.tunnel_id);
         if (!tunnel) return;
         if (message.status === "active") {
-          const state = this.#activeState(tunnel.name, message.remote_port, message.urls, false);
-          this.#setState(state);
-          this.#logReady(tunnel, state);
-          this.#answered(tunnel.name);
+          const state = this.#activeState(
+            session,
+            tunnel.name,
+            message.remote_port,
+            message.urls,
+            false,
+          );
+          this.#setState(session, state);
+          this.#logReady(session, tunnel, state);
+          this.#answered(session, tunnel.name);
         } else if (message.status === "failed") {
           const reason = message.error ?? "refused by the server";
-          this.#setState({ name: tunnel.name, status: "failed", error: reason });
-          this.#log.error("tunnel failed", { tunnel: tunnel.name, reason });
-          this.#answered(tunnel.name);
+          this.#setState(session, { name: tunnel.name, status: "failed", error: reason });
+          this.#log.error("tunnel failed", { tunnel: tunnel.name, reason, ...server });
+          this.#answered(session, tunnel.name);
         } else if (message.status === "closed") {
           const reason = message.error ?? "closed by the server";
-          this.#setState({ name: tunnel.name, status: "closed", error: reason });
-          this.#log.warn("tunnel closed by server", { tunnel: tunnel.name, reason });
+          this.#setState(session, { name: tunnel.name, status: "closed", error: reason });
+          this.#log.warn("tunnel closed by server", { tunnel: tunnel.name, reason, ...server });
         }
         return;
       }
       case "config_push":
-        this.#applyPush(message.tunnels);
+        this.#applyPush(session, message.tunnels);
         return;
       case "notice":
         this.#log.warn("server notice", {
           tunnel: message.tunnel_id,
           code: message.code,
           message: message.message,
+          ...server,
         });
         return;
       default:
@@ -357,47 +320,52 @@ export class BurrowClient {
 
   /**
    * Notes the server's first answer for a configured tunnel on this
-   * connection; after the last one, sums them up (logged, and handed to
-   * `onRegistered`).
+   * session's connection; after the last one, sums them up (logged, and
+   * handed to `onRegistered`).
    */
-  #answered(name: string): void {
-    if (!this.#unanswered.delete(name) || this.#unanswered.size) return;
-    const states = [...this.#tunnels.keys()].map((n) => this.#states.get(n));
+  #answered(session: ClientSession, name: string): void {
+    if (!session.unanswered.delete(name) || session.unanswered.size) return;
+    const states = [...this.#tunnels.keys()].map((n) => session.states.get(n));
     const refused = states.filter((s) => s?.status === "failed")
       .map((s) => ({ name: s!.name, reason: s!.error ?? "refused by the server" }));
-    const registration = {
+    const registration: Registration = {
       up: states.filter((s) => s?.status === "active").length,
       total: states.length,
       refused,
+      ...(this.#several && session.address ? { server: session.address.label } : {}),
     };
     this.#log[refused.length ? "warn" : "info"]("tunnels registered", {
       up: registration.up,
       total: registration.total,
       summary: formatRegistration(registration),
+      ...(registration.server ? { server: registration.server } : {}),
     });
     this.#onRegistered?.(registration);
   }
 
   /** The state of a tunnel the server opened, with its public address as visitors use it. */
   #activeState(
+    session: ClientSession,
     name: string,
     remotePort: number | undefined,
     serverUrls: string[] | undefined,
     managed: boolean,
   ): TunnelState {
-    const urls = serverUrls?.map((u) => u.replace("<any host>", this.#config.server_addr));
+    // The server's name as configured: visitors reach it by that name, not by a resolved IP.
+    const host = session.address?.serverName ?? "";
+    const urls = serverUrls?.map((u) => u.replace("<any host>", host));
     return {
       name,
       status: "active",
       ...(managed ? { managed } : {}),
       remotePort: remotePort!,
-      publicAddr: urls?.[0] ?? `${this.#config.server_addr}:${remotePort}`,
+      publicAddr: urls?.[0] ?? `${host.includes(":") ? `[${host}]` : host}:${remotePort}`,
       ...(urls ? { urls } : {}),
     };
   }
 
-  /** Logs "tunnel ready" for a tunnel that became `state`. */
-  #logReady(tunnel: TunnelConfig, state: TunnelState): void {
+  /** Logs "tunnel ready" for a tunnel that became `state` on `session`. */
+  #logReady(session: ClientSession, tunnel: TunnelConfig, state: TunnelState): void {
     this.#log.info("tunnel ready", {
       tunnel: tunnel.name,
       type: tunnel.type,
@@ -406,11 +374,12 @@ export class BurrowClient {
       ...(state.urls ? { urls: state.urls } : {}),
       local: `${tunnel.local_addr}:${tunnel.local_port}`,
       ...(state.managed ? { managed: true } : {}),
+      ...(this.#several ? { server: session.address?.label } : {}),
     });
   }
 
-  /** Takes the server's complete list of managed tunnels for this client. */
-  #applyPush(tunnels: PushedTunnel[]): void {
+  /** Takes a server's complete list of managed tunnels for this client. */
+  #applyPush(session: ClientSession, tunnels: PushedTunnel[]): void {
     const next = new Map<string, TunnelConfig & { remotePort?: number }>();
     for (const t of tunnels) {
       if (this.#tunnels.has(t.name)) {
@@ -430,47 +399,49 @@ export class BurrowClient {
       } as TunnelConfig & { remotePort?: number };
       next.set(t.name, config);
       const local = `${t.local_addr}:${t.local_port}`;
-      const before = this.#states.get(t.name);
+      const before = session.states.get(t.name);
       if (t.status === "active") {
-        const state = this.#activeState(t.name, t.remote_port, t.urls, true);
+        const state = this.#activeState(session, t.name, t.remote_port, t.urls, true);
         const unchanged = before?.status === "active" && before.remotePort === t.remote_port &&
           before.publicAddr === state.publicAddr &&
           previous && `${previous.local_addr}:${previous.local_port}` === local;
-        this.#setState(state);
-        if (!unchanged) this.#logReady(config, state);
+        this.#setState(session, state);
+        if (!unchanged) this.#logReady(session, config, state);
       } else {
         const reason = t.error ?? "refused by the server";
         if (before?.status !== "failed" || before.error !== reason) {
           this.#log.error("tunnel failed", { tunnel: t.name, reason, managed: true });
         }
-        this.#setState({ name: t.name, status: "failed", managed: true, error: reason });
+        this.#setState(session, { name: t.name, status: "failed", managed: true, error: reason });
       }
     }
     for (const name of this.#managed.keys()) {
       if (next.has(name)) continue;
-      this.#setState({ name, status: "closed", managed: true, error: "removed on the server" });
+      this.#setState(session, {
+        name,
+        status: "closed",
+        managed: true,
+        error: "removed on the server",
+      });
       this.#log.info("tunnel removed", { tunnel: name, managed: true });
     }
     this.#managed = next;
   }
 
-  /** Hands a stream the server opened to the local side, if its tunnel is known. */
-  #serveStream(stream: MuxStream): Promise<void> {
-    const name = String(stream.meta.tunnel ?? "");
-    const tunnel = this.#tunnels.get(name) ?? this.#managed.get(name);
-    if (!tunnel) {
-      stream.reset(`Unknown tunnel "${name}"`);
-      return Promise.resolve();
-    }
-    return this.#local.serve(stream, tunnel);
+  /**
+   * Records `state` as `session`'s; the tunnel's own state is the best over
+   * the sessions (active on any is active). `onTunnel` hears every state of
+   * a client with one session, and with several only the changes.
+   */
+  #setState(session: ClientSession, state: TunnelState): void {
+    session.states.set(state.name, state);
+    const all = this.#sessions.flatMap((s) => s.states.get(state.name) ?? []);
+    const best = all.find((s) => s.status === "active") ??
+      all.find((s) => s.status === "failed" || s.status === "closed") ?? state;
+    const before = this.#states.get(state.name);
+    this.#states.set(state.name, best);
+    const changed = before?.status !== best.status || before.publicAddr !== best.publicAddr ||
+      before.error !== best.error;
+    if (this.#sessions.length === 1 || changed) this.#onTunnel?.(best);
   }
-
-  #setState(state: TunnelState): void {
-    this.#states.set(state.name, state);
-    this.#onTunnel?.(state);
-  }
-}
-
-function send(mux: Mux, message: Message): void {
-  mux.sendControl(encodeControl(message));
 }

@@ -14,19 +14,26 @@ import { CertificateError, classifyReply, dialTls, NotTlsError } from "../transp
 import { FatalClientError, NotBurrowdError } from "./errors.ts";
 import { explainCertificate, notBurrowdMessage } from "./explain.ts";
 import { readClientCertificate } from "./handshake.ts";
+import type { ServerAddress } from "./addresses.ts";
 
 /**
- * Connects to the server of `config` over TLS.
+ * Connects over TLS to `address`, one of the servers of `config`, checking
+ * its certificate for the name configured (not the address it resolved to).
  *
  * @throws {FatalClientError} when its certificate is refused, saying what to do.
  * @throws {NotBurrowdError} when it answers in another protocol than TLS.
  * @throws {UnreachableError} (from the transport) when nothing accepts the connection.
  */
-export async function dialServer(config: ClientConfig, signal: AbortSignal): Promise<Deno.TlsConn> {
+export async function dialServer(
+  config: ClientConfig,
+  address: ServerAddress,
+  signal: AbortSignal,
+): Promise<Deno.TlsConn> {
   try {
     return await dialTls({
-      hostname: config.server_addr,
-      port: config.server_port,
+      hostname: address.hostname,
+      port: address.port,
+      serverName: address.serverName,
       caCerts: config.tls.ca_file ? [await Deno.readTextFile(config.tls.ca_file)] : undefined,
       fingerprint: config.server_fingerprint,
       insecure: config.tls.insecure_skip_verify,
@@ -36,13 +43,13 @@ export async function dialServer(config: ClientConfig, signal: AbortSignal): Pro
   } catch (error) {
     if (error instanceof CertificateError) {
       throw new FatalClientError(explainCertificate(error, {
-        host: config.server_addr,
+        host: address.serverName,
         pinned: config.server_fingerprint,
         caFile: config.tls.ca_file !== undefined,
       }));
     }
     if (error instanceof NotTlsError) {
-      throw new NotBurrowdError(notBurrowdMessage(serverOf(config), error.looksLike));
+      throw new NotBurrowdError(notBurrowdMessage(address.label, error.looksLike));
     }
     throw error;
   }
@@ -50,16 +57,11 @@ export async function dialServer(config: ClientConfig, signal: AbortSignal): Pro
 
 /**
  * The error to report for a Burrow handshake over TLS that failed with
- * `error`: a {@linkcode NotBurrowdError} when what came back in place of
+ * `error` with `address`: a {@linkcode NotBurrowdError} when what came back in place of
  * the server's hello was another protocol, else `error` itself.
  */
-export function explainHandshakeFailure(error: unknown, config: ClientConfig): unknown {
+export function explainHandshakeFailure(error: unknown, address: ServerAddress): unknown {
   if (!(error instanceof ProtocolError) || !error.received) return error;
   const looksLike = classifyReply(error.received, "burrow");
-  return looksLike ? new NotBurrowdError(notBurrowdMessage(serverOf(config), looksLike)) : error;
-}
-
-/** `host:port` of the server, as a person wrote it. */
-export function serverOf(config: ClientConfig): string {
-  return `${config.server_addr}:${config.server_port}`;
+  return looksLike ? new NotBurrowdError(notBurrowdMessage(address.label, looksLike)) : error;
 }

@@ -27,12 +27,17 @@ export interface TunnelState {
 export interface ClientStatus {
   /** This client's id. */
   client_id: string;
-  /** `host:port` of burrowd. */
+  /** `host:port` of the burrowd of the first connected session, else the addresses configured. */
   server: string;
-  /** Whether the control connection is up. */
+  /** Whether a control connection is up. */
   connected: boolean;
-  /** Last heartbeat round trip. */
+  /** Last heartbeat round trip of that session. */
   rtt_ms: number | null;
+  /**
+   * Each session (one per `ha_connections`): the address it is on or
+   * trying (null while none is free). Absent from older clients.
+   */
+  sessions?: Array<{ server: string | null; connected: boolean; rtt_ms: number | null }>;
   /** Every tunnel. */
   tunnels: Array<{
     name: string;
@@ -57,6 +62,8 @@ export interface Registration {
   total: number;
   /** Tunnels the server refused, with its reason. */
   refused: Array<{ name: string; reason: string }>;
+  /** The server that answered, when the client has several (`server_addrs`, `ha_connections`). */
+  server?: string;
 }
 
 /**
@@ -67,12 +74,14 @@ export interface Registration {
  * import { formatRegistration } from "./state.ts";
  * const line = formatRegistration({ up: 2, total: 3, refused: [{ name: "db", reason: "No" }] });
  * console.assert(line === '2 of 3 tunnels up; "db" refused: No');
+ * const ha = formatRegistration({ up: 1, total: 1, refused: [], server: "10.0.0.5:7000" });
+ * console.assert(ha === "1 of 1 tunnel up on 10.0.0.5:7000");
  * ```
  */
 export function formatRegistration(registration: Registration): string {
-  const { up, total, refused } = registration;
+  const { up, total, refused, server } = registration;
   return [
-    `${up} of ${total} tunnel${total === 1 ? "" : "s"} up`,
+    `${up} of ${total} tunnel${total === 1 ? "" : "s"} up${server ? ` on ${server}` : ""}`,
     ...refused.map((r) => `"${r.name}" refused: ${r.reason}`),
   ].join("; ");
 }

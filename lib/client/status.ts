@@ -112,9 +112,20 @@ export function formatBytes(n: number): string {
 
 /** `burrow status` output for one client. */
 export function formatStatus(s: ClientStatus): string {
-  const head =
-    `client ${s.client_id} → ${s.server}: ${s.connected ? "connected" : "reconnecting"}` +
-    (s.rtt_ms !== null ? `, rtt ${s.rtt_ms} ms` : "");
+  const rtt = (ms: number | null) => ms !== null ? `, rtt ${ms} ms` : "";
+  const sessions = s.sessions ?? [];
+  // Several sessions (`ha_connections`): a line each, as each has its own server.
+  const head = sessions.length > 1
+    ? [
+      `client ${s.client_id}: ${sessions.filter((x) => x.connected).length} of ` +
+      `${sessions.length} sessions connected`,
+      ...sessions.map((x, i) =>
+        `  session ${i + 1} → ${x.server ?? "(no free server address)"}: ` +
+        `${x.connected ? "connected" : "reconnecting"}${rtt(x.rtt_ms)}`
+      ),
+    ].join("\n")
+    : `client ${s.client_id} → ${s.server}: ${s.connected ? "connected" : "reconnecting"}` +
+      rtt(s.rtt_ms);
   const rows = s.tunnels.map((t) => [
     t.name,
     t.type,
@@ -147,7 +158,10 @@ export function liveStatusLine(client: BurrowClient, out = Deno.stdout): () => v
     const secs = Math.max(0.001, (now - last.at) / 1000);
     const active = s.tunnels.filter((t) => t.status === "active").length;
     const conns = s.tunnels.reduce((n, t) => n + t.active_connections, 0);
-    const text = `${s.connected ? "●" : "○"} ${active}/${s.tunnels.length} tunnels · ` +
+    const sessions = s.sessions && s.sessions.length > 1
+      ? `${s.sessions.filter((x) => x.connected).length}/${s.sessions.length} sessions · `
+      : "";
+    const text = `${s.connected ? "●" : "○"} ${sessions}${active}/${s.tunnels.length} tunnels · ` +
       `${conns} conns · in ${formatBytes((bytesIn - last.bytesIn) / secs)}/s · ` +
       `out ${formatBytes((bytesOut - last.bytesOut) / secs)}/s` +
       (s.rtt_ms !== null ? ` · rtt ${s.rtt_ms} ms` : "");

@@ -14,6 +14,7 @@ import {
 } from "../protocol/mod.ts";
 import { Secret } from "../util/mod.ts";
 
+import { parseServerAddr, type ServerAddr } from "./server_addr.ts";
 import {
   bool,
   type Check,
@@ -57,6 +58,40 @@ function specSecret(field: "group_key" | "basic_auth.password"): Check<Secret> {
     return text === undefined ? undefined : new Secret(text);
   }, "secret string");
 }
+
+/** `server_addrs`: a non-empty list of `HOST[:PORT]`, each reported at its index. */
+const serverAddrList: Check<ServerAddr[]> = tag((v, path, p) => {
+  if (!Array.isArray(v) || v.length === 0) {
+    p.push(`${path}: expected a list of at least one HOST:PORT`);
+    return undefined;
+  }
+  const seen = new Map<string, number>();
+  let ok = true;
+  const out = v.map((item, i) => {
+    const at = `${path}[${i}]`;
+    if (typeof item !== "string") {
+      p.push(`${at}: expected a string HOST:PORT, got ${JSON.stringify(item)}`);
+      ok = false;
+      return null;
+    }
+    let parsed: ServerAddr;
+    try {
+      parsed = parseServerAddr(item);
+    } catch (error) {
+      p.push(`${at}: ${(error as Error).message}`);
+      ok = false;
+      return null;
+    }
+    const key = `${parsed.host.toLowerCase()}:${parsed.port}`;
+    if (seen.has(key)) {
+      p.push(`${at}: "${item}" is the same address as server_addrs[${seen.get(key)}]`);
+      ok = false;
+    }
+    seen.set(key, i);
+    return parsed;
+  });
+  return ok ? out as ServerAddr[] : undefined;
+}, "list of `HOST:PORT`");
 
 /** `session_timeout`: a duration as YAML writes it, in the spec's range. */
 const sessionTimeout: Check<number> = tag((v, path, p) => {
@@ -216,8 +251,24 @@ export const tunnelSchema = object({
 });
 
 export const clientSchema = object({
-  server_addr: req(str(), "burrowd host name or address"),
-  server_port: f(int(1, 65535), 7000, "burrowd control port"),
+  server_addr: f(
+    str(),
+    undefined,
+    "burrowd host name or address (the single-address form; or `server_addrs`)",
+    "required",
+  ),
+  server_port: f(int(1, 65535), 7000, "burrowd control port (with `server_addr`)"),
+  server_addrs: f(
+    serverAddrList,
+    undefined,
+    "several burrowd nodes, `HOST:PORT` each (`[::1]:7000`; port 7000 when left out); a name " +
+      "counts as each address it resolves to; tried from a random one, the next on failure",
+  ),
+  ha_connections: f(
+    int(1, 4),
+    1,
+    "sessions held at once, each to a different address and carrying every tunnel",
+  ),
   auth_token: f(
     secret,
     undefined,

@@ -15,3 +15,4 @@
 export * from "./types.ts";
 export * from "./schema.ts";
 export * from "./load.ts";
+export * from "./server_addr.ts";

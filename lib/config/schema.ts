@@ -150,6 +150,29 @@ export function serverConfigFromObject(
 }
 
 /**
+ * Which form of the server address `raw` uses: `server_addr` (+
+ * `server_port`) or the `server_addrs` list, never both.
+ */
+function addressForm(raw: unknown, problems: Problems): "single" | "list" {
+  const client = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+  const written = (key: string) => client[key] !== undefined && client[key] !== null;
+  if (!written("server_addrs")) {
+    if (!written("server_addr")) {
+      problems.push("client.server_addr: required (or client.server_addrs, a list of HOST:PORT)");
+    }
+    return "single";
+  }
+  for (const key of ["server_addr", "server_port"]) {
+    if (!written(key)) continue;
+    problems.push(
+      `client.${key}: give either client.server_addrs or client.server_addr (with ` +
+        "server_port), not both; with server_addrs each entry carries its port (HOST:PORT)",
+    );
+  }
+  return "list";
+}
+
+/**
  * Validates `{client: {...}}`. Env `BURROW_TOKEN` overrides `auth_token`.
  *
  * @throws {ConfigError} listing every problem with its path.
@@ -161,8 +184,13 @@ export function clientConfigFromObject(
   const problems: Problems = [];
   const raw = section(doc, "client", source);
   const checked = clientSchema(raw, "client", problems);
+  // Said even when other keys are wrong: which form of the address is a question of its own.
+  const form = addressForm(raw, problems);
   if (!checked) throw new ConfigError(problems, source);
   const config = checked as unknown as ClientConfig;
+  config.servers = form === "list"
+    ? config.server_addrs ?? []
+    : [{ host: config.server_addr ?? "", port: config.server_port }];
   config.log ??= logFields()({}, "client.log", problems) as unknown as LogConfig;
   config.reconnect ??= {
     max_retries: 0,

@@ -148,7 +148,10 @@ Deno.test("every problem is reported with its YAML path", () => {
       })
     )
   );
-  assert.ok(client.includes("client.server_addr: required"), client.join("\n"));
+  assert.ok(
+    client.includes("client.server_addr: required (or client.server_addrs, a list of HOST:PORT)"),
+    client.join("\n"),
+  );
   assert.ok(client.includes("client.server_port: expected an integer 1-65535, got 99999"));
   assert.ok(client.some((p) => p.startsWith('client.server_fingerprint: expected "sha256:"')));
   assert.ok(

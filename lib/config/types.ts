@@ -8,6 +8,7 @@
 
 import type { TunnelSpec } from "../protocol/mod.ts";
 import type { Secret } from "../util/mod.ts";
+import type { ServerAddr } from "./server_addr.ts";
 
 /** Log output settings shared by both sides. */
 export interface LogConfig {
@@ -288,10 +289,19 @@ export interface InspectConfig {
 
 /** Everything under `client:`. */
 export interface ClientConfig {
-  /** burrowd host name or address. */
-  server_addr: string;
+  /** burrowd host name or address (the single-address form). */
+  server_addr?: string;
   /** Default 7000. */
   server_port: number;
+  /** Several burrowd nodes, as written (absent in the single-address form). */
+  server_addrs?: ServerAddr[];
+  /**
+   * The addresses to dial, always set: `server_addrs`, or `server_addr` and
+   * `server_port` as the one entry.
+   */
+  servers: ServerAddr[];
+  /** Sessions held at once, each to a different address (1-4). Default 1. */
+  ha_connections: number;
   /** Env `BURROW_TOKEN` overrides. Required. */
   auth_token: Secret;
   /** `sha256:` followed by 64 hex digits (colons allowed). */

@@ -162,6 +162,11 @@ export interface DialOptions {
   hostname: string;
   /** Port. */
   port: number;
+  /**
+   * The name the certificate must be for, and the SNI, when `hostname` is
+   * one of its resolved addresses. Default: `hostname`.
+   */
+  serverName?: string | undefined;
   /** PEM of CA certificates to verify against. */
   caCerts?: string[] | undefined;
   /** Pinned `sha256:` fingerprint of the server's certificate. */
@@ -176,6 +181,11 @@ export interface DialOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** The SNI for `name`: none for an IP address. */
+function nameForSni(name: string): string | undefined {
+  return IPV4.test(name) || name.includes(":") ? undefined : name;
+}
+
 /**
  * Fetches the server's leaf certificate without verifying it. A connect that
  * nothing answers rejects with {@linkcode UnreachableError}.
@@ -186,9 +196,7 @@ function fetchPeerCertificate(options: DialOptions, timeout: number): Promise<X5
     const socket = tls.connect({
       host: options.hostname,
       port: options.port,
-      servername: IPV4.test(options.hostname) || options.hostname.includes(":")
-        ? undefined
-        : options.hostname,
+      servername: nameForSni(options.serverName ?? options.hostname),
       rejectUnauthorized: false,
       minVersion: "TLSv1.3",
       ...(options.clientCert ? { cert: options.clientCert.cert, key: options.clientCert.key } : {}),
@@ -305,7 +313,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout
 export async function dialTls(options: DialOptions): Promise<Deno.TlsConn> {
   const timeout = options.timeout ?? 10_000;
   let caCerts = options.caCerts;
-  let hostname = options.hostname;
+  let hostname = options.serverName ?? options.hostname;
   let skipHostname = false;
   if (!caCerts && (options.fingerprint || options.insecure)) {
     let peer: X509Certificate;
@@ -333,7 +341,9 @@ export async function dialTls(options: DialOptions): Promise<Deno.TlsConn> {
     try {
       conn = await withTimeout(
         Deno.connectTls({
-          hostname: options.hostname,
+          // connectTls verifies the name it dials: with a CA, dial the name itself (the
+          // system resolver then picks its address), as an IP would fail the name check.
+          hostname: skipHostname ? options.hostname : hostname,
           port: options.port,
           ...(caCerts ? { caCerts } : {}),
           ...(skipHostname ? { unsafelyDisableHostnameVerification: true } : {}),
