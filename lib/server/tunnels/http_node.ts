@@ -3,10 +3,11 @@
  * node's request and response objects (an HTTP/2 visitor's, decoded by
  * node's server; HTTP/1.1 is the splice engine's) is forwarded as HTTP/1.1
  * through node's client, over an agent per visitor connection that keeps
- * streams to the tunnel's client alive across that visitor's requests. Bodies are pumped chunk by chunk under the
- * tunnel's bandwidth limit and both sides' backpressure ({@linkcode pump},
- * which the TLS passthrough uses too); errors are short plain-text pages
- * ({@linkcode sendError}, which the vhost front uses too).
+ * streams to the tunnel's client alive across that visitor's requests.
+ * Bodies are pumped chunk by chunk under the tunnel's bandwidth limit and
+ * both sides' backpressure ({@linkcode pump}, which the TLS passthrough uses
+ * too); errors are short plain-text pages ({@linkcode sendError}, which the
+ * vhost front uses too).
  *
  * @module
  */
