@@ -1,28 +1,50 @@
 // PROXY protocol end to end: real burrowd and burrow; a private nginx with
 // `listen … proxy_protocol` behind TCP tunnels (v1 and v2) logs the visitor's
 // address and port; a UDP service behind a v2 tunnel parses each datagram's
-// header.
+// header; nginx HTTP servers behind HTTP tunnels (the vhost port, HTTP/2 and
+// HTTP/1.1 over TLS, TLS passthrough to `listen … ssl proxy_protocol`) answer
+// with the addresses of the header, which curl's own port must match.
 
 import { assertEquals, testNeeding, until } from "../lib/testing/mod.ts";
 import { decodeProxyHeaderV2 } from "../lib/protocol/mod.ts";
-import { freePort, startClient, startServer, tunnelPort } from "./_procs.ts";
+import { createCa } from "./_pki.ts";
+import { freePort, type Proc, startClient, startServer, tunnelPort } from "./_procs.ts";
 
 /** Ignored (outside CI) without nginx: see lib/testing/tools.ts. */
 const test = testNeeding("nginx");
+/** The HTTP visitors are curl. */
+const testHttp = testNeeding("nginx", "curl");
 
 const TOKEN = "proxy-protocol-e2e-token";
 const STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
 
+/** What a private nginx serves. */
+interface NginxSites {
+  /** Stream servers that answer `ok` and log `$proxy_protocol_addr:$proxy_protocol_port` to `<dir>/<port>.log`. */
+  stream?: number[];
+  /** HTTP servers that answer with {@linkcode PP_BODY}; `ssl` ones use `<dir>/site.crt`/`.key`. */
+  http?: Array<{ port: number; ssl?: boolean }>;
+}
+
+/** What the HTTP servers answer: the visitor's and the public address from the PROXY header. */
+const PP_BODY =
+  "$proxy_protocol_addr:$proxy_protocol_port>$proxy_protocol_server_addr:$proxy_protocol_server_port";
+
 /**
  * A private nginx in the foreground (one process, killed by disposal) whose
- * stream servers answer `ok` on each port, expecting a PROXY header, and log
- * `$proxy_protocol_addr:$proxy_protocol_port` per connection to `<dir>/<port>.log`.
+ * servers all expect a PROXY header (`listen … proxy_protocol`), v1 or v2.
  */
-async function privateNginx(dir: string, ports: number[]) {
-  const servers = ports.map((port) =>
+async function privateNginx(dir: string, sites: NginxSites) {
+  const streamServers = (sites.stream ?? []).map((port) =>
     `  server { listen 127.0.0.1:${port} proxy_protocol; ` +
     `access_log ${dir}/${port}.log pp; return "ok\\n"; }`
   );
+  const httpServers = (sites.http ?? []).map(({ port, ssl }) =>
+    `  server { listen 127.0.0.1:${port}${ssl ? " ssl" : ""} proxy_protocol; ` +
+    (ssl ? `ssl_certificate ${dir}/site.crt; ssl_certificate_key ${dir}/site.key; ` : "") +
+    `return 200 "${PP_BODY}\\n"; }`
+  );
+  const ports = [...sites.stream ?? [], ...(sites.http ?? []).map((h) => h.port)];
   const config = [
     ...(await exists(STREAM_MODULE) ? [`load_module ${STREAM_MODULE};`] : []),
     // As root, nginx would switch to "nobody", who cannot read our temp dir.
@@ -32,10 +54,13 @@ async function privateNginx(dir: string, ports: number[]) {
     `pid ${dir}/nginx.pid;`,
     "error_log stderr warn;",
     "events { worker_connections 64; }",
-    "stream {",
-    "  log_format pp '$proxy_protocol_addr:$proxy_protocol_port';",
-    ...servers,
-    "}",
+    ...(streamServers.length
+      ? ["stream {", "  log_format pp '$proxy_protocol_addr:$proxy_protocol_port';"]
+        .concat(streamServers, "}")
+      : []),
+    ...(httpServers.length
+      ? ["http {", "  access_log off;", "  default_type text/plain;"].concat(httpServers, "}")
+      : []),
   ].join("\n");
   await Deno.writeTextFile(`${dir}/nginx.conf`, config + "\n");
   const child = new Deno.Command("nginx", {
@@ -138,7 +163,7 @@ test("PROXY protocol: nginx behind tcp tunnels logs the visitor's address and po
   const dir = await Deno.makeTempDir({ prefix: "burrow-proxy-protocol-" });
   try {
     const v1Port = freePort(), v2Port = freePort();
-    await using _nginx = await privateNginx(dir, [v1Port, v2Port]);
+    await using _nginx = await privateNginx(dir, { stream: [v1Port, v2Port] });
     await using udp = udpHeaderService();
     const server = await startServer(dir, TOKEN);
     await using _server = server.proc;
@@ -189,3 +214,149 @@ test("PROXY protocol: nginx behind tcp tunnels logs the visitor's address and po
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * Runs curl once over one connection for every URL in `args`; returns the
+ * bodies (one line each) and the visitor's own port.
+ */
+async function curlVisit(args: string[]): Promise<{ bodies: string[]; visitorPort: number }> {
+  const out = await new Deno.Command("curl", {
+    args: ["-s", "--max-time", "10", "-w", "%{http_code} %{local_port}\n", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const lines = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l);
+  const bodies: string[] = [];
+  let visitorPort = 0;
+  // Each URL writes its body line, then the -w line.
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const [status, port] = lines[i + 1]!.split(" ");
+    assertEquals(status, "200", `curl ${args.join(" ")}: ${lines.join(" | ")}`);
+    if (visitorPort && Number(port) !== visitorPort) throw new Error("curl used two connections");
+    visitorPort = Number(port);
+    bodies.push(lines[i]!);
+  }
+  if (!bodies.length) {
+    throw new Error(`curl ${args.join(" ")}: no answer: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return { bodies, visitorPort };
+}
+
+async function vhostPorts(server: Proc): Promise<{ http: number; https: number }> {
+  const http = await server.waitFor((e) => e.msg === "http vhost listening");
+  const https = await server.waitFor((e) => e.msg === "https vhost listening");
+  return { http: http.port as number, https: https.port as number };
+}
+
+testHttp(
+  "PROXY protocol: nginx behind http tunnels reads the visitor's address and port (vhost port, HTTP/2, TLS passthrough)",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "burrow-proxy-protocol-http-" });
+    try {
+      // burrowd terminates TLS for h2.test; the passthrough service has its own certificate.
+      const ca = await createCa("Burrow test CA");
+      const vhostSite = await ca.issueServer(["h2.test"]);
+      await Deno.writeTextFile(`${dir}/ca.pem`, ca.cert);
+      await Deno.writeTextFile(`${dir}/h2.crt`, vhostSite.cert);
+      await Deno.writeTextFile(`${dir}/h2.key`, vhostSite.key);
+      const ownCa = await createCa("Service's own CA");
+      const own = await ownCa.issueServer(["pass.test", "pass2.test"]);
+      await Deno.writeTextFile(`${dir}/own-ca.pem`, ownCa.cert);
+      await Deno.writeTextFile(`${dir}/site.crt`, own.cert);
+      await Deno.writeTextFile(`${dir}/site.key`, own.key);
+      // nginx takes v1 and v2 on the same `proxy_protocol` listener.
+      const plainPort = freePort(), sslPort = freePort();
+      await using _nginx = await privateNginx(dir, {
+        http: [{ port: plainPort }, { port: sslPort, ssl: true }],
+      });
+      const server = await startServer(
+        dir,
+        TOKEN,
+        0,
+        `  vhost_http_port: 0\n  vhost_https_port: 0\n` +
+          `  vhost_https_certs: [{domains: [h2.test], cert_file: "${dir}/h2.crt", ` +
+          `key_file: "${dir}/h2.key"}]\n`,
+      );
+      await using _server = server.proc;
+      const { http, https } = await vhostPorts(server.proc);
+      await using client = await startClient(dir, {
+        port: server.port,
+        token: TOKEN,
+        fingerprint: server.fingerprint,
+        tunnels: [
+          {
+            name: "hv1",
+            type: "http",
+            local_port: plainPort,
+            yaml: "custom_domains: [v1.test], proxy_protocol: v1",
+          },
+          {
+            name: "hv2",
+            type: "http",
+            local_port: plainPort,
+            yaml: "custom_domains: [v2.test], proxy_protocol: v2",
+          },
+          {
+            name: "hs",
+            type: "https",
+            local_port: plainPort,
+            yaml: "custom_domains: [h2.test], proxy_protocol: v2",
+          },
+          {
+            name: "pt1",
+            type: "https",
+            local_port: sslPort,
+            yaml: "custom_domains: [pass.test], tls_passthrough: true, proxy_protocol: v1",
+          },
+          {
+            name: "pt2",
+            type: "https",
+            local_port: sslPort,
+            yaml: "custom_domains: [pass2.test], tls_passthrough: true, proxy_protocol: v2",
+          },
+        ],
+      });
+      for (const name of ["hv1", "hv2", "hs", "pt1", "pt2"]) await tunnelPort(client, name);
+      const seen = (visitorPort: number, publicPort: number) =>
+        `127.0.0.1:${visitorPort}>127.0.0.1:${publicPort}`;
+      const at = (host: string, port: number, scheme = "http") => [
+        "--resolve",
+        `${host}:${port}:127.0.0.1`,
+        `${scheme}://${host}:${port}/`,
+      ];
+
+      // The vhost port (splice engine): two requests on one kept-alive connection share one
+      // local connection and its one header; a second visitor gets its own.
+      for (const host of ["v1.test", "v2.test"]) {
+        const first = await curlVisit([...at(host, http), `http://${host}:${http}/again`]);
+        assertEquals(first.bodies, [seen(first.visitorPort, http), seen(first.visitorPort, http)]);
+        const second = await curlVisit(at(host, http));
+        assertEquals(second.bodies, [seen(second.visitorPort, http)], host);
+      }
+      // TLS terminated by burrowd: HTTP/2 (node's path, an agent per visitor connection, so the
+      // second visitor does not reuse the first one's local connection) and HTTP/1.1 (spliced).
+      const secure = ["--cacert", `${dir}/ca.pem`, ...at("h2.test", https, "https")];
+      for (const version of ["--http2", "--http2", "--http1.1"]) {
+        const visit = await curlVisit([version, ...secure]);
+        assertEquals(visit.bodies, [seen(visit.visitorPort, https)], version);
+      }
+      // TLS passthrough: the header precedes the visitor's ClientHello; nginx reads it, then
+      // does the handshake itself.
+      for (const host of ["pass.test", "pass2.test"]) {
+        const visit = await curlVisit([
+          "--cacert",
+          `${dir}/own-ca.pem`,
+          ...at(host, https, "https"),
+        ]);
+        assertEquals(visit.bodies, [seen(visit.visitorPort, https)], host);
+      }
+      // The server sent the addresses: the client did not fall back to UNKNOWN/LOCAL.
+      assertEquals(
+        client.events.filter((e) => e.msg === "proxy protocol header without addresses"),
+        [],
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -147,6 +147,11 @@ export class BurrowClient {
     };
   }
 
+  /** The settings of tunnel `name`, configured or pushed by the server; `undefined` when unknown. */
+  tunnelConfig(name: string): TunnelConfig | undefined {
+    return this.#tunnels.get(name) ?? this.#managed.get(name);
+  }
+
   /** Last heartbeat round trip in ms of the first connected session (0 before the first). */
   get rtt(): number {
     return this.#sessions.find((s) => s.connected)?.rtt ?? 0;

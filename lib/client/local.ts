@@ -130,12 +130,14 @@ export class LocalSide {
       traffic.live.add(live);
       traffic.active++;
     }
-    // The inspector reads the plain HTTP between visitor and service (not TLS passed through).
+    // The inspector reads the plain HTTP between visitor and service (not TLS passed through),
+    // wrapped around the connection only now: a PROXY protocol header is not HTTP. It shows
+    // the visitor's address without the port (which servers older than the client never sent).
     const recording = this.#recorder && traffic && !tunnel.tls_passthrough &&
         (tunnel.type === "http" || tunnel.type === "https")
       ? this.#recorder.connection({
         tunnel: name,
-        remote: String(stream.meta.remote ?? ""),
+        remote: parseEndpoint(stream.meta.remote)?.hostname ?? String(stream.meta.remote ?? ""),
         local: { hostname: tunnel.local_addr, port: tunnel.local_port },
       })
       : null;

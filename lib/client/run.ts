@@ -13,6 +13,7 @@
  */
 
 import type { ClientConfig, InspectConfig } from "../config/mod.ts";
+import type { ProxyProtocolVersion } from "../protocol/mod.ts";
 import { type Logger, loggerFromSettings, splitHostPort } from "../util/mod.ts";
 import { type InspectServer, Recorder, startInspectServer } from "./inspect/mod.ts";
 import { BurrowClient } from "./client.ts";
@@ -78,11 +79,13 @@ export async function runClient(config: ClientConfig, options: RunClientOptions)
   const recorder = config.inspect
     ? new Recorder({ maxRequests: config.inspect.max_requests, maxBody: config.inspect.max_body })
     : null;
+  // A replay to a service that expects a PROXY protocol header sends one (managed tunnels too).
+  const proxyProtocol = (name: string) => client.tunnelConfig(name)?.proxy_protocol;
   const inspect = config.inspect && recorder
-    ? await startInspector(config.inspect, recorder, log, options.quick === true)
+    ? await startInspector(config.inspect, recorder, log, options.quick === true, proxyProtocol)
     : null;
   if (inspect) say(`Inspect  ${inspect.url}`);
-  const client = new BurrowClient(config, {
+  const client: BurrowClient = new BurrowClient(config, {
     logger,
     recorder: recorder ?? undefined,
     ...(options.quick
@@ -146,6 +149,7 @@ async function startInspector(
   recorder: Recorder,
   log: Logger,
   quick: boolean,
+  proxyProtocol: (tunnel: string) => ProxyProtocolVersion | undefined,
 ): Promise<InspectServer | null> {
   const addr = splitHostPort(settings.addr)!;
   const tries = quick && addr.port !== 0 ? 10 : 1;
@@ -155,6 +159,7 @@ async function startInspector(
         hostname: addr.hostname,
         port: addr.port + i,
         auth: settings.auth,
+        proxyProtocol,
       });
       log.info("inspector listening", {
         url: server.url,

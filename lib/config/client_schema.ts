@@ -245,7 +245,7 @@ export const tunnelSchema = object({
     spec("proxy_protocol", "`v1` \\| `v2`"),
     undefined,
     "write a PROXY protocol header with the visitor's address to the local service before " +
-      "its first byte (tcp: `v1` or `v2`; udp: `v2`, one header per datagram)",
+      "its first byte (tcp/http/https: `v1` or `v2`; udp: `v2`, per datagram)",
     "none",
   ),
 });

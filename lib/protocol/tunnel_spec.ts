@@ -119,7 +119,10 @@ export interface TunnelSpec {
   weight?: number;
   /** TCP: probed end to end by the server. */
   probe?: boolean;
-  /** TCP (v1, v2), UDP (v2): the PROXY protocol header the client writes to the local service. */
+  /**
+   * The PROXY protocol header the client writes to the local service: TCP, HTTP and HTTPS
+   * (TLS passthrough included) v1 or v2, once per local connection; UDP v2, before each datagram.
+   */
   proxy_protocol?: ProxyProtocolVersion;
 }
 
@@ -292,9 +295,7 @@ export function checkTunnelRelations(
     else if (has("group")) say("probe", "group members are not probed; remove probe or group");
   }
   if (known && has("proxy_protocol")) {
-    if (type === "http" || type === "https") {
-      say("proxy_protocol", "not yet supported for http and https tunnels (tcp and udp only)");
-    } else if (type === "udp" && tunnel.proxy_protocol === "v1") {
+    if (type === "udp" && tunnel.proxy_protocol === "v1") {
       say("proxy_protocol", "v1 carries TCP only; use v2 for udp tunnels");
     }
   }

@@ -452,11 +452,13 @@ Deno.test("tunnel spec: the rules between fields", () => {
   assertEquals(problems({ type: "udp", proxy_protocol: "v1" }), [
     "proxy_protocol: v1 carries TCP only; use v2 for udp tunnels",
   ]);
+  // HTTP(S): a header per local connection, before TLS passed through too.
   for (const type of ["http", "https"]) {
-    assertEquals(problems({ type, proxy_protocol: "v2" }), [
-      "proxy_protocol: not yet supported for http and https tunnels (tcp and udp only)",
-    ]);
+    for (const proxy_protocol of ["v1", "v2"]) {
+      assertEquals(problems({ type, proxy_protocol }), []);
+    }
   }
+  assertEquals(problems({ type: "https", tls_passthrough: true, proxy_protocol: "v1" }), []);
   // Without a known type, no rule that depends on it is guessed at.
   assertEquals(checkTunnelRelations({ custom_domains: ["a.test"], compression: "gzip" }), []);
   // null counts as not set (the config and the database both say "absent" so).

@@ -16,12 +16,12 @@ import net from "node:net";
 import tls from "node:tls";
 import type { RelayConn } from "../mux/mod.ts";
 import { nodeSocketConn } from "../transport/mod.ts";
-import type { Logger } from "../util/mod.ts";
+import { formatAddr, type Logger } from "../util/mod.ts";
 import { hostOf, type HttpTunnel } from "./tunnels/http_tunnel.ts";
-import { type FrontInfo, sendError, visitorAddress } from "./tunnels/http_node.ts";
+import { type FrontInfo, sendError, socketEndpoints, visitorAddress } from "./tunnels/http_node.ts";
 import { MAX_CLIENT_HELLO, readSni } from "./sni.ts";
 import { Http1Visitor } from "./http/visitor.ts";
-import type { Dispatch } from "./http/splice_tunnel.ts";
+import type { Dispatch, VisitorEndpoints } from "./http/splice_tunnel.ts";
 import { errorPage, type LocalAnswer } from "./http/local_answer.ts";
 import { HttpRouter } from "./http/router.ts";
 
@@ -232,7 +232,10 @@ export class HttpFront {
       }
       // A proxy forwards what it has at once: Nagle would hold small responses for an ACK.
       conn.setNoDelay(true);
-      this.#visit(conn, (conn.remoteAddr as Deno.NetAddr).hostname);
+      this.#visit(conn, conn.remoteAddr.hostname, {
+        remote: formatAddr(conn.remoteAddr),
+        local: formatAddr(conn.localAddr),
+      });
     }
   }
 
@@ -246,15 +249,20 @@ export class HttpFront {
       this.#h2!.emit("secureConnection", socket);
       return;
     }
-    this.#visit(nodeSocketConn(socket, { maxBuffered: TLS_READ_AHEAD }), socket.remoteAddress);
+    this.#visit(
+      nodeSocketConn(socket, { maxBuffered: TLS_READ_AHEAD }),
+      socket.remoteAddress,
+      socketEndpoints(socket),
+    );
   }
 
   /** Serves one HTTP/1.1 connection with the splice engine, under the sweep's deadlines. */
-  #visit(conn: RelayConn, address: string | undefined): void {
+  #visit(conn: RelayConn, address: string | undefined, endpoints: VisitorEndpoints | null): void {
     const options = this.#options;
     const visitor = new Http1Visitor(conn, {
       scheme: this.scheme,
       remote: visitorAddress({ remoteAddress: address }),
+      endpoints,
       dispatch: (host, path) => this.#dispatch(host, path),
       onBadRequest: () => options.onUnrouted?.("bad_request"),
       logger: options.logger,

@@ -25,6 +25,7 @@
 
 import { Buffer } from "node:buffer";
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
+import { encodeProxyHeader, type ProxyProtocolVersion } from "../../protocol/mod.ts";
 import type { Secret } from "../../util/mod.ts";
 import { isLoopbackHost, timingSafeEqualTextSync } from "../../util/mod.ts";
 import { headerFields, HttpTap, type RecordedExchange, type RecordedMessage } from "./http_tap.ts";
@@ -42,6 +43,8 @@ export interface InspectServerOptions {
   port: number;
   /** Basic-auth credentials; required when `hostname` is not a loopback address. */
   auth?: { user: string; password: Secret } | undefined;
+  /** The `proxy_protocol` of a tunnel by name: its service expects a header on a replay too. */
+  proxyProtocol?: ((tunnel: string) => ProxyProtocolVersion | undefined) | undefined;
 }
 
 /** A running inspector API. */
@@ -101,7 +104,7 @@ export function startInspectServer(
         if (new URL(req.url).pathname === "/api/events" && req.method === "GET") {
           return events(recorder, streams);
         }
-        return route(recorder, req);
+        return route(recorder, req, options.proxyProtocol);
       });
     } catch (error) {
       reject(error);
@@ -151,7 +154,11 @@ function json(body: unknown, status = 200): Response {
   return Response.json(body, { status });
 }
 
-async function route(recorder: Recorder, req: Request): Promise<Response> {
+async function route(
+  recorder: Recorder,
+  req: Request,
+  proxyProtocol: InspectServerOptions["proxyProtocol"],
+): Promise<Response> {
   const url = new URL(req.url);
   const ring = recorder.ring;
   if (url.pathname === "/api/requests") {
@@ -190,7 +197,8 @@ async function route(recorder: Recorder, req: Request): Promise<Response> {
         }
       }
       try {
-        const replayed = await replay(recorder, entry, edit);
+        const version = proxyProtocol?.(entry.tunnel);
+        const replayed = await replay(recorder, entry, edit, version);
         return json(summary(replayed), 201);
       } catch (error) {
         const status = error instanceof ReplayRefused ? 409 : 502;
@@ -301,12 +309,19 @@ class ReplayRefused extends Error {}
 
 /**
  * Sends `entry`'s request (with `edit`) to its local service on a
- * connection of its own and records the answer as a new exchange.
+ * connection of its own and records the answer as a new exchange. With
+ * `proxyProtocol` (the tunnel's), the connection starts with the header that
+ * names no addresses (`PROXY UNKNOWN`, the v2 LOCAL command), which every
+ * PROXY protocol service must accept, rather than the original visitor's:
+ * the replay is the inspector's own request, which the visitor never sent,
+ * and must not land in the service's logs or rate limits under their name
+ * (the recorded visitor has no port either).
  */
 async function replay(
   recorder: Recorder,
   entry: InspectedExchange,
   edit: ReplayEdit,
+  proxyProtocol?: ProxyProtocolVersion,
 ): Promise<InspectedExchange> {
   let body: Uint8Array;
   if (typeof edit.body === "string") body = enc.encode(edit.body);
@@ -354,6 +369,11 @@ async function replay(
   const timer = setTimeout(() => conn.close(), REPLAY_TIMEOUT);
   let timedOut = true;
   try {
+    // Before the request and outside the tap: the header is not HTTP.
+    const header = proxyProtocol ? encodeProxyHeader(proxyProtocol, null) : null;
+    for (let off = 0; header && off < header.length;) {
+      off += await conn.write(header.subarray(off));
+    }
     tap.request(bytes, performance.now());
     for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
     const buf = new Uint8Array(64 * 1024);

@@ -171,3 +171,60 @@ Deno.test("inspect API: an exchange cut by a full queue is listed as incomplete"
   assertEquals((await replay.json()).error.includes("incomplete (queue_full)"), true);
   recorder.close();
 });
+
+Deno.test("inspect API: a replay to a PROXY protocol service starts with a header naming no addresses", async () => {
+  // The service keeps what each connection sent up to the end of the request head, then answers.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const received: string[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      let text = "";
+      const buf = new Uint8Array(4096);
+      for (let n; !text.includes("\r\n\r\n") && (n = await conn.read(buf)) !== null;) {
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      received.push(text);
+      await conn.write(enc.encode("HTTP/1.1 204 No Content\r\n\r\n"));
+      conn.close();
+    }
+  })();
+  const recorder = new Recorder();
+  try {
+    const service = { hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port };
+    for (const tunnel of ["pp1", "pp2", "plain"]) {
+      const conn = recorder.connection({ tunnel, remote: "10.0.0.1", local: service });
+      conn.request(enc.encode(`GET /${tunnel} HTTP/1.1\r\nHost: app.test\r\n\r\n`));
+      conn.response(enc.encode("HTTP/1.1 204 No Content\r\n\r\n"));
+      conn.end();
+    }
+    recorder.drain();
+    const versions: Record<string, "v1" | "v2"> = { pp1: "v1", pp2: "v2" };
+    await using api = await startInspectServer(recorder, {
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyProtocol: (tunnel) => versions[tunnel],
+    });
+    for (const id of [1, 2, 3]) {
+      const replay = await fetch(`${api.url}/api/requests/${id}/replay`, { method: "POST" });
+      assertEquals(replay.status, 201, await replay.text());
+    }
+    const request = (path: string) =>
+      `GET /${path} HTTP/1.1\r\nHost: app.test\r\nConnection: close`;
+    assertEquals(received[0], `PROXY UNKNOWN\r\n${request("pp1")}\r\n\r\n`);
+    // v2 LOCAL: signature, version 2 command LOCAL, family unspecified, no address bytes.
+    const local = "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+    assertEquals(received[1], `${local}${request("pp2")}\r\n\r\n`);
+    assertEquals(received[2], `${request("plain")}\r\n\r\n`);
+    // The recorded replays hold the request only: the header is not HTTP.
+    const replays = recorder.ring.list().filter((x) => x.replayOf !== undefined);
+    assertEquals(replays.map((x) => x.request.head.split("\r\n")[0]).sort(), [
+      "GET /plain HTTP/1.1",
+      "GET /pp1 HTTP/1.1",
+      "GET /pp2 HTTP/1.1",
+    ]);
+  } finally {
+    recorder.close();
+    listener.close();
+    await serving.catch(() => {});
+  }
+});

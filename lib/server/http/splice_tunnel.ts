@@ -23,6 +23,21 @@ export interface Pace {
   tryTake(n: number): boolean;
 }
 
+/**
+ * Where a visitor connection came from and what it reached, each as
+ * `host:port` (`[v6]:port`): the stream's open frame carries them as
+ * `remote` and `local`, as a TCP tunnel's does, so the client can write a
+ * PROXY protocol header for the local service. (The visitor's address
+ * without port, which the IP policy and X-Forwarded-For use, is the
+ * engine's `remote`.)
+ */
+export interface VisitorEndpoints {
+  /** The visitor's address and port. */
+  remote: string;
+  /** The public address and port the visitor reached (the vhost listener's side). */
+  local: string;
+}
+
 /** Bytes moved by one request (or upgraded connection), live while it runs. */
 export interface Transfer {
   /** Bytes from the visitor. */
@@ -61,8 +76,8 @@ export interface SpliceTunnel {
   ): HeadEdit;
   /** How the response head sent to the visitor differs; `connection` becomes the Connection header. */
   responseHead(head: ResponseHead, connection: string | null): HeadEdit;
-  /** Opens a stream to the local service. */
-  open(remote: string): MuxStream;
+  /** Opens a stream to the local service for the visitor connection at `endpoints` (if known). */
+  open(endpoints: VisitorEndpoints | null): MuxStream;
   /** A stream from `open` is no longer used. */
   forget(stream: MuxStream): void;
   /** A request starts: counted in flight. */

@@ -41,15 +41,23 @@ import {
   type VisitorSide,
 } from "./response_relay.ts";
 import { originTarget } from "./request_target.ts";
-import type { Dispatch, RequestInfo, SpliceTunnel, Transfer } from "./splice_tunnel.ts";
+import type {
+  Dispatch,
+  RequestInfo,
+  SpliceTunnel,
+  Transfer,
+  VisitorEndpoints,
+} from "./splice_tunnel.ts";
 import { Upstream } from "./upstream.ts";
 
 /** Options of {@linkcode Http1Visitor}. */
 export interface Http1VisitorOptions {
   /** `http` or `https` (for X-Forwarded-Proto). */
   scheme: "http" | "https";
-  /** The visitor's address. */
+  /** The visitor's address (IP policy, X-Forwarded-For, logs). */
   remote: string;
+  /** The connection's addresses with ports, for the open frames of its streams; `null`: unknown. */
+  endpoints: VisitorEndpoints | null;
   /** Routes a request: a tunnel, or an answer (404, 502, redirect, ACME challenge). */
   dispatch: (host: string, path: string) => Dispatch;
   /** Called for each request refused as malformed. */
@@ -65,6 +73,7 @@ export interface Http1VisitorOptions {
  * ```ts ignore
  * const conn = await listener.accept();
  * await new Http1Visitor(conn, { scheme: "http", remote: "1.2.3.4",
+ *   endpoints: { remote: "1.2.3.4:51234", local: "198.51.100.1:80" },
  *   dispatch: (host, path) => front.dispatch(host, path), logger }).run();
  * ```
  */
@@ -307,7 +316,7 @@ export class Http1Visitor {
     if (!up || up.ended) {
       up?.discard("Replaced");
       try {
-        up = new Upstream(tunnel, tunnel.open(remote));
+        up = new Upstream(tunnel, tunnel.open(this.#options.endpoints));
       } catch (error) {
         const message = `Tunnel "${tunnel.name}" is offline: ${(error as Error).message}`;
         return this.#answer(errorPage(502, message), framing, keepAlive);

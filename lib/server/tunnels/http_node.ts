@@ -2,20 +2,23 @@
  * The node:http path of an HTTP tunnel: a request that reaches the tunnel as
  * node's request and response objects (an HTTP/2 visitor's, decoded by
  * node's server; HTTP/1.1 is the splice engine's) is forwarded as HTTP/1.1
- * through node's client, over an agent that keeps streams to the tunnel's
- * client alive across requests. Bodies are pumped chunk by chunk under the
- * tunnel's bandwidth limit and both sides' backpressure ({@linkcode pump},
- * which the TLS passthrough uses too); errors are short plain-text pages
- * ({@linkcode sendError}, which the vhost front uses too).
+ * through node's client, over an agent per visitor connection that keeps
+ * streams to the tunnel's client alive across that visitor's requests.
+ * Bodies are pumped chunk by chunk under the tunnel's bandwidth limit and
+ * both sides' backpressure ({@linkcode pump}, which the TLS passthrough uses
+ * too); errors are short plain-text pages ({@linkcode sendError}, which the
+ * vhost front uses too).
  *
  * @module
  */
 
 import http from "node:http";
 import type net from "node:net";
+import type { EventEmitter } from "node:events";
 import type { Readable, Writable } from "node:stream";
 import type { MuxStream } from "../../mux/mod.ts";
-import type { Throttle } from "../../util/mod.ts";
+import { formatAddr, type Throttle } from "../../util/mod.ts";
+import type { VisitorEndpoints } from "../http/splice_tunnel.ts";
 import { StreamSocket } from "../stream_socket.ts";
 import type { VisitorGuard } from "./guards.ts";
 import type { GatedTunnel, HttpGate } from "./http_gate.ts";
@@ -34,6 +37,24 @@ export function visitorAddress(socket: { remoteAddress?: string | undefined }): 
   return address.startsWith("::ffff:") ? address.slice(7) : address;
 }
 
+/** A node socket's addresses with ports (both needed), as the open frames of its streams carry them. */
+export function socketEndpoints(socket: {
+  remoteAddress?: string | undefined;
+  remotePort?: number | undefined;
+  localAddress?: string | undefined;
+  localPort?: number | undefined;
+}): VisitorEndpoints | null {
+  const { remotePort, localPort } = socket;
+  if (remotePort === undefined || localPort === undefined) return null;
+  const local = visitorAddress({ remoteAddress: socket.localAddress });
+  const remote = visitorAddress(socket);
+  if (!remote || !local) return null;
+  return {
+    remote: formatAddr({ transport: "tcp", hostname: remote, port: remotePort }),
+    local: formatAddr({ transport: "tcp", hostname: local, port: localPort }),
+  };
+}
+
 /** Options of {@linkcode NodeProxy}: the parts of its tunnel it works with. */
 export interface NodeProxyOptions {
   /** Who may come in. */
@@ -44,8 +65,8 @@ export interface NodeProxyOptions {
   transfers: HttpTransfers;
   /** The bandwidth limit, and what it held back. */
   guard: VisitorGuard;
-  /** Opens a stream to the tunnel's client (`remote`: the visitor's address, if one). */
-  open: (remote: string) => MuxStream;
+  /** Opens a stream to the tunnel's client for the visitor connection at `endpoints`, if known. */
+  open: (endpoints: VisitorEndpoints | null) => MuxStream;
 }
 
 /**
@@ -64,7 +85,15 @@ export class NodeProxy {
   #headers: HeaderEditor;
   #transfers: HttpTransfers;
   #guard: VisitorGuard;
-  #agent: http.Agent;
+  #open: (endpoints: VisitorEndpoints | null) => MuxStream;
+  /**
+   * One agent per visitor connection (an HTTP/2 session), as the splice
+   * engine keeps streams per visitor connection: a kept-alive stream, and
+   * the local connection behind it, carries the addresses of the visitor it
+   * was opened for (a PROXY protocol header is written once per local
+   * connection), so it is never lent to another visitor.
+   */
+  #agents = new Map<object, http.Agent>();
 
   /** The node:http path of `tunnel`. */
   constructor(tunnel: GatedTunnel, options: NodeProxyOptions) {
@@ -73,14 +102,29 @@ export class NodeProxy {
     this.#headers = options.headers;
     this.#transfers = options.transfers;
     this.#guard = options.guard;
-    // One agent per tunnel: kept-alive streams to this client are reused across requests.
-    // Its streams carry no visitor address: one serves many visitors in turn.
-    const open = () => options.open("");
-    this.#agent = new (class extends http.Agent {
+    this.#open = options.open;
+  }
+
+  /** The agent of `req`'s visitor connection, made on its first request and dropped when it closes. */
+  #agentOf(req: http.IncomingMessage): http.Agent {
+    // HTTP/2: the session is the connection (`req.socket` stands for it, a new object each time).
+    const owner = (req as { stream?: { session?: EventEmitter } }).stream?.session ??
+      req.socket;
+    const known = this.#agents.get(owner);
+    if (known) return known;
+    const endpoints = socketEndpoints(req.socket);
+    const open = () => this.#open(endpoints);
+    const agent = new (class extends http.Agent {
       override createConnection(): net.Socket {
         return new StreamSocket(open()) as unknown as net.Socket;
       }
     })({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+    this.#agents.set(owner, agent);
+    owner.once("close", () => {
+      this.#agents.delete(owner);
+      agent.destroy();
+    });
+    return agent;
   }
 
   /** Serves one HTTP/2 visitor request (HTTP/1.1 is spliced by the front's `Http1Visitor`). */
@@ -120,7 +164,7 @@ export class NodeProxy {
     let failure: string | undefined;
     let socket: StreamSocket | undefined;
     const upstream = http.request({
-      agent: this.#agent,
+      agent: this.#agentOf(req),
       method,
       path,
       headers: headers as unknown as http.OutgoingHttpHeaders,
@@ -182,7 +226,8 @@ export class NodeProxy {
 
   /** Ends the kept-alive streams and those of requests in flight. Safe to call twice. */
   close(): void {
-    this.#agent.destroy();
+    for (const agent of this.#agents.values()) agent.destroy();
+    this.#agents.clear();
   }
 }
 

@@ -11,10 +11,11 @@
 
 import type net from "node:net";
 import type { MuxStream } from "../../mux/mod.ts";
+import type { VisitorEndpoints } from "../http/splice_tunnel.ts";
 import { StreamSocket } from "../stream_socket.ts";
 import type { VisitorGuard } from "./guards.ts";
 import type { HttpGate } from "./http_gate.ts";
-import { pump, visitorAddress } from "./http_node.ts";
+import { pump, socketEndpoints, visitorAddress } from "./http_node.ts";
 import type { HttpEvent, HttpTransfers } from "./http_transfers.ts";
 
 /** Options of {@linkcode TlsPassthrough}: the parts of its tunnel it works with. */
@@ -25,8 +26,8 @@ export interface TlsPassthroughOptions {
   transfers: HttpTransfers;
   /** The bandwidth limit. */
   guard: VisitorGuard;
-  /** Opens a stream to the tunnel's client for the visitor at `remote`. */
-  open: (remote: string) => MuxStream;
+  /** Opens a stream to the tunnel's client for the visitor connection at `endpoints`, if known. */
+  open: (endpoints: VisitorEndpoints | null) => MuxStream;
 }
 
 /**
@@ -43,7 +44,7 @@ export class TlsPassthrough {
   #gate: HttpGate;
   #transfers: HttpTransfers;
   #guard: VisitorGuard;
-  #open: (remote: string) => MuxStream;
+  #open: (endpoints: VisitorEndpoints | null) => MuxStream;
   #spliced = new Set<net.Socket>();
 
   /** The passthrough of the tunnel whose parts `options` are. */
@@ -67,7 +68,9 @@ export class TlsPassthrough {
       }
       return;
     }
-    const stream = new StreamSocket(this.#open(remote));
+    // One stream per visitor connection: the client's PROXY protocol header, if any, goes
+    // before the ClientHello on the local connection.
+    const stream = new StreamSocket(this.#open(socketEndpoints(socket)));
     stream.write(hello);
     this.#splice(socket, stream, started, remote, info);
   }

@@ -28,7 +28,12 @@ import type { LiveTransfer, PublicTunnel, TunnelTotals } from "./public_tunnel.t
 import type { HeadEdit } from "../http/head_edit.ts";
 import type { RequestHead, ResponseHead } from "../http/parsed_head.ts";
 import { errorPage, type LocalAnswer } from "../http/local_answer.ts";
-import type { RequestInfo, SpliceTunnel, Transfer } from "../http/splice_tunnel.ts";
+import type {
+  RequestInfo,
+  SpliceTunnel,
+  Transfer,
+  VisitorEndpoints,
+} from "../http/splice_tunnel.ts";
 
 /** Header changes of one direction. */
 export interface HeaderRules {
@@ -166,7 +171,7 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
       responseSet: response?.set,
       responseRemove: response?.remove,
     });
-    const open = (remote: string) => this.#open(remote);
+    const open = (endpoints: VisitorEndpoints | null) => this.#open(endpoints);
     const parts = { gate: this.#gate, transfers: this.#transfers, guard: this.#guard, open };
     this.#node = new NodeProxy(this, { ...parts, headers: this.#headers });
     this.#tls = new TlsPassthrough(parts);
@@ -207,8 +212,17 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
     return !this.#closed && !this.#mux.isClosed && !this.#mux.peerGoingAway;
   }
 
-  #open(remote: string) {
-    return this.#mux.open({ tunnel: this.name, remote });
+  /**
+   * A stream to the client; its open frame names the visitor and the public
+   * address they reached (`remote`, `local`), as a TCP tunnel's does, for
+   * the client's PROXY protocol header (none when unknown).
+   */
+  #open(endpoints: VisitorEndpoints | null): MuxStream {
+    return this.#mux.open(
+      endpoints
+        ? { tunnel: this.name, remote: endpoints.remote, local: endpoints.local }
+        : { tunnel: this.name },
+    );
   }
 
   // ---- the splice engine's side (HTTP/1.1) ----
@@ -247,8 +261,8 @@ export class HttpTunnel implements BalancerMember, SpliceTunnel, PublicTunnel {
   }
 
   /** Opens a stream to the service for a visitor connection. */
-  open(remote: string): MuxStream {
-    const stream = this.#open(remote);
+  open(endpoints: VisitorEndpoints | null): MuxStream {
+    const stream = this.#open(endpoints);
     this.#streams.add(stream);
     return stream;
   }
