@@ -36,8 +36,19 @@ export const LAYERS: Record<string, readonly string[]> = {
   storage: ["util", "config", "protocol"],
   auth: ["util", "config", "protocol"],
   monitor: ["util", "config"],
+  cluster: ["util", "config", "protocol", "transport", "mux", "storage"],
   client: ["util", "config", "protocol", "transport", "mux"],
-  server: ["util", "config", "protocol", "transport", "mux", "storage", "auth", "monitor"],
+  server: [
+    "util",
+    "config",
+    "protocol",
+    "transport",
+    "mux",
+    "storage",
+    "auth",
+    "monitor",
+    "cluster",
+  ],
   testing: ["util", "config", "protocol", "transport", "mux"],
 };
 

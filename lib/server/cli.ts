@@ -83,6 +83,7 @@ export function serverProgram(options: ServerProgramOptions): Command {
 Environment:
   BURROW_TOKEN    shared client token (overrides server.auth.token)
   DATABASE_URL    PostgreSQL URL (overrides server.storage.url)
+  BURROW_CLUSTER_SECRET  secret of the cluster's nodes (overrides server.cluster.secret)
 
 Examples:
   burrowd --token s3cret                  run with defaults, certificate in ./burrow-data
