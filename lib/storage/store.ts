@@ -30,6 +30,7 @@ import {
 } from "./activity_dao.ts";
 import { ApiKeysDao, SigningKeysDao, UsersDao } from "./accounts_dao.ts";
 import { TunnelsDao } from "./tunnels_dao.ts";
+import { NodesDao } from "./nodes_dao.ts";
 import {
   changedMigrations,
   loadMigrations,
@@ -122,6 +123,8 @@ export class Store {
   readonly logs: LogsDao;
   /** `alerts`. */
   readonly alerts: AlertsDao;
+  /** `nodes` and `cluster_leases` (cluster mode). */
+  readonly nodes: NodesDao;
   /** Most rows held for the database (see {@linkcode StoreOptions.maxPendingWrites}). */
   readonly maxPendingWrites: number;
 
@@ -147,6 +150,7 @@ export class Store {
     this.metrics = new MetricsDao(db);
     this.logs = new LogsDao(db);
     this.alerts = new AlertsDao(db);
+    this.nodes = new NodesDao(db);
     this.#availability = new Availability(db, {
       logger: options.logger,
       queryTimeout: db.kind === "postgres" ? queryTimeout : 0,
