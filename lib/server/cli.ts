@@ -95,6 +95,7 @@ Examples:
   burrowd migrate                         apply database migrations and exit
   burrowd tunnel list                     tunnels, owners, state and traffic (last 24h)
   burrowd group list                      load-balancing groups and each member's share
+  burrowd node list                       the cluster's nodes: alive, dead or stopped
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   );
