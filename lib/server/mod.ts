@@ -94,6 +94,7 @@ export { VhostCertificates } from "./vhost_certs.ts";
 export { CertManager, type CertManagerOptions, type ManagedCertificate } from "./acme.ts";
 export { readSni } from "./sni.ts";
 export { runServer, type RunServerOptions } from "./run.ts";
+export { ALERTS_LEASE, type ClusterHost, ClusterNode } from "./cluster_node.ts";
 export type { Pace, RequestInfo, SpliceTunnel, Transfer } from "./http/splice_tunnel.ts";
 export type { LocalAnswer } from "./http/local_answer.ts";
 export type { HeadEdit } from "./http/head_edit.ts";
