@@ -363,6 +363,15 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
       },
     );
 
+    await t.step(
+      "nodes: none outside cluster mode (tests/cluster_nodes_e2e_test.ts has them)",
+      async () => {
+        const nodes = await call("GET", "/nodes");
+        assertEquals(nodes.status, 200);
+        assertEquals(nodes.body, { items: [], total: 0, limit: 100, offset: 0 });
+      },
+    );
+
     await t.step("JWKS: the public halves of the signing keys", async () => {
       const jwks = await (await fetch(`http://127.0.0.1:${admin.port}/.well-known/jwks.json`))
         .json();

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { closestWord, Secret } from "../util/mod.ts";
+import { closestWord, ENTITY_NAME, Secret } from "../util/mod.ts";
 import { parseDuration, parsePortRanges, parseSize } from "../util/mod.ts";
 import { parseCidr } from "../util/mod.ts";
 
@@ -274,4 +274,6 @@ const levelMap: Check<Record<string, string>> = tag((v, path, p) => {
 }, "mapping of component → level");
 
 export const PORT = int(0, 65535);
+/** A node's name: the rules of a tunnel's name, since it appears in the same places. */
+export const NODE_ID = str(ENTITY_NAME, "a name of letters, digits, _ . or -");
 export const NAME = str(/^[A-Za-z0-9_.-]+$/, "a name of letters, digits, _ . or -");

@@ -15,7 +15,7 @@
  */
 
 import { checkTunnelRelations } from "../protocol/mod.ts";
-import { closestWord, isLoopbackHost, Secret, splitHostPort } from "../util/mod.ts";
+import { closestWord, ENTITY_NAME, isLoopbackHost, Secret, splitHostPort } from "../util/mod.ts";
 import type { ClientConfig, LogConfig, ServerConfig, TunnelConfig } from "./types.ts";
 
 /** One or more problems in a configuration, each with its YAML path. */
@@ -118,8 +118,9 @@ function env(name: string): string | undefined {
 }
 
 /**
- * Validates `{server: {...}}`. Env `BURROW_TOKEN` overrides `auth.token`
- * and `DATABASE_URL` overrides `storage.url`.
+ * Validates `{server: {...}}`. Env `BURROW_TOKEN` overrides `auth.token`,
+ * `DATABASE_URL` overrides `storage.url` and `BURROW_CLUSTER_SECRET`
+ * overrides `cluster.secret`.
  *
  * @throws {ConfigError} listing every problem with its path.
  */
@@ -145,8 +146,73 @@ export function serverConfigFromObject(
   if (config.heartbeat_timeout <= config.heartbeat_interval) {
     problems.push("server.heartbeat_timeout: must be longer than heartbeat_interval");
   }
+  if (config.cluster) checkCluster(config, problems);
   if (problems.length) throw new ConfigError(problems, source);
   return config;
+}
+
+/** Addresses that listen everywhere: no other node can dial them. */
+const WILDCARDS = new Set(["0.0.0.0", "::", "[::]", ""]);
+
+/**
+ * Fills in and checks `server.cluster`: the node id from the host name, the
+ * advertised address from `bind_addr`, the secret from the environment,
+ * `dead_after` from the heartbeat; and that the database is one several
+ * nodes can share.
+ */
+function checkCluster(config: ServerConfig, problems: Problems): void {
+  const cluster = config.cluster!;
+  if (!cluster.node_id) {
+    const host = hostName();
+    if (host && ENTITY_NAME.test(host)) cluster.node_id = host;
+    else {
+      problems.push(
+        `server.cluster.node_id: required, since the host name (${
+          JSON.stringify(host ?? "unknown")
+        }) is not a valid node id (1-64 letters, digits, _ . or -)`,
+      );
+    }
+  }
+  if (!cluster.advertise_addr) {
+    if (WILDCARDS.has(config.bind_addr)) {
+      problems.push(
+        `server.cluster.advertise_addr: required when server.bind_addr is a wildcard ` +
+          `("${config.bind_addr}"): the host or host:port the other nodes reach this one at`,
+      );
+    } else cluster.advertise_addr = config.bind_addr;
+  }
+  const secret = env("BURROW_CLUSTER_SECRET");
+  if (secret) cluster.secret = new Secret(secret);
+  if (cluster.secret && cluster.secret.reveal().length < 16) {
+    problems.push("server.cluster.secret: must be 16 characters at least");
+  }
+  if (!cluster.secret && !config.tls.client_ca_file) {
+    problems.push(
+      "server.cluster.secret: required, so that the nodes can authenticate each other: set it " +
+        "(or env BURROW_CLUSTER_SECRET), or set server.tls.client_ca_file for mutual TLS " +
+        "between the nodes",
+    );
+  }
+  if (cluster.dead_after === undefined) cluster.dead_after = 3 * cluster.heartbeat;
+  if (cluster.heartbeat <= 0) problems.push("server.cluster.heartbeat: must be longer than 0s");
+  else if (cluster.dead_after < 2 * cluster.heartbeat) {
+    problems.push("server.cluster.dead_after: must be at least twice server.cluster.heartbeat");
+  }
+  if (!config.storage.url) {
+    problems.push(
+      "server.cluster: cluster mode needs PostgreSQL, which all the nodes share: set " +
+        "server.storage.url (or env DATABASE_URL) to a postgres:// URL; the embedded database " +
+        "serves one burrowd alone",
+    );
+  }
+}
+
+function hostName(): string | undefined {
+  try {
+    return Deno.hostname();
+  } catch {
+    return undefined; // no --allow-sys
+  }
 }
 
 /**

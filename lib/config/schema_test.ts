@@ -14,14 +14,13 @@ function problems(fn: () => unknown): string[] {
 }
 
 function withoutEnv<T>(fn: () => T): T {
-  const saved = { t: Deno.env.get("BURROW_TOKEN"), d: Deno.env.get("DATABASE_URL") };
-  Deno.env.delete("BURROW_TOKEN");
-  Deno.env.delete("DATABASE_URL");
+  const names = ["BURROW_TOKEN", "DATABASE_URL", "BURROW_CLUSTER_SECRET"];
+  const saved = names.map((n) => [n, Deno.env.get(n)] as const);
+  for (const n of names) Deno.env.delete(n);
   try {
     return fn();
   } finally {
-    if (saved.t !== undefined) Deno.env.set("BURROW_TOKEN", saved.t);
-    if (saved.d !== undefined) Deno.env.set("DATABASE_URL", saved.d);
+    for (const [n, v] of saved) if (v !== undefined) Deno.env.set(n, v);
   }
 }
 
@@ -376,4 +375,78 @@ Deno.test("udp.socket_buffer: 4 MiB by default, size units, exact paths for bad 
       "client.udp.socket_buffer: expected 0 or a size from 4KiB to 1GiB, got 100",
     ],
   );
+});
+
+Deno.test("server.cluster: defaults, the secret from the environment, exact errors", () => {
+  const PG = "postgres://db.example/burrow";
+  const server = (cluster: unknown, more: Record<string, unknown> = {}) =>
+    serverConfigFromObject({
+      server: { auth: { token: "t" }, storage: { url: PG }, cluster, ...more },
+    });
+  withoutEnv(() => {
+    assert.equal(server(undefined).cluster, undefined);
+    const c = server({ secret: "0123456789abcdef" }, { bind_addr: "10.0.0.5" }).cluster!;
+    assert.equal(c.node_id, Deno.hostname());
+    assert.equal(c.advertise_addr, "10.0.0.5");
+    assert.equal(c.relay_port, 7001);
+    assert.equal(c.heartbeat, 5000);
+    assert.equal(c.dead_after, 15_000);
+    assert.equal(String(c.secret), "***");
+    const d = server({
+      node_id: "n1",
+      advertise_addr: "n1.internal:7101",
+      heartbeat: "1s",
+      dead_after: "2s",
+    }, { tls: { client_ca_file: "ca.crt" } }).cluster!;
+    assert.deepEqual({ ...d }, {
+      node_id: "n1",
+      advertise_addr: "n1.internal:7101",
+      relay_port: 7001,
+      heartbeat: 1000,
+      dead_after: 2000,
+    });
+
+    Deno.env.set("BURROW_CLUSTER_SECRET", "from-the-environment");
+    try {
+      const e = server({ node_id: "n1", advertise_addr: "a" }).cluster!;
+      assert.equal(e.secret?.reveal(), "from-the-environment");
+    } finally {
+      Deno.env.delete("BURROW_CLUSTER_SECRET");
+    }
+
+    const p = problems(() =>
+      serverConfigFromObject({
+        server: {
+          auth: { token: "t" },
+          cluster: { node_id: "-bad", secret: "short", heartbeat: "2s", dead_after: "3s" },
+        },
+      })
+    );
+    assert.deepEqual(p, [
+      'server.cluster.node_id: expected a name of letters, digits, _ . or -, got "-bad"',
+    ]);
+    const q = problems(() =>
+      serverConfigFromObject({
+        server: {
+          auth: { token: "t" },
+          cluster: { node_id: "n1", secret: "short", heartbeat: "2s", dead_after: "3s" },
+        },
+      })
+    );
+    assert.deepEqual(q, [
+      "server.cluster.advertise_addr: required when server.bind_addr is a wildcard " +
+      '("0.0.0.0"): the host or host:port the other nodes reach this one at',
+      "server.cluster.secret: must be 16 characters at least",
+      "server.cluster.dead_after: must be at least twice server.cluster.heartbeat",
+      "server.cluster: cluster mode needs PostgreSQL, which all the nodes share: set " +
+      "server.storage.url (or env DATABASE_URL) to a postgres:// URL; the embedded database " +
+      "serves one burrowd alone",
+    ]);
+    const r = problems(() => server({ node_id: "n1", advertise_addr: "a" }));
+    assert.equal(r.length, 1);
+    assert.match(
+      r[0]!,
+      /^server\.cluster\.secret: required.*BURROW_CLUSTER_SECRET.*client_ca_file/,
+    );
+  });
 });

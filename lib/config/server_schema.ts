@@ -16,6 +16,7 @@ import {
   list,
   logFields,
   NAME,
+  NODE_ID,
   object,
   oneOf,
   PORT,
@@ -207,6 +208,46 @@ export const serverSchema = object({
       ),
     }),
     { data_dir: "./burrow-data", retention: 30 * 86_400_000, query_timeout: 3000 },
+  ),
+  cluster: f(
+    object({
+      node_id: f(
+        NODE_ID,
+        undefined,
+        "this node's name in the cluster (`burrowd node list`, `sessions.node`, the `node` " +
+          "label of metrics); up to 64 characters, starting with a letter or digit",
+        "host name",
+      ),
+      advertise_addr: f(
+        str(),
+        undefined,
+        "host or host:port at which the other nodes reach this node's relay port; required " +
+          "when `bind_addr` is a wildcard",
+        "`bind_addr`",
+      ),
+      relay_port: f(PORT, 7001, "port of the node-to-node link; `0` picks a free one"),
+      secret: f(
+        secret,
+        undefined,
+        "shared secret of the nodes (16 characters at least); env `BURROW_CLUSTER_SECRET` " +
+          "overrides; not needed with `tls.client_ca_file` (nodes then present certificates)",
+      ),
+      heartbeat: f(
+        duration,
+        5_000,
+        "how often the node records that it is alive (and renews the alerts lease)",
+        "5s",
+      ),
+      dead_after: f(
+        duration,
+        undefined,
+        "a node unseen for this long is dead: a surviving node closes its sessions and releases " +
+          "its tunnels; at least 2 × `heartbeat`",
+        "three times `heartbeat`",
+      ),
+    }),
+    undefined,
+    "cluster mode: several burrowd on one PostgreSQL (`storage.url`); unset: one burrowd alone",
   ),
   log: f(logFields(), undefined),
   metrics: f(bool, true, "collect Prometheus metrics (served at `/metrics` on the admin port)"),

@@ -202,6 +202,31 @@ export interface ServerConfig {
   handshake_timeout?: number;
   /** How alert rules run and notify. */
   alerting: AlertingConfig;
+  /** Cluster mode; absent: this burrowd runs alone. */
+  cluster?: ClusterConfig;
+}
+
+/**
+ * `server.cluster`: several burrowd nodes on one PostgreSQL. After
+ * validation every field is filled in (defaults, `BURROW_CLUSTER_SECRET`).
+ */
+export interface ClusterConfig {
+  /** This node's name. Default: the host name. */
+  node_id: string;
+  /** Host or `host:port` other nodes reach the relay port at. Default: `bind_addr` if not a wildcard. */
+  advertise_addr: string;
+  /** Port of the node-to-node link; 0 picks a free one. Default 7001. */
+  relay_port: number;
+  /**
+   * Shared secret of the nodes (16 characters at least); env
+   * `BURROW_CLUSTER_SECRET` overrides. Absent only when `tls.client_ca_file`
+   * is set: the nodes then authenticate with certificates.
+   */
+  secret?: Secret;
+  /** ms between heartbeats of the node's row. Default 5000. */
+  heartbeat: number;
+  /** ms after which an unseen node is dead. Default 3 × `heartbeat`; at least 2 × `heartbeat`. */
+  dead_after: number;
 }
 
 /** `server.acme`. */

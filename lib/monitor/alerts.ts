@@ -250,6 +250,12 @@ export interface AlertEngineOptions {
   intervalMs: number;
   /** Clock (tests). Default `Date.now`. */
   now?: () => number;
+  /**
+   * Whether the timer's rounds evaluate now. In cluster mode only the node
+   * holding the `alerts` lease evaluates, so an alert fires once per
+   * cluster; the others skip their rounds. Default: always.
+   */
+  evaluating?: () => boolean;
 }
 
 /** Evaluates rules against tunnel states and drives alert states. */
@@ -286,7 +292,10 @@ export class AlertEngine {
 
   /** Evaluates every `intervalMs` until {@linkcode AlertEngine.stop}. */
   start(): void {
-    this.#timer ??= setInterval(() => this.evaluate(), this.#options.intervalMs);
+    const evaluating = this.#options.evaluating ?? (() => true);
+    this.#timer ??= setInterval(() => {
+      if (evaluating()) this.evaluate();
+    }, this.#options.intervalMs);
   }
 
   /** Stops evaluating and waits for deliveries in flight. */

@@ -164,3 +164,32 @@ Deno.test("notifiers: the log always, the webhook when a URL is configured", () 
   assertEquals(notifiersFor({}, quiet).length, 1);
   assertEquals(notifiersFor({ webhook_url: "http://127.0.0.1:9/hook" }, quiet).length, 2);
 });
+
+Deno.test("the timer evaluates only while `evaluating` says so (cluster mode: the lease holder)", async () => {
+  const stats = new TunnelStats({ windowMs: 60_000 });
+  let leads = false;
+  const engine = new AlertEngine({
+    rules: [{ name: "down", condition: 'tunnel_status == "disconnected"', duration: 0 }]
+      .map((r) => ({ ...r, severity: "warning" as const })),
+    stats,
+    notifiers: [],
+    logger: quiet,
+    intervalMs: 10,
+    evaluating: () => leads,
+  });
+  stats.connected("alice", "ssh", "tcp");
+  stats.disconnected("alice", "ssh");
+  engine.start();
+  try {
+    await new Promise((r) => setTimeout(r, 60));
+    assertEquals(engine.active, [], "another node evaluates");
+    leads = true;
+    const deadline = performance.now() + 5000;
+    while (!engine.active.length && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(engine.active.map((a) => a.state), ["firing"]);
+  } finally {
+    await engine.stop();
+  }
+});

@@ -201,8 +201,13 @@ export class ServerMetrics implements TrafficMetrics {
     registers: [this.registry],
   });
 
-  /** Registers every metric, the scrape-time collectors and the process metrics. */
-  constructor() {
+  /**
+   * Registers every metric, the scrape-time collectors and the process
+   * metrics. With `node` (cluster mode), every series carries a `node`
+   * label, so one Prometheus scraping every node tells them apart.
+   */
+  constructor(options: { node?: string | undefined } = {}) {
+    if (options.node !== undefined) this.registry.setDefaultLabels({ node: options.node });
     client.collectDefaultMetrics({ register: this.registry });
     // Present from the start, so a rate() over them has a baseline.
     for (const reason of ["concurrent", "rate"] as const) this.#loginRefused.inc({ reason }, 0);

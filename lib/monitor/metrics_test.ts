@@ -73,3 +73,23 @@ Deno.test("metrics: ended connections reach the counters at the scrape, bytes co
   assert.equal(value('burrow_tunnel_bytes_total{tunnel="alice/web",direction="in"}'), 19);
   assert.equal(value('burrow_tunnel_bytes_total{tunnel="alice/web",direction="out"}'), 26);
 });
+
+Deno.test("metrics: in cluster mode every series carries the node's label", async () => {
+  const metrics = new ServerMetrics({ node: "n1" });
+  metrics.bind({
+    sessions: () => [],
+    caches: () => ({}),
+    database: () => null,
+    alerts: () => [],
+  });
+  metrics.firstByte("http", 2);
+  metrics.error("auth_failed");
+  const series = (await metrics.render()).split("\n").filter((l) => l && !l.startsWith("#"));
+  assert.ok(series.length > 20);
+  assert.deepEqual(series.filter((l) => !/[{,]node="n1"[,}]/.test(l)), []);
+  assert.ok(series.some((l) => l.startsWith("burrow_first_byte_seconds_count{")), "fast histogram");
+  assert.ok(series.some((l) => l.startsWith("process_cpu_seconds_total{")), "process metrics");
+  // Outside cluster mode nothing changes: no node label.
+  const alone = await new ServerMetrics().render();
+  assert.ok(!alone.includes('node="'));
+});

@@ -83,6 +83,7 @@ export function serverProgram(options: ServerProgramOptions): Command {
 Environment:
   BURROW_TOKEN    shared client token (overrides server.auth.token)
   DATABASE_URL    PostgreSQL URL (overrides server.storage.url)
+  BURROW_CLUSTER_SECRET  secret of the cluster's nodes (overrides server.cluster.secret)
 
 Examples:
   burrowd --token s3cret                  run with defaults, certificate in ./burrow-data
@@ -94,6 +95,7 @@ Examples:
   burrowd migrate                         apply database migrations and exit
   burrowd tunnel list                     tunnels, owners, state and traffic (last 24h)
   burrowd group list                      load-balancing groups and each member's share
+  burrowd node list                       the cluster's nodes: alive, dead or stopped
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 usage or configuration error.`,
   );

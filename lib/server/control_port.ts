@@ -11,10 +11,26 @@ import type { ServerConfig } from "../config/mod.ts";
 import {
   listenDenoTls,
   listenMutualTls,
+  loadServerCertificate,
   nodeTlsListener,
   type TlsListener,
 } from "../transport/mod.ts";
 import { type Logger, sockopt } from "../util/mod.ts";
+
+/**
+ * The control port's certificate: `server.tls.cert_file` and `key_file`, or
+ * the one generated (at first use) in the data directory.
+ */
+export function controlCertificate(
+  config: ServerConfig,
+): ReturnType<typeof loadServerCertificate> {
+  return loadServerCertificate({
+    certFile: config.tls.cert_file,
+    keyFile: config.tls.key_file,
+    dataDir: config.storage.data_dir,
+    names: [Deno.hostname()],
+  });
+}
 
 /** Listens on `server.bind_addr`:`bind_port` with the certificate `tls`. */
 export async function listenControlPort(

@@ -22,24 +22,23 @@ import { TokenService } from "../auth/mod.ts";
 import type { ServerConfig } from "../config/mod.ts";
 import type { TunnelRequest } from "../protocol/mod.ts";
 import { recordingLogger, type Store, type User } from "../storage/mod.ts";
-import { type Duplex, loadServerCertificate, type TlsListener } from "../transport/mod.ts";
+import type { Duplex, TlsListener } from "../transport/mod.ts";
 import {
-  AlertEngine,
-  type AlertRuleSpec,
-  DEFAULT_RULES,
+  type AlertEngine,
   NO_TRAFFIC_METRICS,
-  notifiersFor,
   ServerMetrics,
   TunnelStats,
 } from "../monitor/mod.ts";
-import { alertStore, tokenStore } from "./stores.ts";
+import { tokenStore } from "./stores.ts";
+import { alertEngine } from "./alerting.ts";
+import { ClusterNode } from "./cluster_node.ts";
 import { Chores } from "./chores.ts";
 import { gaugeSource } from "./gauges.ts";
 import type { LoginRefusal } from "./login_limiter.ts";
 import { type AuthResult, Login } from "./login.ts";
 import { ClientSession, type SessionHost } from "./session.ts";
 import { NO_HISTORY, Recorder } from "./recorder.ts";
-import { listenControlPort } from "./control_port.ts";
+import { controlCertificate, listenControlPort } from "./control_port.ts";
 import { Bandwidth } from "./bandwidth.ts";
 import { GroupRegistry } from "./tunnels/mod.ts";
 import type { HttpFront } from "./http_front.ts";
@@ -58,7 +57,7 @@ export interface BurrowServerOptions {
    * one the server accepts only the shared token and records nothing.
    */
   store?: Store;
-  /** Name of this node in `sessions.node`. Default: the host name. */
+  /** Name of this node in `sessions.node`. Default: `server.cluster.node_id`, else the host name. */
   node?: string;
   /**
    * A secret the admin API takes as the shared token, for the `burrowd`
@@ -128,6 +127,8 @@ export class BurrowServer implements SessionHost {
   /** The `tunnels` rows of the tunnels clients declare (none without a database). */
   #records: TunnelRecords | null = null;
   #chores: Chores | null = null;
+  /** This server as a node of its cluster (cluster mode only). */
+  #cluster: ClusterNode | null = null;
   #controlPolicy: IpPolicy;
   #controlDenied = 0;
 
@@ -159,7 +160,7 @@ export class BurrowServer implements SessionHost {
     this.groups = new GroupRegistry(logger);
     this.#controlPolicy = IpPolicy.parse(config.allow_ips, config.deny_ips);
     this.stats = new TunnelStats({ windowMs: config.alerting.window });
-    this.metrics = new ServerMetrics();
+    this.metrics = new ServerMetrics({ node: config.cluster ? this.node : undefined });
     this.bandwidth = new Bandwidth(config.limits.max_bandwidth);
     this.#records = this.store ? new TunnelRecords(this.store, logger) : null;
     const accessLogger = logger.child("access");
@@ -207,12 +208,7 @@ export class BurrowServer implements SessionHost {
     const base = (options.logger ?? nullLogger).child("server");
     // Warnings and errors also go to the database's logs table.
     const logger = options.store ? recordingLogger(base, options.store, "server") : base;
-    const tls = await loadServerCertificate({
-      certFile: config.tls.cert_file,
-      keyFile: config.tls.key_file,
-      dataDir: config.storage.data_dir,
-      names: [Deno.hostname()],
-    });
+    const tls = await controlCertificate(config);
     if (tls.generated) {
       logger.info("generated a self-signed certificate", {
         dir: `${config.storage.data_dir}/tls`,
@@ -221,7 +217,7 @@ export class BurrowServer implements SessionHost {
     }
     const token = config.auth.token ?? await loadOrCreateToken(config.storage.data_dir, logger);
     const store = options.store ?? null;
-    const node = options.node ?? Deno.hostname();
+    const node = options.node ?? config.cluster?.node_id ?? Deno.hostname();
     let tokens: TokenService<User> | null = null;
     let admin: User | null = null;
     if (store) {
@@ -233,11 +229,6 @@ export class BurrowServer implements SessionHost {
       }
     }
     const listener = await listenControlPort(config, tls, logger);
-    const rules: AlertRuleSpec[] = config.alerts.map((r) => ({ ...r }));
-    if (config.alerting.default_rules) {
-      for (const d of DEFAULT_RULES) if (!rules.some((r) => r.name === d.name)) rules.push(d);
-    }
-    const notifiers = notifiersFor(config.alerting, logger.child("alerts"));
     const certificates = new VhostCertificates(config, logger.child("certs"));
     let vhosts: { http: HttpFront | null; https: HttpFront | null };
     try {
@@ -264,13 +255,11 @@ export class BurrowServer implements SessionHost {
         vhosts,
         certificates,
         alerts: (stats) =>
-          new AlertEngine({
-            rules,
+          alertEngine(config, {
             stats,
-            store: store ? alertStore(store) : null,
-            notifiers,
-            logger: logger.child("alerts"),
-            intervalMs: config.alerting.evaluate_every,
+            store,
+            logger,
+            evaluating: () => !config.cluster || (server?.cluster?.leadsAlerts ?? false),
           }),
       });
     } catch (error) {
@@ -300,6 +289,14 @@ export class BurrowServer implements SessionHost {
       server.#unlisten = await store.listenConfig((change) => server.#sync!.onChange(change));
       store.onRecover(() => server.#sync!.resync());
     }
+    if (config.cluster && store) {
+      try {
+        server.#cluster = await ClusterNode.start(server, store, logger);
+      } catch (error) {
+        await server.shutdown(0);
+        throw error;
+      }
+    }
     sockopt.announce(logger);
     logger.info("control channel listening", {
       addr: config.bind_addr,
@@ -308,6 +305,11 @@ export class BurrowServer implements SessionHost {
       version: VERSION,
     });
     return server;
+  }
+
+  /** This server as a node of its cluster; `null` outside cluster mode. */
+  get cluster(): ClusterNode | null {
+    return this.#cluster;
   }
 
   /** The control port (the real one when `bind_port` was 0). */
@@ -322,12 +324,7 @@ export class BurrowServer implements SessionHost {
    */
   async reloadCertificate(): Promise<string> {
     const config = this.config;
-    const tls = await loadServerCertificate({
-      certFile: config.tls.cert_file,
-      keyFile: config.tls.key_file,
-      dataDir: config.storage.data_dir,
-      names: [Deno.hostname()],
-    });
+    const tls = await controlCertificate(config);
     await this.#listener.reload(tls.cert, tls.key);
     const previous = this.#fingerprint;
     this.#fingerprint = tls.fingerprint;
@@ -481,6 +478,7 @@ export class BurrowServer implements SessionHost {
       session.close("Server shut down");
     }
     await Promise.all(this.#running.values());
+    await this.#cluster?.stop();
     await this.alerts.stop();
     await this.vhosts.http?.close();
     await this.vhosts.https?.close();

@@ -21,6 +21,7 @@
 export * from "./errors.ts";
 export * from "./accounts_dao.ts";
 export * from "./tunnels_dao.ts";
+export * from "./nodes_dao.ts";
 export * from "./activity_dao.ts";
 export * from "./placements_dao.ts";
 export * from "./db.ts";

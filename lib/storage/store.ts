@@ -31,6 +31,7 @@ import {
 import { ApiKeysDao, SigningKeysDao, UsersDao } from "./accounts_dao.ts";
 import { TunnelsDao } from "./tunnels_dao.ts";
 import { type PlacementChange, PlacementsDao } from "./placements_dao.ts";
+import { NodesDao } from "./nodes_dao.ts";
 import {
   changedMigrations,
   loadMigrations,
@@ -125,6 +126,8 @@ export class Store {
   readonly alerts: AlertsDao;
   /** `placements` (cluster mode). */
   readonly placements: PlacementsDao;
+  /** `nodes` and `cluster_leases` (cluster mode). */
+  readonly nodes: NodesDao;
   /** Most rows held for the database (see {@linkcode StoreOptions.maxPendingWrites}). */
   readonly maxPendingWrites: number;
 
@@ -151,6 +154,7 @@ export class Store {
     this.logs = new LogsDao(db);
     this.alerts = new AlertsDao(db);
     this.placements = new PlacementsDao(db);
+    this.nodes = new NodesDao(db);
     this.#availability = new Availability(db, {
       logger: options.logger,
       queryTimeout: db.kind === "postgres" ? queryTimeout : 0,

@@ -309,6 +309,27 @@ async function conformance(t: Deno.TestContext, store: Store): Promise<void> {
     assertEquals(await store.prune(new Date(0)), { metrics: 0, logs: 0, alerts: 0, sessions: 0 });
   });
 
+  // Cluster mode needs PostgreSQL, but the migration and the statements run on both.
+  await t.step("nodes and leases (nodes_dao_test.ts has the details)", async () => {
+    const n = { advertise_addr: "a", relay_port: 7001, fingerprint: "", version: "0" };
+    await store.nodes.register({ id: "n1", ...n });
+    await store.nodes.register({ id: "n2", ...n });
+    await store.db.query(
+      "update nodes set last_seen = now() - interval '1 minute' where id = 'n2'",
+    );
+    const lost = await store.nodes.claimDead("n1", 10_000);
+    assertEquals(lost.map((l) => [l.id, l.sessions]), [["n2", []]]);
+    assertEquals(await store.nodes.releaseTunnels([], "x"), 0);
+    await store.nodes.stop("n1");
+    const listed = await store.nodes.list(10_000);
+    assertEquals(listed.map((l) => [l.id, l.state, l.lost_by]), [
+      ["n1", "stopped", null],
+      ["n2", "dead", "n1"],
+    ]);
+    assertEquals(await store.nodes.tryLease("alerts", "n1", 60_000), true);
+    assertEquals(await store.nodes.tryLease("alerts", "n2", 60_000), false);
+  });
+
   await unlisten();
 }
 

@@ -1,7 +1,7 @@
 /**
  * The subcommands of `burrowd` besides `run`: `fingerprint`, `healthcheck`,
  * and the database commands (`migrate`, `user`, `token`, `signing-key`,
- * `key`, `tunnel`, `group`), which work through the admin service that the
+ * `key`, `tunnel`, `group`, `node`), which work through the admin service that the
  * REST API uses too: on the database itself, or, when a running burrowd
  * holds the embedded database, through that server's admin API (`migrate`
  * and `signing-key`, which the API does not offer, then ask for the server
@@ -18,6 +18,7 @@ import { loadServerCertificate } from "../../transport/mod.ts";
 import { type AdminCommandsOptions, commandKit, type DatabaseFlags } from "./command.ts";
 import { addTokenCommands } from "./token_commands.ts";
 import { addTunnelCommands } from "./tunnel_commands.ts";
+import { addNodeCommands } from "./node_commands.ts";
 import { addUserCommands } from "./user_commands.ts";
 
 /**
@@ -90,4 +91,5 @@ export function addAdminCommands(program: Command, options: AdminCommandsOptions
   addUserCommands(program, kit);
   addTokenCommands(program, kit);
   addTunnelCommands(program, kit);
+  addNodeCommands(program, kit, loadConfig);
 }

@@ -20,7 +20,13 @@
  */
 
 import type { IssuedToken, IssueOptions } from "../../auth/mod.ts";
-import { ConflictError, NotFoundError, type User, ValidationError } from "../../storage/mod.ts";
+import {
+  ConflictError,
+  type NodeListing,
+  NotFoundError,
+  type User,
+  ValidationError,
+} from "../../storage/mod.ts";
 import { MAX_LIMIT } from "./route.ts";
 import type { AdminEndpoint } from "./endpoint.ts";
 import {
@@ -178,6 +184,13 @@ export class RemoteAdmin implements RoutedAdmin {
       since,
       ...(options.user === undefined ? {} : { user: options.user }),
     });
+  }
+
+  /** See {@linkcode AdminService.nodes}; the running server judges with its own `dead_after`. */
+  async nodes(): Promise<NodeListing[]> {
+    const nodes = await this.#list<NodeListing>("/nodes");
+    // `last_seen` is a time the reviver does not know by its name.
+    return nodes.map((n) => ({ ...n, last_seen: new Date(n.last_seen) }));
   }
 
   /** See {@linkcode AdminService.releaseTunnel}: the same checks, then `DELETE /tunnels/{id}`. */

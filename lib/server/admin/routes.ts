@@ -10,6 +10,7 @@
 import { VERSION } from "../../util/mod.ts";
 import { ALERT_ROUTES } from "./alert_routes.ts";
 import { LIVE_ROUTES } from "./live_routes.ts";
+import { NODE_ROUTES } from "./node_routes.ts";
 import type { Resource } from "./route.ts";
 import { object } from "./schemas.ts";
 import { TOKEN_ROUTES } from "./token_routes.ts";
@@ -34,4 +35,5 @@ export const ROUTES: readonly Resource[] = [
   ...TUNNEL_ROUTES,
   ...LIVE_ROUTES,
   ...ALERT_ROUTES,
+  ...NODE_ROUTES,
 ];

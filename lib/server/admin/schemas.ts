@@ -108,7 +108,8 @@ export type SchemaName =
   | "Session"
   | "TunnelStats"
   | "Group"
-  | "Alert";
+  | "Alert"
+  | "Node";
 
 /** The named schemas, served as the OpenAPI document's `components.schemas`. */
 export const SCHEMAS: Readonly<Record<SchemaName, Schema>> = {
@@ -243,4 +244,18 @@ export const SCHEMAS: Readonly<Record<SchemaName, Schema>> = {
     resolved_at: dateTime,
     silenced_until: dateTime,
   }, ["id", "rule", "severity", "state", "message", "labels", "started_at"]),
+  Node: object({
+    id: string,
+    advertise_addr: { ...string, description: "Host or host:port of its relay port" },
+    relay_port: integer,
+    fingerprint: { ...string, description: "SHA-256 of its control certificate" },
+    version: string,
+    started_at: time,
+    last_seen: time,
+    last_seen_ago_ms: { type: "number", description: "By the database's clock" },
+    stopped_at: dateTime,
+    lost_by: { type: ["string", "null"], description: "The node that found it dead" },
+    state: { enum: ["alive", "dead", "stopped"] },
+    sessions: { ...integer, description: "Sessions its rows say are open" },
+  }, ["id", "advertise_addr", "relay_port", "version", "started_at", "last_seen", "state"]),
 };

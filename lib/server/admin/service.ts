@@ -16,6 +16,7 @@ import {
   type ApiKey,
   ConflictError,
   type MetricRow,
+  type NodeListing,
   NotFoundError,
   type SigningKey,
   type Store,
@@ -36,6 +37,12 @@ export type TokenListing = Omit<ApiKey, "secret_hash"> & { user_name: string };
 
 /** A tunnel with its owner's name and its traffic over a period. */
 export type TunnelOverview = TunnelRow & TunnelTotals & { user_name: string };
+
+/**
+ * The `dead_after` of a list of nodes made without a cluster configuration:
+ * the default of `server.cluster.dead_after` (3 × the 5 s heartbeat).
+ */
+export const DEFAULT_DEAD_AFTER = 15_000;
 
 /** The schema version of a database. */
 export interface SchemaVersion {
@@ -289,6 +296,17 @@ export class AdminService {
     return this.#run((s) => s.alerts.silence(id, until));
   }
 
+  // ---------------------------------------------------------------- cluster
+
+  /**
+   * The nodes of the cluster (cluster mode; outside it, none have
+   * registered and the list is empty), with their state: a running node not
+   * heard from for `deadAfterMs` counts as dead.
+   */
+  nodes(deadAfterMs: number = DEFAULT_DEAD_AFTER): Promise<NodeListing[]> {
+    return this.#run((s) => s.nodes.list(deadAfterMs));
+  }
+
   /** The newest migration applied to the database. */
   async schemaVersion(): Promise<SchemaVersion> {
     const [row] = await this.#run((s) =>
@@ -315,6 +333,7 @@ export type RoutedAdmin = Pick<
   | "revoke"
   | "tunnels"
   | "releaseTunnel"
+  | "nodes"
 >;
 
 /**
