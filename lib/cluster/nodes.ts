@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { LostNode, NodeInput, Store } from "../storage/mod.ts";
+import type { LostNode, NodeInput, NodeListing, Store } from "../storage/mod.ts";
 import type { Logger } from "../util/mod.ts";
 import { Leases } from "./lease.ts";
 
@@ -80,6 +80,8 @@ export class NodeEvictedEvent extends Event {
  */
 export class NodeRegistry extends EventTarget {
   #options: NodeRegistryOptions;
+  /** The other nodes alive at the last heartbeat, by id. */
+  #peers = new Map<string, NodeListing>();
   #leases: Leases;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #beating: Promise<void> | null = null;
@@ -122,6 +124,14 @@ export class NodeRegistry extends EventTarget {
     return this.#options.node.id;
   }
 
+  /**
+   * The other nodes alive at the last heartbeat, by id (a `peers` event
+   * follows each change: a node came, went, or moved its relay port).
+   */
+  get peers(): ReadonlyMap<string, NodeListing> {
+    return this.#peers;
+  }
+
   /** Whether this node holds lease `name` now. */
   holds(name: string): boolean {
     return this.#stopped === null && this.#leases.holds(name);
@@ -159,6 +169,7 @@ export class NodeRegistry extends EventTarget {
         logger.info("node heartbeat recorded again", { node: node.id });
       }
       if (performance.now() - this.#healthySince >= deadAfterMs) await this.#claim();
+      await this.#readPeers();
     } catch (error) {
       if (!this.#failing) {
         this.#failing = true;
@@ -169,6 +180,22 @@ export class NodeRegistry extends EventTarget {
         });
       }
     }
+  }
+
+  /** Reads which other nodes are alive; tells listeners when that changed. */
+  async #readPeers(): Promise<void> {
+    const { store, node, deadAfterMs } = this.#options;
+    const listed = await store.run((s) => s.nodes.list(deadAfterMs));
+    const peers = new Map<string, NodeListing>();
+    for (const row of listed) {
+      if (row.id !== node.id && row.state === "alive") peers.set(row.id, row);
+    }
+    const shape = (m: ReadonlyMap<string, NodeListing>) =>
+      [...m.values()].map((n) => `${n.id}@${n.advertise_addr}:${n.relay_port}/${n.fingerprint}`)
+        .sort().join(" ");
+    const changed = shape(peers) !== shape(this.#peers);
+    this.#peers = peers;
+    if (changed) this.dispatchEvent(new Event("peers"));
   }
 
   async #claim(): Promise<void> {

@@ -9,16 +9,31 @@
  * @module
  */
 
-import { type NodeEvictedEvent, type NodeLostEvent, NodeRegistry } from "../cluster/mod.ts";
-import type { ServerConfig } from "../config/mod.ts";
+import {
+  type NodeEvictedEvent,
+  NodeLinks,
+  type NodeLostEvent,
+  NodeRegistry,
+  type PeerNode,
+} from "../cluster/mod.ts";
+import type { ClusterConfig, ServerConfig } from "../config/mod.ts";
 import type { Store } from "../storage/mod.ts";
+import { dialTls, type TlsListener } from "../transport/mod.ts";
 import { type Logger, VERSION } from "../util/mod.ts";
+import {
+  acceptRelayConnections,
+  type ClusterHost as TunnelsHost,
+  ClusterTunnels,
+  listenRelayPort,
+  type LocalSession,
+  relayAddress,
+} from "./cluster/mod.ts";
 
 /** The lease of evaluating alert rules for the whole cluster. */
 export const ALERTS_LEASE = "alerts";
 
 /** What the cluster node needs from its server. */
-export interface ClusterHost {
+export interface ClusterHost extends TunnelsHost {
   /** The server's configuration, with `cluster` set. */
   readonly config: ServerConfig;
   /** This node's id. */
@@ -26,7 +41,7 @@ export interface ClusterHost {
   /** `sha256:` fingerprint of the control certificate. */
   readonly fingerprint: string;
   /** The connected sessions. */
-  readonly sessions: Iterable<{ close(reason: string): void }>;
+  readonly sessions: Iterable<LocalSession & { close(reason: string): void }>;
 }
 
 /**
@@ -42,9 +57,32 @@ export interface ClusterHost {
 export class ClusterNode {
   /** The node registry (listen to its `nodelost` events for what the dead node held). */
   readonly registry: NodeRegistry;
+  /** The links to the other nodes. */
+  readonly links: NodeLinks;
+  /** This node's tunnels in `placements`, and its relays of the other nodes' tunnels. */
+  readonly tunnels: ClusterTunnels;
+  #relayPort: TlsListener;
+  #accepting: Promise<void>;
+  #stopping: Promise<void> | null = null;
 
-  private constructor(registry: NodeRegistry) {
+  private constructor(
+    registry: NodeRegistry,
+    links: NodeLinks,
+    tunnels: ClusterTunnels,
+    relayPort: TlsListener,
+  ) {
     this.registry = registry;
+    this.links = links;
+    this.tunnels = tunnels;
+    this.#relayPort = relayPort;
+    this.#accepting = acceptRelayConnections(relayPort, (conn, remote) => {
+      links.accept(conn, remote);
+    });
+  }
+
+  /** The relay port (the real one when `relay_port` was 0). */
+  get relayPort(): number {
+    return this.#relayPort.port;
   }
 
   /**
@@ -53,7 +91,12 @@ export class ClusterNode {
    * @throws {Error} on the embedded database, which cannot be shared; the
    * database's error when the node's row cannot be written.
    */
-  static async start(host: ClusterHost, store: Store, logger: Logger): Promise<ClusterNode> {
+  static async start(
+    host: ClusterHost,
+    store: Store,
+    logger: Logger,
+    tls: { cert: string; key: string },
+  ): Promise<ClusterNode> {
     const cluster = host.config.cluster;
     if (!cluster) throw new Error("Cluster mode is off (server.cluster is not set)");
     if (store.kind !== "postgres") {
@@ -64,23 +107,63 @@ export class ClusterNode {
       );
     }
     const log = logger.child("cluster");
-    const registry = await NodeRegistry.start({
-      store,
+    const config = host.config as ServerConfig & { cluster: ClusterConfig };
+    const relayPort = await listenRelayPort(config, tls, log);
+    // With a client CA, nodes show their certificate to each other (mutual TLS).
+    const mutual = config.tls.client_ca_file !== undefined;
+    // Set below: the links and the tunnels each need the other.
+    const late: { tunnels?: ClusterTunnels } = {};
+    const links = new NodeLinks({
+      node: host.node,
+      secret: cluster.secret ?? null,
       logger: log,
-      heartbeatMs: cluster.heartbeat,
-      deadAfterMs: cluster.dead_after,
-      leases: [ALERTS_LEASE],
-      node: {
-        id: host.node,
-        advertise_addr: cluster.advertise_addr,
-        relay_port: cluster.relay_port,
-        fingerprint: host.fingerprint,
-        version: VERSION,
+      dial: (peer) =>
+        dialTls({
+          hostname: peer.host,
+          port: peer.port,
+          fingerprint: peer.fingerprint,
+          timeout: 5_000,
+          ...(mutual ? { clientCert: tls } : {}),
+        }),
+      onStream: (stream, peer) => {
+        if (late.tunnels) late.tunnels.onStream(stream, peer);
+        else stream.reset("This node is starting");
       },
     });
+    let registry: NodeRegistry;
+    try {
+      registry = await NodeRegistry.start({
+        store,
+        logger: log,
+        heartbeatMs: cluster.heartbeat,
+        deadAfterMs: cluster.dead_after,
+        leases: [ALERTS_LEASE],
+        node: {
+          id: host.node,
+          advertise_addr: cluster.advertise_addr,
+          relay_port: relayPort.port,
+          fingerprint: host.fingerprint,
+          version: VERSION,
+        },
+      });
+    } catch (error) {
+      relayPort.close();
+      throw error;
+    }
+    const peer = (id: string): PeerNode | undefined => {
+      const row = registry.peers.get(id);
+      return row ? { id, ...relayAddress(row), fingerprint: row.fingerprint } : undefined;
+    };
+    const tunnels = new ClusterTunnels({ node: host.node, store, links, peer, host, logger: log });
+    late.tunnels = tunnels;
+    const node = new ClusterNode(registry, links, tunnels, relayPort);
+    registry.addEventListener("peers", () => tunnels.refresh());
     registry.addEventListener("nodelost", (e) => {
       const { node } = e as NodeLostEvent;
       const reason = `node ${node.id} lost`;
+      tunnels.nodeLost(node.id).catch((error) => {
+        log.warn("could not remove the lost node's placements", { node: node.id, error });
+      });
       // Their statuses said active on a node that is gone; placements will say exactly which.
       store.run((s) => s.nodes.releaseTunnels(node.sessions, reason)).then(
         (tunnels) => log.info("released the lost node's tunnels", { node: node.id, tunnels }),
@@ -98,7 +181,14 @@ export class ClusterNode {
         session.close("This server lost its database for a while; reconnect");
       }
     });
-    return new ClusterNode(registry);
+    try {
+      await tunnels.start();
+    } catch (error) {
+      await node.stop();
+      throw error;
+    }
+    log.info("relay port listening", { addr: config.bind_addr, port: relayPort.port });
+    return node;
   }
 
   /** Whether this node evaluates the alert rules now (it holds the `alerts` lease). */
@@ -108,6 +198,15 @@ export class ClusterNode {
 
   /** Stops the heartbeat, gives the lease up and marks the node stopped. Safe to call twice. */
   stop(): Promise<void> {
-    return this.registry.stop();
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#relayPort.close();
+    await this.tunnels.close();
+    this.links.close();
+    await this.#accepting;
+    await this.registry.stop();
   }
 }

@@ -139,6 +139,15 @@ export class Recorder implements SessionRecorder {
   #accessWindow = { second: 0, written: 0, suppressed: 0 };
   #limitLogged = new Set<string>();
 
+  /** Also told of every tunnel status (cluster mode: a closed tunnel's placement goes). */
+  onTunnelStatus:
+    | ((
+      session: RecordedSession,
+      tunnel: TunnelIdentity,
+      status: "offline" | "active" | "failed",
+    ) => void)
+    | null = null;
+
   /** Records into what `options` names. */
   constructor(options: RecorderOptions) {
     this.#o = options;
@@ -164,6 +173,7 @@ export class Recorder implements SessionRecorder {
     error: string | null,
     gone = false,
   ): void {
+    this.onTunnelStatus?.(session, tunnel, status);
     const { stats, history, records } = this.#o;
     const user = userOf(session);
     if (status === "active") {

@@ -291,7 +291,11 @@ export class BurrowServer implements SessionHost {
     }
     if (config.cluster && store) {
       try {
-        server.#cluster = await ClusterNode.start(server, store, logger);
+        server.#cluster = await ClusterNode.start(server, store, logger, tls);
+        const relays = server.#cluster.tunnels;
+        server.recorder.onTunnelStatus = (session, tunnel, status) => {
+          if (status !== "active") relays.closed(session, tunnel.name);
+        };
       } catch (error) {
         await server.shutdown(0);
         throw error;

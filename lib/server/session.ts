@@ -29,6 +29,7 @@ import { nameHolder, nameTakenMessage, portHeld, portTakenMessage } from "./hold
 import type { Principal } from "./login.ts";
 import type { SessionRecorder } from "./recorder.ts";
 import { reconcileManaged } from "./managed.ts";
+import type { ClusterTunnels } from "./cluster/mod.ts";
 import { acceptHandshake, DEFAULT_HANDSHAKE_TIMEOUT, type HandshakeHost } from "./handshake.ts";
 import type { Bandwidth } from "./bandwidth.ts";
 import type { HttpFront } from "./http_front.ts";
@@ -58,6 +59,8 @@ export interface SessionHost extends HandshakeHost {
   readonly bandwidth: Bandwidth;
   /** The control port, as bound. */
   readonly port: number;
+  /** Cluster mode: this node's part of the cluster's tunnels; `null` outside it. */
+  readonly cluster?: { readonly tunnels: ClusterTunnels } | null;
   /** Every registered session (this one included). */
   readonly sessions: ReadonlySet<ClientSession>;
   /**
@@ -146,12 +149,17 @@ export class ClientSession {
       // Found in use: a holder this server knows of, else another program.
       portTaken: (port, transport) =>
         portHeld(this.#host, this.principal, port, transport) ??
+          host.cluster?.tunnels.portHolder(port, transport) ??
           portTakenMessage(port, transport, this.principal, null),
       guards: (name, policy) => this.#guards(name, policy),
       onConnection: (tunnel, event) => host.recorder.connection(this, tunnel, event),
       onFirstByte: (tunnel, ms) => host.recorder.firstByte(this, tunnel, ms),
       onUdpDrops: (tunnel, direction, reason, count) =>
         host.recorder.udpDrops(this, tunnel, direction, reason, count),
+      // Cluster mode: the other nodes relay this node's tunnels (and refuse one held elsewhere).
+      beforeOpen: (open) =>
+        host.cluster?.tunnels.beforeOpen(this, open) ?? Promise.resolve(undefined),
+      opened: (tunnel, open) => host.cluster?.tunnels.opened(this, tunnel, open),
     };
   }
 

@@ -6,3 +6,4 @@
  */
 
 export * from "./tunnels.ts";
+export * from "./relay_port.ts";

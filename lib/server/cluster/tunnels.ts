@@ -146,10 +146,26 @@ export class ClusterTunnels {
 
   // ---------------------------------------------------------------- this node's tunnels
 
-  /** A session of this node is about to open `open`: a relay of the same tunnel gives way. */
-  async beforeOpen(session: LocalSession, open: OpenRequest): Promise<void> {
-    if (open.request.group !== undefined) return;
-    const key = identity(session.principal?.userId ?? null, session.clientId, open.name);
+  /**
+   * A session of this node is about to open `open`: a relay of the same
+   * tunnel gives way. Resolves with why it may not open when another client
+   * of the user holds it through another node.
+   */
+  async beforeOpen(session: LocalSession, open: OpenRequest): Promise<string | undefined> {
+    if (open.request.group !== undefined) return undefined;
+    const userId = session.principal?.userId ?? null;
+    const key = identity(userId, session.clientId, open.name);
+    for (const row of this.#remote.values()) {
+      if (row.client_id === session.clientId || !this.#o.peer(row.node_id)) continue;
+      // Same user, same name, another client id: one name is one tunnel in the cluster.
+      if (
+        userId !== null && row.user_id === userId && row.tunnel === open.name &&
+        row.request.group === undefined
+      ) {
+        return `Tunnel "${open.name}" is online from client ${row.client_id} through node ` +
+          `${row.node_id}; stop it there first, or give this one another name`;
+      }
+    }
     await this.#serialised(async () => {
       const relay = this.#relays.get(key);
       if (!relay) return;
@@ -157,6 +173,24 @@ export class ClusterTunnels {
       await relay.tunnel?.close();
       this.#o.logger.info("relay closed", { tunnel: open.name, reason: "held on this node now" });
     });
+    return undefined;
+  }
+
+  /**
+   * Who holds `port` through another node, in words for a client whose
+   * tunnel could not bind it here; `null` when no relay of this node has it.
+   */
+  portHolder(port: number, transport: "tcp" | "udp"): string | null {
+    for (const relay of this.#relays.values()) {
+      const tunnel = relay.tunnel;
+      if (!tunnel || tunnel.port !== port || (tunnel.type === "udp") !== (transport === "udp")) {
+        continue;
+      }
+      const nodes = [...new Set(relay.opener.holders.map((h) => h.node.id))].join(", ");
+      return `Port ${port} is held by a tunnel of another client through node ${nodes}; ` +
+        "choose another port";
+    }
+    return null;
   }
 
   /** A session of this node opened `tunnel`: other nodes are told (a placement). */
@@ -189,7 +223,7 @@ export class ClusterTunnels {
   }
 
   /** A tunnel of a session of this node closed: other nodes stop relaying it. */
-  closed(session: LocalSession, name: string): void {
+  closed(session: { readonly sessionId: string }, name: string): void {
     if (!this.#opened.delete(`${session.sessionId}/${name}`)) return;
     const node = this.#o.node;
     this.#write((s) => s.placements.withdraw(node, session.sessionId, name)).catch((error) => {

@@ -57,9 +57,11 @@ export interface TunnelContext {
   onUdpDrops(tunnel: string, direction: "in" | "out", reason: UdpDropReason, count: number): void;
   /**
    * Cluster mode: called before the tunnel's public side opens, so that this
-   * node's relay of the same tunnel held through another node gives way.
+   * node's relay of the same tunnel held through another node gives way;
+   * resolves with why the tunnel may not open (another client holds it
+   * through another node), if so.
    */
-  beforeOpen?(open: OpenRequest): Promise<void>;
+  beforeOpen?(open: OpenRequest): Promise<string | undefined>;
   /** Cluster mode: the tunnel opened from `open` (other nodes are told where it is held). */
   opened?(tunnel: PublicTunnel, open: OpenRequest): void;
 }

@@ -56,7 +56,8 @@ export async function openTunnel(
   const problems = checkTunnelRequest(open.name, open.request);
   if (problems.length) return formatProblems(problems);
   const kind = KINDS[open.request.protocol];
-  await context.beforeOpen?.(open);
+  const refused = await context.beforeOpen?.(open);
+  if (refused !== undefined) return refused;
   const opened = open.request.group === undefined
     ? await kind.open(open, context)
     : await kind.join(open, context);
