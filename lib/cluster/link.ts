@@ -143,9 +143,10 @@ export class NodeLinks {
     try {
       peer = await acceptLinkHandshake(conn, { node, secret });
     } catch (error) {
-      logger.warn("node link refused", {
+      const silent = error instanceof LinkRefusedError && error.silent;
+      logger[silent ? "debug" : "warn"]("node link refused", {
         remote,
-        error: error instanceof LinkRefusedError ? error.message : String(error),
+        error: error instanceof Error ? error.message : String(error),
       });
       return;
     } finally {

@@ -47,10 +47,17 @@ export const LINK_HANDSHAKE_TIMEOUT = 10_000;
 
 /** A node refused the link, or it was not a Burrow node: the message says which. */
 export class LinkRefusedError extends Error {
+  /**
+   * The peer closed the connection before it sent a byte: what a dialler
+   * that pins certificates does once it has read the certificate, not a
+   * refusal worth a warning.
+   */
+  readonly silent: boolean;
   /** Creates the error. */
-  constructor(message: string) {
+  constructor(message: string, silent = false) {
     super(message);
     this.name = "LinkRefusedError";
+    this.silent = silent;
   }
 }
 
@@ -67,11 +74,25 @@ export interface LinkIdentity {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-async function readExactly(conn: Duplex, n: number): Promise<Uint8Array> {
+async function readExactly(conn: Duplex, n: number, first = false): Promise<Uint8Array> {
   const out = new Uint8Array(n);
   for (let got = 0; got < n;) {
-    const r = await conn.read(out.subarray(got));
-    if (r === null) throw new LinkRefusedError("The peer closed the link during its handshake");
+    let r: number | null;
+    try {
+      r = await conn.read(out.subarray(got));
+    } catch (error) {
+      // A TLS handshake cut short shows here, at the first read.
+      if (first && got === 0) {
+        throw new LinkRefusedError(`The peer left: ${(error as Error).message}`, true);
+      }
+      throw error;
+    }
+    if (r === null) {
+      throw new LinkRefusedError(
+        "The peer closed the link during its handshake",
+        first && got === 0,
+      );
+    }
     got += r;
   }
   return out;
@@ -85,8 +106,8 @@ async function send(conn: Duplex, message: Record<string, unknown>): Promise<voi
   for (let n = 0; n < out.length;) n += await conn.write(out.subarray(n));
 }
 
-async function receive(conn: Duplex): Promise<Record<string, unknown>> {
-  const size = new DataView((await readExactly(conn, 2)).buffer).getUint16(0);
+async function receive(conn: Duplex, first = false): Promise<Record<string, unknown>> {
+  const size = new DataView((await readExactly(conn, 2, first)).buffer).getUint16(0);
   if (size === 0 || size > MAX_MESSAGE) {
     throw new LinkRefusedError(`Not a Burrow node link (handshake message of ${size} bytes)`);
   }
@@ -209,7 +230,7 @@ export function dialLinkHandshake(
 export function acceptLinkHandshake(conn: Duplex, options: LinkIdentity): Promise<string> {
   const { node, secret } = options;
   return bounded(conn, options.timeout ?? LINK_HANDSHAKE_TIMEOUT, async () => {
-    const hello = await receive(conn);
+    const hello = await receive(conn, true);
     if (hello.link !== LINK_VERSION) {
       await send(conn, { error: `link protocol ${String(hello.link)} is not ${LINK_VERSION}` });
       throw new LinkRefusedError(

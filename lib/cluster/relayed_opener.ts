@@ -65,9 +65,16 @@ export class RelayedOpener implements StreamOpener {
     return this.#holders.length === 0;
   }
 
-  /** Never: a holder's node going away is a holder that goes. */
+  /**
+   * Whether no holder can be reached now (no link up): a group's balancer
+   * then passes this member over, and an HTTP route answers that the client
+   * is offline. Asking also dials the holders whose link is down, for the
+   * visitors after this one.
+   */
   get peerGoingAway(): boolean {
-    return false;
+    const reachable = this.#holders.some((h) => this.#links.ready(h.node.id) !== null);
+    if (!reachable) this.connect();
+    return !reachable;
   }
 
   /**
