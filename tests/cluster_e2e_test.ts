@@ -103,12 +103,12 @@ async function startCluster(url: string, count = 3): Promise<Cluster> {
 }
 
 /** A client of `cluster` with `yaml` under `client:` (its addresses and tunnels). */
-async function startClusterClient(cluster: Cluster, yaml: string): Promise<Proc> {
+async function startClusterClient(cluster: Cluster, yaml: string, token = TOKEN): Promise<Proc> {
   const path = `${cluster.dir}/client-${crypto.randomUUID().slice(0, 6)}.yaml`;
   await Deno.writeTextFile(
     path,
     `client:
-  auth_token: "${TOKEN}"
+  auth_token: "${token}"
   server_fingerprint: "${cluster.fingerprint}"
   reconnect: {max_retries: 0, initial_delay: 100ms, max_delay: 500ms, enable_jitter: false}
   log: {level: info, format: json}
@@ -463,4 +463,52 @@ test.postgres("cluster: a node with another secret is refused by the others, and
     String(dialler.error),
   );
   await assertRejects(() => ask(n2.host, cluster.tcp, "ping", 1_000), Error);
+});
+
+/** Creates user `name` through node `node`'s admin API and returns a token of theirs. */
+async function userToken(node: Node, name: string): Promise<string> {
+  const api = (path: string, body: unknown) =>
+    fetch(`http://${node.host}:${node.admin}/api/v1${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const user = await api("/users", { name });
+  assertEquals(user.status, 201, await user.text());
+  const issued = await api("/tokens", { user: name });
+  const body = await issued.text();
+  assertEquals(issued.status, 201, body);
+  return JSON.parse(body).token;
+}
+
+test.postgres("cluster: another user asking at n3 for a port held through n1 is refused, saying why", async () => {
+  await using db = await throwawayDatabase();
+  await using cluster = await startCluster(db.url);
+  const [n1, , n3] = cluster.nodes as [Node, Node, Node];
+  const ann = await userToken(n1, "ann");
+  const bob = await userToken(n1, "bob");
+  await using service = localService(echo);
+  const from3 = n3.proc.events.length;
+  const client = (token: string, node: Node) =>
+    startClusterClient(
+      cluster,
+      `  server_addrs: ["${node.host}:${node.port}"]
+  tunnels:
+    - {name: echo, type: tcp, local_port: ${service.port}, remote_port: ${cluster.tcp}}
+`,
+      token,
+    );
+  await using first = await client(ann, n1);
+  await first.waitFor((e) => e.msg === "tunnels registered" && e.up === 1, 20_000);
+  await relayOpened(n3, "echo", from3);
+  await using second = await client(bob, n3);
+  const refused = await second.waitFor(
+    (e) => e.msg === "tunnel failed" || (e.level === "error" && /echo/.test(JSON.stringify(e))),
+    20_000,
+  );
+  const text = JSON.stringify(refused);
+  assert(/Port \d+ is reserved by another user.s tunnel/.test(text), text);
+  assert(text.includes(String(cluster.tcp)), text);
+  // Ann's tunnel still answers at n3.
+  assertEquals(await ask(n3.host, cluster.tcp, "still ann's"), "still ann's");
 });
