@@ -32,3 +32,8 @@ begin
 end $$;
 create trigger placements_notify after insert or update or delete on placements
   for each row execute function burrow_notify_placements();
+
+-- Each node's tunnel windows (connections, errors, first-byte latency, and the status of the
+-- tunnels it holds), written with its heartbeat: the node that evaluates alert rules for the
+-- cluster merges them with its own.
+alter table nodes add column stats jsonb not null default '[]';

@@ -32,6 +32,8 @@ export interface NodeRegistryOptions {
   logger: Logger;
   /** Leases this node competes for, taken and renewed with each heartbeat. Default: none. */
   leases?: readonly string[];
+  /** What this node publishes with each heartbeat (in its row's `stats`). Default: nothing. */
+  publish?: () => unknown;
 }
 
 /** Another node was found dead by this one, which closed its sessions. */
@@ -157,7 +159,8 @@ export class NodeRegistry extends EventTarget {
   async beat(): Promise<void> {
     const { store, logger, node, deadAfterMs } = this.#options;
     try {
-      if (!await store.run((s) => s.nodes.beat(node.id))) await this.#evicted();
+      const stats = this.#options.publish?.();
+      if (!await store.run((s) => s.nodes.beat(node.id, stats))) await this.#evicted();
       for (const name of this.#options.leases ?? []) {
         const had = this.#leases.holds(name);
         const has = await this.#leases.try(name, deadAfterMs);

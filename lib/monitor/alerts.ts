@@ -239,7 +239,7 @@ export interface AlertEngineOptions {
   /** The rules; parsed at construction. */
   rules: readonly AlertRuleSpec[];
   /** Where tunnel states come from. */
-  stats: TunnelStats;
+  stats: Pick<TunnelStats, "snapshot">;
   /** Where alert states are kept (optional). */
   store?: AlertStore | null | undefined;
   /** Where events go. */

@@ -51,6 +51,9 @@ Deno.test("conditions: the seed's forms parse; bad ones say what is wrong", () =
     errors: 0,
     error_rate: 0,
     avg_latency: null,
+    held: true,
+    latency_sum: 0,
+    latency_count: 0,
   };
   assertEquals(holds(parseCondition("avg_latency > 1ms"), snapshot), false, "no data never holds");
   assertEquals(holds(parseCondition("error_rate >= 0%"), snapshot), false);

@@ -29,6 +29,16 @@ export interface TunnelSnapshot {
   error_rate: number;
   /** Mean ms from accept to first byte back within the window; `null` without samples. */
   avg_latency: number | null;
+  /**
+   * Whether a session of this server holds the tunnel (its `status` is
+   * known here); `false` for a tunnel this node of a cluster only relays to
+   * another node, whose visitors it counts but whose status it does not know.
+   */
+  held: boolean;
+  /** Sum of the first-byte samples within the window, in ms (to merge averages). */
+  latency_sum: number;
+  /** First-byte samples within the window. */
+  latency_count: number;
 }
 
 interface Bucket {
@@ -40,7 +50,7 @@ interface Bucket {
 }
 
 interface Entry
-  extends Pick<TunnelSnapshot, "key" | "user" | "name" | "type" | "status" | "since"> {
+  extends Pick<TunnelSnapshot, "key" | "user" | "name" | "type" | "status" | "since" | "held"> {
   buckets: Bucket[];
 }
 
@@ -77,7 +87,16 @@ export class TunnelStats {
     const key = `${user}/${name}`;
     let e = this.#entries.get(key);
     if (!e) {
-      e = { key, user, name, type, status: "connected", since: this.#now(), buckets: [] };
+      e = {
+        key,
+        user,
+        name,
+        type,
+        status: "connected",
+        since: this.#now(),
+        held: true,
+        buckets: [],
+      };
       this.#entries.set(key, e);
     }
     return e;
@@ -96,6 +115,7 @@ export class TunnelStats {
   connected(user: string, name: string, type: string): void {
     const e = this.#entry(user, name, type);
     e.type = type;
+    e.held = true;
     if (e.status !== "connected") {
       e.status = "connected";
       e.since = this.#now();
@@ -105,9 +125,38 @@ export class TunnelStats {
   /** The tunnel's client went away; it stays known as down. */
   disconnected(user: string, name: string): void {
     const e = this.#entries.get(`${user}/${name}`);
-    if (e && e.status !== "disconnected") {
+    if (e?.held && e.status !== "disconnected") {
       e.status = "disconnected";
       e.since = this.#now();
+    }
+  }
+
+  /**
+   * Cluster mode: this node relays the tunnel to the node that holds it; its
+   * visitors here are counted (their connections, errors, latency) while
+   * its status is the holder's to say.
+   */
+  relayed(user: string, name: string, type: string): void {
+    const key = `${user}/${name}`;
+    if (this.#entries.has(key)) return;
+    this.#entries.set(key, {
+      key,
+      user,
+      name,
+      type,
+      status: "connected",
+      since: this.#now(),
+      held: false,
+      buckets: [],
+    });
+  }
+
+  /** Cluster mode: this node stopped relaying the tunnel; a tunnel held here stays. */
+  unrelayed(user: string, name: string): void {
+    const key = `${user}/${name}`;
+    if (this.#entries.get(key)?.held === false) {
+      this.#entries.delete(key);
+      this.#last = null;
     }
   }
 
@@ -171,6 +220,9 @@ export class TunnelStats {
         errors,
         error_rate: connections ? errors / connections : 0,
         avg_latency: latencyCount ? latencySum / latencyCount : null,
+        held: e.held,
+        latency_sum: latencySum,
+        latency_count: latencyCount,
       };
     });
   }

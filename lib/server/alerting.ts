@@ -16,17 +16,20 @@ import {
 import type { Store } from "../storage/mod.ts";
 import type { Logger } from "../util/mod.ts";
 import { alertStore } from "./stores.ts";
+import { ClusterStats, type PublishedStats } from "./cluster/mod.ts";
 
 /** Options of {@linkcode alertEngine}. */
 export interface AlertEngineSetup {
-  /** Where tunnel states come from. */
-  stats: TunnelStats;
+  /** Where tunnel states come from (cluster mode: every node's, merged). */
+  stats: Pick<TunnelStats, "snapshot">;
   /** Where alert states are kept; none without a database. */
   store: Store | null;
   /** Where alerts and their problems are logged (as `alerts`). */
   logger: Logger;
   /** Whether rounds evaluate now (cluster mode: while this node holds the `alerts` lease). */
   evaluating: () => boolean;
+  /** Cluster mode: the other alive nodes' published windows, merged with `stats`. */
+  peers?: () => Iterable<PublishedStats>;
 }
 
 /**
@@ -42,7 +45,9 @@ export function alertEngine(config: ServerConfig, setup: AlertEngineSetup): Aler
   const logger = setup.logger.child("alerts");
   return new AlertEngine({
     rules,
-    stats: setup.stats,
+    stats: config.cluster && setup.peers
+      ? new ClusterStats(config.cluster.node_id, setup.stats, setup.peers)
+      : setup.stats,
     store: setup.store ? alertStore(setup.store) : null,
     notifiers: notifiersFor(config.alerting, logger),
     logger,

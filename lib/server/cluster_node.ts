@@ -42,6 +42,8 @@ export interface ClusterHost extends TunnelsHost {
   readonly fingerprint: string;
   /** The connected sessions. */
   readonly sessions: Iterable<LocalSession & { close(reason: string): void }>;
+  /** This node's tunnel windows (relays counted too), published with each heartbeat. */
+  readonly stats: TunnelsHost["stats"] & { snapshot(): unknown };
 }
 
 /**
@@ -138,6 +140,8 @@ export class ClusterNode {
         heartbeatMs: cluster.heartbeat,
         deadAfterMs: cluster.dead_after,
         leases: [ALERTS_LEASE],
+        // The tunnel windows of this node, merged by the node that evaluates alerts.
+        publish: () => host.stats.snapshot(),
         node: {
           id: host.node,
           advertise_addr: cluster.advertise_addr,

@@ -260,6 +260,7 @@ export class BurrowServer implements SessionHost {
             store,
             logger,
             evaluating: () => !config.cluster || (server?.cluster?.leadsAlerts ?? false),
+            peers: () => server?.cluster?.registry.peers.values() ?? [],
           }),
       });
     } catch (error) {

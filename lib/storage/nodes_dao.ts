@@ -34,6 +34,8 @@ export interface NodeRow extends NodeInput {
   stopped_at: Date | null;
   /** The node that found it dead and released what it held; `null` unless it died. */
   lost_by: string | null;
+  /** What it published with its last heartbeat (its tunnel windows); `[]` when nothing. */
+  stats: unknown;
 }
 
 /**
@@ -107,10 +109,13 @@ export class NodesDao {
    * or stopped: another node found it dead (and closed its sessions)
    * meanwhile, and it must register again.
    */
-  async beat(id: string): Promise<boolean> {
+  async beat(id: string, stats?: unknown): Promise<boolean> {
     const rows = await this.#db.query(
-      "update nodes set last_seen = now() where id = $1 and stopped_at is null returning id",
-      [id],
+      stats === undefined
+        ? "update nodes set last_seen = now() where id = $1 and stopped_at is null returning id"
+        : `update nodes set last_seen = now(), stats = $2::text::jsonb
+            where id = $1 and stopped_at is null returning id`,
+      stats === undefined ? [id] : [id, json(stats)],
     );
     return rows.length > 0;
   }

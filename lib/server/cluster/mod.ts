@@ -7,3 +7,4 @@
 
 export * from "./tunnels.ts";
 export * from "./relay_port.ts";
+export * from "./stats.ts";

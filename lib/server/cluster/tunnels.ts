@@ -69,6 +69,11 @@ export interface ClusterHost {
   readonly recorder: SessionRecorder;
   /** This node's sessions. */
   readonly sessions: Iterable<LocalSession>;
+  /** The tunnel windows alerts read: a relay's visitors are counted there too. */
+  readonly stats: {
+    relayed(user: string, name: string, type: string): void;
+    unrelayed(user: string, name: string): void;
+  };
 }
 
 /** Options of {@linkcode ClusterTunnels}. */
@@ -95,6 +100,8 @@ interface Relay {
   request: string;
   /** Why it could not open, logged once. */
   failed: string | null;
+  /** Its user's name, once open (its windows' key). */
+  user?: string;
 }
 
 /** Who a tunnel is to the cluster: its user (or client, for the shared token) and name. */
@@ -170,7 +177,7 @@ export class ClusterTunnels {
       const relay = this.#relays.get(key);
       if (!relay) return;
       this.#relays.delete(key);
-      await relay.tunnel?.close();
+      await this.#closeRelay(relay);
       this.#o.logger.info("relay closed", { tunnel: open.name, reason: "held on this node now" });
     });
     return undefined;
@@ -206,7 +213,8 @@ export class ClusterTunnels {
         session_id: session.sessionId,
         tunnel: open.name,
         user_id: session.principal?.userId ?? null,
-        user_name: session.principal?.userName ?? "",
+        // As the recorder names users (the shared token's sessions are the admin's).
+        user_name: session.principal?.userName ?? "admin",
         client_id: session.clientId,
         tunnel_id: tunnel.dbId,
         type: request.protocol,
@@ -349,6 +357,15 @@ export class ClusterTunnels {
     return false;
   }
 
+  /** Closes `relay` (already out of the map). */
+  async #closeRelay(relay: Relay): Promise<void> {
+    const tunnel = relay.tunnel;
+    if (!tunnel) return;
+    relay.tunnel = null;
+    await tunnel.close();
+    if (relay.user !== undefined) this.#o.host.stats.unrelayed(relay.user, tunnel.name);
+  }
+
   /** Opens, updates and closes relays to match the placements. */
   async #reconcile(): Promise<void> {
     const wanted = new Map<string, PlacementRow[]>();
@@ -365,8 +382,8 @@ export class ClusterTunnels {
     for (const [key, relay] of this.#relays) {
       if (wanted.has(key)) continue;
       this.#relays.delete(key);
-      await relay.tunnel?.close();
       if (relay.tunnel) this.#o.logger.info("relay closed", { relay: key });
+      await this.#closeRelay(relay);
     }
     for (const [key, rows] of wanted) await this.#serve(key, rows);
   }
@@ -383,7 +400,7 @@ export class ClusterTunnels {
     if (relay && relay.request !== request) {
       // The tunnel was opened again with other settings: so is its relay.
       this.#relays.delete(key);
-      await relay.tunnel?.close();
+      await this.#closeRelay(relay);
       relay = undefined;
     }
     if (relay) {
@@ -413,6 +430,8 @@ export class ClusterTunnels {
     }
     opened.dbId = first.tunnel_id;
     relay.tunnel = opened;
+    relay.user = first.user_name;
+    this.#o.host.stats.relayed(first.user_name, first.tunnel, first.type);
     this.#o.logger.info("relay opened", {
       tunnel: first.tunnel,
       type: first.type,
@@ -476,7 +495,7 @@ export class ClusterTunnels {
     await this.#queue;
     await this.#unlisten?.();
     await this.#writes;
-    for (const relay of this.#relays.values()) await relay.tunnel?.close();
+    for (const relay of this.#relays.values()) await this.#closeRelay(relay);
     this.#relays.clear();
     await this.#o.store.run((s) => s.placements.withdrawNode(this.#o.node)).catch(() => {});
   }
