@@ -22,11 +22,11 @@ import { dialTls, type TlsListener } from "../transport/mod.ts";
 import { type Logger, VERSION } from "../util/mod.ts";
 import {
   acceptRelayConnections,
-  type ClusterHost as TunnelsHost,
   ClusterTunnels,
   listenRelayPort,
   type LocalSession,
   relayAddress,
+  type RelayHost as TunnelsHost,
 } from "./cluster/mod.ts";
 
 /** The lease of evaluating alert rules for the whole cluster. */

@@ -58,7 +58,7 @@ export interface LocalSession {
 }
 
 /** What the cluster's tunnels need of their server. */
-export interface ClusterHost {
+export interface RelayHost {
   /** The validated server configuration. */
   readonly config: ServerConfig;
   /** Load-balancing groups of this node. */
@@ -87,7 +87,7 @@ export interface ClusterTunnelsOptions {
   /** Where another node's relay port is; `undefined` for a node not alive. */
   peer(id: string): PeerNode | undefined;
   /** The server. */
-  host: ClusterHost;
+  host: RelayHost;
   /** Where it logs. */
   logger: Logger;
 }
