@@ -355,7 +355,18 @@ test.postgres("cluster: ha_connections 2: killing one node fails no visit at the
     await eventually("placements on n1 and n2", async () => {
       const rows = await sql`select node_id from placements order by node_id`;
       return rows.map((r) => r.node_id).join() === "n1,n2" || undefined;
-    }, 20_000);
+    }, 20_000).catch((error) => {
+      for (const n of [n1, n2]) {
+        console.log(
+          n.id,
+          n.proc.events.filter((e) => /tunnel|relay|placement/.test(String(e.msg))).map((e) =>
+            JSON.stringify(e)
+          ).join("\n"),
+        );
+      }
+      console.log(client.events.map((e) => JSON.stringify(e)).join("\n"));
+      throw error;
+    });
     await relayOpened(n3, "echo", from3);
     const atN2 = visitorLoop(n2.host, cluster.tcp);
     const atN3 = visitorLoop(n3.host, cluster.tcp);

@@ -49,8 +49,14 @@ export interface NodeLinksOptions {
   dial: (peer: PeerNode) => Promise<Duplex>;
   /** Receives each stream a peer opens, with the peer's id. */
   onStream: (stream: MuxStream, peer: string) => void;
-  /** Multiplexer settings of links (tests shorten the ping). */
-  mux?: Pick<MuxOptions, "pingInterval" | "initialWindow" | "maxWindow">;
+  /** Multiplexer settings of links. */
+  mux?: Pick<MuxOptions, "initialWindow" | "maxWindow">;
+  /**
+   * Milliseconds between pings on each link; a link whose ping goes
+   * unanswered for as long is closed (a node whose machine vanished closes
+   * nothing). 0 disables. Default 5000.
+   */
+  pingInterval?: number;
 }
 
 /** One established link, as {@linkcode NodeLinks.list} shows it. */
@@ -159,10 +165,14 @@ export class NodeLinks {
     const { logger, onStream } = this.#options;
     const mux = new Mux(conn, {
       role,
-      pingInterval: 5_000,
+      // Pinged below, with a deadline the mux's own pings do not have.
+      pingInterval: 0,
       ...this.#options.mux,
       onStream: (stream) => onStream(stream, peer),
     });
+    const every = this.#options.pingInterval ?? 5_000;
+    const pinger = every > 0 ? setInterval(() => this.#ping(mux, peer, every), every) : undefined;
+    if (every > 0) this.#ping(mux, peer, every);
     const link: Link = { mux, dialer, since: new Date() };
     const current = this.#links.get(peer);
     if (current && !current.mux.isClosed && !current.mux.peerGoingAway) {
@@ -176,12 +186,24 @@ export class NodeLinks {
     if (this.#closed) mux.close();
     logger.info("node link up", { peer, dialer });
     mux.closed.then((error) => {
+      clearInterval(pinger);
       if (this.#links.get(peer) === link) this.#links.delete(peer);
       if (!this.#closed) {
         logger.info("node link down", { peer, ...(error ? { error: error.message } : {}) });
       }
     });
     return this.#links.get(peer)!.mux;
+  }
+
+  /** Pings `mux`; closes it when no answer comes within `ms`. */
+  #ping(mux: Mux, peer: string, ms: number): void {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), ms)));
+    Promise.race([mux.ping(), late]).then((answer) => {
+      if (answer !== "late" || mux.isClosed) return;
+      this.#options.logger.warn("node link closed: no answer to a ping", { peer, wait_ms: ms });
+      mux.close(new Error(`Node ${peer} did not answer a ping within ${ms} ms`));
+    }, () => {}).finally(() => clearTimeout(timer));
   }
 
   /** The open links. */

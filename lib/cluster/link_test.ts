@@ -103,7 +103,7 @@ function cluster(ids: string[], secrets: Record<string, Secret> = {}) {
         node: id,
         secret: secrets[id] ?? SECRET,
         logger,
-        mux: { pingInterval: 0 },
+        pingInterval: 0,
         dial: (peer) => {
           const [near, far] = memoryPipe();
           links.get(peer.id)!.accept(far, `memory:${id}`);
@@ -231,6 +231,31 @@ Deno.test("spliceStreams: a reset on one side resets the other with its reason",
     toClient.close();
     c.close();
   }
+});
+
+Deno.test("NodeLinks: a link whose peer stops answering pings is closed", async () => {
+  // n2's side of the pipe is never read once the link is up: it answers nothing.
+  const logger = keeping();
+  const [near, far] = memoryPipe();
+  const links = new NodeLinks({
+    node: "n1",
+    secret: SECRET,
+    logger,
+    pingInterval: 50,
+    dial: () => Promise.resolve(near),
+    onStream: () => {},
+  });
+  const accepting = acceptLinkHandshake(far, { node: "n2", secret: SECRET });
+  const [mux] = await Promise.all([
+    links.to({ id: "n2", host: "m", port: 1, fingerprint: "" }),
+    accepting,
+  ]);
+  const error = await mux.closed;
+  assert(/did not answer a ping within 50 ms/.test(String(error?.message)), String(error));
+  assert(logger.seen.some((e) => e.msg === "node link closed: no answer to a ping"));
+  assertEquals(links.list(), []);
+  links.close();
+  far.close();
 });
 
 async function waitFor(check: () => boolean, ms = 2_000): Promise<void> {

@@ -207,7 +207,7 @@ export class NodeRegistry extends EventTarget {
     for (const dead of lost) {
       logger.warn("node lost", {
         node: dead.id,
-        last_seen: dead.last_seen,
+        last_seen: new Date(dead.last_seen).toISOString(),
         sessions_closed: dead.sessions.length,
       });
       this.dispatchEvent(new NodeLostEvent(dead));

@@ -110,6 +110,19 @@ export class ClusterNode {
     }
     const log = logger.child("cluster");
     const config = host.config as ServerConfig & { cluster: ClusterConfig };
+    // Generated per node, these differ between nodes: a client listing several cannot fit all.
+    if (!config.tls.cert_file) {
+      log.warn("this node uses a certificate of its own", {
+        fix: "give every node the same server.tls.cert_file and key_file (or certificates " +
+          "of one CA), so that clients listing several nodes can pin or verify them all",
+      });
+    }
+    if (!config.auth.token) {
+      log.warn("this node uses a shared token of its own", {
+        fix: "give every node the same server.auth.token (or env BURROW_TOKEN), or log clients " +
+          "in with user tokens, which every node accepts",
+      });
+    }
     const relayPort = await listenRelayPort(config, tls, log);
     // With a client CA, nodes show their certificate to each other (mutual TLS).
     const mutual = config.tls.client_ca_file !== undefined;
@@ -182,7 +195,10 @@ export class ClusterNode {
         { by: (e as NodeEvictedEvent).by, sessions: sessions.length },
       );
       for (const session of sessions) {
-        session.close("This server lost its database for a while; reconnect");
+        session.close(
+          "Another node took this one for dead (its heartbeat stopped reaching the database); " +
+            "reconnect",
+        );
       }
     });
     try {

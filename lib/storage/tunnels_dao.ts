@@ -161,6 +161,9 @@ export class TunnelsDao {
                    else 'domain' end as what
          from tunnels t join users u on u.id = t.user_id
         where t.enabled and t.id <> coalesce($1::bigint, -1)
+          -- The tunnel's own row, whatever its id: written meanwhile by another node for
+          -- another session of the same client (cluster mode, ha_connections).
+          and not (t.user_id = $7::bigint and t.name = $9::text)
           and (($2::int > 0 and t.remote_port = $2::int and (t.type = 'udp') = ($3::text = 'udp')
                 and ($6::text is null or (t.options->>'group') is distinct from $6::text))
                -- A host name belongs to one user; that user's tunnels may split it by
@@ -185,6 +188,7 @@ export class TunnelsDao {
         group,
         userId,
         json(locations),
+        t.name,
       ],
     );
     const clash = rows[0];

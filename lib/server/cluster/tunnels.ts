@@ -121,7 +121,15 @@ export class ClusterTunnels {
   /** Relays by identity (or node/session/tunnel for a group member). */
   #relays = new Map<string, Relay>();
   /** What this node's tunnels were opened from, by session/name. */
-  #opened = new Map<string, OpenRequest>();
+  #opened = new Map<string, { open: OpenRequest; key: string | null }>();
+  /**
+   * Tunnels (by identity) this node's sessions hold or are opening: from
+   * `beforeOpen` on, so that no relay of the same tunnel takes its port
+   * between the relay's giving way and the session's bind.
+   */
+  #holding = new Map<string, number>();
+  /** Opens between `beforeOpen` and `opened`, by session/name: their identity. */
+  #pending = new Map<string, string>();
   #unlisten: (() => Promise<void>) | null = null;
   #queue: Promise<void> = Promise.resolve();
   #writes: Promise<void> = Promise.resolve();
@@ -173,6 +181,8 @@ export class ClusterTunnels {
           `${row.node_id}; stop it there first, or give this one another name`;
       }
     }
+    this.#hold(key, +1);
+    this.#pending.set(`${session.sessionId}/${open.name}`, key);
     await this.#serialised(async () => {
       const relay = this.#relays.get(key);
       if (!relay) return;
@@ -200,14 +210,32 @@ export class ClusterTunnels {
     return null;
   }
 
-  /** A session of this node opened `tunnel`: other nodes are told (a placement). */
-  opened(session: LocalSession, tunnel: PublicTunnel, open: OpenRequest): void {
-    this.#opened.set(`${session.sessionId}/${open.name}`, open);
+  #hold(key: string, by: 1 | -1): void {
+    const n = (this.#holding.get(key) ?? 0) + by;
+    if (n > 0) this.#holding.set(key, n);
+    else this.#holding.delete(key);
+  }
+
+  /**
+   * A session of this node opened `tunnel` (`null`: it could not): other
+   * nodes are told (a placement).
+   */
+  opened(session: LocalSession, tunnel: PublicTunnel | null, open: OpenRequest): void {
+    const id = `${session.sessionId}/${open.name}`;
+    const key = this.#pending.get(id) ?? null;
+    this.#pending.delete(id);
+    if (!tunnel) {
+      if (key !== null) this.#hold(key, -1);
+      this.#reconcileLater();
+      return;
+    }
+    const entry = { open, key };
+    this.#opened.set(id, entry);
     const request: TunnelRequest = { ...open.request };
     if (request.protocol === "tcp" || request.protocol === "udp") request.remote_port = tunnel.port;
     // Written once the session has set the tunnel's row id, right after this returns.
     setTimeout(() => {
-      if (this.#opened.get(`${session.sessionId}/${open.name}`) !== open) return;
+      if (this.#opened.get(id) !== entry) return;
       const row = {
         node_id: this.#o.node,
         session_id: session.sessionId,
@@ -232,7 +260,11 @@ export class ClusterTunnels {
 
   /** A tunnel of a session of this node closed: other nodes stop relaying it. */
   closed(session: { readonly sessionId: string }, name: string): void {
-    if (!this.#opened.delete(`${session.sessionId}/${name}`)) return;
+    const id = `${session.sessionId}/${name}`;
+    const entry = this.#opened.get(id);
+    if (!entry) return;
+    this.#opened.delete(id);
+    if (entry.key !== null) this.#hold(entry.key, -1);
     const node = this.#o.node;
     this.#write((s) => s.placements.withdraw(node, session.sessionId, name)).catch((error) => {
       this.#o.logger.warn("placement not deleted", {
@@ -343,18 +375,9 @@ export class ClusterTunnels {
     return run;
   }
 
-  /** Whether a session of this node holds the tunnel `key` names. */
+  /** Whether a session of this node holds (or is opening) the tunnel `key` names. */
   #heldHere(key: string): boolean {
-    for (const session of this.#o.host.sessions) {
-      if (session.mux.isClosed) continue;
-      for (const tunnel of session.tunnels.values()) {
-        if (tunnel.group) continue;
-        if (identity(session.principal?.userId ?? null, session.clientId, tunnel.name) === key) {
-          return true;
-        }
-      }
-    }
-    return false;
+    return this.#holding.has(key);
   }
 
   /** Closes `relay` (already out of the map). */

@@ -62,8 +62,11 @@ export interface TunnelContext {
    * through another node), if so.
    */
   beforeOpen?(open: OpenRequest): Promise<string | undefined>;
-  /** Cluster mode: the tunnel opened from `open` (other nodes are told where it is held). */
-  opened?(tunnel: PublicTunnel, open: OpenRequest): void;
+  /**
+   * Cluster mode: the tunnel opened from `open` (other nodes are told where
+   * it is held), or `null` when it could not open.
+   */
+  opened?(tunnel: PublicTunnel | null, open: OpenRequest): void;
 }
 
 /** What opening a tunnel takes besides its session's context. */

@@ -61,7 +61,7 @@ export async function openTunnel(
   const opened = open.request.group === undefined
     ? await kind.open(open, context)
     : await kind.join(open, context);
-  if (typeof opened !== "string") context.opened?.(opened, open);
+  context.opened?.(typeof opened === "string" ? null : opened, open);
   return opened;
 }
 
