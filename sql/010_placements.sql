@@ -14,6 +14,8 @@ create table placements (
   type       text not null check (type in ('tcp', 'udp', 'http', 'https')),
   port       integer not null default 0,
   request    jsonb not null,
+  -- A group member's health as its client reports it: other nodes' relays of it follow.
+  healthy    boolean not null default true,
   placed_at  timestamptz not null default now(),
   primary key (node_id, session_id, tunnel)
 );

@@ -293,6 +293,7 @@ export class ClientSession {
           if (tunnel.group) {
             if (tunnel.healthy !== message.healthy) {
               tunnel.healthy = message.healthy;
+              this.#host.cluster?.tunnels.healthChanged(this, tunnel.name, message.healthy);
               this.#log.info(message.healthy ? "group member healthy" : "group member unhealthy", {
                 group: tunnel.group.name,
                 tunnel: tunnel.name,

@@ -30,12 +30,14 @@ export interface PlacementRow {
   port: number;
   /** The tunnel as opened: the request with the port it got and the host names it serves. */
   request: Record<string, unknown>;
+  /** A group member's health as its client reports it. */
+  healthy: boolean;
   /** When the row was written. */
   placed_at: Date;
 }
 
-/** A placement as written: the row without its time. */
-export type Placement = Omit<PlacementRow, "placed_at">;
+/** A placement as written: the row without its time and health (healthy when written). */
+export type Placement = Omit<PlacementRow, "placed_at" | "healthy">;
 
 /** What `NOTIFY burrow_placements` says: a row's key and what happened to it. */
 export interface PlacementChange {
@@ -66,7 +68,7 @@ export class PlacementsDao {
        on conflict (node_id, session_id, tunnel) do update
          set user_id = excluded.user_id, user_name = excluded.user_name, client_id = excluded.client_id,
              tunnel_id = excluded.tunnel_id, type = excluded.type, port = excluded.port,
-             request = excluded.request, placed_at = now()`,
+             request = excluded.request, healthy = true, placed_at = now()`,
       [
         row.node_id,
         row.session_id,
@@ -79,6 +81,15 @@ export class PlacementsDao {
         row.port,
         json(row.request),
       ],
+    );
+  }
+
+  /** Records a group member's health (its client's checks); other nodes hear of it. */
+  async setHealthy(node: string, session: string, tunnel: string, healthy: boolean): Promise<void> {
+    await this.#db.query(
+      `update placements set healthy = $4
+        where node_id = $1 and session_id = $2 and tunnel = $3 and healthy <> $4`,
+      [node, session, tunnel, healthy],
     );
   }
 

@@ -27,19 +27,19 @@
 import type { ServerConfig } from "../../config/mod.ts";
 import type { NodeLinks, PeerNode, RelayHolder } from "../../cluster/mod.ts";
 import { RelayedOpener } from "../../cluster/mod.ts";
-import { type MuxStream, spliceStreams } from "../../mux/mod.ts";
+import type { MuxStream } from "../../mux/mod.ts";
 import type { TunnelRequest } from "../../protocol/mod.ts";
 import type { PlacementChange, PlacementRow, Store } from "../../storage/mod.ts";
 import type { Logger } from "../../util/mod.ts";
 import type { HttpFront } from "../http_front.ts";
 import type { Principal } from "../login.ts";
-import type { RecordedSession, SessionRecorder } from "../recorder.ts";
+import type { SessionRecorder } from "../recorder.ts";
+import { joinRelayedStream, relayContext } from "./relay_context.ts";
 import {
   type GroupRegistry,
   type OpenRequest,
   openTunnel,
   type PublicTunnel,
-  type TunnelContext,
   visitorPolicy,
 } from "../tunnels/mod.ts";
 
@@ -276,44 +276,26 @@ export class ClusterTunnels {
     this.#reconcileLater();
   }
 
+  /** A group member of a session of this node changed health: other nodes' relays of it follow. */
+  healthChanged(session: { readonly sessionId: string }, name: string, healthy: boolean): void {
+    if (!this.#opened.has(`${session.sessionId}/${name}`)) return;
+    const node = this.#o.node;
+    this.#write((s) => s.placements.setHealthy(node, session.sessionId, name, healthy)).catch(
+      (error) => {
+        this.#o.logger.warn("member health not shared with other nodes", {
+          tunnel: name,
+          error: (error as Error).message,
+        });
+      },
+    );
+  }
+
   /**
    * A stream another node relays to a tunnel of this node: joined to a new
    * stream to the client, or reset naming why not.
    */
   onStream(stream: MuxStream, peer: string): void {
-    const meta = { ...stream.meta };
-    const relay = meta.relay as { session?: unknown } | undefined;
-    delete meta.relay;
-    const name = meta.tunnel;
-    let session: LocalSession | undefined;
-    for (const s of this.#o.host.sessions) {
-      if (s.sessionId === relay?.session) {
-        session = s;
-        break;
-      }
-    }
-    if (typeof name !== "string" || !session || !session.tunnels.has(name)) {
-      stream.reset(`Node ${this.#o.node} does not hold tunnel ${String(name)} any more`);
-      return;
-    }
-    let out: MuxStream;
-    try {
-      out = session.mux.open(meta);
-    } catch (error) {
-      stream.reset(
-        `The client of tunnel ${name} on node ${this.#o.node}: ${(error as Error).message}`,
-      );
-      return;
-    }
-    spliceStreams(stream, out).then((result) => {
-      if (result.error && this.#o.logger.enabled("debug")) {
-        this.#o.logger.debug("relayed stream ended", {
-          tunnel: name,
-          from: peer,
-          error: result.error,
-        });
-      }
-    });
+    joinRelayedStream(stream, peer, this.#o.node, this.#o.host.sessions, this.#o.logger);
   }
 
   // ---------------------------------------------------------------- other nodes' tunnels
@@ -428,6 +410,8 @@ export class ClusterTunnels {
     }
     if (relay) {
       relay.opener.holders = holders;
+      // A group member relayed here leaves the rotation when its client says it is unhealthy.
+      if (relay.tunnel?.group) relay.tunnel.healthy = first.healthy;
       if (relay.tunnel || relay.failed) return;
     }
     relay ??= {
@@ -452,6 +436,7 @@ export class ClusterTunnels {
       return;
     }
     opened.dbId = first.tunnel_id;
+    if (opened.group) opened.healthy = first.healthy;
     relay.tunnel = opened;
     relay.user = first.user_name;
     this.#o.host.stats.relayed(first.user_name, first.tunnel, first.type);
@@ -465,7 +450,6 @@ export class ClusterTunnels {
 
   /** Opens the public side of `row`'s tunnel on this node, carried by `opener`. */
   #open(row: PlacementRow, opener: RelayedOpener): Promise<PublicTunnel | string> {
-    const { host, logger } = this.#o;
     const request = row.request as unknown as TunnelRequest;
     let policy;
     try {
@@ -473,42 +457,7 @@ export class ClusterTunnels {
     } catch (error) {
       return Promise.resolve((error as Error).message);
     }
-    // The visitors' reports name the holder's session and user, as the holder's node would.
-    const session: RecordedSession = {
-      sessionId: row.session_id,
-      clientId: row.client_id,
-      principal: {
-        userId: row.user_id,
-        userName: row.user_name,
-        tokenId: null,
-      },
-      mux: { rtt: 0, bytes: { in: 0, out: 0 } },
-      notify() {},
-    };
-    const context: TunnelContext = {
-      config: host.config,
-      logger,
-      mux: opener,
-      clientId: row.client_id,
-      groups: host.groups,
-      vhosts: host.vhosts,
-      allowedDomains: null,
-      // The holder's node chose the port; this node opens the same one or none.
-      ports: (requested) =>
-        requested > 0 ? [requested] : "The node that holds this tunnel gave it no port",
-      portTaken: (port, transport) =>
-        `${transport.toUpperCase()} port ${port} is in use on node ${this.#o.node}`,
-      guards: (_name, visitors) => ({
-        logger,
-        policy: visitors,
-        onDenied: () => host.recorder.error("visitor_denied"),
-        maxConnections: host.config.limits.max_connections_per_tunnel,
-      }),
-      onConnection: (tunnel, event) => host.recorder.connection(session, tunnel, event),
-      onFirstByte: (tunnel, ms) => host.recorder.firstByte(session, tunnel, ms),
-      onUdpDrops: (tunnel, direction, reason, count) =>
-        host.recorder.udpDrops(session, tunnel, direction, reason, count),
-    };
+    const context = relayContext(row, opener, this.#o.node, this.#o.host, this.#o.logger);
     return openTunnel({ name: row.tunnel, request, policy }, context);
   }
 
