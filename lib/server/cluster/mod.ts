@@ -6,5 +6,6 @@
  */
 
 export * from "./tunnels.ts";
+export * from "./host.ts";
 export * from "./relay_port.ts";
 export * from "./stats.ts";

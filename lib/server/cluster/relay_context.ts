@@ -11,7 +11,7 @@ import type { PlacementRow } from "../../storage/mod.ts";
 import type { Logger } from "../../util/mod.ts";
 import type { RecordedSession } from "../recorder.ts";
 import type { TunnelContext } from "../tunnels/mod.ts";
-import type { LocalSession, RelayHost } from "./tunnels.ts";
+import type { LocalSession, RelayHost } from "./host.ts";
 
 /**
  * The context a relay of `row`'s tunnel opens in on node `node`: visitors
