@@ -34,6 +34,8 @@ export interface TestCa {
   issueClient(cn: string): Promise<{ cert: string; key: string }>;
   /** Issues a server certificate for `names` (DNS names or IP addresses). */
   issueServer(names: string[], validity?: Validity): Promise<{ cert: string; key: string }>;
+  /** Issues a certificate that serves and dials both, as a cluster node's does under mutual TLS. */
+  issueNode(names: string[]): Promise<{ cert: string; key: string }>;
 }
 
 /** Creates a CA named `name`. */
@@ -58,7 +60,7 @@ export async function createCa(name: string): Promise<TestCa> {
   /** A leaf signed by this CA for `subject`, with `usage` and any extra extensions. */
   const issue = async (
     subject: string,
-    usage: string,
+    usage: string | string[],
     extra: x509.Extension[] = [],
     validity: Validity = {},
   ): Promise<{ cert: string; key: string }> => {
@@ -78,7 +80,7 @@ export async function createCa(name: string): Promise<TestCa> {
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([usage]),
+        new x509.ExtendedKeyUsageExtension(Array.isArray(usage) ? usage : [usage]),
         ...extra,
       ],
     });
@@ -93,5 +95,11 @@ export async function createCa(name: string): Promise<TestCa> {
           names.map((n) => ({ type: IP.test(n) ? "ip" as const : "dns" as const, value: n })),
         ),
       ], validity),
+    issueNode: (names) =>
+      issue(names[0]!, [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], [
+        new x509.SubjectAlternativeNameExtension(
+          names.map((n) => ({ type: IP.test(n) ? "ip" as const : "dns" as const, value: n })),
+        ),
+      ]),
   };
 }

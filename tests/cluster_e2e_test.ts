@@ -11,6 +11,7 @@ import { assert, assertEquals, assertRejects, eventually } from "../lib/testing/
 import { testNeedingPostgres, throwawayDatabase } from "../lib/testing/mod.ts";
 import { fingerprintOf, generateSelfSigned } from "../lib/transport/mod.ts";
 import { echo, freePort, localService, Proc, writeAll } from "./_procs.ts";
+import { createCa } from "./_pki.ts";
 
 /** Ignored (outside CI) when PostgreSQL is missing: see lib/testing/tools.ts. */
 const test = { postgres: await testNeedingPostgres() };
@@ -38,12 +39,24 @@ interface Cluster extends AsyncDisposable {
   start(i: number, secret?: string, port?: number): Promise<Node>;
 }
 
-/** Three nodes (or `count`) on one database, with the same certificate and vhost port. */
-async function startCluster(url: string, count = 3): Promise<Cluster> {
+/**
+ * Three nodes (or `count`) on one database, with the same certificate and
+ * vhost port; with `mutual`, nodes and clients show certificates of its CA
+ * instead of a cluster secret.
+ */
+async function startCluster(
+  url: string,
+  count = 3,
+  mutual?: { ca: string; node: { cert: string; key: string } },
+): Promise<Cluster> {
   const dir = await Deno.makeTempDir({ prefix: "burrow-cluster-" });
-  const { cert, key } = await generateSelfSigned(["localhost"]);
+  const { cert, key } = mutual?.node ?? await generateSelfSigned(["localhost"]);
   await Deno.writeTextFile(`${dir}/server.crt`, cert);
   await Deno.writeTextFile(`${dir}/server.key`, key);
+  if (mutual) await Deno.writeTextFile(`${dir}/ca.crt`, mutual.ca);
+  const tls = `{cert_file: "${dir}/server.crt", key_file: "${dir}/server.key"${
+    mutual ? `, client_ca_file: "${dir}/ca.crt"` : ""
+  }}`;
   const vhost = freePort();
   const cluster: Cluster = {
     nodes: [],
@@ -63,7 +76,7 @@ async function startCluster(url: string, count = 3): Promise<Cluster> {
   bind_port: ${port}
   vhost_http_port: ${vhost}
   auth: {method: token, token: "${TOKEN}"}
-  tls: {cert_file: "${dir}/server.crt", key_file: "${dir}/server.key"}
+  tls: ${tls}
   storage: {url: "${url}", data_dir: "${dir}/${id}-data"}
   admin: {bind_addr: ${host}, bind_port: 0}
   log: {level: info, format: json}
@@ -71,8 +84,7 @@ async function startCluster(url: string, count = 3): Promise<Cluster> {
     node_id: ${id}
     advertise_addr: ${host}
     relay_port: 0
-    secret: "${secret}"
-    heartbeat: 300ms
+${mutual ? "" : `    secret: "${secret}"\n`}    heartbeat: 300ms
     dead_after: 1200ms
 `,
       );
@@ -103,13 +115,18 @@ async function startCluster(url: string, count = 3): Promise<Cluster> {
 }
 
 /** A client of `cluster` with `yaml` under `client:` (its addresses and tunnels). */
-async function startClusterClient(cluster: Cluster, yaml: string, token = TOKEN): Promise<Proc> {
+async function startClusterClient(
+  cluster: Cluster,
+  yaml: string,
+  token = TOKEN,
+  trust = `server_fingerprint: "${cluster.fingerprint}"`,
+): Promise<Proc> {
   const path = `${cluster.dir}/client-${crypto.randomUUID().slice(0, 6)}.yaml`;
   await Deno.writeTextFile(
     path,
     `client:
   auth_token: "${token}"
-  server_fingerprint: "${cluster.fingerprint}"
+  ${trust}
   reconnect: {max_retries: 0, initial_delay: 100ms, max_delay: 500ms, enable_jitter: false}
   log: {level: info, format: json}
 ${yaml}`,
@@ -529,4 +546,37 @@ test.postgres("cluster: another user asking at n3 for a port held through n1 is 
   assert(text.includes(String(cluster.tcp)), text);
   // Ann's tunnel still answers at n3.
   assertEquals(await ask(n3.host, cluster.tcp, "still ann's"), "still ann's");
+});
+
+test.postgres("cluster: without a secret, nodes under mutual TLS link with their CA's certificates", async () => {
+  await using db = await throwawayDatabase();
+  const ca = await createCa("burrow cluster test CA");
+  const node = await ca.issueNode(["localhost", "127.0.0.1", "127.0.0.2"]);
+  await using cluster = await startCluster(db.url, 2, { ca: ca.cert, node });
+  const [n1, n2] = cluster.nodes as [Node, Node];
+  const clientCert = await ca.issueClient("a client");
+  await Deno.writeTextFile(`${cluster.dir}/client.crt`, clientCert.cert);
+  await Deno.writeTextFile(`${cluster.dir}/client.key`, clientCert.key);
+  await using service = localService(echo);
+  const from2 = n2.proc.events.length;
+  await using client = await startClusterClient(
+    cluster,
+    `  server_addrs: ["${n1.host}:${n1.port}"]
+  tunnels:
+    - {name: echo, type: tcp, local_port: ${service.port}, remote_port: ${cluster.tcp}}
+`,
+    TOKEN,
+    `tls: {ca_file: "${cluster.dir}/ca.crt", cert_file: "${cluster.dir}/client.crt", ` +
+      `key_file: "${cluster.dir}/client.key"}`,
+  );
+  await client.waitFor((e) => e.msg === "tunnels registered" && e.up === 1, 20_000);
+  await relayOpened(n2, "echo", from2);
+  assertEquals(
+    await eventually(
+      "an answer through n2",
+      () => ask(n2.host, cluster.tcp, "mutual").catch(() => undefined),
+    ),
+    "mutual",
+  );
+  assert(n1.proc.events.some((e) => e.msg === "node link up" && e.peer === "n2"));
 });

@@ -124,8 +124,10 @@ export class ClusterNode {
       });
     }
     const relayPort = await listenRelayPort(config, tls, log);
-    // With a client CA, nodes show their certificate to each other (mutual TLS).
-    const mutual = config.tls.client_ca_file !== undefined;
+    // With a client CA, nodes show their certificates to each other (mutual TLS), and
+    // verify them against that CA rather than by fingerprint: a CA issues them.
+    const clientCa = config.tls.client_ca_file;
+    const mutual = clientCa ? await Deno.readTextFile(clientCa) : null;
     // Set below: the links and the tunnels each need the other.
     const late: { tunnels?: ClusterTunnels } = {};
     const links = new NodeLinks({
@@ -136,9 +138,8 @@ export class ClusterNode {
         dialTls({
           hostname: peer.host,
           port: peer.port,
-          fingerprint: peer.fingerprint,
           timeout: 5_000,
-          ...(mutual ? { clientCert: tls } : {}),
+          ...(mutual ? { clientCert: tls, caCerts: [mutual] } : { fingerprint: peer.fingerprint }),
         }),
       onStream: (stream, peer) => {
         if (late.tunnels) late.tunnels.onStream(stream, peer);

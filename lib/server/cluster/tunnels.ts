@@ -32,12 +32,7 @@ import type { PlacementChange, PlacementRow, Store } from "../../storage/mod.ts"
 import type { Logger } from "../../util/mod.ts";
 import type { LocalSession, RelayHost } from "./host.ts";
 import { joinRelayedStream, relayContext } from "./relay_context.ts";
-import {
-  type OpenRequest,
-  openTunnel,
-  type PublicTunnel,
-  visitorPolicy,
-} from "../tunnels/mod.ts";
+import { type OpenRequest, openTunnel, type PublicTunnel, visitorPolicy } from "../tunnels/mod.ts";
 
 /** Options of {@linkcode ClusterTunnels}. */
 export interface ClusterTunnelsOptions {
