@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { Throttle } from "../util/mod.ts";
 import type { MuxStream } from "./stream.ts";
 import { StreamResetError } from "./stream.ts";
 
@@ -22,14 +23,19 @@ export interface SpliceResult {
 
 /**
  * Copies `a` → `b` and `b` → `a` until both directions end or one side is
- * reset (the other is then reset with the same reason).
+ * reset (the other is then reset with the same reason), each direction
+ * paced by its throttle in `pace`, if any.
  *
  * @example
  * ```ts ignore
  * const result = await spliceStreams(fromOtherNode, clientMux.open(meta));
  * ```
  */
-export async function spliceStreams(a: MuxStream, b: MuxStream): Promise<SpliceResult> {
+export async function spliceStreams(
+  a: MuxStream,
+  b: MuxStream,
+  pace: { forward?: Throttle | undefined; back?: Throttle | undefined } = {},
+): Promise<SpliceResult> {
   const result: SpliceResult = { forward: 0, back: 0 };
   const fail = (error: unknown) => {
     const reason = error instanceof StreamResetError
@@ -42,10 +48,13 @@ export async function spliceStreams(a: MuxStream, b: MuxStream): Promise<SpliceR
     b.reset(reason);
   };
   const pump = async (from: MuxStream, to: MuxStream, count: "forward" | "back") => {
+    const throttle = pace[count];
     try {
       for (;;) {
         const chunk = await from.readBorrowed();
         if (chunk === null) break;
+        // Waiting here holds the borrowed chunk, and with it the sender's credit: backpressure.
+        if (throttle) await throttle.take(chunk.length);
         // `write` copies the borrowed bytes into a frame before the next read reuses them.
         const written = to.write(chunk);
         result[count] += chunk.length;

@@ -31,7 +31,7 @@ import type { SessionRecorder } from "./recorder.ts";
 import { reconcileManaged } from "./managed.ts";
 import type { ClusterTunnels } from "./cluster/mod.ts";
 import { acceptHandshake, DEFAULT_HANDSHAKE_TIMEOUT, type HandshakeHost } from "./handshake.ts";
-import type { Bandwidth } from "./bandwidth.ts";
+import type { Bandwidth, Limits } from "./bandwidth.ts";
 import type { HttpFront } from "./http_front.ts";
 import {
   type GroupRegistry,
@@ -116,6 +116,8 @@ export class ClientSession {
   #servedManaged = false;
   /** Names of declared tunnels between their request and their answer. */
   #opening = new Set<string>();
+  /** Each tunnel's bandwidth limit, which visitors relayed from other nodes share. */
+  #limits = new Map<string, Limits | undefined>();
 
   /** Wraps an accepted control connection. */
   constructor(conn: Duplex, remote: string, host: SessionHost) {
@@ -287,29 +289,9 @@ export class ClientSession {
             await this.#destroyTunnel(message.tunnel_id);
           }
           break;
-        case "tunnel_health": {
-          const tunnel = this.tunnels.get(message.tunnel_id);
-          if (!tunnel) break;
-          if (tunnel.group) {
-            if (tunnel.healthy !== message.healthy) {
-              tunnel.healthy = message.healthy;
-              this.#host.cluster?.tunnels.healthChanged(this, tunnel.name, message.healthy);
-              this.#log.info(message.healthy ? "group member healthy" : "group member unhealthy", {
-                group: tunnel.group.name,
-                tunnel: tunnel.name,
-                client_id: this.clientId,
-                reason: message.reason,
-              });
-            }
-          } else {
-            this.#log.info(message.healthy ? "local service healthy" : "local service unhealthy", {
-              tunnel: tunnel.name,
-              client_id: this.clientId,
-              reason: message.reason,
-            });
-          }
+        case "tunnel_health":
+          this.#health(message);
           break;
-        }
         default:
           throw new ProtocolError(`Unexpected "${message.type}" message from a client`);
       }
@@ -406,15 +388,37 @@ export class ClientSession {
 
   /** What every public listener of this session shares: visitor policy, limits and their counters. */
   #guards(name: string, policy: IpPolicy | undefined): VisitorGuards {
+    const limit = this.#host.bandwidth.forTunnel(this.principal);
+    this.#limits.set(name, limit);
     return {
       logger: this.#log,
       policy,
       onDenied: () => this.#host.recorder.error("visitor_denied"),
-      limit: this.#host.bandwidth.forTunnel(this.principal),
+      limit,
       onLimit: () => this.#host.recorder.limitHit("bandwidth", this, name),
       maxConnections: this.#host.config.limits.max_connections_per_tunnel,
       onConnectionLimit: () => this.#host.recorder.limitHit("connections", this, name),
     };
+  }
+
+  /** A client's health report on one of its tunnels: a group member leaves or rejoins rotation. */
+  #health(message: { tunnel_id: string; healthy: boolean; reason?: string | undefined }): void {
+    const tunnel = this.tunnels.get(message.tunnel_id);
+    if (!tunnel) return;
+    const fields = { tunnel: tunnel.name, client_id: this.clientId, reason: message.reason };
+    if (!tunnel.group) {
+      this.#log.info(`local service ${message.healthy ? "healthy" : "unhealthy"}`, fields);
+    } else if (tunnel.healthy !== message.healthy) {
+      tunnel.healthy = message.healthy;
+      this.#host.cluster?.tunnels.healthChanged(this, tunnel.name, message.healthy);
+      const msg = `group member ${message.healthy ? "healthy" : "unhealthy"}`;
+      this.#log.info(msg, { group: tunnel.group.name, ...fields });
+    }
+  }
+
+  /** The bandwidth limit of tunnel `name` (cluster mode: relayed visitors share it). */
+  limitOf(name: string): Limits | undefined {
+    return this.#limits.get(name);
   }
 
   /** Tells the client about one of its tunnels (clients of protocol 2 and later). */

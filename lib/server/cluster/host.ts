@@ -11,6 +11,7 @@ import type { HttpFront } from "../http_front.ts";
 import type { Principal } from "../login.ts";
 import type { SessionRecorder } from "../recorder.ts";
 import type { GroupRegistry, PublicTunnel } from "../tunnels/mod.ts";
+import type { Throttle } from "../../util/mod.ts";
 
 /** What the cluster's tunnels need of a local session. */
 export interface LocalSession {
@@ -22,6 +23,8 @@ export interface LocalSession {
   readonly principal: Principal | null;
   /** Open tunnels by name. */
   readonly tunnels: ReadonlyMap<string, PublicTunnel>;
+  /** Tunnel `name`'s bandwidth limit (visitors relayed from other nodes share it). */
+  limitOf(name: string): { in: Throttle; out: Throttle } | undefined;
   /** The client's connection. */
   readonly mux: { open(meta: Record<string, unknown>): MuxStream; readonly isClosed: boolean };
 }

@@ -92,7 +92,9 @@ export function joinRelayedStream(
     stream.reset(`The client of tunnel ${name} on node ${node}: ${(error as Error).message}`);
     return;
   }
-  spliceStreams(stream, out).then((result) => {
+  // Visitors relayed here share the tunnel's bandwidth limit with those arriving here.
+  const limit = session.limitOf(name);
+  spliceStreams(stream, out, { forward: limit?.in, back: limit?.out }).then((result) => {
     if (result.error && logger.enabled("debug")) {
       logger.debug("relayed stream ended", { tunnel: name, from: peer, error: result.error });
     }
