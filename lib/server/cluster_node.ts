@@ -28,6 +28,7 @@ import {
   type LocalSession,
   relayAddress,
 } from "./cluster/mod.ts";
+import { listenKicks } from "./kicks.ts";
 
 /** The lease of evaluating alert rules for the whole cluster. */
 export const ALERTS_LEASE = "alerts";
@@ -64,6 +65,8 @@ export class ClusterNode {
   #relayPort: TlsListener;
   #accepting: Promise<void>;
   #stopping: Promise<void> | null = null;
+  /** Ends the subscription to kicks (`NOTIFY burrow_kick`) sent by the other nodes. */
+  #unlistenKicks: (() => Promise<void>) | null = null;
 
   private constructor(
     registry: NodeRegistry,
@@ -183,6 +186,12 @@ export class ClusterNode {
     });
     try {
       await tunnels.start();
+      // Logged by the admin component, as a kick through this node's own admin API is.
+      node.#unlistenKicks = await listenKicks(store, {
+        node: host.node,
+        sessions: () => host.sessions,
+        log: logger.child("admin"),
+      });
     } catch (error) {
       await node.stop();
       throw error;
@@ -203,6 +212,7 @@ export class ClusterNode {
   }
 
   async #stop(): Promise<void> {
+    await this.#unlistenKicks?.().catch(() => {});
     this.#relayPort.close();
     await this.tunnels.close();
     this.links.close();
