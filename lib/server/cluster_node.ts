@@ -28,7 +28,7 @@ import {
   type LocalSession,
   relayAddress,
 } from "./cluster/mod.ts";
-import { listenKicks } from "./kicks.ts";
+import { type KickableSession, listenKicks } from "./kicks.ts";
 
 /** The lease of evaluating alert rules for the whole cluster. */
 export const ALERTS_LEASE = "alerts";
@@ -42,7 +42,7 @@ export interface ClusterHost extends TunnelsHost {
   /** `sha256:` fingerprint of the control certificate. */
   readonly fingerprint: string;
   /** The connected sessions. */
-  readonly sessions: Iterable<LocalSession & { close(reason: string): void }>;
+  readonly sessions: Iterable<LocalSession & KickableSession>;
 }
 
 /**

@@ -22,8 +22,31 @@ export interface KickableSession {
   readonly sessionId: string;
   /** The client's stable id. */
   readonly clientId: string;
-  /** Closes the connection, telling the client `reason`. */
+  /** The client's connection. */
+  readonly mux: { flush(): Promise<void> };
+  /** Tells the client the server is going away, and why. */
+  goAway(reason: string): void;
+  /** Closes the connection. */
   close(reason: string): void;
+}
+
+/** How long a kick waits for the go-away frame to be written before it closes anyway. */
+const GO_AWAY_WAIT_MS = 1000;
+
+/**
+ * Closes `session` after telling its client why: closing alone would leave
+ * it "Connection closed by peer", so the reason goes first in a go-away
+ * frame (which the client logs), and the connection closes once that is
+ * written, or after {@linkcode GO_AWAY_WAIT_MS} when the connection is stuck.
+ */
+function closeTelling(session: KickableSession, reason: string): void {
+  session.goAway(reason);
+  const close = () => {
+    clearTimeout(timer);
+    session.close(reason);
+  };
+  const timer = setTimeout(close, GO_AWAY_WAIT_MS);
+  session.mux.flush().then(close, close);
 }
 
 /** Options of {@linkcode kickLocal}. */
@@ -53,7 +76,7 @@ export function kickLocal(
     client_id: session.clientId,
     ...options.fields,
   });
-  session.close(options.reason ?? KICK_REASON);
+  closeTelling(session, options.reason ?? KICK_REASON);
   return true;
 }
 

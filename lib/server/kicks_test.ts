@@ -12,18 +12,33 @@ function recording(lines: Array<Record<string, unknown>>) {
   }).child("admin");
 }
 
-/** A session that records why it was closed. */
-function session(sessionId: string, clientId: string): KickableSession & { closed: string[] } {
-  const closed: string[] = [];
-  return { sessionId, clientId, closed, close: (reason) => closed.push(reason) };
+/** A session that records what it told its client, in order. */
+function session(sessionId: string, clientId: string): KickableSession & { told: string[] } {
+  const told: string[] = [];
+  return {
+    sessionId,
+    clientId,
+    told,
+    mux: { flush: () => Promise.resolve(void told.push("flushed")) },
+    goAway: (reason) => told.push(`go away: ${reason}`),
+    close: (reason) => told.push(`closed: ${reason}`),
+  };
 }
 
-Deno.test("kickLocal: closes the session it names and logs it; others are untouched", () => {
+/** Lets the flush that a kick waits for resolve. */
+const settled = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("kickLocal: tells the session it names why, then closes it; others are untouched", async () => {
   const lines: Array<Record<string, unknown>> = [];
   const a = session("s-a", "laptop");
   const b = session("s-b", "desktop");
   assert(kickLocal([a, b], "s-b", { log: recording(lines) }));
-  assertEquals([a.closed, b.closed], [[], [KICK_REASON]]);
+  await settled();
+  assertEquals([a.told, b.told], [[], [
+    `go away: ${KICK_REASON}`,
+    "flushed",
+    `closed: ${KICK_REASON}`,
+  ]]);
   assertEquals(lines.map((l) => [l.msg, l.session_id, l.client_id]), [
     ["session kicked through the admin API", "s-b", "desktop"],
   ]);
@@ -50,9 +65,14 @@ Deno.test("listenKicks: this node's kicks close its sessions, with who sent them
   // Another node's kick, and one of a session this node no longer holds: nothing closes.
   deliver({ node: "n2", session: "s-1", reason: "Go", by: "n3" });
   deliver({ node: "n1", session: "s-gone", reason: "Go", by: "n3" });
-  assertEquals(here.closed, []);
+  assertEquals(here.told, []);
   deliver({ node: "n1", session: "s-1", reason: "Disconnected by ops", by: "n3" });
-  assertEquals(here.closed, ["Disconnected by ops"]);
+  await settled();
+  assertEquals(here.told, [
+    "go away: Disconnected by ops",
+    "flushed",
+    "closed: Disconnected by ops",
+  ]);
   assertEquals(
     lines.map((l) => [l.level, l.msg, l.session_id, l.via]),
     [
