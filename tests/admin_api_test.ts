@@ -236,6 +236,8 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
           "api-made",
           "declared",
         ]);
+        // Outside cluster mode the one node that can hold a tunnel is this one.
+        for (const row of listed.body.items) assertEquals(row.nodes, [server.node]);
         const disabled = await call("PATCH", `/tunnels/${tunnelId}`, { enabled: false });
         assertEquals(disabled.body.enabled, false);
         await until("managed tunnel removed", () => states.get("api-made")?.status === "closed");
@@ -314,7 +316,8 @@ Deno.test("admin API: auth, users, tokens, live tunnels, sessions, metrics, aler
         const mine = sessions.body.items.find((s: { client_id: string }) =>
           s.client_id === "daves-laptop"
         );
-        assertEquals(mine.user, "dave");
+        assertEquals([mine.user, mine.node], ["dave", server.node]);
+        assertEquals(mine.tunnels.map((t: { name: string }) => t.name), ["declared"]);
         assertEquals((await call("DELETE", `/sessions/${mine.id}`)).status, 204);
         assertEquals((await call("DELETE", `/sessions/${mine.id}`)).status, 404);
         // The client reconnects by itself.

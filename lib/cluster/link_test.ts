@@ -258,6 +258,54 @@ Deno.test("NodeLinks: a link whose peer stops answering pings is closed", async 
   far.close();
 });
 
+Deno.test("spliceStreams: each direction is paced by its throttle", async () => {
+  const c = cluster(["n1", "n2"]);
+  const [clientEnd, serverEnd] = memoryPipe();
+  const client = new Mux(clientEnd, {
+    role: "client",
+    pingInterval: 0,
+    onStream: async (stream) => {
+      for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
+        await stream.write(chunk);
+        await stream.write(chunk);
+      }
+      stream.closeWrite();
+    },
+  });
+  const toClient = new Mux(serverEnd, { role: "server", pingInterval: 0 });
+  const taken = { forward: 0, back: 0 };
+  const throttle = (way: "forward" | "back") => ({
+    take(n: number) {
+      taken[way] += n;
+      return new Promise<void>((r) => setTimeout(r, 1));
+    },
+    tryTake: () => true,
+    throttled: 0,
+  });
+  try {
+    const link = await c.links.get("n1")!.to(c.peer("n2"));
+    const visitor = link.open({ tunnel: "web" });
+    await waitFor(() => c.streams.length === 1);
+    const splicing = spliceStreams(c.streams[0]!.stream, toClient.open({}), {
+      forward: throttle("forward"),
+      back: throttle("back"),
+    });
+    await visitor.write(new Uint8Array(3000));
+    visitor.closeWrite();
+    let back = 0;
+    for (let chunk = await visitor.read(); chunk; chunk = await visitor.read()) {
+      back += chunk.length;
+    }
+    const result = await splicing;
+    assertEquals([result.forward, result.back, back], [3000, 6000, 6000]);
+    assertEquals(taken, { forward: 3000, back: 6000 });
+  } finally {
+    client.close();
+    toClient.close();
+    c.close();
+  }
+});
+
 async function waitFor(check: () => boolean, ms = 2_000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {

@@ -28,6 +28,7 @@ import {
   relayAddress,
   type RelayHost as TunnelsHost,
 } from "./cluster/mod.ts";
+import { type KickableSession, listenKicks } from "./kicks.ts";
 
 /** The lease of evaluating alert rules for the whole cluster. */
 export const ALERTS_LEASE = "alerts";
@@ -41,7 +42,7 @@ export interface ClusterHost extends TunnelsHost {
   /** `sha256:` fingerprint of the control certificate. */
   readonly fingerprint: string;
   /** The connected sessions. */
-  readonly sessions: Iterable<LocalSession & { close(reason: string): void }>;
+  readonly sessions: Iterable<LocalSession & KickableSession>;
   /** This node's tunnel windows (relays counted too), published with each heartbeat. */
   readonly stats: TunnelsHost["stats"] & { snapshot(): unknown };
 }
@@ -66,6 +67,8 @@ export class ClusterNode {
   #relayPort: TlsListener;
   #accepting: Promise<void>;
   #stopping: Promise<void> | null = null;
+  /** Ends the subscription to kicks (`NOTIFY burrow_kick`) sent by the other nodes. */
+  #unlistenKicks: (() => Promise<void>) | null = null;
 
   private constructor(
     registry: NodeRegistry,
@@ -204,6 +207,12 @@ export class ClusterNode {
     });
     try {
       await tunnels.start();
+      // Logged by the admin component, as a kick through this node's own admin API is.
+      node.#unlistenKicks = await listenKicks(store, {
+        node: host.node,
+        sessions: () => host.sessions,
+        log: logger.child("admin"),
+      });
     } catch (error) {
       await node.stop();
       throw error;
@@ -224,6 +233,7 @@ export class ClusterNode {
   }
 
   async #stop(): Promise<void> {
+    await this.#unlistenKicks?.().catch(() => {});
     this.#relayPort.close();
     await this.tunnels.close();
     this.links.close();

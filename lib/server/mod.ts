@@ -103,6 +103,7 @@ export type {
 } from "./http/splice_tunnel.ts";
 export { ALERTS_LEASE, type ClusterHost, ClusterNode } from "./cluster_node.ts";
 export type { ClusterTunnels, LocalSession, RelayHost } from "./cluster/mod.ts";
+export type { KickableSession } from "./kicks.ts";
 export type { LocalAnswer } from "./http/local_answer.ts";
 export type { HeadEdit } from "./http/head_edit.ts";
 export type { HeaderList, ParsedHead, RequestHead, ResponseHead } from "./http/parsed_head.ts";

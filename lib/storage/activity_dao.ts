@@ -32,6 +32,29 @@ export interface SessionBeat {
   bytes_out: number;
 }
 
+/**
+ * An open session of another node of the cluster, as the admin API lists
+ * it: its row, its user's name and the tunnels `placements` say it holds.
+ */
+export interface ClusterSessionRow extends SessionRow {
+  /** The name of its user; `null` when the user is gone. */
+  user_name: string | null;
+  /** Its tunnels by name, with the public port each got (0 for HTTP routes). */
+  tunnels: Array<{ name: string; port: number }>;
+}
+
+/** What `NOTIFY burrow_kick` carries: the node that holds `session` is to close it. */
+export interface KickNotice {
+  /** The node that holds the session. */
+  node: string;
+  /** The session to close. */
+  session: string;
+  /** Why, as its client is told. */
+  reason: string;
+  /** The node whose admin API was asked. */
+  by: string;
+}
+
 /** `sessions`. Writes take whole batches. */
 export class SessionsDao {
   #db: Queryable;
@@ -96,6 +119,34 @@ export class SessionsDao {
         order by connected_at desc limit $2`,
       [options.open ?? false, options.limit ?? 1000],
     );
+  }
+
+  /**
+   * The open sessions of the alive nodes other than `node` (those seen
+   * within `deadAfterMs` by the database's clock, as `NodesDao.list` counts
+   * them), oldest first; only session `id` when given.
+   */
+  openElsewhere(node: string, deadAfterMs: number, id?: string): Promise<ClusterSessionRow[]> {
+    return this.#db.query<ClusterSessionRow>(
+      `select s.*, u.name as user_name,
+              coalesce((select json_agg(json_build_object('name', p.tunnel, 'port', p.port)
+                                        order by p.tunnel)
+                          from placements p
+                         where p.node_id = s.node and p.session_id = s.id), '[]'::json) as tunnels
+         from sessions s
+         join nodes n on n.id = s.node
+         left join users u on u.id = s.user_id
+        where s.disconnected_at is null and s.node <> $1
+          and n.stopped_at is null and n.last_seen >= now() - ($2::float8 * interval '1 millisecond')
+          and ($3::text is null or s.id = $3)
+        order by s.connected_at, s.id`,
+      [node, deadAfterMs, id ?? null],
+    );
+  }
+
+  /** Asks the nodes (`NOTIFY burrow_kick`) that the one holding a session close it. */
+  async kick(notice: KickNotice): Promise<void> {
+    await this.#db.query("select pg_notify('burrow_kick', $1)", [JSON.stringify(notice)]);
   }
 
   /** One session. */

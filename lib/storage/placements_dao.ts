@@ -134,4 +134,23 @@ export class PlacementsDao {
       tunnel_id: row.tunnel_id === null ? null : Number(row.tunnel_id),
     };
   }
+
+  /**
+   * Which alive nodes other than `node` (seen within `deadAfterMs`, by the
+   * database's clock) hold which tunnel rows: one pair per node and tunnel.
+   */
+  async holders(
+    node: string,
+    deadAfterMs: number,
+  ): Promise<Array<{ node_id: string; tunnel_id: number }>> {
+    const rows = await this.#db.query<{ node_id: string; tunnel_id: number }>(
+      `select distinct p.node_id, p.tunnel_id
+         from placements p join nodes n on n.id = p.node_id
+        where p.tunnel_id is not null and p.node_id <> $1
+          and n.stopped_at is null and n.last_seen >= now() - ($2::float8 * interval '1 millisecond')
+        order by p.node_id`,
+      [node, deadAfterMs],
+    );
+    return rows.map((r) => ({ node_id: r.node_id, tunnel_id: Number(r.tunnel_id) }));
+  }
 }

@@ -21,6 +21,7 @@ import {
 import type { Database } from "./db.ts";
 import {
   AlertsDao,
+  type KickNotice,
   type LogInput,
   LogsDao,
   MetricsDao,
@@ -278,6 +279,28 @@ export class Store {
     }, () => {
       if (first) first = false;
       else fn({ op: "resync" });
+    });
+  }
+
+  /**
+   * Subscribes to kicks (`NOTIFY burrow_kick`, cluster mode): sessions the
+   * admin API of some node was asked to close. A kick sent while the feed
+   * was down is lost; the administrator sees the session still listed.
+   */
+  async listenKicks(fn: (kick: KickNotice) => void): Promise<() => Promise<void>> {
+    return await this.db.listen("burrow_kick", (payload) => {
+      let kick: KickNotice;
+      try {
+        kick = JSON.parse(payload);
+      } catch {
+        this.#log.warn("ignored a malformed kick notification", { payload });
+        return;
+      }
+      if (typeof kick?.node !== "string" || typeof kick.session !== "string") {
+        this.#log.warn("ignored a malformed kick notification", { payload });
+        return;
+      }
+      fn(kick);
     });
   }
 

@@ -24,7 +24,7 @@ import {
 import type { Logger } from "../../util/mod.ts";
 import type { BurrowServer } from "../server.ts";
 import { openApiDocument } from "./openapi.ts";
-import { ApiError, checkBody, METHODS, type Resource, type RouteContext } from "./route.ts";
+import { ApiError, checkBody, METHODS, Reply, type Resource, type RouteContext } from "./route.ts";
 import { ROUTES } from "./routes.ts";
 import { AdminService } from "./service.ts";
 
@@ -154,7 +154,9 @@ export class AdminApi {
         log: this.#log,
         service: this.#serviceOrUnavailable,
       };
-      return json(op.status ?? 200, await op.handle(context) ?? null);
+      const result = await op.handle(context);
+      if (result instanceof Reply) return json(result.status, result.body);
+      return json(op.status ?? 200, result ?? null);
     } catch (error) {
       return this.#error(error);
     }

@@ -39,6 +39,12 @@ function operation(op: Operation): Record<string, unknown> {
     ...(op.body ? { requestBody: { required: true, content: jsonContent(op.body) } } : {}),
     responses: {
       [status]: op.response ? { description, content: jsonContent(op.response) } : { description },
+      ...Object.fromEntries(
+        Object.entries(op.others ?? {}).map(([other, { description, response }]) => [
+          other,
+          response ? { description, content: jsonContent(response) } : { description },
+        ]),
+      ),
       default: { description: "Error", content: jsonContent(ref("Error")) },
     },
   };

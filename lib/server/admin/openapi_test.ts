@@ -44,7 +44,13 @@ Deno.test("openApiDocumentOf: a route's declarations become its operation", () =
     path: "/things/{id}",
     params: { id: { type: "integer" } },
     get: listing("List things", "User", () => [], { q: { type: "string" } }),
-    delete: { summary: "Drop a thing", status: 204, description: "Dropped", handle: () => {} },
+    delete: {
+      summary: "Drop a thing",
+      status: 204,
+      description: "Dropped",
+      others: { 202: { description: "Dropped elsewhere", response: { type: "object" } } },
+      handle: () => {},
+    },
   }]);
   const error = {
     description: "Error",
@@ -82,7 +88,14 @@ Deno.test("openApiDocumentOf: a route's declarations become its operation", () =
     },
     delete: {
       summary: "Drop a thing",
-      responses: { 204: { description: "Dropped" }, default: error },
+      responses: {
+        204: { description: "Dropped" },
+        202: {
+          description: "Dropped elsewhere",
+          content: { "application/json": { schema: { type: "object" } } },
+        },
+        default: error,
+      },
     },
   });
 });

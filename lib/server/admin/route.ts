@@ -70,8 +70,44 @@ export interface Operation {
   readonly description?: string;
   /** The schema of the body `handle` returns; none for 204. */
   readonly response?: Schema;
+  /**
+   * Other successes, by status, which `handle` answers by returning a
+   * {@linkcode Reply}: e.g. a 202 for work handed to another node.
+   */
+  readonly others?: Readonly<Record<number, OtherSuccess>>;
   /** Does the work and returns the response body (nothing for 204). */
   readonly handle: (ctx: RouteContext) => unknown;
+}
+
+/** A success an operation may answer besides its `status` (see {@linkcode Reply}). */
+export interface OtherSuccess {
+  /** What it means, for the documentation. */
+  readonly description: string;
+  /** The schema of its body; none for an empty body. */
+  readonly response?: Schema;
+}
+
+/**
+ * What a handler returns to answer with one of its operation's `others`
+ * rather than its `status`.
+ *
+ * @example
+ * ```ts
+ * import { Reply } from "./route.ts";
+ * const accepted = new Reply(202, { node: "n2" });
+ * console.log(accepted.status); // 202
+ * ```
+ */
+export class Reply {
+  /** The HTTP status, one of the operation's `others`. */
+  readonly status: number;
+  /** The body, `null` for none. */
+  readonly body: unknown;
+  /** The answer `status` with `body`. */
+  constructor(status: number, body: unknown = null) {
+    this.status = status;
+    this.body = body;
+  }
 }
 
 /** The methods a resource may have, in the order the API lists them. */

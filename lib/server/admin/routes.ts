@@ -13,6 +13,7 @@ import { LIVE_ROUTES } from "./live_routes.ts";
 import { NODE_ROUTES } from "./node_routes.ts";
 import type { Resource } from "./route.ts";
 import { object } from "./schemas.ts";
+import { SESSION_ROUTES } from "./session_routes.ts";
 import { TOKEN_ROUTES } from "./token_routes.ts";
 import { TUNNEL_ROUTES } from "./tunnel_routes.ts";
 import { USER_ROUTES } from "./user_routes.ts";
@@ -33,6 +34,7 @@ export const ROUTES: readonly Resource[] = [
   ...USER_ROUTES,
   ...TOKEN_ROUTES,
   ...TUNNEL_ROUTES,
+  ...SESSION_ROUTES,
   ...LIVE_ROUTES,
   ...ALERT_ROUTES,
   ...NODE_ROUTES,

@@ -169,7 +169,12 @@ export const SCHEMAS: Readonly<Record<SchemaName, Schema>> = {
         total_bytes_in: integer,
         total_bytes_out: integer,
         total_errors: integer,
-      }, ["user_name", "total_connections", "total_bytes_in", "total_bytes_out"]),
+        nodes: {
+          ...stringList,
+          description: "The nodes whose sessions hold it now (this one, and in cluster mode " +
+            "the other alive nodes, by their placements)",
+        },
+      }, ["user_name", "total_connections", "total_bytes_in", "total_bytes_out", "nodes"]),
     ],
   },
   TunnelCreate: closed({ user: string, ...tunnelFields(false) }, ["user", "name", "type"]),
@@ -186,6 +191,7 @@ export const SCHEMAS: Readonly<Record<SchemaName, Schema>> = {
   }, ["tunnel_id", "bucket", "bytes_in", "bytes_out", "connections", "errors"]),
   Session: object({
     id: string,
+    node: { ...string, description: "The burrowd it is connected to (server.cluster.node_id)" },
     client_id: string,
     user: { type: ["string", "null"] },
     remote_addr: string,
@@ -196,13 +202,13 @@ export const SCHEMAS: Readonly<Record<SchemaName, Schema>> = {
     bytes_out: integer,
     tunnels: {
       type: "array",
-      items: object({ name: string, port: integer, active_connections: integer }, [
-        "name",
-        "port",
-        "active_connections",
-      ]),
+      items: object({
+        name: string,
+        port: integer,
+        active_connections: { ...integer, description: "Known for this node's sessions only" },
+      }, ["name", "port"]),
     },
-  }, ["id", "client_id", "remote_addr", "connected_at", "tunnels"]),
+  }, ["id", "node", "client_id", "remote_addr", "connected_at", "tunnels"]),
   TunnelStats: object({
     key: string,
     user: string,

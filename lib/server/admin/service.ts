@@ -14,7 +14,9 @@ import { type IssuedToken, type IssueOptions, TokenService } from "../../auth/mo
 import {
   type AlertRow,
   type ApiKey,
+  type ClusterSessionRow,
   ConflictError,
+  type KickNotice,
   type MetricRow,
   type NodeListing,
   NotFoundError,
@@ -305,6 +307,27 @@ export class AdminService {
    */
   nodes(deadAfterMs: number = DEFAULT_DEAD_AFTER): Promise<NodeListing[]> {
     return this.#run((s) => s.nodes.list(deadAfterMs));
+  }
+
+  /**
+   * The open sessions of the other alive nodes (cluster mode), with their
+   * node, user name and tunnels; only session `id` when given.
+   */
+  sessionsElsewhere(node: string, deadAfterMs: number, id?: string): Promise<ClusterSessionRow[]> {
+    return this.#run((s) => s.sessions.openElsewhere(node, deadAfterMs, id));
+  }
+
+  /** Which other alive nodes hold which tunnel rows (cluster mode). */
+  tunnelHolders(
+    node: string,
+    deadAfterMs: number,
+  ): Promise<Array<{ node_id: string; tunnel_id: number }>> {
+    return this.#run((s) => s.placements.holders(node, deadAfterMs));
+  }
+
+  /** Asks the node that holds a session to close it (`NOTIFY burrow_kick`). */
+  sendKick(notice: KickNotice): Promise<void> {
+    return this.#run((s) => s.sessions.kick(notice));
   }
 
   /** The newest migration applied to the database. */

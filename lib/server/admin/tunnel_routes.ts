@@ -7,7 +7,7 @@
  */
 
 import type { TunnelInput } from "../../storage/mod.ts";
-import { durationOf, listing, type Resource } from "./route.ts";
+import { durationOf, listing, type Resource, type RouteContext } from "./route.ts";
 import { ref, TUNNEL_FIELDS } from "./schemas.ts";
 
 const tunnelId = { id: { type: "integer" } };
@@ -31,17 +31,46 @@ function since(url: URL, fallback: string): Date {
   return new Date(Date.now() - durationOf(text, "Query parameter since"));
 }
 
+/**
+ * `rows` with the nodes whose sessions hold each now: this node's from
+ * memory, and in cluster mode the other alive nodes' from `placements`
+ * (a client with `ha_connections` may hold a tunnel on several).
+ */
+async function withNodes<T extends { id: number }>(
+  { server, service }: RouteContext,
+  rows: readonly T[],
+): Promise<Array<T & { nodes: string[] }>> {
+  const holders = new Map<number, Set<string>>();
+  const add = (tunnel: number, node: string) => {
+    const nodes = holders.get(tunnel) ?? new Set();
+    holders.set(tunnel, nodes.add(node));
+  };
+  for (const session of server.sessions) {
+    for (const t of session.tunnels.values()) if (t.dbId !== null) add(t.dbId, server.node);
+  }
+  const cluster = server.config.cluster;
+  if (cluster) {
+    for (const h of await service().tunnelHolders(server.node, cluster.dead_after)) {
+      add(h.tunnel_id, h.node_id);
+    }
+  }
+  return rows.map((r) => ({ ...r, nodes: [...holders.get(r.id) ?? []].sort() }));
+}
+
 /** The routes of tunnels. */
 export const TUNNEL_ROUTES: readonly Resource[] = [
   {
     path: "/tunnels",
     get: listing(
-      "List tunnels with owner, state and traffic totals",
+      "List tunnels with owner, state, traffic totals and the nodes holding them",
       "TunnelOverview",
-      ({ url, service }) => {
-        const from = since(url, "24h");
-        const user = url.searchParams.get("user") || undefined;
-        return service().tunnels({ since: from, ...(user ? { user } : {}) });
+      async (ctx) => {
+        const from = since(ctx.url, "24h");
+        const user = ctx.url.searchParams.get("user") || undefined;
+        return withNodes(
+          ctx,
+          await ctx.service().tunnels({ since: from, ...(user ? { user } : {}) }),
+        );
       },
       { user: { type: "string" }, since: { type: "string", examples: ["24h"] } },
     ),
