@@ -41,10 +41,12 @@ import { runIperf, startIperfServer } from "./_iperf.ts";
 import {
   connectionRate,
   connectToFirstByte,
-  type LatencySummary,
+  latencyMedians,
+  type LatencyRuns,
   median,
   pingPong,
-  type RateResult,
+  rateMedian,
+  type RateRuns,
 } from "./_latency.ts";
 import { memoryPerConnection, type MemoryResult, type RelayPids } from "./_memory.ts";
 import { spawn, tempDir, treeCpuSeconds } from "./_procs.ts";
@@ -170,16 +172,6 @@ function port(route: Route, service: "iperf" | "echo" | "greet"): number {
 interface Throughput {
   gbps: number;
   runs: number[];
-}
-
-/** Latency of one route: the medians of its runs' percentiles, and the runs. */
-interface LatencyRuns extends LatencySummary {
-  runs: LatencySummary[];
-}
-
-/** New connections per second through one route: the median of its runs, and the runs. */
-interface RateRuns extends RateResult {
-  runs: RateResult[];
 }
 
 /** CPU seconds per GB received, over all measured single-stream runs. */
@@ -391,29 +383,6 @@ function mapRoutes<T, U>(values: PerRoute<T>, f: (value: T) => U): PerRoute<U> {
   const out: PerRoute<U> = {};
   for (const [key, value] of Object.entries(values) as Array<[RouteKey, T]>) out[key] = f(value);
   return out;
-}
-
-/** One route's latency runs summed up: p50 and p99 are the medians of the runs'. */
-function latencyMedians(runs: LatencySummary[]): LatencyRuns {
-  return {
-    samples: runs.reduce((sum, r) => sum + r.samples, 0),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    max: Math.max(...runs.map((r) => r.max)),
-    runs,
-  };
-}
-
-/** One route's connection-rate runs summed up: the rate is the median of the runs'. */
-function rateMedian(runs: RateResult[]): RateRuns {
-  const sum = (f: (r: RateResult) => number) => runs.reduce((total, r) => total + f(r), 0);
-  return {
-    perSecond: median(runs.map((r) => r.perSecond)),
-    completed: sum((r) => r.completed),
-    failed: sum((r) => r.failed),
-    seconds: sum((r) => r.seconds),
-    runs,
-  };
 }
 
 /**
