@@ -20,6 +20,7 @@
  * deno task bench --quick              # smoke run: one 1 s run of each
  * deno task bench --json bench.json    # also write the raw results
  * deno task bench --only memory        # one part: memory|tunnel|storage|monitoring|http|udp
+ * deno task bench --only cluster       # two cluster nodes on PostgreSQL (not in the full run)
  * ```
  *
  * Honours `BURROWD_BIN` / `BURROW_BIN` to measure compiled binaries, and
@@ -66,6 +67,15 @@ import { storageBench, type StorageResults } from "./_storage.ts";
 import { monitoringBench, type MonitoringResults } from "./_monitoring.ts";
 import { httpBench, type HttpResults, httpRows } from "./_http.ts";
 import { udpBench, type UdpResults, udpRows } from "./_udp.ts";
+import {
+  CLUSTER_HEADER,
+  clusterBench,
+  type ClusterResults,
+  clusterRows,
+  IDLE_HEADER,
+  idleRows,
+  idleTables,
+} from "./_cluster.ts";
 import {
   FOOTPRINT_HEADER,
   footprintBench,
@@ -199,6 +209,7 @@ interface Results {
   monitoring?: MonitoringResults;
   http?: HttpResults;
   udp?: UdpResults;
+  cluster?: ClusterResults;
   errors: string[];
 }
 
@@ -215,7 +226,7 @@ function attempt<T>(
   return attemptIn({ errors, progress }, what, fn);
 }
 
-const PARTS = ["memory", "tunnel", "storage", "monitoring", "http", "udp"] as const;
+const PARTS = ["memory", "tunnel", "storage", "monitoring", "http", "udp", "cluster"] as const;
 type Part = typeof PARTS[number];
 
 /**
@@ -767,7 +778,8 @@ async function main(): Promise<number> {
       `Usage: deno task bench [--quick] [--json FILE] [--only ${PARTS.join("|")}]\n\n` +
         "  --quick      one 1 s run of each measurement (smoke test)\n" +
         "  --json FILE  also write the raw results as JSON\n" +
-        "  --only PART  just the memory, tunnel, storage, monitoring, http or udp rows\n\n" +
+        "  --only PART  just the memory, tunnel, storage, monitoring, http or udp rows; or the\n" +
+        "               cluster rows (two nodes on PostgreSQL), which only this runs\n\n" +
         "Measures Burrow against a direct connection, `ssh -R`, nginx and pipenet on 127.0.0.1.\n" +
         "BURROWD_BIN / BURROW_BIN select compiled binaries instead of the sources.\n" +
         "BURROW_BASELINE=DIR also runs the Burrow checkout in DIR (e.g. made with\n" +
@@ -829,6 +841,9 @@ async function main(): Promise<number> {
         results.http = await httpBench(section("http"), settings);
       } else if (only === "udp") {
         results.udp = await udpBench(section("udp"), settings);
+      } else if (only === "cluster") {
+        // Opt-in: its two idle windows and three routes add about six minutes to a full run.
+        results.cluster = await clusterBench(section("cluster"), settings);
       } else if (only === "storage" || only === "monitoring") {
         const services = stack.use(spawn("services", Deno.execPath(), {
           args: ["run", "--allow-net", new URL("./_services.ts", import.meta.url).pathname],
@@ -884,7 +899,7 @@ async function main(): Promise<number> {
   }
 
   const parts = [formatMachine(results.machine)];
-  if (only !== "http" && only !== "udp" && only !== "memory") {
+  if (only !== "http" && only !== "udp" && only !== "memory" && only !== "cluster") {
     parts.push(describeSettings(settings));
   }
   if (results.footprint) {
@@ -933,6 +948,22 @@ async function main(): Promise<number> {
       "",
       `UDP: ${results.udp.method}; other column: nginx stream relay (listen udp + TCP):`,
       formatTable(udpRows(results.udp), { ssh: "nginx stream", vsSsh: "Burrow/nginx" }),
+    );
+  }
+  if (results.cluster) {
+    parts.push(
+      "",
+      `Cluster: ${results.cluster.method}. Two nodes on one PostgreSQL database, n1 on ` +
+        "127.0.0.1 holding the client, n2 on 127.0.0.2 relaying over its TLS link to n1; " +
+        "the TLS hop is 32 B round trips through a Deno TLS echo process on 127.0.0.1:",
+      formatTable(clusterRows(results.cluster), CLUSTER_HEADER),
+      "",
+      "Idle database cost: the same two burrowd without cluster mode (today), then as nodes " +
+        "(default heartbeat, link up, tunnels idle):",
+      formatTable(idleRows(results.cluster), IDLE_HEADER),
+      ...(results.cluster.idle
+        ? [`cluster − today by table, per second: ${idleTables(results.cluster)}`]
+        : []),
     );
   }
   const table = parts.join("\n");
