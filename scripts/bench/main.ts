@@ -850,7 +850,7 @@ async function main(): Promise<number> {
       } else if (only === "udp") {
         results.udp = await udpBench(section("udp"), settings);
       } else if (only === "cluster") {
-        // Opt-in: its two idle windows and three routes add about six minutes to a full run.
+        // Opt-in: its two idle windows and three routes would add about five minutes to a full run.
         results.cluster = await clusterBench(section("cluster"), {
           ...settings,
           idleSeconds: settings.clusterIdleSeconds,
