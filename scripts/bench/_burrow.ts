@@ -62,6 +62,8 @@ export interface Burrow extends AsyncDisposable {
 export interface StartBurrowOptions {
   /** PostgreSQL URL; default: the embedded database in the data directory. */
   databaseUrl?: string;
+  /** More keys under `server.storage:` (e.g. `query_timeout`). */
+  storage?: Record<string, unknown>;
   /** More keys under `server:`. */
   server?: Record<string, unknown>;
   /** More keys under `client:` (e.g. `inspect`). */
@@ -174,6 +176,7 @@ export async function startBurrowServer(
         storage: {
           data_dir: `${dir}/data`,
           ...(options.databaseUrl ? { url: options.databaseUrl } : {}),
+          ...options.storage,
         },
         log: { level: "info", format: "json" },
         admin: { bind_addr: "127.0.0.1", bind_port: 0 },

@@ -26,6 +26,8 @@ export interface IperfOptions {
    * for as fast as possible) and the datagram payload size (`-l`).
    */
   udp?: { bitrate: string; length: number };
+  /** Address to connect to (`-c`). Default `127.0.0.1`. */
+  hostname?: string;
 }
 
 /** An `iperf3 -s` on a free loopback port, ready when this resolves. */
@@ -42,7 +44,7 @@ export async function startIperfServer(name: string): Promise<{ proc: Proc; port
 export async function runIperf(port: number, options: IperfOptions): Promise<IperfResult> {
   const args = [
     "-c",
-    "127.0.0.1",
+    options.hostname ?? "127.0.0.1",
     "-p",
     String(port),
     "-t",

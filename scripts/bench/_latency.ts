@@ -25,6 +25,22 @@ export function median(values: readonly number[]): number {
   return percentile([...values].sort((a, b) => a - b), 50);
 }
 
+/** Latency of one route over several runs: the medians of the runs' percentiles, and the runs. */
+export interface LatencyRuns extends LatencySummary {
+  runs: LatencySummary[];
+}
+
+/** One route's latency runs summed up: p50 and p99 are the medians of the runs'. */
+export function latencyMedians(runs: LatencySummary[]): LatencyRuns {
+  return {
+    samples: runs.reduce((sum, r) => sum + r.samples, 0),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    max: Math.max(...runs.map((r) => r.max)),
+    runs,
+  };
+}
+
 function summarize(micros: number[]): LatencySummary {
   micros.sort((a, b) => a - b);
   return {
@@ -61,6 +77,8 @@ export interface PingPongOptions {
   warmup?: number;
   /** Stop early after this long, keeping the samples so far. */
   budgetMs: number;
+  /** Address of the echo service. Default `127.0.0.1` (the cluster rows use 127.0.0.2 too). */
+  hostname?: string;
 }
 
 /**
@@ -68,29 +86,40 @@ export interface PingPongOptions {
  * service, with TCP_NODELAY on the client socket.
  */
 export async function pingPong(port: number, options: PingPongOptions): Promise<LatencySummary> {
-  const request = new Uint8Array(options.size ?? 32).fill(0x61);
-  const response = new Uint8Array(request.length);
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const conn = await Deno.connect({ hostname: options.hostname ?? "127.0.0.1", port });
   try {
     conn.setNoDelay(true);
-    for (let i = 0; i < (options.warmup ?? 500); i++) {
-      await writeAll(conn, request);
-      await readFull(conn, response);
-    }
-    const micros: number[] = [];
-    const deadline = performance.now() + options.budgetMs;
-    for (let i = 0; i < options.count; i++) {
-      const start = performance.now();
-      await writeAll(conn, request);
-      await readFull(conn, response);
-      const end = performance.now();
-      micros.push((end - start) * 1000);
-      if (end > deadline) break;
-    }
-    return summarize(micros);
+    return await roundTrips(conn, options);
   } finally {
     conn.close();
   }
+}
+
+/**
+ * {@linkcode pingPong}'s round trips over a connection the caller opened
+ * (a TLS one, say), which stays open.
+ */
+export async function roundTrips(
+  conn: Deno.Conn,
+  options: Omit<PingPongOptions, "hostname">,
+): Promise<LatencySummary> {
+  const request = new Uint8Array(options.size ?? 32).fill(0x61);
+  const response = new Uint8Array(request.length);
+  for (let i = 0; i < (options.warmup ?? 500); i++) {
+    await writeAll(conn, request);
+    await readFull(conn, response);
+  }
+  const micros: number[] = [];
+  const deadline = performance.now() + options.budgetMs;
+  for (let i = 0; i < options.count; i++) {
+    const start = performance.now();
+    await writeAll(conn, request);
+    await readFull(conn, response);
+    const end = performance.now();
+    micros.push((end - start) * 1000);
+    if (end > deadline) break;
+  }
+  return summarize(micros);
 }
 
 /** Options of {@linkcode connectToFirstByte}. */
@@ -103,12 +132,18 @@ export interface FirstByteOptions {
   budgetMs: number;
   /** Give up on one connection after this long. Default 5000. */
   perConnectionTimeoutMs?: number;
+  /** Address of the service. Default `127.0.0.1`. */
+  hostname?: string;
 }
 
 /** Connects, reads one byte, closes; returns microseconds or throws. */
-async function connectOnce(port: number, buf: Uint8Array, timeoutMs: number): Promise<number> {
+async function connectOnce(
+  to: Deno.ConnectOptions,
+  buf: Uint8Array,
+  timeoutMs: number,
+): Promise<number> {
   const start = performance.now();
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const conn = await Deno.connect(to);
   const timer = setTimeout(() => conn.close(), timeoutMs);
   try {
     await readFull(conn, buf);
@@ -131,11 +166,12 @@ export async function connectToFirstByte(
 ): Promise<LatencySummary> {
   const buf = new Uint8Array(1);
   const timeout = options.perConnectionTimeoutMs ?? 5000;
-  for (let i = 0; i < (options.warmup ?? 50); i++) await connectOnce(port, buf, timeout);
+  const to = { hostname: options.hostname ?? "127.0.0.1", port };
+  for (let i = 0; i < (options.warmup ?? 50); i++) await connectOnce(to, buf, timeout);
   const micros: number[] = [];
   const deadline = performance.now() + options.budgetMs;
   for (let i = 0; i < options.count && performance.now() < deadline; i++) {
-    micros.push(await connectOnce(port, buf, timeout));
+    micros.push(await connectOnce(to, buf, timeout));
   }
   return summarize(micros);
 }
@@ -149,14 +185,17 @@ export interface RateResult {
 }
 
 /**
- * `workers` concurrent loops, each: connect, read one byte, close; for
- * `seconds`. Counts completed connections per second.
+ * `workers` concurrent loops, each: connect to `hostname` (default
+ * `127.0.0.1`), read one byte, close; for `seconds`. Counts completed
+ * connections per second.
  */
 export async function connectionRate(
   port: number,
   workers: number,
   seconds: number,
+  hostname = "127.0.0.1",
 ): Promise<RateResult> {
+  const to = { hostname, port };
   const buf = () => new Uint8Array(1);
   let completed = 0;
   let failed = 0;
@@ -166,7 +205,7 @@ export async function connectionRate(
     const b = buf();
     while (performance.now() < deadline) {
       try {
-        await connectOnce(port, b, 5000);
+        await connectOnce(to, b, 5000);
         completed++;
       } catch {
         failed++;
@@ -177,4 +216,21 @@ export async function connectionRate(
   await Promise.all(Array.from({ length: workers }, worker));
   const elapsed = (performance.now() - start) / 1000;
   return { perSecond: completed / elapsed, completed, failed, seconds: elapsed };
+}
+
+/** New connections per second through one route: the median of its runs, and the runs. */
+export interface RateRuns extends RateResult {
+  runs: RateResult[];
+}
+
+/** One route's connection-rate runs summed up: the rate is the median of the runs'. */
+export function rateMedian(runs: RateResult[]): RateRuns {
+  const sum = (f: (r: RateResult) => number) => runs.reduce((total, r) => total + f(r), 0);
+  return {
+    perSecond: median(runs.map((r) => r.perSecond)),
+    completed: sum((r) => r.completed),
+    failed: sum((r) => r.failed),
+    seconds: sum((r) => r.seconds),
+    runs,
+  };
 }

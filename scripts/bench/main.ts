@@ -20,6 +20,7 @@
  * deno task bench --quick              # smoke run: one 1 s run of each
  * deno task bench --json bench.json    # also write the raw results
  * deno task bench --only memory        # one part: memory|tunnel|storage|monitoring|http|udp
+ * deno task bench --only cluster       # two cluster nodes on PostgreSQL (not in the full run)
  * ```
  *
  * Honours `BURROWD_BIN` / `BURROW_BIN` to measure compiled binaries, and
@@ -41,10 +42,12 @@ import { runIperf, startIperfServer } from "./_iperf.ts";
 import {
   connectionRate,
   connectToFirstByte,
-  type LatencySummary,
+  latencyMedians,
+  type LatencyRuns,
   median,
   pingPong,
-  type RateResult,
+  rateMedian,
+  type RateRuns,
 } from "./_latency.ts";
 import { memoryPerConnection, type MemoryResult, type RelayPids } from "./_memory.ts";
 import { spawn, tempDir, treeCpuSeconds } from "./_procs.ts";
@@ -64,6 +67,15 @@ import { storageBench, type StorageResults } from "./_storage.ts";
 import { monitoringBench, type MonitoringResults } from "./_monitoring.ts";
 import { httpBench, type HttpResults, httpRows } from "./_http.ts";
 import { udpBench, type UdpResults, udpRows } from "./_udp.ts";
+import {
+  CLUSTER_HEADER,
+  clusterBench,
+  type ClusterResults,
+  clusterRows,
+  IDLE_HEADER,
+  idleRows,
+  idleTables,
+} from "./_cluster.ts";
 import {
   FOOTPRINT_HEADER,
   footprintBench,
@@ -91,6 +103,12 @@ interface Settings {
   idleClients: number;
   /** Seconds their database load is counted. */
   idleSeconds: number;
+  /**
+   * Seconds each idle phase of the cluster rows is counted: PostgreSQL's
+   * statistics lag by up to 10 s, so a longer window, a multiple of the
+   * 5 s heartbeat.
+   */
+  clusterIdleSeconds: number;
   /** wrk `-d` of the HTTP rows (`runs` runs each). */
   httpSeconds: number;
   /** iperf3 `-u -t` of the UDP rows (`runs` runs each). */
@@ -111,6 +129,7 @@ const FULL: Settings = {
   memoryConnections: 1_000,
   idleClients: 1_000,
   idleSeconds: 30,
+  clusterIdleSeconds: 60,
   httpSeconds: 3,
   udpSeconds: 2,
   footprintSettleMs: 10_000,
@@ -128,6 +147,7 @@ const QUICK: Settings = {
   memoryConnections: 1_000,
   idleClients: 100,
   idleSeconds: 5,
+  clusterIdleSeconds: 10,
   httpSeconds: 1,
   udpSeconds: 1,
   footprintSettleMs: 3_000,
@@ -172,16 +192,6 @@ interface Throughput {
   runs: number[];
 }
 
-/** Latency of one route: the medians of its runs' percentiles, and the runs. */
-interface LatencyRuns extends LatencySummary {
-  runs: LatencySummary[];
-}
-
-/** New connections per second through one route: the median of its runs, and the runs. */
-interface RateRuns extends RateResult {
-  runs: RateResult[];
-}
-
 /** CPU seconds per GB received, over all measured single-stream runs. */
 interface CpuPerGB {
   gb: number;
@@ -207,6 +217,7 @@ interface Results {
   monitoring?: MonitoringResults;
   http?: HttpResults;
   udp?: UdpResults;
+  cluster?: ClusterResults;
   errors: string[];
 }
 
@@ -223,7 +234,7 @@ function attempt<T>(
   return attemptIn({ errors, progress }, what, fn);
 }
 
-const PARTS = ["memory", "tunnel", "storage", "monitoring", "http", "udp"] as const;
+const PARTS = ["memory", "tunnel", "storage", "monitoring", "http", "udp", "cluster"] as const;
 type Part = typeof PARTS[number];
 
 /**
@@ -391,29 +402,6 @@ function mapRoutes<T, U>(values: PerRoute<T>, f: (value: T) => U): PerRoute<U> {
   const out: PerRoute<U> = {};
   for (const [key, value] of Object.entries(values) as Array<[RouteKey, T]>) out[key] = f(value);
   return out;
-}
-
-/** One route's latency runs summed up: p50 and p99 are the medians of the runs'. */
-function latencyMedians(runs: LatencySummary[]): LatencyRuns {
-  return {
-    samples: runs.reduce((sum, r) => sum + r.samples, 0),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    max: Math.max(...runs.map((r) => r.max)),
-    runs,
-  };
-}
-
-/** One route's connection-rate runs summed up: the rate is the median of the runs'. */
-function rateMedian(runs: RateResult[]): RateRuns {
-  const sum = (f: (r: RateResult) => number) => runs.reduce((total, r) => total + f(r), 0);
-  return {
-    perSecond: median(runs.map((r) => r.perSecond)),
-    completed: sum((r) => r.completed),
-    failed: sum((r) => r.failed),
-    seconds: sum((r) => r.seconds),
-    runs,
-  };
 }
 
 /**
@@ -798,7 +786,8 @@ async function main(): Promise<number> {
       `Usage: deno task bench [--quick] [--json FILE] [--only ${PARTS.join("|")}]\n\n` +
         "  --quick      one 1 s run of each measurement (smoke test)\n" +
         "  --json FILE  also write the raw results as JSON\n" +
-        "  --only PART  just the memory, tunnel, storage, monitoring, http or udp rows\n\n" +
+        "  --only PART  just the memory, tunnel, storage, monitoring, http or udp rows; or the\n" +
+        "               cluster rows (two nodes on PostgreSQL), which only this runs\n\n" +
         "Measures Burrow against a direct connection, `ssh -R`, nginx and pipenet on 127.0.0.1.\n" +
         "BURROWD_BIN / BURROW_BIN select compiled binaries instead of the sources.\n" +
         "BURROW_BASELINE=DIR also runs the Burrow checkout in DIR (e.g. made with\n" +
@@ -860,6 +849,12 @@ async function main(): Promise<number> {
         results.http = await httpBench(section("http"), settings);
       } else if (only === "udp") {
         results.udp = await udpBench(section("udp"), settings);
+      } else if (only === "cluster") {
+        // Opt-in: its two idle windows and three routes would add about five minutes to a full run.
+        results.cluster = await clusterBench(section("cluster"), {
+          ...settings,
+          idleSeconds: settings.clusterIdleSeconds,
+        });
       } else if (only === "storage" || only === "monitoring") {
         const services = stack.use(spawn("services", Deno.execPath(), {
           args: ["run", "--allow-net", new URL("./_services.ts", import.meta.url).pathname],
@@ -915,7 +910,7 @@ async function main(): Promise<number> {
   }
 
   const parts = [formatMachine(results.machine)];
-  if (only !== "http" && only !== "udp" && only !== "memory") {
+  if (only !== "http" && only !== "udp" && only !== "memory" && only !== "cluster") {
     parts.push(describeSettings(settings));
   }
   if (results.footprint) {
@@ -964,6 +959,22 @@ async function main(): Promise<number> {
       "",
       `UDP: ${results.udp.method}; other column: nginx stream relay (listen udp + TCP):`,
       formatTable(udpRows(results.udp), { ssh: "nginx stream", vsSsh: "Burrow/nginx" }),
+    );
+  }
+  if (results.cluster) {
+    parts.push(
+      "",
+      `Cluster: ${results.cluster.method}. Two nodes on one PostgreSQL database, n1 on ` +
+        "127.0.0.1 holding the client, n2 on 127.0.0.2 relaying over its TLS link to n1; " +
+        "the TLS hop is 32 B round trips through a Deno TLS echo process on 127.0.0.1:",
+      formatTable(clusterRows(results.cluster), CLUSTER_HEADER),
+      "",
+      "Idle database cost: the same two burrowd without cluster mode (today), then as nodes " +
+        "(default heartbeat, link up, tunnels idle):",
+      formatTable(idleRows(results.cluster), IDLE_HEADER),
+      ...(results.cluster.idle
+        ? [`cluster − today by table, per second: ${idleTables(results.cluster)}`]
+        : []),
     );
   }
   const table = parts.join("\n");
