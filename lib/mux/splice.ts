@@ -8,6 +8,7 @@
  */
 
 import type { Throttle } from "../util/mod.ts";
+import { HEADER_SIZE } from "../protocol/mod.ts";
 import type { MuxStream } from "./stream.ts";
 import { StreamResetError } from "./stream.ts";
 
@@ -49,17 +50,31 @@ export async function spliceStreams(
   };
   const pump = async (from: MuxStream, to: MuxStream, count: "forward" | "back") => {
     const throttle = pace[count];
+    // Two frames in turn, as the relay does: the next chunk is read while the last is written,
+    // and no frame is allocated per chunk.
+    const slots: Array<Uint8Array | null> = [null, null];
+    const inflight: Array<Promise<void> | null> = [null, null];
+    let i = 0;
     try {
       for (;;) {
         const chunk = await from.readBorrowed();
         if (chunk === null) break;
         // Waiting here holds the borrowed chunk, and with it the sender's credit: backpressure.
         if (throttle) await throttle.take(chunk.length);
-        // `write` copies the borrowed bytes into a frame before the next read reuses them.
-        const written = to.write(chunk);
+        if (inflight[i]) await inflight[i];
+        let frame = slots[i];
+        if (!frame || frame.length < HEADER_SIZE + chunk.length) {
+          frame = slots[i] = new Uint8Array(HEADER_SIZE + Math.max(chunk.length, 16 * 1024));
+        }
+        // Copied before the next read reuses the borrowed bytes.
+        frame.set(chunk, HEADER_SIZE);
         result[count] += chunk.length;
-        await written;
+        const written = to.writeFrame(frame, chunk.length);
+        written.catch(() => {});
+        inflight[i] = written;
+        i ^= 1;
       }
+      for (const written of inflight) if (written) await written;
       to.closeWrite();
     } catch (error) {
       fail(error);
