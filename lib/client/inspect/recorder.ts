@@ -26,7 +26,7 @@
  * @module
  */
 
-import { HttpTap, type RecordedExchange } from "./http_tap.ts";
+import { BodyArena, HttpTap, type RecordedExchange } from "./http_tap.ts";
 
 /** Where a recorded exchange went, for replays. */
 export interface LocalTarget {
@@ -204,6 +204,8 @@ export class Recorder {
   #slab: Uint8Array;
   #queued = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** Where the bodies every connection keeps are copied. */
+  #arena = new BodyArena();
   /** True while the drain reports the exchanges a cut left under way. */
   #cutting = false;
 
@@ -218,6 +220,7 @@ export class Recorder {
   connection(info: ConnInfo): ConnRecording {
     const tap = new HttpTap({
       maxBody: this.maxBody,
+      arena: this.#arena,
       onExchange: (x) => {
         this.ring.add({
           request: x.request,
