@@ -4,6 +4,7 @@ import { Mux, type MuxStream, spliceStreams } from "../mux/mod.ts";
 import { type Logger, nullLogger, Secret } from "../util/mod.ts";
 import { acceptLinkHandshake, dialLinkHandshake, LinkRefusedError } from "./link_handshake.ts";
 import { NodeLinks, type PeerNode } from "./link.ts";
+import { RelayedOpener } from "./relayed_opener.ts";
 
 const SECRET = new Secret("one cluster's secret, long enough");
 const OTHER = new Secret("another cluster's secret, as long");
@@ -304,6 +305,43 @@ Deno.test("spliceStreams: each direction is paced by its throttle", async () => 
     toClient.close();
     c.close();
   }
+});
+
+Deno.test("RelayedOpener: a visitor who arrives while the link is dialled waits for it", async () => {
+  const c = cluster(["n1", "n2"]);
+  try {
+    const opener = new RelayedOpener(c.links.get("n1")!, [
+      { node: c.peer("n2"), session: "s1", tunnel: "web" },
+    ]);
+    assert(await opener.ready(2_000), "the link came up");
+    assert(!opener.peerGoingAway);
+    const stream = opener.open({ tunnel: "web" });
+    stream.closeWrite();
+    await waitFor(() => c.streams.length === 1);
+    assertEquals(c.streams[0]!.stream.meta, { tunnel: "web", relay: { session: "s1" } });
+  } finally {
+    c.close();
+  }
+});
+
+Deno.test("RelayedOpener: a holder that cannot be dialled is not ready, and says which node", async () => {
+  const links = new NodeLinks({
+    node: "n1",
+    secret: SECRET,
+    logger: keeping(),
+    pingInterval: 0,
+    dial: () => Promise.reject(new Error("connection refused")),
+    onStream: () => {},
+  });
+  const opener = new RelayedOpener(links, [
+    { node: { id: "n9", host: "x", port: 1, fingerprint: "" }, session: "s", tunnel: "web" },
+  ]);
+  const started = performance.now();
+  assertEquals(await opener.ready(100), false);
+  assert(performance.now() - started >= 90);
+  const error = await assertRejects(async () => opener.open({}), Error);
+  assert(/No link to node n9/.test(error.message), error.message);
+  links.close();
 });
 
 async function waitFor(check: () => boolean, ms = 2_000): Promise<void> {

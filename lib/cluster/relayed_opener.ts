@@ -78,6 +78,21 @@ export class RelayedOpener implements StreamOpener {
   }
 
   /**
+   * Resolves `true` once a holder's link is up (dialling those that are
+   * down), `false` when `ms` pass first: a visitor who arrives while the
+   * link is being dialled waits for it instead of being turned away.
+   */
+  async ready(ms: number): Promise<boolean> {
+    if (!this.peerGoingAway) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    const dials = this.#holders.map((h) => this.#links.to(h.node).then(() => {}, () => late));
+    await Promise.race([Promise.any(dials).catch(() => late), late]);
+    clearTimeout(timer);
+    return !this.peerGoingAway;
+  }
+
+  /**
    * Opens a visitor's stream to a holder whose link is up; links that are
    * down are dialled again for the visitors after this one.
    *

@@ -54,6 +54,12 @@ export interface StreamOpener {
   readonly peerGoingAway: boolean;
   /** Largest data payload per frame in bytes. */
   readonly maxFrameData: number;
+  /**
+   * Resolves `true` once a stream can be opened, `false` when `ms` pass
+   * first. Only openers that can become ready later have it (a relay whose
+   * link is being dialled); a client's mux is ready or closed.
+   */
+  ready?(ms: number): Promise<boolean>;
 }
 
 /** The peer ended the connection cleanly (EOF between frames). */

@@ -24,6 +24,9 @@ import {
   type TunnelTotals,
 } from "./public_tunnel.ts";
 
+/** How long a visitor of a relay waits for its link to the holding node (cluster mode). */
+const RELAY_WAIT_MS = 5_000;
+
 /** Options of {@linkcode TcpTunnel.listen}. */
 export interface TcpTunnelOptions extends VisitorGuards {
   /** Tunnel name as the client declared it. */
@@ -155,6 +158,8 @@ export class TcpTunnel implements PublicTunnel {
       return;
     }
     const target = this.#closed ? null : this.#route();
+    // A relay whose link to the holding node is being dialled: the visitor waits for it.
+    if (target?.mux.ready && target.mux.peerGoingAway) await target.mux.ready(RELAY_WAIT_MS);
     if (!target || target.mux.isClosed || target.mux.peerGoingAway) {
       if (!target && !this.#closed) {
         this.#log.warn("connection refused: no healthy member", { tunnel: this.name, remote });
