@@ -339,7 +339,7 @@ Deno.test("RelayedOpener: a holder that cannot be dialled is not ready, and says
   const started = performance.now();
   assertEquals(await opener.ready(100), false);
   assert(performance.now() - started >= 90);
-  const error = await assertRejects(async () => opener.open({}), Error);
+  const error = await assertRejects(() => Promise.resolve().then(() => opener.open({})), Error);
   assert(/No link to node n9/.test(error.message), error.message);
   links.close();
 });
