@@ -107,16 +107,6 @@ export class ClusterTunnels {
     await this.#reload();
   }
 
-  /** The relays open now, for status output and tests. */
-  relays(): Array<{ key: string; type: string; port: number; holders: string[] }> {
-    return [...this.#relays].filter(([, r]) => r.tunnel).map(([key, r]) => ({
-      key,
-      type: r.tunnel!.type,
-      port: r.tunnel!.port,
-      holders: r.opener.holders.map((h) => `${h.node.id}/${h.session}`),
-    }));
-  }
-
   // ---------------------------------------------------------------- this node's tunnels
 
   /**
