@@ -9,108 +9,32 @@
 
 import { assert, assertEquals, eventually } from "../lib/testing/mod.ts";
 import { testNeedingPostgres, throwawayDatabase } from "../lib/testing/mod.ts";
-import { fingerprintOf, generateSelfSigned } from "../lib/transport/mod.ts";
-import { echo, localService, Proc } from "./_procs.ts";
+import { echo, localService, type Proc } from "./_procs.ts";
+import {
+  type Cluster,
+  CLUSTER_TOKEN as TOKEN,
+  type ClusterNode as Node,
+  startCluster,
+  startClusterClient,
+} from "./_cluster.ts";
 
 /** Ignored (outside CI) when PostgreSQL is missing: see lib/testing/tools.ts. */
 const test = { postgres: await testNeedingPostgres() };
 
-const TOKEN = "cluster-admin-e2e-token";
-const SECRET = "cluster-admin-e2e-secret-of-some-length";
-
-interface Node {
-  id: string;
-  host: string;
-  port: number;
-  admin: number;
-  proc: Proc;
-}
-
-interface Cluster extends AsyncDisposable {
-  nodes: Node[];
-  fingerprint: string;
-  dir: string;
-}
-
-/** `count` nodes on one database, with the same certificate (as in cluster_e2e_test.ts). */
-async function startCluster(url: string, count = 3): Promise<Cluster> {
-  const dir = await Deno.makeTempDir({ prefix: "burrow-cluster-admin-" });
-  const { cert, key } = await generateSelfSigned(["localhost"]);
-  await Deno.writeTextFile(`${dir}/server.crt`, cert);
-  await Deno.writeTextFile(`${dir}/server.key`, key);
-  const cluster: Cluster = {
-    nodes: [],
-    fingerprint: fingerprintOf(cert),
-    dir,
-    async [Symbol.asyncDispose]() {
-      for (const node of cluster.nodes) await node?.proc[Symbol.asyncDispose]();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-  };
-  try {
-    for (let i = 0; i < count; i++) {
-      const id = `n${i + 1}`;
-      const host = `127.0.0.${i + 1}`;
-      const path = `${dir}/${id}.yaml`;
-      await Deno.writeTextFile(
-        path,
-        `server:
-  bind_addr: ${host}
-  bind_port: 0
-  auth: {method: token, token: "${TOKEN}"}
-  tls: {cert_file: "${dir}/server.crt", key_file: "${dir}/server.key"}
-  storage: {url: "${url}", data_dir: "${dir}/${id}-data"}
-  admin: {bind_addr: ${host}, bind_port: 0}
-  log: {level: info, format: json}
-  cluster:
-    node_id: ${id}
-    advertise_addr: ${host}
-    relay_port: 0
-    secret: "${SECRET}"
-    heartbeat: 300ms
-    dead_after: 1200ms
-`,
-      );
-      const proc = new Proc("server", ["--config", path]);
-      cluster.nodes[i] = { id, host, port: 0, admin: 0, proc };
-      const ready = await proc.waitFor((e) => e.msg === "control channel listening", 60_000);
-      const admin = await proc.waitFor((e) => e.msg === "admin listening", 10_000);
-      cluster.nodes[i] = {
-        id,
-        host,
-        port: ready.port as number,
-        admin: admin.port as number,
-        proc,
-      };
-    }
-  } catch (error) {
-    await cluster[Symbol.asyncDispose]();
-    throw error;
-  }
-  return cluster;
-}
-
 /** A client `clientId` of `cluster` connected to `node` alone, publishing `tunnel` (TCP). */
-async function startClient(
+function startClient(
   cluster: Cluster,
   node: Node,
   options: { clientId: string; tunnel: string; port: number },
 ): Promise<Proc> {
-  const path = `${cluster.dir}/${options.clientId}.yaml`;
-  await Deno.writeTextFile(
-    path,
-    `client:
-  client_id: ${options.clientId}
+  return startClusterClient(
+    cluster,
+    `  client_id: ${options.clientId}
   server_addrs: ["${node.host}:${node.port}"]
-  auth_token: "${TOKEN}"
-  server_fingerprint: "${cluster.fingerprint}"
-  reconnect: {max_retries: 0, initial_delay: 100ms, max_delay: 500ms, enable_jitter: false}
-  log: {level: info, format: json}
   tunnels:
     - {name: ${options.tunnel}, type: tcp, local_port: ${options.port}}
 `,
   );
-  return new Proc("client", ["--config", path], { BURROW_NO_STATUS_LINE: "1" });
 }
 
 /** A session as `GET /api/v1/sessions` lists it (the fields this test reads). */

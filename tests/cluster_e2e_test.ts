@@ -9,146 +9,23 @@
 import postgres from "postgres";
 import { assert, assertEquals, assertRejects, eventually } from "../lib/testing/mod.ts";
 import { testNeedingPostgres, throwawayDatabase } from "../lib/testing/mod.ts";
-import { fingerprintOf, generateSelfSigned } from "../lib/transport/mod.ts";
-import { echo, freePort, localService, Proc, writeAll } from "./_procs.ts";
+import { echo, freePort, localService, writeAll } from "./_procs.ts";
+import {
+  CLUSTER_SECRET as SECRET,
+  CLUSTER_TOKEN as TOKEN,
+  type ClusterNode as Node,
+  nodeLost,
+  relayOpened,
+  startCluster,
+  startClusterClient,
+} from "./_cluster.ts";
 import { createCa } from "./_pki.ts";
 
 /** Ignored (outside CI) when PostgreSQL is missing: see lib/testing/tools.ts. */
 const test = { postgres: await testNeedingPostgres() };
 
-const TOKEN = "cluster-e2e-token";
-const SECRET = "cluster-e2e-secret-of-some-length";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-interface Node {
-  id: string;
-  host: string;
-  port: number;
-  admin: number;
-  proc: Proc;
-}
-
-interface Cluster extends AsyncDisposable {
-  nodes: Node[];
-  fingerprint: string;
-  dir: string;
-  vhost: number;
-  udp: number;
-  tcp: number;
-  start(i: number, secret?: string, port?: number): Promise<Node>;
-}
-
-/**
- * Three nodes (or `count`) on one database, with the same certificate and
- * vhost port; with `mutual`, nodes and clients show certificates of its CA
- * instead of a cluster secret.
- */
-async function startCluster(
-  url: string,
-  count = 3,
-  mutual?: { ca: string; node: { cert: string; key: string } },
-): Promise<Cluster> {
-  const dir = await Deno.makeTempDir({ prefix: "burrow-cluster-" });
-  const { cert, key } = mutual?.node ?? await generateSelfSigned(["localhost"]);
-  await Deno.writeTextFile(`${dir}/server.crt`, cert);
-  await Deno.writeTextFile(`${dir}/server.key`, key);
-  if (mutual) await Deno.writeTextFile(`${dir}/ca.crt`, mutual.ca);
-  const tls = `{cert_file: "${dir}/server.crt", key_file: "${dir}/server.key"${
-    mutual ? `, client_ca_file: "${dir}/ca.crt"` : ""
-  }}`;
-  const vhost = freePort();
-  const cluster: Cluster = {
-    nodes: [],
-    fingerprint: fingerprintOf(cert),
-    dir,
-    vhost,
-    udp: freePort(),
-    tcp: freePort(),
-    async start(i, secret = SECRET, port = 0) {
-      const id = `n${i + 1}`;
-      const host = `127.0.0.${i + 1}`;
-      const path = `${dir}/${id}.yaml`;
-      await Deno.writeTextFile(
-        path,
-        `server:
-  bind_addr: ${host}
-  bind_port: ${port}
-  vhost_http_port: ${vhost}
-  auth: {method: token, token: "${TOKEN}"}
-  tls: ${tls}
-  storage: {url: "${url}", data_dir: "${dir}/${id}-data"}
-  admin: {bind_addr: ${host}, bind_port: 0}
-  log: {level: info, format: json}
-  cluster:
-    node_id: ${id}
-    advertise_addr: ${host}
-    relay_port: 0
-${mutual ? "" : `    secret: "${secret}"\n`}    heartbeat: 300ms
-    dead_after: 1200ms
-`,
-      );
-      const proc = new Proc("server", ["--config", path]);
-      try {
-        const ready = await proc.waitFor((e) => e.msg === "control channel listening", 60_000);
-        const admin = await proc.waitFor((e) => e.msg === "admin listening", 10_000);
-        const node = { id, host, port: ready.port as number, admin: admin.port as number, proc };
-        cluster.nodes[i] = node;
-        return node;
-      } catch (error) {
-        await proc[Symbol.asyncDispose]();
-        throw error;
-      }
-    },
-    async [Symbol.asyncDispose]() {
-      for (const node of cluster.nodes) await node?.proc[Symbol.asyncDispose]();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-  };
-  try {
-    for (let i = 0; i < count; i++) await cluster.start(i);
-  } catch (error) {
-    await cluster[Symbol.asyncDispose]();
-    throw error;
-  }
-  return cluster;
-}
-
-/** A client of `cluster` with `yaml` under `client:` (its addresses and tunnels). */
-async function startClusterClient(
-  cluster: Cluster,
-  yaml: string,
-  token = TOKEN,
-  trust = `server_fingerprint: "${cluster.fingerprint}"`,
-): Promise<Proc> {
-  const path = `${cluster.dir}/client-${crypto.randomUUID().slice(0, 6)}.yaml`;
-  await Deno.writeTextFile(
-    path,
-    `client:
-  auth_token: "${token}"
-  ${trust}
-  reconnect: {max_retries: 0, initial_delay: 100ms, max_delay: 500ms, enable_jitter: false}
-  log: {level: info, format: json}
-${yaml}`,
-  );
-  return new Proc("client", ["--config", path], { BURROW_NO_STATUS_LINE: "1" });
-}
-
-/** Waits until one of `survivors` (whichever claims it) logs that node `id` is lost. */
-function nodeLost(survivors: Node[], id: string) {
-  return eventually(
-    `node ${id} found dead`,
-    () =>
-      survivors.some((n) => n.proc.events.some((e) => e.msg === "node lost" && e.node === id)) ||
-      undefined,
-    10_000,
-  );
-}
-
-/** Waits until node `node` logs that it relays `tunnel`. */
-function relayOpened(node: Node, tunnel: string, from = 0) {
-  return node.proc.waitFor((e) => e.msg === "relay opened" && e.tunnel === tunnel, 20_000, from);
-}
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
