@@ -26,21 +26,24 @@ export class RecordedConn implements RelayConn {
   }
 
   /** Reads from the service. */
-  async read(p: Uint8Array): Promise<number | null> {
-    const n = await this.#conn.read(p);
-    if (n) this.#recording.response(p.subarray(0, n));
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    // A `then` rather than an `async` wrapper: one promise less per read on the relay's path.
+    return this.#conn.read(p).then((n) => {
+      if (n) this.#recording.response(p.subarray(0, n));
+      return n;
+    });
   }
 
   /** Writes to the service. */
-  async write(p: Uint8Array): Promise<number> {
+  write(p: Uint8Array): Promise<number> {
     // Handed over before the write, so a request is queued before its response.
     const skip = Math.min(this.#handed, p.length);
     if (skip < p.length) this.#recording.request(p.subarray(skip));
-    const n = await this.#conn.write(p);
-    // All of `p` is handed over now; a partial write is followed by a write of the rest.
-    this.#handed = p.length - n;
-    return n;
+    return this.#conn.write(p).then((n) => {
+      // All of `p` is handed over now; a partial write is followed by a write of the rest.
+      this.#handed = p.length - n;
+      return n;
+    });
   }
 
   /** Ends writing to the service. */
