@@ -280,9 +280,13 @@ export async function refused(port: number): Promise<boolean> {
   }
 }
 
-/** Sends `text` through `port` and returns what comes back (an echo service). */
-export async function echoThrough(port: number, text: string): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+/** Sends `text` through `hostname:port` and returns what comes back (an echo service). */
+export async function echoThrough(
+  port: number,
+  text: string,
+  hostname = "127.0.0.1",
+): Promise<string> {
+  const conn = await Deno.connect({ hostname, port });
   try {
     await writeAll(conn, new TextEncoder().encode(text));
     await conn.closeWrite();

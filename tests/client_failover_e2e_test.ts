@@ -10,10 +10,9 @@
 
 import { assert, assertEquals } from "../lib/testing/mod.ts";
 import { fingerprintOf, generateSelfSigned } from "../lib/transport/mod.ts";
-import { echo, freePort, localService, Proc, runClientCommand, writeAll } from "./_procs.ts";
+import { echo, echoThrough, freePort, localService, Proc, runClientCommand } from "./_procs.ts";
 
 const TOKEN = "failover-token";
-const decoder = new TextDecoder();
 
 /** A burrowd on `host` (a loopback address of its own) with the shared certificate. */
 interface Node {
@@ -69,21 +68,6 @@ ${yaml}`,
   return new Proc("client", ["--config", path], { BURROW_NO_STATUS_LINE: "1", ...env });
 }
 
-/** Sends `text` through `host:port` (an echo tunnel) and returns what comes back. */
-async function echoVia(host: string, port: number, text: string): Promise<string> {
-  const conn = await Deno.connect({ hostname: host, port });
-  try {
-    await writeAll(conn, new TextEncoder().encode(text));
-    await conn.closeWrite();
-    let got = "";
-    const buf = new Uint8Array(4096);
-    for (let n; (n = await conn.read(buf)) !== null;) got += decoder.decode(buf.subarray(0, n));
-    return got;
-  } finally {
-    conn.close();
-  }
-}
-
 /** The "tunnel ready" of `tunnel` on `server` (`host:port`) after event `from`. */
 function readyOn(client: Proc, tunnel: string, server: string, from = 0) {
   return client.waitFor(
@@ -122,7 +106,7 @@ Deno.test("server_addrs: failover to a live node, ha_connections: 2 survives a n
         `  server_addrs: ["${dead}", "${nodeA.addr}"]\n${tunnel(port)}`,
       );
       await readyOn(client, "echo", nodeA.addr);
-      assertEquals(await echoVia(nodeA.host, port, "via a"), "via a");
+      assertEquals(await echoThrough(port, "via a", nodeA.host), "via a");
       const connected = client.events.filter((e) => e.msg === "connected");
       assertEquals(connected.map((e) => e.server), [nodeA.addr]);
       const skipped = client.events.find((e) => e.msg === "reconnecting");
@@ -145,14 +129,14 @@ Deno.test("server_addrs: failover to a live node, ha_connections: 2 survives a n
         );
         const first = await client.waitFor((e) => e.msg === "tunnel ready");
         const [on, other] = first.server === nodeA.addr ? [nodeA, nodeB] : [nodeB, nodeA];
-        assertEquals(await echoVia(on.host, port, "before"), "before");
+        assertEquals(await echoThrough(port, "before", on.host), "before");
         const mark = client.events.length;
         const killedAt = performance.now();
         await on.proc.stop("SIGKILL");
         await readyOn(client, "echo", other.addr, mark);
         const took = performance.now() - killedAt;
         assert(took < 10_000, `moved after ${Math.round(took)} ms`);
-        assertEquals(await echoVia(other.host, port, "after"), "after");
+        assertEquals(await echoThrough(port, "after", other.host), "after");
         const moved = client.events.slice(mark).find((e) => e.msg === "reconnecting");
         assertEquals([moved?.server, moved?.next], [on.addr, other.addr], JSON.stringify(moved));
         // The killed node back on its port, for the next step.
@@ -174,8 +158,8 @@ Deno.test("server_addrs: failover to a live node, ha_connections: 2 survives a n
         env,
       );
       await Promise.all([readyOn(client, "echo", nodeA.addr), readyOn(client, "echo", nodeB.addr)]);
-      assertEquals(await echoVia(nodeA.host, port, "a"), "a");
-      assertEquals(await echoVia(nodeB.host, port, "b"), "b");
+      assertEquals(await echoThrough(port, "a", nodeA.host), "a");
+      assertEquals(await echoThrough(port, "b", nodeB.host), "b");
       const status = await runClientCommand(["status", "--json"], env);
       assertEquals(status.code, 0, status.stderr);
       const [s] = JSON.parse(status.stdout);
@@ -199,7 +183,7 @@ Deno.test("server_addrs: failover to a live node, ha_connections: 2 survives a n
       const failures: string[] = [];
       const visitors = (async () => {
         for (let i = 0; !stop && i < 10_000; i++) {
-          const got = await echoVia(nodeB.host, port, `visit ${i}`).catch((e) => String(e));
+          const got = await echoThrough(port, `visit ${i}`, nodeB.host).catch((e) => String(e));
           if (got === `visit ${i}`) served++;
           else failures.push(`visit ${i}: ${got}`);
         }
@@ -220,7 +204,7 @@ Deno.test("server_addrs: failover to a live node, ha_connections: 2 survives a n
       await visitors;
       assertEquals(failures, []);
       assert(served > during, `${served} visits, ${during} before A was lost`);
-      assertEquals(await echoVia(nodeA.host, port, "a again"), "a again");
+      assertEquals(await echoThrough(port, "a again", nodeA.host), "a again");
       const back = JSON.parse((await runClientCommand(["status", "--json"], env)).stdout)[0];
       assertEquals(back.sessions.filter((x: { connected: boolean }) => x.connected).length, 2);
       assertEquals(await client.stop(), 0);
