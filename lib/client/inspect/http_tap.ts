@@ -82,28 +82,29 @@ const EMPTY = new Uint8Array(0);
 const ARENA_SIZE = 256 * 1024;
 
 /**
- * Where kept bodies are copied: one buffer carved into many copies, since
- * allocating a buffer per small body costs more than the copy. A copy is a
- * view of an arena of at most 256 KiB, kept alive by the entries that use
- * it; the ring drops entries oldest first, so whole arenas go with them.
+ * Where kept heads and bodies are copied: one buffer carved into many
+ * copies, since allocating a buffer per small body costs more than the
+ * copy. A copy is a view of an arena of at most 256 KiB, kept alive by the
+ * entries that use it; the ring drops entries oldest first, so whole arenas
+ * go with them.
  */
 export class BodyArena {
   #buffer = new Uint8Array(0);
   #used = 0;
 
-  /** A copy of `bytes` that no later write to `bytes` changes. */
-  copy(bytes: Uint8Array): Uint8Array {
-    const n = bytes.length;
-    if (n === 0) return EMPTY;
-    if (n > ARENA_SIZE / 4) return bytes.slice();
+  /** A copy of `bytes[from, to)` that no later write to `bytes` changes. */
+  copy(bytes: Uint8Array, from = 0, to = bytes.length): Uint8Array {
+    const n = to - from;
+    if (n <= 0) return EMPTY;
+    if (n > ARENA_SIZE / 4) return bytes.slice(from, to);
     if (this.#used + n > this.#buffer.length) {
       this.#buffer = new Uint8Array(ARENA_SIZE);
       this.#used = 0;
     }
-    const out = this.#buffer.subarray(this.#used, this.#used + n);
-    out.set(bytes);
+    const at = this.#used;
+    this.#buffer.set(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to), at);
     this.#used += n;
-    return out;
+    return this.#buffer.subarray(at, at + n);
   }
 }
 
@@ -113,11 +114,44 @@ type BodyMode =
   | { kind: "chunked"; state: "size" | "data" | "data-end" | "trailer"; left: number; line: string }
   | { kind: "close" };
 
-/** One direction's parse state. */
+const NONE: BodyMode = { kind: "none" };
+const CLOSE: BodyMode = { kind: "close" };
+
+/** `content-length` and `transfer-encoding` as char codes, to compare header names without strings. */
+const CONTENT_LENGTH = [..."content-length"].map((c) => c.charCodeAt(0));
+const TRANSFER_ENCODING = [..."transfer-encoding"].map((c) => c.charCodeAt(0));
+
+/** True when `buf[at…]` is `name` (lower-case char codes), ignoring ASCII case. */
+function nameIs(buf: Uint8Array, at: number, name: number[]): boolean {
+  for (let k = 0; k < name.length; k++) if ((buf[at + k]! | 0x20) !== name[k]) return false;
+  return true;
+}
+
+/** A head as read: its bytes (the tap's own copy), its start line's length, and the body's framing. */
+export interface HeadBytes {
+  /** Start line and header lines, without the final blank line. */
+  bytes: Uint8Array;
+  /** Length of the start line (without its line end). */
+  startLength: number;
+  /** The body's framing from `Transfer-Encoding` / `Content-Length`; null when the head has neither. */
+  framing: BodyMode | null;
+}
+
+/**
+ * One direction's parse state. Heads are read as bytes, line by line, for
+ * what framing needs (`Content-Length`, `Transfer-Encoding`); they are
+ * decoded to text only when someone looks at them.
+ */
 class MessageReader {
-  #head: Uint8Array[] = [];
-  #headSize = 0;
-  #tail: number[] = [];
+  /** A head that spans chunks, as far as read (the reader's own buffer), or null. */
+  #held: Uint8Array | null = null;
+  #heldLength = 0;
+  /** Where the next unread line starts, in the held head. */
+  #lineStart = 0;
+  /** Start line's length once read, else -1. */
+  #startLength = -1;
+  #contentLength = -1;
+  #transferEncoding: string | null = null;
   #body: BodyMode | null = null;
   #kept: Uint8Array[] = [];
   #keptSize = 0;
@@ -132,7 +166,7 @@ class MessageReader {
 
   /** True between messages (nothing of the next one read). */
   get idle(): boolean {
-    return this.#body === null && this.#headSize === 0;
+    return this.#body === null && this.#heldLength === 0;
   }
 
   /** True while reading a body that ends when the connection does. */
@@ -141,52 +175,73 @@ class MessageReader {
   }
 
   /**
-   * Reads from `chunk` at `offset`: calls `onHead` when a head is complete
-   * (it returns the body's framing) and `onBody` when the body ends; returns
-   * the offset after what it consumed, or throws a `TypeError` on bytes that
-   * are not HTTP.
+   * Reads `chunk[offset, to)`: calls `onHead` when a head is complete (it
+   * returns the body's framing) and `onBody` when the body ends; returns the
+   * offset after what it consumed, or throws a `TypeError` on bytes that are
+   * not HTTP.
    */
   feed(
     chunk: Uint8Array,
     offset: number,
-    onHead: (head: string) => BodyMode,
+    to: number,
+    onHead: (head: HeadBytes) => BodyMode,
     onBody: (body: Uint8Array, size: number) => void,
   ): number {
     let i = offset;
     if (this.#body === null) {
-      const end = this.#findHeadEnd(chunk, i);
-      if (end < 0) {
-        this.#headSize += chunk.length - i;
-        if (this.#headSize > MAX_HEAD) throw new TypeError("Head too long");
-        this.#head.push(chunk.slice(i));
-        return chunk.length;
+      let head: Uint8Array;
+      if (this.#held === null) {
+        const end = this.#scan(chunk, offset, offset, to);
+        if (end < 0) {
+          // The head goes on in a later chunk: hold what there is (the lines read are not read again).
+          this.#hold(chunk, offset, to);
+          this.#lineStart -= offset;
+          return to;
+        }
+        head = this.#arena.copy(chunk, offset, end - 4);
+        i = end;
+      } else {
+        const before = this.#heldLength;
+        this.#hold(chunk, offset, to);
+        const end = this.#scan(this.#held, 0, this.#lineStart, this.#heldLength);
+        if (end < 0) return to;
+        head = this.#held.subarray(0, end - 4);
+        i = offset + end - before;
       }
-      this.#head.push(chunk.subarray(i, end));
-      const whole = this.#head.length === 1 ? this.#head[0]! : concat(this.#head);
-      const bytes = whole.subarray(0, whole.length - 4);
-      const head = DECODER.decode(bytes);
-      this.#head = [];
-      this.#headSize = 0;
-      this.#body = onHead(head);
-      i = end;
+      const framing =
+        this.#transferEncoding !== null && /(^|,)\s*chunked$/.test(this.#transferEncoding)
+          ? { kind: "chunked" as const, state: "size" as const, left: 0, line: "" }
+          : this.#contentLength > 0
+          ? { kind: "length" as const, left: this.#contentLength }
+          : this.#contentLength === 0
+          ? NONE
+          : null;
+      const startLength = this.#startLength;
+      this.#held = null;
+      this.#heldLength = 0;
+      this.#lineStart = 0;
+      this.#startLength = -1;
+      this.#contentLength = -1;
+      this.#transferEncoding = null;
+      this.#body = onHead({ bytes: head, startLength, framing });
     }
     const body = this.#body;
     switch (body.kind) {
       case "none":
         break;
       case "close":
-        this.#keep(chunk.subarray(i));
-        return chunk.length;
+        this.#keep(chunk, i, to);
+        return to;
       case "length": {
-        const n = Math.min(body.left, chunk.length - i);
-        this.#keep(chunk.subarray(i, i + n));
+        const n = Math.min(body.left, to - i);
+        this.#keep(chunk, i, i + n);
         body.left -= n;
         i += n;
         if (body.left > 0) return i;
         break;
       }
       case "chunked":
-        i = this.#chunked(body, chunk, i);
+        i = this.#chunked(body, chunk, i, to);
         if (body.state !== "trailer" || body.left !== -1) return i;
         break;
     }
@@ -199,6 +254,83 @@ class MessageReader {
     if (this.#body?.kind === "close") this.#finishBody(onBody);
   }
 
+  /** Appends `chunk[from, to)` to the held head; throws past {@linkcode MAX_HEAD}. */
+  #hold(chunk: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    if (this.#heldLength + n > MAX_HEAD + 4) throw new TypeError("Head too long");
+    if (this.#held === null || this.#held.length < this.#heldLength + n) {
+      const grown = new Uint8Array(
+        Math.min(MAX_HEAD + 4, Math.max(1024, (this.#heldLength + n) * 2)),
+      );
+      if (this.#held) grown.set(this.#held.subarray(0, this.#heldLength));
+      this.#held = grown;
+    }
+    this.#held.set(chunk.subarray(from, to), this.#heldLength);
+    this.#heldLength += n;
+  }
+
+  /**
+   * Reads whole lines of the head that starts at `base` in `buf`, from
+   * `from` up to `to`: returns the position after the blank line that ends
+   * it, or -1 (with `#lineStart` where the unfinished line starts).
+   */
+  #scan(buf: Uint8Array, base: number, from: number, to: number): number {
+    let ls = from;
+    while (ls < to) {
+      let j = ls;
+      let colon = -1;
+      for (; j < to; j++) {
+        const b = buf[j]!;
+        if (b === 10) break;
+        if (b === 58 && colon < 0) colon = j;
+      }
+      if (j === to) break;
+      const le = j > ls && buf[j - 1] === 13 ? j - 1 : j;
+      if (le === ls) {
+        // A blank line: the end of the head when it is CRLF after a start line.
+        if (le === j || this.#startLength < 0) throw new TypeError("Bad blank line");
+        return j + 1;
+      }
+      if (this.#startLength < 0) this.#startLength = le - base;
+      else {
+        // A line without a colon is the cheap sign of bytes that are not a head at all.
+        if (colon < 0) throw new TypeError("Bad header line");
+        this.#header(buf, ls, colon, le);
+      }
+      ls = j + 1;
+      if (ls - base > MAX_HEAD) throw new TypeError("Head too long");
+    }
+    if (to - base > MAX_HEAD) throw new TypeError("Head too long");
+    this.#lineStart = ls;
+    return -1;
+  }
+
+  /** Notes a framing header (name `buf[ls, colon)`, value up to `le`); throws when one is repeated or bad. */
+  #header(buf: Uint8Array, ls: number, colon: number, le: number): void {
+    const n = colon - ls;
+    if (n === 14 && nameIs(buf, ls, CONTENT_LENGTH)) {
+      if (this.#contentLength >= 0) throw new TypeError("Repeated content-length");
+      let k = colon + 1;
+      while (k < le && (buf[k] === 32 || buf[k] === 9)) k++;
+      let e = le;
+      while (e > k && (buf[e - 1] === 32 || buf[e - 1] === 9)) e--;
+      if (k === e || e - k > 15) throw new TypeError("Bad Content-Length");
+      let value = 0;
+      for (; k < e; k++) {
+        const d = buf[k]! - 48;
+        if (d < 0 || d > 9) throw new TypeError("Bad Content-Length");
+        value = value * 10 + d;
+      }
+      this.#contentLength = value;
+    } else if (n === 17 && nameIs(buf, ls, TRANSFER_ENCODING)) {
+      if (this.#transferEncoding !== null) throw new TypeError("Repeated transfer-encoding");
+      this.#transferEncoding = String.fromCharCode(
+        ...buf.subarray(colon + 1, Math.min(le, colon + 1025)),
+      )
+        .trim().toLowerCase();
+    }
+  }
+
   #finishBody(onBody: (body: Uint8Array, size: number) => void): void {
     const kept = this.#kept;
     onBody(kept.length === 1 ? kept[0]! : kept.length === 0 ? EMPTY : concat(kept), this.#bodySize);
@@ -208,36 +340,15 @@ class MessageReader {
     this.#bodySize = 0;
   }
 
-  #keep(bytes: Uint8Array): void {
-    this.#bodySize += bytes.length;
+  /** Counts `chunk[from, to)` into the body and keeps what fits under `maxBody` (a copy). */
+  #keep(chunk: Uint8Array, from: number, to: number): void {
+    this.#bodySize += to - from;
     const room = this.#maxBody - this.#keptSize;
-    if (room <= 0 || bytes.length === 0) return;
-    const part = bytes.length <= room ? bytes : bytes.subarray(0, room);
+    if (room <= 0 || to <= from) return;
+    const end = Math.min(to, from + room);
     // A copy: the caller may reuse its buffer.
-    this.#kept.push(this.#arena.copy(part));
-    this.#keptSize += part.length;
-  }
-
-  /** Position in `chunk` after the `\r\n\r\n` that ends the head, or -1. */
-  #findHeadEnd(chunk: Uint8Array, from: number): number {
-    // A terminator that starts in the bytes held from earlier chunks (at most 3 of them).
-    const tail = this.#tail;
-    for (let k = -tail.length; k < 0 && from + k + 3 < chunk.length; k++) {
-      const at = (j: number) => (j < 0 ? tail[tail.length + j] : chunk[from + j]);
-      if (at(k) === 13 && at(k + 1) === 10 && at(k + 2) === 13 && at(k + 3) === 10) {
-        this.#tail = [];
-        return from + k + 4;
-      }
-    }
-    // Within the chunk: jump from line feed to line feed.
-    for (let nl = chunk.indexOf(10, from + 3); nl >= 0; nl = chunk.indexOf(10, nl + 1)) {
-      if (chunk[nl - 1] === 13 && chunk[nl - 2] === 10 && chunk[nl - 3] === 13) {
-        this.#tail = [];
-        return nl + 1;
-      }
-    }
-    this.#tail = [...tail, ...chunk.subarray(Math.max(from, chunk.length - 3))].slice(-3);
-    return -1;
+    this.#kept.push(this.#arena.copy(chunk, from, end));
+    this.#keptSize += end - from;
   }
 
   /** Reads chunked framing; sets `left = -1` in state `trailer` when the message ends. */
@@ -245,20 +356,22 @@ class MessageReader {
     body: Extract<BodyMode, { kind: "chunked" }>,
     chunk: Uint8Array,
     from: number,
+    to: number,
   ): number {
     let i = from;
-    while (i < chunk.length) {
+    while (i < to) {
       if (body.state === "data") {
-        const n = Math.min(body.left, chunk.length - i);
-        this.#keep(chunk.subarray(i, i + n));
+        const n = Math.min(body.left, to - i);
+        this.#keep(chunk, i, i + n);
         body.left -= n;
         i += n;
         if (body.left === 0) body.state = "data-end";
         continue;
       }
       // Line states: size line, the CRLF after data, trailer lines.
-      const nl = chunk.indexOf(10, i);
-      const stop = nl < 0 ? chunk.length : nl + 1;
+      let nl = chunk.indexOf(10, i);
+      if (nl >= to) nl = -1;
+      const stop = nl < 0 ? to : nl + 1;
       body.line += String.fromCharCode(...chunk.subarray(i, Math.min(stop, i + 1024)));
       if (body.line.length > 1024) throw new TypeError("Chunk line too long");
       i = stop;
@@ -316,49 +429,98 @@ export function headerFields(head: string): Array<[string, string]> {
   return out;
 }
 
-/** The value of header `name` (lower case) in `lower` (a head in lower case); throws when repeated. */
-function single(lower: string, name: string): string | undefined {
-  const key = `\r\n${name}:`;
-  const at = lower.indexOf(key);
-  if (at < 0) return undefined;
-  if (lower.indexOf(key, at + key.length) >= 0) throw new TypeError(`Repeated ${name}`);
-  const end = lower.indexOf("\r\n", at + key.length);
-  return lower.slice(at + key.length, end < 0 ? undefined : end).trim();
+/** True for the bytes of an HTTP token (a method). */
+function isTchar(b: number): boolean {
+  // ALPHA / DIGIT / "!#$%&'*+-.^_`|~"
+  return (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) ||
+    b === 0x21 || (b >= 0x23 && b <= 0x27) || b === 0x2a || b === 0x2b || b === 0x2d ||
+    b === 0x2e || b === 0x5e || b === 0x5f || b === 0x60 || b === 0x7c || b === 0x7e;
 }
 
-/**
- * The start line of `head` and the framing of its message; `fallback` when
- * it has neither length nor chunks. Throws on header lines that are not HTTP.
- */
-function startAndFraming(head: string, fallback: BodyMode): [string, BodyMode] {
-  const eol = head.indexOf("\r\n");
-  const start = eol < 0 ? head : head.slice(0, eol);
-  // Not every line checked: the bytes passed burrowd's parser or are the service's own answer;
-  // a line without a colon is the cheap sign of bytes that are not a head at all.
-  if (eol >= 0 && head.indexOf(":", eol) < 0) throw new TypeError("Bad header line");
-  const lower = head.toLowerCase();
-  const te = single(lower, "transfer-encoding");
-  if (te !== undefined && /(^|,)\s*chunked$/.test(te)) {
-    return [start, { kind: "chunked", state: "size", left: 0, line: "" }];
-  }
-  const cl = single(lower, "content-length");
-  if (cl !== undefined) {
-    if (!/^\d+$/.test(cl)) throw new TypeError("Bad Content-Length");
-    const left = Number(cl);
-    return [start, left === 0 ? { kind: "none" } : { kind: "length", left }];
-  }
-  return [start, fallback];
+/** True when `bytes[at…]` is `HTTP/1.0` or `HTTP/1.1`. */
+function isVersion(bytes: Uint8Array, at: number): boolean {
+  return bytes[at] === 0x48 && bytes[at + 1] === 0x54 && bytes[at + 2] === 0x54 &&
+    bytes[at + 3] === 0x50 && bytes[at + 4] === 0x2f && bytes[at + 5] === 0x31 &&
+    bytes[at + 6] === 0x2e && (bytes[at + 7] === 0x30 || bytes[at + 7] === 0x31);
 }
 
-interface Pending {
-  request: RecordedRequest;
+/** A recorded head whose text is decoded when first asked for. */
+class Message implements RecordedMessage {
+  #bytes: Uint8Array;
+  #text: string | null = null;
+  body: Uint8Array = EMPTY;
+  bodySize = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+  }
+
+  get head(): string {
+    return this.#text ??= DECODER.decode(this.#bytes);
+  }
+
+  /** Part of the head as text (bytes `from` to `to`, ASCII by the checks made). */
+  protected slice(from: number, to: number): string {
+    return this.#text?.slice(from, to) ?? DECODER.decode(this.#bytes.subarray(from, to));
+  }
+}
+
+/** A request as recorded: method and target read from its start line when asked for. */
+class Request extends Message implements RecordedRequest {
+  #methodEnd: number;
+  #pathEnd: number;
+  #method: string | null = null;
+  #path: string | null = null;
+
+  constructor(bytes: Uint8Array, methodEnd: number, pathEnd: number) {
+    super(bytes);
+    this.#methodEnd = methodEnd;
+    this.#pathEnd = pathEnd;
+  }
+
+  get method(): string {
+    return this.#method ??= this.slice(0, this.#methodEnd);
+  }
+
+  get path(): string {
+    return this.#path ??= this.slice(this.#methodEnd + 1, this.#pathEnd);
+  }
+}
+
+/** A response as recorded. */
+class Response extends Message implements RecordedResponse {
+  readonly status: number;
+
+  constructor(bytes: Uint8Array, status: number) {
+    super(bytes);
+    this.status = status;
+  }
+}
+
+/** What a request's method changes in reading its response: nothing, `HEAD`, `CONNECT`. */
+const OTHER = 0;
+const HEAD = 1;
+const CONNECT = 2;
+type Method = typeof OTHER | typeof HEAD | typeof CONNECT;
+
+/** One request on its way to being an exchange. */
+class Pending implements RecordedExchange {
+  request: Request;
+  method: Method;
   start: number;
-  requestDone: boolean;
-  response: RecordedResponse | null;
+  requestDone = false;
+  response: Response | null = null;
   /** The response has been read to its end. */
-  responseDone: boolean;
+  responseDone = false;
   end: number;
-  upgraded: boolean;
+  upgraded = false;
+
+  constructor(request: Request, method: Method, now: number) {
+    this.request = request;
+    this.method = method;
+    this.start = now;
+    this.end = now;
+  }
 }
 
 /** The HTTP/1.1 exchanges of one connection, from copies of its bytes in both directions. */
@@ -372,6 +534,12 @@ export class HttpTap {
   #reading: Pending | null = null;
   #answering: Pending | null = null;
   #stopped: "broken" | "upgraded" | null = null;
+  /** The time of the bytes being read now. */
+  #now = 0;
+  #onRequestHead = (head: HeadBytes) => this.#requestHead(head);
+  #onResponseHead = (head: HeadBytes) => this.#responseHead(head);
+  #onRequestBody = (body: Uint8Array, size: number) => this.#requestBody(body, size);
+  #onResponseBody = (body: Uint8Array, size: number) => this.#responseDone(body, size);
 
   /** A tap that keeps `options.maxBody` bytes per body and reports to `options.onExchange`. */
   constructor(options: HttpTapOptions) {
@@ -386,39 +554,31 @@ export class HttpTap {
     return this.#stopped;
   }
 
-  /** Bytes from the visitor to the service, received at `now`. */
-  request(chunk: Uint8Array, now: number): void {
+  /** Bytes `chunk[from, to)` from the visitor to the service, received at `now`. */
+  request(chunk: Uint8Array, now: number, from = 0, to = chunk.length): void {
     if (this.#stopped) return;
+    this.#now = now;
     try {
-      let i = 0;
-      while (i < chunk.length && !this.#stopped) {
+      let i = from;
+      while (i < to && !this.#stopped) {
         if (this.#up.idle && !this.#reading && this.#pending.length >= MAX_PENDING) {
           throw new TypeError("Too many pending requests");
         }
-        i = this.#up.feed(chunk, i, (head) => this.#requestHead(head, now), (body, size) => {
-          const p = this.#reading;
-          if (!p) return;
-          p.request.body = body;
-          p.request.bodySize = size;
-          p.requestDone = true;
-          this.#reading = null;
-          this.#flush();
-        });
+        i = this.#up.feed(chunk, i, to, this.#onRequestHead, this.#onRequestBody);
       }
     } catch {
       this.#stopped = "broken";
     }
   }
 
-  /** Bytes from the service to the visitor, received at `now`. */
-  response(chunk: Uint8Array, now: number): void {
+  /** Bytes `chunk[from, to)` from the service to the visitor, received at `now`. */
+  response(chunk: Uint8Array, now: number, from = 0, to = chunk.length): void {
     if (this.#stopped) return;
+    this.#now = now;
     try {
-      let i = 0;
-      while (i < chunk.length && !this.#stopped) {
-        i = this.#down.feed(chunk, i, (head) => this.#responseHead(head, now), (body, size) => {
-          this.#responseDone(body, size, now);
-        });
+      let i = from;
+      while (i < to && !this.#stopped) {
+        i = this.#down.feed(chunk, i, to, this.#onResponseHead, this.#onResponseBody);
       }
     } catch {
       this.#stopped = "broken";
@@ -430,84 +590,108 @@ export class HttpTap {
    * requests left without a response are reported with none.
    */
   end(now: number): void {
+    this.#now = now;
     if (!this.#stopped) {
       try {
-        this.#down.end((body, size) => this.#responseDone(body, size, now));
+        this.#down.end(this.#onResponseBody);
       } catch { /* reported below as it stands */ }
     }
     for (const p of this.#pending) {
       if (!p.responseDone) p.end = now;
-      this.#options.onExchange(toExchange(p));
+      this.#options.onExchange(p);
     }
     this.#pending = [];
     if (!this.#stopped) this.#stopped = "broken";
   }
 
-  #requestHead(head: string, now: number): BodyMode {
-    const [start, mode] = startAndFraming(head, { kind: "none" });
-    const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/.exec(start);
-    if (!m) throw new TypeError("Not an HTTP/1 request");
-    const request: RecordedRequest = {
-      method: m[1]!,
-      path: m[2]!,
-      head,
-      body: EMPTY,
-      bodySize: 0,
-    };
-    const p: Pending = {
-      request,
-      start: now,
-      requestDone: false,
-      response: null,
-      responseDone: false,
-      end: now,
-      upgraded: false,
-    };
+  #requestHead(head: HeadBytes): BodyMode {
+    // `METHOD SP target SP HTTP/1.x`, checked on the bytes.
+    const b = head.bytes;
+    const n = head.startLength;
+    let m = 0;
+    while (m < n && isTchar(b[m]!)) m++;
+    if (m === 0 || b[m] !== 0x20 || n - m < 11 || b[n - 9] !== 0x20 || !isVersion(b, n - 8)) {
+      throw new TypeError("Not an HTTP/1 request");
+    }
+    const pathEnd = n - 9;
+    if (pathEnd <= m + 1) throw new TypeError("Not an HTTP/1 request");
+    for (let k = m + 1; k < pathEnd; k++) {
+      if (b[k]! <= 0x20) throw new TypeError("Not an HTTP/1 request");
+    }
+    const method = m === 4 && b[0] === 0x48 && b[1] === 0x45 && b[2] === 0x41 && b[3] === 0x44
+      ? HEAD
+      : m === 7 && String.fromCharCode(...b.subarray(0, 7)) === "CONNECT"
+      ? CONNECT
+      : OTHER;
+    const p = new Pending(new Request(b, m, pathEnd), method, this.#now);
     this.#pending.push(p);
     this.#reading = p;
-    return mode;
+    return head.framing ?? NONE;
   }
 
-  #responseHead(head: string, now: number): BodyMode {
-    const [start, mode] = startAndFraming(head, { kind: "close" });
-    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(start);
-    if (!m) throw new TypeError("Not an HTTP/1 response");
-    const status = Number(m[1]);
-    const p = this.#pending.find((x) => !x.response);
+  #requestBody(body: Uint8Array, size: number): void {
+    const p = this.#reading;
+    if (!p) return;
+    p.request.body = body;
+    p.request.bodySize = size;
+    p.requestDone = true;
+    this.#reading = null;
+    this.#flush();
+  }
+
+  #responseHead(head: HeadBytes): BodyMode {
+    // `HTTP/1.x SP 3DIGIT [SP reason]`, checked on the bytes.
+    const b = head.bytes;
+    const n = head.startLength;
+    const d0 = b[9]! - 48, d1 = b[10]! - 48, d2 = b[11]! - 48;
+    if (
+      n < 12 || !isVersion(b, 0) || b[8] !== 0x20 || d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 ||
+      d2 < 0 || d2 > 9 || (n > 12 && b[12] !== 0x20)
+    ) {
+      throw new TypeError("Not an HTTP/1 response");
+    }
+    const status = d0 * 100 + d1 * 10 + d2;
+    const now = this.#now;
+    let p: Pending | undefined;
+    for (const x of this.#pending) {
+      if (!x.response) {
+        p = x;
+        break;
+      }
+    }
     if (!p) throw new TypeError("Response without a request");
     if (status === 101) {
-      p.response = { status, head, body: EMPTY, bodySize: 0 };
+      p.response = new Response(b, status);
       p.end = now;
       p.responseDone = true;
       p.upgraded = true;
       this.#stopped = "upgraded";
       this.#flush(true);
-      return { kind: "none" };
+      return NONE;
     }
     // Interim responses (100 Continue, 103 Early Hints): the final one follows.
-    if (status < 200) return { kind: "none" };
-    p.response = { status, head, body: EMPTY, bodySize: 0 };
+    if (status < 200) return NONE;
+    p.response = new Response(b, status);
     this.#answering = p;
-    const method = p.request.method;
-    if (method === "CONNECT" && status < 300) {
+    if (p.method === CONNECT && status < 300) {
       p.end = now;
       p.responseDone = true;
       p.upgraded = true;
       this.#stopped = "upgraded";
       this.#answering = null;
       this.#flush(true);
-      return { kind: "none" };
+      return NONE;
     }
-    if (method === "HEAD" || status === 204 || status === 304) return { kind: "none" };
-    return mode;
+    if (p.method === HEAD || status === 204 || status === 304) return NONE;
+    return head.framing ?? CLOSE;
   }
 
-  #responseDone(body: Uint8Array, size: number, now: number): void {
+  #responseDone(body: Uint8Array, size: number): void {
     const p = this.#answering;
     if (!p?.response) return;
     p.response.body = body;
     p.response.bodySize = size;
-    p.end = now;
+    p.end = this.#now;
     p.responseDone = true;
     this.#answering = null;
     this.#flush();
@@ -519,17 +703,7 @@ export class HttpTap {
       const p = this.#pending[0]!;
       if (!p.responseDone || (!p.requestDone && !all)) break;
       this.#pending.shift();
-      this.#options.onExchange(toExchange(p));
+      this.#options.onExchange(p);
     }
   }
-}
-
-function toExchange(p: Pending): RecordedExchange {
-  return {
-    request: p.request,
-    response: p.response,
-    start: p.start,
-    end: p.end,
-    upgraded: p.upgraded,
-  };
 }

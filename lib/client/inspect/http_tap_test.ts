@@ -158,3 +158,57 @@ Deno.test("HttpTap: HEAD and 304 responses have no body", () => {
   assertEquals(seen.map((x) => x.response?.status), [200, 304]);
   assertEquals(tap.stopped, null);
 });
+
+Deno.test("HttpTap: framing headers are read in any case, with spaces, split anywhere", () => {
+  const request =
+    "POST /p?q=1 HTTP/1.1\r\ncOnTeNt-LeNgTh: \t3 \r\nX-Y: content-length: 9\r\n\r\nabc";
+  const response = "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n" +
+    "3\r\nxyz\r\n0\r\n\r\n";
+  for (const size of [1, 2, 3, 7, 1 << 30]) {
+    const { tap, seen } = tapped();
+    feed((b, t) => tap.request(b, t), request, size);
+    feed((b, t) => tap.response(b, t), response, size);
+    assertEquals(tap.stopped, null, `pieces of ${size}`);
+    assertEquals(seen.length, 1);
+    assertEquals(seen[0]!.request.method, "POST");
+    assertEquals(seen[0]!.request.path, "/p?q=1");
+    assertEquals(dec.decode(seen[0]!.request.body), "abc");
+    assertEquals(dec.decode(seen[0]!.response!.body), "xyz");
+    assertEquals(seen[0]!.response!.head, "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked");
+  }
+});
+
+Deno.test("HttpTap: a part of a chunk is read as asked, the bytes around it untouched", () => {
+  const { tap, seen } = tapped();
+  const bytes = enc.encode("xxGET /a HTTP/1.1\r\nHost: h\r\n\r\nyy");
+  tap.request(bytes, 1, 2, bytes.length - 2);
+  const answer = enc.encode("HTTP/1.1 204 No Content\r\n\r\n!!");
+  tap.response(answer, 2, 0, answer.length - 2);
+  assertEquals(tap.stopped, null);
+  assertEquals(seen.map((x) => [x.request.path, x.response?.status, x.start, x.end]), [
+    ["/a", 204, 1, 2],
+  ]);
+});
+
+Deno.test("HttpTap: start lines and framing that are not HTTP stop recording", () => {
+  for (
+    const [request, response] of <Array<[string, string]>> [
+      ["GET /a HTTP/2.0\r\n\r\n", ""],
+      ["GET  /a HTTP/1.1\r\n\r\n", ""],
+      ["GET /a\tb HTTP/1.1\r\n\r\n", ""],
+      ["G(T /a HTTP/1.1\r\n\r\n", ""],
+      ["POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", ""],
+      ["POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\nab", ""],
+      ["GET / HTTP/1.1\n\n", ""],
+      ["GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n"],
+      ["GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n"],
+      ["GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n"],
+      ["GET / HTTP/1.1\r\n\r\n", "HTTP/3 200 OK\r\n\r\n"],
+    ]
+  ) {
+    const { tap } = tapped();
+    feed((b, t) => tap.request(b, t), request);
+    feed((b, t) => tap.response(b, t), response);
+    assertEquals(tap.stopped, "broken", JSON.stringify([request, response]));
+  }
+});
