@@ -81,30 +81,100 @@ const EMPTY = new Uint8Array(0);
 /** Bytes of a body arena; a body larger than a quarter of it gets a buffer of its own. */
 const ARENA_SIZE = 256 * 1024;
 
+/** Spare arena blocks kept for reuse at most (2 MiB). */
+const MAX_SPARE = 8;
+
 /**
- * Where kept heads and bodies are copied: one buffer carved into many
- * copies, since allocating a buffer per small body costs more than the
- * copy. A copy is a view of an arena of at most 256 KiB, kept alive by the
- * entries that use it; the ring drops entries oldest first, so whole arenas
- * go with them.
+ * Where kept heads and bodies are copied: blocks of 256 KiB carved into
+ * many copies, since allocating a buffer per small body costs more than the
+ * copy. Each block counts the copies handed out of it; a copy given back
+ * with {@linkcode BodyArena.release} (the ring does, when it drops an
+ * entry) lowers it, and a block with none left is filled again instead of
+ * a new one: the recorder keeps reusing the same few warm blocks rather
+ * than handing the garbage collector 256 KiB every few hundred requests.
+ * A copy never given back only keeps its block from being reused; the
+ * garbage collector frees it once no copy is referenced.
  */
 export class BodyArena {
-  #buffer = new Uint8Array(0);
+  #block: Block = new Block(0);
   #used = 0;
+  #spare: Block[] = [];
 
   /** A copy of `bytes[from, to)` that no later write to `bytes` changes. */
   copy(bytes: Uint8Array, from = 0, to = bytes.length): Uint8Array {
     const n = to - from;
     if (n <= 0) return EMPTY;
     if (n > ARENA_SIZE / 4) return bytes.slice(from, to);
-    if (this.#used + n > this.#buffer.length) {
-      this.#buffer = new Uint8Array(ARENA_SIZE);
-      this.#used = 0;
-    }
+    if (this.#used + n > this.#block.bytes.length) this.#next();
     const at = this.#used;
-    this.#buffer.set(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to), at);
+    const block = this.#block;
+    block.bytes.set(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to), at);
     this.#used += n;
-    return this.#buffer.subarray(at, at + n);
+    block.refs++;
+    return block.bytes.subarray(at, at + n);
+  }
+
+  /** One copy of `parts` one after the other (a body kept in several pieces). */
+  join(parts: Uint8Array[]): Uint8Array {
+    let n = 0;
+    for (const part of parts) n += part.length;
+    if (n === 0) return EMPTY;
+    if (n > ARENA_SIZE / 4) return concat(parts);
+    if (this.#used + n > this.#block.bytes.length) this.#next();
+    const at = this.#used;
+    const block = this.#block;
+    let o = at;
+    for (const part of parts) {
+      block.bytes.set(part, o);
+      o += part.length;
+    }
+    this.#used += n;
+    block.refs++;
+    return block.bytes.subarray(at, at + n);
+  }
+
+  /**
+   * Gives back a copy made by {@linkcode BodyArena.copy}, once: its bytes
+   * may be overwritten from now on. Anything else is ignored.
+   */
+  release(copy: Uint8Array): void {
+    const block = (copy.buffer as Tagged)[BLOCK];
+    if (block === undefined || block.arena !== this || block.refs <= 0) return;
+    if (--block.refs === 0 && block !== this.#block && this.#spare.length < MAX_SPARE) {
+      this.#spare.push(block);
+    }
+  }
+
+  /** Blocks waiting to be reused (for tests). */
+  get spare(): number {
+    return this.#spare.length;
+  }
+
+  /** Moves on to a spare block, or a new one. */
+  #next(): void {
+    const old = this.#block;
+    if (old.bytes.length > 0 && old.refs === 0 && this.#spare.length < MAX_SPARE) {
+      this.#spare.push(old);
+    }
+    this.#block = this.#spare.pop() ?? new Block(ARENA_SIZE, this);
+    this.#used = 0;
+  }
+}
+
+/** The property of a block's ArrayBuffer that leads back to the block. */
+const BLOCK = Symbol("burrow.arenaBlock");
+type Tagged = ArrayBufferLike & { [BLOCK]?: Block };
+
+/** One block of an arena, and how many copies out of it are still in use. */
+class Block {
+  readonly bytes: Uint8Array;
+  readonly arena: BodyArena | null;
+  refs = 0;
+
+  constructor(size: number, arena: BodyArena | null = null) {
+    this.bytes = new Uint8Array(size);
+    this.arena = arena;
+    (this.bytes.buffer as Tagged)[BLOCK] = this;
   }
 }
 
@@ -333,7 +403,13 @@ class MessageReader {
 
   #finishBody(onBody: (body: Uint8Array, size: number) => void): void {
     const kept = this.#kept;
-    onBody(kept.length === 1 ? kept[0]! : kept.length === 0 ? EMPTY : concat(kept), this.#bodySize);
+    let body: Uint8Array = EMPTY;
+    if (kept.length === 1) body = kept[0]!;
+    else if (kept.length > 1) {
+      body = this.#arena.join(kept);
+      for (const part of kept) this.#arena.release(part);
+    }
+    onBody(body, this.#bodySize);
     this.#body = null;
     this.#kept = [];
     this.#keptSize = 0;
@@ -429,6 +505,15 @@ export function headerFields(head: string): Array<[string, string]> {
   return out;
 }
 
+/**
+ * Gives the copies a recorded message holds back to `arena` (see
+ * {@linkcode BodyArena.release}): for when nothing will read it again.
+ * The message reads empty from then on.
+ */
+export function releaseMessage(message: RecordedMessage, arena: BodyArena): void {
+  if (message instanceof Message) message.release(arena);
+}
+
 /** True for the bytes of an HTTP token (a method). */
 function isTchar(b: number): boolean {
   // ALPHA / DIGIT / "!#$%&'*+-.^_`|~"
@@ -453,6 +538,15 @@ class Message implements RecordedMessage {
 
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
+  }
+
+  /** Gives the head's and body's copies back to `arena`; the message reads empty from now on. */
+  release(arena: BodyArena): void {
+    arena.release(this.#bytes);
+    arena.release(this.body);
+    this.#bytes = EMPTY;
+    this.#text = "";
+    this.body = EMPTY;
   }
 
   get head(): string {

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { BodyArena, HttpTap, type RecordedExchange } from "./http_tap.ts";
+import { BodyArena, HttpTap, type RecordedExchange, releaseMessage } from "./http_tap.ts";
 
 /** Where a recorded exchange went, for replays. */
 export interface LocalTarget {
@@ -65,11 +65,14 @@ export type RingEvent = { type: "add"; entry: InspectedExchange } | { type: "cle
 export interface ExchangeRingOptions {
   /** Entries kept; the oldest goes first. Default 200. */
   maxRequests?: number;
+  /** Called with each entry the ring drops (the oldest beyond the bound, or all on `clear`). */
+  onEvict?: (entry: InspectedExchange) => void;
 }
 
 /** The last `maxRequests` exchanges, with listeners for new ones. */
 export class ExchangeRing {
   #max: number;
+  #onEvict: ((entry: InspectedExchange) => void) | undefined;
   #entries: InspectedExchange[] = [];
   #nextId = 1;
   #listeners = new Set<(event: RingEvent) => void>();
@@ -77,6 +80,7 @@ export class ExchangeRing {
   /** A ring of `options.maxRequests` entries. */
   constructor(options: ExchangeRingOptions = {}) {
     this.#max = Math.max(1, options.maxRequests ?? 200);
+    this.#onEvict = options.onEvict;
   }
 
   /** Adds an exchange (its `id` is set here), dropping the oldest beyond the bound. */
@@ -84,7 +88,10 @@ export class ExchangeRing {
     entry.id = this.#nextId++;
     const added = entry as InspectedExchange;
     this.#entries.push(added);
-    if (this.#entries.length > this.#max) this.#entries.shift();
+    if (this.#entries.length > this.#max) {
+      const dropped = this.#entries.shift()!;
+      this.#onEvict?.(dropped);
+    }
     this.#tell({ type: "add", entry: added });
     return added;
   }
@@ -101,7 +108,9 @@ export class ExchangeRing {
 
   /** Forgets every entry (ids keep increasing). */
   clear(): void {
+    const dropped = this.#entries;
     this.#entries = [];
+    if (this.#onEvict) { for (const entry of dropped) this.#onEvict(entry); }
     this.#tell({ type: "clear" });
   }
 
@@ -217,7 +226,14 @@ export class Recorder {
 
   /** A recorder with `options`' bounds. */
   constructor(options: RecorderOptions = {}) {
-    this.ring = new ExchangeRing({ maxRequests: options.maxRequests ?? 200 });
+    // What a dropped entry kept goes back to the arena, to be filled again.
+    this.ring = new ExchangeRing({
+      maxRequests: options.maxRequests ?? 200,
+      onEvict: (entry) => {
+        releaseMessage(entry.request, this.#arena);
+        if (entry.response) releaseMessage(entry.response, this.#arena);
+      },
+    });
     this.maxBody = options.maxBody ?? 64 * 1024;
     this.#slab = new Uint8Array(options.queueBytes ?? 4 * 1024 * 1024);
   }

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../../testing/mod.ts";
 import type { RelayConn } from "../../mux/mod.ts";
-import { MAX_HEAD } from "./http_tap.ts";
+import { BodyArena, MAX_HEAD } from "./http_tap.ts";
 import { RecordedConn } from "./recorded_conn.ts";
 import { Recorder } from "./recorder.ts";
 
@@ -127,4 +127,67 @@ Deno.test("RecordedConn: hands each request byte over once across partial writes
   recorder.drain();
   assertEquals(recorder.ring.list().map((x) => x.request.path), ["/partial"]);
   recorder.close();
+});
+
+Deno.test("Recorder: blocks of dropped entries are filled again, and kept entries read what was sent", () => {
+  const recorder = new Recorder({ maxRequests: 20, maxBody: 4096 });
+  const conns = Array.from(
+    { length: 5 },
+    (_, c) => recorder.connection({ tunnel: "web", remote: `10.0.0.${c}`, local }),
+  );
+  // Each body says which request it belongs to, so a block reused under a kept entry would show.
+  const bodyOf = (n: number) => enc.encode(String(n).padStart(8, "0").repeat(300));
+  let n = 0;
+  for (let round = 0; round < 400; round++) {
+    for (const conn of conns) {
+      const body = bodyOf(n);
+      conn.request(enc.encode(`POST /n/${n} HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n`));
+      conn.request(body);
+      // The answer's body in two chunks: kept in two parts, joined, the parts given back.
+      conn.response(enc.encode(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`));
+      conn.response(body.subarray(0, 1000));
+      conn.response(body.subarray(1000));
+      n++;
+    }
+    recorder.drain();
+    for (const x of recorder.ring.list()) {
+      const id = Number(x.request.path.slice(3));
+      const expected = new TextDecoder().decode(bodyOf(id));
+      assertEquals(new TextDecoder().decode(x.request.body), expected);
+      assertEquals(new TextDecoder().decode(x.response!.body), expected);
+      assertEquals(x.request.head.split("\r\n")[0], `POST /n/${id} HTTP/1.1`);
+    }
+  }
+  // 2,000 exchanges of ~7 KiB kept: 55 blocks' worth, and no more than a few blocks ever made.
+  const list = recorder.ring.list();
+  assertEquals(list.length, 20);
+  assertEquals(list[0]!.request.path, `/n/${n - 1}`);
+  const blocks = new Set<ArrayBufferLike>();
+  for (const x of list) blocks.add(x.request.body.buffer).add(x.response!.body.buffer);
+  assert(blocks.size <= 4, `${blocks.size} blocks`);
+  // What the ring drops reads empty (never another request's bytes).
+  const kept = list.at(-1)!;
+  recorder.ring.clear();
+  assertEquals([kept.request.head, kept.request.body.length], ["", 0]);
+  recorder.close();
+});
+
+Deno.test("BodyArena: a block is reused only once every copy out of it is given back", () => {
+  const arena = new BodyArena();
+  const piece = new Uint8Array(60 * 1024).fill(7);
+  const first = [arena.copy(piece), arena.copy(piece), arena.copy(piece), arena.copy(piece)];
+  const next = arena.copy(piece); // 240 KiB used: a new block
+  assert(next.buffer !== first[0]!.buffer);
+  for (const c of first.slice(1)) arena.release(c);
+  assertEquals(arena.spare, 0);
+  arena.release(first[0]!);
+  assertEquals(arena.spare, 1);
+  // Given back twice or not the arena's: ignored.
+  arena.release(first[0]!);
+  arena.release(piece);
+  assertEquals(arena.spare, 1);
+  for (let i = 0; i < 3; i++) arena.copy(piece);
+  const reused = arena.copy(piece);
+  assertEquals(reused.buffer, first[0]!.buffer);
+  assertEquals(reused[0], 7);
 });
