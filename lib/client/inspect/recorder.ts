@@ -3,8 +3,12 @@
  * recorder that the local side hands copies of an HTTP tunnel's bytes to.
  *
  * The relay never waits on the recorder: a copy of each chunk goes into a
- * bounded queue (a synchronous push), which a timer drains through each
- * connection's {@linkcode HttpTap}. When the queue is full, the chunk is
+ * bounded queue (a synchronous push), drained through each connection's
+ * {@linkcode HttpTap} once the relay's current callback has returned (a
+ * microtask: the relay's read or write is under way by then, and the bytes
+ * just copied are still in the CPU's cache; a timer instead costs tens of
+ * µs of wake-ups each time on a VM, and parses bytes gone cold). When the
+ * queue is full (more than `queueBytes` queued within one task), the chunk is
  * dropped and its connection stops being recorded (counted in `dropped`);
  * the exchanges it had under way are reported then, marked `incomplete`.
  *
@@ -166,14 +170,6 @@ interface Queued {
   at: number;
 }
 
-/**
- * How long bytes wait before they are parsed, in ms: one timer for many
- * chunks. Arming a timer costs a system call here (several µs on a VM),
- * so at thousands of requests a second a longer wait costs less per
- * request; 4 ms is still live to a person watching the page, and at
- * 1 GB/s fills a quarter of the default queue.
- */
-const DRAIN_DELAY = 4;
 const EMPTY = new Uint8Array(0);
 
 /** One connection's recording: what the relay side calls, synchronously and cheaply. */
@@ -218,7 +214,8 @@ export class Recorder {
   /** The copies of queued chunks, one after the other (no allocation per chunk). */
   #slab: Uint8Array;
   #queued = 0;
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  /** A drain is due (queued as a microtask). */
+  #draining = false;
   /** Where the bodies every connection keeps are copied. */
   #arena = new BodyArena();
   /** True while the drain reports the exchanges a cut left under way. */
@@ -279,20 +276,19 @@ export class Recorder {
     this.#slab.set(bytes, offset);
     this.#queued += bytes.length;
     this.#queue.push({ conn, dir, offset, length: bytes.length, at: performance.now() });
-    this.#timer ??= setTimeout(this.#onTimer, DRAIN_DELAY);
+    if (!this.#draining) {
+      this.#draining = true;
+      queueMicrotask(this.#drainSoon);
+    }
   }
 
-  #onTimer = () => {
-    this.#timer = null;
+  #drainSoon = () => {
+    this.#draining = false;
     this.drain();
   };
 
-  /** Parses everything queued now (the timer calls it; tests may too). */
+  /** Parses everything queued now (a microtask after the first chunk queued calls it; tests may too). */
   drain(): void {
-    if (this.#timer !== null) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
     const queue = this.#queue;
     this.#queue = [];
     for (const { conn, dir, offset, length, at } of queue) {
@@ -321,10 +317,8 @@ export class Recorder {
     this.#queued = 0;
   }
 
-  /** Stops the drain timer; what is queued is dropped. */
+  /** Drops what is queued. */
   close(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
     this.#queue = [];
     this.#queued = 0;
   }

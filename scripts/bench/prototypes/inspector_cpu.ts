@@ -7,7 +7,9 @@
  * machine's other work than the req/s ratio of `deno task bench --only
  * http`, so it is the figure to judge a change to the recorder by. With
  * `PERF=1`, each run also counts the client's system calls per request
- * (`perf stat` on syscall tracepoints).
+ * (`perf stat` on syscall tracepoints). With `TOGETHER=1` both pairs are
+ * driven at the same time (`wrk -t1 -c25` each), so that what else the
+ * machine does falls on both alike: the steadier comparison.
  *
  *   deno run -A scripts/bench/prototypes/inspector_cpu.ts [rounds] [seconds]
  *
@@ -45,7 +47,9 @@ interface Pair {
   label: "off" | "on";
   port: number;
   clientPid: number;
+  serverPid: number;
   cpu: number[];
+  serverCpu: number[];
   rates: number[];
 }
 const pairs: Pair[] = [];
@@ -61,7 +65,15 @@ for (const label of ["off", "on"] as const) {
       client: label === "on" ? { inspect: { addr: `127.0.0.1:${freePort()}` } } : {},
     }),
   );
-  pairs.push({ label, port, clientPid: b.client.pid, cpu: [], rates: [] });
+  pairs.push({
+    label,
+    port,
+    clientPid: b.client.pid,
+    serverPid: b.server.pid,
+    cpu: [],
+    serverCpu: [],
+    rates: [],
+  });
 }
 
 /** Starts counting `pid`'s system calls; the returned function stops and reads the counts. */
@@ -94,32 +106,58 @@ function countSyscalls(pid: number): () => Promise<Map<string, number>> {
 
 const script = await wrkScript(dir.path);
 const url = (p: Pair) => `http://127.0.0.1:${p.port}/1KiB.bin`;
-for (const p of pairs) await runWrk(url(p), script, { seconds: 2, host: HOST });
-for (let round = 1; round <= ROUNDS; round++) {
-  for (const p of pairs) {
-    const before = treeCpuSeconds(p.clientPid);
-    const stop = Deno.env.get("PERF") ? countSyscalls(p.clientPid) : null;
-    const w = await runWrk(url(p), script, { seconds: SECONDS, host: HOST });
-    const us = ((treeCpuSeconds(p.clientPid) - before) * 1e6) / w.requests;
-    const counts = stop ? await stop() : null;
-    p.cpu.push(us);
-    p.rates.push(w.requestsPerSecond);
-    const calls = counts
-      ? "; system calls per request: " +
-        [...counts].map(([name, n]) => `${name} ${(n / w.requests).toFixed(2)}`).join(", ")
-      : "";
-    console.log(
-      `round ${round} inspector ${p.label.padEnd(3)}: ${w.requestsPerSecond.toFixed(0)} req/s, ` +
-        `client ${us.toFixed(1)} µs CPU per request${calls}`,
-    );
-  }
+const served = new Map<string, number>();
+for (const p of pairs) {
+  served.set(p.label, (await runWrk(url(p), script, { seconds: 2, host: HOST })).requests);
 }
+/** One measured run of `p` (wrk with `connections`), with its client's and server's CPU. */
+async function measure(p: Pair, round: number, connections: number): Promise<void> {
+  const before = treeCpuSeconds(p.clientPid);
+  const serverBefore = treeCpuSeconds(p.serverPid);
+  const stop = Deno.env.get("PERF") ? countSyscalls(p.clientPid) : null;
+  const w = await runWrk(url(p), script, {
+    seconds: SECONDS,
+    host: HOST,
+    connections,
+    threads: TOGETHER ? 1 : 2,
+  });
+  const us = ((treeCpuSeconds(p.clientPid) - before) * 1e6) / w.requests;
+  const serverUs = ((treeCpuSeconds(p.serverPid) - serverBefore) * 1e6) / w.requests;
+  const counts = stop ? await stop() : null;
+  p.cpu.push(us);
+  p.serverCpu.push(serverUs);
+  p.rates.push(w.requestsPerSecond);
+  served.set(p.label, served.get(p.label)! + w.requests);
+  const calls = counts
+    ? "; system calls per request: " +
+      [...counts].map(([name, n]) => `${name} ${(n / w.requests).toFixed(2)}`).join(", ")
+    : "";
+  console.log(
+    `round ${round} inspector ${p.label.padEnd(3)}: ${w.requestsPerSecond.toFixed(0)} req/s, ` +
+      `client ${us.toFixed(1)} µs CPU per request (server ${serverUs.toFixed(1)})${calls}`,
+  );
+}
+
+// TOGETHER=1: both pairs driven at once (wrk -t1 -c25 each), so that what else the machine
+// does falls on both alike; otherwise in turns, as `deno task bench` does.
+const TOGETHER = Deno.env.get("TOGETHER") === "1";
+for (let round = 1; round <= ROUNDS; round++) {
+  if (TOGETHER) await Promise.all(pairs.map((p) => measure(p, round, 25)));
+  else for (const p of pairs) await measure(p, round, 50);
+}
+console.log(
+  `requests served in all (warm-up included): ${
+    [...served].map(([l, n]) => `${l} ${n}`).join(", ")
+  }`,
+);
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const [off, on] = pairs as [Pair, Pair];
 console.log(
   `median client CPU per request: off ${median(off.cpu).toFixed(1)} µs, on ${
     median(on.cpu).toFixed(1)
-  } µs (+${(median(on.cpu) - median(off.cpu)).toFixed(1)}); req/s on/off ${
+  } µs (+${(median(on.cpu) - median(off.cpu)).toFixed(1)}); server off ${
+    median(off.serverCpu).toFixed(1)
+  } µs, on ${median(on.serverCpu).toFixed(1)} µs; req/s on/off ${
     (median(on.rates) / median(off.rates)).toFixed(2)
   }×`,
 );
