@@ -96,21 +96,21 @@ const MAX_SPARE = 8;
  * garbage collector frees it once no copy is referenced.
  */
 export class BodyArena {
-  #block: Block = new Block(0);
-  #used = 0;
-  #spare: Block[] = [];
+  #state = new ArenaState();
 
   /** A copy of `bytes[from, to)` that no later write to `bytes` changes. */
   copy(bytes: Uint8Array, from = 0, to = bytes.length): Uint8Array {
     const n = to - from;
-    if (n <= 0) return EMPTY;
-    if (n > ARENA_SIZE / 4) return bytes.slice(from, to);
-    if (this.#used + n > this.#block.bytes.length) this.#next();
-    const at = this.#used;
-    const block = this.#block;
+    if (n <= 0 || n > ARENA_SIZE / 4) {
+      lastBlock = null;
+      return n <= 0 ? EMPTY : bytes.slice(from, to);
+    }
+    const block = this.#room(n);
+    const at = this.#state.used;
     block.bytes.set(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to), at);
-    this.#used += n;
+    this.#state.used += n;
     block.refs++;
+    lastBlock = block;
     return block.bytes.subarray(at, at + n);
   }
 
@@ -118,47 +118,57 @@ export class BodyArena {
   join(parts: Uint8Array[]): Uint8Array {
     let n = 0;
     for (const part of parts) n += part.length;
-    if (n === 0) return EMPTY;
-    if (n > ARENA_SIZE / 4) return concat(parts);
-    if (this.#used + n > this.#block.bytes.length) this.#next();
-    const at = this.#used;
-    const block = this.#block;
+    if (n === 0 || n > ARENA_SIZE / 4) {
+      lastBlock = null;
+      return n === 0 ? EMPTY : concat(parts);
+    }
+    const block = this.#room(n);
+    const at = this.#state.used;
     let o = at;
     for (const part of parts) {
       block.bytes.set(part, o);
       o += part.length;
     }
-    this.#used += n;
+    this.#state.used += n;
     block.refs++;
+    lastBlock = block;
     return block.bytes.subarray(at, at + n);
   }
 
   /**
-   * Gives back a copy made by {@linkcode BodyArena.copy}, once: its bytes
-   * may be overwritten from now on. Anything else is ignored.
+   * Gives back a copy made by {@linkcode BodyArena.copy} or
+   * {@linkcode BodyArena.join}, once: its bytes may be overwritten from
+   * now on. Anything else is ignored.
    */
   release(copy: Uint8Array): void {
     const block = (copy.buffer as Tagged)[BLOCK];
-    if (block === undefined || block.arena !== this || block.refs <= 0) return;
-    if (--block.refs === 0 && block !== this.#block && this.#spare.length < MAX_SPARE) {
-      this.#spare.push(block);
-    }
+    if (block !== undefined && block.state === this.#state) block.release();
   }
 
   /** Blocks waiting to be reused (for tests). */
   get spare(): number {
-    return this.#spare.length;
+    return this.#state.spare.length;
   }
 
-  /** Moves on to a spare block, or a new one. */
-  #next(): void {
-    const old = this.#block;
-    if (old.bytes.length > 0 && old.refs === 0 && this.#spare.length < MAX_SPARE) {
-      this.#spare.push(old);
+  /** The block to copy `n` bytes into: the current one, else a spare one, else a new one. */
+  #room(n: number): Block {
+    const state = this.#state;
+    if (state.used + n <= state.current.bytes.length) return state.current;
+    const old = state.current;
+    if (old.bytes.length > 0 && old.refs === 0 && state.spare.length < MAX_SPARE) {
+      state.spare.push(old);
     }
-    this.#block = this.#spare.pop() ?? new Block(ARENA_SIZE, this);
-    this.#used = 0;
+    state.current = state.spare.pop() ?? new Block(ARENA_SIZE, state);
+    state.used = 0;
+    return state.current;
   }
+}
+
+/** What an arena and its blocks share: the block being filled, and the ones to fill next. */
+class ArenaState {
+  current: Block = new Block(0, null);
+  used = 0;
+  spare: Block[] = [];
 }
 
 /** The property of a block's ArrayBuffer that leads back to the block. */
@@ -168,15 +178,31 @@ type Tagged = ArrayBufferLike & { [BLOCK]?: Block };
 /** One block of an arena, and how many copies out of it are still in use. */
 class Block {
   readonly bytes: Uint8Array;
-  readonly arena: BodyArena | null;
+  readonly state: ArenaState | null;
   refs = 0;
 
-  constructor(size: number, arena: BodyArena | null = null) {
+  constructor(size: number, state: ArenaState | null) {
     this.bytes = new Uint8Array(size);
-    this.arena = arena;
+    this.state = state;
     (this.bytes.buffer as Tagged)[BLOCK] = this;
   }
+
+  /** One copy out of this block is no longer used; with none left, it is filled again. */
+  release(): void {
+    if (this.refs <= 0) return;
+    const state = this.state;
+    if (--this.refs === 0 && state && this !== state.current && state.spare.length < MAX_SPARE) {
+      state.spare.push(this);
+    }
+  }
 }
+
+/**
+ * The block the last {@linkcode BodyArena.copy} or {@linkcode BodyArena.join}
+ * went into (null for a copy of its own), read right after it: what a
+ * message gives back when it is dropped, without looking its copies up.
+ */
+let lastBlock: Block | null = null;
 
 type BodyMode =
   | { kind: "none" }
@@ -198,14 +224,19 @@ function nameIs(buf: Uint8Array, at: number, name: number[]): boolean {
 }
 
 /** A head as read: its bytes (the tap's own copy), its start line's length, and the body's framing. */
-export interface HeadBytes {
+interface HeadBytes {
   /** Start line and header lines, without the final blank line. */
   bytes: Uint8Array;
   /** Length of the start line (without its line end). */
   startLength: number;
   /** The body's framing from `Transfer-Encoding` / `Content-Length`; null when the head has neither. */
   framing: BodyMode | null;
+  /** The arena block `bytes` were copied into (null: a buffer of their own). */
+  block: Block | null;
 }
+
+/** What `onBody` of a reader receives: the body as kept, its whole size, its arena block. */
+type OnBody = (body: Uint8Array, size: number, block: Block | null) => void;
 
 /**
  * One direction's parse state. Heads are read as bytes, line by line, for
@@ -224,6 +255,8 @@ class MessageReader {
   #transferEncoding: string | null = null;
   #body: BodyMode | null = null;
   #kept: Uint8Array[] = [];
+  /** The arena block of each kept part. */
+  #keptBlocks: Array<Block | null> = [];
   #keptSize = 0;
   #bodySize = 0;
   #maxBody: number;
@@ -255,11 +288,12 @@ class MessageReader {
     offset: number,
     to: number,
     onHead: (head: HeadBytes) => BodyMode,
-    onBody: (body: Uint8Array, size: number) => void,
+    onBody: OnBody,
   ): number {
     let i = offset;
     if (this.#body === null) {
       let head: Uint8Array;
+      let block: Block | null = null;
       if (this.#held === null) {
         const end = this.#scan(chunk, offset, offset, to);
         if (end < 0) {
@@ -269,6 +303,7 @@ class MessageReader {
           return to;
         }
         head = this.#arena.copy(chunk, offset, end - 4);
+        block = lastBlock;
         i = end;
       } else {
         const before = this.#heldLength;
@@ -293,7 +328,7 @@ class MessageReader {
       this.#startLength = -1;
       this.#contentLength = -1;
       this.#transferEncoding = null;
-      this.#body = onHead({ bytes: head, startLength, framing });
+      this.#body = onHead({ bytes: head, startLength, framing, block });
     }
     const body = this.#body;
     switch (body.kind) {
@@ -320,7 +355,7 @@ class MessageReader {
   }
 
   /** Ends a body that runs until the connection closes. */
-  end(onBody: (body: Uint8Array, size: number) => void): void {
+  end(onBody: OnBody): void {
     if (this.#body?.kind === "close") this.#finishBody(onBody);
   }
 
@@ -347,13 +382,12 @@ class MessageReader {
   #scan(buf: Uint8Array, base: number, from: number, to: number): number {
     let ls = from;
     while (ls < to) {
+      // The colon (or the line's end) first, then the line feed: one comparison a byte for values.
       let j = ls;
-      let colon = -1;
-      for (; j < to; j++) {
-        const b = buf[j]!;
-        if (b === 10) break;
-        if (b === 58 && colon < 0) colon = j;
-      }
+      let b = 0;
+      while (j < to && (b = buf[j]!) !== 58 && b !== 10) j++;
+      const colon = j < to && b === 58 ? j : -1;
+      while (j < to && buf[j] !== 10) j++;
       if (j === to) break;
       const le = j > ls && buf[j - 1] === 13 ? j - 1 : j;
       if (le === ls) {
@@ -401,17 +435,22 @@ class MessageReader {
     }
   }
 
-  #finishBody(onBody: (body: Uint8Array, size: number) => void): void {
+  #finishBody(onBody: OnBody): void {
     const kept = this.#kept;
     let body: Uint8Array = EMPTY;
-    if (kept.length === 1) body = kept[0]!;
-    else if (kept.length > 1) {
+    let block: Block | null = null;
+    if (kept.length === 1) {
+      body = kept[0]!;
+      block = this.#keptBlocks[0]!;
+    } else if (kept.length > 1) {
       body = this.#arena.join(kept);
-      for (const part of kept) this.#arena.release(part);
+      block = lastBlock;
+      for (const part of this.#keptBlocks) part?.release();
     }
-    onBody(body, this.#bodySize);
+    onBody(body, this.#bodySize, block);
     this.#body = null;
     this.#kept = [];
+    this.#keptBlocks = [];
     this.#keptSize = 0;
     this.#bodySize = 0;
   }
@@ -424,6 +463,7 @@ class MessageReader {
     const end = Math.min(to, from + room);
     // A copy: the caller may reuse its buffer.
     this.#kept.push(this.#arena.copy(chunk, from, end));
+    this.#keptBlocks.push(lastBlock);
     this.#keptSize += end - from;
   }
 
@@ -506,12 +546,12 @@ export function headerFields(head: string): Array<[string, string]> {
 }
 
 /**
- * Gives the copies a recorded message holds back to `arena` (see
- * {@linkcode BodyArena.release}): for when nothing will read it again.
- * The message reads empty from then on.
+ * Gives the copies a recorded message holds back to the arena they came
+ * from (see {@linkcode BodyArena.release}): for when nothing will read it
+ * again. The message reads empty from then on.
  */
-export function releaseMessage(message: RecordedMessage, arena: BodyArena): void {
-  if (message instanceof Message) message.release(arena);
+export function releaseMessage(message: RecordedMessage): void {
+  if (message instanceof Message) message.release();
 }
 
 /** True for the bytes of an HTTP token (a method). */
@@ -532,18 +572,29 @@ function isVersion(bytes: Uint8Array, at: number): boolean {
 /** A recorded head whose text is decoded when first asked for. */
 class Message implements RecordedMessage {
   #bytes: Uint8Array;
+  #block: Block | null;
+  #bodyBlock: Block | null = null;
   #text: string | null = null;
   body: Uint8Array = EMPTY;
   bodySize = 0;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, block: Block | null) {
     this.#bytes = bytes;
+    this.#block = block;
   }
 
-  /** Gives the head's and body's copies back to `arena`; the message reads empty from now on. */
-  release(arena: BodyArena): void {
-    arena.release(this.#bytes);
-    arena.release(this.body);
+  /** Sets the body as kept (`block`: its arena block) and its whole size. */
+  setBody(body: Uint8Array, size: number, block: Block | null): void {
+    this.body = body;
+    this.bodySize = size;
+    this.#bodyBlock = block;
+  }
+
+  /** Gives the head's and body's copies back to their arena; the message reads empty from now on. */
+  release(): void {
+    this.#block?.release();
+    this.#bodyBlock?.release();
+    this.#block = this.#bodyBlock = null;
     this.#bytes = EMPTY;
     this.#text = "";
     this.body = EMPTY;
@@ -566,8 +617,8 @@ class Request extends Message implements RecordedRequest {
   #method: string | null = null;
   #path: string | null = null;
 
-  constructor(bytes: Uint8Array, methodEnd: number, pathEnd: number) {
-    super(bytes);
+  constructor(bytes: Uint8Array, block: Block | null, methodEnd: number, pathEnd: number) {
+    super(bytes, block);
     this.#methodEnd = methodEnd;
     this.#pathEnd = pathEnd;
   }
@@ -585,8 +636,8 @@ class Request extends Message implements RecordedRequest {
 class Response extends Message implements RecordedResponse {
   readonly status: number;
 
-  constructor(bytes: Uint8Array, status: number) {
-    super(bytes);
+  constructor(bytes: Uint8Array, block: Block | null, status: number) {
+    super(bytes, block);
     this.status = status;
   }
 }
@@ -632,8 +683,8 @@ export class HttpTap {
   #now = 0;
   #onRequestHead = (head: HeadBytes) => this.#requestHead(head);
   #onResponseHead = (head: HeadBytes) => this.#responseHead(head);
-  #onRequestBody = (body: Uint8Array, size: number) => this.#requestBody(body, size);
-  #onResponseBody = (body: Uint8Array, size: number) => this.#responseDone(body, size);
+  #onRequestBody: OnBody = (body, size, block) => this.#requestBody(body, size, block);
+  #onResponseBody: OnBody = (body, size, block) => this.#responseDone(body, size, block);
 
   /** A tap that keeps `options.maxBody` bytes per body and reports to `options.onExchange`. */
   constructor(options: HttpTapOptions) {
@@ -717,17 +768,16 @@ export class HttpTap {
       : m === 7 && String.fromCharCode(...b.subarray(0, 7)) === "CONNECT"
       ? CONNECT
       : OTHER;
-    const p = new Pending(new Request(b, m, pathEnd), method, this.#now);
+    const p = new Pending(new Request(b, head.block, m, pathEnd), method, this.#now);
     this.#pending.push(p);
     this.#reading = p;
     return head.framing ?? NONE;
   }
 
-  #requestBody(body: Uint8Array, size: number): void {
+  #requestBody(body: Uint8Array, size: number, block: Block | null): void {
     const p = this.#reading;
     if (!p) return;
-    p.request.body = body;
-    p.request.bodySize = size;
+    p.request.setBody(body, size, block);
     p.requestDone = true;
     this.#reading = null;
     this.#flush();
@@ -755,7 +805,7 @@ export class HttpTap {
     }
     if (!p) throw new TypeError("Response without a request");
     if (status === 101) {
-      p.response = new Response(b, status);
+      p.response = new Response(b, head.block, status);
       p.end = now;
       p.responseDone = true;
       p.upgraded = true;
@@ -764,8 +814,11 @@ export class HttpTap {
       return NONE;
     }
     // Interim responses (100 Continue, 103 Early Hints): the final one follows.
-    if (status < 200) return NONE;
-    p.response = new Response(b, status);
+    if (status < 200) {
+      head.block?.release();
+      return NONE;
+    }
+    p.response = new Response(b, head.block, status);
     this.#answering = p;
     if (p.method === CONNECT && status < 300) {
       p.end = now;
@@ -780,11 +833,10 @@ export class HttpTap {
     return head.framing ?? CLOSE;
   }
 
-  #responseDone(body: Uint8Array, size: number): void {
+  #responseDone(body: Uint8Array, size: number, block: Block | null): void {
     const p = this.#answering;
     if (!p?.response) return;
-    p.response.body = body;
-    p.response.bodySize = size;
+    p.response.setBody(body, size, block);
     p.end = this.#now;
     p.responseDone = true;
     this.#answering = null;

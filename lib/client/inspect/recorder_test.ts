@@ -29,7 +29,7 @@ Deno.test("Recorder: a flood of large requests stays within max_requests and max
       conn.request(body);
       conn.response(enc.encode(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`));
       conn.response(body);
-      // The recorder's timer runs between the relay's reads.
+      // The recorder drains between the relay's reads.
       recorder.drain();
     }
     conn.end();
