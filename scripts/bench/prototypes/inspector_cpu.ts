@@ -108,7 +108,11 @@ const script = await wrkScript(dir.path);
 const url = (p: Pair) => `http://127.0.0.1:${p.port}/1KiB.bin`;
 const served = new Map<string, number>();
 for (const p of pairs) {
-  served.set(p.label, (await runWrk(url(p), script, { seconds: 2, host: HOST })).requests);
+  served.set(
+    p.label,
+    (await runWrk(url(p), script, { seconds: Number(Deno.env.get("WARM") ?? 2), host: HOST }))
+      .requests,
+  );
 }
 /** One measured run of `p` (wrk with `connections`), with its client's and server's CPU. */
 async function measure(p: Pair, round: number, connections: number): Promise<void> {
