@@ -10,7 +10,7 @@
  * @module
  */
 
-import { Recorder } from "../../../lib/client/inspect/recorder.ts";
+import { Recorder } from "../../../lib/client/mod.ts";
 
 const N = Number(Deno.args[0] ?? 200_000);
 const ROUNDS = Number(Deno.args[1] ?? 5);
