@@ -5,7 +5,7 @@
  * @module
  */
 
-import { readFull, writeAll } from "./_latency.ts";
+import { median, readFull, writeAll } from "./_latency.ts";
 import { delay, treeRssKiB } from "./_procs.ts";
 
 /** Closes every connection, ignoring ones already closed. */
@@ -78,7 +78,7 @@ export interface MemoryResult {
   serverAfterKiB: number;
   clientBeforeKiB: number;
   clientAfterKiB: number;
-  /** Least-squares slope of RSS over the steps. */
+  /** Slope of RSS over the steps (median of the slopes between every two reads). */
   serverPerConnKiB: number;
   clientPerConnKiB: number;
   /** RSS read after each step, the first before any connection. */
@@ -90,21 +90,22 @@ export interface MemoryResult {
 const STEPS = 5;
 
 /**
- * The least-squares slope of `ys` over `xs`: one lumpy read (a heap
- * growing its young generation by megabytes at once) moves it far less
- * than it moves a difference of two reads.
+ * The slope of `ys` over `xs` as the median of the slopes between every
+ * two reads (Theil–Sen): one lumpy read moves it little. A least-squares
+ * line did not hold: the server giving 26 MB back between the first two of
+ * six reads made it -13.9 KiB per connection (2026-12-01), and a heap
+ * growing its young generation by megabytes moves a difference of two reads
+ * even more.
  */
 export function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i]! - mx) * (ys[i]! - my);
-    den += (xs[i]! - mx) ** 2;
+  const slopes: number[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    for (let j = i + 1; j < xs.length; j++) {
+      const dx = xs[j]! - xs[i]!;
+      if (dx !== 0) slopes.push((ys[j]! - ys[i]!) / dx);
+    }
   }
-  return den === 0 ? 0 : num / den;
+  return slopes.length === 0 ? 0 : median(slopes);
 }
 
 /** Options of {@linkcode memoryPerConnection}. */
