@@ -212,3 +212,112 @@ Deno.test("HttpTap: start lines and framing that are not HTTP stop recording", (
     assertEquals(tap.stopped, "broken", JSON.stringify([request, response]));
   }
 });
+
+/** A small deterministic generator (xorshift32), so that a failure can be replayed. */
+function random(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
+  };
+}
+
+Deno.test("HttpTap: any split of the same bytes records the same exchanges", () => {
+  // Each request with its answer; the answer's bytes come only after its request's head.
+  const pairs: Array<[string, string, string]> = [
+    ["GET /a HTTP/1.1\r\nHost: h\r\n\r\n", "", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+    [
+      "POST /b HTTP/1.1\r\ncontent-length: 11\r\n\r\n",
+      "hello world",
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nnew",
+    ],
+    [
+      "PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "5\r\nabcde\r\n3;x=y\r\nfgh\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nT: 1\r\n\r\n",
+    ],
+    ["HEAD /d HTTP/1.1\r\n\r\n", "", "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"],
+  ];
+  const up = enc.encode(pairs.map(([head, body]) => head + body).join(""));
+  const down = enc.encode(pairs.map(([, , answer]) => answer).join(""));
+  // Bytes of `up` to have fed before the answer starting at each offset of `down` may come.
+  const headEnds: number[] = [];
+  const answerStarts: number[] = [];
+  let u = 0;
+  let d = 0;
+  for (const [head, body, answer] of pairs) {
+    headEnds.push(u + enc.encode(head).length);
+    answerStarts.push(d);
+    u += enc.encode(head + body).length;
+    d += enc.encode(answer).length;
+  }
+  const summary = (seen: RecordedExchange[]) =>
+    seen.map((x) => [
+      x.request.method,
+      x.request.path,
+      x.request.head,
+      dec.decode(x.request.body),
+      x.response?.status,
+      x.response?.head,
+      dec.decode(x.response?.body),
+      x.response?.bodySize,
+    ]);
+  const whole = tapped();
+  whole.tap.request(up, 0);
+  whole.tap.response(down, 0);
+  assertEquals(whole.seen.length, 4);
+  const expected = summary(whole.seen);
+  const next = random(17);
+  for (let round = 0; round < 300; round++) {
+    const { tap, seen } = tapped();
+    let i = 0;
+    let j = 0;
+    while (i < up.length || j < down.length) {
+      const n = 1 + Math.floor(next() * 40);
+      // How far the answers may go: up to the start of the first answer whose request's
+      // head has not been fed whole.
+      const k = headEnds.findIndex((end) => end > i);
+      const limit = k < 0 ? down.length : answerStarts[k]!;
+      if (j < limit && (i >= up.length || next() < 0.5)) {
+        const to = Math.min(limit, j + n);
+        tap.response(down.subarray(j, to), 0);
+        j = to;
+      } else if (i < up.length) {
+        const to = Math.min(up.length, i + n);
+        tap.request(up.subarray(i, to), 0);
+        i = to;
+      }
+    }
+    assertEquals(tap.stopped, null, `round ${round}`);
+    assertEquals(summary(seen), expected, `round ${round}`);
+  }
+});
+
+Deno.test("HttpTap: random bytes after a valid start never throw and stay bounded", () => {
+  const next = random(99);
+  for (let round = 0; round < 300; round++) {
+    const { tap, seen } = tapped(256);
+    const junk = new Uint8Array(1 + Math.floor(next() * 4000));
+    for (let k = 0; k < junk.length; k++) {
+      // Mostly header-ish bytes, with the characters that matter to framing thrown in.
+      const r = next();
+      junk[k] = r < 0.1 ? 10 : r < 0.2 ? 13 : r < 0.25 ? 58 : 32 + Math.floor(next() * 95);
+    }
+    const prefix = round % 2 === 0 ? "POST /x HTTP/1.1\r\n" : "";
+    const bytes = new Uint8Array([...enc.encode(prefix), ...junk]);
+    for (let i = 0; i < bytes.length;) {
+      const n = 1 + Math.floor(next() * 64);
+      tap.request(bytes.subarray(i, i + n), 0);
+      tap.response(bytes.subarray(i, i + n), 0);
+      i += n;
+    }
+    tap.end(1);
+    for (const x of seen) {
+      assert(x.request.body.length <= 256 && (x.response?.body.length ?? 0) <= 256);
+    }
+  }
+});
