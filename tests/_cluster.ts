@@ -9,7 +9,7 @@
 
 import { fingerprintOf, generateSelfSigned } from "../lib/transport/mod.ts";
 import { eventually } from "../lib/testing/mod.ts";
-import { freePort, Proc } from "./_procs.ts";
+import { Proc } from "./_procs.ts";
 
 /** The shared token of the nodes. */
 export const CLUSTER_TOKEN = "cluster-e2e-token";
@@ -17,6 +17,35 @@ export const CLUSTER_TOKEN = "cluster-e2e-token";
 export const CLUSTER_SECRET = "cluster-e2e-secret-of-some-length";
 const TOKEN = CLUSTER_TOKEN;
 const SECRET = CLUSTER_SECRET;
+
+/**
+ * A port free for TCP and UDP on 127.0.0.1–`hosts` a moment ago (one
+ * address more than the nodes started, for a test's extra node), chosen at
+ * random below the kernel's ephemeral range (32768 up on Linux). Every node
+ * opens a cluster's tunnel ports after it has bound its own relay, admin and
+ * control ports to port 0; a port from `freePort()` is one the kernel had
+ * just handed out, and it handed the same one to a node's relay port once
+ * (the group test failed with "TCP port … is in use on node n3").
+ */
+function sharedPort(hosts: number): number {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const held: Array<{ close(): void }> = [];
+    try {
+      for (let i = 1; i <= hosts; i++) {
+        const hostname = `127.0.0.${i}`;
+        held.push(Deno.listen({ hostname, port }));
+        held.push(Deno.listenDatagram({ transport: "udp", hostname, port }));
+      }
+      return port;
+    } catch {
+      // Taken on one of the addresses: another.
+    } finally {
+      for (const h of held) h.close();
+    }
+  }
+  throw new Error("No port below 32768 is free on the test's loopback addresses");
+}
 
 /** One node as started. */
 export interface ClusterNode {
@@ -56,14 +85,14 @@ export async function startCluster(
   const tls = `{cert_file: "${dir}/server.crt", key_file: "${dir}/server.key"${
     mutual ? `, client_ca_file: "${dir}/ca.crt"` : ""
   }}`;
-  const vhost = freePort();
+  const vhost = sharedPort(count + 1);
   const cluster: Cluster = {
     nodes: [],
     fingerprint: fingerprintOf(cert),
     dir,
     vhost,
-    udp: freePort(),
-    tcp: freePort(),
+    udp: sharedPort(count + 1),
+    tcp: sharedPort(count + 1),
     async start(i, secret = SECRET, port = 0) {
       const id = `n${i + 1}`;
       const host = `127.0.0.${i + 1}`;
