@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "../../testing/mod.ts";
+import { xorshift32 } from "../../util/mod.ts";
 import { headerFields, HttpTap, MAX_HEAD, type RecordedExchange } from "./http_tap.ts";
 
 const enc = new TextEncoder();
@@ -213,19 +214,6 @@ Deno.test("HttpTap: start lines and framing that are not HTTP stop recording", (
   }
 });
 
-/** A small deterministic generator (xorshift32), so that a failure can be replayed. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
-
 Deno.test("HttpTap: any split of the same bytes records the same exchanges", () => {
   // Each request with its answer; the answer's bytes come only after its request's head.
   const pairs: Array<[string, string, string]> = [
@@ -271,7 +259,7 @@ Deno.test("HttpTap: any split of the same bytes records the same exchanges", () 
   whole.tap.response(down, 0);
   assertEquals(whole.seen.length, 4);
   const expected = summary(whole.seen);
-  const next = random(17);
+  const next = xorshift32(17);
   for (let round = 0; round < 300; round++) {
     const { tap, seen } = tapped();
     let i = 0;
@@ -298,7 +286,7 @@ Deno.test("HttpTap: any split of the same bytes records the same exchanges", () 
 });
 
 Deno.test("HttpTap: random bytes after a valid start never throw and stay bounded", () => {
-  const next = random(99);
+  const next = xorshift32(99);
   for (let round = 0; round < 300; round++) {
     const { tap, seen } = tapped(256);
     const junk = new Uint8Array(1 + Math.floor(next() * 4000));
