@@ -87,8 +87,8 @@ const MAX_SPARE = 8;
 /**
  * Where kept heads and bodies are copied: blocks of 256 KiB carved into
  * many copies, since allocating a buffer per small body costs more than the
- * copy. Each block counts the copies handed out of it; a copy given back
- * with {@linkcode BodyArena.release} (the ring does, when it drops an
+ * copy. Each block counts the copies handed out of it; a message given
+ * back with {@linkcode releaseMessage} (the ring does, when it drops an
  * entry) lowers it, and a block with none left is filled again instead of
  * a new one: the recorder keeps reusing the same few warm blocks rather
  * than handing the garbage collector 256 KiB every few hundred requests.
@@ -135,16 +135,6 @@ export class BodyArena {
     return block.bytes.subarray(at, at + n);
   }
 
-  /**
-   * Gives back a copy made by {@linkcode BodyArena.copy} or
-   * {@linkcode BodyArena.join}, once: its bytes may be overwritten from
-   * now on. Anything else is ignored.
-   */
-  release(copy: Uint8Array): void {
-    const block = (copy.buffer as Tagged)[BLOCK];
-    if (block !== undefined && block.state === this.#state) block.release();
-  }
-
   /** Blocks waiting to be reused (for tests). */
   get spare(): number {
     return this.#state.spare.length;
@@ -171,10 +161,6 @@ class ArenaState {
   spare: Block[] = [];
 }
 
-/** The property of a block's ArrayBuffer that leads back to the block. */
-const BLOCK = Symbol("burrow.arenaBlock");
-type Tagged = ArrayBufferLike & { [BLOCK]?: Block };
-
 /** One block of an arena, and how many copies out of it are still in use. */
 class Block {
   readonly bytes: Uint8Array;
@@ -184,7 +170,6 @@ class Block {
   constructor(size: number, state: ArenaState | null) {
     this.bytes = new Uint8Array(size);
     this.state = state;
-    (this.bytes.buffer as Tagged)[BLOCK] = this;
   }
 
   /** One copy out of this block is no longer used; with none left, it is filled again. */
@@ -270,11 +255,6 @@ class MessageReader {
   /** True between messages (nothing of the next one read). */
   get idle(): boolean {
     return this.#body === null && this.#heldLength === 0;
-  }
-
-  /** True while reading a body that ends when the connection does. */
-  get untilClose(): boolean {
-    return this.#body?.kind === "close";
   }
 
   /**
@@ -547,8 +527,8 @@ export function headerFields(head: string): Array<[string, string]> {
 
 /**
  * Gives the copies a recorded message holds back to the arena they came
- * from (see {@linkcode BodyArena.release}): for when nothing will read it
- * again. The message reads empty from then on.
+ * from (see {@linkcode BodyArena}): for when nothing will read it again.
+ * The message reads empty from then on; giving it back twice does nothing.
  */
 export function releaseMessage(message: RecordedMessage): void {
   if (message instanceof Message) message.release();

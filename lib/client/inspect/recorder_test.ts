@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../../testing/mod.ts";
 import type { RelayConn } from "../../mux/mod.ts";
-import { BodyArena, MAX_HEAD } from "./http_tap.ts";
+import { BodyArena, HttpTap, MAX_HEAD, type RecordedExchange, releaseMessage } from "./http_tap.ts";
 import { RecordedConn } from "./recorded_conn.ts";
 import { Recorder } from "./recorder.ts";
 
@@ -172,22 +172,35 @@ Deno.test("Recorder: blocks of dropped entries are filled again, and kept entrie
   recorder.close();
 });
 
-Deno.test("BodyArena: a block is reused only once every copy out of it is given back", () => {
+Deno.test("BodyArena: a block is reused only once every message with a copy in it is given back", () => {
   const arena = new BodyArena();
-  const piece = new Uint8Array(60 * 1024).fill(7);
-  const first = [arena.copy(piece), arena.copy(piece), arena.copy(piece), arena.copy(piece)];
-  const next = arena.copy(piece); // 240 KiB used: a new block
-  assert(next.buffer !== first[0]!.buffer);
-  for (const c of first.slice(1)) arena.release(c);
+  const seen: RecordedExchange[] = [];
+  const tap = new HttpTap({ maxBody: 64 * 1024, arena, onExchange: (x) => seen.push(x) });
+  const post = (n: number) => {
+    const body = new Uint8Array(60 * 1024).fill(n);
+    tap.request(enc.encode(`POST /${n} HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n`), 0);
+    tap.request(body, 0);
+    tap.response(enc.encode("HTTP/1.1 204 No Content\r\n\r\n"), 0);
+  };
+  // Four requests fill most of the first 256 KiB block; the fifth's body goes to a second.
+  for (let n = 0; n < 5; n++) post(n);
+  const first = seen[0]!.request.body.buffer;
+  assert(seen[3]!.request.body.buffer === first && seen[4]!.request.body.buffer !== first);
+  for (const x of seen.slice(0, 4)) {
+    releaseMessage(x.request);
+    releaseMessage(x.response!);
+  }
+  // The fifth request's head is still in the first block.
   assertEquals(arena.spare, 0);
-  arena.release(first[0]!);
+  releaseMessage(seen[4]!.request);
   assertEquals(arena.spare, 1);
-  // Given back twice or not the arena's: ignored.
-  arena.release(first[0]!);
-  arena.release(piece);
+  // Given back twice, or a message of no arena: nothing changes.
+  releaseMessage(seen[4]!.request);
+  releaseMessage({ head: "GET / HTTP/1.1", body: new Uint8Array(1), bodySize: 1 });
   assertEquals(arena.spare, 1);
-  for (let i = 0; i < 3; i++) arena.copy(piece);
-  const reused = arena.copy(piece);
-  assertEquals(reused.buffer, first[0]!.buffer);
-  assertEquals(reused[0], 7);
+  // The second block fills up, and the first is filled again.
+  for (let n = 5; n < 9; n++) post(n);
+  assertEquals(seen[8]!.request.body.buffer, first);
+  assertEquals([seen[8]!.request.body[0], seen[8]!.request.body.length], [8, 60 * 1024]);
+  assertEquals(arena.spare, 0);
 });
